@@ -1,0 +1,39 @@
+# Verity's front door. Every Go command carries the duckdb_arrow build tag,
+# which duckdb-go's Arrow interface needs, so no user has to know it.
+GO       ?= go
+TAGS     := duckdb_arrow
+GOFLAGS_ := -tags=$(TAGS)
+BIN      := bin/verity
+
+.PHONY: build test golden lint bench fixtures run-fixtures clean
+
+build:
+	$(GO) build $(GOFLAGS_) -buildvcs=auto -o $(BIN) ./cmd/verity
+
+# The whole test suite: unit, statistics references and simulations, golden
+# outputs, and end-to-end tests of the real binary.
+test:
+	$(GO) vet $(GOFLAGS_) ./...
+	$(GO) test $(GOFLAGS_) -count=1 -timeout 20m ./...
+
+# Rewrite the golden outputs after a reviewed change of behaviour.
+golden:
+	$(GO) test $(GOFLAGS_) -count=1 ./golden -update
+
+# Regenerate the committed fixtures (a test checks they are byte-identical).
+fixtures:
+	$(GO) run $(GOFLAGS_) ./fixtures/cmd/mkfixtures
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(GOFLAGS_) ./...
+	$(GO) run $(GOFLAGS_) ./cmd/verity queries verify
+
+bench:
+	$(GO) test $(GOFLAGS_) -run '^$$' -bench . -benchmem ./...
+
+run-fixtures: build
+	$(BIN) run --out runs fixtures/specs/*.yaml
+
+clean:
+	rm -rf bin runs

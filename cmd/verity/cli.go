@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/queries"
+)
+
+const usage = `usage: verity <command> [flags] [args]
+
+commands:
+  run      analyse specs and write results:  verity run [--out DIR] [--threads N] [--memory-limit SIZE] SPEC...
+  queries  check or release SQL templates:   verity queries verify|lock|list [--dir DIR]
+  version  print the build and DuckDB versions
+`
+
+// run executes one command line and returns the process exit code and the
+// error to print. Only main prints it and exits.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return pipeline.ExitConfig, errors.New("no command given")
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		return runCmd(ctx, args[1:], stdout, stderr)
+	case "queries":
+		err = queriesCmd(args[1:], stdout, stderr)
+	case "version":
+		err = versionCmd(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0, nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return pipeline.ExitConfig, fmt.Errorf("unknown command %q", args[0])
+	}
+	return pipeline.ExitCode(err), err
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return fmt.Errorf("%w: %s", pipeline.ErrUsage, "help requested")
+		}
+		return fmt.Errorf("%w: %v", pipeline.ErrUsage, err)
+	}
+	return nil
+}
+
+// envOr returns the environment variable's value, or def when it is unset.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := newFlags("run", stderr)
+	out := fs.String("out", envOr("VERITY_OUT", "runs"), "output folder; results go to OUT/<experiment>/<date>/ (env VERITY_OUT)")
+	date := fs.String("date", "", "nominal date YYYY-MM-DD (default: the last day of each spec's window)")
+	threads := fs.Int("threads", 0, "DuckDB worker threads (0: all cores); results do not depend on it")
+	mem := fs.String("memory-limit", envOr("VERITY_MEMORY_LIMIT", ""), "DuckDB memory limit such as 4GB (env VERITY_MEMORY_LIMIT)")
+	tmp := fs.String("temp-dir", envOr("VERITY_TEMP_DIR", ""), "DuckDB spill folder (env VERITY_TEMP_DIR)")
+	qdir := fs.String("queries-dir", "", "use the templates in this folder instead of the embedded ones (development)")
+	logFormat := fs.String("log", "json", "log format: json or none")
+	if err := parseFlags(fs, args); err != nil {
+		return pipeline.ExitConfig, err
+	}
+	if fs.NArg() == 0 {
+		return pipeline.ExitConfig, fmt.Errorf("%w: run needs at least one spec file", pipeline.ErrUsage)
+	}
+	var logger *slog.Logger
+	switch *logFormat {
+	case "json":
+		logger = slog.New(slog.NewJSONHandler(stderr, nil))
+	case "none":
+		logger = slog.New(slog.DiscardHandler)
+	default:
+		return pipeline.ExitConfig, fmt.Errorf("%w: --log wants json or none, got %q", pipeline.ErrUsage, *logFormat)
+	}
+	opts := pipeline.Options{
+		OutDir: *out,
+		Date:   *date,
+		Engine: pipeline.Engine{Threads: *threads, MemoryLimit: *mem, TempDir: *tmp},
+		Logger: logger,
+		Build:  pipeline.CurrentBuild(),
+	}
+	if *qdir != "" {
+		opts.Queries = os.DirFS(*qdir)
+	}
+	if err := opts.Validate(); err != nil {
+		return pipeline.ExitConfig, err
+	}
+	worst := 0
+	var errs []error
+	for _, path := range fs.Args() {
+		code, err := runOne(ctx, path, opts, stdout)
+		if err != nil {
+			errs = append(errs, err)
+			fmt.Fprintf(stdout, "FAIL  %s  exit %d: %v\n", path, code, err)
+		}
+		worst = worse(worst, code)
+	}
+	if len(errs) == 1 {
+		return worst, errs[0]
+	}
+	if len(errs) > 1 {
+		return worst, fmt.Errorf("%d of %d specs failed (see above)", len(errs), fs.NArg())
+	}
+	return worst, nil
+}
+
+func runOne(ctx context.Context, path string, opts pipeline.Options, stdout io.Writer) (int, error) {
+	spec, err := pipeline.LoadSpec(path)
+	if err != nil {
+		return pipeline.ExitCode(err), err
+	}
+	res, err := pipeline.Run(ctx, spec, opts)
+	if err != nil {
+		return pipeline.ExitCode(err), err
+	}
+	fmt.Fprintf(stdout, "ok    %s  %d rows  %s\n", spec.Experiment, res.Rows, res.Dir)
+	return 0, nil
+}
+
+// worse returns the more severe of two exit codes: any failure beats
+// success; among failures the configuration and data errors beat a
+// transient one, which only asks for a retry.
+func worse(a, b int) int {
+	rank := func(c int) int {
+		switch c {
+		case 0:
+			return 0
+		case pipeline.ExitTransient:
+			return 1
+		case pipeline.ExitNoInput:
+			return 2
+		case pipeline.ExitData:
+			return 3
+		case pipeline.ExitMismatch:
+			return 4
+		default:
+			return 5
+		}
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
+}
+
+func queriesCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: queries needs verify, lock or list", pipeline.ErrUsage)
+	}
+	sub := args[0]
+	fs := newFlags("queries "+sub, stderr)
+	dir := fs.String("dir", "", "template folder (default: the templates embedded in this binary; lock needs a folder)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	fsys := queries.FS()
+	if *dir != "" {
+		fsys = os.DirFS(*dir)
+	}
+	switch sub {
+	case "verify":
+		st, err := queries.Verify(fsys)
+		if err != nil {
+			return err
+		}
+		lock, err := queries.ReadLock(fsys)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "ok: %d released templates match queries.lock (digest %s)\n", len(st), lock.Digest)
+		return nil
+	case "list":
+		st, err := queries.Verify(fsys)
+		if err != nil {
+			return err
+		}
+		for _, s := range st {
+			fmt.Fprintf(stdout, "%-28s %s\n", s.Path, s.SHA256)
+		}
+		return nil
+	case "lock":
+		if *dir == "" {
+			return fmt.Errorf("%w: queries lock writes a file and needs --dir (the repository's queries folder)", pipeline.ErrUsage)
+		}
+		lock, added, err := queries.Relock(fsys)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(filepath.Join(*dir, queries.LockFile), lock.Marshal()); err != nil {
+			return err
+		}
+		if len(added) == 0 {
+			fmt.Fprintln(stdout, "queries.lock is up to date")
+		} else {
+			fmt.Fprintf(stdout, "released %s\n", strings.Join(added, ", "))
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: queries needs verify, lock or list, got %q", pipeline.ErrUsage, sub)
+	}
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func versionCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("version", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	b := pipeline.CurrentBuild()
+	v, err := pipeline.DuckDBVersion(ctx)
+	if err != nil {
+		return err
+	}
+	modified := ""
+	if b.Modified {
+		modified = " (modified)"
+	}
+	fmt.Fprintf(stdout, "verity %s revision %s%s\n%s %s/%s\nduckdb %s\n", b.Version, b.Revision, modified, b.GoVersion, b.GOOS, b.GOARCH, v)
+	return nil
+}

@@ -1,0 +1,157 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// outputFile is one named output and its bytes.
+type outputFile struct {
+	Name string
+	Data []byte
+}
+
+// folderLock is an exclusive advisory lock (flock) on a run folder's parent.
+// The kernel releases it when the process dies, even by SIGKILL, so a killed
+// run never leaves a stale lock.
+type folderLock struct{ f *os.File }
+
+// ErrLocked is returned when another Verity process holds the lock on an
+// experiment's output folder. It maps to exit code 1 (retry later).
+var ErrLocked = errors.New("another verity run is writing this experiment's outputs")
+
+func lockDir(dir string) (*folderLock, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, &TransientError{Err: fmt.Errorf("%s: %w", dir, ErrLocked)}
+		}
+		return nil, err
+	}
+	return &folderLock{f: f}, nil
+}
+
+func (l *folderLock) Unlock() error {
+	err := syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	return errors.Join(err, l.f.Close())
+}
+
+// stagingPrefix and replacedPrefix name the hidden folders of an unfinished
+// commit. A folder is complete only when it has its final name, and it gets
+// its final name only after manifest.json, written last, is on disk.
+const (
+	stagingPrefix  = ".staging-"
+	replacedPrefix = ".replaced-"
+)
+
+// commitFolder writes files and then the manifest into a staging folder
+// beside final, syncs them, and renames the staging folder to final. An
+// existing final folder is replaced only if it is a completed Verity run
+// (it has manifest.json). Leftovers of killed runs are removed first; the
+// caller holds the lock on final's parent.
+func commitFolder(final string, files []outputFile, manifest func([]OutputFile) ([]byte, error)) error {
+	parent, base := filepath.Dir(final), filepath.Base(final)
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), stagingPrefix+base+".") || strings.HasPrefix(e.Name(), replacedPrefix+base+".") {
+			if err := os.RemoveAll(filepath.Join(parent, e.Name())); err != nil {
+				return fmt.Errorf("remove leftover of an interrupted run: %w", err)
+			}
+		}
+	}
+	if st, err := os.Stat(final); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%s: %w", final, ErrNoOverwrite)
+		}
+		if _, err := os.Stat(filepath.Join(final, "manifest.json")); err != nil {
+			return fmt.Errorf("%s: %w", final, ErrNoOverwrite)
+		}
+	}
+	staging, err := os.MkdirTemp(parent, stagingPrefix+base+".")
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(staging)
+		}
+	}()
+	var recs []OutputFile
+	for _, f := range files {
+		if err := writeSynced(filepath.Join(staging, f.Name), f.Data); err != nil {
+			return err
+		}
+		recs = append(recs, OutputFile{Name: f.Name, Size: len(f.Data), SHA256: sha256Hex(f.Data)})
+	}
+	m, err := manifest(recs)
+	if err != nil {
+		return err
+	}
+	if err := writeSynced(filepath.Join(staging, "manifest.json"), m); err != nil {
+		return err
+	}
+	if err := syncDir(staging); err != nil {
+		return err
+	}
+	var replaced string
+	if _, err := os.Stat(final); err == nil {
+		replaced = filepath.Join(parent, replacedPrefix+base+"."+filepath.Base(staging)[len(stagingPrefix+base+"."):])
+		if err := os.Rename(final, replaced); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(staging, final); err != nil {
+		if replaced != "" {
+			os.Rename(replaced, final)
+		}
+		return err
+	}
+	ok = true
+	if err := syncDir(parent); err != nil {
+		return err
+	}
+	if replaced != "" {
+		return os.RemoveAll(replaced)
+	}
+	return nil
+}
+
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

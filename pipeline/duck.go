@@ -1,0 +1,324 @@
+package pipeline
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/verity-analytics/verity/queries"
+)
+
+// Engine holds the DuckDB settings of a run. Threads, MemoryLimit and TempDir
+// change how the work is done, never its result.
+type Engine struct {
+	Threads     int    // worker threads; 0 means DuckDB's default (all cores)
+	MemoryLimit string // e.g. "2GB"; empty means DuckDB's default (80% of RAM)
+	TempDir     string // spill directory; empty means DuckDB's default
+}
+
+var memoryRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
+
+// Validate checks the engine settings before anything is opened.
+func (e Engine) Validate() error {
+	if e.Threads < 0 || e.Threads > 1024 {
+		return fmt.Errorf("threads: want 0 (all cores) to 1024, got %d", e.Threads)
+	}
+	if e.MemoryLimit != "" && !memoryRE.MatchString(e.MemoryLimit) {
+		return fmt.Errorf("memory limit: want a size such as 512MB or 4GB, got %q", e.MemoryLimit)
+	}
+	if strings.ContainsAny(e.TempDir, "&?#\x00") {
+		return fmt.Errorf("temp dir: %q contains a character that cannot be passed to DuckDB", e.TempDir)
+	}
+	return nil
+}
+
+// fixedSettings are applied to every session: they keep DuckDB off the
+// network and let it drop insertion order (every result query has its own
+// ORDER BY). No template depends on the session time zone (timestamps are
+// compared as epoch microseconds); it is reported all the same.
+var fixedSettings = [][2]string{
+	{"autoinstall_known_extensions", "false"},
+	{"autoload_known_extensions", "false"},
+	{"preserve_insertion_order", "false"},
+}
+
+// reportedSettings are read back from DuckDB into the manifest.
+var reportedSettings = []string{"TimeZone", "autoinstall_known_extensions", "autoload_known_extensions", "memory_limit", "preserve_insertion_order", "temp_directory", "threads"}
+
+// resultSettings are the settings that could change a result; they go in the
+// stable part of the manifest. The rest are execution details.
+var resultSettings = map[string]bool{"TimeZone": true, "version": true, "autoinstall_known_extensions": true, "autoload_known_extensions": true, "preserve_insertion_order": true}
+
+// session is one embedded DuckDB database with the single connection that
+// holds the run's temporary tables.
+type session struct {
+	db   *sql.DB
+	conn *sql.Conn
+	fsys fs.FS
+}
+
+func openSession(ctx context.Context, e Engine, fsys fs.FS) (*session, error) {
+	q := url.Values{}
+	for _, kv := range fixedSettings {
+		q.Set(kv[0], kv[1])
+	}
+	if e.Threads > 0 {
+		q.Set("threads", strconv.Itoa(e.Threads))
+	}
+	if e.MemoryLimit != "" {
+		q.Set("memory_limit", strings.ReplaceAll(e.MemoryLimit, " ", ""))
+	}
+	if e.TempDir != "" {
+		q.Set("temp_directory", e.TempDir)
+	}
+	connector, err := duckdb.NewConnector("?"+q.Encode(), nil)
+	if err != nil {
+		return nil, &TransientError{Err: fmt.Errorf("open duckdb: %w", err)}
+	}
+	db := sql.OpenDB(connector)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, &TransientError{Err: fmt.Errorf("connect duckdb: %w", err)}
+	}
+	return &session{db: db, conn: conn, fsys: fsys}, nil
+}
+
+func (s *session) Close() error {
+	err := s.conn.Close()
+	return errors.Join(err, s.db.Close())
+}
+
+// Setting is one DuckDB setting as reported by DuckDB itself.
+type Setting struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// settings reads back the DuckDB version and the settings in effect, split
+// into those that can change results and those that cannot.
+func (s *session) settings(ctx context.Context) (result, execution []Setting, err error) {
+	t, err := queries.Load(s.fsys, "settings", "v1")
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := s.conn.QueryContext(ctx, t.Text, sql.Named("names", reportedSettings))
+	if err != nil {
+		return nil, nil, fmt.Errorf("template %s@%s: %w", t.Name, t.Version, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st Setting
+		if err := rows.Scan(&st.Name, &st.Value); err != nil {
+			return nil, nil, err
+		}
+		if resultSettings[st.Name] {
+			result = append(result, st)
+		} else {
+			execution = append(execution, st)
+		}
+	}
+	return result, execution, rows.Err()
+}
+
+var paramRE = regexp.MustCompile(`\$([a-z_][a-z0-9_]*)`)
+
+// boundParams returns the named arguments a rendered statement uses, taken
+// from params. SQL comments are skipped; a parameter the statement uses but
+// params lacks is an error, so no template can run half-bound.
+func boundParams(sqlText string, params map[string]any) ([]any, error) {
+	var b strings.Builder
+	for _, line := range strings.Split(sqlText, "\n") {
+		if i := strings.Index(line, "--"); i >= 0 {
+			line = line[:i]
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, m := range paramRE.FindAllStringSubmatch(b.String(), -1) {
+		if !seen[m[1]] {
+			seen[m[1]] = true
+			names = append(names, m[1])
+		}
+	}
+	sort.Strings(names)
+	args := make([]any, 0, len(names))
+	for _, n := range names {
+		v, ok := params[n]
+		if !ok {
+			return nil, fmt.Errorf("parameter $%s is not bound", n)
+		}
+		args = append(args, sql.Named(n, v))
+	}
+	return args, nil
+}
+
+// exec runs a statement template.
+func (s *session) exec(ctx context.Context, r rendered, params map[string]any) error {
+	args, err := boundParams(r.SQL, params)
+	if err != nil {
+		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+	}
+	if _, err := s.conn.ExecContext(ctx, r.SQL, args...); err != nil {
+		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+	}
+	return nil
+}
+
+// query runs a query template through database/sql.
+func (s *session) query(ctx context.Context, r rendered, params map[string]any, scan func(*sql.Rows) error) error {
+	args, err := boundParams(r.SQL, params)
+	if err != nil {
+		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+	}
+	rows, err := s.conn.QueryContext(ctx, r.SQL, args...)
+	if err != nil {
+		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+	}
+	return nil
+}
+
+// arrowQuery runs a query template through duckdb-go's Arrow interface and
+// hands each record batch to fn.
+func (s *session) arrowQuery(ctx context.Context, r rendered, params map[string]any, fn func(arrow.RecordBatch) error) error {
+	args, err := boundParams(r.SQL, params)
+	if err != nil {
+		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+	}
+	vals := make([]any, len(args))
+	copy(vals, args)
+	err = s.conn.Raw(func(dc any) error {
+		c, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("duckdb connection is %T, not a driver.Conn", dc)
+		}
+		ar, err := duckdb.NewArrowFromConn(c)
+		if err != nil {
+			return err
+		}
+		rdr, err := ar.QueryContext(ctx, r.SQL, vals...)
+		if err != nil {
+			return err
+		}
+		defer rdr.Release()
+		for rdr.Next() {
+			if err := fn(rdr.RecordBatch()); err != nil {
+				return err
+			}
+		}
+		return rdr.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+	}
+	return nil
+}
+
+// column helpers for Arrow records: each checks the column's type, so a
+// template returning something unexpected is an error, not a panic.
+
+func colIndex(rec arrow.RecordBatch, name string) (int, error) {
+	idx := rec.Schema().FieldIndices(name)
+	if len(idx) != 1 {
+		return 0, fmt.Errorf("result has no column %q", name)
+	}
+	return idx[0], nil
+}
+
+// stringCol reads a string column. Values are cloned: Arrow strings alias
+// the record's buffers, which are released with the record.
+func stringCol(rec arrow.RecordBatch, name string) (func(int) (string, bool), error) {
+	i, err := colIndex(rec, name)
+	if err != nil {
+		return nil, err
+	}
+	switch a := rec.Column(i).(type) {
+	case *array.String:
+		return func(r int) (string, bool) { return strings.Clone(a.Value(r)), a.IsValid(r) }, nil
+	case *array.LargeString:
+		return func(r int) (string, bool) { return strings.Clone(a.Value(r)), a.IsValid(r) }, nil
+	case *array.StringView:
+		return func(r int) (string, bool) { return strings.Clone(a.Value(r)), a.IsValid(r) }, nil
+	default:
+		return nil, fmt.Errorf("column %q is %s, want a string", name, a.DataType())
+	}
+}
+
+func int64Col(rec arrow.RecordBatch, name string) (func(int) (int64, bool), error) {
+	i, err := colIndex(rec, name)
+	if err != nil {
+		return nil, err
+	}
+	a, ok := rec.Column(i).(*array.Int64)
+	if !ok {
+		return nil, fmt.Errorf("column %q is %s, want int64", name, rec.Column(i).DataType())
+	}
+	return func(r int) (int64, bool) { return a.Value(r), a.IsValid(r) }, nil
+}
+
+// bigCol reads a HUGEINT column, which DuckDB exports as decimal128(38, 0).
+func bigCol(rec arrow.RecordBatch, name string) (func(int) (*big.Int, bool), error) {
+	i, err := colIndex(rec, name)
+	if err != nil {
+		return nil, err
+	}
+	a, ok := rec.Column(i).(*array.Decimal128)
+	if !ok {
+		return nil, fmt.Errorf("column %q is %s, want decimal128(38, 0)", name, rec.Column(i).DataType())
+	}
+	if dt, ok := a.DataType().(*arrow.Decimal128Type); !ok || dt.Scale != 0 {
+		return nil, fmt.Errorf("column %q is %s, want scale 0", name, a.DataType())
+	}
+	return func(r int) (*big.Int, bool) {
+		if !a.IsValid(r) {
+			return nil, false
+		}
+		return decimalBig(a.Value(r)), true
+	}, nil
+}
+
+func decimalBig(n decimal128.Num) *big.Int { return n.BigInt() }
+
+// DuckDBVersion opens an in-memory DuckDB and reports its library version.
+func DuckDBVersion(ctx context.Context) (string, error) {
+	s, err := openSession(ctx, Engine{Threads: 1}, queries.FS())
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	res, _, err := s.settings(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, st := range res {
+		if st.Name == "version" {
+			return st.Value, nil
+		}
+	}
+	return "", errors.New("duckdb did not report its version")
+}

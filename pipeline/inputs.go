@@ -1,0 +1,287 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/verity-analytics/verity/queries"
+)
+
+// InputFile is one resolved input file with the facts the manifest records.
+// Path is slash-separated and relative to the spec's folder, so the manifest
+// carries no absolute path.
+type InputFile struct {
+	Role      string `json:"role"` // traces or events
+	Path      string `json:"path"`
+	Size      int64  `json:"size"`
+	SHA256    string `json:"sha256"`
+	Rows      int64  `json:"rows"`
+	CreatedBy string `json:"created_by"`
+
+	abs     string
+	columns map[string]string // column name -> DuckDB type
+}
+
+// contract column types: the DuckDB types each contract column may have.
+var (
+	stringTypes    = []string{"VARCHAR"}
+	timestampTypes = []string{"TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"}
+	integerTypes   = []string{"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT"}
+	numericTypes   = append([]string{"DOUBLE", "FLOAT", "DECIMAL"}, integerTypes...)
+)
+
+type contractColumn struct {
+	Name     string
+	Required bool
+	Types    []string
+	NullType string // SQL type of the NULL stand-in when an optional column is absent
+}
+
+var traceContract = []contractColumn{
+	{"ts", true, timestampTypes, ""},
+	{"unit_id", true, stringTypes, ""},
+	{"experiment_id", true, stringTypes, ""},
+	{"variant", true, stringTypes, ""},
+	{"flag_key", false, stringTypes, "VARCHAR"},
+	{"flag_version", false, integerTypes, "BIGINT"},
+	{"rule_id", false, stringTypes, "VARCHAR"},
+	{"persona", false, stringTypes, "VARCHAR"},
+	{"persona_algo_version", false, stringTypes, "VARCHAR"},
+	{"sdk_version", false, stringTypes, "VARCHAR"},
+	{"event_id", false, stringTypes, "VARCHAR"},
+}
+
+var eventContract = []contractColumn{
+	{"ts", true, timestampTypes, ""},
+	{"unit_id", true, stringTypes, ""},
+	{"metric", true, stringTypes, ""},
+	{"value", false, numericTypes, "DOUBLE"},
+	{"event_id", false, stringTypes, "VARCHAR"},
+}
+
+// resolveGlobs expands the spec's globs for one role. A glob that names a
+// folder (such as a hive-partitioned traces/ folder) contributes every
+// *.parquet file below it. Each glob must match at least one file; the
+// result is sorted and free of repeats.
+func resolveGlobs(spec *Spec, role string, globs []string) ([]InputFile, error) {
+	base := filepath.Dir(spec.Path())
+	seen := map[string]bool{}
+	var out []InputFile
+	for _, g := range globs {
+		pattern := filepath.FromSlash(g)
+		if !filepath.IsAbs(pattern) {
+			pattern = filepath.Join(base, pattern)
+		}
+		matches, err := filepath.Glob(pattern)
+		if err != nil {
+			return nil, &SpecError{File: spec.Path(), Key: "inputs." + role, Err: fmt.Errorf("glob %q: %w", g, err)}
+		}
+		var found []string
+		for _, m := range matches {
+			st, err := os.Stat(m)
+			if err != nil {
+				return nil, &MissingInputError{Spec: spec.Path(), Glob: g, Err: err}
+			}
+			if !st.IsDir() {
+				found = append(found, m)
+				continue
+			}
+			err = filepath.WalkDir(m, func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if !d.IsDir() && strings.HasSuffix(p, ".parquet") {
+					found = append(found, p)
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, &MissingInputError{Spec: spec.Path(), Glob: g, Err: err}
+			}
+		}
+		if len(found) == 0 {
+			return nil, &MissingInputError{Spec: spec.Path(), Glob: g, Err: errors.New("matched no file")}
+		}
+		for _, f := range found {
+			abs, err := filepath.Abs(f)
+			if err != nil {
+				return nil, &MissingInputError{Spec: spec.Path(), Glob: g, Err: err}
+			}
+			if seen[abs] {
+				continue
+			}
+			seen[abs] = true
+			rel, err := filepath.Rel(base, f)
+			if err != nil {
+				rel = f
+			}
+			out = append(out, InputFile{Role: role, Path: filepath.ToSlash(rel), abs: abs})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out, nil
+}
+
+// hashFile computes the size and SHA-256 of a file.
+func hashFile(ctx context.Context, f *InputFile) error {
+	fh, err := os.Open(f.abs)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return &MissingInputError{Spec: "", Glob: f.Path, Err: err}
+		}
+		return &InputError{File: f.Path, Err: err}
+	}
+	defer fh.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, ctxReader{ctx, fh})
+	if err != nil {
+		return &InputError{File: f.Path, Err: fmt.Errorf("read: %w", err)}
+	}
+	f.Size = n
+	f.SHA256 = hex.EncodeToString(h.Sum(nil))
+	return nil
+}
+
+// ctxReader stops a long read when the context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// inspect reads a file's Parquet footer (row count, writer) and its schema
+// as DuckDB sees it. A file DuckDB cannot read is an InputError naming it.
+func (s *session) inspect(ctx context.Context, f *InputFile) error {
+	meta, err := queries.Load(s.fsys, "file_metadata", "v1")
+	if err != nil {
+		return err
+	}
+	schema, err := queries.Load(s.fsys, "file_schema", "v1")
+	if err != nil {
+		return err
+	}
+	found := false
+	err = s.query(ctx, rendered{Name: meta.Name, Version: meta.Version, SQL: meta.Text}, map[string]any{"file": f.abs}, func(r *sql.Rows) error {
+		found = true
+		return r.Scan(&f.Rows, &f.CreatedBy)
+	})
+	if err != nil {
+		return &InputError{File: f.Path, Err: fmt.Errorf("not a readable Parquet file: %s", cleanDuckErr(err))}
+	}
+	if !found {
+		return &InputError{File: f.Path, Err: errors.New("not a readable Parquet file: no footer metadata")}
+	}
+	f.columns = map[string]string{}
+	err = s.query(ctx, rendered{Name: schema.Name, Version: schema.Version, SQL: schema.Text}, map[string]any{"file": f.abs}, func(r *sql.Rows) error {
+		var name, typ string
+		if err := r.Scan(&name, &typ); err != nil {
+			return err
+		}
+		f.columns[name] = typ
+		return nil
+	})
+	if err != nil {
+		return &InputError{File: f.Path, Err: fmt.Errorf("schema unreadable: %s", cleanDuckErr(err))}
+	}
+	return nil
+}
+
+// cleanDuckErr shortens a DuckDB error to its first line.
+func cleanDuckErr(err error) string {
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
+}
+
+// checkSchema checks one file against the contract for its role, with the
+// spec's column mapping applied. It returns the contract columns present.
+func checkSchema(f *InputFile, contract []contractColumn, mapping map[string]string) error {
+	for _, c := range contract {
+		src := c.Name
+		if m, ok := mapping[c.Name]; ok {
+			src = m
+		}
+		typ, ok := f.columns[src]
+		if !ok {
+			if c.Required {
+				col := c.Name
+				if src != c.Name {
+					col = fmt.Sprintf("%s (mapped from %s)", src, c.Name)
+				}
+				return &InputError{File: f.Path, Column: col, Err: fmt.Errorf("required column is missing (the file has %s)", strings.Join(sortedKeys(f.columns), ", "))}
+			}
+			continue
+		}
+		if !typeAllowed(c.Types, typ) {
+			return &InputError{File: f.Path, Column: src, Err: fmt.Errorf("has type %s, want %s", typ, strings.Join(c.Types, " or "))}
+		}
+		if !queries.ValidIdent(src) {
+			return &InputError{File: f.Path, Column: src, Err: errors.New("column name is not a plain identifier; map it in inputs.columns")}
+		}
+	}
+	return nil
+}
+
+// columnsFor builds the template column map for one role: a contract column
+// is rendered from the source column when any file has it, else as a typed
+// NULL. Optional columns present in some files but not others read as NULL
+// where absent (read_parquet's union_by_name).
+func columnsFor(files []InputFile, contract []contractColumn, mapping map[string]string) queries.Columns {
+	cols := queries.Columns{Source: map[string]string{}, Types: map[string]string{}}
+	for _, c := range contract {
+		src := c.Name
+		if m, ok := mapping[c.Name]; ok {
+			src = m
+		}
+		present := false
+		for _, f := range files {
+			if _, ok := f.columns[src]; ok {
+				present = true
+				break
+			}
+		}
+		if present {
+			cols.Source[c.Name] = src
+		} else {
+			cols.Types[c.Name] = c.NullType
+		}
+	}
+	return cols
+}
+
+// inputDigest is the SHA-256 over the sorted (role, path, sha256) lines of
+// every input: it identifies the exact data a run read.
+func inputDigest(files []InputFile) string {
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s %s %s\n", f.Role, f.Path, f.SHA256)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// typeAllowed reports whether a DuckDB column type is one of allowed;
+// "DECIMAL" admits every precision and scale.
+func typeAllowed(allowed []string, typ string) bool {
+	if strings.HasPrefix(typ, "DECIMAL(") {
+		typ = "DECIMAL"
+	}
+	return contains(allowed, typ)
+}

@@ -1,0 +1,171 @@
+package pipeline
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// ResultRow is one row of results.csv and results.parquet: one cohort ×
+// metric × treatment-versus-control comparison. Optional numbers are nil
+// where they are undefined (Status says why); they are written as an empty
+// CSV field and a Parquet NULL, never as NaN.
+type ResultRow struct {
+	Experiment  string   `parquet:"experiment"`
+	Cohort      string   `parquet:"cohort"`
+	Metric      string   `parquet:"metric"`
+	Kind        string   `parquet:"kind"`
+	Variant     string   `parquet:"variant"`
+	Control     string   `parquet:"control"`
+	NControl    int64    `parquet:"n_control"`
+	NVariant    int64    `parquet:"n_variant"`
+	MeanControl *float64 `parquet:"mean_control,optional"`
+	MeanVariant *float64 `parquet:"mean_variant,optional"`
+	SDControl   *float64 `parquet:"sd_control,optional"`
+	SDVariant   *float64 `parquet:"sd_variant,optional"`
+	AbsEffect   *float64 `parquet:"abs_effect,optional"`
+	AbsCILow    *float64 `parquet:"abs_ci_low,optional"`
+	AbsCIHigh   *float64 `parquet:"abs_ci_high,optional"`
+	RelEffect   *float64 `parquet:"rel_effect,optional"`
+	RelCILow    *float64 `parquet:"rel_ci_low,optional"`
+	RelCIHigh   *float64 `parquet:"rel_ci_high,optional"`
+	DF          *float64 `parquet:"df,optional"`
+	PValue      *float64 `parquet:"p_value,optional"`
+	CILevel     float64  `parquet:"ci_level"`
+	Status      string   `parquet:"status"`
+}
+
+// resultColumns defines results.csv: the header and how each field is
+// written. Its names equal the Parquet column names (a test checks it).
+var resultColumns = []struct {
+	name string
+	get  func(*ResultRow) string
+}{
+	{"experiment", func(r *ResultRow) string { return r.Experiment }},
+	{"cohort", func(r *ResultRow) string { return r.Cohort }},
+	{"metric", func(r *ResultRow) string { return r.Metric }},
+	{"kind", func(r *ResultRow) string { return r.Kind }},
+	{"variant", func(r *ResultRow) string { return r.Variant }},
+	{"control", func(r *ResultRow) string { return r.Control }},
+	{"n_control", func(r *ResultRow) string { return strconv.FormatInt(r.NControl, 10) }},
+	{"n_variant", func(r *ResultRow) string { return strconv.FormatInt(r.NVariant, 10) }},
+	{"mean_control", func(r *ResultRow) string { return fmtOpt(r.MeanControl) }},
+	{"mean_variant", func(r *ResultRow) string { return fmtOpt(r.MeanVariant) }},
+	{"sd_control", func(r *ResultRow) string { return fmtOpt(r.SDControl) }},
+	{"sd_variant", func(r *ResultRow) string { return fmtOpt(r.SDVariant) }},
+	{"abs_effect", func(r *ResultRow) string { return fmtOpt(r.AbsEffect) }},
+	{"abs_ci_low", func(r *ResultRow) string { return fmtOpt(r.AbsCILow) }},
+	{"abs_ci_high", func(r *ResultRow) string { return fmtOpt(r.AbsCIHigh) }},
+	{"rel_effect", func(r *ResultRow) string { return fmtOpt(r.RelEffect) }},
+	{"rel_ci_low", func(r *ResultRow) string { return fmtOpt(r.RelCILow) }},
+	{"rel_ci_high", func(r *ResultRow) string { return fmtOpt(r.RelCIHigh) }},
+	{"df", func(r *ResultRow) string { return fmtOpt(r.DF) }},
+	{"p_value", func(r *ResultRow) string { return fmtOpt(r.PValue) }},
+	{"ci_level", func(r *ResultRow) string { return FormatFloat(r.CILevel) }},
+	{"status", func(r *ResultRow) string { return r.Status }},
+}
+
+// FormatFloat writes a float in Verity's canonical form: the shortest
+// decimal that round-trips.
+func FormatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+func fmtOpt(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return FormatFloat(*v)
+}
+
+// opt returns a pointer to v, or nil when v is not a finite number.
+func opt(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+// EncodeResultsCSV writes rows as canonical CSV (LF line ends).
+func EncodeResultsCSV(rows []ResultRow) ([]byte, error) {
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	header := make([]string, len(resultColumns))
+	for i, c := range resultColumns {
+		header[i] = c.name
+	}
+	if err := w.Write(header); err != nil {
+		return nil, err
+	}
+	rec := make([]string, len(resultColumns))
+	for i := range rows {
+		for j, c := range resultColumns {
+			rec[j] = c.get(&rows[i])
+		}
+		if err := w.Write(rec); err != nil {
+			return nil, err
+		}
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// EncodeResultsParquet writes rows as a Parquet file. The bytes depend only
+// on the rows and the parquet-go version pinned in go.mod.
+func EncodeResultsParquet(rows []ResultRow) ([]byte, error) {
+	var b bytes.Buffer
+	w := parquet.NewGenericWriter[ResultRow](&b, parquet.Compression(&parquet.Zstd))
+	if _, err := w.Write(rows); err != nil {
+		return nil, fmt.Errorf("results.parquet: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("results.parquet: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// Check is one data-quality check: what was observed, the threshold, and
+// the outcome (pass, warn or block).
+type Check struct {
+	Name      string  `json:"name"`
+	Observed  float64 `json:"observed"`
+	Threshold float64 `json:"threshold"`
+	Rule      string  `json:"rule"`
+	Severity  string  `json:"severity"` // what failing means: warn or block
+	Outcome   string  `json:"outcome"`  // pass, warn or block
+}
+
+// QualityReport is quality.json.
+type QualityReport struct {
+	Experiment  string  `json:"experiment"`
+	NominalDate string  `json:"nominal_date"`
+	Counts      Quality `json:"counts"`
+	Checks      []Check `json:"checks"`
+}
+
+// marshalJSON writes v as indented JSON with a final newline. encoding/json
+// writes struct fields in declaration order and floats in shortest
+// round-trip form, so the bytes are canonical for a given value.
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}

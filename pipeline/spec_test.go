@@ -1,0 +1,152 @@
+package pipeline
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const baseSpec = `version: 1
+experiment: checkout-button
+inputs:
+  traces: ["data/traces/"]
+  events: ["data/events/*.parquet"]
+window:
+  start: 2026-11-16T00:00:00Z
+  end: 2026-11-20
+variants:
+  - {name: control, allocation: 0.5, control: true}
+  - {name: treatment, allocation: 0.5}
+persona_algo_version: pa-2
+templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}
+cohorts:
+  dimension: persona
+  taxonomy: [power/mobile, casual/mobile]
+metrics:
+  - {name: converted, kind: proportion, event: purchase}
+  - {name: revenue, kind: mean, event: purchase, aggregate: sum, clamp: {lower: 0, upper: 1000}}
+`
+
+func TestParseSpecValid(t *testing.T) {
+	s, err := ParseSpec("specs/a.yaml", []byte(baseSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Statistics.Alpha != 0.05 || *s.Statistics.FixedPointDecimals != 6 || s.Scale() != 1_000_000 {
+		t.Errorf("defaults not applied: %+v", s.Statistics)
+	}
+	start, end := s.Window.Bounds()
+	if start.Format("2006-01-02T15") != "2026-11-16T00" || end.Format("2006-01-02T15") != "2026-11-20T00" {
+		t.Errorf("window = %v, %v", start, end)
+	}
+	if s.Control() != "control" {
+		t.Errorf("control = %q", s.Control())
+	}
+	// The canonical form does not depend on the YAML layout.
+	reordered := strings.Replace(baseSpec, "persona_algo_version: pa-2\n", "", 1)
+	reordered = strings.Replace(reordered, "version: 1\n", "version: 1\npersona_algo_version: pa-2\n", 1)
+	s2, err := ParseSpec("specs/b.yaml", []byte(reordered))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, h1, _ := s.Canonical()
+	_, h2, _ := s2.Canonical()
+	if h1 != h2 {
+		t.Errorf("canonical hash depends on key order: %s vs %s", h1, h2)
+	}
+	s2.Metrics[1].Clamp.Upper = 999
+	if _, h3, _ := s2.Canonical(); h3 == h1 {
+		t.Error("canonical hash ignores a clamp change")
+	}
+}
+
+func TestParseSpecErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		edit      func(string) string
+		wantKey   string // the key the SpecError names
+		wantInMsg string
+	}{
+		{"unknown key", func(s string) string { return s + "colour: blue\n" }, "", `unknown key "colour"`},
+		{"unknown nested key", func(s string) string {
+			return strings.Replace(s, "  dimension: persona", "  dimension: persona\n  dimensions: x", 1)
+		}, "", `unknown key "dimensions"`},
+		{"missing version", func(s string) string { return strings.Replace(s, "version: 1\n", "", 1) }, "version", "missing"},
+		{"future version", func(s string) string { return strings.Replace(s, "version: 1", "version: 2", 1) }, "version", "unsupported"},
+		{"bad experiment", func(s string) string { return strings.Replace(s, "checkout-button", "../etc", 1) }, "experiment", "letters"},
+		{"no traces", func(s string) string { return strings.Replace(s, `traces: ["data/traces/"]`, "traces: []", 1) }, "inputs.traces", "glob"},
+		{"window order", func(s string) string { return strings.Replace(s, "end: 2026-11-20", "end: 2026-11-01", 1) }, "window", "after"},
+		{"window not utc", func(s string) string {
+			return strings.Replace(s, "2026-11-16T00:00:00Z", "2026-11-16T00:00:00+02:00", 1)
+		}, "window.start", "UTC"},
+		{"window garbage", func(s string) string { return strings.Replace(s, "end: 2026-11-20", "end: tomorrow", 1) }, "window.end", "RFC 3339"},
+		{"allocations", func(s string) string { return strings.Replace(s, "allocation: 0.5}", "allocation: 0.6}", 1) }, "variants", "sum to 1"},
+		{"two controls", func(s string) string {
+			return strings.Replace(s, "allocation: 0.5}", "allocation: 0.5, control: true}", 1)
+		}, "variants", "exactly one"},
+		{"duplicate variant", func(s string) string { return strings.Replace(s, "name: treatment", "name: control", 1) }, "variants[1].name", "duplicate"},
+		{"missing template", func(s string) string { return strings.Replace(s, "quality: v1", "", 1) }, "templates.quality", "pinned"},
+		{"bad template version", func(s string) string { return strings.Replace(s, "sufstats: v1", "sufstats: latest", 1) }, "templates.sufstats", "v1"},
+		{"unknown template", func(s string) string { return strings.Replace(s, "quality: v1", "quality: v1, extra: v1", 1) }, "templates.extra", "unknown"},
+		{"parent listed as leaf", func(s string) string {
+			return strings.Replace(s, "[power/mobile, casual/mobile]", "[power/mobile, power]", 1)
+		}, "cohorts.taxonomy", "parent"},
+		{"bad leaf", func(s string) string { return strings.Replace(s, "power/mobile,", "power//mobile,", 1) }, "cohorts.taxonomy[0]", "path"},
+		{"mean without clamp", func(s string) string { return strings.Replace(s, ", clamp: {lower: 0, upper: 1000}", "", 1) }, "metrics[1].clamp", "required"},
+		{"clamp on proportion", func(s string) string {
+			return strings.Replace(s, "event: purchase}", "event: purchase, clamp: {lower: 0, upper: 1}}", 1)
+		}, "metrics[0].clamp", "not allowed"},
+		{"bad kind", func(s string) string { return strings.Replace(s, "kind: proportion", "kind: median", 1) }, "metrics[0].kind", "proportion or mean"},
+		{"bad aggregate", func(s string) string { return strings.Replace(s, "aggregate: sum", "aggregate: max", 1) }, "metrics[1].aggregate", "sum or count"},
+		{"clamp overflow", func(s string) string { return strings.Replace(s, "upper: 1000}", "upper: 1e15}", 1) }, "metrics[1].clamp", "overflows"},
+		{"bad alpha", func(s string) string { return s + "statistics: {alpha: 0.7}\n" }, "statistics.alpha", "(0, 0.5)"},
+		{"mapping to non-contract column", func(s string) string {
+			return strings.Replace(s, `  events: ["data/events/*.parquet"]`, "  events: [\"data/events/*.parquet\"]\n  columns: {traces: {user: uid}}", 1)
+		}, "inputs.columns.traces.user", "contract"},
+		{"mapping to unsafe identifier", func(s string) string {
+			return strings.Replace(s, `  events: ["data/events/*.parquet"]`, "  events: [\"data/events/*.parquet\"]\n  columns: {traces: {unit_id: \"a; DROP\"}}", 1)
+		}, "inputs.columns.traces.unit_id", "column name"},
+		{"two documents", func(s string) string { return s + "---\nversion: 1\n" }, "", "more than one"},
+		{"not yaml", func(string) string { return "version: [1\n" }, "", "YAML"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseSpec("specs/x.yaml", []byte(tc.edit(baseSpec)))
+			var se *SpecError
+			if !errors.As(err, &se) {
+				t.Fatalf("want *SpecError, got %v", err)
+			}
+			if se.File != "specs/x.yaml" || se.Key != tc.wantKey || !strings.Contains(err.Error(), tc.wantInMsg) {
+				t.Fatalf("got file %q key %q msg %q; want key %q containing %q", se.File, se.Key, err, tc.wantKey, tc.wantInMsg)
+			}
+			if ExitCode(err) != ExitConfig {
+				t.Errorf("exit code %d, want %d", ExitCode(err), ExitConfig)
+			}
+		})
+	}
+}
+
+// FuzzParseSpec checks the loader never panics and that every accepted spec
+// is valid and canonicalisable.
+func FuzzParseSpec(f *testing.F) {
+	f.Add([]byte(baseSpec))
+	f.Add([]byte("version: 1\n"))
+	f.Add([]byte("version: 1\nexperiment: [\n"))
+	f.Add([]byte(strings.Replace(baseSpec, "0.5", "NaN", 2)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseSpec("fuzz.yaml", data)
+		if err != nil {
+			var se *SpecError
+			if !errors.As(err, &se) {
+				t.Fatalf("error is not a *SpecError: %v", err)
+			}
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("accepted spec fails Validate: %v", err)
+		}
+		if _, _, err := s.Canonical(); err != nil {
+			t.Fatalf("accepted spec has no canonical form: %v", err)
+		}
+	})
+}

@@ -1,0 +1,276 @@
+package stats
+
+import "fmt"
+
+// Verdicts of a Decision.
+const (
+	VerdictShip     = "ship"
+	VerdictHold     = "hold"
+	VerdictRollback = "rollback"
+	VerdictInvalid  = "invalid"
+)
+
+// Rules that produce a Decision, in the order Decide tries them.
+const (
+	RuleSRM                  = "srm"                     // invalid: sample-ratio mismatch
+	RuleGuardrailHarm        = "guardrail_harm"          // rollback: a guardrail is significantly worse than its margin
+	RuleGoalWin              = "goal_win_guardrails_ok"  // ship: a goal wins and the variant's guardrails are non-inferior
+	RuleGuardrailUnconfirmed = "guardrail_not_confirmed" // hold: a goal wins but a guardrail is not shown non-inferior
+	RuleNoGoalWin            = "no_significant_goal"     // hold: no goal is significantly better
+)
+
+// Outcomes of one piece of Evidence.
+const (
+	OutcomeBetter       = "significantly better"
+	OutcomeWorse        = "significantly worse"
+	OutcomeNotSig       = "not significant"
+	OutcomeHarm         = "harm beyond margin"
+	OutcomeNonInferior  = "non-inferior"
+	OutcomeInconclusive = "inconclusive"
+	OutcomeInvalid      = "invalid"
+)
+
+// GoalResult is one goal metric's comparison for one variant and cohort.
+type GoalResult struct {
+	Metric, Variant, Cohort string
+	// Desired is the direction in which the metric improves.
+	Desired Direction
+	// Comparison is the result of Compare, ideally at the adjusted alpha
+	// (AdjustedAlphas) so that the interval matches AdjPValue.
+	Comparison Comparison
+	// AdjPValue is the multiplicity-adjusted p-value (Adjust).
+	AdjPValue float64
+	// Alpha is the family-wise or FDR level; zero means DefaultAlpha.
+	Alpha float64
+}
+
+// Guardrail is a metric that must not get worse than a margin.
+type Guardrail struct {
+	Metric string
+	// Harmful is the direction in which the metric gets worse (Increase
+	// for latency or errors, Decrease for revenue).
+	Harmful Direction
+	// Margin ≥ 0 is the non-inferiority margin: the largest tolerated
+	// harm, in the metric's units, or as a relative lift when Relative
+	// (0.02 tolerates a 2% change in the harmful direction).
+	Margin   float64
+	Relative bool
+}
+
+// GuardrailResult is one guardrail's comparison for one variant and cohort.
+// Its interval level is Comparison.Alpha: a two-sided 1-α interval, so each
+// bound is a one-sided test at α/2.
+type GuardrailResult struct {
+	Guardrail
+	Variant, Cohort string
+	Comparison      Comparison
+}
+
+// Evidence is one number behind a Decision. All fields are plain values so
+// that a Decision encodes to JSON deterministically.
+type Evidence struct {
+	Role                    string // "goal" or "guardrail"
+	Metric, Variant, Cohort string
+	Status                  string // the comparison's Status
+	Scale                   string // "absolute" or "relative"
+	Direction               string // desired (goal) or harmful (guardrail) direction
+	Estimate, Low, High     float64
+	// Margin is the guardrail's harmful threshold on Scale, signed in the
+	// harmful direction (+margin for increase, -margin for decrease); 0 for goals.
+	Margin  float64
+	PValue  float64 // goals: adjusted p-value; guardrails: the comparison's p-value
+	Alpha   float64
+	Outcome string
+	Fired   bool // this item triggered the rule
+}
+
+// Decision is the verdict for one experiment.
+type Decision struct {
+	Verdict string
+	Rule    string
+	Reason  string
+	// Variants are the variants the verdict is about, in input order: the
+	// harmful ones for rollback, those that qualify for ship.
+	Variants []string
+	// Evidence lists every goal then every guardrail, in input order.
+	Evidence []Evidence
+}
+
+// Decide turns goal and guardrail results into a verdict. The rules, in
+// order:
+//
+//  1. invalid (RuleSRM) when srmInvalid.
+//  2. rollback (RuleGuardrailHarm) when any guardrail shows significant harm
+//     beyond its margin: with margin m on the guardrail's scale (absolute
+//     difference, or relative lift when Relative) and interval [L, H],
+//     L > m when an increase is harmful, H < -m when a decrease is.
+//  3. ship (RuleGoalWin) when some variant has a goal that is
+//     significantly better (valid comparison, AdjPValue ≤ Alpha, Diff in the
+//     desired direction) and every guardrail result of that variant is
+//     non-inferior: H < m when an increase is harmful, L > -m when a
+//     decrease is. A guardrail whose comparison is not valid is not
+//     non-inferior.
+//  4. hold otherwise (RuleGuardrailUnconfirmed when a goal won but a
+//     guardrail blocked it, RuleNoGoalWin when no goal won).
+func Decide(goals []GoalResult, guardrails []GuardrailResult, srmInvalid bool) Decision {
+	d := Decision{Evidence: make([]Evidence, 0, len(goals)+len(guardrails))}
+	var variants []string
+	seen := map[string]bool{}
+	addVariant := func(v string) {
+		if !seen[v] {
+			seen[v] = true
+			variants = append(variants, v)
+		}
+	}
+	for _, g := range goals {
+		d.Evidence = append(d.Evidence, goalEvidence(g))
+		addVariant(g.Variant)
+	}
+	gStart := len(d.Evidence)
+	for _, g := range guardrails {
+		d.Evidence = append(d.Evidence, guardrailEvidence(g))
+	}
+	guards := d.Evidence[gStart:]
+
+	if srmInvalid {
+		d.Verdict, d.Rule = VerdictInvalid, RuleSRM
+		d.Reason = "sample-ratio mismatch: the allocation differs from the design, so no verdict"
+		return d
+	}
+
+	var harmful []string
+	harmSeen := map[string]bool{}
+	for i := range guards {
+		if guards[i].Outcome == OutcomeHarm {
+			guards[i].Fired = true
+			if !harmSeen[guards[i].Variant] {
+				harmSeen[guards[i].Variant] = true
+				harmful = append(harmful, guards[i].Variant)
+			}
+		}
+	}
+	if len(harmful) > 0 {
+		d.Verdict, d.Rule, d.Variants = VerdictRollback, RuleGuardrailHarm, harmful
+		d.Reason = fmt.Sprintf("a guardrail is significantly worse than its margin in variant(s) %q", harmful)
+		return d
+	}
+
+	goalWon := false
+	for _, v := range variants {
+		won := false
+		for i := range goals {
+			if d.Evidence[i].Variant == v && d.Evidence[i].Outcome == OutcomeBetter {
+				won = true
+			}
+		}
+		if !won {
+			continue
+		}
+		goalWon = true
+		ok := true
+		for _, g := range guards {
+			if g.Variant == v && g.Outcome != OutcomeNonInferior {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		d.Variants = append(d.Variants, v)
+		for i := range goals {
+			if d.Evidence[i].Variant == v && d.Evidence[i].Outcome == OutcomeBetter {
+				d.Evidence[i].Fired = true
+			}
+		}
+		for i := range guards {
+			if guards[i].Variant == v {
+				guards[i].Fired = true
+			}
+		}
+	}
+	switch {
+	case len(d.Variants) > 0:
+		d.Verdict, d.Rule = VerdictShip, RuleGoalWin
+		d.Reason = fmt.Sprintf("a goal metric is significantly better and every guardrail is non-inferior in variant(s) %q", d.Variants)
+	case goalWon:
+		d.Verdict, d.Rule = VerdictHold, RuleGuardrailUnconfirmed
+		d.Reason = "a goal metric is significantly better but a guardrail is not shown non-inferior"
+		for i := range guards {
+			if guards[i].Outcome != OutcomeNonInferior {
+				guards[i].Fired = true
+			}
+		}
+	default:
+		d.Verdict, d.Rule = VerdictHold, RuleNoGoalWin
+		d.Reason = "no goal metric is significantly better"
+	}
+	return d
+}
+
+func goalEvidence(g GoalResult) Evidence {
+	c := g.Comparison
+	alpha := g.Alpha
+	if alpha == 0 {
+		alpha = DefaultAlpha
+	}
+	e := Evidence{
+		Role: "goal", Metric: g.Metric, Variant: g.Variant, Cohort: g.Cohort,
+		Status: c.Status, Scale: "absolute", Direction: g.Desired.String(),
+		Estimate: c.Diff, Low: c.DiffLow, High: c.DiffHigh,
+		PValue: g.AdjPValue, Alpha: alpha,
+	}
+	if !finite(e.PValue) {
+		e.PValue = 1
+	}
+	better := c.Diff > 0
+	if g.Desired == Decrease {
+		better = c.Diff < 0
+	}
+	switch {
+	case !c.Valid():
+		e.Outcome = OutcomeInvalid
+	case !(e.PValue <= alpha) || c.Diff == 0:
+		e.Outcome = OutcomeNotSig
+	case better:
+		e.Outcome = OutcomeBetter
+	default:
+		e.Outcome = OutcomeWorse
+	}
+	return e
+}
+
+func guardrailEvidence(g GuardrailResult) Evidence {
+	c := g.Comparison
+	e := Evidence{
+		Role: "guardrail", Metric: g.Metric, Variant: g.Variant, Cohort: g.Cohort,
+		Status: c.Status, Scale: "absolute", Direction: g.Harmful.String(),
+		Estimate: c.Diff, Low: c.DiffLow, High: c.DiffHigh,
+		PValue: c.PValue, Alpha: c.Alpha,
+	}
+	valid := c.Valid()
+	if g.Relative {
+		e.Scale = "relative"
+		e.Estimate, e.Low, e.High = c.RelDiff, c.RelLow, c.RelHigh
+		valid = c.Status == StatusOK
+	}
+	m := g.Margin
+	if !finite(m) || m < 0 {
+		e.Outcome = OutcomeInvalid
+		return e
+	}
+	if g.Harmful == Decrease {
+		m = -m
+	}
+	e.Margin = m
+	switch {
+	case !valid:
+		e.Outcome = OutcomeInvalid
+	case g.Harmful == Increase && e.Low > m, g.Harmful == Decrease && e.High < m:
+		e.Outcome = OutcomeHarm
+	case g.Harmful == Increase && e.High < m, g.Harmful == Decrease && e.Low > m:
+		e.Outcome = OutcomeNonInferior
+	default:
+		e.Outcome = OutcomeInconclusive
+	}
+	return e
+}

@@ -1,0 +1,79 @@
+// Package stats is Verity's statistics engine: pure computation on per-arm
+// moments (no I/O, no SQL), checked against SciPy and statsmodels
+// (testdata/reference.py) and calibrated by seeded simulation.
+//
+// The pipeline computes each arm's moments exactly from integer sufficient
+// statistics and passes them as an Arm. Everything here works from those
+// moments; distributions come from gonum (called only with validated
+// parameters) or, for Student's t, from this package's own accurate
+// implementation (gonum's loses precision beyond about 1e5 degrees of
+// freedom).
+//
+// # Estimators
+//
+// Per arm, with n units, the estimate m and the variance of m are
+//
+//	mean, proportion:  m = x̄,     Var(m) = s²_x/n + σ²_x̄
+//	ratio Σx/Σy:       m = x̄/ȳ,   Var(m) = (s²_x - 2R·s_xy + R²·s²_y)/(n·ȳ²) + (σ²_x̄ + R²σ²_ȳ)/ȳ²,  R = x̄/ȳ
+//
+// where s² are sample (co)variances and σ² the variance of the
+// differential-privacy noise added to the released means (0 without
+// privacy). The ratio variance is the delta method (linearisation
+// ℓ = (x - R·y)/ȳ), including the covariance term.
+//
+// # Comparisons (Compare)
+//
+//	Δ = m_t - m_c,  SE = √(V_c + V_t),
+//	ν = SE⁴ / (S_c²/(n_c-1) + S_t²/(n_t-1))        (Welch–Satterthwaite; S = sampling part of V)
+//	Δ ± t_{ν,1-α/2}·SE,  p = 2·P(T_ν ≥ |Δ|/SE)
+//	L = m_t/m_c - 1,  SE_L = √(V_t/m_c² + m_t²V_c/m_c⁴),  L ± z_{1-α/2}·SE_L
+//
+// Multi-arm experiments call Compare for each treatment against control.
+//
+// # CUPED (CUPEDTheta, NewCUPED)
+//
+//	θ = Σ(n_i-1)·Cov_i(ℓ, c) / Σ(n_i-1)·Var_i(c)          (pooled within arms)
+//	m_adj = m - θ(c̄ - c̄*),  s²_adj = s² - 2θ·Cov(ℓ, c) + θ²·Var(c)
+//
+// with ℓ = x for means and ℓ = (x - R·y)/ȳ (pooled R, ȳ) for ratios, and c̄*
+// the pooled covariate mean.
+//
+// # Sequential testing (Sequential)
+//
+// Always-valid asymptotic confidence sequences (Waudby-Smith et al. 2021;
+// Howard et al. 2021) after t = n_c + n_t units, tuned at N*:
+//
+//	ρ² = (-2 ln α + ln(-2 ln α + 1))/N*
+//	Δ ± SE·√(2(tρ²+1)/(tρ²) · ln(√(tρ²+1)/α))
+//	p = min(1, √(tρ²+1)·exp(-(tρ²/(tρ²+1))·z²/2)),  z = Δ/SE
+//
+// # Sample-ratio mismatch (SRM, SRMCohorts)
+//
+//	χ² = Σ (O_i - E_i)²/E_i,  df = k-1,  Bonferroni across cohorts;
+//	invalid when the adjusted p < 0.001 and every E_i ≥ 8.
+//
+// # Multiple testing (Holm, BenjaminiHochberg, HolmAlphas, BenjaminiHochbergAlphas)
+//
+//	Holm:  p̃_(j) = max_{i≤j} min(1, (m-i+1)·p_(i)),  interval α_(j) = α/(m-j+1) if rejected, else α/(m-r)
+//	BH:    p̃_(j) = min_{i≥j} min(1, m·p_(i)/i),      interval α·R/m (Benjamini–Yekutieli FCR; α/m if R = 0)
+//
+// # Power (MDEFromSE, MDE, PowerFor, Underpowered)
+//
+//	δ solving Φ(δ/SE - z_{1-α/2}) + Φ(-δ/SE - z_{1-α/2}) = power;  underpowered when δ/|m_c| > 5%
+//
+// # Decisions (Decide)
+//
+// invalid on SRM; rollback when a guardrail's interval lies entirely beyond
+// its non-inferiority margin on the harmful side; ship when a goal metric
+// is significantly better (adjusted p ≤ α, right direction) and every
+// guardrail of that variant is non-inferior (its interval lies entirely on
+// the safe side of the margin); hold otherwise.
+//
+// # Degenerate input
+//
+// Compare never panics and never returns NaN or ±Inf: zero variance, n < 2,
+// missing arms, zero denominators, negative (noisy) variances, NaN or
+// infinite input and overflow give a Status with PValue 1. The other
+// functions return errors wrapping ErrInvalidInput, ErrDegenerate,
+// ErrLength or ErrNoCovariate.
+package stats

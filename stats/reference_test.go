@@ -1,0 +1,284 @@
+package stats
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"sync"
+	"testing"
+)
+
+// The reference values in testdata/reference.json are produced by
+// testdata/reference.py (SciPy, statsmodels, NumPy; see that script) and
+// regenerated with
+//
+//	/usr/bin/python3 stats/testdata/reference.py
+//
+// Closed forms must agree to relTol = 1e-9 relative. An interval bound is
+// compared relative to the larger of the bound and the interval's
+// half-width, because a bound near zero is the difference of two comparable
+// numbers and inherits their absolute error.
+const relTol = 1e-9
+
+type refWant struct {
+	ControlMean, TreatmentMean, ControlVar, TreatmentVar float64
+	Diff, SE, DF, Statistic, PValue, DiffLow, DiffHigh   float64
+	RelDiff, RelSE, RelLow, RelHigh, MDE, Rho            float64
+}
+
+type refComparison struct {
+	Name      string
+	Kind      string
+	Alpha     float64
+	NStar     float64
+	Control   Arm
+	Treatment Arm
+	Want      refWant
+}
+
+type reference struct {
+	TDist []struct {
+		Nu, T, P, Alpha, Q float64
+	}
+	Welch []refComparison
+	CUPED []struct {
+		Name          string
+		Kind          string
+		Alpha         float64
+		Arms          []Arm
+		Theta         float64
+		CovariateMean float64 `json:"covariate_mean"`
+		Comparisons   []refWant
+	}
+	Sequential []refComparison
+	SRM        []struct {
+		Name     string
+		Observed []float64
+		Shares   []float64
+		Chi2, P  float64
+		Expected []float64
+	}
+	Multitest []struct {
+		Name       string
+		P          []float64
+		Alpha      float64
+		Holm, BH   []float64
+		HolmAlphas []float64 `json:"holm_alphas"`
+		BHAlphas   []float64 `json:"bh_alphas"`
+	}
+	MDE []struct {
+		SE, Alpha, Power, MDE float64
+	}
+}
+
+var loadRef = sync.OnceValues(func() (*reference, error) {
+	b, err := os.ReadFile("testdata/reference.json")
+	if err != nil {
+		return nil, err
+	}
+	r := new(reference)
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+})
+
+func ref(t *testing.T) *reference {
+	t.Helper()
+	r, err := loadRef()
+	if err != nil {
+		t.Fatalf("reference values: %v", err)
+	}
+	return r
+}
+
+// checkClose fails unless |got-want| ≤ relTol·max(|want|, scale).
+func checkClose(t *testing.T, name string, got, want, scale float64) {
+	t.Helper()
+	tol := relTol * math.Max(math.Abs(want), scale)
+	if !(math.Abs(got-want) <= tol) {
+		t.Errorf("%s = %.17g, want %.17g (rel. err %.2g, tolerance %.2g)", name, got, want,
+			math.Abs(got-want)/math.Max(math.Abs(want), scale), relTol)
+	}
+}
+
+func mustKind(t *testing.T, s string) Kind {
+	t.Helper()
+	k, err := ParseKind(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// checkComparison compares every reference field with Compare's result.
+func checkComparison(t *testing.T, got Comparison, w refWant) {
+	t.Helper()
+	if got.Status != StatusOK {
+		t.Fatalf("status %q, want ok", got.Status)
+	}
+	half := w.DiffHigh - w.DiffLow
+	relHalf := w.RelHigh - w.RelLow
+	for _, f := range []struct {
+		name             string
+		got, want, scale float64
+	}{
+		{"ControlMean", got.ControlMean, w.ControlMean, 0},
+		{"TreatmentMean", got.TreatmentMean, w.TreatmentMean, 0},
+		{"ControlVar", got.ControlVar, w.ControlVar, 0},
+		{"TreatmentVar", got.TreatmentVar, w.TreatmentVar, 0},
+		{"Diff", got.Diff, w.Diff, 0},
+		{"SE", got.SE, w.SE, 0},
+		{"DF", got.DF, w.DF, 0},
+		{"Statistic", got.Statistic, w.Statistic, 0},
+		{"PValue", got.PValue, w.PValue, 0},
+		{"DiffLow", got.DiffLow, w.DiffLow, half},
+		{"DiffHigh", got.DiffHigh, w.DiffHigh, half},
+		{"RelDiff", got.RelDiff, w.RelDiff, 0},
+		{"RelSE", got.RelSE, w.RelSE, 0},
+		{"RelLow", got.RelLow, w.RelLow, relHalf},
+		{"RelHigh", got.RelHigh, w.RelHigh, relHalf},
+		{"MDE", got.MDE, w.MDE, 0},
+	} {
+		checkClose(t, f.name, f.got, f.want, f.scale)
+	}
+}
+
+func TestStudentTAgainstSciPy(t *testing.T) {
+	for _, r := range ref(t).TDist {
+		if r.Alpha == 0 {
+			checkClose(t, "P(|T|≥t)", tTwoSidedP(r.T, r.Nu), r.P, 0)
+			if t.Failed() {
+				t.Fatalf("ν=%g t=%g", r.Nu, r.T)
+			}
+			continue
+		}
+		checkClose(t, "quantile", tQuantileTwoSided(r.Alpha, r.Nu), r.Q, 0)
+		if t.Failed() {
+			t.Fatalf("ν=%g alpha=%g", r.Nu, r.Alpha)
+		}
+	}
+}
+
+func TestCompareAgainstReference(t *testing.T) {
+	for _, tc := range ref(t).Welch {
+		t.Run(tc.Name, func(t *testing.T) {
+			got := Compare(tc.Control, tc.Treatment, mustKind(t, tc.Kind), Options{Alpha: tc.Alpha})
+			checkComparison(t, got, tc.Want)
+			if got.Sequential || got.CUPEDApplied {
+				t.Errorf("Sequential=%v CUPEDApplied=%v, want false", got.Sequential, got.CUPEDApplied)
+			}
+		})
+	}
+}
+
+func TestCUPEDAgainstReference(t *testing.T) {
+	for _, tc := range ref(t).CUPED {
+		t.Run(tc.Name, func(t *testing.T) {
+			kind := mustKind(t, tc.Kind)
+			theta, err := CUPEDTheta(tc.Arms, kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkClose(t, "theta", theta, tc.Theta, 0)
+			cu, err := NewCUPED(tc.Arms, kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkClose(t, "CUPED.Theta", cu.Theta, tc.Theta, 0)
+			checkClose(t, "CUPED.CovariateMean", cu.CovariateMean, tc.CovariateMean, 0)
+			if len(tc.Comparisons) != len(tc.Arms)-1 {
+				t.Fatalf("%d comparisons for %d arms", len(tc.Comparisons), len(tc.Arms))
+			}
+			for i, w := range tc.Comparisons {
+				got := Compare(tc.Arms[0], tc.Arms[i+1], kind, Options{Alpha: tc.Alpha, CUPED: &cu})
+				if !got.CUPEDApplied || got.CUPEDTheta != cu.Theta {
+					t.Errorf("arm %d: CUPEDApplied=%v theta=%v", i+1, got.CUPEDApplied, got.CUPEDTheta)
+				}
+				checkComparison(t, got, w)
+				plain := Compare(tc.Arms[0], tc.Arms[i+1], kind, Options{Alpha: tc.Alpha})
+				if !(got.SE < plain.SE) {
+					t.Errorf("arm %d: CUPED SE %g not below unadjusted %g", i+1, got.SE, plain.SE)
+				}
+			}
+		})
+	}
+}
+
+func TestSequentialAgainstReference(t *testing.T) {
+	for _, tc := range ref(t).Sequential {
+		t.Run(tc.Name, func(t *testing.T) {
+			seq := &Sequential{NStar: tc.NStar}
+			checkClose(t, "rho", seq.Rho(tc.Alpha), tc.Want.Rho, 0)
+			got := Compare(tc.Control, tc.Treatment, mustKind(t, tc.Kind), Options{Alpha: tc.Alpha, Sequential: seq})
+			if got.Status != StatusOK || !got.Sequential {
+				t.Fatalf("status %q sequential %v", got.Status, got.Sequential)
+			}
+			w := tc.Want
+			checkClose(t, "DiffLow", got.DiffLow, w.DiffLow, w.DiffHigh-w.DiffLow)
+			checkClose(t, "DiffHigh", got.DiffHigh, w.DiffHigh, w.DiffHigh-w.DiffLow)
+			checkClose(t, "RelLow", got.RelLow, w.RelLow, w.RelHigh-w.RelLow)
+			checkClose(t, "RelHigh", got.RelHigh, w.RelHigh, w.RelHigh-w.RelLow)
+			checkClose(t, "PValue", got.PValue, w.PValue, 0)
+			// The always-valid interval is wider than the fixed-horizon one.
+			fixed := Compare(tc.Control, tc.Treatment, mustKind(t, tc.Kind), Options{Alpha: tc.Alpha})
+			if !(got.DiffHigh-got.DiffLow > fixed.DiffHigh-fixed.DiffLow) {
+				t.Errorf("sequential width %g not above fixed %g", got.DiffHigh-got.DiffLow, fixed.DiffHigh-fixed.DiffLow)
+			}
+		})
+	}
+}
+
+func TestSRMAgainstReference(t *testing.T) {
+	for _, tc := range ref(t).SRM {
+		t.Run(tc.Name, func(t *testing.T) {
+			got, err := SRM(tc.Observed, tc.Shares)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkClose(t, "chi2", got.ChiSquare, tc.Chi2, 0)
+			checkClose(t, "p", got.PValue, tc.P, 0)
+			if got.DF != len(tc.Observed)-1 {
+				t.Errorf("DF = %d, want %d", got.DF, len(tc.Observed)-1)
+			}
+			for i := range tc.Expected {
+				checkClose(t, "expected", got.Expected[i], tc.Expected[i], 0)
+			}
+		})
+	}
+}
+
+func TestMultipleTestingAgainstStatsmodels(t *testing.T) {
+	for _, tc := range ref(t).Multitest {
+		t.Run(tc.Name, func(t *testing.T) {
+			for _, f := range []struct {
+				name      string
+				got, want []float64
+			}{
+				{"holm", Holm(tc.P), tc.Holm},
+				{"bh", BenjaminiHochberg(tc.P), tc.BH},
+				{"holm alphas", HolmAlphas(tc.P, tc.Alpha), tc.HolmAlphas},
+				{"bh alphas", BenjaminiHochbergAlphas(tc.P, tc.Alpha), tc.BHAlphas},
+				{"Adjust(holm)", Adjust(HolmCorrection, tc.P), tc.Holm},
+				{"Adjust(bh)", Adjust(BHCorrection, tc.P), tc.BH},
+			} {
+				if len(f.got) != len(f.want) {
+					t.Fatalf("%s: %d values, want %d", f.name, len(f.got), len(f.want))
+				}
+				for i := range f.want {
+					checkClose(t, f.name, f.got[i], f.want[i], 0)
+				}
+			}
+		})
+	}
+}
+
+func TestMDEAgainstStatsmodels(t *testing.T) {
+	for _, tc := range ref(t).MDE {
+		got, err := MDEFromSE(tc.SE, tc.Alpha, tc.Power)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkClose(t, "mde", got, tc.MDE, 0)
+	}
+}
