@@ -1,0 +1,278 @@
+package privacy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"regexp"
+	"sort"
+	"time"
+)
+
+// LedgerVersion is the only ledger format version this package reads.
+const LedgerVersion = 1
+
+// Errors returned by Ledger.Spend (test with errors.Is).
+var (
+	// ErrBudgetExhausted: the entry would take the spent total past the
+	// ledger's total. The error is a *BudgetError with the figures.
+	ErrBudgetExhausted = errors.New("privacy budget exhausted")
+	// ErrDigestConflict: an entry repeats a recorded release digest with a
+	// different cost, which a byte-identical rerun cannot produce.
+	ErrDigestConflict = errors.New("privacy: release digest already recorded with another cost")
+)
+
+// BudgetError reports a refused Spend.
+type BudgetError struct {
+	Experiment  string
+	NominalDate string
+	Accounting  Accounting
+	Total       *big.Rat // the experiment's total
+	Spent       *big.Rat // spent before this run
+	Need        *big.Rat // what this run would spend
+}
+
+func (e *BudgetError) Error() string {
+	f := func(r *big.Rat) string { return r.FloatString(9) }
+	unit := "ρ"
+	if e.Accounting == AccountingPure {
+		unit = "ε"
+	}
+	rem := new(big.Rat).Sub(e.Total, e.Spent)
+	return fmt.Sprintf("privacy budget exhausted for experiment %q: the run for %s needs %s=%s but only %s of the total %s remains (spent %s); refusing to release",
+		e.Experiment, e.NominalDate, unit, f(e.Need), f(rem), f(e.Total), f(e.Spent))
+}
+
+// Unwrap returns ErrBudgetExhausted.
+func (e *BudgetError) Unwrap() error { return ErrBudgetExhausted }
+
+// Entry is one run's spending: experiment, nominal date (YYYY-MM-DD), the
+// RunDigest of what it published, and its cost in the ledger's units.
+type Entry struct {
+	Experiment    string   `json:"experiment"`
+	NominalDate   string   `json:"nominal_date"`
+	ReleaseDigest string   `json:"release_digest"`
+	Spent         *big.Rat `json:"spent"`
+}
+
+// Ledger accumulates what the nightly releases of one experiment spent. It
+// is a plain value: the pipeline reads and writes its bytes (Marshal,
+// UnmarshalLedger); the methods do no I/O. Entries are kept sorted by
+// (NominalDate, ReleaseDigest). Amounts are exact rationals, written as
+// "a/b" strings, so sums never round.
+type Ledger struct {
+	Version    int        `json:"version"`
+	Experiment string     `json:"experiment"`
+	Accounting Accounting `json:"accounting"`
+	// Budget is the spec's budget when the ledger was created (for people
+	// reading the file; Total is what is enforced).
+	Budget Budget `json:"budget"`
+	// Total is Budget.Total(): the most the entries may add up to.
+	Total   *big.Rat `json:"total"`
+	Entries []Entry  `json:"entries"`
+}
+
+// NewLedger returns an empty ledger for experiment with b's total.
+func NewLedger(experiment string, b Budget) (Ledger, error) {
+	if experiment == "" {
+		return Ledger{}, errors.New("privacy: ledger: empty experiment")
+	}
+	total, err := b.Total()
+	if err != nil {
+		return Ledger{}, err
+	}
+	return Ledger{
+		Version:    LedgerVersion,
+		Experiment: experiment,
+		Accounting: b.Accounting(),
+		Budget:     b,
+		Total:      total,
+		Entries:    []Entry{},
+	}, nil
+}
+
+// Spent returns the sum of the entries' costs.
+func (l Ledger) Spent() *big.Rat {
+	s := new(big.Rat)
+	for _, e := range l.Entries {
+		if e.Spent != nil {
+			s.Add(s, e.Spent)
+		}
+	}
+	return s
+}
+
+// Remaining returns Total − Spent.
+func (l Ledger) Remaining() *big.Rat {
+	r := new(big.Rat)
+	if l.Total != nil {
+		r.Set(l.Total)
+	}
+	return r.Sub(r, l.Spent())
+}
+
+// Lookup returns the recorded entry with e's release digest, if any.
+func (l Ledger) Lookup(digest string) (Entry, bool) {
+	for _, x := range l.Entries {
+		if x.ReleaseDigest == digest {
+			return x, true
+		}
+	}
+	return Entry{}, false
+}
+
+var (
+	digestPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+func (l Ledger) checkEntry(e Entry) error {
+	if e.Experiment != l.Experiment {
+		return fmt.Errorf("privacy: ledger of experiment %q: entry is for experiment %q", l.Experiment, e.Experiment)
+	}
+	if _, err := time.Parse(time.DateOnly, e.NominalDate); err != nil {
+		return fmt.Errorf("privacy: ledger entry: nominal date %q: want YYYY-MM-DD", e.NominalDate)
+	}
+	if !digestPattern.MatchString(e.ReleaseDigest) {
+		return fmt.Errorf("privacy: ledger entry: release digest %q: want 64 lowercase hex digits (RunDigest)", e.ReleaseDigest)
+	}
+	if e.Spent == nil || e.Spent.Sign() < 0 {
+		return errors.New("privacy: ledger entry: spent must be ≥ 0")
+	}
+	return nil
+}
+
+// Cost returns what Spend(e) would add: zero when e repeats a recorded
+// release digest (a byte-identical rerun publishes the same numbers),
+// e.Spent otherwise. It does not check the total.
+func (l Ledger) Cost(e Entry) (*big.Rat, error) {
+	if err := l.checkEntry(e); err != nil {
+		return nil, err
+	}
+	if x, ok := l.Lookup(e.ReleaseDigest); ok {
+		if x.Spent.Cmp(e.Spent) != 0 {
+			return nil, fmt.Errorf("%w: digest %s recorded on %s with %s, now %s", ErrDigestConflict, e.ReleaseDigest, x.NominalDate, x.Spent, e.Spent)
+		}
+		return new(big.Rat), nil
+	}
+	return new(big.Rat).Set(e.Spent), nil
+}
+
+// Spend records e. A repeat of a recorded release digest is free and
+// changes nothing. Otherwise, if Spent + e.Spent would exceed Total, Spend
+// refuses with a *BudgetError (wrapping ErrBudgetExhausted) and the ledger is
+// unchanged; else the entry is inserted in order.
+func (l *Ledger) Spend(e Entry) error {
+	if l.Total == nil {
+		return errors.New("privacy: ledger has no total (use NewLedger)")
+	}
+	cost, err := l.Cost(e)
+	if err != nil {
+		return err
+	}
+	if cost.Sign() == 0 {
+		if _, ok := l.Lookup(e.ReleaseDigest); ok {
+			return nil
+		}
+	}
+	spent := l.Spent()
+	if new(big.Rat).Add(spent, cost).Cmp(l.Total) > 0 {
+		return &BudgetError{
+			Experiment:  l.Experiment,
+			NominalDate: e.NominalDate,
+			Accounting:  l.Accounting,
+			Total:       new(big.Rat).Set(l.Total),
+			Spent:       spent,
+			Need:        cost,
+		}
+	}
+	e.Spent = new(big.Rat).Set(e.Spent)
+	i := sort.Search(len(l.Entries), func(i int) bool { return !entryLess(l.Entries[i], e) })
+	entries := make([]Entry, 0, len(l.Entries)+1)
+	entries = append(entries, l.Entries[:i]...)
+	entries = append(entries, e)
+	l.Entries = append(entries, l.Entries[i:]...)
+	return nil
+}
+
+func entryLess(a, b Entry) bool {
+	if a.NominalDate != b.NominalDate {
+		return a.NominalDate < b.NominalDate
+	}
+	return a.ReleaseDigest < b.ReleaseDigest
+}
+
+// Validate checks the ledger's invariants: version, units, entries valid,
+// sorted, digests unique, and spent ≤ total.
+func (l Ledger) Validate() error {
+	if l.Version != LedgerVersion {
+		return fmt.Errorf("privacy: ledger version %d: this binary reads version %d", l.Version, LedgerVersion)
+	}
+	if l.Experiment == "" {
+		return errors.New("privacy: ledger: empty experiment")
+	}
+	if l.Accounting != AccountingZCDP && l.Accounting != AccountingPure {
+		return fmt.Errorf("privacy: ledger: unknown accounting %q", string(l.Accounting))
+	}
+	if l.Total == nil || l.Total.Sign() <= 0 {
+		return errors.New("privacy: ledger: total must be > 0")
+	}
+	seen := make(map[string]bool, len(l.Entries))
+	for i, e := range l.Entries {
+		if err := l.checkEntry(e); err != nil {
+			return fmt.Errorf("ledger entry %d: %w", i, err)
+		}
+		if seen[e.ReleaseDigest] {
+			return fmt.Errorf("privacy: ledger entry %d: release digest %s recorded twice", i, e.ReleaseDigest)
+		}
+		seen[e.ReleaseDigest] = true
+		if i > 0 && !entryLess(l.Entries[i-1], e) {
+			return fmt.Errorf("privacy: ledger entry %d: entries out of order", i)
+		}
+	}
+	if l.Spent().Cmp(l.Total) > 0 {
+		return fmt.Errorf("privacy: ledger: spent %s exceeds total %s", l.Spent().FloatString(9), l.Total.FloatString(9))
+	}
+	return nil
+}
+
+// Marshal returns the ledger's canonical JSON: fields in declaration order,
+// two-space indentation, a trailing newline, entries sorted, rationals as
+// reduced "a/b" strings (integers as "a"). Equal ledgers give equal bytes.
+func (l Ledger) Marshal() ([]byte, error) {
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	if l.Entries == nil {
+		l.Entries = []Entry{}
+	}
+	b, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("privacy: ledger: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// UnmarshalLedger decodes and validates a ledger. Unknown fields, trailing
+// data and invalid ledgers are errors. Marshal of the result reproduces
+// canonical input byte for byte.
+func UnmarshalLedger(data []byte) (Ledger, error) {
+	var l Ledger
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return Ledger{}, fmt.Errorf("privacy: ledger: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Ledger{}, errors.New("privacy: ledger: trailing data after the JSON object")
+	}
+	if l.Entries == nil {
+		l.Entries = []Entry{}
+	}
+	if err := l.Validate(); err != nil {
+		return Ledger{}, err
+	}
+	return l, nil
+}
