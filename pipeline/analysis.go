@@ -29,13 +29,36 @@ type TemplateRecord struct {
 	RenderedSHA256 string `json:"rendered_sha256"`
 }
 
-// Cell holds the exact sufficient statistics of one cohort × variant × metric:
-// the number of units and the sums of their fixed-point values x (in units of
-// 10^-decimals) and of x².
+// Cell holds the exact sufficient statistics of one cohort × variant ×
+// metric: the number of units and the sums of their fixed-point values (in
+// units of 10^-decimals): x (the metric, or a ratio's numerator), y (a
+// ratio's denominator) and c (the CUPED covariate), with their squares and
+// cross products. Sums a template version does not compute are zero.
 type Cell struct {
 	Cohort, Variant, Metric string
 	N                       int64
-	Sum, SumSq              *big.Int
+	Sum, SumSq              *big.Int // Σx, Σx²
+	SumY, SumY2, SumXY      *big.Int // Σy, Σy², Σxy
+	SumC, SumC2, SumXC      *big.Int // Σc, Σc², Σxc
+	SumYC                   *big.Int // Σyc
+}
+
+// sums returns pointers to every sum of the cell, in a fixed order.
+func (c *Cell) sums() []**big.Int {
+	return []**big.Int{&c.Sum, &c.SumSq, &c.SumY, &c.SumY2, &c.SumXY, &c.SumC, &c.SumC2, &c.SumXC, &c.SumYC}
+}
+
+// sumColumns are the sufstats result columns matching Cell.sums; templates
+// before sufstats@v2 return only the first two.
+var sumColumns = []string{"sum_x", "sum_x2", "sum_y", "sum_y2", "sum_xy", "sum_c", "sum_c2", "sum_xc", "sum_yc"}
+
+// newCell returns a cell with every sum set to zero.
+func newCell(cohort, variant, metric string) Cell {
+	c := Cell{Cohort: cohort, Variant: variant, Metric: metric}
+	for _, p := range c.sums() {
+		*p = new(big.Int)
+	}
+	return c
 }
 
 // Quality holds every data-quality count of one experiment's run. The field
@@ -99,15 +122,22 @@ func loadTemplates(fsys fs.FS, spec *Spec, data renderData) ([]rendered, []Templ
 	return out, recs, nil
 }
 
-// params builds the bound parameters of the templates for one spec.
+// params builds the bound parameters of the templates for one spec. Each
+// template binds only the parameters its text uses (boundParams); templateParams
+// adjusts the few whose meaning differs between templates.
 func params(spec *Spec, traces, events []InputFile) map[string]any {
 	start, end := spec.Window.Bounds()
+	lookback := int64(0)
+	if c := spec.Statistics.CUPED; c != nil {
+		lookback = int64(c.LookbackDays) * 24 * 3600 * 1_000_000
+	}
 	p := map[string]any{
 		"trace_files":         absPaths(traces),
 		"event_files":         absPaths(events),
 		"exp_ids":             []string{spec.Experiment},
 		"exp_start_us":        []int64{start.UnixMicro()},
 		"exp_end_us":          []int64{end.UnixMicro()},
+		"exp_lookback_us":     []int64{lookback},
 		"exp_persona_version": []string{spec.PersonaAlgoVersion},
 		"scale":               float64(spec.Scale()),
 		"scale_int":           spec.Scale(),
@@ -121,28 +151,66 @@ func params(spec *Spec, traces, events []InputFile) map[string]any {
 		leafExp = append(leafExp, spec.Experiment)
 		leaf = append(leaf, l)
 	}
-	var mExp, mName, mEvent, mKind, mAgg []string
-	var mClamp []bool
-	var mLo, mHi []int64
+	var mExp, mName, mEvent, mKind, mAgg, dEvent, dAgg []string
+	var mClamp, dClamp []bool
+	var mLo, mHi, dLo, dHi []int64
+	var usedExp, used []string
+	seen := map[string]bool{}
+	use := func(event string) {
+		if !seen[event] {
+			seen[event] = true
+			usedExp = append(usedExp, spec.Experiment)
+			used = append(used, event)
+		}
+	}
+	bounds := func(c *Clamp) (bool, int64, int64) {
+		if c == nil {
+			return false, 0, 0
+		}
+		return true, scaleBound(c.Lower, spec.Scale()), scaleBound(c.Upper, spec.Scale())
+	}
 	for _, m := range spec.Metrics {
 		mExp = append(mExp, spec.Experiment)
 		mName = append(mName, m.Name)
 		mEvent = append(mEvent, m.Event)
 		mKind = append(mKind, m.Kind)
 		mAgg = append(mAgg, m.Aggregate)
-		lo, hi := int64(0), int64(0)
-		if m.Clamp != nil {
-			lo, hi = scaleBound(m.Clamp.Lower, spec.Scale()), scaleBound(m.Clamp.Upper, spec.Scale())
+		ok, lo, hi := bounds(m.Clamp)
+		mClamp, mLo, mHi = append(mClamp, ok), append(mLo, lo), append(mHi, hi)
+		use(m.Event)
+		den := Part{}
+		if m.Denominator != nil {
+			den = *m.Denominator
+			use(den.Event)
 		}
-		mClamp = append(mClamp, m.Clamp != nil)
-		mLo = append(mLo, lo)
-		mHi = append(mHi, hi)
+		dEvent, dAgg = append(dEvent, den.Event), append(dAgg, den.Aggregate)
+		ok, lo, hi = bounds(den.Clamp)
+		dClamp, dLo, dHi = append(dClamp, ok), append(dLo, lo), append(dHi, hi)
 	}
 	p["var_exp"], p["var_name"] = varExp, varName
 	p["leaf_exp"], p["leaf"] = nonNil(leafExp), nonNil(leaf)
 	p["m_exp"], p["m_name"], p["m_event"], p["m_kind"], p["m_agg"] = mExp, mName, mEvent, mKind, mAgg
 	p["m_clamp"], p["m_lo"], p["m_hi"] = mClamp, mLo, mHi
+	p["m_den_event"], p["m_den_agg"] = dEvent, dAgg
+	p["m_den_clamp"], p["m_den_lo"], p["m_den_hi"] = dClamp, dLo, dHi
+	p["used_exp"], p["used_event"] = usedExp, used
 	return p
+}
+
+// templateParams returns the parameters for one template. events@v1 and
+// quality@v1 read $m_exp/$m_event as the list of (experiment, event name)
+// pairs whose events are used, which is every numerator and denominator
+// event; the metric templates read them per metric.
+func templateParams(name string, p map[string]any) map[string]any {
+	if name != "events" && name != "quality" {
+		return p
+	}
+	q := make(map[string]any, len(p))
+	for k, v := range p {
+		q[k] = v
+	}
+	q["m_exp"], q["m_event"] = p["used_exp"], p["used_event"]
+	return q
 }
 
 func nonNil(s []string) []string {
@@ -168,7 +236,7 @@ func (s *session) runSQL(ctx context.Context, spec *Spec, tmpls []rendered, p ma
 		byName[t.Name] = t
 	}
 	for _, name := range []string{"traces", "assignment", "events", "unit_metrics"} {
-		if err := s.exec(ctx, byName[name], p); err != nil {
+		if err := s.exec(ctx, byName[name], templateParams(name, p)); err != nil {
 			return nil, Quality{}, err
 		}
 	}
@@ -194,38 +262,65 @@ func (s *session) runSQL(ctx context.Context, spec *Spec, tmpls []rendered, p ma
 		if err != nil {
 			return err
 		}
-		sx, err := bigCol(rec, "sum_x")
-		if err != nil {
-			return err
+		// Older sufstats versions return only some sums; the rest stay 0.
+		var sumCols []func(int) (*big.Int, bool)
+		for _, name := range sumColumns {
+			if len(rec.Schema().FieldIndices(name)) == 0 {
+				sumCols = append(sumCols, nil)
+				continue
+			}
+			col, err := bigCol(rec, name)
+			if err != nil {
+				return err
+			}
+			sumCols = append(sumCols, col)
 		}
-		sx2, err := bigCol(rec, "sum_x2")
-		if err != nil {
-			return err
+		var maxCols []func(int) (*big.Int, bool)
+		for _, name := range []string{"max_abs_x", "max_abs_y", "max_abs_c"} {
+			if len(rec.Schema().FieldIndices(name)) == 0 {
+				continue
+			}
+			col, err := bigCol(rec, name)
+			if err != nil {
+				return err
+			}
+			maxCols = append(maxCols, col)
 		}
-		mx, err := bigCol(rec, "max_abs_x")
-		if err != nil {
-			return err
+		if len(maxCols) == 0 {
+			return fmt.Errorf("result has no max_abs_x column: the overflow proof needs it")
 		}
 		for r := 0; r < int(rec.NumRows()); r++ {
 			e, _ := exp(r)
 			if e != spec.Experiment {
 				continue
 			}
-			c := Cell{}
-			c.Cohort, _ = coh(r)
-			c.Variant, _ = vr(r)
-			c.Metric, _ = met(r)
+			cohort, _ := coh(r)
+			variant, _ := vr(r)
+			metric, _ := met(r)
+			c := newCell(cohort, variant, metric)
 			c.N, _ = n(r)
-			var ok1, ok2, ok3 bool
-			var maxAbs *big.Int
-			c.Sum, ok1 = sx(r)
-			c.SumSq, ok2 = sx2(r)
-			maxAbs, ok3 = mx(r)
-			if !ok1 || !ok2 || !ok3 {
-				return fmt.Errorf("cohort %s variant %s metric %s: NULL sufficient statistic", c.Cohort, c.Variant, c.Metric)
+			for i, p := range c.sums() {
+				if sumCols[i] == nil {
+					continue
+				}
+				v, ok := sumCols[i](r)
+				if !ok {
+					return fmt.Errorf("cohort %s variant %s metric %s: NULL %s", cohort, variant, metric, sumColumns[i])
+				}
+				*p = v
 			}
-			// Each unit contributes at most maxAbs² to sum_x2, so a bound below
-			// 2^126 proves that no 128-bit sum wrapped.
+			// Each unit adds at most max|x|², max|x||y|, ... to a sum, so
+			// n·max² < 2^126 proves that no 128-bit sum wrapped.
+			maxAbs := new(big.Int)
+			for _, col := range maxCols {
+				v, ok := col(r)
+				if !ok {
+					return fmt.Errorf("cohort %s variant %s metric %s: NULL maximum", cohort, variant, metric)
+				}
+				if v.CmpAbs(maxAbs) > 0 {
+					maxAbs = v
+				}
+			}
 			bound := new(big.Int).Mul(maxAbs, maxAbs)
 			bound.Mul(bound, big.NewInt(c.N))
 			if bound.BitLen() > 126 {
@@ -240,7 +335,7 @@ func (s *session) runSQL(ctx context.Context, spec *Spec, tmpls []rendered, p ma
 	}
 	var q Quality
 	found := false
-	err = s.query(ctx, byName["quality"], p, func(r *sql.Rows) error {
+	err = s.query(ctx, byName["quality"], templateParams("quality", p), func(r *sql.Rows) error {
 		var exp string
 		if err := r.Scan(&exp, &q.TraceNullExperiment, &q.TraceRows, &q.TraceNullKeys, &q.TraceDuplicates,
 			&q.TraceOutOfWindow, &q.TraceVersionMismatch, &q.TraceUnknownVariant, &q.UnitsExposed,
@@ -290,62 +385,88 @@ func cohortOrder(spec *Spec) []string {
 func completeCells(spec *Spec, cells []Cell) ([]Cell, error) {
 	type key struct{ c, v, m string }
 	idx := map[key]Cell{}
+	order := cohortOrder(spec)
 	for _, c := range cells {
-		if c.Cohort == AllCohort {
-			return nil, fmt.Errorf("a cohort is named %q, which is reserved", AllCohort)
+		if !contains(order[1:], c.Cohort) {
+			return nil, fmt.Errorf("sufficient statistics for unexpected cohort %q", c.Cohort)
 		}
 		idx[key{c.Cohort, c.Variant, c.Metric}] = c
 	}
 	var out []Cell
-	for _, coh := range cohortOrder(spec) {
+	for _, coh := range order {
 		for _, v := range spec.Variants {
 			for _, m := range spec.Metrics {
-				c := Cell{Cohort: coh, Variant: v.Name, Metric: m.Name, Sum: new(big.Int), SumSq: new(big.Int)}
+				c := newCell(coh, v.Name, m.Name)
+				sources := []string{coh}
 				if coh == AllCohort {
-					for _, other := range cohortOrder(spec)[1:] {
-						if o, ok := idx[key{other, v.Name, m.Name}]; ok {
-							c.N += o.N
-							c.Sum.Add(c.Sum, o.Sum)
-							c.SumSq.Add(c.SumSq, o.SumSq)
-						}
+					sources = order[1:]
+				}
+				for _, src := range sources {
+					o, ok := idx[key{src, v.Name, m.Name}]
+					if !ok {
+						continue
 					}
-				} else if o, ok := idx[key{coh, v.Name, m.Name}]; ok {
-					c.N, c.Sum, c.SumSq = o.N, o.Sum, o.SumSq
+					c.N += o.N
+					dst, add := c.sums(), o.sums()
+					for i := range dst {
+						(*dst[i]).Add(*dst[i], *add[i])
+					}
 				}
 				out = append(out, c)
 			}
 		}
 	}
-	for k := range idx {
-		if !contains(cohortOrder(spec), k.c) {
-			return nil, fmt.Errorf("sufficient statistics for unexpected cohort %q", k.c)
-		}
-	}
 	return out, nil
 }
 
-// Moments are a cell's mean and sample variance in metric units, computed
-// exactly from the integer sums and rounded once to float64:
+// exactMoments are a cell's means, sample variances and covariances in
+// metric units, computed exactly from the integer sums and rounded once to
+// float64. With S = 10^decimals:
 //
-//	mean = Σx / (n·S)
-//	var  = (n·Σx² − (Σx)²) / (n·(n−1)·S²)
+//	mean(a)   = Σa / (n·S)
+//	cov(a, b) = (n·Σab − Σa·Σb) / (n·(n−1)·S²)   (var(a) = cov(a, a))
 //
-// where S = 10^decimals. Var is 0 when n < 2.
-func moments(c Cell, scale int64) (mean, variance float64) {
+// Covariances are 0 when n < 2.
+type exactMoments struct {
+	MeanX, MeanY, MeanC float64
+	VarX, VarY, VarC    float64
+	CovXY, CovXC, CovYC float64
+}
+
+func momentsOf(c Cell, scale int64) exactMoments {
+	var m exactMoments
 	if c.N == 0 {
-		return 0, 0
+		return m
 	}
 	n := big.NewInt(c.N)
 	s := big.NewInt(scale)
-	m := new(big.Rat).SetFrac(c.Sum, new(big.Int).Mul(n, s))
-	mean, _ = m.Float64()
-	if c.N < 2 {
-		return mean, 0
+	mean := func(sum *big.Int) float64 {
+		f, _ := new(big.Rat).SetFrac(sum, new(big.Int).Mul(n, s)).Float64()
+		return f
 	}
-	num := new(big.Int).Mul(n, c.SumSq)
-	num.Sub(num, new(big.Int).Mul(c.Sum, c.Sum))
+	m.MeanX, m.MeanY, m.MeanC = mean(c.Sum), mean(c.SumY), mean(c.SumC)
+	if c.N < 2 {
+		return m
+	}
 	den := new(big.Int).Mul(n, big.NewInt(c.N-1))
 	den.Mul(den, new(big.Int).Mul(s, s))
-	variance, _ = new(big.Rat).SetFrac(num, den).Float64()
-	return mean, variance
+	cov := func(sumAB, sumA, sumB *big.Int) float64 {
+		num := new(big.Int).Mul(n, sumAB)
+		num.Sub(num, new(big.Int).Mul(sumA, sumB))
+		f, _ := new(big.Rat).SetFrac(num, den).Float64()
+		return f
+	}
+	m.VarX = cov(c.SumSq, c.Sum, c.Sum)
+	m.VarY = cov(c.SumY2, c.SumY, c.SumY)
+	m.VarC = cov(c.SumC2, c.SumC, c.SumC)
+	m.CovXY = cov(c.SumXY, c.Sum, c.SumY)
+	m.CovXC = cov(c.SumXC, c.Sum, c.SumC)
+	m.CovYC = cov(c.SumYC, c.SumY, c.SumC)
+	return m
+}
+
+// moments returns a cell's mean and sample variance of x.
+func moments(c Cell, scale int64) (mean, variance float64) {
+	m := momentsOf(c, scale)
+	return m.MeanX, m.VarX
 }

@@ -61,7 +61,7 @@ var reportedSettings = []string{"TimeZone", "autoinstall_known_extensions", "aut
 
 // resultSettings are the settings that could change a result; they go in the
 // stable part of the manifest. The rest are execution details.
-var resultSettings = map[string]bool{"TimeZone": true, "version": true, "autoinstall_known_extensions": true, "autoload_known_extensions": true, "preserve_insertion_order": true}
+var resultSettings = map[string]bool{"version": true, "autoinstall_known_extensions": true, "autoload_known_extensions": true, "preserve_insertion_order": true}
 
 // session is one embedded DuckDB database with the single connection that
 // holds the run's temporary tables.

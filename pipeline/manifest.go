@@ -24,6 +24,7 @@ type Manifest struct {
 	Inputs      []InputFile      `json:"inputs"`
 	InputDigest string           `json:"input_digest"`
 	DuckDB      DuckDBInfo       `json:"duckdb"`
+	Statistics  StatisticsInfo   `json:"statistics"`
 	Privacy     PrivacyInfo      `json:"privacy"`
 	Checks      []Check          `json:"checks"`
 	Outputs     []OutputFile     `json:"outputs"`

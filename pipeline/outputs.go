@@ -16,30 +16,42 @@ import (
 // ResultRow is one row of results.csv and results.parquet: one cohort ×
 // metric × treatment-versus-control comparison. Optional numbers are nil
 // where they are undefined (Status says why); they are written as an empty
-// CSV field and a Parquet NULL, never as NaN.
+// CSV field and a Parquet NULL, never as NaN. The columns are documented in
+// README.md.
 type ResultRow struct {
-	Experiment  string   `parquet:"experiment"`
-	Cohort      string   `parquet:"cohort"`
-	Metric      string   `parquet:"metric"`
-	Kind        string   `parquet:"kind"`
-	Variant     string   `parquet:"variant"`
-	Control     string   `parquet:"control"`
-	NControl    int64    `parquet:"n_control"`
-	NVariant    int64    `parquet:"n_variant"`
-	MeanControl *float64 `parquet:"mean_control,optional"`
-	MeanVariant *float64 `parquet:"mean_variant,optional"`
-	SDControl   *float64 `parquet:"sd_control,optional"`
-	SDVariant   *float64 `parquet:"sd_variant,optional"`
-	AbsEffect   *float64 `parquet:"abs_effect,optional"`
-	AbsCILow    *float64 `parquet:"abs_ci_low,optional"`
-	AbsCIHigh   *float64 `parquet:"abs_ci_high,optional"`
-	RelEffect   *float64 `parquet:"rel_effect,optional"`
-	RelCILow    *float64 `parquet:"rel_ci_low,optional"`
-	RelCIHigh   *float64 `parquet:"rel_ci_high,optional"`
-	DF          *float64 `parquet:"df,optional"`
-	PValue      *float64 `parquet:"p_value,optional"`
-	CILevel     float64  `parquet:"ci_level"`
-	Status      string   `parquet:"status"`
+	Experiment     string   `parquet:"experiment"`
+	Cohort         string   `parquet:"cohort"`
+	Metric         string   `parquet:"metric"`
+	Kind           string   `parquet:"kind"`
+	Role           string   `parquet:"role"`
+	Variant        string   `parquet:"variant"`
+	Control        string   `parquet:"control"`
+	NControl       int64    `parquet:"n_control"`
+	NVariant       int64    `parquet:"n_variant"`
+	MeanControl    *float64 `parquet:"mean_control,optional"`
+	MeanVariant    *float64 `parquet:"mean_variant,optional"`
+	SDControl      *float64 `parquet:"sd_control,optional"`
+	SDVariant      *float64 `parquet:"sd_variant,optional"`
+	AbsEffect      *float64 `parquet:"abs_effect,optional"`
+	AbsCILow       *float64 `parquet:"abs_ci_low,optional"`
+	AbsCIHigh      *float64 `parquet:"abs_ci_high,optional"`
+	RelEffect      *float64 `parquet:"rel_effect,optional"`
+	RelCILow       *float64 `parquet:"rel_ci_low,optional"`
+	RelCIHigh      *float64 `parquet:"rel_ci_high,optional"`
+	DF             *float64 `parquet:"df,optional"`
+	PValue         *float64 `parquet:"p_value,optional"`
+	PValueAdjusted *float64 `parquet:"p_value_adjusted,optional"`
+	AdjCILow       *float64 `parquet:"adj_ci_low,optional"`
+	AdjCIHigh      *float64 `parquet:"adj_ci_high,optional"`
+	CILevel        float64  `parquet:"ci_level"`
+	Interval       string   `parquet:"interval"`
+	CUPEDTheta     *float64 `parquet:"cuped_theta,optional"`
+	MDEAbs         *float64 `parquet:"mde_abs,optional"`
+	MDERel         *float64 `parquet:"mde_rel,optional"`
+	Underpowered   bool     `parquet:"underpowered"`
+	SRMPValue      *float64 `parquet:"srm_p_value,optional"`
+	SRM            bool     `parquet:"srm"`
+	Status         string   `parquet:"status"`
 }
 
 // resultColumns defines results.csv: the header and how each field is
@@ -52,6 +64,7 @@ var resultColumns = []struct {
 	{"cohort", func(r *ResultRow) string { return r.Cohort }},
 	{"metric", func(r *ResultRow) string { return r.Metric }},
 	{"kind", func(r *ResultRow) string { return r.Kind }},
+	{"role", func(r *ResultRow) string { return r.Role }},
 	{"variant", func(r *ResultRow) string { return r.Variant }},
 	{"control", func(r *ResultRow) string { return r.Control }},
 	{"n_control", func(r *ResultRow) string { return strconv.FormatInt(r.NControl, 10) }},
@@ -68,7 +81,17 @@ var resultColumns = []struct {
 	{"rel_ci_high", func(r *ResultRow) string { return fmtOpt(r.RelCIHigh) }},
 	{"df", func(r *ResultRow) string { return fmtOpt(r.DF) }},
 	{"p_value", func(r *ResultRow) string { return fmtOpt(r.PValue) }},
+	{"p_value_adjusted", func(r *ResultRow) string { return fmtOpt(r.PValueAdjusted) }},
+	{"adj_ci_low", func(r *ResultRow) string { return fmtOpt(r.AdjCILow) }},
+	{"adj_ci_high", func(r *ResultRow) string { return fmtOpt(r.AdjCIHigh) }},
 	{"ci_level", func(r *ResultRow) string { return FormatFloat(r.CILevel) }},
+	{"interval", func(r *ResultRow) string { return r.Interval }},
+	{"cuped_theta", func(r *ResultRow) string { return fmtOpt(r.CUPEDTheta) }},
+	{"mde_abs", func(r *ResultRow) string { return fmtOpt(r.MDEAbs) }},
+	{"mde_rel", func(r *ResultRow) string { return fmtOpt(r.MDERel) }},
+	{"underpowered", func(r *ResultRow) string { return strconv.FormatBool(r.Underpowered) }},
+	{"srm_p_value", func(r *ResultRow) string { return fmtOpt(r.SRMPValue) }},
+	{"srm", func(r *ResultRow) string { return strconv.FormatBool(r.SRM) }},
 	{"status", func(r *ResultRow) string { return r.Status }},
 }
 

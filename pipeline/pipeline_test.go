@@ -18,9 +18,11 @@ func f64(v float64) *float64 { return &v }
 
 func TestResultsCSVAndParquetAgree(t *testing.T) {
 	rows := []ResultRow{
-		{Experiment: "e", Cohort: "(all)", Metric: "m", Kind: "mean", Variant: "t", Control: "c", NControl: 10, NVariant: 12,
-			MeanControl: f64(0.1), MeanVariant: f64(1.0 / 3), AbsEffect: f64(-2.5e-17), PValue: f64(1), CILevel: 0.95, Status: "ok"},
-		{Experiment: "e", Cohort: "a,b", Metric: "m", Kind: "mean", Variant: "t", Control: "c", CILevel: 0.95, Status: "missing arm"},
+		{Experiment: "e", Cohort: "(all)", Metric: "m", Kind: "mean", Role: "goal", Variant: "t", Control: "c", NControl: 10, NVariant: 12,
+			MeanControl: f64(0.1), MeanVariant: f64(1.0 / 3), AbsEffect: f64(-2.5e-17), PValue: f64(1), CILevel: 0.95,
+			Interval: "fixed_horizon", Underpowered: true, Status: "ok"},
+		{Experiment: "e", Cohort: "a,b", Metric: "m", Kind: "mean", Role: "secondary", Variant: "t", Control: "c", CILevel: 0.95,
+			Interval: "fixed_horizon", SRM: true, Status: "missing arm"},
 	}
 	csvBytes, err := EncodeResultsCSV(rows)
 	if err != nil {
@@ -30,7 +32,7 @@ func TestResultsCSVAndParquetAgree(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("want header + 2 rows, got %q", csvBytes)
 	}
-	if want := "e,(all),m,mean,t,c,10,12,0.1,0.3333333333333333,,,-2.5e-17,,,,,,,1,0.95,ok"; lines[1] != want {
+	if want := "e,(all),m,mean,goal,t,c,10,12,0.1,0.3333333333333333,,,-2.5e-17,,,,,,,1,,,,0.95,fixed_horizon,,,,true,,false,ok"; lines[1] != want {
 		t.Errorf("row 1:\n got %s\nwant %s", lines[1], want)
 	}
 	if !strings.Contains(lines[2], `"a,b"`) {
@@ -68,7 +70,8 @@ func TestMomentsExact(t *testing.T) {
 	// Values 1.5, 2.5 and 4 at scale 10^6; mean 8/3, sample variance 19/12.
 	scale := int64(1_000_000)
 	xs := []int64{1_500_000, 2_500_000, 4_000_000}
-	c := Cell{N: 3, Sum: new(big.Int), SumSq: new(big.Int)}
+	c := newCell("", "", "")
+	c.N = 3
 	for _, x := range xs {
 		c.Sum.Add(c.Sum, big.NewInt(x))
 		c.SumSq.Add(c.SumSq, new(big.Int).Mul(big.NewInt(x), big.NewInt(x)))
@@ -80,7 +83,8 @@ func TestMomentsExact(t *testing.T) {
 	// Catastrophic cancellation in float64 would lose this variance: values
 	// 1e12 + {0, 1e-6, 2e-6} have variance 1e-12.
 	big12 := new(big.Int).Mul(big.NewInt(1_000_000_000_000), big.NewInt(scale))
-	c = Cell{N: 3, Sum: new(big.Int), SumSq: new(big.Int)}
+	c = newCell("", "", "")
+	c.N = 3
 	for i := int64(0); i < 3; i++ {
 		x := new(big.Int).Add(big12, big.NewInt(i))
 		c.Sum.Add(c.Sum, x)
@@ -89,7 +93,7 @@ func TestMomentsExact(t *testing.T) {
 	if _, v := moments(c, scale); math.Abs(v-1e-12) > 1e-24 {
 		t.Errorf("variance = %v, want 1e-12", v)
 	}
-	if m, v := moments(Cell{N: 0, Sum: new(big.Int), SumSq: new(big.Int)}, scale); m != 0 || v != 0 {
+	if m, v := moments(newCell("", "", ""), scale); m != 0 || v != 0 {
 		t.Errorf("empty cell moments = %v, %v", m, v)
 	}
 }

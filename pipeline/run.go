@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math"
 	"path/filepath"
 	"regexp"
 	"time"
 
 	"github.com/verity-analytics/verity/queries"
-	"github.com/verity-analytics/verity/stats"
 )
 
 // Options configures Run. Validate is called before any I/O.
@@ -65,6 +63,7 @@ type Outcome struct {
 	Experiment string
 	Dir        string // the committed output folder
 	Rows       int    // result rows written
+	Verdict    string // from decisions.json
 	Quality    Quality
 }
 
@@ -196,11 +195,18 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows := compare(spec, all)
+	rows, decisions, err := analyse(spec, all, date)
+	if err != nil {
+		return nil, err
+	}
 	phase("statistics", t0)
 
 	checks := qualityChecks(q)
 	qualityJSON, err := marshalJSON(QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: q, Checks: checks})
+	if err != nil {
+		return nil, err
+	}
+	decisionsJSON, err := marshalJSON(decisions)
 	if err != nil {
 		return nil, err
 	}
@@ -226,6 +232,7 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 		{Name: "results.csv", Data: csvBytes},
 		{Name: "results.parquet", Data: pq},
 		{Name: "quality.json", Data: qualityJSON},
+		{Name: "decisions.json", Data: decisionsJSON},
 	}, func(outs []OutputFile) ([]byte, error) {
 		m := Manifest{
 			Format:      ManifestFormat,
@@ -237,6 +244,7 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 			Inputs:      inputs,
 			InputDigest: inputDigest(inputs),
 			DuckDB:      duck,
+			Statistics:  statisticsInfo(spec),
 			Privacy:     PrivacyInfo{Enabled: false, Note: "privacy is off: results are exact, not differentially private"},
 			Checks:      checks,
 			Outputs:     outs,
@@ -256,8 +264,8 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", final, err)
 	}
-	log.Info("run committed", "phase", "commit", "dir", final, "rows", len(rows))
-	return &Outcome{Experiment: spec.Experiment, Dir: final, Rows: len(rows), Quality: q}, nil
+	log.Info("run committed", "phase", "commit", "dir", final, "rows", len(rows), "verdict", decisions.Verdict)
+	return &Outcome{Experiment: spec.Experiment, Dir: final, Rows: len(rows), Quality: q, Verdict: decisions.Verdict}, nil
 }
 
 func newRunID() string {
@@ -266,70 +274,6 @@ func newRunID() string {
 		return "run-unknown"
 	}
 	return hex.EncodeToString(b[:])
-}
-
-// compare computes one result row per cohort × metric × treatment.
-func compare(spec *Spec, cells []Cell) []ResultRow {
-	type key struct{ c, v, m string }
-	idx := map[key]Cell{}
-	for _, c := range cells {
-		idx[key{c.Cohort, c.Variant, c.Metric}] = c
-	}
-	control := spec.Control()
-	scale := spec.Scale()
-	var rows []ResultRow
-	for _, coh := range cohortOrder(spec) {
-		for _, m := range spec.Metrics {
-			kind, _ := stats.ParseKind(m.Kind)
-			cc := idx[key{coh, control, m.Name}]
-			cm, cv := moments(cc, scale)
-			for _, v := range spec.Variants {
-				if v.Control {
-					continue
-				}
-				tc := idx[key{coh, v.Name, m.Name}]
-				tm, tv := moments(tc, scale)
-				cmp := stats.Compare(
-					stats.Arm{N: float64(cc.N), Mean: cm, Var: cv},
-					stats.Arm{N: float64(tc.N), Mean: tm, Var: tv},
-					kind, stats.Options{Alpha: spec.Statistics.Alpha})
-				row := ResultRow{
-					Experiment: spec.Experiment, Cohort: coh, Metric: m.Name, Kind: m.Kind,
-					Variant: v.Name, Control: control, NControl: cc.N, NVariant: tc.N,
-					CILevel: 1 - spec.Statistics.Alpha, Status: cmp.Status,
-				}
-				if cc.N > 0 {
-					row.MeanControl = opt(cm)
-				}
-				if tc.N > 0 {
-					row.MeanVariant = opt(tm)
-				}
-				if cc.N > 1 {
-					row.SDControl = opt(math.Sqrt(cv))
-				}
-				if tc.N > 1 {
-					row.SDVariant = opt(math.Sqrt(tv))
-				}
-				if cc.N > 0 && tc.N > 0 {
-					row.AbsEffect = opt(tm - cm)
-				}
-				// The absolute comparison stands when only the relative one is
-				// undefined (a zero control mean); otherwise Status says why the
-				// numbers are empty.
-				if cmp.Status == stats.StatusOK || cmp.Status == stats.StatusControlMeanZero {
-					row.AbsEffect = opt(cmp.Diff)
-					row.AbsCILow, row.AbsCIHigh = opt(cmp.DiffLow), opt(cmp.DiffHigh)
-					row.DF = opt(cmp.DF)
-					row.PValue = opt(cmp.PValue)
-				}
-				if cmp.Status == stats.StatusOK {
-					row.RelEffect, row.RelCILow, row.RelCIHigh = opt(cmp.RelDiff), opt(cmp.RelLow), opt(cmp.RelHigh)
-				}
-				rows = append(rows, row)
-			}
-		}
-	}
-	return rows
 }
 
 // qualityChecks derives the checks reported in quality.json and the

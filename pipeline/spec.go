@@ -102,17 +102,48 @@ type Cohorts struct {
 // Metric is one analysed metric.
 type Metric struct {
 	Name string `yaml:"name" json:"name"`
-	// Kind is proportion (unit converted or not) or mean (per-unit sum or
-	// count of events).
+	// Kind is proportion (unit converted or not), mean (per-unit sum or
+	// count of events) or ratio (Σ numerator / Σ denominator over units).
 	Kind string `yaml:"kind" json:"kind"`
-	// Event is the metric-event name (events column metric).
+	// Event is the metric-event name (events column metric); for a ratio,
+	// the numerator's event.
 	Event string `yaml:"event" json:"event"`
-	// Aggregate is how a mean metric aggregates a unit's events: sum of
-	// values or count of events. Empty for proportions.
+	// Aggregate is how a mean metric (or a ratio's numerator) aggregates a
+	// unit's events: sum of values or count of events. Empty for
+	// proportions.
 	Aggregate string `yaml:"aggregate,omitempty" json:"aggregate,omitempty"`
 	// Clamp bounds each unit's value (winsorization). Required for mean
-	// metrics, not allowed for proportions.
+	// metrics and ratio numerators, not allowed for proportions.
 	Clamp *Clamp `yaml:"clamp,omitempty" json:"clamp,omitempty"`
+	// Denominator is a ratio metric's per-unit denominator, clamped over
+	// the same units as the numerator. Required for ratios only.
+	Denominator *Part `yaml:"denominator,omitempty" json:"denominator,omitempty"`
+	// Role is goal (in the multiple-testing family, can ship), guardrail
+	// (can roll back) or secondary (reported only, the default).
+	Role string `yaml:"role,omitempty" json:"role"`
+	// Direction is the direction in which a goal improves: increase (the
+	// default) or decrease.
+	Direction string `yaml:"direction,omitempty" json:"direction,omitempty"`
+	// Guardrail declares a guardrail's harmful direction and margin.
+	Guardrail *Guardrail `yaml:"guardrail,omitempty" json:"guardrail,omitempty"`
+}
+
+// Part is one aggregated per-unit quantity: a ratio's denominator.
+type Part struct {
+	Event     string `yaml:"event" json:"event"`
+	Aggregate string `yaml:"aggregate" json:"aggregate"`
+	Clamp     *Clamp `yaml:"clamp" json:"clamp"`
+}
+
+// Guardrail is the non-inferiority rule of a guardrail metric.
+type Guardrail struct {
+	// Harmful is the direction in which the metric gets worse: increase
+	// (errors, latency) or decrease (revenue).
+	Harmful string `yaml:"harmful" json:"harmful"`
+	// Margin >= 0 is the largest tolerated harm, in the metric's units, or
+	// as a relative change when Relative (0.02 tolerates 2%).
+	Margin   float64 `yaml:"margin" json:"margin"`
+	Relative bool    `yaml:"relative,omitempty" json:"relative"`
 }
 
 // Clamp bounds a per-unit value to [Lower, Upper].
@@ -128,6 +159,41 @@ type Statistics struct {
 	// FixedPointDecimals is the number of decimals kept when values are
 	// converted to exact integers; default 6.
 	FixedPointDecimals *int `yaml:"fixed_point_decimals,omitempty" json:"fixed_point_decimals"`
+	// Correction is the multiple-testing correction across the goal
+	// metrics × treatments: holm (family-wise, the default), bh
+	// (Benjamini–Hochberg false discovery rate) or none.
+	Correction string `yaml:"correction,omitempty" json:"correction"`
+	// CorrectionScope widens the family to every cohort when "cohorts";
+	// the default, "overall", corrects over the (all) cohort's goals.
+	CorrectionScope string `yaml:"correction_scope,omitempty" json:"correction_scope"`
+	// Sequential, when set, replaces fixed-horizon intervals and p-values
+	// with always-valid confidence sequences, safe to read every night.
+	Sequential *Sequential `yaml:"sequential,omitempty" json:"sequential,omitempty"`
+	// CUPED, when set, adjusts every metric with its own pre-exposure value.
+	CUPED *CUPEDSettings `yaml:"cuped,omitempty" json:"cuped,omitempty"`
+	// SRMThreshold is the p-value below which a sample-ratio mismatch
+	// invalidates the verdict; default 0.001.
+	SRMThreshold float64 `yaml:"srm_threshold,omitempty" json:"srm_threshold"`
+	// Power is the power of the reported minimum detectable effect;
+	// default 0.8.
+	Power float64 `yaml:"power,omitempty" json:"power"`
+	// MaxRelativeMDE flags a comparison as underpowered when its relative
+	// MDE exceeds it; default 0.05.
+	MaxRelativeMDE float64 `yaml:"max_relative_mde,omitempty" json:"max_relative_mde"`
+}
+
+// Sequential configures always-valid confidence sequences.
+type Sequential struct {
+	// NStar is the expected number of units in the two compared arms at
+	// the end of the experiment; the sequence is tightest there.
+	NStar float64 `yaml:"n_star" json:"n_star"`
+}
+
+// CUPEDSettings configures the pre-exposure covariate.
+type CUPEDSettings struct {
+	// LookbackDays is how far before each unit's first exposure its
+	// covariate is measured; default 14.
+	LookbackDays int `yaml:"lookback_days,omitempty" json:"lookback_days"`
 }
 
 // SpecError is a problem in a spec file: the file, the key (a dotted path)
@@ -342,7 +408,8 @@ func (s *Spec) Validate() error {
 		return s.errf("metrics", "want at least one metric")
 	}
 	names := map[string]bool{}
-	for i, m := range s.Metrics {
+	for i := range s.Metrics {
+		m := s.Metrics[i]
 		key := fmt.Sprintf("metrics[%d]", i)
 		if !keyRE.MatchString(m.Name) {
 			return s.errf(key+".name", "want 1-128 letters, digits, '.', '_' or '-', got %q", m.Name)
@@ -362,18 +429,55 @@ func (s *Spec) Validate() error {
 			if m.Clamp != nil {
 				return s.errf(key+".clamp", "not allowed for a proportion (values are 0 or 1)")
 			}
-		case "mean":
-			if m.Aggregate != "sum" && m.Aggregate != "count" {
-				return s.errf(key+".aggregate", "want sum or count, got %q", m.Aggregate)
-			}
-			if m.Clamp == nil {
-				return s.errf(key+".clamp", "required for a mean metric: per-unit values are clamped to declared bounds")
-			}
-			if !finite(m.Clamp.Lower) || !finite(m.Clamp.Upper) || m.Clamp.Lower > m.Clamp.Upper {
-				return s.errf(key+".clamp", "want finite lower <= upper, got [%v, %v]", m.Clamp.Lower, m.Clamp.Upper)
+		case "mean", "ratio":
+			if err := s.validatePart(key, Part{Event: m.Event, Aggregate: m.Aggregate, Clamp: m.Clamp}); err != nil {
+				return err
 			}
 		default:
-			return s.errf(key+".kind", "want proportion or mean, got %q", m.Kind)
+			return s.errf(key+".kind", "want proportion, mean or ratio, got %q", m.Kind)
+		}
+		if m.Kind == "ratio" {
+			if m.Denominator == nil {
+				return s.errf(key+".denominator", "required for a ratio metric")
+			}
+			if err := s.validatePart(key+".denominator", *m.Denominator); err != nil {
+				return err
+			}
+		} else if m.Denominator != nil {
+			return s.errf(key+".denominator", "only ratio metrics have a denominator")
+		}
+		if m.Role == "" {
+			s.Metrics[i].Role = "secondary"
+		}
+		switch s.Metrics[i].Role {
+		case "goal", "secondary":
+			if m.Guardrail != nil {
+				return s.errf(key+".guardrail", "only metrics with role guardrail have a guardrail rule")
+			}
+		case "guardrail":
+			if m.Guardrail == nil {
+				return s.errf(key+".guardrail", "required for role guardrail: {harmful: increase|decrease, margin: M, relative: bool}")
+			}
+			if m.Guardrail.Harmful != "increase" && m.Guardrail.Harmful != "decrease" {
+				return s.errf(key+".guardrail.harmful", "want increase or decrease, got %q", m.Guardrail.Harmful)
+			}
+			if !finite(m.Guardrail.Margin) || m.Guardrail.Margin < 0 {
+				return s.errf(key+".guardrail.margin", "want a finite margin >= 0, got %v", m.Guardrail.Margin)
+			}
+		default:
+			return s.errf(key+".role", "want goal, guardrail or secondary, got %q", m.Role)
+		}
+		switch m.Direction {
+		case "":
+			if s.Metrics[i].Role == "goal" {
+				s.Metrics[i].Direction = "increase"
+			}
+		case "increase", "decrease":
+			if s.Metrics[i].Role != "goal" {
+				return s.errf(key+".direction", "only goals have a desired direction (guardrails declare guardrail.harmful)")
+			}
+		default:
+			return s.errf(key+".direction", "want increase or decrease, got %q", m.Direction)
 		}
 	}
 	st := &s.Statistics
@@ -390,16 +494,122 @@ func (s *Spec) Validate() error {
 	if d := *st.FixedPointDecimals; d < 0 || d > 9 {
 		return s.errf("statistics.fixed_point_decimals", "want 0 to 9, got %d", d)
 	}
+	if st.Correction == "" {
+		st.Correction = "holm"
+	}
+	if st.Correction != "holm" && st.Correction != "bh" && st.Correction != "none" {
+		return s.errf("statistics.correction", "want holm, bh or none, got %q", st.Correction)
+	}
+	if st.CorrectionScope == "" {
+		st.CorrectionScope = "overall"
+	}
+	if st.CorrectionScope != "overall" && st.CorrectionScope != "cohorts" {
+		return s.errf("statistics.correction_scope", "want overall or cohorts, got %q", st.CorrectionScope)
+	}
+	if st.Sequential != nil && !(st.Sequential.NStar >= 2 && finite(st.Sequential.NStar)) {
+		return s.errf("statistics.sequential.n_star", "want the expected number of units in two arms (>= 2), got %v", st.Sequential.NStar)
+	}
+	if st.CUPED != nil {
+		if st.CUPED.LookbackDays == 0 {
+			st.CUPED.LookbackDays = 14
+		}
+		if st.CUPED.LookbackDays < 1 || st.CUPED.LookbackDays > 366 {
+			return s.errf("statistics.cuped.lookback_days", "want 1 to 366, got %d", st.CUPED.LookbackDays)
+		}
+	}
+	if st.SRMThreshold == 0 {
+		st.SRMThreshold = 0.001
+	}
+	if !(st.SRMThreshold > 0 && st.SRMThreshold < 0.5) {
+		return s.errf("statistics.srm_threshold", "want a p-value threshold in (0, 0.5), got %v", st.SRMThreshold)
+	}
+	if st.Power == 0 {
+		st.Power = 0.8
+	}
+	if !(st.Power > st.Alpha && st.Power < 1) {
+		return s.errf("statistics.power", "want a power in (alpha, 1), got %v", st.Power)
+	}
+	if st.MaxRelativeMDE == 0 {
+		st.MaxRelativeMDE = 0.05
+	}
+	if !(st.MaxRelativeMDE > 0) || !finite(st.MaxRelativeMDE) {
+		return s.errf("statistics.max_relative_mde", "want a positive relative effect, got %v", st.MaxRelativeMDE)
+	}
 	scale := math.Pow10(*st.FixedPointDecimals)
 	for i, m := range s.Metrics {
-		if m.Clamp == nil {
-			continue
-		}
-		for _, b := range []float64{m.Clamp.Lower, m.Clamp.Upper} {
-			if math.Abs(b*scale) >= 9.2e18 {
-				return s.errf(fmt.Sprintf("metrics[%d].clamp", i), "bound %v overflows int64 after scaling by 10^%d", b, *st.FixedPointDecimals)
+		for _, c := range []*Clamp{m.Clamp, denClamp(m)} {
+			if c == nil {
+				continue
+			}
+			for _, b := range []float64{c.Lower, c.Upper} {
+				if math.Abs(b*scale) >= 9.2e18 {
+					return s.errf(fmt.Sprintf("metrics[%d]", i), "clamp bound %v overflows int64 after scaling by 10^%d", b, *st.FixedPointDecimals)
+				}
 			}
 		}
+	}
+	return s.validateTemplateFeatures()
+}
+
+func denClamp(m Metric) *Clamp {
+	if m.Denominator == nil {
+		return nil
+	}
+	return m.Denominator.Clamp
+}
+
+// validatePart checks an aggregated quantity: a mean metric, a ratio's
+// numerator or its denominator.
+func (s *Spec) validatePart(key string, p Part) error {
+	if p.Event == "" || len(p.Event) > 256 {
+		return s.errf(key+".event", "want the metric-event name (1-256 bytes)")
+	}
+	if p.Aggregate != "sum" && p.Aggregate != "count" {
+		return s.errf(key+".aggregate", "want sum or count, got %q", p.Aggregate)
+	}
+	if p.Clamp == nil {
+		return s.errf(key+".clamp", "required: per-unit values are clamped to declared bounds")
+	}
+	if !finite(p.Clamp.Lower) || !finite(p.Clamp.Upper) || p.Clamp.Lower > p.Clamp.Upper {
+		return s.errf(key+".clamp", "want finite lower <= upper, got [%v, %v]", p.Clamp.Lower, p.Clamp.Upper)
+	}
+	return nil
+}
+
+// templateFeatures lists what each released template version can compute.
+// Released versions never change, so neither do their entries.
+var templateFeatures = map[string]map[string][]string{
+	"unit_metrics": {"v1": {}, "v2": {"ratio", "cuped"}},
+	"sufstats":     {"v1": {}, "v2": {"ratio", "cuped"}},
+}
+
+// validateTemplateFeatures checks that the pinned template versions can
+// compute what the spec asks for, and that they fit together.
+func (s *Spec) validateTemplateFeatures() error {
+	need := map[string]string{}
+	for i, m := range s.Metrics {
+		if m.Kind == "ratio" {
+			need["ratio"] = fmt.Sprintf("metrics[%d] is a ratio", i)
+		}
+	}
+	if s.Statistics.CUPED != nil {
+		need["cuped"] = "statistics.cuped is set"
+	}
+	for _, name := range []string{"unit_metrics", "sufstats"} {
+		v := s.Templates[name]
+		feats, ok := templateFeatures[name][v]
+		if !ok {
+			// An unknown version is reported when the template is loaded.
+			continue
+		}
+		for _, f := range sortedKeys(need) {
+			if !contains(feats, f) {
+				return s.errf("templates."+name, "%s@%s cannot compute %s metrics (%s); pin a version that can, such as v2", name, v, f, need[f])
+			}
+		}
+	}
+	if (s.Templates["sufstats"] == "v2") != (s.Templates["unit_metrics"] == "v2") {
+		return s.errf("templates", "sufstats@%s and unit_metrics@%s do not fit together: v2 of one needs v2 of the other", s.Templates["sufstats"], s.Templates["unit_metrics"])
 	}
 	return nil
 }
