@@ -282,18 +282,18 @@ func TestQueriesCommands(t *testing.T) {
 	q := filepath.Join(dir, "queries")
 	copyTree(t, filepath.Join(repoRoot(t), "queries"), q)
 	// Releasing a new version records it; editing a released one is refused.
-	os.WriteFile(filepath.Join(q, "sufstats", "v2.sql"), []byte("SELECT 2\n"), 0o644)
-	if r := verity(t, dir, "queries", "verify", "--dir", q); r.code != 78 || !strings.Contains(r.stderr, "sufstats/v2.sql") {
+	os.WriteFile(filepath.Join(q, "sufstats", "v99.sql"), []byte("SELECT 2\n"), 0o644)
+	if r := verity(t, dir, "queries", "verify", "--dir", q); r.code != 78 || !strings.Contains(r.stderr, "sufstats/v99.sql") {
 		t.Fatalf("verify with an unreleased file: %+v", r)
 	}
-	if r := verity(t, dir, "queries", "lock", "--dir", q); r.code != 0 || !strings.Contains(r.stdout, "released sufstats/v2.sql") {
+	if r := verity(t, dir, "queries", "lock", "--dir", q); r.code != 0 || !strings.Contains(r.stdout, "released sufstats/v99.sql") {
 		t.Fatalf("lock: %+v", r)
 	}
 	if r := verity(t, dir, "queries", "verify", "--dir", q); r.code != 0 {
 		t.Fatalf("verify after lock: %+v", r)
 	}
-	os.WriteFile(filepath.Join(q, "sufstats", "v2.sql"), []byte("SELECT 3\n"), 0o644)
-	if r := verity(t, dir, "queries", "lock", "--dir", q); r.code != 78 || !strings.Contains(r.stderr, "sufstats/v2.sql") {
+	os.WriteFile(filepath.Join(q, "sufstats", "v99.sql"), []byte("SELECT 3\n"), 0o644)
+	if r := verity(t, dir, "queries", "lock", "--dir", q); r.code != 78 || !strings.Contains(r.stderr, "sufstats/v99.sql") {
 		t.Fatalf("lock of an edited release: %+v", r)
 	}
 }
