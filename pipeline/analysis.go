@@ -152,6 +152,7 @@ func params(spec *Spec, traces, events []InputFile) map[string]any {
 		leaf = append(leaf, l)
 	}
 	var mExp, mName, mEvent, mKind, mAgg, dEvent, dAgg []string
+	var mAttr []int64
 	var mClamp, dClamp []bool
 	var mLo, mHi, dLo, dHi []int64
 	var usedExp, used []string
@@ -175,6 +176,7 @@ func params(spec *Spec, traces, events []InputFile) map[string]any {
 		mEvent = append(mEvent, m.Event)
 		mKind = append(mKind, m.Kind)
 		mAgg = append(mAgg, m.Aggregate)
+		mAttr = append(mAttr, int64(m.AttributionHours)*3600*1_000_000)
 		ok, lo, hi := bounds(m.Clamp)
 		mClamp, mLo, mHi = append(mClamp, ok), append(mLo, lo), append(mHi, hi)
 		use(m.Event)
@@ -193,6 +195,7 @@ func params(spec *Spec, traces, events []InputFile) map[string]any {
 	p["m_clamp"], p["m_lo"], p["m_hi"] = mClamp, mLo, mHi
 	p["m_den_event"], p["m_den_agg"] = dEvent, dAgg
 	p["m_den_clamp"], p["m_den_lo"], p["m_den_hi"] = dClamp, dLo, dHi
+	p["m_attr_us"] = mAttr
 	p["used_exp"], p["used_event"] = usedExp, used
 	return p
 }

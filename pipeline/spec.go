@@ -126,6 +126,11 @@ type Metric struct {
 	Direction string `yaml:"direction,omitempty" json:"direction,omitempty"`
 	// Guardrail declares a guardrail's harmful direction and margin.
 	Guardrail *Guardrail `yaml:"guardrail,omitempty" json:"guardrail,omitempty"`
+	// AttributionHours is the conversion window: events count only within
+	// this many hours after the unit's exposure (and before the window
+	// end). Needs unit_metrics@v3, whose default is 72; v1 and v2 count
+	// every event until the window end.
+	AttributionHours int `yaml:"attribution_hours,omitempty" json:"attribution_hours,omitempty"`
 }
 
 // Part is one aggregated per-unit quantity: a ratio's denominator.
@@ -467,6 +472,9 @@ func (s *Spec) Validate() error {
 		default:
 			return s.errf(key+".role", "want goal, guardrail or secondary, got %q", m.Role)
 		}
+		if m.AttributionHours < 0 || m.AttributionHours > 24*366 {
+			return s.errf(key+".attribution_hours", "want 1 to 8784 hours, got %d", m.AttributionHours)
+		}
 		switch m.Direction {
 		case "":
 			if s.Metrics[i].Role == "goal" {
@@ -579,7 +587,7 @@ func (s *Spec) validatePart(key string, p Part) error {
 // templateFeatures lists what each released template version can compute.
 // Released versions never change, so neither do their entries.
 var templateFeatures = map[string]map[string][]string{
-	"unit_metrics": {"v1": {}, "v2": {"ratio", "cuped"}},
+	"unit_metrics": {"v1": {}, "v2": {"ratio", "cuped"}, "v3": {"ratio", "cuped", "attribution"}},
 	"sufstats":     {"v1": {}, "v2": {"ratio", "cuped"}},
 }
 
@@ -595,8 +603,16 @@ func (s *Spec) validateTemplateFeatures() error {
 	if s.Statistics.CUPED != nil {
 		need["cuped"] = "statistics.cuped is set"
 	}
+	for i, m := range s.Metrics {
+		if m.AttributionHours > 0 {
+			need["attribution"] = fmt.Sprintf("metrics[%d].attribution_hours is set", i)
+		}
+	}
 	for _, name := range []string{"unit_metrics", "sufstats"} {
 		v := s.Templates[name]
+		if name == "sufstats" {
+			delete(need, "attribution") // computed upstream of sufstats
+		}
 		feats, ok := templateFeatures[name][v]
 		if !ok {
 			// An unknown version is reported when the template is loaded.
@@ -608,8 +624,12 @@ func (s *Spec) validateTemplateFeatures() error {
 			}
 		}
 	}
-	if (s.Templates["sufstats"] == "v2") != (s.Templates["unit_metrics"] == "v2") {
-		return s.errf("templates", "sufstats@%s and unit_metrics@%s do not fit together: v2 of one needs v2 of the other", s.Templates["sufstats"], s.Templates["unit_metrics"])
+	// sufstats@v2 reads the y and c columns that unit_metrics@v2 and later
+	// write; sufstats@v1 reads x only, which every version writes, but is
+	// kept with unit_metrics@v1 so that v1 specs stay what they were.
+	um, ss := s.Templates["unit_metrics"], s.Templates["sufstats"]
+	if (ss == "v2") != (um == "v2" || um == "v3") {
+		return s.errf("templates", "sufstats@%s and unit_metrics@%s do not fit together: sufstats@v2 goes with unit_metrics@v2 or later, sufstats@v1 with unit_metrics@v1", ss, um)
 	}
 	return nil
 }

@@ -106,6 +106,29 @@ func TestParseSpecErrors(t *testing.T) {
 		{"mapping to unsafe identifier", func(s string) string {
 			return strings.Replace(s, `  events: ["data/events/*.parquet"]`, "  events: [\"data/events/*.parquet\"]\n  columns: {traces: {unit_id: \"a; DROP\"}}", 1)
 		}, "inputs.columns.traces.unit_id", "column name"},
+		{"ratio needs v2 templates", func(s string) string {
+			s = strings.Replace(s, "kind: mean", "kind: ratio", 1)
+			return strings.Replace(s, "upper: 1000}}", "upper: 1000}, denominator: {event: s, aggregate: count, clamp: {lower: 0, upper: 9}}}", 1)
+		}, "templates.unit_metrics", "cannot compute ratio"},
+		{"duplicate yaml key", func(s string) string {
+			return strings.Replace(s, "kind: mean", "kind: mean, kind: ratio", 1)
+		}, "", "already defined"},
+		{"ratio without denominator", func(s string) string {
+			return strings.Replace(s, "kind: mean", "kind: ratio", 1)
+		}, "metrics[1].denominator", "required"},
+		{"cuped needs v2", func(s string) string { return s + "statistics: {cuped: {lookback_days: 7}}\n" }, "templates.unit_metrics", "cannot compute cuped"},
+		{"attribution needs v3", func(s string) string {
+			s = strings.Replace(s, "unit_metrics: v1, sufstats: v1", "unit_metrics: v2, sufstats: v2", 1)
+			return strings.Replace(s, "upper: 1000}}", "upper: 1000}, attribution_hours: 24}", 1)
+		}, "templates.unit_metrics", "cannot compute attribution"},
+		{"v2 sufstats with v1 unit metrics", func(s string) string { return strings.Replace(s, "sufstats: v1", "sufstats: v2", 1) }, "templates", "do not fit"},
+		{"guardrail without rule", func(s string) string { return strings.Replace(s, "event: purchase}", "event: purchase, role: guardrail}", 1) }, "metrics[0].guardrail", "required"},
+		{"guardrail bad direction", func(s string) string {
+			return strings.Replace(s, "event: purchase}", "event: purchase, role: guardrail, guardrail: {harmful: up, margin: 1}}", 1)
+		}, "metrics[0].guardrail.harmful", "increase or decrease"},
+		{"direction on secondary", func(s string) string { return strings.Replace(s, "event: purchase}", "event: purchase, direction: decrease}", 1) }, "metrics[0].direction", "only goals"},
+		{"bad correction", func(s string) string { return s + "statistics: {correction: bonferroni}\n" }, "statistics.correction", "holm, bh or none"},
+		{"bad n_star", func(s string) string { return s + "statistics: {sequential: {n_star: 1}}\n" }, "statistics.sequential.n_star", ">= 2"},
 		{"two documents", func(s string) string { return s + "---\nversion: 1\n" }, "", "more than one"},
 		{"not yaml", func(string) string { return "version: [1\n" }, "", "YAML"},
 	}
