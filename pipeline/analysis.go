@@ -298,6 +298,9 @@ func (s *session) runSQL(ctx context.Context, spec *Spec, tmpls []rendered, p ma
 				continue
 			}
 			cohort, _ := coh(r)
+			if cohort == sqlUnclassified {
+				cohort = UnclassifiedLeaf
+			}
 			variant, _ := vr(r)
 			metric, _ := met(r)
 			c := newCell(cohort, variant, metric)
@@ -371,15 +374,16 @@ func scaleBound(b float64, scale int64) int64 {
 // AllCohort is the label of the cohort that holds every assigned unit.
 const AllCohort = "(all)"
 
-// UnclassifiedCohort holds units whose persona is not a declared leaf.
-const UnclassifiedCohort = "*"
+// sqlUnclassified is how assignment@v1 labels units whose persona is not a
+// declared leaf; Go relabels them UnclassifiedLeaf.
+const sqlUnclassified = "*"
 
-// cohortOrder returns the cohorts of a spec in output order: (all), the
-// declared leaves in byte order, then *.
+// cohortOrder returns the cohorts of a spec in output order: (all), then
+// the declared leaves and UnclassifiedLeaf in byte order.
 func cohortOrder(spec *Spec) []string {
-	leaves := append([]string(nil), spec.Cohorts.Taxonomy...)
+	leaves := append(append([]string(nil), spec.Cohorts.Taxonomy...), UnclassifiedLeaf)
 	sort.Strings(leaves)
-	return append(append([]string{AllCohort}, leaves...), UnclassifiedCohort)
+	return append([]string{AllCohort}, leaves...)
 }
 
 // completeCells returns a cell for every cohort × variant × metric of the

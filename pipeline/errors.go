@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/verity-analytics/verity/privacy"
 	"github.com/verity-analytics/verity/queries"
 )
 
@@ -88,6 +89,9 @@ func ExitCode(err error) int {
 		return ExitData
 	case errors.As(err, &specErr), errors.As(err, &mismatch), errors.Is(err, queries.ErrNotLocked),
 		errors.Is(err, queries.ErrUnknownTemplate), errors.Is(err, ErrNoOverwrite), errors.Is(err, ErrUsage):
+		return ExitConfig
+	case errors.Is(err, privacy.ErrNoKey), errors.Is(err, privacy.ErrBadKey), errors.Is(err, privacy.ErrKeyTooShort),
+		errors.Is(err, privacy.ErrBudgetExhausted):
 		return ExitConfig
 	case errors.As(err, &transient):
 		return ExitTransient

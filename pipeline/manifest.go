@@ -40,12 +40,6 @@ type DuckDBInfo struct {
 	Settings []Setting `json:"settings"`
 }
 
-// PrivacyInfo states whether the release is differentially private.
-type PrivacyInfo struct {
-	Enabled bool   `json:"enabled"`
-	Note    string `json:"note"`
-}
-
 // OutputFile is one output's name, size and SHA-256.
 type OutputFile struct {
 	Name   string `json:"name"`

@@ -51,6 +51,10 @@ type ResultRow struct {
 	Underpowered   bool     `parquet:"underpowered"`
 	SRMPValue      *float64 `parquet:"srm_p_value,optional"`
 	SRM            bool     `parquet:"srm"`
+	Private        bool     `parquet:"private"`
+	NoiseSDN       *float64 `parquet:"noise_sd_n,optional"`
+	NoiseSDSum     *float64 `parquet:"noise_sd_sum,optional"`
+	CollapsedFrom  string   `parquet:"collapsed_from"`
 	Status         string   `parquet:"status"`
 }
 
@@ -92,6 +96,10 @@ var resultColumns = []struct {
 	{"underpowered", func(r *ResultRow) string { return strconv.FormatBool(r.Underpowered) }},
 	{"srm_p_value", func(r *ResultRow) string { return fmtOpt(r.SRMPValue) }},
 	{"srm", func(r *ResultRow) string { return strconv.FormatBool(r.SRM) }},
+	{"private", func(r *ResultRow) string { return strconv.FormatBool(r.Private) }},
+	{"noise_sd_n", func(r *ResultRow) string { return fmtOpt(r.NoiseSDN) }},
+	{"noise_sd_sum", func(r *ResultRow) string { return fmtOpt(r.NoiseSDSum) }},
+	{"collapsed_from", func(r *ResultRow) string { return r.CollapsedFrom }},
 	{"status", func(r *ResultRow) string { return r.Status }},
 }
 

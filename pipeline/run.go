@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/verity-analytics/verity/privacy"
 	"github.com/verity-analytics/verity/queries"
 )
 
@@ -99,6 +100,15 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 	if date == "" {
 		_, end := spec.Window.Bounds()
 		date = end.Add(-time.Nanosecond).Format("2006-01-02")
+	}
+
+	// A private spec without its key stops here, before any I/O on data.
+	var key privacy.Key
+	if spec.Privacy.Enabled {
+		var err error
+		if key, err = loadKey(spec); err != nil {
+			return nil, err
+		}
 	}
 
 	// Integrity first: every template must match the lock.
@@ -191,11 +201,33 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 	q.TraceFiles, q.EventFiles = len(traces), len(events)
 
 	t0 = time.Now()
-	all, err := completeCells(spec, cells)
-	if err != nil {
-		return nil, err
+	digest := inputDigest(inputs)
+	var (
+		released []Cell
+		cohorts  []cohortRelease
+		noise    map[string]noiseSD
+		private  *privateRelease
+	)
+	if spec.Privacy.Enabled {
+		private, err = privatize(spec, cells, key, analysisHash(specHash, recs), digest)
+		if err != nil {
+			return nil, err
+		}
+		released, noise = private.Cells, private.Noise
+		cohorts = append(cohorts, cohortRelease{Label: AllCohort})
+		for _, c := range private.Cohorts {
+			cohorts = append(cohorts, cohortRelease{Label: c.Label, CollapsedFrom: c.CollapsedFrom})
+		}
+	} else {
+		released, err = completeCells(spec, cells)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cohortOrder(spec) {
+			cohorts = append(cohorts, cohortRelease{Label: c})
+		}
 	}
-	rows, decisions, err := analyse(spec, all, date)
+	rows, decisions, err := analyse(spec, released, cohorts, noise, date)
 	if err != nil {
 		return nil, err
 	}
@@ -225,6 +257,15 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 		return nil, err
 	}
 	defer lock.Unlock()
+	privInfo := PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}
+	if private != nil {
+		ledger, spentNow, err := spendBudget(expDir, spec, date, private)
+		if err != nil {
+			return nil, err
+		}
+		privInfo = privacyInfo(spec, key, private, ledger, spentNow)
+		log.Info("privacy budget", "phase", "privacy", "spent_this_run", privInfo.SpentThisRun, "ledger_spent", privInfo.LedgerSpent, "ledger_total", privInfo.LedgerTotal, "key_fingerprint", privInfo.KeyFingerprint)
+	}
 	final := filepath.Join(expDir, date)
 	specAbs, _ := filepath.Abs(spec.Path())
 	build := opts.Build
@@ -242,10 +283,10 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 			SpecSHA256:  specHash,
 			Templates:   recs,
 			Inputs:      inputs,
-			InputDigest: inputDigest(inputs),
+			InputDigest: digest,
 			DuckDB:      duck,
 			Statistics:  statisticsInfo(spec),
-			Privacy:     PrivacyInfo{Enabled: false, Note: "privacy is off: results are exact, not differentially private"},
+			Privacy:     privInfo,
 			Checks:      checks,
 			Outputs:     outs,
 			Build:       &build,

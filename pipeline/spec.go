@@ -53,6 +53,9 @@ type Spec struct {
 	Metrics []Metric `yaml:"metrics" json:"metrics"`
 	// Statistics holds the statistical settings.
 	Statistics Statistics `yaml:"statistics" json:"statistics"`
+	// Privacy says whether the release is differentially private, with
+	// what budget and key. Required.
+	Privacy *Privacy `yaml:"privacy" json:"privacy"`
 
 	// path is the file the spec was read from (for error messages and for
 	// resolving relative globs); it is not part of the pinned content.
@@ -291,7 +294,7 @@ func (s *Spec) Path() string { return s.path }
 
 var (
 	keyRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	leafRE    = regexp.MustCompile(`^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$`)
+	leafRE    = regexp.MustCompile(`^[A-Za-z0-9-][A-Za-z0-9_-]*(/[A-Za-z0-9-][A-Za-z0-9_-]*)*$`)
 	contractT = []string{"ts", "unit_id", "experiment_id", "variant", "flag_key", "flag_version", "rule_id", "persona", "persona_algo_version", "sdk_version", "event_id"}
 	contractE = []string{"ts", "unit_id", "metric", "value", "event_id"}
 )
@@ -391,7 +394,7 @@ func (s *Spec) Validate() error {
 	for i, l := range s.Cohorts.Taxonomy {
 		key := fmt.Sprintf("cohorts.taxonomy[%d]", i)
 		if !leafRE.MatchString(l) || len(l) > 256 {
-			return s.errf(key, "want a path of names joined by '/', such as power/mobile, got %q", l)
+			return s.errf(key, "want a path of names joined by '/', such as power/mobile (a name may not start with '_'), got %q", l)
 		}
 		if leaves[l] {
 			return s.errf(key, "duplicate leaf %q", l)
@@ -555,6 +558,12 @@ func (s *Spec) Validate() error {
 				}
 			}
 		}
+	}
+	if s.Privacy == nil {
+		return s.errf("privacy", "required: {enabled: false} for exact numbers, or {enabled: true, epsilon: E, delta: D, run_share: S} for a differentially private release")
+	}
+	if err := s.Privacy.validate(s); err != nil {
+		return err
 	}
 	return s.validateTemplateFeatures()
 }

@@ -25,6 +25,7 @@ cohorts:
 metrics:
   - {name: converted, kind: proportion, event: purchase}
   - {name: revenue, kind: mean, event: purchase, aggregate: sum, clamp: {lower: 0, upper: 1000}}
+privacy: {enabled: false}
 `
 
 func TestParseSpecValid(t *testing.T) {
@@ -122,11 +123,15 @@ func TestParseSpecErrors(t *testing.T) {
 			return strings.Replace(s, "upper: 1000}}", "upper: 1000}, attribution_hours: 24}", 1)
 		}, "templates.unit_metrics", "cannot compute attribution"},
 		{"v2 sufstats with v1 unit metrics", func(s string) string { return strings.Replace(s, "sufstats: v1", "sufstats: v2", 1) }, "templates", "do not fit"},
-		{"guardrail without rule", func(s string) string { return strings.Replace(s, "event: purchase}", "event: purchase, role: guardrail}", 1) }, "metrics[0].guardrail", "required"},
+		{"guardrail without rule", func(s string) string {
+			return strings.Replace(s, "event: purchase}", "event: purchase, role: guardrail}", 1)
+		}, "metrics[0].guardrail", "required"},
 		{"guardrail bad direction", func(s string) string {
 			return strings.Replace(s, "event: purchase}", "event: purchase, role: guardrail, guardrail: {harmful: up, margin: 1}}", 1)
 		}, "metrics[0].guardrail.harmful", "increase or decrease"},
-		{"direction on secondary", func(s string) string { return strings.Replace(s, "event: purchase}", "event: purchase, direction: decrease}", 1) }, "metrics[0].direction", "only goals"},
+		{"direction on secondary", func(s string) string {
+			return strings.Replace(s, "event: purchase}", "event: purchase, direction: decrease}", 1)
+		}, "metrics[0].direction", "only goals"},
 		{"bad correction", func(s string) string { return s + "statistics: {correction: bonferroni}\n" }, "statistics.correction", "holm, bh or none"},
 		{"bad n_star", func(s string) string { return s + "statistics: {sequential: {n_star: 1}}\n" }, "statistics.sequential.n_star", ">= 2"},
 		{"two documents", func(s string) string { return s + "---\nversion: 1\n" }, "", "more than one"},

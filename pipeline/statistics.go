@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/verity-analytics/verity/stats"
 )
@@ -64,9 +65,23 @@ func statisticsInfo(spec *Spec) StatisticsInfo {
 	return info
 }
 
-// armOf builds the stats input of one cell from its exact moments.
-func armOf(c Cell, kind stats.Kind, scale int64, cuped bool) stats.Arm {
+// armOf builds the stats input of one cell from its moments. With privacy
+// the sums are noisy and sd holds the noise's standard deviations (scaled
+// units); the variance the noise adds to a mean Σa/(n·S) is, to first order
+// (delta method, independent noise on Σa and n),
+//
+//	Var_noise(ā) = (σ_Σa/S)²/n² + ā²·σ_n²/n².
+//
+// Noisy variances can leave their feasible range; they are projected back
+// into it (post-processing, which costs no privacy): a variable bounded in
+// [lo, hi] has variance in [0, (hi−lo)²/4].
+func armOf(c Cell, kind stats.Kind, scale int64, cuped bool, sd *noiseSD, bx, by *[2]float64) stats.Arm {
 	m := momentsOf(c, scale)
+	if sd != nil {
+		m.VarX = project(m.VarX, bx)
+		m.VarC = project(m.VarC, bx)
+		m.VarY = project(m.VarY, by)
+	}
 	a := stats.Arm{N: float64(c.N), Mean: m.MeanX, Var: m.VarX}
 	if kind == stats.Ratio {
 		a.DenMean, a.DenVar, a.CovXY = m.MeanY, m.VarY, m.CovXY
@@ -75,13 +90,62 @@ func armOf(c Cell, kind stats.Kind, scale int64, cuped bool) stats.Arm {
 		a.HasCovariate = true
 		a.CovMean, a.CovVar, a.CovXC, a.CovYC = m.MeanC, m.VarC, m.CovXC, m.CovYC
 	}
+	if sd != nil && c.N > 0 {
+		n, s := float64(c.N), float64(scale)
+		nv := func(sumSD, mean float64) float64 {
+			return (sumSD/s)*(sumSD/s)/(n*n) + mean*mean*sd.N*sd.N/(n*n)
+		}
+		a.NoiseVarMean = nv(sd.Sums[0], m.MeanX)
+		if kind == stats.Ratio {
+			a.NoiseVarDenMean = nv(sd.Sums[2], m.MeanY)
+		}
+		if cuped {
+			a.NoiseVarCovMean = nv(sd.Sums[5], m.MeanC)
+		}
+	}
 	return a
+}
+
+// project clamps a variance estimate into [0, (hi−lo)²/4].
+func project(v float64, b *[2]float64) float64 {
+	if v < 0 {
+		return 0
+	}
+	if b != nil {
+		if max := (b[1] - b[0]) * (b[1] - b[0]) / 4; v > max {
+			return max
+		}
+	}
+	return v
+}
+
+// bounds returns a metric's per-unit bounds in metric units: x's (a
+// proportion is in [0, 1]) and, for ratios, y's.
+func bounds(m Metric) (bx, by *[2]float64) {
+	bx = &[2]float64{0, 1}
+	if m.Clamp != nil {
+		bx = &[2]float64{m.Clamp.Lower, m.Clamp.Upper}
+	}
+	if m.Denominator != nil {
+		by = &[2]float64{m.Denominator.Clamp.Lower, m.Denominator.Clamp.Upper}
+	}
+	return bx, by
+}
+
+// cohortRelease is one released cohort: its label and, with collapsing,
+// every label merged into it.
+type cohortRelease struct {
+	Label         string
+	CollapsedFrom []string
 }
 
 // analyse computes every result row and the decision from the complete
 // cells (completeCells). Rows come in the fixed output order: cohort, then
 // metric in spec order, then treatment in spec order.
-func analyse(spec *Spec, cells []Cell, date string) ([]ResultRow, Decisions, error) {
+//
+// cohorts lists the released cohorts in output order; noise is nil for an
+// exact release, else the noise standard deviations by cohort label.
+func analyse(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[string]noiseSD, date string) ([]ResultRow, Decisions, error) {
 	type key struct{ c, v, m string }
 	idx := map[key]Cell{}
 	for _, c := range cells {
@@ -90,7 +154,12 @@ func analyse(spec *Spec, cells []Cell, date string) ([]ResultRow, Decisions, err
 	st := spec.Statistics
 	control := spec.Control()
 	scale := spec.Scale()
-	cohorts := cohortOrder(spec)
+	cohorts := make([]string, len(cohortList))
+	collapsed := map[string]string{}
+	for i, c := range cohortList {
+		cohorts[i] = c.Label
+		collapsed[c.Label] = strings.Join(c.CollapsedFrom, ";")
+	}
 	opts := stats.Options{Alpha: st.Alpha, Power: st.Power, MaxRelMDE: st.MaxRelativeMDE}
 	interval := "fixed_horizon"
 	if st.Sequential != nil {
@@ -163,9 +232,18 @@ func analyse(spec *Spec, cells []Cell, date string) ([]ResultRow, Decisions, err
 				return nil, Decisions{}, err
 			}
 			cuped := st.CUPED != nil
+			var sd *noiseSD
+			if noise != nil {
+				x, ok := noise[noiseKey(coh, m.Name)]
+				if !ok {
+					return nil, Decisions{}, fmt.Errorf("privacy: no noise scale for cohort %s metric %s", coh, m.Name)
+				}
+				sd = &x
+			}
+			bx, by := bounds(m)
 			arms := make([]stats.Arm, len(spec.Variants))
 			for i, v := range spec.Variants {
-				arms[i] = armOf(idx[key{coh, v.Name, m.Name}], kind, scale, cuped)
+				arms[i] = armOf(idx[key{coh, v.Name, m.Name}], kind, scale, cuped, sd, bx, by)
 			}
 			o := opts
 			var theta *float64
@@ -196,6 +274,11 @@ func analyse(spec *Spec, cells []Cell, date string) ([]ResultRow, Decisions, err
 					Variant: v.Name, Control: control, NControl: cc.N, NVariant: tc.N,
 					CILevel: 1 - st.Alpha, Interval: interval, Status: cmp.Status,
 					SRMPValue: opt(srm.AdjPValue), SRM: srm.Invalid, Underpowered: cmp.Underpowered,
+					Private: sd != nil, CollapsedFrom: collapsed[coh],
+				}
+				if sd != nil {
+					row.NoiseSDN = opt(sd.N)
+					row.NoiseSDSum = opt(sd.Sums[0] / float64(scale))
 				}
 				row.MeanControl, row.SDControl = armSummary(ca, kind)
 				row.MeanVariant, row.SDVariant = armSummary(ta, kind)

@@ -365,7 +365,7 @@ func Compare(control, treatment Arm, kind Kind, opts Options) Comparison {
 	if cuped != nil {
 		c.CUPEDApplied, c.CUPEDTheta = true, cuped.Theta
 	}
-	if ec.sampVar == 0 && et.sampVar == 0 {
+	if ec.sampVar == 0 && et.sampVar == 0 && ec.noiseVar == 0 && et.noiseVar == 0 {
 		c.Status = StatusZeroVariance
 		return c.finiteOr(StatusOverflow)
 	}
@@ -373,9 +373,15 @@ func Compare(control, treatment Arm, kind Kind, opts Options) Comparison {
 	c.TreatmentVar = et.sampVar + et.noiseVar
 	v := c.ControlVar + c.TreatmentVar
 	c.SE = math.Sqrt(v)
-	// Scaled to avoid overflow: ν = 1/Σ (s_i/v)²/(n_i-1).
+	// Scaled to avoid overflow: ν = 1/Σ (s_i/v)²/(n_i-1). When only the
+	// (known) noise variance remains, ν is infinite: the interval is
+	// normal, represented by ν = NoiseOnlyDF.
 	rc, rt := ec.sampVar/v, et.sampVar/v
-	c.DF = 1 / (rc*rc/(ec.n-1) + rt*rt/(et.n-1))
+	if den := rc*rc/(ec.n-1) + rt*rt/(et.n-1); den > 0 {
+		c.DF = math.Min(1/den, NoiseOnlyDF)
+	} else {
+		c.DF = NoiseOnlyDF
+	}
 	c.Statistic = c.Diff / c.SE
 	if !(finite(c.SE) && finite(c.DF) && finite(c.Statistic) && finite(c.Diff)) || c.SE == 0 {
 		return c.degenerate(StatusOverflow).finiteOr(StatusOverflow)
@@ -410,6 +416,10 @@ func Compare(control, treatment Arm, kind Kind, opts Options) Comparison {
 	}
 	return c.finiteOr(StatusOverflow)
 }
+
+// NoiseOnlyDF stands for infinite degrees of freedom (a normal interval)
+// when a comparison's variance is all known privacy noise; it also caps ν.
+const NoiseOnlyDF = 1e12
 
 // finiteOr returns c, or c degraded to status when any field is not finite.
 func (c Comparison) finiteOr(status string) Comparison {

@@ -285,3 +285,26 @@ func TestKindAndDirectionText(t *testing.T) {
 		}
 	}
 }
+
+// TestNoiseOnlyVariance: arms with no sampling variance but known privacy
+// noise still get a valid, normal interval rather than "zero variance".
+func TestNoiseOnlyVariance(t *testing.T) {
+	c := Arm{N: 100, Mean: 1, Var: 0, NoiseVarMean: 0.01}
+	tr := Arm{N: 100, Mean: 1.5, Var: 0, NoiseVarMean: 0.01}
+	got := Compare(c, tr, Mean, Options{})
+	if got.Status != StatusOK {
+		t.Fatalf("status %q, want ok", got.Status)
+	}
+	if got.DF != NoiseOnlyDF {
+		t.Errorf("df = %v, want %v", got.DF, NoiseOnlyDF)
+	}
+	// Normal interval: 0.5 ± 1.959964·√0.02.
+	want := 1.959963984540054 * math.Sqrt(0.02)
+	if math.Abs((got.DiffHigh-got.Diff)-want) > 1e-9 {
+		t.Errorf("half width %v, want %v", got.DiffHigh-got.Diff, want)
+	}
+	zero := Compare(Arm{N: 100, Mean: 1}, Arm{N: 100, Mean: 1}, Mean, Options{})
+	if zero.Status != StatusZeroVariance {
+		t.Errorf("without noise: status %q, want %q", zero.Status, StatusZeroVariance)
+	}
+}

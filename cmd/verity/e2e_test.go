@@ -137,6 +137,7 @@ templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: 
 cohorts: {dimension: persona, taxonomy: [a/x, a/y]}
 metrics:
   - {name: revenue, kind: mean, event: buy, aggregate: sum, clamp: {lower: 0, upper: 100}}
+privacy: {enabled: false}
 `
 
 // miniDir writes a small valid dataset and spec into a temp folder.

@@ -1,0 +1,122 @@
+package golden
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/verity-analytics/verity/pipeline"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files from a fresh run (review the diff like code)")
+
+// goldenFiles are the outputs pinned per case.
+var goldenFiles = []string{"results.csv", "quality.json", "decisions.json", "manifest.stable.json"}
+
+func specPaths(t *testing.T) []string {
+	t.Helper()
+	paths, err := filepath.Glob("../fixtures/specs/*.yaml")
+	if err != nil || len(paths) < 2 {
+		t.Fatalf("want at least two fixture specs, got %v (%v)", paths, err)
+	}
+	return paths
+}
+
+func caseName(specPath string) string {
+	return strings.TrimSuffix(filepath.Base(specPath), ".yaml")
+}
+
+// runCase runs the spec with the given thread count and returns every
+// output's bytes, with the manifest reduced to its stable part.
+func runCase(t *testing.T, specPath string, threads int) map[string][]byte {
+	t.Helper()
+	spec, err := pipeline.LoadSpec(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	res, err := pipeline.Run(context.Background(), spec, pipeline.Options{
+		OutDir: out,
+		Engine: pipeline.Engine{Threads: threads, MemoryLimit: "1GB"},
+		Build:  pipeline.CurrentBuild(),
+	})
+	if err != nil {
+		t.Fatalf("run %s with %d threads: %v", specPath, threads, err)
+	}
+	got := map[string][]byte{}
+	for _, name := range []string{"results.csv", "results.parquet", "quality.json", "decisions.json", "manifest.json"} {
+		b, err := os.ReadFile(filepath.Join(res.Dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[name] = b
+	}
+	var m pipeline.Manifest
+	if err := json.Unmarshal(got["manifest.json"], &m); err != nil {
+		t.Fatalf("manifest.json: %v", err)
+	}
+	if m.Build == nil || m.Volatile == nil {
+		t.Fatal("manifest lacks its build or volatile part")
+	}
+	stable, err := json.MarshalIndent(m.Stable(), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got["manifest.stable.json"] = append(stable, '\n')
+	delete(got, "manifest.json")
+	return got
+}
+
+func TestGolden(t *testing.T) {
+	for _, p := range specPaths(t) {
+		name := caseName(p)
+		t.Run(name, func(t *testing.T) {
+			one := runCase(t, p, 1)
+			four := runCase(t, p, 4)
+			for file := range one {
+				if !bytes.Equal(one[file], four[file]) {
+					t.Errorf("%s differs between 1 and 4 threads (-1 +4):\n%s", file, cmp.Diff(string(one[file]), string(four[file])))
+				}
+			}
+			for _, file := range goldenFiles {
+				path := filepath.Join(name, file)
+				if *update {
+					if err := os.MkdirAll(name, 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(path, one[file], 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(path)
+				if err != nil {
+					t.Errorf("golden %s is missing (%v): create it with `go test ./golden -update` and review it", path, err)
+					continue
+				}
+				if diff := cmp.Diff(string(want), string(one[file])); diff != "" {
+					t.Errorf("%s differs from golden (-want +got):\n%s", path, diff)
+				}
+			}
+		})
+	}
+}
+
+// TestRerunIdentical runs a case twice with the same settings: every output
+// byte and the stable manifest must repeat.
+func TestRerunIdentical(t *testing.T) {
+	p := specPaths(t)[0]
+	a, b := runCase(t, p, 2), runCase(t, p, 2)
+	for file := range a {
+		if !bytes.Equal(a[file], b[file]) {
+			t.Errorf("%s differs between two identical runs", file)
+		}
+	}
+}

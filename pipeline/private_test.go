@@ -1,0 +1,268 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/verity-analytics/verity/privacy"
+)
+
+const privateSpecYAML = `version: 1
+experiment: sim
+inputs: {traces: [t.parquet], events: [e.parquet]}
+window: {start: 2026-11-16, end: 2026-11-20}
+variants:
+  - {name: control, allocation: 0.5, control: true}
+  - {name: treatment, allocation: 0.5}
+templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}
+cohorts: {dimension: persona, taxonomy: [a]}
+metrics:
+  - {name: converted, kind: proportion, event: buy}
+privacy: {enabled: true, epsilon: 0.5, delta: 1.0e-6, run_share: 1}
+`
+
+// TestNoiseAwareCoverage is the privacy acceptance simulation: at a small
+// ε where noise dominates sampling error, the noise-aware 95% intervals
+// cover the true effect 93–97% of the time, and intervals that ignore the
+// noise do not.
+func TestNoiseAwareCoverage(t *testing.T) {
+	spec, err := ParseSpec("sim.yaml", []byte(privateSpecYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sims, n = 1000, 300
+	const pc, pt = 0.10, 0.12
+	rng := rand.New(rand.NewPCG(7, 11))
+	scale := spec.Scale()
+	cover, coverNaive := 0, 0
+	var noiseSD, samplingSE float64
+	for s := 0; s < sims; s++ {
+		var cells []Cell
+		for _, arm := range []struct {
+			name string
+			p    float64
+		}{{"control", pc}, {"treatment", pt}} {
+			k := int64(0)
+			for i := 0; i < n; i++ {
+				if rng.Float64() < arm.p {
+					k++
+				}
+			}
+			c := newCell("a", arm.name, "converted")
+			c.N = n
+			c.Sum.SetInt64(k * scale)
+			c.SumSq.Mul(c.Sum, big.NewInt(scale))
+			cells = append(cells, c, newCell(UnclassifiedLeaf, arm.name, "converted"))
+		}
+		key := sha256.Sum256([]byte(fmt.Sprintf("simulation key %d", s)))
+		rel, err := privatize(spec, cells, privacy.Key(key[:]), "spec", "input")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cohorts := []cohortRelease{{Label: AllCohort}}
+		aware, _, err := analyse(spec, rel.Cells, cohorts, rel.Noise, "2026-11-19")
+		if err != nil {
+			t.Fatal(err)
+		}
+		naive, _, err := analyse(spec, rel.Cells, cohorts, nil, "2026-11-19")
+		if err != nil {
+			t.Fatal(err)
+		}
+		covers := func(r ResultRow) bool {
+			return r.AbsCILow != nil && *r.AbsCILow <= pt-pc && pt-pc <= *r.AbsCIHigh
+		}
+		if covers(aware[0]) {
+			cover++
+		}
+		if covers(naive[0]) {
+			coverNaive++
+		}
+		noiseSD = *aware[0].NoiseSDSum / n
+		samplingSE = math.Sqrt(pc * (1 - pc) / n)
+	}
+	rate, naiveRate := float64(cover)/sims, float64(coverNaive)/sims
+	t.Logf("noise sd of a mean %.4f vs sampling se %.4f; coverage %.3f noise-aware, %.3f ignoring noise", noiseSD, samplingSE, rate, naiveRate)
+	if noiseSD < samplingSE {
+		t.Fatalf("noise (%.4f) does not dominate sampling error (%.4f): the test would prove nothing", noiseSD, samplingSE)
+	}
+	if rate < 0.93 || rate > 0.97 {
+		t.Errorf("noise-aware 95%% intervals cover %.3f, want 0.93–0.97", rate)
+	}
+	if naiveRate > 0.90 {
+		t.Errorf("intervals ignoring the noise cover %.3f: the noise should make them undercover", naiveRate)
+	}
+}
+
+// runPrivate runs the committed private fixture spec with the given key
+// (hex) into out and returns the results bytes.
+func runPrivate(t *testing.T, specFile, out string, key []byte, date string, windowEnd ...string) ([]byte, error) {
+	t.Helper()
+	spec, err := LoadSpec(specFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(windowEnd) == 1 {
+		spec.Window.End = windowEnd[0]
+		if err := spec.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec.Privacy.KeyFile = ""
+	spec.Privacy.KeyEnv = "VERITY_TEST_NOISE_KEY"
+	t.Setenv("VERITY_TEST_NOISE_KEY", "hex:"+fmt.Sprintf("%x", key))
+	res, err := Run(context.Background(), spec, Options{OutDir: out, Date: date, Engine: Engine{Threads: 2}})
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(filepath.Join(res.Dir, "results.csv"))
+}
+
+const privateFixture = "../fixtures/specs/checkout-button-private.yaml"
+
+func TestPrivateReproducibleAndKeyed(t *testing.T) {
+	k1 := sha256.Sum256([]byte("key one"))
+	k2 := sha256.Sum256([]byte("key two"))
+	a, err := runPrivate(t, privateFixture, t.TempDir(), k1[:], "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := runPrivate(t, privateFixture, t.TempDir(), k1[:], "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Error("same inputs and key gave different private results")
+	}
+	c, err := runPrivate(t, privateFixture, t.TempDir(), k2[:], "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(a, c) {
+		t.Error("a different key gave the same noise")
+	}
+}
+
+// TestOneRowChangesNoise: changing one input row changes the input digest
+// and so every noise stream, not just the affected sums.
+func TestOneRowChangesNoise(t *testing.T) {
+	spec, err := LoadSpec(privateFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := sha256.Sum256([]byte("key"))
+	cells := []Cell{}
+	for _, l := range []string{"casual/desktop", "casual/mobile", "power/desktop", "power/mobile", UnclassifiedLeaf} {
+		for _, v := range []string{"control", "treatment"} {
+			for _, m := range []string{"converted", "revenue"} {
+				c := newCell(l, v, m)
+				c.N = 100
+				c.Sum.SetInt64(40_000_000)
+				c.SumSq.SetInt64(900_000_000_000_000)
+				cells = append(cells, c)
+			}
+		}
+	}
+	r1, err := privatize(spec, cells, k[:], "h", "digest-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := privatize(spec, cells, k[:], "h", "digest-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := 0
+	for i := range r1.Cells {
+		if r1.Cells[i].Sum.Cmp(r2.Cells[i].Sum) == 0 {
+			same++
+		}
+	}
+	if same == len(r1.Cells) || r1.Digest == r2.Digest {
+		t.Fatalf("a new input digest reused the noise (%d of %d sums equal)", same, len(r1.Cells))
+	}
+}
+
+func TestPrivateNeedsKey(t *testing.T) {
+	spec, err := LoadSpec(privateFixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Privacy.KeyFile = ""
+	spec.Privacy.KeyEnv = "VERITY_TEST_ABSENT_KEY"
+	os.Unsetenv("VERITY_TEST_ABSENT_KEY")
+	out := t.TempDir()
+	_, err = Run(context.Background(), spec, Options{OutDir: out})
+	if err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), "no usable noise key") {
+		t.Fatalf("want exit 78 naming the missing key, got %v (exit %d)", err, ExitCode(err))
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("a keyless private run wrote %v", entries)
+	}
+}
+
+// TestLedgerOverNights runs the private fixture night after night, each
+// night on more data (a later window end): each new night spends its share,
+// a rerun of the same night spends nothing, the ledger never exceeds the
+// total, and the run that would exceed it refuses.
+func TestLedgerOverNights(t *testing.T) {
+	k := sha256.Sum256([]byte("ledger key"))
+	out := t.TempDir()
+	ends := map[int]string{19: "2026-11-17T00:00:00Z", 20: "2026-11-17T12:00:00Z", 21: "2026-11-18T00:00:00Z", 22: "2026-11-19T00:00:00Z", 23: "2026-11-20T00:00:00Z"}
+	first, err := runPrivate(t, privateFixture, out, k[:], "2026-11-19", ends[19])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledgerPath := filepath.Join(out, "checkout-button", LedgerFile)
+	readLedger := func() privacy.Ledger {
+		b, err := os.ReadFile(ledgerPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := privacy.UnmarshalLedger(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	spentOne := readLedger().Spent()
+	again, err := runPrivate(t, privateFixture, out, k[:], "2026-11-19", ends[19])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, again) || readLedger().Spent().Cmp(spentOne) != 0 {
+		t.Fatal("an identical rerun changed the results or spent budget")
+	}
+	// run_share 0.25: the second, third and fourth nights fit, the fifth does not.
+	refused := false
+	for night := 20; night <= 23 && !refused; night++ {
+		_, err := runPrivate(t, privateFixture, out, k[:], fmt.Sprintf("2026-11-%d", night), ends[night])
+		l := readLedger()
+		if l.Spent().Cmp(l.Total) > 0 {
+			t.Fatalf("ledger spent %s exceeds total %s", l.Spent().RatString(), l.Total.RatString())
+		}
+		if err != nil {
+			if !errors.Is(err, privacy.ErrBudgetExhausted) || ExitCode(err) != ExitConfig {
+				t.Fatalf("night %d: want a budget refusal (exit 78), got %v", night, err)
+			}
+			if _, statErr := os.Stat(filepath.Join(out, "checkout-button", fmt.Sprintf("2026-11-%d", night))); statErr == nil {
+				t.Fatalf("night %d: refused run left an output folder", night)
+			}
+			refused = true
+			if got := len(l.Entries); got != 4 {
+				t.Errorf("refused after %d recorded nights, want 4 (run_share 0.25)", got)
+			}
+		}
+	}
+	if !refused {
+		t.Fatal("the ledger never refused a run")
+	}
+}
