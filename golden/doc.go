@@ -2,7 +2,7 @@
 // tests that compare fresh runs with them.
 //
 // For each spec in fixtures/specs/<case>.yaml, golden/<case>/ holds
-// results.csv, quality.json, decisions.json and manifest.stable.json (the manifest without
+// results.csv, quality.json, decisions.json, report.html and manifest.stable.json (the manifest without
 // its build and volatile parts). The test runs each case with 1 and with 4
 // DuckDB threads, requires identical bytes, and diffs them against the
 // golden files. Goldens change only through `go test ./golden -update`

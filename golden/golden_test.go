@@ -18,7 +18,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files from a fresh run (review the diff like code)")
 
 // goldenFiles are the outputs pinned per case.
-var goldenFiles = []string{"results.csv", "quality.json", "decisions.json", "manifest.stable.json"}
+var goldenFiles = []string{"results.csv", "quality.json", "decisions.json", "report.html", "manifest.stable.json"}
 
 func specPaths(t *testing.T) []string {
 	t.Helper()
@@ -51,7 +51,7 @@ func runCase(t *testing.T, specPath string, threads int) map[string][]byte {
 		t.Fatalf("run %s with %d threads: %v", specPath, threads, err)
 	}
 	got := map[string][]byte{}
-	for _, name := range []string{"results.csv", "results.parquet", "quality.json", "decisions.json", "manifest.json"} {
+	for _, name := range []string{"results.csv", "results.parquet", "quality.json", "decisions.json", "report.html", "manifest.json"} {
 		b, err := os.ReadFile(filepath.Join(res.Dir, name))
 		if err != nil {
 			t.Fatal(err)

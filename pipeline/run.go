@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/verity-analytics/verity/pipeline/report"
 	"github.com/verity-analytics/verity/privacy"
 	"github.com/verity-analytics/verity/queries"
 )
@@ -266,6 +267,13 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 		privInfo = privacyInfo(spec, key, private, ledger, spentNow)
 		log.Info("privacy budget", "phase", "privacy", "spent_this_run", privInfo.SpentThisRun, "ledger_spent", privInfo.LedgerSpent, "ledger_total", privInfo.LedgerTotal, "key_fingerprint", privInfo.KeyFingerprint)
 	}
+	page, err := report.Render(buildReport(reportInput{
+		spec: spec, date: date, rows: rows, decisions: decisions, checks: checks, privacy: privInfo,
+		templates: recs, digest: digest, specHash: specHash, duckdb: duck.Version,
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("report.html: %w", err)
+	}
 	final := filepath.Join(expDir, date)
 	specAbs, _ := filepath.Abs(spec.Path())
 	build := opts.Build
@@ -274,6 +282,7 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 		{Name: "results.parquet", Data: pq},
 		{Name: "quality.json", Data: qualityJSON},
 		{Name: "decisions.json", Data: decisionsJSON},
+		{Name: "report.html", Data: page},
 	}, func(outs []OutputFile) ([]byte, error) {
 		m := Manifest{
 			Format:      ManifestFormat,

@@ -1,0 +1,195 @@
+package report
+
+import "math"
+
+// Data is everything a report shows. It is plain values so that the
+// pipeline can fill it from its in-memory results (never by re-parsing
+// results.csv) and a test can build one by hand. Slices are shown in the
+// order given: the caller decides row order, the renderer never sorts by
+// map iteration.
+//
+// Numbers that may be missing (a comparison whose Status is not "ok", a
+// run without privacy) are *float64: nil, NaN and ±Inf are all shown as
+// "n/a", never as "NaN". Float turns a float64 into such a pointer.
+type Data struct {
+	Experiment  string // experiment id (untrusted text; escaped)
+	NominalDate string // the run's nominal date, e.g. "2026-11-20"
+	WindowStart string // analysis window start as written in the spec, e.g. "2026-11-01T00:00:00Z"
+	WindowEnd   string // analysis window end (exclusive)
+	CILevel     float64
+	Correction  string // multiple-testing correction: "none", "holm" or "bh"
+	Sequential  Sequential
+
+	Verdict    Verdict
+	SRM        SRM
+	Checks     []Check // every data-quality check, in quality.json order
+	Privacy    Privacy
+	Provenance Provenance
+	Guardrails []Guardrail
+	Rows       []Row // one per cohort × metric × treatment variant, in results order
+}
+
+// Sequential describes the interval type.
+type Sequential struct {
+	Enabled bool
+	// Description says which always-valid intervals are used, e.g.
+	// "always-valid mixture SPRT, τ² = 0.01"; shown when Enabled.
+	Description string
+}
+
+// Verdict is decisions.json: the verdict and the rule that produced it.
+type Verdict struct {
+	Verdict  string   // "ship", "hold", "rollback" or "invalid"
+	Rule     string   // the rule that fired, e.g. "guardrail_harm"
+	Reason   string   // one sentence for people
+	Variants []string // the variants the verdict is about
+	Evidence []Evidence
+}
+
+// Evidence is one number behind the verdict (one goal or guardrail for one
+// variant and cohort).
+type Evidence struct {
+	Role    string // "goal" or "guardrail"
+	Metric  string
+	Variant string
+	Cohort  string
+	Status  string // the comparison's status, "ok" when valid
+	Scale   string // "absolute" or "relative" (Estimate, Low, High and Margin are on this scale)
+	// Direction is the desired (goal) or harmful (guardrail) direction:
+	// "increase" or "decrease".
+	Direction string
+	Estimate  *float64
+	Low       *float64
+	High      *float64
+	// Margin is the guardrail's harmful threshold on Scale, signed in the
+	// harmful direction; ignored for goals.
+	Margin  float64
+	PValue  *float64 // goals: adjusted p-value; guardrails: raw p-value
+	Outcome string   // e.g. "significantly better", "harm beyond margin"
+	Fired   bool     // this item triggered the rule
+}
+
+// SRM is the sample-ratio-mismatch test of the allocation.
+type SRM struct {
+	// Invalid is true when the test tripped (p below Threshold): the
+	// verdict is blocked and the page says so in a banner.
+	Invalid   bool
+	PValue    *float64 // nil when the test could not run
+	ChiSquare *float64
+	Threshold float64 // e.g. 0.001
+	// Note explains a test that did not run or was adjusted (optional).
+	Note string
+	Arms []SRMArm
+}
+
+// SRMArm is one variant's observed units and the share the design expects.
+type SRMArm struct {
+	Variant       string
+	Observed      float64 // units (noisy when private)
+	ExpectedShare float64 // design share; shares need not sum to one
+}
+
+// Check is one data-quality check, as in quality.json.
+type Check struct {
+	Name      string
+	Observed  float64
+	Threshold float64
+	Rule      string // human-readable rule, e.g. "duplicates / rows ≤ threshold"
+	Severity  string // what failing means: "warn" or "block"
+	Outcome   string // "pass", "warn" or "block"
+}
+
+// Privacy is the differential-privacy release of this run.
+type Privacy struct {
+	// Enabled is false for a run released without noise; the page then
+	// says "not differentially private".
+	Enabled bool
+	// Mechanism names the noise, e.g. "discrete Gaussian".
+	Mechanism string
+	// Accounting is the unit the budget is kept in: "zcdp_rho" (ρ of
+	// zero-concentrated DP) or "pure_epsilon" (ε of pure DP).
+	Accounting string
+	Spent      float64 // this run, in Accounting units
+	Total      float64 // the experiment's total budget, in Accounting units
+	Remaining  float64 // what is left after this run, in Accounting units
+	// Epsilon and Delta are the experiment's total (ε, δ) guarantee;
+	// Delta is 0 for pure DP.
+	Epsilon float64
+	Delta   float64
+	// KeyFingerprint identifies the noise key (never the key); the page
+	// shows its first 12 characters.
+	KeyFingerprint string
+}
+
+// Provenance pins what produced the numbers. Hashes are given in full and
+// shown shortened to their first 12 hex digits.
+type Provenance struct {
+	Templates     []Template
+	InputDigest   string // SHA-256 over every input file's hash
+	SpecSHA256    string
+	DuckDBVersion string
+	CodeVersion   string // VCS revision or module version (optional)
+}
+
+// Template is one pinned SQL template.
+type Template struct {
+	Name    string
+	Version string
+	SHA256  string
+}
+
+// Guardrail is a metric that must not move in its harmful direction by more
+// than Margin. Its rows get margin lines in the forest plot.
+type Guardrail struct {
+	Metric  string
+	Harmful string // "increase" or "decrease"
+	// Margin ≥ 0 is the tolerated harm: a relative lift when Relative
+	// (0.02 is 2%), else in the metric's units.
+	Margin   float64
+	Relative bool
+}
+
+// Row is one comparison: a treatment variant against control, in one
+// cohort, for one metric (a row of results.csv).
+type Row struct {
+	Cohort string
+	// CollapsedFrom lists the cohorts merged into Cohort because they were
+	// below the minimum cell size (empty when nothing collapsed).
+	CollapsedFrom []string
+	Metric        string
+	Kind          string // "proportion", "mean" or "ratio"
+	Variant       string // the treatment variant
+	Control       string
+	NControl      int64
+	NVariant      int64
+	MeanControl   *float64
+	MeanVariant   *float64
+	AbsEffect     *float64 // variant − control, in the metric's units
+	AbsLow        *float64
+	AbsHigh       *float64
+	RelEffect     *float64 // (variant − control) / control: 0.05 is +5%
+	RelLow        *float64
+	RelHigh       *float64
+	PValue        *float64 // raw
+	PAdjusted     *float64 // after Correction
+	MDE           *float64 // minimum detectable relative effect
+	Underpowered  bool
+	Significant   bool // adjusted p-value at or below alpha
+	SRM           bool // this cohort's allocation tripped the SRM test
+	// NoiseScale is the standard deviation of the privacy noise in this
+	// row's released statistics, as results.csv reports it (nil when not
+	// private).
+	NoiseScale *float64
+	// Status is "ok" for a valid comparison; otherwise it says why numbers
+	// are missing (e.g. "n<2") and missing ones are nil.
+	Status string
+}
+
+// Float returns a pointer to v, or nil when v is NaN or infinite, so that
+// a missing number is never shown as "NaN".
+func Float(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}

@@ -1,0 +1,513 @@
+package report
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"html/template"
+	"strconv"
+	"strings"
+)
+
+//go:embed report.html.tmpl
+var pageSource string
+
+var page = template.Must(template.New("report").Parse(pageSource))
+
+// Render returns the report as one self-contained HTML page: inline CSS and
+// inline SVG, no scripts, no fonts, no URLs, and a Content-Security-Policy
+// that blocks any fetch. Every string from d is escaped by html/template.
+// The bytes depend on d alone (no clock, no paths, no map iteration, floats
+// formatted with strconv), so a rerun produces the same page.
+func Render(d Data) ([]byte, error) {
+	v := build(d)
+	var b bytes.Buffer
+	if err := page.Execute(&b, v); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// view is the page's model: every number already formatted.
+type view struct {
+	Experiment  string
+	NominalDate string
+	Window      string
+	CILabel     string
+	Correction  string
+	Design      string
+
+	SRM        srmView
+	Verdict    verdictView
+	Alerts     []evidenceView // fired, or guardrails showing harm
+	Evidence   []evidenceView
+	Issues     []checkView // warned or blocked
+	Checks     []checkView
+	NChecks    int
+	Privacy    privacyView
+	Provenance provenanceView
+	Plots      []forestPlot
+	Tables     []tableView
+}
+
+type srmView struct {
+	Invalid   bool
+	Tested    bool
+	State     string // "ok", "INVALID", "not tested"
+	PValue    string
+	PExpr     string // "p = 0.41" or "p < 0.0001"
+	ChiSquare string
+	Threshold string
+	Note      string
+	Arms      []srmArmView
+}
+
+type srmArmView struct {
+	Variant  string
+	Observed string
+	Expected string // expected share, as a percentage
+}
+
+type verdictView struct {
+	Word     string
+	Class    string // ship, hold, rollback, invalid or unknown
+	Rule     string
+	Reason   string
+	Variants string
+}
+
+type evidenceView struct {
+	Role     string
+	Metric   string
+	Cohort   string
+	Variant  string
+	Estimate string
+	Interval string
+	Scale    string
+	// ScaleShort is "abs." or "rel.".
+	ScaleShort string
+	Margin     string
+	PValue     string
+	Outcome    string
+	Status     string
+	Fired      bool
+	Harm       bool
+}
+
+type checkView struct {
+	Name      string
+	Observed  string
+	Threshold string
+	Rule      string
+	Severity  string
+	Outcome   string
+	Class     string // pass, warn, block or unknown
+}
+
+type privacyView struct {
+	Enabled        bool
+	Mechanism      string
+	Unit           string // ρ or ε
+	Spent          string
+	Total          string
+	Remaining      string
+	Guarantee      string
+	KeyFingerprint string
+	KeyFull        string
+	Noise          []noiseView
+	Bar            *budgetBar
+}
+
+// budgetBar draws the budget as a 200-unit bar: spent by earlier runs,
+// spent by this run, and what is left (the rest).
+type budgetBar struct {
+	Before string
+	Run    string
+	Label  string
+}
+
+type noiseView struct {
+	Metric string
+	Range  string
+}
+
+type provenanceView struct {
+	Templates   []templateView
+	InputDigest string
+	InputFull   string
+	Spec        string
+	SpecFull    string
+	DuckDB      string
+	Code        string
+}
+
+type templateView struct {
+	Name string
+	Hash string
+	Full string
+}
+
+type tableView struct {
+	ID        string
+	Metric    string
+	Kind      string
+	Guardrail string
+	Rows      []tableRow
+}
+
+type tableRow struct {
+	Cohort       string
+	Collapsed    string
+	Variant      string
+	Control      string
+	NControl     string
+	NVariant     string
+	MeanControl  string
+	MeanVariant  string
+	Abs          string
+	AbsCI        string
+	Rel          string
+	RelCI        string
+	P            string
+	PAdj         string
+	MDE          string
+	Noise        string
+	Sig          bool
+	Underpowered bool
+	SRM          bool
+	Status       string
+	StatusOK     bool
+}
+
+func build(d Data) view {
+	ciLabel := "CI"
+	if finite(d.CILevel) && d.CILevel > 0 && d.CILevel < 1 {
+		ciLabel = num(d.CILevel*100, 3)
+		ciLabel = strings.TrimRight(strings.TrimRight(ciLabel, "0"), ".") + "%"
+	}
+	v := view{
+		Experiment:  d.Experiment,
+		NominalDate: d.NominalDate,
+		Window:      d.WindowStart + " → " + d.WindowEnd,
+		CILabel:     ciLabel,
+		Correction:  correctionName(d.Correction),
+		Design:      "fixed horizon",
+		SRM:         buildSRM(d.SRM),
+		Verdict:     buildVerdict(d.Verdict),
+		NChecks:     len(d.Checks),
+		Privacy:     buildPrivacy(d),
+		Provenance:  buildProvenance(d.Provenance),
+	}
+	if d.Sequential.Enabled {
+		v.Design = "sequential (always-valid intervals)"
+		if d.Sequential.Description != "" {
+			v.Design = "sequential: " + d.Sequential.Description
+		}
+	}
+	for _, e := range d.Verdict.Evidence {
+		ev := buildEvidence(e)
+		v.Evidence = append(v.Evidence, ev)
+		if ev.Fired || ev.Harm {
+			v.Alerts = append(v.Alerts, ev)
+		}
+	}
+	// Blocking checks first, then warnings, each in the given order.
+	for _, want := range []string{"block", "warn"} {
+		for _, c := range d.Checks {
+			if c.Outcome == want {
+				v.Issues = append(v.Issues, buildCheck(c))
+			}
+		}
+	}
+	for _, c := range d.Checks {
+		v.Checks = append(v.Checks, buildCheck(c))
+	}
+
+	for i, m := range metricsOf(d.Rows) {
+		rows := rowsOf(d.Rows, m)
+		g := guardrailOf(d.Guardrails, m)
+		v.Plots = append(v.Plots, buildForest(i, m, rows, g, ciLabel))
+		v.Tables = append(v.Tables, buildTable(i, m, rows, g))
+	}
+	return v
+}
+
+// metricsOf returns the metrics in order of first appearance.
+func metricsOf(rows []Row) []string {
+	var out []string
+	for _, r := range rows {
+		seen := false
+		for _, m := range out {
+			if m == r.Metric {
+				seen = true
+				break
+			}
+		}
+		if !seen {
+			out = append(out, r.Metric)
+		}
+	}
+	return out
+}
+
+func rowsOf(rows []Row, metric string) []Row {
+	var out []Row
+	for _, r := range rows {
+		if r.Metric == metric {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func guardrailOf(gs []Guardrail, metric string) *Guardrail {
+	for i := range gs {
+		if gs[i].Metric == metric {
+			return &gs[i]
+		}
+	}
+	return nil
+}
+
+func correctionName(c string) string {
+	switch c {
+	case "holm":
+		return "Holm (family-wise error)"
+	case "bh":
+		return "Benjamini–Hochberg (false discovery rate)"
+	case "none", "":
+		return "none"
+	}
+	return c
+}
+
+func buildSRM(s SRM) srmView {
+	v := srmView{Invalid: s.Invalid, Note: s.Note, State: "ok", Threshold: numTrim(s.Threshold, sigStat), PExpr: "p = " + na}
+	if p, ok := get(s.PValue); ok {
+		v.Tested = true
+		v.PValue = pval(p)
+		v.PExpr = "p = " + v.PValue
+		if strings.HasPrefix(v.PValue, "<") {
+			v.PExpr = "p " + v.PValue
+		}
+	}
+	if c, ok := get(s.ChiSquare); ok {
+		v.ChiSquare = numTrim(c, sigStat)
+	}
+	switch {
+	case s.Invalid:
+		v.State = "INVALID"
+	case !v.Tested:
+		v.State = "not tested"
+	}
+	var total float64
+	for _, a := range s.Arms {
+		if finite(a.ExpectedShare) && a.ExpectedShare > 0 {
+			total += a.ExpectedShare
+		}
+	}
+	for _, a := range s.Arms {
+		av := srmArmView{Variant: a.Variant, Observed: countf(a.Observed), Expected: na}
+		if total > 0 && finite(a.ExpectedShare) && a.ExpectedShare > 0 {
+			av.Expected = numTrim(float64(a.ExpectedShare/total)*100, sigStat) + "%"
+		}
+		v.Arms = append(v.Arms, av)
+	}
+	return v
+}
+
+func buildVerdict(vd Verdict) verdictView {
+	v := verdictView{
+		Word:     strings.ToUpper(vd.Verdict),
+		Class:    "unknown",
+		Rule:     vd.Rule,
+		Reason:   vd.Reason,
+		Variants: strings.Join(vd.Variants, ", "),
+	}
+	switch vd.Verdict {
+	case "ship", "hold", "rollback", "invalid":
+		v.Class = vd.Verdict
+	}
+	if v.Word == "" {
+		v.Word = "NO VERDICT"
+	}
+	return v
+}
+
+func buildEvidence(e Evidence) evidenceView {
+	f := func(p *float64) string {
+		if e.Scale == "relative" {
+			if v, ok := get(p); ok {
+				return pct(v, sigEffect)
+			}
+			return na
+		}
+		if v, ok := get(p); ok {
+			return signed(v, sigEffect)
+		}
+		return na
+	}
+	v := evidenceView{
+		Role: e.Role, Metric: e.Metric, Cohort: e.Cohort, Variant: e.Variant,
+		Estimate: f(e.Estimate), Scale: e.Scale, ScaleShort: "abs.",
+		Margin: "—", PValue: na, Outcome: e.Outcome, Status: e.Status,
+		Fired: e.Fired,
+		Harm:  e.Role == "guardrail" && e.Outcome == "harm beyond margin",
+	}
+	if e.Scale == "relative" {
+		v.ScaleShort = "rel."
+	}
+	if e.Low != nil || e.High != nil {
+		v.Interval = "[" + f(e.Low) + ", " + f(e.High) + "]"
+	}
+	if p, ok := get(e.PValue); ok {
+		v.PValue = pval(p)
+	}
+	if e.Role == "guardrail" {
+		m := e.Margin
+		v.Margin = f(&m)
+		switch e.Direction {
+		case "increase":
+			v.Margin += " ↑"
+		case "decrease":
+			v.Margin += " ↓"
+		}
+	}
+	return v
+}
+
+func buildCheck(c Check) checkView {
+	v := checkView{
+		Name: c.Name, Observed: numTrim(c.Observed, sigStat), Threshold: numTrim(c.Threshold, sigStat),
+		Rule: c.Rule, Severity: c.Severity, Outcome: c.Outcome, Class: "unknown",
+	}
+	switch c.Outcome {
+	case "pass", "warn", "block":
+		v.Class = c.Outcome
+	}
+	return v
+}
+
+func buildPrivacy(d Data) privacyView {
+	p := d.Privacy
+	v := privacyView{Enabled: p.Enabled}
+	if !p.Enabled {
+		return v
+	}
+	v.Mechanism = p.Mechanism
+	switch p.Accounting {
+	case "zcdp_rho":
+		v.Unit = "ρ (zCDP)"
+	case "pure_epsilon":
+		v.Unit = "ε (pure DP)"
+	default:
+		v.Unit = p.Accounting
+	}
+	v.Spent = numTrim(p.Spent, sigStat)
+	v.Total = numTrim(p.Total, sigStat)
+	v.Remaining = numTrim(p.Remaining, sigStat)
+	if p.Delta > 0 {
+		v.Guarantee = "(ε = " + numTrim(p.Epsilon, sigStat) + ", δ = " + numTrim(p.Delta, sigStat) + ")-DP over the experiment"
+	} else if p.Epsilon > 0 {
+		v.Guarantee = "ε = " + numTrim(p.Epsilon, sigStat) + " pure DP over the experiment"
+	}
+	if finite(p.Total) && p.Total > 0 && finite(p.Spent) && finite(p.Remaining) &&
+		p.Spent >= 0 && p.Remaining >= 0 && p.Spent+p.Remaining <= p.Total*(1+1e-9) {
+		before := p.Total - p.Remaining - p.Spent
+		w := func(x float64) float64 { return min(200, max(0, float64(x/p.Total)*200)) }
+		v.Bar = &budgetBar{
+			Before: coord(w(before)),
+			Run:    coord(w(p.Spent)),
+			Label: "budget: " + numTrim(float64(before/p.Total)*100, 3) + "% spent by earlier runs, " +
+				numTrim(float64(p.Spent/p.Total)*100, 3) + "% by this run, " +
+				numTrim(float64(p.Remaining/p.Total)*100, 3) + "% left",
+		}
+	}
+	v.KeyFingerprint = short(p.KeyFingerprint)
+	v.KeyFull = p.KeyFingerprint
+	for _, m := range metricsOf(d.Rows) {
+		lo, hi, n := 0.0, 0.0, 0
+		for _, r := range rowsOf(d.Rows, m) {
+			if s, ok := get(r.NoiseScale); ok {
+				if n == 0 {
+					lo, hi = s, s
+				}
+				lo, hi, n = min(lo, s), max(hi, s), n+1
+			}
+		}
+		nv := noiseView{Metric: m, Range: na}
+		if n > 0 {
+			nv.Range = numTrim(lo, sigEffect)
+			if hi != lo {
+				nv.Range += " – " + numTrim(hi, sigEffect)
+			}
+		}
+		v.Noise = append(v.Noise, nv)
+	}
+	return v
+}
+
+func buildProvenance(p Provenance) provenanceView {
+	v := provenanceView{
+		InputDigest: short(p.InputDigest), InputFull: p.InputDigest,
+		Spec: short(p.SpecSHA256), SpecFull: p.SpecSHA256,
+		DuckDB: p.DuckDBVersion, Code: p.CodeVersion,
+	}
+	for _, t := range p.Templates {
+		v.Templates = append(v.Templates, templateView{Name: t.Name + "@" + t.Version, Hash: short(t.SHA256), Full: t.SHA256})
+	}
+	return v
+}
+
+func buildTable(id int, metric string, rows []Row, g *Guardrail) tableView {
+	t := tableView{ID: "tbl-" + strconv.Itoa(id), Metric: metric}
+	if len(rows) > 0 {
+		t.Kind = rows[0].Kind
+	}
+	if g != nil {
+		kind := "absolute"
+		if g.Relative {
+			kind = "relative"
+		}
+		t.Guardrail = "guardrail: harmful " + g.Harmful + ", margin " + signedMargin(g) + " (" + kind + ")"
+	}
+	opt := func(p *float64, f func(float64) string) string {
+		if v, ok := get(p); ok {
+			return f(v)
+		}
+		return na
+	}
+	interval := func(lo, hi *float64, f func(float64) string) string {
+		if lo == nil && hi == nil {
+			return ""
+		}
+		return "[" + opt(lo, f) + ", " + opt(hi, f) + "]"
+	}
+	mean := func(v float64) string { return num(v, sigMean) }
+	eff := func(v float64) string { return signed(v, sigEffect) }
+	rel := func(v float64) string { return pct(v, sigEffect) }
+	mde := func(v float64) string { return num(v*100, sigEffect-1) + "%" }
+	noise := func(v float64) string { return numTrim(v, sigEffect) }
+	for _, r := range rows {
+		tr := tableRow{
+			Cohort: r.Cohort, Variant: r.Variant, Control: r.Control,
+			NControl: count(r.NControl), NVariant: count(r.NVariant),
+			MeanControl: opt(r.MeanControl, mean), MeanVariant: opt(r.MeanVariant, mean),
+			Abs: opt(r.AbsEffect, eff), AbsCI: interval(r.AbsLow, r.AbsHigh, eff),
+			Rel: opt(r.RelEffect, rel), RelCI: interval(r.RelLow, r.RelHigh, rel),
+			P: opt(r.PValue, pval), PAdj: opt(r.PAdjusted, pval),
+			MDE: opt(r.MDE, mde), Noise: opt(r.NoiseScale, noise),
+			Sig: r.Significant, Underpowered: r.Underpowered, SRM: r.SRM,
+			Status: r.Status, StatusOK: r.Status == "ok",
+		}
+		if tr.Status == "" {
+			tr.Status = "ok"
+			tr.StatusOK = true
+		}
+		if len(r.CollapsedFrom) > 0 {
+			tr.Collapsed = "← " + strings.Join(r.CollapsedFrom, ", ")
+		}
+		t.Rows = append(t.Rows, tr)
+	}
+	return t
+}
