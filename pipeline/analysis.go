@@ -231,20 +231,48 @@ func absPaths(files []InputFile) []string {
 	return out
 }
 
-// runSQL executes the pinned templates and fetches the sufficient
-// statistics (through Arrow) and the quality counts.
-func (s *session) runSQL(ctx context.Context, spec *Spec, tmpls []rendered, p map[string]any) ([]Cell, Quality, error) {
+// mergedParams concatenates the per-experiment lists of several specs that
+// share inputs, templates and scale, so one pass of each template serves
+// them all. Shared scalars (files, scale) come from the first spec.
+func mergedParams(specs []*Spec, traces, events []InputFile) map[string]any {
+	out := params(specs[0], traces, events)
+	for _, s := range specs[1:] {
+		for k, v := range params(s, traces, events) {
+			switch x := v.(type) {
+			case []string:
+				if k != "trace_files" && k != "event_files" {
+					out[k] = append(out[k].([]string), x...)
+				}
+			case []int64:
+				out[k] = append(out[k].([]int64), x...)
+			case []bool:
+				out[k] = append(out[k].([]bool), x...)
+			}
+		}
+	}
+	return out
+}
+
+// runSQL executes the pinned templates once for every spec of a group and
+// fetches the sufficient statistics (through Arrow) and the quality counts,
+// split by experiment. An error that concerns one experiment only (an
+// overflow) is returned in perExp; err fails the whole group.
+func (s *session) runSQL(ctx context.Context, specs []*Spec, tmpls []rendered, p map[string]any) (cells map[string][]Cell, quality map[string]Quality, perExp map[string]error, err error) {
 	byName := map[string]rendered{}
 	for _, t := range tmpls {
 		byName[t.Name] = t
 	}
+	want := map[string]bool{}
+	for _, sp := range specs {
+		want[sp.Experiment] = true
+	}
+	cells, quality, perExp = map[string][]Cell{}, map[string]Quality{}, map[string]error{}
 	for _, name := range []string{"traces", "assignment", "events", "unit_metrics"} {
 		if err := s.exec(ctx, byName[name], templateParams(name, p)); err != nil {
-			return nil, Quality{}, err
+			return nil, nil, nil, err
 		}
 	}
-	var cells []Cell
-	err := s.arrowQuery(ctx, byName["sufstats"], p, func(rec arrow.RecordBatch) error {
+	err = s.arrowQuery(ctx, byName["sufstats"], p, func(rec arrow.RecordBatch) error {
 		exp, err := stringCol(rec, "experiment_id")
 		if err != nil {
 			return err
@@ -294,8 +322,8 @@ func (s *session) runSQL(ctx context.Context, spec *Spec, tmpls []rendered, p ma
 		}
 		for r := 0; r < int(rec.NumRows()); r++ {
 			e, _ := exp(r)
-			if e != spec.Experiment {
-				continue
+			if !want[e] {
+				return fmt.Errorf("sufficient statistics for an experiment not analysed: %q", e)
 			}
 			cohort, _ := coh(r)
 			if cohort == sqlUnclassified {
@@ -311,7 +339,7 @@ func (s *session) runSQL(ctx context.Context, spec *Spec, tmpls []rendered, p ma
 				}
 				v, ok := sumCols[i](r)
 				if !ok {
-					return fmt.Errorf("cohort %s variant %s metric %s: NULL %s", cohort, variant, metric, sumColumns[i])
+					return fmt.Errorf("experiment %s cohort %s variant %s metric %s: NULL %s", e, cohort, variant, metric, sumColumns[i])
 				}
 				*p = v
 			}
@@ -321,7 +349,7 @@ func (s *session) runSQL(ctx context.Context, spec *Spec, tmpls []rendered, p ma
 			for _, col := range maxCols {
 				v, ok := col(r)
 				if !ok {
-					return fmt.Errorf("cohort %s variant %s metric %s: NULL maximum", cohort, variant, metric)
+					return fmt.Errorf("experiment %s cohort %s variant %s metric %s: NULL maximum", e, cohort, variant, metric)
 				}
 				if v.CmpAbs(maxAbs) > 0 {
 					maxAbs = v
@@ -330,19 +358,21 @@ func (s *session) runSQL(ctx context.Context, spec *Spec, tmpls []rendered, p ma
 			bound := new(big.Int).Mul(maxAbs, maxAbs)
 			bound.Mul(bound, big.NewInt(c.N))
 			if bound.BitLen() > 126 {
-				return &OverflowError{Experiment: spec.Experiment, Cohort: c.Cohort, Variant: c.Variant, Metric: c.Metric}
+				if perExp[e] == nil {
+					perExp[e] = &OverflowError{Experiment: e, Cohort: c.Cohort, Variant: c.Variant, Metric: c.Metric}
+				}
+				continue
 			}
-			cells = append(cells, c)
+			cells[e] = append(cells[e], c)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, Quality{}, err
+		return nil, nil, nil, err
 	}
-	var q Quality
-	found := false
 	err = s.query(ctx, byName["quality"], templateParams("quality", p), func(r *sql.Rows) error {
 		var exp string
+		var q Quality
 		if err := r.Scan(&exp, &q.TraceNullExperiment, &q.TraceRows, &q.TraceNullKeys, &q.TraceDuplicates,
 			&q.TraceOutOfWindow, &q.TraceVersionMismatch, &q.TraceUnknownVariant, &q.UnitsExposed,
 			&q.UnitsMultiVariant, &q.UnitsAssigned, &q.UnitsUnclassified, &q.EventRows, &q.EventNullKeys,
@@ -350,19 +380,21 @@ func (s *session) runSQL(ctx context.Context, spec *Spec, tmpls []rendered, p ma
 			&q.EventAfterWindow, &q.EventAttributed); err != nil {
 			return err
 		}
-		if exp != spec.Experiment {
-			return fmt.Errorf("quality row for experiment %q, want %q", exp, spec.Experiment)
+		if !want[exp] {
+			return fmt.Errorf("quality row for an experiment not analysed: %q", exp)
 		}
-		found = true
+		quality[exp] = q
 		return nil
 	})
 	if err != nil {
-		return nil, Quality{}, err
+		return nil, nil, nil, err
 	}
-	if !found {
-		return nil, Quality{}, fmt.Errorf("template quality: no row for experiment %s", spec.Experiment)
+	for e := range want {
+		if _, ok := quality[e]; !ok {
+			return nil, nil, nil, fmt.Errorf("template quality: no row for experiment %s", e)
+		}
 	}
-	return cells, q, nil
+	return cells, quality, perExp, nil
 }
 
 // scaleBound converts a clamp bound to fixed point exactly as the SQL

@@ -81,11 +81,12 @@ func ExitCode(err error) int {
 		missingErr  *MissingInputError
 		transient   *TransientError
 		overflowErr *OverflowError
+		gateErr     *GateError
 	)
 	switch {
 	case errors.As(err, &missingErr):
 		return ExitNoInput
-	case errors.As(err, &inputErr), errors.As(err, &overflowErr):
+	case errors.As(err, &inputErr), errors.As(err, &overflowErr), errors.As(err, &gateErr):
 		return ExitData
 	case errors.As(err, &specErr), errors.As(err, &mismatch), errors.Is(err, queries.ErrNotLocked),
 		errors.Is(err, queries.ErrUnknownTemplate), errors.Is(err, ErrNoOverwrite), errors.Is(err, ErrUsage):
@@ -93,6 +94,8 @@ func ExitCode(err error) int {
 	case errors.Is(err, privacy.ErrNoKey), errors.Is(err, privacy.ErrBadKey), errors.Is(err, privacy.ErrKeyTooShort),
 		errors.Is(err, privacy.ErrBudgetExhausted):
 		return ExitConfig
+	case errors.Is(err, ErrLocked):
+		return ExitTransient
 	case errors.As(err, &transient):
 		return ExitTransient
 	default:

@@ -69,11 +69,20 @@ var eventContract = []contractColumn{
 	{"event_id", false, stringTypes, "VARCHAR"},
 }
 
-// resolveGlobs expands the spec's globs for one role. A glob that names a
+// resolveGlobs expands the spec's globs for one role, with no date pruning.
+func resolveGlobs(spec *Spec, role string, globs []string) ([]InputFile, error) {
+	return resolveGlobsAt(spec, role, globs, "")
+}
+
+// resolveGlobsAt expands the spec's globs for one role. A glob that names a
 // folder (such as a hive-partitioned traces/ folder) contributes every
 // *.parquet file below it. Each glob must match at least one file; the
 // result is sorted and free of repeats.
-func resolveGlobs(spec *Spec, role string, globs []string) ([]InputFile, error) {
+//
+// When date (YYYY-MM-DD) is set, files in a hive partition dt=D or date=D
+// with D after the nominal date are left out: a rerun of a past night reads
+// exactly the data that night could see, whatever has arrived since.
+func resolveGlobsAt(spec *Spec, role string, globs []string, date string) ([]InputFile, error) {
 	base := filepath.Dir(spec.Path())
 	seen := map[string]bool{}
 	var out []InputFile
@@ -112,7 +121,16 @@ func resolveGlobs(spec *Spec, role string, globs []string) ([]InputFile, error) 
 		if len(found) == 0 {
 			return nil, &MissingInputError{Spec: spec.Path(), Glob: g, Err: errors.New("matched no file")}
 		}
+		kept := found[:0]
 		for _, f := range found {
+			if !afterDate(f, date) {
+				kept = append(kept, f)
+			}
+		}
+		if len(kept) == 0 {
+			return nil, &MissingInputError{Spec: spec.Path(), Glob: g, Err: fmt.Errorf("matched %d files, all in partitions after the nominal date %s", len(found), date)}
+		}
+		for _, f := range kept {
 			abs, err := filepath.Abs(f)
 			if err != nil {
 				return nil, &MissingInputError{Spec: spec.Path(), Glob: g, Err: err}
@@ -284,4 +302,21 @@ func typeAllowed(allowed []string, typ string) bool {
 		typ = "DECIMAL"
 	}
 	return contains(allowed, typ)
+}
+
+// afterDate reports whether path lies in a hive partition (dt=YYYY-MM-DD or
+// date=YYYY-MM-DD) later than date. Paths without such a partition, and an
+// empty date, are never after it.
+func afterDate(path, date string) bool {
+	if date == "" {
+		return false
+	}
+	for _, seg := range strings.Split(filepath.ToSlash(path), "/") {
+		for _, k := range []string{"dt=", "date="} {
+			if v, ok := strings.CutPrefix(seg, k); ok && dateRE.MatchString(v) {
+				return v > date
+			}
+		}
+	}
+	return false
 }

@@ -67,6 +67,7 @@ type Volatile struct {
 	Phases     []Phase   `json:"phases"`
 	Execution  []Setting `json:"execution_settings"`
 	SpecFile   string    `json:"spec_file"`
+	Scan       *Scan     `json:"scan,omitempty"`
 }
 
 // Phase is the wall time of one phase of the run.

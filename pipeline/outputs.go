@@ -163,15 +163,19 @@ func EncodeResultsParquet(rows []ResultRow) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// Check is one data-quality check: what was observed, the threshold, and
-// the outcome (pass, warn or block).
+// Check is one data-quality check: what was observed, its warn and block
+// thresholds, and the outcome: pass, warn, block, or skipped (not
+// computable, such as a volume change on the first night). Threshold is
+// the one that decided the outcome (the warn threshold unless blocked).
 type Check struct {
 	Name      string  `json:"name"`
 	Observed  float64 `json:"observed"`
 	Threshold float64 `json:"threshold"`
+	Warn      float64 `json:"warn"`
+	Block     float64 `json:"block"`
 	Rule      string  `json:"rule"`
-	Severity  string  `json:"severity"` // what failing means: warn or block
-	Outcome   string  `json:"outcome"`  // pass, warn or block
+	Severity  string  `json:"severity"`
+	Outcome   string  `json:"outcome"`
 }
 
 // QualityReport is quality.json.

@@ -3,12 +3,16 @@ package pipeline
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/verity-analytics/verity/pipeline/report"
@@ -67,14 +71,83 @@ type Outcome struct {
 	Rows       int    // result rows written
 	Verdict    string // from decisions.json
 	Quality    Quality
+	Blocked    []string // blocking quality checks that failed (the run exits 65)
+}
+
+// Result is one spec's result in RunAll: an Outcome, an error, or the
+// reason it was skipped (an experiment whose window has not started by the
+// nominal date).
+type Result struct {
+	SpecFile   string
+	Experiment string
+	Outcome    *Outcome
+	Err        error
+	Skipped    string
 }
 
 // Run analyses one spec end to end and commits its outputs. Any error is
 // returned before the output folder is renamed into place, so a failed run
-// never leaves a folder that looks complete.
+// never leaves a folder that looks complete. A blocking quality gate
+// commits the outputs (so the on-call engineer can read why) and returns a
+// *GateError.
 func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
+	res := RunAll(ctx, []*Spec{spec}, opts)[0]
+	if res.Skipped != "" {
+		return nil, &SpecError{File: spec.Path(), Key: "window", Err: errors.New(res.Skipped)}
+	}
+	return res.Outcome, res.Err
+}
+
+// job is one spec's run as it moves through the phases.
+type job struct {
+	spec     *Spec
+	log      *slog.Logger
+	date     string
+	key      privacy.Key
+	specJSON []byte
+	specHash string
+	traces   []InputFile
+	events   []InputFile
+	phases   []Phase
+	started  time.Time
+
+	// filled by the shared SQL pass
+	cells    []Cell
+	quality  Quality
+	recs     []TemplateRecord
+	duck     DuckDBInfo
+	execSet  []Setting
+	scan     Scan
+	err      error
+	skipped  string
+	outcome  *Outcome
+	groupKey string
+}
+
+func (j *job) phase(name string, t0 time.Time) {
+	j.phases = append(j.phases, Phase{Name: name, Millis: float64(time.Since(t0).Microseconds()) / 1000})
+	j.log.Info("phase done", "phase", name, "ms", j.phases[len(j.phases)-1].Millis)
+}
+
+// RunAll analyses many specs as a nightly run does. Specs whose inputs,
+// column mappings, template pins and fixed-point scale are the same share
+// one DuckDB session and one pass of every template over the data: the
+// traces and events are scanned once for all of them. Each experiment then
+// finishes on its own, so one broken spec or input fails only the
+// experiments that depend on it. Results are in spec order.
+func RunAll(ctx context.Context, specs []*Spec, opts Options) []Result {
+	results := make([]Result, len(specs))
+	for i, s := range specs {
+		results[i] = Result{SpecFile: s.Path(), Experiment: s.Experiment}
+	}
+	fail := func(err error) []Result {
+		for i := range results {
+			results[i].Err = err
+		}
+		return results
+	}
 	if err := opts.Validate(); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if opts.Queries == nil {
 		opts.Queries = queries.FS()
@@ -85,132 +158,399 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 	if opts.RunID == "" {
 		opts.RunID = newRunID()
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("run_id", opts.RunID, "experiment", spec.Experiment)
-	started := opts.now()
-	var phases []Phase
-	phase := func(name string, t0 time.Time) {
-		phases = append(phases, Phase{Name: name, Millis: float64(time.Since(t0).Microseconds()) / 1000})
-		log.Info("phase done", "phase", name, "ms", phases[len(phases)-1].Millis)
-	}
-
-	date := opts.Date
-	if date == "" {
-		_, end := spec.Window.Bounds()
-		date = end.Add(-time.Nanosecond).Format("2006-01-02")
-	}
-
-	// A private spec without its key stops here, before any I/O on data.
-	var key privacy.Key
-	if spec.Privacy.Enabled {
-		var err error
-		if key, err = loadKey(spec); err != nil {
-			return nil, err
-		}
-	}
-
 	// Integrity first: every template must match the lock.
-	t0 := time.Now()
 	if _, err := queries.Verify(opts.Queries); err != nil {
-		return nil, err
+		return fail(err)
 	}
-	specJSON, specHash, err := spec.Canonical()
-	if err != nil {
-		return nil, err
-	}
-
-	// Resolve and hash every input before any query runs.
-	traces, err := resolveGlobs(spec, "traces", spec.Inputs.Traces)
-	if err != nil {
-		return nil, err
-	}
-	events, err := resolveGlobs(spec, "events", spec.Inputs.Events)
-	if err != nil {
-		return nil, err
-	}
-	inputs := append(append([]InputFile{}, traces...), events...)
-	for i := range inputs {
-		if err := hashFile(ctx, &inputs[i]); err != nil {
-			return nil, err
+	hashes := map[string]InputFile{}
+	dup := duplicateExperiments(specs)
+	jobs := make([]*job, len(specs))
+	for i, s := range specs {
+		j := &job{spec: s, started: opts.now(), log: opts.Logger.With("run_id", opts.RunID, "experiment", s.Experiment)}
+		jobs[i] = j
+		if j.err = dup[i]; j.err == nil {
+			j.prepare(ctx, opts, hashes)
 		}
 	}
-	phase("hash_inputs", t0)
 
-	t0 = time.Now()
+	// Group the prepared jobs and run each group's SQL once.
+	var order []string
+	groups := map[string][]*job{}
+	for _, j := range jobs {
+		if j.err != nil || j.skipped != "" {
+			continue
+		}
+		if _, ok := groups[j.groupKey]; !ok {
+			order = append(order, j.groupKey)
+		}
+		groups[j.groupKey] = append(groups[j.groupKey], j)
+	}
+	for _, k := range order {
+		runGroup(ctx, groups[k], opts)
+	}
+	for _, j := range jobs {
+		if j.err == nil && j.skipped == "" {
+			j.outcome, j.err = j.finish(ctx, opts)
+		}
+	}
+	for i, j := range jobs {
+		results[i].Outcome, results[i].Err, results[i].Skipped = j.outcome, j.err, j.skipped
+		if j.err != nil {
+			j.log.Error("experiment failed", "phase", "done", "exit_code", ExitCode(j.err), "error", j.err.Error())
+		}
+	}
+	return results
+}
+
+// duplicateExperiments returns, by spec index, an error for every spec
+// whose experiment another spec of the same run also analyses: both would
+// write the same output folder.
+func duplicateExperiments(specs []*Spec) map[int]error {
+	byExp := map[string][]int{}
+	for i, s := range specs {
+		byExp[s.Experiment] = append(byExp[s.Experiment], i)
+	}
+	out := map[int]error{}
+	for exp, idx := range byExp {
+		if len(idx) < 2 {
+			continue
+		}
+		var files []string
+		for _, k := range idx {
+			files = append(files, specs[k].Path())
+		}
+		for _, k := range idx {
+			out[k] = &SpecError{File: specs[k].Path(), Key: "experiment", Err: fmt.Errorf("experiment %s is analysed by %d specs in one run (%s); give each its own run", exp, len(idx), strings.Join(files, ", "))}
+		}
+	}
+	return out
+}
+
+// EffectiveWindow returns the window a nominal date analyses: the spec's
+// window cut at the end of the nominal date (never later than the spec's
+// end). ok is false when the window has not started by then.
+func EffectiveWindow(spec *Spec, date string) (start, end time.Time, ok bool) {
+	start, end = spec.Window.Bounds()
+	if date == "" {
+		return start, end, true
+	}
+	d, err := time.Parse("2006-01-02", date)
+	if err != nil {
+		return start, end, false
+	}
+	if cut := d.AddDate(0, 0, 1); cut.Before(end) {
+		end = cut
+	}
+	return start, end, end.After(start)
+}
+
+// prepare does everything before SQL that needs only the spec: the
+// effective window, the key, the canonical spec, and resolving and hashing
+// the inputs (each file once per process, shared through hashes).
+func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]InputFile) {
+	spec := j.spec
+	j.date = opts.Date
+	if j.date == "" {
+		_, end := spec.Window.Bounds()
+		j.date = end.Add(-time.Nanosecond).Format("2006-01-02")
+	} else {
+		_, end, ok := EffectiveWindow(spec, opts.Date)
+		if !ok {
+			j.skipped = fmt.Sprintf("window starts %s, after the nominal date %s: not active yet", spec.Window.Start, opts.Date)
+			j.log.Info("experiment skipped", "phase", "plan", "reason", j.skipped)
+			return
+		}
+		// The resolved spec records the window actually analysed.
+		cut := *spec
+		cut.Window.end = end
+		cut.Window.End = end.Format(time.RFC3339Nano)
+		j.spec = &cut
+		spec = j.spec
+	}
+	// A private spec without its key stops here, before any I/O on data.
+	if spec.Privacy.Enabled {
+		if j.key, j.err = loadKey(spec); j.err != nil {
+			return
+		}
+	}
+	if j.specJSON, j.specHash, j.err = spec.Canonical(); j.err != nil {
+		return
+	}
+	t0 := time.Now()
+	if j.traces, j.err = resolveGlobsAt(spec, "traces", spec.Inputs.Traces, opts.Date); j.err != nil {
+		return
+	}
+	if j.events, j.err = resolveGlobsAt(spec, "events", spec.Inputs.Events, opts.Date); j.err != nil {
+		return
+	}
+	for _, files := range [][]InputFile{j.traces, j.events} {
+		for i := range files {
+			if h, ok := hashes[files[i].abs]; ok {
+				files[i].Size, files[i].SHA256 = h.Size, h.SHA256
+				continue
+			}
+			if j.err = hashFile(ctx, &files[i]); j.err != nil {
+				return
+			}
+			hashes[files[i].abs] = files[i]
+		}
+	}
+	j.phase("hash_inputs", t0)
+	j.groupKey = groupKey(spec, j.traces, j.events)
+}
+
+// groupKey identifies the specs that can share one SQL pass.
+func groupKey(spec *Spec, traces, events []InputFile) string {
+	h := sha256.New()
+	for _, name := range TemplateNames {
+		fmt.Fprintf(h, "template %s %s\n", name, spec.Templates[name])
+	}
+	fmt.Fprintf(h, "decimals %d\n", *spec.Statistics.FixedPointDecimals)
+	for _, m := range []map[string]string{spec.Inputs.Columns.Traces, spec.Inputs.Columns.Events} {
+		for _, k := range sortedKeys(m) {
+			fmt.Fprintf(h, "column %s %s\n", k, m[k])
+		}
+		fmt.Fprintln(h, "--")
+	}
+	for _, f := range append(append([]InputFile{}, traces...), events...) {
+		fmt.Fprintf(h, "%s %s\n", f.Role, f.abs)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Scan records how the data was read for a run: which experiments shared
+// the pass and how many times the trace template ran. It is volatile: an
+// experiment's numbers do not depend on its companions.
+type Scan struct {
+	Experiments  []string `json:"experiments"`
+	TracesPasses int      `json:"traces_template_runs"`
+	EventsPasses int      `json:"events_template_runs"`
+	InputFiles   int      `json:"input_files"`
+	InputBytes   int64    `json:"input_bytes"`
+}
+
+// groupState is a group's open session and everything known before the
+// templates run: inspected inputs, rendered templates, DuckDB settings.
+type groupState struct {
+	sess           *session
+	traces, events []InputFile
+	tmpls          []rendered
+	recs           []TemplateRecord
+	duck           DuckDBInfo
+	execSet        []Setting
+}
+
+// inspectGroup opens the group's DuckDB session, reads every input's
+// footer and schema, checks it against the contract, and renders the
+// templates. The caller closes st.sess.
+func inspectGroup(ctx context.Context, jobs []*job, opts Options) (*groupState, error) {
+	first := jobs[0]
 	sess, err := openSession(ctx, opts.Engine, opts.Queries)
 	if err != nil {
 		return nil, err
 	}
-	defer sess.Close()
+	st := &groupState{sess: sess}
+	inputs := append(append([]InputFile{}, first.traces...), first.events...)
 	for i := range inputs {
 		if err := sess.inspect(ctx, &inputs[i]); err != nil {
+			sess.Close()
 			return nil, err
 		}
-		contract, mapping := traceContract, spec.Inputs.Columns.Traces
+		contract, mapping := traceContract, first.spec.Inputs.Columns.Traces
 		if inputs[i].Role == "events" {
-			contract, mapping = eventContract, spec.Inputs.Columns.Events
+			contract, mapping = eventContract, first.spec.Inputs.Columns.Events
 		}
 		if err := checkSchema(&inputs[i], contract, mapping); err != nil {
+			sess.Close()
 			return nil, err
 		}
 	}
-	traces, events = inputs[:len(traces)], inputs[len(traces):]
-	phase("inspect_inputs", t0)
-
+	st.traces, st.events = inputs[:len(first.traces)], inputs[len(first.traces):]
 	data := renderData{
-		Traces: columnsFor(traces, traceContract, spec.Inputs.Columns.Traces),
-		Events: columnsFor(events, eventContract, spec.Inputs.Columns.Events),
+		Traces: columnsFor(st.traces, traceContract, first.spec.Inputs.Columns.Traces),
+		Events: columnsFor(st.events, eventContract, first.spec.Inputs.Columns.Events),
 	}
-	tmpls, recs, err := loadTemplates(opts.Queries, spec, data)
-	if err != nil {
+	if st.tmpls, st.recs, err = loadTemplates(opts.Queries, first.spec, data); err != nil {
+		sess.Close()
 		return nil, err
 	}
 	resultSet, execSet, err := sess.settings(ctx)
 	if err != nil {
+		sess.Close()
 		return nil, err
 	}
-	duck := DuckDBInfo{}
+	st.execSet = execSet
 	for _, s := range resultSet {
 		if s.Name == "version" {
-			duck.Version = s.Value
+			st.duck.Version = s.Value
 		} else {
-			duck.Settings = append(duck.Settings, s)
+			st.duck.Settings = append(st.duck.Settings, s)
 		}
 	}
+	return st, nil
+}
 
+// runGroup runs the SQL once for jobs that share their inputs. An error
+// that concerns the shared data fails every job of the group.
+func runGroup(ctx context.Context, jobs []*job, opts Options) {
+	setErr := func(err error) {
+		for _, j := range jobs {
+			j.err = err
+		}
+	}
+	t0 := time.Now()
+	st, err := inspectGroup(ctx, jobs, opts)
+	if err != nil {
+		setErr(err)
+		return
+	}
+	defer st.sess.Close()
+	specs := make([]*Spec, len(jobs))
+	for i, j := range jobs {
+		specs[i] = j.spec
+		j.phase("inspect_inputs", t0)
+	}
 	t0 = time.Now()
-	cells, q, err := sess.runSQL(ctx, spec, tmpls, params(spec, traces, events))
+	cells, quality, perExp, err := st.sess.runSQL(ctx, specs, st.tmpls, mergedParams(specs, st.traces, st.events))
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, &TransientError{Err: fmt.Errorf("interrupted: %w", err)}
+			err = fmt.Errorf("interrupted: %w", err)
 		}
-		return nil, &TransientError{Err: err}
+		setErr(&TransientError{Err: err})
+		return
 	}
-	if err := sess.Close(); err != nil {
-		return nil, &TransientError{Err: fmt.Errorf("close duckdb: %w", err)}
+	if err := st.sess.Close(); err != nil {
+		setErr(&TransientError{Err: fmt.Errorf("close duckdb: %w", err)})
+		return
 	}
-	phase("sql", t0)
-	for _, f := range traces {
-		q.TraceRowsRead += f.Rows
+	scan := Scan{TracesPasses: 1, EventsPasses: 1, InputFiles: len(st.traces) + len(st.events)}
+	for _, f := range append(append([]InputFile{}, st.traces...), st.events...) {
+		scan.InputBytes += f.Size
 	}
-	for _, f := range events {
-		q.EventRowsRead += f.Rows
+	for _, j := range jobs {
+		scan.Experiments = append(scan.Experiments, j.spec.Experiment)
 	}
-	q.TraceFiles, q.EventFiles = len(traces), len(events)
+	sort.Strings(scan.Experiments)
+	for _, j := range jobs {
+		j.phase("sql", t0)
+		j.traces, j.events = st.traces, st.events
+		j.cells, j.quality, j.err = cells[j.spec.Experiment], quality[j.spec.Experiment], perExp[j.spec.Experiment]
+		j.recs, j.duck, j.execSet, j.scan = st.recs, st.duck, st.execSet, scan
+		for _, f := range st.traces {
+			j.quality.TraceRowsRead += f.Rows
+		}
+		for _, f := range st.events {
+			j.quality.EventRowsRead += f.Rows
+		}
+		j.quality.TraceFiles, j.quality.EventFiles = len(st.traces), len(st.events)
+	}
+}
 
-	t0 = time.Now()
+// PlannedGroup is one shared pass of a planned run: the experiments it
+// serves, the inputs it reads and the templates it runs.
+type PlannedGroup struct {
+	Experiments []string
+	Inputs      []InputFile
+	Templates   []TemplateRecord
+	DuckDB      DuckDBInfo
+	Execution   []Setting
+}
+
+// Plan does everything Run does before the first template runs — spec
+// checks, keys, input resolution and hashing, Parquet footers and schemas,
+// template verification and rendering — and reports the plan. It writes
+// nothing. Results carry each spec's error or skip reason (Outcome is nil).
+func Plan(ctx context.Context, specs []*Spec, opts Options) ([]PlannedGroup, []Result) {
+	results := make([]Result, len(specs))
+	for i, s := range specs {
+		results[i] = Result{SpecFile: s.Path(), Experiment: s.Experiment}
+	}
+	if opts.Queries == nil {
+		opts.Queries = queries.FS()
+	}
+	if opts.now == nil {
+		opts.now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.OutDir == "" {
+		opts.OutDir = "."
+	}
+	if err := opts.Validate(); err == nil {
+		_, err = queries.Verify(opts.Queries)
+		if err != nil {
+			for i := range results {
+				results[i].Err = err
+			}
+			return nil, results
+		}
+	} else {
+		for i := range results {
+			results[i].Err = err
+		}
+		return nil, results
+	}
+	hashes := map[string]InputFile{}
+	dup := duplicateExperiments(specs)
+	var order []string
+	groups := map[string][]*job{}
+	jobs := make([]*job, len(specs))
+	for i, s := range specs {
+		j := &job{spec: s, log: opts.Logger.With("experiment", s.Experiment)}
+		jobs[i] = j
+		if j.err = dup[i]; j.err == nil {
+			j.prepare(ctx, opts, hashes)
+		}
+		if j.err != nil || j.skipped != "" {
+			continue
+		}
+		if _, ok := groups[j.groupKey]; !ok {
+			order = append(order, j.groupKey)
+		}
+		groups[j.groupKey] = append(groups[j.groupKey], j)
+	}
+	var plan []PlannedGroup
+	for _, k := range order {
+		g := groups[k]
+		st, err := inspectGroup(ctx, g, opts)
+		if err != nil {
+			for _, j := range g {
+				j.err = err
+			}
+			continue
+		}
+		st.sess.Close()
+		pg := PlannedGroup{Inputs: append(append([]InputFile{}, st.traces...), st.events...), Templates: st.recs, DuckDB: st.duck, Execution: st.execSet}
+		for _, j := range g {
+			pg.Experiments = append(pg.Experiments, j.spec.Experiment)
+		}
+		plan = append(plan, pg)
+	}
+	for i, j := range jobs {
+		results[i].Err, results[i].Skipped = j.err, j.skipped
+	}
+	return plan, results
+}
+
+// finish computes one experiment's statistics and commits its outputs.
+func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
+	spec, date, log := j.spec, j.date, j.log
+	t0 := time.Now()
+	inputs := append(append([]InputFile{}, j.traces...), j.events...)
 	digest := inputDigest(inputs)
 	var (
 		released []Cell
 		cohorts  []cohortRelease
 		noise    map[string]noiseSD
 		private  *privateRelease
+		err      error
 	)
 	if spec.Privacy.Enabled {
-		private, err = privatize(spec, cells, key, analysisHash(specHash, recs), digest)
+		private, err = privatize(spec, j.cells, j.key, analysisHash(j.specHash, j.recs), digest)
 		if err != nil {
 			return nil, err
 		}
@@ -220,7 +560,7 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 			cohorts = append(cohorts, cohortRelease{Label: c.Label, CollapsedFrom: c.CollapsedFrom})
 		}
 	} else {
-		released, err = completeCells(spec, cells)
+		released, err = completeCells(spec, j.cells)
 		if err != nil {
 			return nil, err
 		}
@@ -232,10 +572,22 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	phase("statistics", t0)
+	j.phase("statistics", t0)
 
-	checks := qualityChecks(q)
-	qualityJSON, err := marshalJSON(QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: q, Checks: checks})
+	expDir := filepath.Join(opts.OutDir, spec.Experiment)
+	lock, err := lockDir(expDir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+
+	checks, blocked := evaluateGates(spec, j.quality, released, previousQuality(expDir, date))
+	if len(blocked) > 0 {
+		decisions.Verdict, decisions.Rule = "invalid", "quality_gate"
+		decisions.Reason = "a blocking data-quality check failed (" + strings.Join(blocked, ", ") + "), so no verdict"
+		decisions.Variants = []string{}
+	}
+	qualityJSON, err := marshalJSON(QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: checks})
 	if err != nil {
 		return nil, err
 	}
@@ -251,25 +603,18 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-
-	expDir := filepath.Join(opts.OutDir, spec.Experiment)
-	lock, err := lockDir(expDir)
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Unlock()
 	privInfo := PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}
 	if private != nil {
 		ledger, spentNow, err := spendBudget(expDir, spec, date, private)
 		if err != nil {
 			return nil, err
 		}
-		privInfo = privacyInfo(spec, key, private, ledger, spentNow)
+		privInfo = privacyInfo(spec, j.key, private, ledger, spentNow)
 		log.Info("privacy budget", "phase", "privacy", "spent_this_run", privInfo.SpentThisRun, "ledger_spent", privInfo.LedgerSpent, "ledger_total", privInfo.LedgerTotal, "key_fingerprint", privInfo.KeyFingerprint)
 	}
 	page, err := report.Render(buildReport(reportInput{
 		spec: spec, date: date, rows: rows, decisions: decisions, checks: checks, privacy: privInfo,
-		templates: recs, digest: digest, specHash: specHash, duckdb: duck.Version,
+		templates: j.recs, digest: digest, specHash: j.specHash, duckdb: j.duck.Version,
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("report.html: %w", err)
@@ -288,12 +633,12 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 			Format:      ManifestFormat,
 			Experiment:  spec.Experiment,
 			NominalDate: date,
-			Spec:        specJSON,
-			SpecSHA256:  specHash,
-			Templates:   recs,
+			Spec:        j.specJSON,
+			SpecSHA256:  j.specHash,
+			Templates:   j.recs,
 			Inputs:      inputs,
 			InputDigest: digest,
-			DuckDB:      duck,
+			DuckDB:      j.duck,
 			Statistics:  statisticsInfo(spec),
 			Privacy:     privInfo,
 			Checks:      checks,
@@ -302,11 +647,12 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 			Volatile: &Volatile{
 				RunID:      opts.RunID,
 				ParentRun:  opts.ParentRun,
-				StartedAt:  started.UTC().Format(time.RFC3339Nano),
+				StartedAt:  j.started.UTC().Format(time.RFC3339Nano),
 				FinishedAt: opts.now().UTC().Format(time.RFC3339Nano),
-				Phases:     phases,
-				Execution:  execSet,
+				Phases:     j.phases,
+				Execution:  j.execSet,
 				SpecFile:   specAbs,
+				Scan:       &j.scan,
 			},
 		}
 		return marshalJSON(m)
@@ -315,7 +661,11 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
 		return nil, fmt.Errorf("commit %s: %w", final, err)
 	}
 	log.Info("run committed", "phase", "commit", "dir", final, "rows", len(rows), "verdict", decisions.Verdict)
-	return &Outcome{Experiment: spec.Experiment, Dir: final, Rows: len(rows), Quality: q, Verdict: decisions.Verdict}, nil
+	out := &Outcome{Experiment: spec.Experiment, Dir: final, Rows: len(rows), Quality: j.quality, Verdict: decisions.Verdict, Blocked: blocked}
+	if len(blocked) > 0 {
+		return out, &GateError{Experiment: spec.Experiment, Checks: blocked, Dir: final}
+	}
+	return out, nil
 }
 
 func newRunID() string {
@@ -324,40 +674,4 @@ func newRunID() string {
 		return "run-unknown"
 	}
 	return hex.EncodeToString(b[:])
-}
-
-// qualityChecks derives the checks reported in quality.json and the
-// manifest from the counts. They warn; blocking gates are configured per
-// spec (see ARCHITECTURE.md).
-func qualityChecks(q Quality) []Check {
-	rate := func(num, den int64) float64 {
-		if den == 0 {
-			return 0
-		}
-		return float64(num) / float64(den)
-	}
-	mk := func(name string, observed, threshold float64, rule string) Check {
-		c := Check{Name: name, Observed: observed, Threshold: threshold, Rule: rule, Severity: "warn", Outcome: "pass"}
-		if observed > threshold {
-			c.Outcome = "warn"
-		}
-		return c
-	}
-	assigned := q.UnitsAssigned
-	return []Check{
-		mk("assigned_units_present", boolf(assigned == 0), 0, "1 when no unit was assigned; must be 0"),
-		mk("multi_variant_unit_rate", rate(q.UnitsMultiVariant, q.UnitsExposed), 0.01, "multi-variant units / exposed units <= threshold"),
-		mk("trace_duplicate_rate", rate(q.TraceDuplicates, q.TraceRows), 0.01, "duplicate trace rows / trace rows <= threshold"),
-		mk("event_duplicate_rate", rate(q.EventDuplicates, q.EventRows), 0.01, "duplicate events / events <= threshold"),
-		mk("trace_version_mismatch_rate", rate(q.TraceVersionMismatch, q.TraceRows), 0.05, "stale persona-algorithm traces / trace rows <= threshold"),
-		mk("trace_null_key_rate", rate(q.TraceNullKeys, q.TraceRows), 0.001, "trace rows with a NULL key / trace rows <= threshold"),
-		mk("event_invalid_value_rate", rate(q.EventInvalidValue, q.EventRows), 0.001, "events with NaN, infinite or out-of-range values / events <= threshold"),
-	}
-}
-
-func boolf(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }

@@ -53,6 +53,9 @@ type Spec struct {
 	Metrics []Metric `yaml:"metrics" json:"metrics"`
 	// Statistics holds the statistical settings.
 	Statistics Statistics `yaml:"statistics" json:"statistics"`
+	// Quality overrides the thresholds of data-quality checks, by name
+	// (see gateDefaults); unlisted checks keep their defaults.
+	Quality map[string]Gate `yaml:"quality,omitempty" json:"quality,omitempty"`
 	// Privacy says whether the release is differentially private, with
 	// what budget and key. Required.
 	Privacy *Privacy `yaml:"privacy" json:"privacy"`
@@ -558,6 +561,9 @@ func (s *Spec) Validate() error {
 				}
 			}
 		}
+	}
+	if err := s.validateGates(); err != nil {
+		return err
 	}
 	if s.Privacy == nil {
 		return s.errf("privacy", "required: {enabled: false} for exact numbers, or {enabled: true, epsilon: E, delta: D, run_share: S} for a differentially private release")

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +17,8 @@ import (
 const usage = `usage: verity <command> [flags] [args]
 
 commands:
-  run      analyse specs and write results:  verity run [--out DIR] [--threads N] [--memory-limit SIZE] SPEC...
+  run      analyse specs and write results:  verity run [--out DIR] [--date YYYY-MM-DD] [--threads N] [--memory-limit SIZE] [--temp-dir DIR] [--dry-run] SPEC|DIR...
+  validate check specs and inputs, run nothing: verity validate [--date YYYY-MM-DD] SPEC|DIR...
   queries  check or release SQL templates:   verity queries verify|lock|list [--dir DIR]
   version  print the build and DuckDB versions
 `
@@ -34,6 +34,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	switch args[0] {
 	case "run":
 		return runCmd(ctx, args[1:], stdout, stderr)
+	case "validate":
+		return validateCmd(ctx, args[1:], stdout, stderr)
 	case "queries":
 		err = queriesCmd(args[1:], stdout, stderr)
 	case "version":
@@ -71,75 +73,6 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
-}
-
-func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := newFlags("run", stderr)
-	out := fs.String("out", envOr("VERITY_OUT", "runs"), "output folder; results go to OUT/<experiment>/<date>/ (env VERITY_OUT)")
-	date := fs.String("date", "", "nominal date YYYY-MM-DD (default: the last day of each spec's window)")
-	threads := fs.Int("threads", 0, "DuckDB worker threads (0: all cores); results do not depend on it")
-	mem := fs.String("memory-limit", envOr("VERITY_MEMORY_LIMIT", ""), "DuckDB memory limit such as 4GB (env VERITY_MEMORY_LIMIT)")
-	tmp := fs.String("temp-dir", envOr("VERITY_TEMP_DIR", ""), "DuckDB spill folder (env VERITY_TEMP_DIR)")
-	qdir := fs.String("queries-dir", "", "use the templates in this folder instead of the embedded ones (development)")
-	logFormat := fs.String("log", "json", "log format: json or none")
-	if err := parseFlags(fs, args); err != nil {
-		return pipeline.ExitConfig, err
-	}
-	if fs.NArg() == 0 {
-		return pipeline.ExitConfig, fmt.Errorf("%w: run needs at least one spec file", pipeline.ErrUsage)
-	}
-	var logger *slog.Logger
-	switch *logFormat {
-	case "json":
-		logger = slog.New(slog.NewJSONHandler(stderr, nil))
-	case "none":
-		logger = slog.New(slog.DiscardHandler)
-	default:
-		return pipeline.ExitConfig, fmt.Errorf("%w: --log wants json or none, got %q", pipeline.ErrUsage, *logFormat)
-	}
-	opts := pipeline.Options{
-		OutDir: *out,
-		Date:   *date,
-		Engine: pipeline.Engine{Threads: *threads, MemoryLimit: *mem, TempDir: *tmp},
-		Logger: logger,
-		Build:  pipeline.CurrentBuild(),
-	}
-	if *qdir != "" {
-		opts.Queries = os.DirFS(*qdir)
-	}
-	if err := opts.Validate(); err != nil {
-		return pipeline.ExitConfig, err
-	}
-	worst := 0
-	var errs []error
-	for _, path := range fs.Args() {
-		code, err := runOne(ctx, path, opts, stdout)
-		if err != nil {
-			errs = append(errs, err)
-			fmt.Fprintf(stdout, "FAIL  %s  exit %d: %v\n", path, code, err)
-		}
-		worst = worse(worst, code)
-	}
-	if len(errs) == 1 {
-		return worst, errs[0]
-	}
-	if len(errs) > 1 {
-		return worst, fmt.Errorf("%d of %d specs failed (see above)", len(errs), fs.NArg())
-	}
-	return worst, nil
-}
-
-func runOne(ctx context.Context, path string, opts pipeline.Options, stdout io.Writer) (int, error) {
-	spec, err := pipeline.LoadSpec(path)
-	if err != nil {
-		return pipeline.ExitCode(err), err
-	}
-	res, err := pipeline.Run(ctx, spec, opts)
-	if err != nil {
-		return pipeline.ExitCode(err), err
-	}
-	fmt.Fprintf(stdout, "ok    %s  %d rows  %s\n", spec.Experiment, res.Rows, res.Dir)
-	return 0, nil
 }
 
 // worse returns the more severe of two exit codes: any failure beats

@@ -187,7 +187,7 @@ func TestRunMini(t *testing.T) {
 			t.Errorf("missing output: %v", err)
 		}
 	}
-	if !strings.Contains(r.stdout, "ok    mini") {
+	if !strings.Contains(r.stdout, "ok     mini") {
 		t.Errorf("no summary line: %q", r.stdout)
 	}
 }

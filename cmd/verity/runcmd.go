@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/verity-analytics/verity/pipeline"
+)
+
+// runFlags are the flags shared by run and validate.
+type runFlags struct {
+	out, date, mem, tmp, qdir, logFormat string
+	threads                              int
+	dryRun                               bool
+}
+
+func (f *runFlags) register(fs *flag.FlagSet, withRun bool) {
+	fs.StringVar(&f.date, "date", "", "nominal date YYYY-MM-DD: analyse each window up to the end of that day, and read no partition dt= after it (default: each spec's whole window)")
+	fs.IntVar(&f.threads, "threads", 0, "DuckDB worker threads (0: all cores); results do not depend on it")
+	fs.StringVar(&f.mem, "memory-limit", envOr("VERITY_MEMORY_LIMIT", ""), "DuckDB memory limit such as 4GB (env VERITY_MEMORY_LIMIT)")
+	fs.StringVar(&f.tmp, "temp-dir", envOr("VERITY_TEMP_DIR", ""), "DuckDB spill folder (env VERITY_TEMP_DIR)")
+	fs.StringVar(&f.qdir, "queries-dir", "", "use the templates in this folder instead of the embedded ones (development)")
+	fs.StringVar(&f.logFormat, "log", "auto", "logs on stderr: json, text, none, or auto (progress lines on a terminal, json otherwise)")
+	if withRun {
+		fs.StringVar(&f.out, "out", envOr("VERITY_OUT", "runs"), "output folder; results go to OUT/<experiment>/<date>/ (env VERITY_OUT)")
+		fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan (experiments, inputs, templates, settings) and write nothing")
+	}
+}
+
+func (f *runFlags) options(stderr io.Writer) (pipeline.Options, error) {
+	opts := pipeline.Options{
+		OutDir: f.out,
+		Date:   f.date,
+		Engine: pipeline.Engine{Threads: f.threads, MemoryLimit: f.mem, TempDir: f.tmp},
+		Build:  pipeline.CurrentBuild(),
+	}
+	if f.qdir != "" {
+		opts.Queries = os.DirFS(f.qdir)
+	}
+	switch f.logFormat {
+	case "json":
+		opts.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
+	case "text":
+		opts.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	case "none":
+		opts.Logger = slog.New(slog.DiscardHandler)
+	case "auto":
+		if isTerminal(stderr) {
+			opts.Logger = slog.New(&progressHandler{w: stderr})
+		} else {
+			opts.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
+		}
+	default:
+		return opts, fmt.Errorf("%w: --log wants json, text, none or auto, got %q", pipeline.ErrUsage, f.logFormat)
+	}
+	return opts, nil
+}
+
+// isTerminal reports whether w is a character device (an interactive
+// terminal), where a progress display helps a person; elsewhere logs are
+// for machines.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// expandSpecs turns the command line's specs and folders into spec paths:
+// a folder contributes its *.yaml and *.yml files in name order.
+func expandSpecs(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil || !st.IsDir() {
+			out = append(out, a)
+			continue
+		}
+		var found []string
+		for _, pat := range []string{"*.yaml", "*.yml"} {
+			m, _ := filepath.Glob(filepath.Join(a, pat))
+			found = append(found, m...)
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("%w: folder %s has no *.yaml spec", pipeline.ErrUsage, a)
+		}
+		sort.Strings(found)
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+// loadSpecs loads every spec; a spec that fails to load is reported and
+// counted, and the others go on.
+func loadSpecs(paths []string, stdout io.Writer) ([]*pipeline.Spec, int, []error) {
+	var specs []*pipeline.Spec
+	worst := 0
+	var errs []error
+	for _, p := range paths {
+		s, err := pipeline.LoadSpec(p)
+		if err != nil {
+			code := pipeline.ExitCode(err)
+			fmt.Fprintf(stdout, "FAIL   %s  exit %d: %v\n", p, code, err)
+			worst = worse(worst, code)
+			errs = append(errs, err)
+			continue
+		}
+		specs = append(specs, s)
+	}
+	return specs, worst, errs
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := newFlags("run", stderr)
+	var f runFlags
+	f.register(fs, true)
+	if err := parseFlags(fs, args); err != nil {
+		return pipeline.ExitConfig, err
+	}
+	if fs.NArg() == 0 {
+		return pipeline.ExitConfig, fmt.Errorf("%w: run needs at least one spec file or folder", pipeline.ErrUsage)
+	}
+	opts, err := f.options(stderr)
+	if err != nil {
+		return pipeline.ExitConfig, err
+	}
+	if err := opts.Validate(); err != nil {
+		return pipeline.ExitConfig, err
+	}
+	paths, err := expandSpecs(fs.Args())
+	if err != nil {
+		return pipeline.ExitConfig, err
+	}
+	specs, worst, errs := loadSpecs(paths, stdout)
+	if f.dryRun {
+		return planReport(ctx, specs, opts, stdout, worst, errs, true)
+	}
+	for _, r := range pipeline.RunAll(ctx, specs, opts) {
+		var gate *pipeline.GateError
+		switch {
+		case r.Skipped != "":
+			fmt.Fprintf(stdout, "skip   %s  %s\n", r.Experiment, r.Skipped)
+		case errors.As(r.Err, &gate):
+			fmt.Fprintf(stdout, "BLOCK  %s  exit %d: %v\n", r.Experiment, pipeline.ExitCode(r.Err), r.Err)
+		case r.Err != nil:
+			fmt.Fprintf(stdout, "FAIL   %s (%s)  exit %d: %v\n", r.Experiment, r.SpecFile, pipeline.ExitCode(r.Err), r.Err)
+		default:
+			fmt.Fprintf(stdout, "ok     %s  %d rows  verdict %s  %s\n", r.Experiment, r.Outcome.Rows, r.Outcome.Verdict, r.Outcome.Dir)
+		}
+		if r.Err != nil {
+			worst = worse(worst, pipeline.ExitCode(r.Err))
+			errs = append(errs, r.Err)
+		}
+	}
+	return summarize(worst, errs, len(paths))
+}
+
+func summarize(worst int, errs []error, n int) (int, error) {
+	switch len(errs) {
+	case 0:
+		return worst, nil
+	case 1:
+		return worst, errs[0]
+	default:
+		return worst, fmt.Errorf("%d of %d specs failed (see the summary above)", len(errs), n)
+	}
+}
+
+func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := newFlags("validate", stderr)
+	var f runFlags
+	f.register(fs, false)
+	if err := parseFlags(fs, args); err != nil {
+		return pipeline.ExitConfig, err
+	}
+	if fs.NArg() == 0 {
+		return pipeline.ExitConfig, fmt.Errorf("%w: validate needs at least one spec file or folder", pipeline.ErrUsage)
+	}
+	f.out = "."
+	opts, err := f.options(stderr)
+	if err != nil {
+		return pipeline.ExitConfig, err
+	}
+	paths, err := expandSpecs(fs.Args())
+	if err != nil {
+		return pipeline.ExitConfig, err
+	}
+	specs, worst, errs := loadSpecs(paths, stdout)
+	return planReport(ctx, specs, opts, stdout, worst, errs, false)
+}
+
+// planReport prints each spec's validation outcome and, with details, the
+// plan: which experiments share a pass, the inputs, templates and settings.
+func planReport(ctx context.Context, specs []*pipeline.Spec, opts pipeline.Options, stdout io.Writer, worst int, errs []error, details bool) (int, error) {
+	plan, results := pipeline.Plan(ctx, specs, opts)
+	for _, r := range results {
+		switch {
+		case r.Skipped != "":
+			fmt.Fprintf(stdout, "skip   %s  %s\n", r.Experiment, r.Skipped)
+		case r.Err != nil:
+			code := pipeline.ExitCode(r.Err)
+			fmt.Fprintf(stdout, "FAIL   %s (%s)  exit %d: %v\n", r.Experiment, r.SpecFile, code, r.Err)
+			worst = worse(worst, code)
+			errs = append(errs, r.Err)
+		default:
+			fmt.Fprintf(stdout, "ok     %s  valid: spec, key, inputs and schemas\n", r.Experiment)
+		}
+	}
+	if details {
+		fmt.Fprintf(stdout, "\nplan: %d shared pass(es); threads %d, memory limit %q, temp dir %q, out %s\n", len(plan), opts.Engine.Threads, opts.Engine.MemoryLimit, opts.Engine.TempDir, opts.OutDir)
+		for i, g := range plan {
+			var bytes, rows int64
+			for _, in := range g.Inputs {
+				bytes += in.Size
+				rows += in.Rows
+			}
+			fmt.Fprintf(stdout, "pass %d: experiments %s\n", i+1, strings.Join(g.Experiments, ", "))
+			fmt.Fprintf(stdout, "  inputs: %d files, %d bytes, %d rows\n", len(g.Inputs), bytes, rows)
+			for _, in := range g.Inputs {
+				fmt.Fprintf(stdout, "    %-6s %s  %d rows  sha256 %.12s\n", in.Role, in.Path, in.Rows, in.SHA256)
+			}
+			fmt.Fprintf(stdout, "  templates:")
+			for _, t := range g.Templates {
+				fmt.Fprintf(stdout, " %s@%s(%.12s)", t.Name, t.Version, t.SHA256)
+			}
+			fmt.Fprintf(stdout, "\n  duckdb %s;", g.DuckDB.Version)
+			for _, s := range append(append([]pipeline.Setting{}, g.DuckDB.Settings...), g.Execution...) {
+				fmt.Fprintf(stdout, " %s=%s", s.Name, s.Value)
+			}
+			fmt.Fprintln(stdout)
+		}
+	}
+	return summarize(worst, errs, len(results))
+}
+
+// progressHandler shows a run's progress on an interactive terminal: one
+// short line per finished phase, commit and failure.
+type progressHandler struct {
+	w     io.Writer
+	attrs []slog.Attr
+}
+
+func (h *progressHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+
+func (h *progressHandler) Handle(_ context.Context, r slog.Record) error {
+	vals := map[string]string{}
+	for _, a := range h.attrs {
+		vals[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		vals[a.Key] = a.Value.String()
+		return true
+	})
+	line := fmt.Sprintf("▸ %-24s %-16s", vals["experiment"], vals["phase"])
+	switch {
+	case vals["ms"] != "":
+		line += " " + vals["ms"] + " ms"
+	case vals["error"] != "":
+		line += " FAILED: " + vals["error"]
+	default:
+		line += " " + r.Message
+		if d := vals["dir"]; d != "" {
+			line += " → " + d
+		}
+	}
+	_, err := fmt.Fprintln(h.w, line)
+	return err
+}
+
+func (h *progressHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &progressHandler{w: h.w, attrs: append(append([]slog.Attr{}, h.attrs...), as...)}
+}
+
+func (h *progressHandler) WithGroup(string) slog.Handler { return h }
