@@ -5,16 +5,25 @@ TAGS     := duckdb_arrow
 GOFLAGS_ := -tags=$(TAGS)
 BIN      := bin/verity
 
-.PHONY: build test golden lint bench fixtures run-fixtures clean
+.PHONY: build test unit golden lint bench fixtures run-fixtures clean replay-check
 
 build:
 	$(GO) build $(GOFLAGS_) -buildvcs=auto -o $(BIN) ./cmd/verity
 
 # The whole test suite: unit, statistics references and simulations, golden
-# outputs, and end-to-end tests of the real binary.
-test:
+# outputs, end-to-end tests of the real binary, then the synthetic replay
+# check. CI runs exactly this (.ci/run).
+test: unit replay-check
+
+unit:
 	$(GO) vet $(GOFLAGS_) ./...
 	$(GO) test $(GOFLAGS_) -count=1 -timeout 20m ./...
+
+# Synthetic replay check: generate traces with planted truth, analyse them,
+# replay byte for byte, compare with the committed dashboard snapshot, and
+# check the planted effects (.ci/replay-check says how).
+replay-check: build
+	VERITY_BIN=$(BIN) .ci/replay-check
 
 # Rewrite the golden outputs after a reviewed change of behaviour.
 golden:

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/verity-analytics/verity/privacy"
 	"github.com/verity-analytics/verity/queries"
@@ -82,10 +83,17 @@ func ExitCode(err error) int {
 		transient   *TransientError
 		overflowErr *OverflowError
 		gateErr     *GateError
+		manifestErr *ManifestError
 	)
 	switch {
 	case errors.As(err, &missingErr):
 		return ExitNoInput
+	case errors.Is(err, ErrReplayMismatch):
+		return ExitMismatch
+	case errors.As(err, &manifestErr) && errors.Is(err, fs.ErrNotExist):
+		return ExitNoInput // the manifest, or an output beside it, is missing
+	case errors.As(err, &manifestErr):
+		return ExitConfig
 	case errors.As(err, &inputErr), errors.As(err, &overflowErr), errors.As(err, &gateErr):
 		return ExitData
 	case errors.As(err, &specErr), errors.As(err, &mismatch), errors.Is(err, queries.ErrNotLocked),

@@ -15,21 +15,25 @@ const ManifestFormat = "verity.manifest/1"
 // Build is identical between runs of the same binary; Volatile differs on
 // every run.
 type Manifest struct {
-	Format      string           `json:"format"`
-	Experiment  string           `json:"experiment"`
-	NominalDate string           `json:"nominal_date"`
-	Spec        json.RawMessage  `json:"spec"`
-	SpecSHA256  string           `json:"spec_sha256"`
-	Templates   []TemplateRecord `json:"templates"`
-	Inputs      []InputFile      `json:"inputs"`
-	InputDigest string           `json:"input_digest"`
-	DuckDB      DuckDBInfo       `json:"duckdb"`
-	Statistics  StatisticsInfo   `json:"statistics"`
-	Privacy     PrivacyInfo      `json:"privacy"`
-	Checks      []Check          `json:"checks"`
-	Outputs     []OutputFile     `json:"outputs"`
-	Build       *BuildInfo       `json:"build,omitempty"`
-	Volatile    *Volatile        `json:"volatile,omitempty"`
+	Format      string `json:"format"`
+	Experiment  string `json:"experiment"`
+	NominalDate string `json:"nominal_date"`
+	// DateFromFlag is true when the nominal date was given (--date): the
+	// window was cut at it and later partitions were not read. False means
+	// the date is the window's last day and every matching file was read.
+	DateFromFlag bool             `json:"date_from_flag"`
+	Spec         json.RawMessage  `json:"spec"`
+	SpecSHA256   string           `json:"spec_sha256"`
+	Templates    []TemplateRecord `json:"templates"`
+	Inputs       []InputFile      `json:"inputs"`
+	InputDigest  string           `json:"input_digest"`
+	DuckDB       DuckDBInfo       `json:"duckdb"`
+	Statistics   StatisticsInfo   `json:"statistics"`
+	Privacy      PrivacyInfo      `json:"privacy"`
+	Checks       []Check          `json:"checks"`
+	Outputs      []OutputFile     `json:"outputs"`
+	Build        *BuildInfo       `json:"build,omitempty"`
+	Volatile     *Volatile        `json:"volatile,omitempty"`
 }
 
 // DuckDBInfo records the engine version and the settings that can change a
@@ -68,6 +72,8 @@ type Volatile struct {
 	Execution  []Setting `json:"execution_settings"`
 	SpecFile   string    `json:"spec_file"`
 	Scan       *Scan     `json:"scan,omitempty"`
+	// Ledger is the privacy ledger after this run (private runs only).
+	Ledger *LedgerState `json:"privacy_ledger,omitempty"`
 }
 
 // Phase is the wall time of one phase of the run.

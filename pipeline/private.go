@@ -425,40 +425,50 @@ func writeAtomic(path string, data []byte) error {
 }
 
 // PrivacyInfo states whether and how the release is differentially
-// private, and what it spent.
+// private and what it costs. It depends only on the spec, key, data and
+// code, so a rerun reproduces it; what earlier runs spent is history and
+// lives in the ledger (and in the manifest's volatile LedgerState).
 type PrivacyInfo struct {
 	Enabled        bool             `json:"enabled"`
 	Note           string           `json:"note"`
 	Mechanism      string           `json:"mechanism,omitempty"`
 	Accounting     string           `json:"accounting,omitempty"`
 	Budget         *privacy.Budget  `json:"budget,omitempty"`
-	PerRun         string           `json:"per_run,omitempty"`        // exact, in accounting units
-	SpentThisRun   string           `json:"spent_this_run,omitempty"` // exact; "0" for a free rerun
-	RunCost        string           `json:"run_cost,omitempty"`       // what this release costs when new
-	LedgerSpent    string           `json:"ledger_spent,omitempty"`   // total over all recorded runs
-	LedgerTotal    string           `json:"ledger_total,omitempty"`   // the experiment's total
-	EpsilonSpent   float64          `json:"epsilon_equivalent_spent,omitempty"`
+	Total          string           `json:"total,omitempty"`    // the experiment's total, exact, in accounting units
+	PerRun         string           `json:"per_run,omitempty"`  // one run's share, exact
+	RunCost        string           `json:"run_cost,omitempty"` // what this release costs the first time it is published
+	EpsilonRun     float64          `json:"epsilon_equivalent_of_run,omitempty"`
 	KeyFingerprint string           `json:"key_fingerprint,omitempty"` // never the key
 	SamplerVersion string           `json:"sampler_version,omitempty"`
+	ReleaseDigest  string           `json:"release_digest,omitempty"`
 	MinUnits       int64            `json:"min_units,omitempty"`
 	Released       int              `json:"released_numbers,omitempty"`
 	Cohorts        []privacy.Cohort `json:"cohorts,omitempty"`
 	Allocation     []privacy.Share  `json:"allocation,omitempty"`
 }
 
-func privacyInfo(spec *Spec, key privacy.Key, rel *privateRelease, l privacy.Ledger, spentNow *big.Rat) PrivacyInfo {
+// LedgerState is the privacy ledger as this run left it (volatile: it
+// depends on the runs before).
+type LedgerState struct {
+	SpentThisRun string  `json:"spent_this_run"` // "0" for a rerun that republished the same numbers
+	Spent        string  `json:"spent"`          // over every recorded run
+	Total        string  `json:"total"`
+	EpsilonSpent float64 `json:"epsilon_equivalent_spent"`
+	Entries      int     `json:"entries"`
+}
+
+func privacyInfo(spec *Spec, key privacy.Key, rel *privateRelease, l privacy.Ledger, spentNow *big.Rat) (PrivacyInfo, LedgerState) {
 	info := PrivacyInfo{
 		Enabled:        true,
 		Note:           "differentially private: counts and sums carry exact discrete noise; intervals include its variance",
 		Accounting:     string(rel.Allocation.Accounting),
 		Budget:         &l.Budget,
+		Total:          l.Total.RatString(),
 		PerRun:         rel.Allocation.PerRun.RatString(),
-		SpentThisRun:   spentNow.RatString(),
 		RunCost:        rel.Allocation.Spent.RatString(),
-		LedgerSpent:    l.Spent().RatString(),
-		LedgerTotal:    l.Total.RatString(),
 		KeyFingerprint: key.Fingerprint(),
 		SamplerVersion: privacy.SamplerVersion,
+		ReleaseDigest:  rel.Digest,
 		MinUnits:       spec.Cohorts.MinUnits,
 		Released:       rel.Count,
 		Cohorts:        rel.Cohorts,
@@ -467,13 +477,19 @@ func privacyInfo(spec *Spec, key privacy.Key, rel *privateRelease, l privacy.Led
 	if len(rel.Allocation.Shares) > 0 {
 		info.Mechanism = string(rel.Allocation.Shares[0].Mechanism.Kind)
 	}
-	spent, _ := l.Spent().Float64()
-	if rel.Allocation.Accounting == privacy.AccountingZCDP {
-		if eps, err := privacy.CDPEpsilon(spent, spec.Privacy.Delta); err == nil {
-			info.EpsilonSpent = eps
+	state := LedgerState{SpentThisRun: spentNow.RatString(), Spent: l.Spent().RatString(), Total: l.Total.RatString(), Entries: len(l.Entries)}
+	toEps := func(r *big.Rat) float64 {
+		f, _ := r.Float64()
+		if rel.Allocation.Accounting != privacy.AccountingZCDP {
+			return f
 		}
-	} else {
-		info.EpsilonSpent = spent
+		eps, err := privacy.CDPEpsilon(f, spec.Privacy.Delta)
+		if err != nil {
+			return 0
+		}
+		return eps
 	}
-	return info
+	info.EpsilonRun = toEps(rel.Allocation.Spent)
+	state.EpsilonSpent = toEps(l.Spent())
+	return info, state
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -264,5 +265,51 @@ func TestLedgerOverNights(t *testing.T) {
 	}
 	if !refused {
 		t.Fatal("the ledger never refused a run")
+	}
+}
+
+// TestPrivateRerunSameFolder: the second run of a private spec into the
+// same folder (the ledger now holds the first) reproduces every output
+// byte and the stable manifest; only the volatile ledger state differs.
+func TestPrivateRerunSameFolder(t *testing.T) {
+	k := sha256.Sum256([]byte("rerun key"))
+	out := t.TempDir()
+	read := func() (map[string][]byte, Manifest) {
+		dir := filepath.Join(out, "checkout-button", "2026-11-19")
+		files := map[string][]byte{}
+		for _, f := range []string{"results.csv", "results.parquet", "quality.json", "decisions.json", "report.html"} {
+			b, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[f] = b
+		}
+		var m Manifest
+		b, _ := os.ReadFile(filepath.Join(dir, "manifest.json"))
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return files, m
+	}
+	if _, err := runPrivate(t, privateFixture, out, k[:], ""); err != nil {
+		t.Fatal(err)
+	}
+	a, ma := read()
+	if _, err := runPrivate(t, privateFixture, out, k[:], ""); err != nil {
+		t.Fatal(err)
+	}
+	b, mb := read()
+	for f := range a {
+		if !bytes.Equal(a[f], b[f]) {
+			t.Errorf("%s differs on a rerun into the same folder", f)
+		}
+	}
+	sa, _ := json.Marshal(ma.Stable())
+	sb, _ := json.Marshal(mb.Stable())
+	if !bytes.Equal(sa, sb) {
+		t.Error("stable manifest differs on a rerun into the same folder")
+	}
+	if ma.Volatile.Ledger.SpentThisRun == "0" || mb.Volatile.Ledger.SpentThisRun != "0" {
+		t.Errorf("ledger: first run spent %s, rerun %s; want >0 then 0", ma.Volatile.Ledger.SpentThisRun, mb.Volatile.Ledger.SpentThisRun)
 	}
 }

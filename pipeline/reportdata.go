@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 	"strings"
 
@@ -89,9 +90,11 @@ func buildReport(in reportInput) report.Data {
 	d.Privacy = report.Privacy{Enabled: p.Enabled}
 	if p.Enabled {
 		d.Privacy.Mechanism, d.Privacy.Accounting, d.Privacy.KeyFingerprint = p.Mechanism, p.Accounting, p.KeyFingerprint
-		d.Privacy.Spent = ratFloat(p.SpentThisRun)
-		d.Privacy.Total = ratFloat(p.LedgerTotal)
-		d.Privacy.Remaining = d.Privacy.Total - ratFloat(p.LedgerSpent)
+		// The page shows what this release costs, not what earlier runs
+		// spent: a rerun must reproduce it byte for byte.
+		d.Privacy.Spent = ratFloat(p.RunCost)
+		d.Privacy.Total = ratFloat(p.Total)
+		d.Privacy.Remaining = math.NaN()
 		if p.Budget != nil {
 			d.Privacy.Epsilon, d.Privacy.Delta = p.Budget.Epsilon, p.Budget.Delta
 		}

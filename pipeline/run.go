@@ -604,13 +604,16 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 		return nil, err
 	}
 	privInfo := PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}
+	var ledgerState *LedgerState
 	if private != nil {
 		ledger, spentNow, err := spendBudget(expDir, spec, date, private)
 		if err != nil {
 			return nil, err
 		}
-		privInfo = privacyInfo(spec, j.key, private, ledger, spentNow)
-		log.Info("privacy budget", "phase", "privacy", "spent_this_run", privInfo.SpentThisRun, "ledger_spent", privInfo.LedgerSpent, "ledger_total", privInfo.LedgerTotal, "key_fingerprint", privInfo.KeyFingerprint)
+		var st LedgerState
+		privInfo, st = privacyInfo(spec, j.key, private, ledger, spentNow)
+		ledgerState = &st
+		log.Info("privacy budget", "phase", "privacy", "spent_this_run", st.SpentThisRun, "ledger_spent", st.Spent, "ledger_total", st.Total, "key_fingerprint", privInfo.KeyFingerprint)
 	}
 	page, err := report.Render(buildReport(reportInput{
 		spec: spec, date: date, rows: rows, decisions: decisions, checks: checks, privacy: privInfo,
@@ -630,20 +633,21 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 		{Name: "report.html", Data: page},
 	}, func(outs []OutputFile) ([]byte, error) {
 		m := Manifest{
-			Format:      ManifestFormat,
-			Experiment:  spec.Experiment,
-			NominalDate: date,
-			Spec:        j.specJSON,
-			SpecSHA256:  j.specHash,
-			Templates:   j.recs,
-			Inputs:      inputs,
-			InputDigest: digest,
-			DuckDB:      j.duck,
-			Statistics:  statisticsInfo(spec),
-			Privacy:     privInfo,
-			Checks:      checks,
-			Outputs:     outs,
-			Build:       &build,
+			Format:       ManifestFormat,
+			Experiment:   spec.Experiment,
+			NominalDate:  date,
+			DateFromFlag: opts.Date != "",
+			Spec:         j.specJSON,
+			SpecSHA256:   j.specHash,
+			Templates:    j.recs,
+			Inputs:       inputs,
+			InputDigest:  digest,
+			DuckDB:       j.duck,
+			Statistics:   statisticsInfo(spec),
+			Privacy:      privInfo,
+			Checks:       checks,
+			Outputs:      outs,
+			Build:        &build,
 			Volatile: &Volatile{
 				RunID:      opts.RunID,
 				ParentRun:  opts.ParentRun,
@@ -653,6 +657,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 				Execution:  j.execSet,
 				SpecFile:   specAbs,
 				Scan:       &j.scan,
+				Ledger:     ledgerState,
 			},
 		}
 		return marshalJSON(m)

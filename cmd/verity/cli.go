@@ -19,6 +19,11 @@ const usage = `usage: verity <command> [flags] [args]
 commands:
   run      analyse specs and write results:  verity run [--out DIR] [--date YYYY-MM-DD] [--threads N] [--memory-limit SIZE] [--temp-dir DIR] [--dry-run] SPEC|DIR...
   validate check specs and inputs, run nothing: verity validate [--date YYYY-MM-DD] SPEC|DIR...
+  replay   rerun a past run and compare:     verity replay [--pin NAME=vN]... [--inputs-dir DIR] [--out DIR] MANIFEST
+           compare with a snapshot:          verity replay --against FILE [--tol COLUMN=abs:X|rel:X|exact]... MANIFEST
+           export a snapshot:                verity replay --export-snapshot FILE [--columns C,...] MANIFEST
+  gen      synthetic traces with truth:      verity gen --out DIR [--config FILE] [--units N] [--seed N] [...]
+  check-truth  check a run against truth:    verity check-truth --truth truth.json RUN...
   queries  check or release SQL templates:   verity queries verify|lock|list [--dir DIR]
   version  print the build and DuckDB versions
 `
@@ -36,6 +41,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		return runCmd(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return validateCmd(ctx, args[1:], stdout, stderr)
+	case "replay":
+		return replayCmd(ctx, args[1:], stdout, stderr)
+	case "gen":
+		return genCmd(ctx, args[1:], stdout, stderr)
+	case "check-truth":
+		return checkTruthCmd(ctx, args[1:], stdout, stderr)
 	case "queries":
 		err = queriesCmd(args[1:], stdout, stderr)
 	case "version":

@@ -111,7 +111,7 @@ type Privacy struct {
 	Accounting string
 	Spent      float64 // this run, in Accounting units
 	Total      float64 // the experiment's total budget, in Accounting units
-	Remaining  float64 // what is left after this run, in Accounting units
+	Remaining  float64 // what is left after this run, in Accounting units; NaN when the page must not depend on earlier runs
 	// Epsilon and Delta are the experiment's total (ε, δ) guarantee;
 	// Delta is 0 for pure DP.
 	Epsilon float64

@@ -405,7 +405,12 @@ func buildPrivacy(d Data) privacyView {
 	}
 	v.Spent = numTrim(p.Spent, sigStat)
 	v.Total = numTrim(p.Total, sigStat)
-	v.Remaining = numTrim(p.Remaining, sigStat)
+	v.Remaining = numTrim(p.Remaining, sigStat) + " left"
+	if !finite(p.Remaining) {
+		// What earlier runs spent is history, not part of this release: a
+		// rerun must produce the same page. The ledger file has it.
+		v.Remaining = "spending over all runs in privacy-ledger.json"
+	}
 	if p.Delta > 0 {
 		v.Guarantee = "(ε = " + numTrim(p.Epsilon, sigStat) + ", δ = " + numTrim(p.Delta, sigStat) + ")-DP over the experiment"
 	} else if p.Epsilon > 0 {
