@@ -137,7 +137,9 @@ func TestParseSpecErrors(t *testing.T) {
 		{"unknown quality check", func(s string) string { return s + "quality: {made_up_rate: {warn: 0.1}}\n" }, "quality.made_up_rate", "unknown check"},
 		{"quality warn above block", func(s string) string { return s + "quality: {trace_duplicate_rate: {warn: 0.5, block: 0.1}}\n" }, "quality.trace_duplicate_rate", "above block"},
 		{"missing privacy", func(s string) string { return strings.Replace(s, "privacy: {enabled: false}\n", "", 1) }, "privacy", "required"},
-		{"privacy without budget", func(s string) string { return strings.Replace(s, "privacy: {enabled: false}", "privacy: {enabled: true}", 1) }, "privacy", "epsilon"},
+		{"privacy without budget", func(s string) string {
+			return strings.Replace(s, "privacy: {enabled: false}", "privacy: {enabled: true}", 1)
+		}, "privacy", "epsilon"},
 		{"two documents", func(s string) string { return s + "---\nversion: 1\n" }, "", "more than one"},
 		{"not yaml", func(string) string { return "version: [1\n" }, "", "YAML"},
 	}
