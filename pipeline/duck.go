@@ -46,10 +46,10 @@ func (e Engine) Validate() error {
 	return nil
 }
 
-// fixedSettings are applied to every session: they keep DuckDB off the
-// network and let it drop insertion order (every result query has its own
-// ORDER BY). No template depends on the session time zone (timestamps are
-// compared as epoch microseconds); it is reported all the same.
+// fixedSettings are applied to every session through its DSN: they keep
+// DuckDB off the network and let it drop insertion order (every result
+// query has its own ORDER BY). The time zone, an ICU setting the DSN does
+// not know, is pinned to UTC by the session@v1 template.
 var fixedSettings = [][2]string{
 	{"autoinstall_known_extensions", "false"},
 	{"autoload_known_extensions", "false"},
@@ -61,7 +61,7 @@ var reportedSettings = []string{"TimeZone", "autoinstall_known_extensions", "aut
 
 // resultSettings are the settings that could change a result; they go in the
 // stable part of the manifest. The rest are execution details.
-var resultSettings = map[string]bool{"version": true, "autoinstall_known_extensions": true, "autoload_known_extensions": true, "preserve_insertion_order": true}
+var resultSettings = map[string]bool{"version": true, "TimeZone": true, "autoinstall_known_extensions": true, "autoload_known_extensions": true, "preserve_insertion_order": true}
 
 // session is one embedded DuckDB database with the single connection that
 // holds the run's temporary tables.
@@ -95,7 +95,58 @@ func openSession(ctx context.Context, e Engine, fsys fs.FS) (*session, error) {
 		db.Close()
 		return nil, &TransientError{Err: fmt.Errorf("connect duckdb: %w", err)}
 	}
-	return &session{db: db, conn: conn, fsys: fsys}, nil
+	s := &session{db: db, conn: conn, fsys: fsys}
+	t, err := queries.Load(fsys, "session", "v1")
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.exec(ctx, rendered{Name: t.Name, Version: t.Version, SQL: t.Text}, nil); err != nil {
+		s.Close()
+		return nil, &TransientError{Err: err}
+	}
+	return s, nil
+}
+
+// duckError is an error from DuckDB reduced to one line (DuckDB's messages
+// can span several, which would break the one-line summaries); Unwrap keeps
+// the original for errors.Is (context cancellation).
+type duckError struct {
+	err error
+	msg string
+}
+
+func (e *duckError) Error() string { return e.msg }
+func (e *duckError) Unwrap() error { return e.err }
+
+func oneLine(err error) error {
+	if err == nil {
+		return nil
+	}
+	fields := strings.Fields(err.Error())
+	return &duckError{err: err, msg: strings.Join(fields, " ")}
+}
+
+// interrupted reports whether err comes from a cancelled context or a
+// DuckDB interrupt; outOfMemory whether DuckDB ran out of its memory limit.
+// Neither says anything about the input data: both are transient.
+func interrupted(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "INTERRUPT Error")
+}
+
+func outOfMemory(err error) bool { return strings.Contains(err.Error(), "Out of Memory Error") }
+
+// transientOrNil classifies a DuckDB error that may not concern the data:
+// it returns a *TransientError for an interrupt or an out-of-memory error,
+// else nil.
+func transientOrNil(ctx context.Context, err error) error {
+	switch {
+	case interrupted(ctx, err):
+		return &TransientError{Err: fmt.Errorf("interrupted: %w", err)}
+	case outOfMemory(err):
+		return &TransientError{Err: fmt.Errorf("%w (raise --memory-limit, or set --temp-dir so DuckDB can spill)", err)}
+	}
+	return nil
 }
 
 func (s *session) Close() error {
@@ -176,7 +227,7 @@ func (s *session) exec(ctx context.Context, r rendered, params map[string]any) e
 		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
 	}
 	if _, err := s.conn.ExecContext(ctx, r.SQL, args...); err != nil {
-		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err))
 	}
 	return nil
 }
@@ -189,16 +240,16 @@ func (s *session) query(ctx context.Context, r rendered, params map[string]any, 
 	}
 	rows, err := s.conn.QueryContext(ctx, r.SQL, args...)
 	if err != nil {
-		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err))
 	}
 	defer rows.Close()
 	for rows.Next() {
 		if err := scan(rows); err != nil {
-			return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+			return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err))
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err))
 	}
 	return nil
 }
@@ -234,7 +285,7 @@ func (s *session) arrowQuery(ctx context.Context, r rendered, params map[string]
 		return rdr.Err()
 	})
 	if err != nil {
-		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err))
 	}
 	return nil
 }

@@ -163,6 +163,9 @@ func hashFile(ctx context.Context, f *InputFile) error {
 	h := sha256.New()
 	n, err := io.Copy(h, ctxReader{ctx, fh})
 	if err != nil {
+		if ctx.Err() != nil {
+			return &TransientError{Err: fmt.Errorf("interrupted while hashing %s: %w", f.Path, ctx.Err())}
+		}
 		return &InputError{File: f.Path, Err: fmt.Errorf("read: %w", err)}
 	}
 	f.Size = n
@@ -200,6 +203,9 @@ func (s *session) inspect(ctx context.Context, f *InputFile) error {
 		return r.Scan(&f.Rows, &f.CreatedBy)
 	})
 	if err != nil {
+		if t := transientOrNil(ctx, err); t != nil {
+			return t
+		}
 		return &InputError{File: f.Path, Err: fmt.Errorf("not a readable Parquet file: %s", cleanDuckErr(err))}
 	}
 	if !found {
@@ -215,7 +221,32 @@ func (s *session) inspect(ctx context.Context, f *InputFile) error {
 		return nil
 	})
 	if err != nil {
+		if t := transientOrNil(ctx, err); t != nil {
+			return t
+		}
 		return &InputError{File: f.Path, Err: fmt.Errorf("schema unreadable: %s", cleanDuckErr(err))}
+	}
+	return nil
+}
+
+// findDamaged decodes every column of each file in turn after a scan
+// failed with an error that was neither an interrupt nor out-of-memory,
+// and returns an InputError for the first file that cannot be read (a data
+// page damaged behind an intact footer), or nil when every file reads.
+func (s *session) findDamaged(ctx context.Context, files []InputFile) error {
+	t, err := queries.Load(s.fsys, "file_check", "v1")
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		err := s.query(ctx, rendered{Name: t.Name, Version: t.Version, SQL: t.Text}, map[string]any{"file": f.abs}, func(r *sql.Rows) error { return nil })
+		if err == nil {
+			continue
+		}
+		if tr := transientOrNil(ctx, err); tr != nil {
+			return tr
+		}
+		return &InputError{File: f.Path, Err: fmt.Errorf("a data page cannot be decoded (the footer is intact): %s", cleanDuckErr(err))}
 	}
 	return nil
 }

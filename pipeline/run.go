@@ -122,6 +122,7 @@ type job struct {
 	skipped  string
 	outcome  *Outcome
 	groupKey string
+	lock     *folderLock // held from prepare to the end of RunAll
 }
 
 func (j *job) phase(name string, t0 time.Time) {
@@ -172,7 +173,7 @@ func RunAll(ctx context.Context, specs []*Spec, opts Options) []Result {
 		j := &job{spec: s, started: opts.now(), log: opts.Logger.With("run_id", opts.RunID, "experiment", s.Experiment)}
 		jobs[i] = j
 		if j.err = dup[i]; j.err == nil {
-			j.prepare(ctx, opts, hashes)
+			j.prepare(ctx, opts, hashes, true)
 		}
 	}
 
@@ -197,6 +198,15 @@ func RunAll(ctx context.Context, specs []*Spec, opts Options) []Result {
 		}
 	}
 	for i, j := range jobs {
+		if j.lock != nil {
+			j.lock.Unlock()
+		}
+		if j.err != nil && ctx.Err() != nil {
+			var tr *TransientError
+			if !errors.As(j.err, &tr) {
+				j.err = &TransientError{Err: fmt.Errorf("interrupted: %w", j.err)}
+			}
+		}
 		results[i].Outcome, results[i].Err, results[i].Skipped = j.outcome, j.err, j.skipped
 		if j.err != nil {
 			j.log.Error("experiment failed", "phase", "done", "exit_code", ExitCode(j.err), "error", j.err.Error())
@@ -250,7 +260,7 @@ func EffectiveWindow(spec *Spec, date string) (start, end time.Time, ok bool) {
 // prepare does everything before SQL that needs only the spec: the
 // effective window, the key, the canonical spec, and resolving and hashing
 // the inputs (each file once per process, shared through hashes).
-func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]InputFile) {
+func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]InputFile, lock bool) {
 	spec := j.spec
 	j.date = opts.Date
 	if j.date == "" {
@@ -273,6 +283,13 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]Input
 	// A private spec without its key stops here, before any I/O on data.
 	if spec.Privacy.Enabled {
 		if j.key, j.err = loadKey(spec); j.err != nil {
+			return
+		}
+	}
+	// One run at a time per experiment folder: a second run fails at once
+	// (exit 1, retry) instead of after doing all its work.
+	if lock {
+		if j.lock, j.err = lockDir(filepath.Join(opts.OutDir, spec.Experiment)); j.err != nil {
 			return
 		}
 	}
@@ -416,8 +433,15 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 	t0 = time.Now()
 	cells, quality, perExp, err := st.sess.runSQL(ctx, specs, st.tmpls, mergedParams(specs, st.traces, st.events))
 	if err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("interrupted: %w", err)
+		if t := transientOrNil(ctx, err); t != nil {
+			setErr(t)
+			return
+		}
+		// A scan that fails for another reason is most often a damaged
+		// data page behind an intact footer: name the file if one is.
+		if damaged := st.sess.findDamaged(ctx, append(append([]InputFile{}, st.traces...), st.events...)); damaged != nil {
+			setErr(damaged)
+			return
 		}
 		setErr(&TransientError{Err: err})
 		return
@@ -503,7 +527,7 @@ func Plan(ctx context.Context, specs []*Spec, opts Options) ([]PlannedGroup, []R
 		j := &job{spec: s, log: opts.Logger.With("experiment", s.Experiment)}
 		jobs[i] = j
 		if j.err = dup[i]; j.err == nil {
-			j.prepare(ctx, opts, hashes)
+			j.prepare(ctx, opts, hashes, false)
 		}
 		if j.err != nil || j.skipped != "" {
 			continue
@@ -539,6 +563,9 @@ func Plan(ctx context.Context, specs []*Spec, opts Options) ([]PlannedGroup, []R
 // finish computes one experiment's statistics and commits its outputs.
 func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	spec, date, log := j.spec, j.date, j.log
+	if err := ctx.Err(); err != nil {
+		return nil, &TransientError{Err: fmt.Errorf("interrupted: %w", err)}
+	}
 	t0 := time.Now()
 	inputs := append(append([]InputFile{}, j.traces...), j.events...)
 	digest := inputDigest(inputs)
@@ -574,12 +601,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	}
 	j.phase("statistics", t0)
 
-	expDir := filepath.Join(opts.OutDir, spec.Experiment)
-	lock, err := lockDir(expDir)
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Unlock()
+	expDir := filepath.Join(opts.OutDir, spec.Experiment) // locked since prepare
 
 	checks, blocked := evaluateGates(spec, j.quality, released, previousQuality(expDir, date))
 	if len(blocked) > 0 {
@@ -621,6 +643,11 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("report.html: %w", err)
+	}
+	// An interrupted run (SIGTERM, Ctrl-C) commits nothing it has not
+	// committed yet; the next run starts clean.
+	if err := ctx.Err(); err != nil {
+		return nil, &TransientError{Err: fmt.Errorf("interrupted before commit: %w", err)}
 	}
 	final := filepath.Join(expDir, date)
 	specAbs, _ := filepath.Abs(spec.Path())
