@@ -5,7 +5,7 @@ TAGS     := duckdb_arrow
 GOFLAGS_ := -tags=$(TAGS)
 BIN      := bin/verity
 
-.PHONY: build test unit golden lint bench fixtures run-fixtures clean replay-check
+.PHONY: build test unit golden lint bench bench-go fixtures run-fixtures clean replay-check
 
 build:
 	$(GO) build $(GOFLAGS_) -buildvcs=auto -o $(BIN) ./cmd/verity
@@ -38,7 +38,17 @@ lint:
 	$(GO) vet $(GOFLAGS_) ./...
 	$(GO) run $(GOFLAGS_) ./cmd/verity queries verify
 
-bench:
+# Whole-pipeline performance (not part of `make test`): generates datasets at
+# three scales (cached in .bench/), runs `verity run` and the reference query
+# (cmd/verity-bench/naive.sql) on each, and prints the tables of BENCHMARKS.md.
+BENCH_FLAGS ?= --scales 1M,3M,10M --threads 2 --memory-limit 4GB --experiments 20
+
+bench: build
+	$(GO) build $(GOFLAGS_) -o bin/verity-bench ./cmd/verity-bench
+	bin/verity-bench --verity $(BIN) --cache .bench $(BENCH_FLAGS)
+
+# Go micro-benchmarks (testing.B).
+bench-go:
 	$(GO) test $(GOFLAGS_) -run '^$$' -bench . -benchmem ./...
 
 run-fixtures: build

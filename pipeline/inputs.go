@@ -11,8 +11,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/verity-analytics/verity/queries"
 )
@@ -170,6 +172,35 @@ func hashFile(ctx context.Context, f *InputFile) error {
 	}
 	f.Size = n
 	f.SHA256 = hex.EncodeToString(h.Sum(nil))
+	return nil
+}
+
+// hashFiles hashes files on as many workers as there are CPUs (SHA-256
+// is CPU-bound at about 1.5 GB/s per core). The first error, in file order,
+// is returned.
+func hashFiles(ctx context.Context, files []*InputFile) error {
+	errs := make([]error, len(files))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.NumCPU(), len(files)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = hashFile(ctx, files[i])
+			}
+		}()
+	}
+	for i := range files {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

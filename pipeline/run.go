@@ -303,17 +303,21 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]Input
 	if j.events, j.err = resolveGlobsAt(spec, "events", spec.Inputs.Events, opts.Date); j.err != nil {
 		return
 	}
+	var todo []*InputFile
 	for _, files := range [][]InputFile{j.traces, j.events} {
 		for i := range files {
 			if h, ok := hashes[files[i].abs]; ok {
 				files[i].Size, files[i].SHA256 = h.Size, h.SHA256
 				continue
 			}
-			if j.err = hashFile(ctx, &files[i]); j.err != nil {
-				return
-			}
-			hashes[files[i].abs] = files[i]
+			todo = append(todo, &files[i])
 		}
+	}
+	if j.err = hashFiles(ctx, todo); j.err != nil {
+		return
+	}
+	for _, f := range todo {
+		hashes[f.abs] = *f
 	}
 	j.phase("hash_inputs", t0)
 	j.groupKey = groupKey(spec, j.traces, j.events)

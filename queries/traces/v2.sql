@@ -1,0 +1,85 @@
+-- traces v2: the same trace_rows as traces@v1, row for row, faster.
+--
+-- v1 ran the duplicate window (row_number over experiment, event_id) over
+-- every trace row: a sort of the whole input. v2 first finds the
+-- (experiment, null_keys, hash(event_id)) groups that occur more than once
+-- and runs the window only over their rows. Every copy of a duplicated
+-- event_id has the same hash, so every duplicate is a candidate; a hash
+-- collision only adds a candidate, which the window then resolves by the
+-- real event_id. The exclusion rules and their order are v1's:
+-- null_experiment, null_keys, duplicate, out_of_window, version_mismatch,
+-- unknown_variant. golden/versions_test.go requires identical outputs.
+-- Parameters: trace_files, exp_ids, exp_start_us, exp_end_us,
+-- exp_persona_version ('' = not pinned), var_exp, var_name.
+CREATE TEMP TABLE trace_rows AS
+WITH exps AS (
+    SELECT
+        unnest($exp_ids) AS experiment_id,
+        unnest($exp_start_us) AS start_us,
+        unnest($exp_end_us) AS end_us,
+        unnest($exp_persona_version) AS persona_version
+),
+variants AS (
+    SELECT unnest($var_exp) AS experiment_id, unnest($var_name) AS variant
+),
+src AS (
+    SELECT
+        epoch_us({{col .Traces "ts"}}) AS ts_us,
+        {{col .Traces "unit_id"}} AS unit_id,
+        {{col .Traces "experiment_id"}} AS experiment_id,
+        {{col .Traces "variant"}} AS variant,
+        {{col .Traces "persona"}} AS persona,
+        {{col .Traces "persona_algo_version"}} AS persona_algo_version,
+        {{col .Traces "event_id"}} AS event_id
+    FROM read_parquet($trace_files, union_by_name = true, hive_partitioning = false)
+),
+scoped AS (
+    SELECT
+        s.*,
+        x.start_us,
+        x.end_us,
+        x.persona_version,
+        (s.ts_us IS NULL OR s.unit_id IS NULL OR s.variant IS NULL) AS null_keys,
+        v.variant IS NOT NULL AS known_variant,
+        hash(s.event_id) AS h
+    FROM src AS s
+    LEFT JOIN exps AS x ON x.experiment_id = s.experiment_id
+    LEFT JOIN variants AS v ON v.experiment_id = s.experiment_id AND v.variant = s.variant
+    WHERE s.experiment_id IS NULL OR x.experiment_id IS NOT NULL
+),
+dup AS (
+    SELECT experiment_id, null_keys, h
+    FROM scoped
+    WHERE event_id IS NOT NULL AND experiment_id IS NOT NULL
+    GROUP BY experiment_id, null_keys, h
+    HAVING count(*) > 1
+),
+ranked AS (
+    SELECT s.*, 1 AS copy_no
+    FROM scoped AS s
+    ANTI JOIN dup AS d ON d.experiment_id = s.experiment_id AND d.null_keys = s.null_keys AND d.h = s.h
+    UNION ALL
+    SELECT
+        s.*,
+        row_number() OVER (
+            PARTITION BY s.experiment_id, s.event_id, s.null_keys
+            ORDER BY s.ts_us, s.unit_id, s.variant, s.persona NULLS FIRST, s.persona_algo_version NULLS FIRST
+        ) AS copy_no
+    FROM scoped AS s
+    SEMI JOIN dup AS d ON d.experiment_id = s.experiment_id AND d.null_keys = s.null_keys AND d.h = s.h
+)
+SELECT
+    experiment_id,
+    unit_id,
+    variant,
+    persona,
+    ts_us,
+    CASE
+        WHEN experiment_id IS NULL THEN 'null_experiment'
+        WHEN null_keys THEN 'null_keys'
+        WHEN event_id IS NOT NULL AND copy_no > 1 THEN 'duplicate'
+        WHEN ts_us < start_us OR ts_us >= end_us THEN 'out_of_window'
+        WHEN persona_version <> '' AND persona_algo_version IS DISTINCT FROM persona_version THEN 'version_mismatch'
+        WHEN NOT known_variant THEN 'unknown_variant'
+    END AS reason
+FROM ranked
