@@ -67,8 +67,21 @@ func commitFolder(final string, files []outputFile, manifest func([]OutputFile) 
 		return err
 	}
 	for _, e := range entries {
+		name := filepath.Join(parent, e.Name())
+		if strings.HasPrefix(e.Name(), replacedPrefix+base+".") {
+			// A run that died between its two renames: the replaced run is
+			// the last complete result; put it back rather than lose it.
+			if _, err := os.Stat(final); errors.Is(err, os.ErrNotExist) {
+				if _, err := os.Stat(filepath.Join(name, "manifest.json")); err == nil {
+					if err := os.Rename(name, final); err != nil {
+						return fmt.Errorf("restore the run an interrupted run was replacing: %w", err)
+					}
+					continue
+				}
+			}
+		}
 		if strings.HasPrefix(e.Name(), stagingPrefix+base+".") || strings.HasPrefix(e.Name(), replacedPrefix+base+".") {
-			if err := os.RemoveAll(filepath.Join(parent, e.Name())); err != nil {
+			if err := os.RemoveAll(name); err != nil {
 				return fmt.Errorf("remove leftover of an interrupted run: %w", err)
 			}
 		}

@@ -69,6 +69,7 @@ type session struct {
 	db   *sql.DB
 	conn *sql.Conn
 	fsys fs.FS
+	runs map[string]int // executions per template name, for the manifest's scan record
 }
 
 func openSession(ctx context.Context, e Engine, fsys fs.FS) (*session, error) {
@@ -95,7 +96,7 @@ func openSession(ctx context.Context, e Engine, fsys fs.FS) (*session, error) {
 		db.Close()
 		return nil, &TransientError{Err: fmt.Errorf("connect duckdb: %w", err)}
 	}
-	s := &session{db: db, conn: conn, fsys: fsys}
+	s := &session{db: db, conn: conn, fsys: fsys, runs: map[string]int{}}
 	t, err := queries.Load(fsys, "session", "v1")
 	if err != nil {
 		s.Close()
@@ -135,6 +136,44 @@ func interrupted(ctx context.Context, err error) bool {
 }
 
 func outOfMemory(err error) bool { return strings.Contains(err.Error(), "Out of Memory Error") }
+
+// DataError is a deterministic failure of a query on the input data (a
+// value DuckDB cannot convert, an arithmetic overflow): retrying cannot
+// help. Exit code 65.
+type DataError struct{ Err error }
+
+func (e *DataError) Error() string { return e.Err.Error() }
+func (e *DataError) Unwrap() error { return e.Err }
+
+// classifySQLError maps a failed template run: interrupts and
+// out-of-memory are transient; conversion and range errors are data
+// errors; binder, parser and catalog errors mean a template does not fit
+// the data's schema or the code, a configuration/integrity error; the rest
+// is transient.
+func classifySQLError(ctx context.Context, err error) error {
+	if t := transientOrNil(ctx, err); t != nil {
+		return t
+	}
+	msg := err.Error()
+	for _, k := range []string{"Conversion Error", "Out of Range Error", "Overflow"} {
+		if strings.Contains(msg, k) {
+			return &DataError{Err: err}
+		}
+	}
+	for _, k := range []string{"Binder Error", "Parser Error", "Catalog Error"} {
+		if strings.Contains(msg, k) {
+			return &IntegrityError{Err: err}
+		}
+	}
+	return &TransientError{Err: err}
+}
+
+// IntegrityError is a template that cannot run as released against the
+// inputs or the code (a binder or parser error). Exit code 78.
+type IntegrityError struct{ Err error }
+
+func (e *IntegrityError) Error() string { return e.Err.Error() }
+func (e *IntegrityError) Unwrap() error { return e.Err }
 
 // transientOrNil classifies a DuckDB error that may not concern the data:
 // it returns a *TransientError for an interrupt or an out-of-memory error,
@@ -226,6 +265,7 @@ func (s *session) exec(ctx context.Context, r rendered, params map[string]any) e
 	if err != nil {
 		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
 	}
+	s.runs[r.Name]++
 	if _, err := s.conn.ExecContext(ctx, r.SQL, args...); err != nil {
 		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err))
 	}
@@ -261,8 +301,6 @@ func (s *session) arrowQuery(ctx context.Context, r rendered, params map[string]
 	if err != nil {
 		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
 	}
-	vals := make([]any, len(args))
-	copy(vals, args)
 	err = s.conn.Raw(func(dc any) error {
 		c, ok := dc.(driver.Conn)
 		if !ok {
@@ -272,7 +310,7 @@ func (s *session) arrowQuery(ctx context.Context, r rendered, params map[string]
 		if err != nil {
 			return err
 		}
-		rdr, err := ar.QueryContext(ctx, r.SQL, vals...)
+		rdr, err := ar.QueryContext(ctx, r.SQL, args...)
 		if err != nil {
 			return err
 		}
@@ -287,6 +325,7 @@ func (s *session) arrowQuery(ctx context.Context, r rendered, params map[string]
 	if err != nil {
 		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err))
 	}
+	s.runs[r.Name]++
 	return nil
 }
 

@@ -84,6 +84,8 @@ func ExitCode(err error) int {
 		overflowErr *OverflowError
 		gateErr     *GateError
 		manifestErr *ManifestError
+		dataErr     *DataError
+		integrity   *IntegrityError
 	)
 	switch {
 	case errors.As(err, &missingErr):
@@ -94,9 +96,9 @@ func ExitCode(err error) int {
 		return ExitNoInput // the manifest, or an output beside it, is missing
 	case errors.As(err, &manifestErr):
 		return ExitConfig
-	case errors.As(err, &inputErr), errors.As(err, &overflowErr), errors.As(err, &gateErr):
+	case errors.As(err, &inputErr), errors.As(err, &overflowErr), errors.As(err, &gateErr), errors.As(err, &dataErr):
 		return ExitData
-	case errors.As(err, &specErr), errors.As(err, &mismatch), errors.Is(err, queries.ErrNotLocked),
+	case errors.As(err, &specErr), errors.As(err, &mismatch), errors.As(err, &integrity), errors.Is(err, queries.ErrNotLocked),
 		errors.Is(err, queries.ErrUnknownTemplate), errors.Is(err, ErrNoOverwrite), errors.Is(err, ErrUsage):
 		return ExitConfig
 	case errors.Is(err, privacy.ErrNoKey), errors.Is(err, privacy.ErrBadKey), errors.Is(err, privacy.ErrKeyTooShort),

@@ -85,14 +85,24 @@ func (s *Spec) gate(name string) (warn, block float64) {
 	return warn, block
 }
 
-// previousQuality reads the previous night's quality counts of the
-// experiment, if that run exists.
-func previousQuality(expDir, date string) *Quality {
+// Baseline is what the volume check compared with: the previous night's
+// run of the experiment. It is part of the stable manifest, so a replay
+// can use the same baseline instead of whatever is on disk now.
+type Baseline struct {
+	Date          string `json:"date"`
+	UnitsExposed  int64  `json:"units_exposed"`
+	QualitySHA256 string `json:"quality_sha256"`
+}
+
+// readBaseline reads the previous night's quality.json of the experiment,
+// if that run exists.
+func readBaseline(expDir, date string) *Baseline {
 	d, err := time.Parse("2006-01-02", date)
 	if err != nil {
 		return nil
 	}
-	b, err := os.ReadFile(filepath.Join(expDir, d.AddDate(0, 0, -1).Format("2006-01-02"), "quality.json"))
+	prev := d.AddDate(0, 0, -1).Format("2006-01-02")
+	b, err := os.ReadFile(filepath.Join(expDir, prev, "quality.json"))
 	if err != nil {
 		return nil
 	}
@@ -100,12 +110,12 @@ func previousQuality(expDir, date string) *Quality {
 	if json.Unmarshal(b, &r) != nil {
 		return nil
 	}
-	return &r.Counts
+	return &Baseline{Date: prev, UnitsExposed: r.Counts.UnitsExposed, QualitySHA256: sha256Hex(b)}
 }
 
 // evaluateGates computes every check with its thresholds and outcome, and
 // returns the names of the checks that block.
-func evaluateGates(spec *Spec, q Quality, released []Cell, prev *Quality) ([]Check, []string) {
+func evaluateGates(spec *Spec, q Quality, released []Cell, prev *Baseline) ([]Check, []string) {
 	rate := func(num, den int64) float64 {
 		if den == 0 {
 			return 0

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/verity-analytics/verity/queries"
 )
@@ -31,6 +32,7 @@ type InputFile struct {
 	CreatedBy string `json:"created_by"`
 
 	abs     string
+	modTime time.Time         // when hashed, to detect a rewrite during the run
 	columns map[string]string // column name -> DuckDB type
 }
 
@@ -157,11 +159,14 @@ func hashFile(ctx context.Context, f *InputFile) error {
 	fh, err := os.Open(f.abs)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return &MissingInputError{Spec: "", Glob: f.Path, Err: err}
+			return &MissingInputError{Spec: "(resolved input)", Glob: f.Path, Err: err}
 		}
 		return &InputError{File: f.Path, Err: err}
 	}
 	defer fh.Close()
+	if st, err := fh.Stat(); err == nil {
+		f.modTime = st.ModTime()
+	}
 	h := sha256.New()
 	n, err := io.Copy(h, ctxReader{ctx, fh})
 	if err != nil {

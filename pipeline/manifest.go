@@ -31,9 +31,11 @@ type Manifest struct {
 	Statistics   StatisticsInfo   `json:"statistics"`
 	Privacy      PrivacyInfo      `json:"privacy"`
 	Checks       []Check          `json:"checks"`
-	Outputs      []OutputFile     `json:"outputs"`
-	Build        *BuildInfo       `json:"build,omitempty"`
-	Volatile     *Volatile        `json:"volatile,omitempty"`
+	// Baseline is the previous night's run the volume check used, if any.
+	Baseline *Baseline    `json:"previous_night,omitempty"`
+	Outputs  []OutputFile `json:"outputs"`
+	Build    *BuildInfo   `json:"build,omitempty"`
+	Volatile *Volatile    `json:"volatile,omitempty"`
 }
 
 // DuckDBInfo records the engine version and the settings that can change a

@@ -175,3 +175,26 @@ func TestLockExcludes(t *testing.T) {
 	}
 	l2.Unlock()
 }
+
+// TestCommitRestoresReplacedRun: a run that died between its two renames
+// left the previous result as .replaced-*; the next commit puts it back
+// before anything else, so a failure then still leaves the old result.
+func TestCommitRestoresReplacedRun(t *testing.T) {
+	parent := t.TempDir()
+	final := filepath.Join(parent, "2026-11-19")
+	old := filepath.Join(parent, replacedPrefix+"2026-11-19.42")
+	os.MkdirAll(old, 0o755)
+	os.WriteFile(filepath.Join(old, "manifest.json"), []byte("{}"), 0o644)
+	os.WriteFile(filepath.Join(old, "a.txt"), []byte("old"), 0o644)
+	boom := errors.New("boom")
+	err := commitFolder(final, []outputFile{{"a.txt", []byte("new")}}, func([]OutputFile) ([]byte, error) { return nil, boom })
+	if !errors.Is(err, boom) {
+		t.Fatalf("want boom, got %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(final, "a.txt")); string(b) != "old" {
+		t.Fatalf("the replaced run was not restored: a.txt = %q", b)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("the .replaced folder is still there")
+	}
+}

@@ -270,6 +270,11 @@ func privatize(spec *Spec, cells []Cell, key privacy.Key, analysisHash, inputDig
 			if !nv.IsInt64() {
 				return nil, fmt.Errorf("privacy: noisy count of %s/%s out of range", coh.Label, v.Name)
 			}
+			// A count is never negative: clamping the noisy value is
+			// post-processing and costs no privacy.
+			if nv.Sign() < 0 {
+				nv.SetInt64(0)
+			}
 			for _, m := range spec.Metrics {
 				sd := noiseSD{N: sdN}
 				c := newCell(coh.Label, v.Name, m.Name)

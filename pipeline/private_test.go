@@ -313,3 +313,28 @@ func TestPrivateRerunSameFolder(t *testing.T) {
 		t.Errorf("ledger: first run spent %s, rerun %s; want >0 then 0", ma.Volatile.Ledger.SpentThisRun, mb.Volatile.Ledger.SpentThisRun)
 	}
 }
+
+// TestPrivateReplayRefusesPins: a pinned rerun of a private release would
+// draw fresh noise (the streams are bound to the exact SQL) outside the
+// ledger; replay refuses it, and an unpinned replay reproduces the bytes.
+func TestPrivateReplayRefusesPins(t *testing.T) {
+	k := sha256.Sum256([]byte("replay key"))
+	out := t.TempDir()
+	if _, err := runPrivate(t, privateFixture, out, k[:], ""); err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(out, "checkout-button", "2026-11-19", "manifest.json")
+	_, err := Replay(context.Background(), manifest, ReplayOptions{Pins: map[string]string{"traces": "v2"}})
+	if err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), "outside the privacy ledger") {
+		t.Fatalf("pinned private replay: want exit 78, got %v", err)
+	}
+	rep, err := Replay(context.Background(), manifest, ReplayOptions{})
+	if err != nil {
+		t.Fatalf("unpinned private replay: %v", err)
+	}
+	for _, o := range rep.Outputs {
+		if !o.Identical {
+			t.Errorf("private replay: %s differs", o.Name)
+		}
+	}
+}

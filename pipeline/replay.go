@@ -384,6 +384,11 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 	if _, h, err := spec.Canonical(); err == nil && h != old.SpecSHA256 {
 		notes = append(notes, fmt.Sprintf("this binary resolves the pinned spec to sha256 %s, not %s (a default changed in the code)", h, old.SpecSHA256))
 	}
+	if old.Privacy.Enabled && len(opts.Pins) > 0 {
+		// Other templates mean other noise streams: a pinned rerun would be
+		// a new release, published outside the experiment's ledger.
+		return nil, fmt.Errorf("%w: --pin on a private run would publish a new noisy release outside the privacy ledger; pin the versions in the spec and run it (the ledger records it)", ErrUsage)
+	}
 	pinned, err := applyPins(spec, opts.Pins)
 	if err != nil {
 		return nil, err
@@ -413,15 +418,19 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 	}
 
 	outcome, err := Run(ctx, spec, Options{
-		OutDir:    outRoot,
-		Date:      date,
-		Engine:    opts.Engine,
-		Queries:   opts.Queries,
-		Logger:    opts.Logger,
-		Build:     opts.Build,
-		ParentRun: oldRun,
+		OutDir:         outRoot,
+		Date:           date,
+		Engine:         opts.Engine,
+		Queries:        opts.Queries,
+		Logger:         opts.Logger,
+		Build:          opts.Build,
+		ParentRun:      oldRun,
+		Baseline:       old.Baseline,
+		BaselinePinned: true,
 	})
-	if err != nil {
+	// A blocking quality gate still commits the outputs: compare them.
+	var gate *GateError
+	if err != nil && !(errors.As(err, &gate) && outcome != nil) {
 		return nil, err
 	}
 	newM, _, err := ReadManifestFile(filepath.Join(outcome.Dir, "manifest.json"))
@@ -438,6 +447,19 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 		maxDiffs = 200
 	}
 	compareOutputs(rep, filepath.Dir(manifestPath), outcome.Dir, maxDiffs)
+	if old.Privacy.Enabled {
+		// The same streams add the same noise, so a difference between two
+		// noisy numbers would be the exact difference of the true ones:
+		// name what moved, never the values.
+		for i := range rep.Cells {
+			rep.Cells[i].Old, rep.Cells[i].New = "(private)", "(private)"
+		}
+		for _, d := range [][]ValueDiff{rep.Quality, rep.Decision} {
+			for i := range d {
+				d[i].Old, d[i].New = "(private)", "(private)"
+			}
+		}
+	}
 	if rep.Identical() {
 		return rep, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -42,6 +43,11 @@ type Options struct {
 	RunID string
 	// ParentRun is the run a replay reproduces.
 	ParentRun string
+	// Baseline and BaselinePinned fix the previous night's figures the
+	// volume check compares with (a replay passes the manifest's);
+	// otherwise they are read from the previous night's run in OutDir.
+	Baseline       *Baseline
+	BaselinePinned bool
 	// now is the clock for the volatile timestamps (tests may set it).
 	now func() time.Time
 }
@@ -307,7 +313,7 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]Input
 	for _, files := range [][]InputFile{j.traces, j.events} {
 		for i := range files {
 			if h, ok := hashes[files[i].abs]; ok {
-				files[i].Size, files[i].SHA256 = h.Size, h.SHA256
+				files[i].Size, files[i].SHA256, files[i].modTime = h.Size, h.SHA256, h.modTime
 				continue
 			}
 			todo = append(todo, &files[i])
@@ -338,6 +344,19 @@ func groupKey(spec *Spec, traces, events []InputFile) string {
 	}
 	for _, f := range append(append([]InputFile{}, traces...), events...) {
 		fmt.Fprintf(h, "%s %s\n", f.Role, f.abs)
+	}
+	// events@v1 and v2 resolve duplicate event_ids among the events the
+	// whole pass uses; sharing a pass only between specs that use the same
+	// events keeps an experiment's numbers independent of its companions.
+	used := map[string]bool{}
+	for _, m := range spec.Metrics {
+		used[m.Event] = true
+		if m.Denominator != nil {
+			used[m.Denominator.Event] = true
+		}
+	}
+	for _, e := range sortedKeys(used) {
+		fmt.Fprintf(h, "event %q\n", e)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -390,6 +409,27 @@ func inspectGroup(ctx context.Context, jobs []*job, opts Options) (*groupState, 
 		}
 	}
 	st.traces, st.events = inputs[:len(first.traces)], inputs[len(first.traces):]
+	for _, role := range []struct {
+		files   []InputFile
+		mapping map[string]string
+		name    string
+	}{{st.traces, first.spec.Inputs.Columns.Traces, "traces"}, {st.events, first.spec.Inputs.Columns.Events, "events"}} {
+		for _, contractName := range sortedKeys(role.mapping) {
+			src := role.mapping[contractName]
+			found := false
+			for _, f := range role.files {
+				if _, ok := f.columns[src]; ok {
+					found = true
+					break
+				}
+			}
+			if !found {
+				sess.Close()
+				return nil, &SpecError{File: first.spec.Path(), Key: "inputs.columns." + role.name + "." + contractName,
+					Err: fmt.Errorf("maps %s to column %q, which no %s file has", contractName, src, role.name)}
+			}
+		}
+	}
 	data := renderData{
 		Traces: columnsFor(st.traces, traceContract, first.spec.Inputs.Columns.Traces),
 		Events: columnsFor(st.events, eventContract, first.spec.Inputs.Columns.Events),
@@ -447,14 +487,22 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 			setErr(damaged)
 			return
 		}
-		setErr(&TransientError{Err: err})
+		setErr(classifySQLError(ctx, err))
 		return
+	}
+	// The inputs were hashed before the queries ran: a file rewritten in
+	// between would be analysed under a stale hash.
+	for _, f := range append(append([]InputFile{}, st.traces...), st.events...) {
+		if st, err := os.Stat(f.abs); err != nil || st.Size() != f.Size || !st.ModTime().Equal(f.modTime) {
+			setErr(&TransientError{Err: fmt.Errorf("input %s changed while the run read it; rerun to analyse a consistent state", f.Path)})
+			return
+		}
 	}
 	if err := st.sess.Close(); err != nil {
 		setErr(&TransientError{Err: fmt.Errorf("close duckdb: %w", err)})
 		return
 	}
-	scan := Scan{TracesPasses: 1, EventsPasses: 1, InputFiles: len(st.traces) + len(st.events)}
+	scan := Scan{TracesPasses: st.sess.runs["traces"], EventsPasses: st.sess.runs["events"], InputFiles: len(st.traces) + len(st.events)}
 	for _, f := range append(append([]InputFile{}, st.traces...), st.events...) {
 		scan.InputBytes += f.Size
 	}
@@ -462,18 +510,30 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 		scan.Experiments = append(scan.Experiments, j.spec.Experiment)
 	}
 	sort.Strings(scan.Experiments)
+	inspected := map[string]InputFile{}
+	for _, f := range append(append([]InputFile{}, st.traces...), st.events...) {
+		inspected[f.abs] = f
+	}
 	for _, j := range jobs {
 		j.phase("sql", t0)
-		j.traces, j.events = st.traces, st.events
+		// Each spec keeps its own input list (paths relative to its own
+		// folder, so its manifest and input digest do not depend on its
+		// companions); only what DuckDB read is copied in.
+		for _, files := range [][]InputFile{j.traces, j.events} {
+			for i := range files {
+				in := inspected[files[i].abs]
+				files[i].Rows, files[i].CreatedBy, files[i].columns = in.Rows, in.CreatedBy, in.columns
+			}
+		}
 		j.cells, j.quality, j.err = cells[j.spec.Experiment], quality[j.spec.Experiment], perExp[j.spec.Experiment]
 		j.recs, j.duck, j.execSet, j.scan = st.recs, st.duck, st.execSet, scan
-		for _, f := range st.traces {
+		for _, f := range j.traces {
 			j.quality.TraceRowsRead += f.Rows
 		}
-		for _, f := range st.events {
+		for _, f := range j.events {
 			j.quality.EventRowsRead += f.Rows
 		}
-		j.quality.TraceFiles, j.quality.EventFiles = len(st.traces), len(st.events)
+		j.quality.TraceFiles, j.quality.EventFiles = len(j.traces), len(j.events)
 	}
 }
 
@@ -607,7 +667,11 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 
 	expDir := filepath.Join(opts.OutDir, spec.Experiment) // locked since prepare
 
-	checks, blocked := evaluateGates(spec, j.quality, released, previousQuality(expDir, date))
+	baseline := opts.Baseline
+	if !opts.BaselinePinned {
+		baseline = readBaseline(expDir, date)
+	}
+	checks, blocked := evaluateGates(spec, j.quality, released, baseline)
 	if len(blocked) > 0 {
 		decisions.Verdict, decisions.Rule = "invalid", "quality_gate"
 		decisions.Reason = "a blocking data-quality check failed (" + strings.Join(blocked, ", ") + "), so no verdict"
@@ -677,6 +741,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 			Statistics:   statisticsInfo(spec),
 			Privacy:      privInfo,
 			Checks:       checks,
+			Baseline:     baseline,
 			Outputs:      outs,
 			Build:        &build,
 			Volatile: &Volatile{

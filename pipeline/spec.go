@@ -381,7 +381,7 @@ func (s *Spec) Validate() error {
 		if !ok {
 			return s.errf("templates."+name, "missing: every template version must be pinned (want %s)", strings.Join(TemplateNames, ", "))
 		}
-		if !regexp.MustCompile(`^v[1-9][0-9]*$`).MatchString(v) {
+		if !versionRE.MatchString(v) {
 			return s.errf("templates."+name, "want a version like v1, got %q", v)
 		}
 	}

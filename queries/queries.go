@@ -280,14 +280,12 @@ func Relock(fsys fs.FS) (Lock, []string, error) {
 	return next, added, nil
 }
 
-// Load returns the verified template name@version from fsys. The whole file
-// system is verified first, so a run never starts with an edited template.
+// Load returns the template name@version from fsys after checking its bytes
+// against the lock (a run also verifies the whole file system first, with
+// Verify, so it never starts with an edited template).
 func Load(fsys fs.FS, name, version string) (Template, error) {
 	if !nameRE.MatchString(name) || !versionRE.MatchString(version) {
 		return Template{}, fmt.Errorf("template %s@%s: want a lower-case name and a version v<N>", name, version)
-	}
-	if _, err := Verify(fsys); err != nil {
-		return Template{}, err
 	}
 	p := path.Join(name, version+".sql")
 	data, err := fs.ReadFile(fsys, p)
@@ -296,7 +294,20 @@ func Load(fsys fs.FS, name, version string) (Template, error) {
 	} else if err != nil {
 		return Template{}, fmt.Errorf("template %s@%s: %w", name, version, err)
 	}
-	return Template{Name: name, Version: version, Path: p, SHA256: Sum(data), Text: string(data)}, nil
+	lock, err := ReadLock(fsys)
+	if err != nil {
+		return Template{}, err
+	}
+	sum := Sum(data)
+	for _, e := range lock.Entries {
+		if e.Path == p {
+			if e.SHA256 != sum {
+				return Template{}, &MismatchError{File: p, Locked: e.SHA256, Actual: sum}
+			}
+			return Template{Name: name, Version: version, Path: p, SHA256: sum, Text: string(data)}, nil
+		}
+	}
+	return Template{}, fmt.Errorf("template %s (sha256 %s): %w; run `verity queries lock` to release it", p, sum, ErrNotLocked)
 }
 
 // Versions lists the versions of the named template present in fsys, in

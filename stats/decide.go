@@ -69,19 +69,23 @@ type GuardrailResult struct {
 // Evidence is one number behind a Decision. All fields are plain values so
 // that a Decision encodes to JSON deterministically.
 type Evidence struct {
-	Role                    string // "goal" or "guardrail"
-	Metric, Variant, Cohort string
-	Status                  string // the comparison's Status
-	Scale                   string // "absolute" or "relative"
-	Direction               string // desired (goal) or harmful (guardrail) direction
-	Estimate, Low, High     float64
+	Role      string  `json:"role"` // "goal" or "guardrail"
+	Metric    string  `json:"metric"`
+	Variant   string  `json:"variant"`
+	Cohort    string  `json:"cohort"`
+	Status    string  `json:"status"`    // the comparison's Status
+	Scale     string  `json:"scale"`     // "absolute" or "relative"
+	Direction string  `json:"direction"` // desired (goal) or harmful (guardrail) direction
+	Estimate  float64 `json:"estimate"`
+	Low       float64 `json:"low"`
+	High      float64 `json:"high"`
 	// Margin is the guardrail's harmful threshold on Scale, signed in the
 	// harmful direction (+margin for increase, -margin for decrease); 0 for goals.
-	Margin  float64
-	PValue  float64 // goals: adjusted p-value; guardrails: the comparison's p-value
-	Alpha   float64
-	Outcome string
-	Fired   bool // this item triggered the rule
+	Margin  float64 `json:"margin"`
+	PValue  float64 `json:"p_value"` // goals: adjusted p-value; guardrails: the comparison's p-value
+	Alpha   float64 `json:"alpha"`
+	Outcome string  `json:"outcome"`
+	Fired   bool    `json:"fired"` // this item triggered the rule
 }
 
 // Decision is the verdict for one experiment.

@@ -246,6 +246,12 @@ func TestRunFailures(t *testing.T) {
 			os.WriteFile(p, b, 0o644)
 			return []string{"--queries-dir", q}
 		}, 78, []string{"sufstats/v1.sql", "was edited after release", "queries.lock has sha256"}},
+		{"mapped column missing", func(t *testing.T, dir string) []string {
+			b, _ := os.ReadFile(filepath.Join(dir, "spec.yaml"))
+			b = bytes.Replace(b, []byte(`  events: ["events/*.parquet"]`), []byte("  events: [\"events/*.parquet\"]\n  columns: {traces: {persona: segmnt}}"), 1)
+			os.WriteFile(filepath.Join(dir, "spec.yaml"), b, 0o644)
+			return nil
+		}, 78, []string{"inputs.columns.traces.persona", `"segmnt"`}},
 		{"bad flag", func(t *testing.T, dir string) []string {
 			return []string{"--threads", "-3"}
 		}, 78, []string{"threads"}},

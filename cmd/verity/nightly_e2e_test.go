@@ -52,7 +52,14 @@ func nightlyDir(t *testing.T) (dir string, exps []string) {
 	specs := filepath.Join(dir, "specs")
 	os.MkdirAll(specs, 0o755)
 	for _, e := range exps {
-		os.WriteFile(filepath.Join(specs, e+".yaml"), []byte(fmt.Sprintf(nightlySpec, e)), 0o644)
+		body := fmt.Sprintf(nightlySpec, e)
+		path := filepath.Join(specs, e+".yaml")
+		if e == "exp-c" { // a spec in another folder shares the pass too
+			os.MkdirAll(filepath.Join(specs, "sub"), 0o755)
+			body = strings.ReplaceAll(body, "../data/", "../../data/")
+			path = filepath.Join(specs, "sub", e+".yaml")
+		}
+		os.WriteFile(path, []byte(body), 0o644)
 	}
 	broken := strings.Replace(fmt.Sprintf(nightlySpec, "exp-e"), "\nmetrics:", "\nmetrix:", 1)
 	os.WriteFile(filepath.Join(specs, "exp-e.yaml"), []byte(broken), 0o644)
@@ -79,7 +86,7 @@ func readOutputs(t *testing.T, dir string) map[string][]byte {
 // alone gives the same bytes as in the shared pass.
 func TestNightlyFolder(t *testing.T) {
 	dir, exps := nightlyDir(t)
-	r := verity(t, dir, "run", "--log", "none", "--date", "2026-11-19", "--out", "runs", "specs")
+	r := verity(t, dir, "run", "--log", "none", "--date", "2026-11-19", "--out", "runs", "specs", "specs/sub")
 	if r.code != pipeline.ExitConfig {
 		t.Fatalf("exit %d, want %d (the broken spec)\n%s\n%s", r.code, pipeline.ExitConfig, r.stdout, r.stderr)
 	}
@@ -112,7 +119,7 @@ func TestNightlyFolder(t *testing.T) {
 		}
 	}
 	// Rerun: identical bytes.
-	verity(t, dir, "run", "--log", "none", "--date", "2026-11-19", "--out", "runs", "specs")
+	verity(t, dir, "run", "--log", "none", "--date", "2026-11-19", "--out", "runs", "specs", "specs/sub")
 	for _, e := range exps {
 		again := readOutputs(t, filepath.Join(dir, "runs", e, "2026-11-19"))
 		for f := range again {
@@ -121,8 +128,9 @@ func TestNightlyFolder(t *testing.T) {
 			}
 		}
 	}
-	// Alone: the same numbers as in the shared pass.
-	if r := verity(t, dir, "run", "--log", "none", "--date", "2026-11-19", "--out", "solo", "specs/exp-c.yaml"); r.code != 0 {
+	// Alone: the same bytes and the same stable manifest (input paths,
+	// input digest) as in the shared pass.
+	if r := verity(t, dir, "run", "--log", "none", "--date", "2026-11-19", "--out", "solo", "specs/sub/exp-c.yaml"); r.code != 0 {
 		t.Fatalf("solo run: %+v", r)
 	}
 	solo := readOutputs(t, filepath.Join(dir, "solo", "exp-c", "2026-11-19"))
@@ -131,31 +139,35 @@ func TestNightlyFolder(t *testing.T) {
 			t.Errorf("exp-c %s differs between the shared pass and a solo run", f)
 		}
 	}
+	if a, b := stableManifest(t, filepath.Join(dir, "solo", "exp-c", "2026-11-19")), stableManifest(t, filepath.Join(dir, "runs", "exp-c", "2026-11-19")); !bytes.Equal(a, b) {
+		t.Errorf("exp-c's stable manifest differs between the shared pass and a solo run:\n%s\n%s", a, b)
+	}
 }
 
 func TestNightlyNotStartedAndValidate(t *testing.T) {
 	dir, _ := nightlyDir(t)
 	os.Remove(filepath.Join(dir, "specs", "exp-e.yaml"))
 	r := verity(t, dir, "run", "--log", "none", "--date", "2026-11-10", "--out", "runs", "specs/exp-a.yaml")
+	_ = r
 	if r.code != 0 || !strings.Contains(r.stdout, "skip   exp-a") || !strings.Contains(r.stdout, "not active yet") {
 		t.Fatalf("an experiment before its window should be skipped: %+v", r)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "runs")); err == nil {
 		t.Error("a skipped experiment wrote outputs")
 	}
-	r = verity(t, dir, "validate", "specs")
+	r = verity(t, dir, "validate", "specs", "specs/sub")
 	if r.code != 0 || strings.Count(r.stdout, "valid: spec, key, inputs and schemas") != 4 {
 		t.Fatalf("validate: %+v", r)
 	}
-	r = verity(t, dir, "run", "--dry-run", "--log", "none", "--out", "runs", "specs")
-	if r.code != 0 || !strings.Contains(r.stdout, "pass 1: experiments exp-a, exp-b, exp-c, exp-d") {
+	r = verity(t, dir, "run", "--dry-run", "--log", "none", "--out", "runs", "specs", "specs/sub")
+	if r.code != 0 || !strings.Contains(r.stdout, "pass 1: experiments exp-a, exp-b, exp-d, exp-c") {
 		t.Fatalf("dry run: %+v", r)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "runs")); err == nil {
 		t.Error("a dry run wrote outputs")
 	}
 	os.WriteFile(filepath.Join(dir, "data", "traces", "dt=2026-11-17", "part-00000.parquet"), []byte("garbage"), 0o644)
-	r = verity(t, dir, "validate", "specs")
+	r = verity(t, dir, "validate", "specs", "specs/sub")
 	if r.code != pipeline.ExitData || !strings.Contains(r.stdout, "dt=2026-11-17/part-00000.parquet") {
 		t.Fatalf("validate with a corrupt input: %+v", r)
 	}
@@ -215,5 +227,105 @@ func TestBlockingGate(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("quality.json does not show the blocking check: %+v", q.Checks)
+	}
+	// A blocked run replays like any other.
+	if r := verity(t, dir, "replay", filepath.Join(runDir, "manifest.json")); r.code != 0 || !strings.Contains(r.stdout, "replay identical") {
+		t.Errorf("replay of a blocked run: %+v", r)
+	}
+}
+
+func stableManifest(t *testing.T, runDir string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(runDir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m pipeline.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.Marshal(m.Stable())
+	return out
+}
+
+// TestConsecutiveNightsReplay: the second night's volume check compares
+// with the first night's run; the manifest records that baseline, so the
+// second night replays byte for byte.
+func TestConsecutiveNightsReplay(t *testing.T) {
+	dir, _ := nightlyDir(t)
+	os.Remove(filepath.Join(dir, "specs", "exp-e.yaml"))
+	for _, d := range []string{"2026-11-18", "2026-11-19"} {
+		if r := verity(t, dir, "run", "--log", "none", "--date", d, "--out", "runs", "specs/exp-a.yaml"); r.code != 0 {
+			t.Fatalf("%s: %+v", d, r)
+		}
+	}
+	var m pipeline.Manifest
+	b, _ := os.ReadFile(filepath.Join(dir, "runs", "exp-a", "2026-11-19", "manifest.json"))
+	json.Unmarshal(b, &m)
+	if m.Baseline == nil || m.Baseline.Date != "2026-11-18" || m.Baseline.UnitsExposed == 0 {
+		t.Fatalf("baseline not recorded: %+v", m.Baseline)
+	}
+	r := verity(t, dir, "replay", filepath.Join(dir, "runs", "exp-a", "2026-11-19", "manifest.json"))
+	if r.code != 0 || !strings.Contains(r.stdout, "replay identical") {
+		t.Fatalf("replay of the second night: %+v", r)
+	}
+}
+
+// TestDuplicateIDsAcrossMetrics: an event_id that appears under two event
+// names must not make one experiment's numbers depend on another spec that
+// uses the other name.
+func TestDuplicateIDsAcrossMetrics(t *testing.T) {
+	dir := t.TempDir()
+	str := func(v string) *string { return &v }
+	ts := func(min int) *int64 { v := int64(1_763_337_600_000_000) + int64(min)*60_000_000; return &v } // 2025-11-17
+	var tr []fixtures.TraceRow
+	var ev []fixtures.EventRow
+	for u := 0; u < 40; u++ {
+		unit := str(fmt.Sprintf("u%02d", u))
+		for _, e := range []string{"exp-a", "exp-b"} {
+			tr = append(tr, fixtures.TraceRow{TS: ts(u), UnitID: unit, ExperimentID: str(e), Variant: str([]string{"control", "treatment"}[u%2]), Persona: str("p")})
+		}
+		id := str(fmt.Sprintf("E%02d", u))
+		ev = append(ev, fixtures.EventRow{TS: ts(100 + u), UnitID: unit, Metric: str("purchase"), EventID: id})
+		if u%3 == 0 { // the same id under another name, earlier
+			ev = append(ev, fixtures.EventRow{TS: ts(50 + u), UnitID: unit, Metric: str("click"), EventID: id})
+		}
+	}
+	os.MkdirAll(filepath.Join(dir, "t"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "e"), 0o755)
+	if err := fixtures.WriteTraceFile(filepath.Join(dir, "t", "t.parquet"), tr); err != nil {
+		t.Fatal(err)
+	}
+	if err := fixtures.WriteEventFile(filepath.Join(dir, "e", "e.parquet"), ev); err != nil {
+		t.Fatal(err)
+	}
+	spec := `version: 1
+experiment: %s
+inputs: {traces: ["t/*.parquet"], events: ["e/*.parquet"]}
+window: {start: 2025-11-16, end: 2025-11-20}
+variants:
+  - {name: control, allocation: 0.5, control: true}
+  - {name: treatment, allocation: 0.5}
+templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}
+cohorts: {dimension: persona, taxonomy: [p]}
+metrics:
+  - {name: m, kind: proportion, event: %s}
+quality: {event_duplicate_rate: {block: 2}}
+privacy: {enabled: false}
+`
+	os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(fmt.Sprintf(spec, "exp-a", "purchase")), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.yaml"), []byte(fmt.Sprintf(spec, "exp-b", "click")), 0o644)
+	if r := verity(t, dir, "run", "--log", "none", "--out", "both", "a.yaml", "b.yaml"); r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	if r := verity(t, dir, "run", "--log", "none", "--out", "solo", "a.yaml"); r.code != 0 {
+		t.Fatalf("%+v", r)
+	}
+	together := readOutputs(t, filepath.Join(dir, "both", "exp-a", "2025-11-19"))
+	alone := readOutputs(t, filepath.Join(dir, "solo", "exp-a", "2025-11-19"))
+	for f := range alone {
+		if !bytes.Equal(alone[f], together[f]) {
+			t.Errorf("exp-a %s depends on whether exp-b ran beside it", f)
+		}
 	}
 }
