@@ -89,13 +89,6 @@ type Quality struct {
 	EventAttributed      int64 `json:"event_attributed"`
 }
 
-// analysis is what the SQL stage hands to Go.
-type analysis struct {
-	Cells     []Cell
-	Quality   Quality
-	Templates []TemplateRecord
-}
-
 // renderData is what templates may substitute: validated identifiers only.
 type renderData struct {
 	Traces queries.Columns

@@ -73,11 +73,6 @@ var eventContract = []contractColumn{
 	{"event_id", false, stringTypes, "VARCHAR"},
 }
 
-// resolveGlobs expands the spec's globs for one role, with no date pruning.
-func resolveGlobs(spec *Spec, role string, globs []string) ([]InputFile, error) {
-	return resolveGlobsAt(spec, role, globs, "")
-}
-
 // resolveGlobsAt expands the spec's globs for one role. A glob that names a
 // folder (such as a hive-partitioned traces/ folder) contributes every
 // *.parquet file below it. Each glob must match at least one file; the
