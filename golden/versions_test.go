@@ -144,6 +144,17 @@ func TestEquivalentVersionsOnConflictingCopies(t *testing.T) {
 		if u%7 == 0 { // an earlier conflicting copy, in the other variant
 			tr = append(tr, fixtures.TraceRow{TS: us(1, u-1), UnitID: unit, ExperimentID: s("exp"), Variant: s(variants[(u+1)%2]), Persona: s(personas[u%2]), EventID: id})
 		}
+		// Events on the boundaries: exactly at exposure (counts), a minute
+		// before (pre-period), exactly at the one-day CUPED lookback edge
+		// (counts as pre-period) and a minute beyond it (does not), and
+		// exactly at the window end (does not count).
+		exposure := us(1, u)
+		for j, at := range []int64{0, -60_000_000, -86_400_000_000, -86_460_000_000} {
+			ts := *exposure + at
+			ev = append(ev, fixtures.EventRow{TS: &ts, UnitID: unit, Metric: s("buy"), Value: f(float64(j) + 1.25), EventID: s(fmt.Sprintf("b%03d-%d", u, j))})
+		}
+		end := int64(1_763_251_200_000_000) + 4*86_400_000_000
+		ev = append(ev, fixtures.EventRow{TS: &end, UnitID: unit, Metric: s("buy"), Value: f(3), EventID: s(fmt.Sprintf("w%03d", u))})
 		for k := 0; k < 3; k++ {
 			eid := s(fmt.Sprintf("e%03d-%d", u, k))
 			ev = append(ev, fixtures.EventRow{TS: us(2, u+k), UnitID: unit, Metric: s("buy"), Value: f(float64(u%9) + 0.5), EventID: eid})
@@ -174,11 +185,14 @@ window: {start: 2025-11-16, end: 2025-11-20}
 variants:
   - {name: control, allocation: 0.5, control: true}
   - {name: treatment, allocation: 0.5}
-templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}
+templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v2, sufstats: v2, quality: v1}
 cohorts: {dimension: persona, taxonomy: [power/mobile, casual/mobile]}
 metrics:
   - {name: revenue, kind: mean, event: buy, aggregate: sum, clamp: {lower: 0, upper: 500}}
   - {name: buys, kind: mean, event: buy, aggregate: count, clamp: {lower: 0, upper: 50}}
+  - {name: bought, kind: proportion, event: buy}
+  - {name: revenue_per_buy, kind: ratio, event: buy, aggregate: sum, clamp: {lower: 0, upper: 500}, denominator: {event: buy, aggregate: count, clamp: {lower: 0, upper: 50}}}
+statistics: {cuped: {lookback_days: 1}}
 quality: {trace_duplicate_rate: {block: 2}, event_duplicate_rate: {block: 2}}
 privacy: {enabled: false}
 `
