@@ -474,6 +474,7 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 		specs[i] = j.spec
 		j.phase("inspect_inputs", t0)
 	}
+	all := append(append([]InputFile{}, st.traces...), st.events...)
 	t0 = time.Now()
 	cells, quality, perExp, err := st.sess.runSQL(ctx, specs, st.tmpls, mergedParams(specs, st.traces, st.events))
 	if err != nil {
@@ -483,7 +484,7 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 		}
 		// A scan that fails for another reason is most often a damaged
 		// data page behind an intact footer: name the file if one is.
-		if damaged := st.sess.findDamaged(ctx, append(append([]InputFile{}, st.traces...), st.events...)); damaged != nil {
+		if damaged := st.sess.findDamaged(ctx, all); damaged != nil {
 			setErr(damaged)
 			return
 		}
@@ -492,26 +493,25 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 	}
 	// The inputs were hashed before the queries ran: a file rewritten in
 	// between would be analysed under a stale hash.
-	for _, f := range append(append([]InputFile{}, st.traces...), st.events...) {
-		if st, err := os.Stat(f.abs); err != nil || st.Size() != f.Size || !st.ModTime().Equal(f.modTime) {
+	for _, f := range all {
+		if fi, err := os.Stat(f.abs); err != nil || fi.Size() != f.Size || !fi.ModTime().Equal(f.modTime) {
 			setErr(&TransientError{Err: fmt.Errorf("input %s changed while the run read it; rerun to analyse a consistent state", f.Path)})
 			return
 		}
 	}
+	// Close now to see its error; the deferred Close covers early returns.
 	if err := st.sess.Close(); err != nil {
 		setErr(&TransientError{Err: fmt.Errorf("close duckdb: %w", err)})
 		return
 	}
-	scan := Scan{TracesPasses: st.sess.runs["traces"], EventsPasses: st.sess.runs["events"], InputFiles: len(st.traces) + len(st.events)}
-	for _, f := range append(append([]InputFile{}, st.traces...), st.events...) {
-		scan.InputBytes += f.Size
-	}
+	scan := Scan{TracesPasses: st.sess.runs["traces"], EventsPasses: st.sess.runs["events"], InputFiles: len(all)}
 	for _, j := range jobs {
 		scan.Experiments = append(scan.Experiments, j.spec.Experiment)
 	}
 	sort.Strings(scan.Experiments)
 	inspected := map[string]InputFile{}
-	for _, f := range append(append([]InputFile{}, st.traces...), st.events...) {
+	for _, f := range all {
+		scan.InputBytes += f.Size
 		inspected[f.abs] = f
 	}
 	for _, j := range jobs {
