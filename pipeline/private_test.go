@@ -309,6 +309,10 @@ func TestPrivateRerunSameFolder(t *testing.T) {
 	if !bytes.Equal(sa, sb) {
 		t.Error("stable manifest differs on a rerun into the same folder")
 	}
+	// The report is part of the release: no exact quality figure in it.
+	if n, want := strings.Count(string(a["report.html"]), "exact figure withheld"), len(ma.Checks); n < want {
+		t.Errorf("private report withholds %d quality figures, want every one of %d", n, want)
+	}
 	if ma.Volatile.Ledger.SpentThisRun == "0" || mb.Volatile.Ledger.SpentThisRun != "0" {
 		t.Errorf("ledger: first run spent %s, rerun %s; want >0 then 0", ma.Volatile.Ledger.SpentThisRun, mb.Volatile.Ledger.SpentThisRun)
 	}
