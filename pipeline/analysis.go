@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/big"
 	"sort"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -86,7 +87,26 @@ type Quality struct {
 	EventUnassigned      int64 `json:"event_unassigned"`
 	EventBeforeExposure  int64 `json:"event_before_exposure"`
 	EventAfterWindow     int64 `json:"event_after_window"`
-	EventAttributed      int64 `json:"event_attributed"`
+	// EventAfterAttribution counts events after a unit_metrics@v3
+	// conversion window but inside the analysis window (quality@v2).
+	EventAfterAttribution int64 `json:"event_after_attribution"`
+	EventAttributed       int64 `json:"event_attributed"`
+}
+
+// fields maps the quality template's column names to q's count fields
+// (the JSON names are the column names).
+func (q *Quality) fields() map[string]*int64 {
+	return map[string]*int64{
+		"trace_null_experiment": &q.TraceNullExperiment, "trace_rows": &q.TraceRows, "trace_null_keys": &q.TraceNullKeys,
+		"trace_duplicates": &q.TraceDuplicates, "trace_out_of_window": &q.TraceOutOfWindow,
+		"trace_version_mismatch": &q.TraceVersionMismatch, "trace_unknown_variant": &q.TraceUnknownVariant,
+		"units_exposed": &q.UnitsExposed, "units_multi_variant": &q.UnitsMultiVariant, "units_assigned": &q.UnitsAssigned,
+		"units_unclassified": &q.UnitsUnclassified, "event_rows": &q.EventRows, "event_null_keys": &q.EventNullKeys,
+		"event_duplicates": &q.EventDuplicates, "event_invalid_value": &q.EventInvalidValue,
+		"event_unassigned": &q.EventUnassigned, "event_before_exposure": &q.EventBeforeExposure,
+		"event_after_window": &q.EventAfterWindow, "event_after_attribution": &q.EventAfterAttribution,
+		"event_attributed": &q.EventAttributed,
+	}
 }
 
 // renderData is what templates may substitute: validated identifiers only.
@@ -148,14 +168,16 @@ func params(spec *Spec, traces, events []InputFile) map[string]any {
 	var mAttr []int64
 	var mClamp, dClamp []bool
 	var mLo, mHi, dLo, dHi []int64
+	// The (experiment, event) pairs in use, one per metric part, with the
+	// part's attribution window: events@v1/v2 and quality@v1 read the
+	// distinct pairs; quality@v2 takes the widest window per pair.
 	var usedExp, used []string
-	seen := map[string]bool{}
-	use := func(event string) {
-		if !seen[event] {
-			seen[event] = true
-			usedExp = append(usedExp, spec.Experiment)
-			used = append(used, event)
-		}
+	var usedAttr []int64
+	start, end = spec.Window.Bounds()
+	use := func(event string, m Metric) {
+		usedExp = append(usedExp, spec.Experiment)
+		used = append(used, event)
+		usedAttr = append(usedAttr, attributionWindow(spec, m, end.Sub(start)).Microseconds())
 	}
 	bounds := func(c *Clamp) (bool, int64, int64) {
 		if c == nil {
@@ -172,11 +194,11 @@ func params(spec *Spec, traces, events []InputFile) map[string]any {
 		mAttr = append(mAttr, int64(m.AttributionHours)*3600*1_000_000)
 		ok, lo, hi := bounds(m.Clamp)
 		mClamp, mLo, mHi = append(mClamp, ok), append(mLo, lo), append(mHi, hi)
-		use(m.Event)
+		use(m.Event, m)
 		den := Part{}
 		if m.Denominator != nil {
 			den = *m.Denominator
-			use(den.Event)
+			use(den.Event, m)
 		}
 		dEvent, dAgg = append(dEvent, den.Event), append(dAgg, den.Aggregate)
 		ok, lo, hi = bounds(den.Clamp)
@@ -189,8 +211,26 @@ func params(spec *Spec, traces, events []InputFile) map[string]any {
 	p["m_den_event"], p["m_den_agg"] = dEvent, dAgg
 	p["m_den_clamp"], p["m_den_lo"], p["m_den_hi"] = dClamp, dLo, dHi
 	p["m_attr_us"] = mAttr
-	p["used_exp"], p["used_event"] = usedExp, used
+	p["used_exp"], p["used_event"], p["used_attr_us"] = usedExp, used, usedAttr
 	return p
+}
+
+// UnitMetricsV3DefaultAttributionHours is unit_metrics@v3's conversion
+// window when a metric declares none (the template says the same).
+const UnitMetricsV3DefaultAttributionHours = 72
+
+// attributionWindow is how long after exposure a metric counts events:
+// its conversion window under unit_metrics@v3, else the whole analysis
+// window (an event at or after exposure and before the end always counts).
+func attributionWindow(spec *Spec, m Metric, window time.Duration) time.Duration {
+	if spec.Templates["unit_metrics"] != "v3" {
+		return window
+	}
+	h := m.AttributionHours
+	if h == 0 {
+		h = UnitMetricsV3DefaultAttributionHours
+	}
+	return time.Duration(h) * time.Hour
 }
 
 // templateParams returns the parameters for one template. events@v1 and
@@ -364,13 +404,25 @@ func (s *session) runSQL(ctx context.Context, specs []*Spec, tmpls []rendered, p
 		return nil, nil, nil, err
 	}
 	err = s.query(ctx, byName["quality"], templateParams("quality", p), func(r *sql.Rows) error {
+		names, err := r.Columns()
+		if err != nil {
+			return err
+		}
 		var exp string
 		var q Quality
-		if err := r.Scan(&exp, &q.TraceNullExperiment, &q.TraceRows, &q.TraceNullKeys, &q.TraceDuplicates,
-			&q.TraceOutOfWindow, &q.TraceVersionMismatch, &q.TraceUnknownVariant, &q.UnitsExposed,
-			&q.UnitsMultiVariant, &q.UnitsAssigned, &q.UnitsUnclassified, &q.EventRows, &q.EventNullKeys,
-			&q.EventDuplicates, &q.EventInvalidValue, &q.EventUnassigned, &q.EventBeforeExposure,
-			&q.EventAfterWindow, &q.EventAttributed); err != nil {
+		fields := q.fields()
+		dest := make([]any, len(names))
+		for i, n := range names {
+			switch f, ok := fields[n]; {
+			case n == "experiment_id":
+				dest[i] = &exp
+			case ok:
+				dest[i] = f
+			default:
+				return fmt.Errorf("quality column %q has no field in Quality", n)
+			}
+		}
+		if err := r.Scan(dest...); err != nil {
 			return err
 		}
 		if !want[exp] {

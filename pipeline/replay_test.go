@@ -126,7 +126,7 @@ func TestReplayPinMovesNumbers(t *testing.T) {
 	_, manifest := replayFixture(t, "checkout-button.yaml")
 	keep := t.TempDir()
 	rep, err := Replay(context.Background(), manifest, ReplayOptions{
-		Pins:   map[string]string{"unit_metrics": "v3", "sufstats": "v2"},
+		Pins:   map[string]string{"unit_metrics": "v3", "sufstats": "v2", "quality": "v2"},
 		OutDir: keep,
 		Build:  CurrentBuild(),
 	})
@@ -257,7 +257,7 @@ func TestReplayRefuses(t *testing.T) {
 			return m, ReplayOptions{Pins: map[string]string{"nosuch": "v1"}}
 		}, ExitConfig, "unknown template"},
 		{"pin that does not fit", func(t *testing.T, m string) (string, ReplayOptions) {
-			return m, ReplayOptions{Pins: map[string]string{"unit_metrics": "v3"}}
+			return m, ReplayOptions{Pins: map[string]string{"unit_metrics": "v3", "quality": "v2"}}
 		}, ExitConfig, "do not fit together"},
 		{"pin of an unreleased version", func(t *testing.T, m string) (string, ReplayOptions) {
 			return m, ReplayOptions{Pins: map[string]string{"quality": "v9"}}

@@ -642,6 +642,10 @@ func (s *Spec) validateTemplateFeatures() error {
 	// sufstats@v2 reads the y and c columns that unit_metrics@v2 and later
 	// write; sufstats@v1 reads x only, which every version writes, but is
 	// kept with unit_metrics@v1 so that v1 specs stay what they were.
+	// A conversion window needs the quality counts that know about it.
+	if s.Templates["unit_metrics"] == "v3" && s.Templates["quality"] == "v1" {
+		return s.errf("templates.quality", "quality@v1 would count events after unit_metrics@v3's conversion window as attributed; pin quality: v2")
+	}
 	um, ss := s.Templates["unit_metrics"], s.Templates["sufstats"]
 	if (ss == "v2") != (um == "v2" || um == "v3") {
 		return s.errf("templates", "sufstats@%s and unit_metrics@%s do not fit together: sufstats@v2 goes with unit_metrics@v2 or later, sufstats@v1 with unit_metrics@v1", ss, um)

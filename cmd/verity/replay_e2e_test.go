@@ -93,7 +93,7 @@ func TestReplayCommand(t *testing.T) {
 	})
 
 	t.Run("template v3 on a v1 analysis", func(t *testing.T) {
-		r := verity(t, dir, "replay", "--log", "none", "--pin", "unit_metrics=v3", "--pin", "sufstats=v2", manifest)
+		r := verity(t, dir, "replay", "--log", "none", "--pin", "unit_metrics=v3", "--pin", "sufstats=v2", "--pin", "quality=v2", manifest)
 		if r.code != 70 {
 			t.Fatalf("exit %d, want 70\n%s%s", r.code, r.stdout, r.stderr)
 		}
@@ -117,7 +117,7 @@ func TestReplayCommand(t *testing.T) {
 	})
 
 	t.Run("pin that does not fit", func(t *testing.T) {
-		r := verity(t, dir, "replay", "--log", "none", "--pin", "unit_metrics=v3", manifest)
+		r := verity(t, dir, "replay", "--log", "none", "--pin", "unit_metrics=v3", "--pin", "quality=v2", manifest)
 		if r.code != 78 || !strings.Contains(r.stderr, "do not fit together") {
 			t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
