@@ -136,6 +136,59 @@ func (j *job) phase(name string, t0 time.Time) {
 	j.log.Info("phase done", "phase", name, "ms", j.phases[len(j.phases)-1].Millis)
 }
 
+// withDefaults fills in the options' defaults and validates them, with
+// the template file system verified against its lock.
+func (o Options) withDefaults() (Options, error) {
+	if o.Queries == nil {
+		o.Queries = queries.FS()
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if o.RunID == "" {
+		o.RunID = newRunID()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := o.Validate(); err != nil {
+		return o, err
+	}
+	// Integrity first: every template must match the lock.
+	if _, err := queries.Verify(o.Queries); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// planJobs prepares a job per spec (lock: take each experiment folder's
+// lock) and groups the prepared ones by the pass they can share, in spec
+// order.
+func planJobs(ctx context.Context, specs []*Spec, opts Options, lock bool) (jobs []*job, groups [][]*job) {
+	hashes := map[string]InputFile{}
+	dup := duplicateExperiments(specs)
+	index := map[string]int{}
+	jobs = make([]*job, len(specs))
+	for i, s := range specs {
+		j := &job{spec: s, started: opts.now(), log: opts.Logger.With("run_id", opts.RunID, "experiment", s.Experiment)}
+		jobs[i] = j
+		if j.err = dup[i]; j.err == nil {
+			j.prepare(ctx, opts, hashes, lock)
+		}
+		if j.err != nil || j.skipped != "" {
+			continue
+		}
+		k, ok := index[j.groupKey]
+		if !ok {
+			k = len(groups)
+			index[j.groupKey] = k
+			groups = append(groups, nil)
+		}
+		groups[k] = append(groups[k], j)
+	}
+	return jobs, groups
+}
+
 // RunAll analyses many specs as a nightly run does. Specs whose inputs,
 // column mappings, template pins and fixed-point scale are the same share
 // one DuckDB session and one pass of every template over the data: the
@@ -153,50 +206,13 @@ func RunAll(ctx context.Context, specs []*Spec, opts Options) []Result {
 		}
 		return results
 	}
-	if err := opts.Validate(); err != nil {
+	opts, err := opts.withDefaults()
+	if err != nil {
 		return fail(err)
 	}
-	if opts.Queries == nil {
-		opts.Queries = queries.FS()
-	}
-	if opts.now == nil {
-		opts.now = time.Now
-	}
-	if opts.RunID == "" {
-		opts.RunID = newRunID()
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	// Integrity first: every template must match the lock.
-	if _, err := queries.Verify(opts.Queries); err != nil {
-		return fail(err)
-	}
-	hashes := map[string]InputFile{}
-	dup := duplicateExperiments(specs)
-	jobs := make([]*job, len(specs))
-	for i, s := range specs {
-		j := &job{spec: s, started: opts.now(), log: opts.Logger.With("run_id", opts.RunID, "experiment", s.Experiment)}
-		jobs[i] = j
-		if j.err = dup[i]; j.err == nil {
-			j.prepare(ctx, opts, hashes, true)
-		}
-	}
-
-	// Group the prepared jobs and run each group's SQL once.
-	var order []string
-	groups := map[string][]*job{}
-	for _, j := range jobs {
-		if j.err != nil || j.skipped != "" {
-			continue
-		}
-		if _, ok := groups[j.groupKey]; !ok {
-			order = append(order, j.groupKey)
-		}
-		groups[j.groupKey] = append(groups[j.groupKey], j)
-	}
-	for _, k := range order {
-		runGroup(ctx, groups[k], opts)
+	jobs, groups := planJobs(ctx, specs, opts, true)
+	for _, g := range groups {
+		runGroup(ctx, g, opts)
 	}
 	for _, j := range jobs {
 		if j.err == nil && j.skipped == "" {
@@ -556,54 +572,19 @@ func Plan(ctx context.Context, specs []*Spec, opts Options) ([]PlannedGroup, []R
 	for i, s := range specs {
 		results[i] = Result{SpecFile: s.Path(), Experiment: s.Experiment}
 	}
-	if opts.Queries == nil {
-		opts.Queries = queries.FS()
-	}
-	if opts.now == nil {
-		opts.now = time.Now
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
 	if opts.OutDir == "" {
 		opts.OutDir = "."
 	}
-	if err := opts.Validate(); err == nil {
-		_, err = queries.Verify(opts.Queries)
-		if err != nil {
-			for i := range results {
-				results[i].Err = err
-			}
-			return nil, results
-		}
-	} else {
+	opts, err := opts.withDefaults()
+	if err != nil {
 		for i := range results {
 			results[i].Err = err
 		}
 		return nil, results
 	}
-	hashes := map[string]InputFile{}
-	dup := duplicateExperiments(specs)
-	var order []string
-	groups := map[string][]*job{}
-	jobs := make([]*job, len(specs))
-	for i, s := range specs {
-		j := &job{spec: s, log: opts.Logger.With("experiment", s.Experiment)}
-		jobs[i] = j
-		if j.err = dup[i]; j.err == nil {
-			j.prepare(ctx, opts, hashes, false)
-		}
-		if j.err != nil || j.skipped != "" {
-			continue
-		}
-		if _, ok := groups[j.groupKey]; !ok {
-			order = append(order, j.groupKey)
-		}
-		groups[j.groupKey] = append(groups[j.groupKey], j)
-	}
+	jobs, groups := planJobs(ctx, specs, opts, false)
 	var plan []PlannedGroup
-	for _, k := range order {
-		g := groups[k]
+	for _, g := range groups {
 		st, err := inspectGroup(ctx, g, opts)
 		if err != nil {
 			for _, j := range g {
