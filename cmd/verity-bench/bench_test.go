@@ -100,7 +100,11 @@ func TestNaiveMatchesTemplatesOnCleanData(t *testing.T) {
 	traces, _ := inputFiles(ds, "traces")
 	events, _ := inputFiles(ds, "events")
 	e := engine{Threads: 2, MemoryLimit: "1GB"}
-	v1, err := runVariant(ctx, e, variants()[0], templateParams(specs[:1], traces, events), "", 0)
+	p, err := templateParams(specs[:1], traces, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := runVariant(ctx, e, variants()[0], p, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

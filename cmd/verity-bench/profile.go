@@ -112,7 +112,10 @@ func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	}
 	defer conn.Close()
 
-	p := templateParams(specs, traces, events)
+	p, err := templateParams(specs, traces, events)
+	if err != nil {
+		return exitFailed, err
+	}
 	// Parquet decoding alone: hash every column a side reads, so that the
 	// reader must decode them, and little else happens.
 	scans := []struct{ label, sql string }{

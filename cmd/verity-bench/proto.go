@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/verity-analytics/verity/pipeline"
 	"github.com/verity-analytics/verity/queries"
 )
 
@@ -171,7 +172,10 @@ func protoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 			return exitFailed, err
 		}
 	}
-	p := templateParams(specs, traces, events)
+	p, err := templateParams(specs, traces, events)
+	if err != nil {
+		return exitFailed, err
+	}
 	fmt.Fprintf(stdout, "dataset %s: %d trace rows, %d event rows; experiments %d; threads %d, memory limit %s\n\n",
 		ds.Dir, ds.Truth.TraceRows, ds.Truth.EventRows, len(specs), e.Threads, e.MemoryLimit)
 	type outcome struct {
@@ -368,7 +372,7 @@ func stepSQL(st step) (string, error) {
 		return "", err
 	}
 	t := queries.Template{Name: strings.TrimSuffix(st.Source, ".sql"), Version: "proto", Path: st.Source, Text: string(b)}
-	return t.Render(renderData{Traces: allPresent(traceColumns), Events: allPresent(eventColumns)})
+	return pipeline.RenderWithAllColumns(t)
 }
 
 func equalRows(a, b [][]string) bool {

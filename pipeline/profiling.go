@@ -1,0 +1,42 @@
+package pipeline
+
+import "github.com/verity-analytics/verity/queries"
+
+// This file gives tools that time the templates one by one
+// (cmd/verity-bench) exactly what a run sends to DuckDB, so that they never
+// carry a copy of the pipeline's parameter code that could drift from it.
+
+// TemplateParams returns the parameters of one shared pass for specs over
+// the given input files (absolute paths), as RunAll builds them. Apply
+// StageParams before binding a particular template.
+func TemplateParams(specs []*Spec, traceFiles, eventFiles []string) map[string]any {
+	asInputs := func(paths []string) []InputFile {
+		out := make([]InputFile, len(paths))
+		for i, p := range paths {
+			out[i] = InputFile{abs: p}
+		}
+		return out
+	}
+	return mergedParams(specs, asInputs(traceFiles), asInputs(eventFiles))
+}
+
+// StageParams returns p as the template named stage reads it.
+func StageParams(stage string, p map[string]any) map[string]any { return templateParams(stage, p) }
+
+// BindParams returns the named arguments a rendered statement uses, in the
+// order a run binds them; a parameter the statement uses but p lacks is an
+// error.
+func BindParams(sqlText string, p map[string]any) ([]any, error) { return boundParams(sqlText, p) }
+
+// RenderWithAllColumns renders t for inputs that have every contract
+// column, under its own name.
+func RenderWithAllColumns(t queries.Template) (string, error) {
+	all := func(contract []contractColumn) queries.Columns {
+		c := queries.Columns{Source: map[string]string{}, Types: map[string]string{}}
+		for _, col := range contract {
+			c.Source[col.Name] = col.Name
+		}
+		return c
+	}
+	return t.Render(renderData{Traces: all(traceContract), Events: all(eventContract)})
+}
