@@ -123,6 +123,16 @@ func TestEquivalentVersionsUnderFaults(t *testing.T) {
 // changes the numbers. Generated retries differ by seconds only; this
 // dataset makes the keep-the-first rule decide every duplicate.
 func TestEquivalentVersionsOnConflictingCopies(t *testing.T) {
+	checkEquivalent(t, conflictingCopiesSpec(t))
+}
+
+// conflictingCopiesSpec writes the dataset of
+// TestEquivalentVersionsOnConflictingCopies and returns its spec. Some
+// units also have several distinct traces whose personas differ (later,
+// at the same time with a NULL persona, at the same time with a smaller
+// one), so that the earliest-row persona rule decides their cohort.
+func conflictingCopiesSpec(t *testing.T) *pipeline.Spec {
+	t.Helper()
 	dir := t.TempDir()
 	s := func(v string) *string { return &v }
 	f := func(v float64) *float64 { return &v }
@@ -143,6 +153,14 @@ func TestEquivalentVersionsOnConflictingCopies(t *testing.T) {
 		}
 		if u%7 == 0 { // an earlier conflicting copy, in the other variant
 			tr = append(tr, fixtures.TraceRow{TS: us(1, u-1), UnitID: unit, ExperimentID: s("exp"), Variant: s(variants[(u+1)%2]), Persona: s(personas[u%2]), EventID: id})
+		}
+		switch u % 11 { // more traces of the same unit, with other personas
+		case 1: // later, another persona: the earliest row's persona stays
+			tr = append(tr, fixtures.TraceRow{TS: us(1, u+10), UnitID: unit, ExperimentID: s("exp"), Variant: s(variants[u%2]), Persona: s(personas[(u+1)%2]), EventID: s(fmt.Sprintf("x%03d", u))})
+		case 2: // at the same time with a NULL persona: the non-NULL one wins
+			tr = append(tr, fixtures.TraceRow{TS: us(1, u), UnitID: unit, ExperimentID: s("exp"), Variant: s(variants[u%2]), EventID: s(fmt.Sprintf("x%03d", u))})
+		case 3: // at the same time with another persona: the smaller wins
+			tr = append(tr, fixtures.TraceRow{TS: us(1, u), UnitID: unit, ExperimentID: s("exp"), Variant: s(variants[u%2]), Persona: s(personas[(u+1)%2]), EventID: s(fmt.Sprintf("x%03d", u))})
 		}
 		// Events on the boundaries: exactly at exposure (counts), a minute
 		// before (pre-period), exactly at the one-day CUPED lookback edge
@@ -202,5 +220,5 @@ privacy: {enabled: false}
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkEquivalent(t, sp)
+	return sp
 }

@@ -223,7 +223,7 @@ const UnitMetricsV3DefaultAttributionHours = 72
 // its conversion window under unit_metrics@v3, else the whole analysis
 // window (an event at or after exposure and before the end always counts).
 func attributionWindow(spec *Spec, m Metric, window time.Duration) time.Duration {
-	if spec.Templates["unit_metrics"] != "v3" {
+	if v := spec.Templates["unit_metrics"]; v != "v3" && v != "v4" {
 		return window
 	}
 	h := m.AttributionHours
@@ -283,7 +283,65 @@ func mergedParams(specs []*Spec, traces, events []InputFile) map[string]any {
 			}
 		}
 	}
+	addWindows(out, specs)
 	return out
+}
+
+// addWindows adds the parameters of the single-join event stage (events@v3,
+// unit_metrics@v4, quality@v3) to merged parameters. A window is an
+// (experiment, event, attribution length) that some metric part uses,
+// numbered from 1 in the order met; win_exp_no is the experiment's position
+// in exp_ids (1-based); win_qual marks the pair's widest window, whose
+// counts quality@v3 reports (quality@v2's attribution rule).
+// m_win_x and m_win_y give each metric's numerator and denominator window
+// (0: no denominator).
+func addWindows(p map[string]any, specs []*Spec) {
+	type pair struct {
+		exp   int64
+		event string
+	}
+	type win struct {
+		pair
+		attr int64
+	}
+	var wins []win
+	index := map[win]int64{}
+	widest := map[pair]int64{}
+	var mWinX, mWinY []int64
+	windowOf := func(w win) int64 {
+		if n, ok := index[w]; ok {
+			return n
+		}
+		wins = append(wins, w)
+		index[w] = int64(len(wins))
+		if a, ok := widest[w.pair]; !ok || w.attr > a {
+			widest[w.pair] = w.attr
+		}
+		return index[w]
+	}
+	for i, s := range specs {
+		start, end := s.Window.Bounds()
+		exp := int64(i + 1)
+		for _, m := range s.Metrics {
+			attr := attributionWindow(s, m, end.Sub(start)).Microseconds()
+			mWinX = append(mWinX, windowOf(win{pair{exp, m.Event}, attr}))
+			y := int64(0)
+			if m.Denominator != nil {
+				y = windowOf(win{pair{exp, m.Denominator.Event}, attr})
+			}
+			mWinY = append(mWinY, y)
+		}
+	}
+	var wExp, wAttr []int64
+	var wEvent []string
+	var wQual []bool
+	for _, w := range wins {
+		wExp, wEvent, wAttr = append(wExp, w.exp), append(wEvent, w.event), append(wAttr, w.attr)
+		wQual = append(wQual, w.attr == widest[w.pair])
+	}
+	p["win_exp_no"], p["win_event"], p["win_attr_us"] = wExp, nonNil(wEvent), wAttr
+	p["win_qual"] = wQual
+	p["m_win_x"], p["m_win_y"] = mWinX, mWinY
 }
 
 // runSQL executes the pinned templates once for every spec of a group and

@@ -259,15 +259,46 @@ func boundParams(sqlText string, params map[string]any) ([]any, error) {
 	return args, nil
 }
 
-// exec runs a statement template.
-func (s *session) exec(ctx context.Context, r rendered, params map[string]any) error {
-	args, err := boundParams(r.SQL, params)
-	if err != nil {
-		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+// statements splits a template into its statements: each ends at a line
+// whose code (the part before any "--" comment) ends with ";". A template
+// without such a line is one statement.
+func statements(sqlText string) []string {
+	var out []string
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(sqlText, "\n") {
+		b.WriteString(line)
+		code := line
+		if i := strings.Index(code, "--"); i >= 0 {
+			code = code[:i]
+		}
+		if strings.HasSuffix(strings.TrimSpace(code), ";") {
+			out = append(out, b.String())
+			b.Reset()
+		}
 	}
+	if strings.TrimSpace(b.String()) != "" {
+		out = append(out, b.String())
+	}
+	return out
+}
+
+// exec runs a statement template, statement by statement; each binds only
+// the parameters its own text uses.
+func (s *session) exec(ctx context.Context, r rendered, params map[string]any) error {
 	s.runs[r.Name]++
-	if _, err := s.conn.ExecContext(ctx, r.SQL, args...); err != nil {
-		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err))
+	stmts := statements(r.SQL)
+	for i, stmt := range stmts {
+		args, err := boundParams(stmt, params)
+		if err != nil {
+			return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+		}
+		if _, err := s.conn.ExecContext(ctx, stmt, args...); err != nil {
+			where := ""
+			if len(stmts) > 1 {
+				where = fmt.Sprintf(" statement %d of %d", i+1, len(stmts))
+			}
+			return fmt.Errorf("template %s@%s%s: %w", r.Name, r.Version, where, oneLine(err))
+		}
 	}
 	return nil
 }

@@ -40,3 +40,7 @@ func RenderWithAllColumns(t queries.Template) (string, error) {
 	}
 	return t.Render(renderData{Traces: all(traceContract), Events: all(eventContract)})
 }
+
+// Statements splits a rendered template into the statements a run executes
+// one after another.
+func Statements(sqlText string) []string { return statements(sqlText) }

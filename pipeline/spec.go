@@ -602,8 +602,8 @@ func (s *Spec) validatePart(key string, p Part) error {
 // templateFeatures lists what each released template version can compute.
 // Released versions never change, so neither do their entries.
 var templateFeatures = map[string]map[string][]string{
-	"unit_metrics": {"v1": {}, "v2": {"ratio", "cuped"}, "v3": {"ratio", "cuped", "attribution"}},
-	"sufstats":     {"v1": {}, "v2": {"ratio", "cuped"}},
+	"unit_metrics": {"v1": {}, "v2": {"ratio", "cuped"}, "v3": {"ratio", "cuped", "attribution"}, "v4": {"ratio", "cuped", "attribution"}},
+	"sufstats":     {"v1": {}, "v2": {"ratio", "cuped"}, "v3": {"ratio", "cuped"}},
 }
 
 // validateTemplateFeatures checks that the pinned template versions can
@@ -645,6 +645,24 @@ func (s *Spec) validateTemplateFeatures() error {
 	// A conversion window needs the quality counts that know about it.
 	if s.Templates["unit_metrics"] == "v3" && s.Templates["quality"] == "v1" {
 		return s.errf("templates.quality", "quality@v1 would count events after unit_metrics@v3's conversion window as attributed; pin quality: v2")
+	}
+	// The single-join layout is one design across all six templates: each
+	// reads the tables and keys the others write.
+	singleJoin := []string{"traces", "v3", "assignment", "v3", "events", "v3", "unit_metrics", "v4", "sufstats", "v3", "quality", "v3"}
+	inSet, outSet := []string{}, []string{}
+	for i := 0; i < len(singleJoin); i += 2 {
+		pin := singleJoin[i] + "@" + singleJoin[i+1]
+		if s.Templates[singleJoin[i]] == singleJoin[i+1] {
+			inSet = append(inSet, pin)
+		} else {
+			outSet = append(outSet, pin)
+		}
+	}
+	if len(inSet) > 0 && len(outSet) > 0 {
+		return s.errf("templates", "%s belong together with %s (the single-join layout); pin all six or none", strings.Join(inSet, ", "), strings.Join(outSet, ", "))
+	}
+	if len(outSet) == 0 {
+		return nil
 	}
 	um, ss := s.Templates["unit_metrics"], s.Templates["sufstats"]
 	if (ss == "v2") != (um == "v2" || um == "v3") {

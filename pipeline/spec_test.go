@@ -61,6 +61,36 @@ func TestParseSpecValid(t *testing.T) {
 	}
 }
 
+// The single-join set validates when pinned whole, and its conversion
+// windows are allowed (unit_metrics@v4 computes them).
+func TestParseSpecSingleJoinSet(t *testing.T) {
+	text := strings.Replace(baseSpec, "templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}",
+		"templates: {traces: v3, assignment: v3, events: v3, unit_metrics: v4, sufstats: v3, quality: v3}", 1)
+	text = strings.Replace(text, "event: purchase}", "event: purchase, attribution_hours: 24}", 1)
+	if _, err := ParseSpec("specs/a.yaml", []byte(text)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// statements splits a template at lines whose code ends with ";", not at a
+// ";" inside a comment or in the middle of a line.
+func TestStatements(t *testing.T) {
+	text := "-- header; not an end\nCREATE TABLE a AS SELECT 1;\n\nSELECT ';' AS x, 2; -- end\nSELECT 3\n"
+	got := statements(text)
+	want := []string{"-- header; not an end\nCREATE TABLE a AS SELECT 1;\n", "\nSELECT ';' AS x, 2; -- end\n", "SELECT 3\n"}
+	if len(got) != len(want) {
+		t.Fatalf("got %d statements %q, want %q", len(got), got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("statement %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+	if n := len(statements("SELECT 1\n")); n != 1 {
+		t.Errorf("a template without ';' is %d statements, want 1", n)
+	}
+}
+
 func TestParseSpecErrors(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -140,6 +170,9 @@ func TestParseSpecErrors(t *testing.T) {
 		{"privacy without budget", func(s string) string {
 			return strings.Replace(s, "privacy: {enabled: false}", "privacy: {enabled: true}", 1)
 		}, "privacy", "epsilon"},
+		{"single-join set pinned in part", func(s string) string {
+			return strings.Replace(s, "events: v1, unit_metrics: v1", "events: v3, unit_metrics: v4", 1)
+		}, "templates", "pin all six or none"},
 		{"two documents", func(s string) string { return s + "---\nversion: 1\n" }, "", "more than one"},
 		{"not yaml", func(string) string { return "version: [1\n" }, "", "YAML"},
 	}

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
@@ -153,8 +154,17 @@ func (c *truthChecks) merge(o *truthChecks) {
 
 // metricStat maps a spec metric to the truth statistic it estimates.
 func metricStat(spec *pipeline.Spec, m pipeline.Metric) (string, string) {
-	if m.AttributionHours > 0 || spec.Templates["unit_metrics"] == "v3" {
-		return "", "a conversion window (unit_metrics@v3) attributes fewer events than the truth, which counts until the window end"
+	if v := spec.Templates["unit_metrics"]; v == "v3" || v == "v4" {
+		// A conversion window at least as long as the analysis window
+		// counts until the window end, as the truth does.
+		h := m.AttributionHours
+		if h == 0 {
+			h = pipeline.UnitMetricsV3DefaultAttributionHours
+		}
+		start, end := spec.Window.Bounds()
+		if time.Duration(h)*time.Hour < end.Sub(start) {
+			return "", "a conversion window shorter than the analysis window (unit_metrics@" + v + ") attributes fewer events than the truth, which counts until the window end"
+		}
 	}
 	switch {
 	case m.Kind == "proportion":

@@ -1,0 +1,216 @@
+package golden
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/verity-analytics/verity/fixtures"
+	"github.com/verity-analytics/verity/pipeline"
+)
+
+// The single-join event stage replaces five templates at once: it is a new
+// layout (no per-event table, integer keys, one join for every experiment
+// of a run), not a rewrite of one template. It must reproduce, byte for
+// byte, the per-event layout with the same attribution rules (conversion
+// windows): unit_metrics@v3 with the templates it goes with.
+var (
+	perEventPins   = map[string]string{"traces": "v2", "assignment": "v2", "events": "v2", "unit_metrics": "v3", "sufstats": "v2", "quality": "v2"}
+	singleJoinPins = map[string]string{"traces": "v3", "assignment": "v3", "events": "v3", "unit_metrics": "v4", "sufstats": "v3", "quality": "v3"}
+)
+
+// runGroupWithPins runs specs together (one SQL pass for those that share
+// inputs, as a nightly run does) with the given pins and returns each
+// experiment's outputs.
+func runGroupWithPins(t *testing.T, specs []*pipeline.Spec, pins map[string]string) map[string]map[string][]byte {
+	t.Helper()
+	var pinned []*pipeline.Spec
+	for _, spec := range specs {
+		s := *spec
+		s.Templates = map[string]string{}
+		for k, v := range pins {
+			s.Templates[k] = v
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		pinned = append(pinned, &s)
+	}
+	out := map[string]map[string][]byte{}
+	for _, res := range pipeline.RunAll(context.Background(), pinned, pipeline.Options{OutDir: t.TempDir(), Engine: pipeline.Engine{Threads: 2}}) {
+		if res.Err != nil || res.Outcome == nil {
+			t.Fatalf("%s with pins %v: %v %s", res.Experiment, pins, res.Err, res.Skipped)
+		}
+		files := map[string][]byte{}
+		for _, f := range []string{"results.csv", "results.parquet", "quality.json", "decisions.json"} {
+			b, err := os.ReadFile(filepath.Join(res.Outcome.Dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[f] = b
+		}
+		out[res.Experiment] = files
+	}
+	return out
+}
+
+func checkSingleJoin(t *testing.T, specs ...*pipeline.Spec) {
+	t.Helper()
+	a, b := runGroupWithPins(t, specs, perEventPins), runGroupWithPins(t, specs, singleJoinPins)
+	if len(a) != len(specs) || len(b) != len(specs) {
+		t.Fatalf("want %d experiments, got %d and %d", len(specs), len(a), len(b))
+	}
+	for exp, files := range a {
+		for f, want := range files {
+			got := b[exp][f]
+			if !bytes.Equal(want, got) {
+				t.Errorf("%s %s differs between the per-event and the single-join templates:\n%s", exp, f, firstDiff(want, got))
+			}
+		}
+	}
+}
+
+// firstDiff shows the first differing line of two outputs.
+func firstDiff(a, b []byte) string {
+	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
+	for i := 0; i < len(la) || i < len(lb); i++ {
+		var x, y string
+		if i < len(la) {
+			x = la[i]
+		}
+		if i < len(lb) {
+			y = lb[i]
+		}
+		if x != y {
+			return fmt.Sprintf("line %d:\n  per-event:   %.300s\n  single-join: %.300s", i+1, x, y)
+		}
+	}
+	return "(binary difference)"
+}
+
+func loadSpecs(t *testing.T, private bool) []*pipeline.Spec {
+	t.Helper()
+	var out []*pipeline.Spec
+	for _, p := range specPaths(t) {
+		spec, err := pipeline.LoadSpec(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if spec.Privacy.Enabled == private {
+			out = append(out, spec)
+		}
+	}
+	return out
+}
+
+// TestSingleJoinOnFixtures: every exact fixture spec on its own, and all of
+// them in one run, where the specs on the same files share one join.
+func TestSingleJoinOnFixtures(t *testing.T) {
+	specs := loadSpecs(t, false)
+	for _, s := range specs {
+		t.Run(s.Experiment, func(t *testing.T) { checkSingleJoin(t, s) })
+	}
+	// One spec per experiment: a run analyses an experiment once.
+	var together []*pipeline.Spec
+	seen := map[string]bool{}
+	for _, s := range specs {
+		if !seen[s.Experiment] {
+			seen[s.Experiment] = true
+			together = append(together, s)
+		}
+	}
+	if len(together) < 3 {
+		t.Fatalf("want at least three experiments to run together, got %d", len(together))
+	}
+	t.Run("together", func(t *testing.T) { checkSingleJoin(t, together...) })
+}
+
+// TestSingleJoinUnderFaults: the fault-laden dataset of
+// TestEquivalentVersionsUnderFaults, analysed by two experiments at once
+// with a ratio, CUPED and metrics on the same event with different
+// conversion windows (so one event meets several attribution windows).
+func TestSingleJoinUnderFaults(t *testing.T) {
+	cfg := fixtures.DefaultConfig()
+	cfg.Units = 3000
+	f := &cfg.Faults
+	f.Duplicates, f.Retries, f.NullKeys, f.StalePersona = 0.05, 0.04, 0.02, 0.05
+	f.UnknownVariants, f.InvalidValues, f.HugeValues, f.FarTimestamps = 0.02, 0.02, 0.02, 0.02
+	f.MultiVariant, f.NullEventIDs, f.EarlyEvents, f.LateEvents = 0.05, 0.03, 0.05, 0.05
+	dir := t.TempDir()
+	if _, err := fixtures.Generate(context.Background(), cfg, filepath.Join(dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	var specs []*pipeline.Spec
+	for _, name := range []string{"checkout-button", "onboarding-flow"} {
+		base, err := os.ReadFile("../fixtures/specs/" + name + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base = bytes.ReplaceAll(base, []byte("../data/basic/"), []byte("data/"))
+		base = regexp.MustCompile(`(?m)^templates: .*$`).ReplaceAll(base, []byte("templates: {traces: v2, assignment: v2, events: v2, unit_metrics: v3, sufstats: v2, quality: v2}"))
+		extra := map[string]string{
+			// Three conversion windows on purchase, one of them longer
+			// than the analysis window, and a clamp that lifts units
+			// without events to 1 session; the session metric also makes
+			// both specs use the same events, so they share one pass.
+			"checkout-button": "  - {name: converted_1d, kind: proportion, event: purchase, attribution_hours: 24}\n" +
+				"  - {name: revenue_5d, kind: mean, event: purchase, aggregate: sum, clamp: {lower: 0, upper: 300}, attribution_hours: 120}\n" +
+				"  - {name: sessions_floor, kind: mean, event: session, aggregate: count, clamp: {lower: 1, upper: 40}}\n",
+			// A ratio whose numerator and denominator are lifted above 0
+			// (so units without events add non-zero x, y and c), over a
+			// 48-hour conversion window, with CUPED.
+			"onboarding-flow": "  - {name: revenue_per_session_floor, kind: ratio, event: purchase, aggregate: sum, clamp: {lower: 0.5, upper: 500}, denominator: {event: session, aggregate: count, clamp: {lower: 1, upper: 40}}, attribution_hours: 48}\n",
+		}[name]
+		base = bytes.Replace(base, []byte("metrics:\n"), []byte("metrics:\n"+extra), 1)
+		p := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(p, base, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		spec, err := pipeline.LoadSpec(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, spec)
+	}
+	if len(specs[0].Metrics) != 6 || len(specs[1].Metrics) != 5 {
+		t.Fatalf("the extra metrics were not added: %d and %d metrics", len(specs[0].Metrics), len(specs[1].Metrics))
+	}
+	checkSingleJoin(t, specs...)
+	t.Run("alone", func(t *testing.T) { checkSingleJoin(t, specs[1]) })
+}
+
+// TestSingleJoinOnConflictingCopies: duplicates whose copies differ, events
+// exactly on the exposure, lookback and window boundaries, and units whose
+// traces disagree on the persona (golden/versions_test.go's dataset).
+func TestSingleJoinOnConflictingCopies(t *testing.T) {
+	checkSingleJoin(t, conflictingCopiesSpec(t))
+}
+
+// TestSingleJoinWithWholeWindowAttribution: with every conversion window as
+// long as the analysis window, the single-join set counts events until the
+// window ends, as the v1 and v2 templates do, and must give their bytes:
+// each exact fixture spec with its own pins against the single-join set.
+func TestSingleJoinWithWholeWindowAttribution(t *testing.T) {
+	for _, spec := range loadSpecs(t, false) {
+		t.Run(caseName(spec.Path()), func(t *testing.T) {
+			start, end := spec.Window.Bounds()
+			whole := *spec
+			whole.Metrics = append([]pipeline.Metric(nil), spec.Metrics...)
+			for i := range whole.Metrics {
+				whole.Metrics[i].AttributionHours = int(end.Sub(start).Hours())
+			}
+			a := runGroupWithPins(t, []*pipeline.Spec{spec}, spec.Templates)
+			b := runGroupWithPins(t, []*pipeline.Spec{&whole}, singleJoinPins)
+			for f, want := range a[spec.Experiment] {
+				if got := b[spec.Experiment][f]; !bytes.Equal(want, got) {
+					t.Errorf("%s differs between pins %v and the single-join set:\n%s", f, spec.Templates, firstDiff(want, got))
+				}
+			}
+		})
+	}
+}
