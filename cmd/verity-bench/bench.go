@@ -25,6 +25,7 @@ type benchOptions struct {
 	Verity      string
 	Experiments int
 	Runs        int
+	Templates   string
 	Base        fixtures.Config
 }
 
@@ -76,6 +77,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	o.Engine.register(fs)
 	fs.StringVar(&o.Verity, "verity", "bin/verity", "the verity binary to measure")
 	fs.IntVar(&o.Experiments, "experiments", 20, "nightly comparison: a run of this many experiments vs one, at the smallest scale (0 skips it)")
+	fs.StringVar(&o.Templates, "templates", "single-join", "template set of the specs verity runs: single-join, per-event or v1")
 	fs.IntVar(&o.Runs, "runs", 1, "runs of each measurement; the fastest is reported")
 	// The generator's own flags (seed, events, faults, ...) change the
 	// datasets; --units is ignored (the scales set it).
@@ -232,7 +234,7 @@ func benchScale(ctx context.Context, o benchOptions, cfg fixtures.Config, verity
 		return r, err
 	}
 	r.Data, r.Bytes = ds, ds.Bytes()
-	specs, err := specsFor(cfg)
+	specs, err := specsFor(cfg, o.Templates)
 	if err != nil {
 		return r, err
 	}
@@ -370,7 +372,7 @@ func benchNightly(ctx context.Context, o benchOptions, cfg fixtures.Config, veri
 		return r, err
 	}
 	r.Rows = ds.Rows()
-	specs, err := specsFor(cfg)
+	specs, err := specsFor(cfg, o.Templates)
 	if err != nil {
 		return r, err
 	}

@@ -43,16 +43,18 @@ func TestParseScale(t *testing.T) {
 // the same tree: a spec-format change shows up here, not as a failed bench.
 func TestBenchSpecsAreValid(t *testing.T) {
 	for _, cfg := range []fixtures.Config{benchConfig(), nightlyConfig(benchConfig(), 20)} {
-		specs, err := specsFor(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(specs) != len(cfg.Experiments) {
-			t.Fatalf("%d specs for %d experiments", len(specs), len(cfg.Experiments))
-		}
-		for _, s := range specs {
-			if _, err := pipeline.ParseSpec(filepath.Join(t.TempDir(), "spec.yaml"), s.yaml()); err != nil {
-				t.Errorf("spec for %s: %v\n%s", s.Experiment, err, s.yaml())
+		for _, set := range []string{"single-join", "per-event", "v1"} {
+			specs, err := specsFor(cfg, set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(specs) != len(cfg.Experiments) {
+				t.Fatalf("%d specs for %d experiments", len(specs), len(cfg.Experiments))
+			}
+			for _, s := range specs {
+				if _, err := pipeline.ParseSpec(filepath.Join(t.TempDir(), "spec.yaml"), s.yaml()); err != nil {
+					t.Errorf("spec for %s: %v\n%s", s.Experiment, err, s.yaml())
+				}
 			}
 		}
 	}
@@ -96,7 +98,7 @@ func TestNaiveMatchesTemplatesOnCleanData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs, _ := specsFor(cfg)
+	specs, _ := specsFor(cfg, "v1")
 	traces, _ := inputFiles(ds, "traces")
 	events, _ := inputFiles(ds, "events")
 	e := engine{Threads: 2, MemoryLimit: "1GB"}

@@ -161,6 +161,28 @@ type benchSpec struct {
 	Leaves         []string
 	Metrics        []benchMetric
 	Decimals       int
+	// Set is the template set the spec pins (templateSets).
+	Set string
+}
+
+// templateSets are the template pins the bench can measure. single-join is
+// the fastest released layout; its metrics get a conversion window as long
+// as the analysis window, so that events count until the window ends, as in
+// the reference query and the v1 templates.
+var templateSets = map[string]string{
+	"single-join": "{traces: v3, assignment: v3, events: v3, unit_metrics: v4, sufstats: v3, quality: v3}",
+	"per-event":   "{traces: v2, assignment: v2, events: v2, unit_metrics: v3, sufstats: v2, quality: v2}",
+	"v1":          "{traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}",
+}
+
+// setVersions returns the version each template has in a set.
+func setVersions(set string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range strings.Split(strings.Trim(templateSets[set], "{}"), ",") {
+		k, v, _ := strings.Cut(kv, ":")
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out
 }
 
 // specsFor returns one spec per experiment of cfg, with three metrics: the
@@ -168,7 +190,10 @@ type benchSpec struct {
 // event with values (mean of a per-unit sum) and the count of the first
 // Poisson event (mean of a per-unit count). Clamps are wide enough never to
 // bind on the generated data, as on healthy real data.
-func specsFor(cfg fixtures.Config) ([]benchSpec, error) {
+func specsFor(cfg fixtures.Config, set string) ([]benchSpec, error) {
+	if _, ok := templateSets[set]; !ok {
+		return nil, fmt.Errorf("unknown template set %q; want single-join, per-event or v1", set)
+	}
 	var prop, sum, count string
 	for _, e := range cfg.Events {
 		switch {
@@ -195,7 +220,7 @@ func specsFor(cfg fixtures.Config) ([]benchSpec, error) {
 			Experiment: e.ID, Variants: e.Variants, Control: e.Control,
 			Start: cfg.WindowStart, End: cfg.WindowEnd,
 			PersonaVersion: cfg.PersonaAlgoVersion, Leaves: cfg.Leaves,
-			Metrics: metrics, Decimals: 6,
+			Metrics: metrics, Decimals: 6, Set: set,
 		})
 	}
 	return specs, nil
@@ -212,7 +237,7 @@ func (s benchSpec) treatments() []string {
 	return out
 }
 
-// yaml renders the spec file (format version 1, templates v1, privacy off)
+// yaml renders the spec file (format version 1, the set's templates, privacy off)
 // whose inputs are the hive-partitioned folders beside it.
 func (s benchSpec) yaml() []byte {
 	var b strings.Builder
@@ -233,7 +258,7 @@ func (s benchSpec) yaml() []byte {
 		fmt.Fprintf(&b, "  - {name: %s, allocation: %s%s}\n", v.Name, strconv.FormatFloat(v.Share/total, 'g', -1, 64), ctl)
 	}
 	fmt.Fprintf(&b, "persona_algo_version: %s\n", s.PersonaVersion)
-	fmt.Fprintf(&b, "templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}\n")
+	fmt.Fprintf(&b, "templates: %s\n", templateSets[s.Set])
 	fmt.Fprintf(&b, "cohorts:\n  dimension: persona\n  taxonomy: [%s]\n", strings.Join(s.Leaves, ", "))
 	fmt.Fprintf(&b, "metrics:\n")
 	for _, m := range s.Metrics {
@@ -243,6 +268,9 @@ func (s benchSpec) yaml() []byte {
 		}
 		if m.Clamped {
 			fmt.Fprintf(&b, ", clamp: {lower: %s, upper: %s}", strconv.FormatFloat(m.Lower, 'g', -1, 64), strconv.FormatFloat(m.Upper, 'g', -1, 64))
+		}
+		if s.Set != "v1" {
+			fmt.Fprintf(&b, ", attribution_hours: %d", int(s.End.Sub(s.Start).Hours()))
 		}
 		fmt.Fprintf(&b, ", role: goal}\n")
 	}

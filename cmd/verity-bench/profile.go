@@ -9,9 +9,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/verity-analytics/verity/pipeline"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"sort"
@@ -42,13 +44,14 @@ func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	explain := fs.String("explain", "", "write DuckDB's JSON profile of each stage into this folder")
 	cpuprofile := fs.String("cpuprofile", "", "write a Go CPU profile of this process (cgo time shows as runtime.cgocall)")
 	top := fs.Int("top", 5, "operators listed per stage")
+	set := fs.String("templates", "v1", "template set to profile: single-join, per-event or v1")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage, err
 	}
 	if *data == "" || fs.NArg() > 0 {
 		return exitUsage, errors.New("profile needs --data DIR and no arguments")
 	}
-	ds, specs, err := loadBench(*data, *nexp)
+	ds, specs, err := loadBench(*data, *nexp, *set)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -140,68 +143,81 @@ func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	// The stages, in the pipeline's order.
 	fmt.Fprintf(w, "| stage | wall | rows out | DuckDB memory / spilled after | busiest operators (operator time, rows) |\n|---|---|---|---|---|\n")
 	var total time.Duration
+	versions := setVersions(*set)
 	for _, name := range stageOrder {
-		text, err := renderStage(name, "v1")
+		version := versions[name]
+		text, err := renderStage(name, version)
 		if err != nil {
 			return exitFailed, err
 		}
 		sp := stageParams(name, p)
-		prof := ""
-		if *explain != "" {
-			prof = filepath.Join(*explain, name+".json")
-			if err := startProfiling(ctx, conn, prof); err != nil {
-				return exitFailed, err
+		stmts := pipeline.Statements(text)
+		for i, stmt := range stmts {
+			label := name + "@" + version
+			if len(stmts) > 1 {
+				label += fmt.Sprintf(" (%d/%d)", i+1, len(stmts))
 			}
+			prof := ""
+			if *explain != "" {
+				prof = filepath.Join(*explain, fmt.Sprintf("%s-%d.json", name, i+1))
+				if err := startProfiling(ctx, conn, prof); err != nil {
+					return exitFailed, err
+				}
+			}
+			t0 := time.Now()
+			rowsOut := ""
+			switch name {
+			case "sufstats":
+				n, err := arrowRows(ctx, conn, stmt, sp)
+				if err != nil {
+					return exitFailed, fmt.Errorf("%s: %w", label, err)
+				}
+				rowsOut = fmt.Sprintf("%d (Arrow)", n)
+			case "quality":
+				res, err := queryStrings(ctx, conn, label, stmt, sp)
+				if err != nil {
+					return exitFailed, err
+				}
+				rowsOut = fmt.Sprint(len(res))
+			default:
+				if err := execSQL(ctx, conn, label, stmt, sp); err != nil {
+					return exitFailed, err
+				}
+			}
+			took := time.Since(t0)
+			total += took
+			ops := ""
+			if prof != "" {
+				if err := stopProfiling(ctx, conn); err != nil {
+					return exitFailed, err
+				}
+				if _, err := os.Stat(prof); err == nil { // a CREATE VIEW writes no profile
+					ops, err = summarizeProfile(prof, *top)
+					if err != nil {
+						return exitFailed, err
+					}
+				}
+			}
+			if m := createdRE.FindStringSubmatch(stmt); m != nil {
+				res, err := queryStrings(ctx, conn, "size", `SELECT count(*) FROM `+m[1], nil)
+				if err == nil && len(res) == 1 {
+					rowsOut = res[0][0]
+				}
+			}
+			mem, _ := queryStrings(ctx, conn, "memory", `SELECT sum(memory_usage_bytes), sum(temporary_storage_bytes) FROM duckdb_memory()`, nil)
+			memS := ""
+			if len(mem) == 1 {
+				memS = fmt.Sprintf("%s / %s", mibString(mem[0][0]), mibString(mem[0][1]))
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", label, secs(took), rowsOut, memS, ops)
 		}
-		t0 := time.Now()
-		rowsOut := ""
-		switch name {
-		case "sufstats":
-			n, err := arrowRows(ctx, conn, text, sp)
-			if err != nil {
-				return exitFailed, fmt.Errorf("sufstats@v1: %w", err)
-			}
-			rowsOut = fmt.Sprintf("%d (Arrow)", n)
-		case "quality":
-			res, err := queryStrings(ctx, conn, "quality@v1", text, sp)
-			if err != nil {
-				return exitFailed, err
-			}
-			rowsOut = fmt.Sprint(len(res))
-		default:
-			if err := execSQL(ctx, conn, name+"@v1", text, sp); err != nil {
-				return exitFailed, err
-			}
-		}
-		took := time.Since(t0)
-		total += took
-		ops := ""
-		if prof != "" {
-			if err := stopProfiling(ctx, conn); err != nil {
-				return exitFailed, err
-			}
-			ops, err = summarizeProfile(prof, *top)
-			if err != nil {
-				return exitFailed, err
-			}
-		}
-		table := map[string]string{"traces": "trace_rows", "assignment": "assignment", "events": "event_rows", "unit_metrics": "unit_values"}[name]
-		if table != "" {
-			res, err := queryStrings(ctx, conn, "size", `SELECT count(*) FROM `+table, nil)
-			if err == nil && len(res) == 1 {
-				rowsOut = res[0][0]
-			}
-		}
-		mem, _ := queryStrings(ctx, conn, "memory", `SELECT sum(memory_usage_bytes), sum(temporary_storage_bytes) FROM duckdb_memory()`, nil)
-		memS := ""
-		if len(mem) == 1 {
-			memS = fmt.Sprintf("%s / %s", mibString(mem[0][0]), mibString(mem[0][1]))
-		}
-		fmt.Fprintf(w, "| %s@v1 | %s | %s | %s | %s |\n", name, secs(took), rowsOut, memS, ops)
 	}
 	fmt.Fprintf(w, "| all stages | %s | | | |\n", secs(total))
 	return exitOK, nil
 }
+
+// createdRE finds the table or view a statement creates.
+var createdRE = regexp.MustCompile(`CREATE TEMP (?:TABLE|VIEW) (\w+)`)
 
 func mibString(s string) string {
 	var n float64

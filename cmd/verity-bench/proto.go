@@ -138,7 +138,7 @@ func protoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	if *data == "" || fs.NArg() > 0 || *runs < 1 {
 		return exitUsage, errors.New("proto needs --data DIR, --runs >= 1 and no arguments")
 	}
-	ds, specs, err := loadBench(*data, *nexp)
+	ds, specs, err := loadBench(*data, *nexp, "v1")
 	if err != nil {
 		return exitUsage, err
 	}

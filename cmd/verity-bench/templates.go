@@ -33,7 +33,7 @@ func renderStage(name, version string) (string, error) {
 // loadBench reads a dataset folder written by the bench: its truth.json
 // (the generator config) and the specs the bench derives from it, limited to
 // the first n experiments (all when n <= 0).
-func loadBench(dir string, n int) (dataset, []benchSpec, error) {
+func loadBench(dir string, n int, set string) (dataset, []benchSpec, error) {
 	b, err := os.ReadFile(filepath.Join(dir, fixtures.TruthFile))
 	if err != nil {
 		return dataset{}, nil, fmt.Errorf("--data: %w (a dataset folder from the bench's cache)", err)
@@ -42,7 +42,7 @@ func loadBench(dir string, n int) (dataset, []benchSpec, error) {
 	if err := json.Unmarshal(b, &t); err != nil {
 		return dataset{}, nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	specs, err := specsFor(t.Config)
+	specs, err := specsFor(t.Config, set)
 	if err != nil {
 		return dataset{}, nil, err
 	}
