@@ -647,21 +647,27 @@ func (s *Spec) validateTemplateFeatures() error {
 		return s.errf("templates.quality", "quality@v1 would count events after unit_metrics@v3's conversion window as attributed; pin quality: v2")
 	}
 	// The single-join layout is one design across all six templates: each
-	// reads the tables and keys the others write.
-	singleJoin := []string{"traces", "v3", "assignment", "v3", "events", "v3", "unit_metrics", "v4", "sufstats", "v3", "quality", "v3"}
+	// reads the tables and keys the others write. traces@v4/assignment@v4
+	// are a faster pair that replaces traces@v3/assignment@v3 together.
+	singleJoin := [][]string{
+		{"traces", "v3", "v4"}, {"assignment", "v3", "v4"}, {"events", "v3"},
+		{"unit_metrics", "v4"}, {"sufstats", "v3"}, {"quality", "v3"},
+	}
 	inSet, outSet := []string{}, []string{}
-	for i := 0; i < len(singleJoin); i += 2 {
-		pin := singleJoin[i] + "@" + singleJoin[i+1]
-		if s.Templates[singleJoin[i]] == singleJoin[i+1] {
-			inSet = append(inSet, pin)
+	for _, m := range singleJoin {
+		if contains(m[1:], s.Templates[m[0]]) {
+			inSet = append(inSet, m[0]+"@"+s.Templates[m[0]])
 		} else {
-			outSet = append(outSet, pin)
+			outSet = append(outSet, m[0]+"@"+strings.Join(m[1:], "/"))
 		}
 	}
 	if len(inSet) > 0 && len(outSet) > 0 {
 		return s.errf("templates", "%s belong together with %s (the single-join layout); pin all six or none", strings.Join(inSet, ", "), strings.Join(outSet, ", "))
 	}
 	if len(outSet) == 0 {
+		if s.Templates["traces"] != s.Templates["assignment"] {
+			return s.errf("templates", "traces@%s and assignment@%s do not fit together: traces@v4 goes with assignment@v4, traces@v3 with assignment@v3", s.Templates["traces"], s.Templates["assignment"])
+		}
 		return nil
 	}
 	um, ss := s.Templates["unit_metrics"], s.Templates["sufstats"]
