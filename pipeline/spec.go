@@ -648,9 +648,10 @@ func (s *Spec) validateTemplateFeatures() error {
 	}
 	// The single-join layout is one design across all six templates: each
 	// reads the tables and keys the others write. traces@v4/assignment@v4
-	// are a faster pair that replaces traces@v3/assignment@v3 together.
+	// are a faster pair that replaces traces@v3/assignment@v3 together;
+	// events@v4 writes what events@v3 writes.
 	singleJoin := [][]string{
-		{"traces", "v3", "v4"}, {"assignment", "v3", "v4"}, {"events", "v3"},
+		{"traces", "v3", "v4"}, {"assignment", "v3", "v4"}, {"events", "v3", "v4"},
 		{"unit_metrics", "v4"}, {"sufstats", "v3"}, {"quality", "v3"},
 	}
 	inSet, outSet := []string{}, []string{}
