@@ -223,7 +223,7 @@ const UnitMetricsV3DefaultAttributionHours = 72
 // its conversion window under unit_metrics@v3, else the whole analysis
 // window (an event at or after exposure and before the end always counts).
 func attributionWindow(spec *Spec, m Metric, window time.Duration) time.Duration {
-	if v := spec.Templates["unit_metrics"]; v != "v3" && v != "v4" {
+	if v := spec.Templates["unit_metrics"]; v != "v3" && v != "v4" && v != "v5" {
 		return window
 	}
 	h := m.AttributionHours

@@ -602,7 +602,7 @@ func (s *Spec) validatePart(key string, p Part) error {
 // templateFeatures lists what each released template version can compute.
 // Released versions never change, so neither do their entries.
 var templateFeatures = map[string]map[string][]string{
-	"unit_metrics": {"v1": {}, "v2": {"ratio", "cuped"}, "v3": {"ratio", "cuped", "attribution"}, "v4": {"ratio", "cuped", "attribution"}},
+	"unit_metrics": {"v1": {}, "v2": {"ratio", "cuped"}, "v3": {"ratio", "cuped", "attribution"}, "v4": {"ratio", "cuped", "attribution"}, "v5": {"ratio", "cuped", "attribution"}},
 	"sufstats":     {"v1": {}, "v2": {"ratio", "cuped"}, "v3": {"ratio", "cuped"}},
 }
 
@@ -649,10 +649,10 @@ func (s *Spec) validateTemplateFeatures() error {
 	// The single-join layout is one design across all six templates: each
 	// reads the tables and keys the others write. traces@v4/assignment@v4
 	// are a faster pair that replaces traces@v3/assignment@v3 together;
-	// events@v4 writes what events@v3 writes.
+	// events@v4 writes what events@v3 writes, unit_metrics@v5 what v4 does.
 	singleJoin := [][]string{
 		{"traces", "v3", "v4"}, {"assignment", "v3", "v4"}, {"events", "v3", "v4"},
-		{"unit_metrics", "v4"}, {"sufstats", "v3"}, {"quality", "v3"},
+		{"unit_metrics", "v4", "v5"}, {"sufstats", "v3"}, {"quality", "v3"},
 	}
 	inSet, outSet := []string{}, []string{}
 	for _, m := range singleJoin {

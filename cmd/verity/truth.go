@@ -154,7 +154,7 @@ func (c *truthChecks) merge(o *truthChecks) {
 
 // metricStat maps a spec metric to the truth statistic it estimates.
 func metricStat(spec *pipeline.Spec, m pipeline.Metric) (string, string) {
-	if v := spec.Templates["unit_metrics"]; v == "v3" || v == "v4" {
+	if v := spec.Templates["unit_metrics"]; v == "v3" || v == "v4" || v == "v5" {
 		// A conversion window at least as long as the analysis window
 		// counts until the window end, as the truth does.
 		h := m.AttributionHours
