@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
 )
 
@@ -136,21 +135,12 @@ func TestSingleJoinOnFixtures(t *testing.T) {
 	t.Run("together", func(t *testing.T) { checkSingleJoin(t, together...) })
 }
 
-// TestSingleJoinUnderFaults: the fault-laden dataset of
-// TestEquivalentVersionsUnderFaults, analysed by two experiments at once
+// TestSingleJoinUnderFaults: the fault-laden dataset (faultyDataset),
+// analysed by two experiments at once
 // with a ratio, CUPED and metrics on the same event with different
 // conversion windows (so one event meets several attribution windows).
 func TestSingleJoinUnderFaults(t *testing.T) {
-	cfg := fixtures.DefaultConfig()
-	cfg.Units = 3000
-	f := &cfg.Faults
-	f.Duplicates, f.Retries, f.NullKeys, f.StalePersona = 0.05, 0.04, 0.02, 0.05
-	f.UnknownVariants, f.InvalidValues, f.HugeValues, f.FarTimestamps = 0.02, 0.02, 0.02, 0.02
-	f.MultiVariant, f.NullEventIDs, f.EarlyEvents, f.LateEvents = 0.05, 0.03, 0.05, 0.05
-	dir := t.TempDir()
-	if _, err := fixtures.Generate(context.Background(), cfg, filepath.Join(dir, "data")); err != nil {
-		t.Fatal(err)
-	}
+	dir := faultyDataset(t)
 	var specs []*pipeline.Spec
 	for _, name := range []string{"checkout-button", "onboarding-flow"} {
 		base, err := os.ReadFile("../fixtures/specs/" + name + ".yaml")

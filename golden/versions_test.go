@@ -92,16 +92,7 @@ func TestEquivalentVersionsOnFixtures(t *testing.T) {
 // variants, invalid values, far timestamps, multi-variant units), where
 // the duplicate rules matter most.
 func TestEquivalentVersionsUnderFaults(t *testing.T) {
-	cfg := fixtures.DefaultConfig()
-	cfg.Units = 3000
-	f := &cfg.Faults
-	f.Duplicates, f.Retries, f.NullKeys, f.StalePersona = 0.05, 0.04, 0.02, 0.05
-	f.UnknownVariants, f.InvalidValues, f.HugeValues, f.FarTimestamps = 0.02, 0.02, 0.02, 0.02
-	f.MultiVariant, f.NullEventIDs, f.EarlyEvents, f.LateEvents = 0.05, 0.03, 0.05, 0.05
-	dir := t.TempDir()
-	if _, err := fixtures.Generate(context.Background(), cfg, filepath.Join(dir, "data")); err != nil {
-		t.Fatal(err)
-	}
+	dir := faultyDataset(t)
 	base, err := os.ReadFile("../fixtures/specs/checkout-button.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -116,6 +107,23 @@ func TestEquivalentVersionsUnderFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEquivalent(t, spec)
+}
+
+// faultyDataset generates 3,000 units with every fault at a high rate into
+// a temporary folder's data/ and returns the folder.
+func faultyDataset(t *testing.T) string {
+	t.Helper()
+	cfg := fixtures.DefaultConfig()
+	cfg.Units = 3000
+	f := &cfg.Faults
+	f.Duplicates, f.Retries, f.NullKeys, f.StalePersona = 0.05, 0.04, 0.02, 0.05
+	f.UnknownVariants, f.InvalidValues, f.HugeValues, f.FarTimestamps = 0.02, 0.02, 0.02, 0.02
+	f.MultiVariant, f.NullEventIDs, f.EarlyEvents, f.LateEvents = 0.05, 0.03, 0.05, 0.05
+	dir := t.TempDir()
+	if _, err := fixtures.Generate(context.Background(), cfg, filepath.Join(dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // TestEquivalentVersionsOnConflictingCopies: duplicates whose copies differ
