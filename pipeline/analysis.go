@@ -220,7 +220,7 @@ func params(spec *Spec, traces, events []InputFile) map[string]any {
 const UnitMetricsV3DefaultAttributionHours = 72
 
 // attributionWindow is how long after exposure a metric counts events:
-// its conversion window under unit_metrics@v3, else the whole analysis
+// its conversion window under unit_metrics@v3 and later, else the whole analysis
 // window (an event at or after exposure and before the end always counts).
 func attributionWindow(spec *Spec, m Metric, window time.Duration) time.Duration {
 	if v := spec.Templates["unit_metrics"]; v != "v3" && v != "v4" && v != "v5" {
@@ -287,8 +287,9 @@ func mergedParams(specs []*Spec, traces, events []InputFile) map[string]any {
 	return out
 }
 
-// addWindows adds the parameters of the single-join event stage (events@v3,
-// unit_metrics@v4, quality@v3) to merged parameters. A window is an
+// addWindows adds the parameters of the single-join set's event stage
+// (events@v3+, unit_metrics@v4+, quality@v3) to merged parameters; other
+// templates do not use them, and a template binds only what it uses. A window is an
 // (experiment, event, attribution length) that some metric part uses,
 // numbered from 1 in the order met; win_exp_no is the experiment's position
 // in exp_ids (1-based); win_qual marks the pair's widest window, whose
