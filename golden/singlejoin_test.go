@@ -20,7 +20,7 @@ import (
 // windows): unit_metrics@v3 with the templates it goes with.
 var (
 	perEventPins   = map[string]string{"traces": "v2", "assignment": "v2", "events": "v2", "unit_metrics": "v3", "sufstats": "v2", "quality": "v2"}
-	singleJoinPins = map[string]string{"traces": "v4", "assignment": "v4", "events": "v4", "unit_metrics": "v5", "sufstats": "v3", "quality": "v3"}
+	singleJoinPins = map[string]string{"traces": "v5", "assignment": "v4", "events": "v4", "unit_metrics": "v5", "sufstats": "v3", "quality": "v3"}
 	// The first release of the set, which traces@v4, assignment@v4,
 	// events@v4 and unit_metrics@v5 made faster.
 	singleJoinV3Pins = map[string]string{"traces": "v3", "assignment": "v3", "events": "v3", "unit_metrics": "v4", "sufstats": "v3", "quality": "v3"}

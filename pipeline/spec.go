@@ -647,11 +647,11 @@ func (s *Spec) validateTemplateFeatures() error {
 		return s.errf("templates.quality", "quality@v1 would count events after unit_metrics@v3's conversion window as attributed; pin quality: v2")
 	}
 	// The single-join layout is one design across all six templates: each
-	// reads the tables and keys the others write. traces@v4/assignment@v4
-	// are a faster pair that replaces traces@v3/assignment@v3 together;
+	// reads the tables and keys the others write. traces@v4 (or v5) with
+	// assignment@v4 is a faster pair that replaces traces@v3/assignment@v3;
 	// events@v4 writes what events@v3 writes, unit_metrics@v5 what v4 does.
 	singleJoin := [][]string{
-		{"traces", "v3", "v4"}, {"assignment", "v3", "v4"}, {"events", "v3", "v4"},
+		{"traces", "v3", "v4", "v5"}, {"assignment", "v3", "v4"}, {"events", "v3", "v4"},
 		{"unit_metrics", "v4", "v5"}, {"sufstats", "v3"}, {"quality", "v3"},
 	}
 	inSet, outSet := []string{}, []string{}
@@ -666,8 +666,8 @@ func (s *Spec) validateTemplateFeatures() error {
 		return s.errf("templates", "%s belong together with %s (the single-join layout); pin all six or none", strings.Join(inSet, ", "), strings.Join(outSet, ", "))
 	}
 	if len(outSet) == 0 {
-		if s.Templates["traces"] != s.Templates["assignment"] {
-			return s.errf("templates", "traces@%s and assignment@%s do not fit together: traces@v4 goes with assignment@v4, traces@v3 with assignment@v3", s.Templates["traces"], s.Templates["assignment"])
+		if (s.Templates["traces"] == "v3") != (s.Templates["assignment"] == "v3") {
+			return s.errf("templates", "traces@%s and assignment@%s do not fit together: traces@v4 and v5 go with assignment@v4, traces@v3 with assignment@v3", s.Templates["traces"], s.Templates["assignment"])
 		}
 		return nil
 	}

@@ -176,7 +176,7 @@ func TestParseSpecErrors(t *testing.T) {
 		{"single-join traces and assignment of two releases", func(s string) string {
 			return strings.Replace(s, "templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}",
 				"templates: {traces: v4, assignment: v3, events: v3, unit_metrics: v4, sufstats: v3, quality: v3}", 1)
-		}, "templates", "traces@v4 goes with assignment@v4"},
+		}, "templates", "traces@v4 and v5 go with assignment@v4"},
 		{"two documents", func(s string) string { return s + "---\nversion: 1\n" }, "", "more than one"},
 		{"not yaml", func(string) string { return "version: [1\n" }, "", "YAML"},
 	}

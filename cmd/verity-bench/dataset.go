@@ -170,7 +170,7 @@ type benchSpec struct {
 // as the analysis window, so that events count until the window ends, as in
 // the reference query and the v1 templates.
 var templateSets = map[string]string{
-	"single-join": "{traces: v4, assignment: v4, events: v4, unit_metrics: v5, sufstats: v3, quality: v3}",
+	"single-join": "{traces: v5, assignment: v4, events: v4, unit_metrics: v5, sufstats: v3, quality: v3}",
 	"per-event":   "{traces: v2, assignment: v2, events: v2, unit_metrics: v3, sufstats: v2, quality: v2}",
 	"v1":          "{traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}",
 }
