@@ -13,9 +13,9 @@ import (
 	"github.com/verity-analytics/verity/pipeline"
 )
 
-// The single-join event stage replaces five templates at once: it is a new
-// layout (no per-event table, integer keys, one join for every experiment
-// of a run), not a rewrite of one template. It must reproduce, byte for
+// The single-join set replaces all six templates at once: it is a new
+// layout (no per-row tables, integer keys, one join of the events for
+// every experiment of a run), not a rewrite of one template. It must reproduce, byte for
 // byte, the per-event layout with the same attribution rules (conversion
 // windows): unit_metrics@v3 with the templates it goes with.
 var (

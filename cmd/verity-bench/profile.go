@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/verity-analytics/verity/pipeline"
 	"io"
 	"os"
 	"path/filepath"
@@ -23,16 +22,19 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/verity-analytics/verity/pipeline"
 )
 
 // profileCmd runs the pipeline's SQL stages one by one on a bench dataset and
-// reports where the time goes: input hashing (sequential, as the pipeline
-// does it, and in parallel), Parquet decoding of the columns each side reads,
-// then each v1 template with its wall time, DuckDB's busiest operators
-// (EXPLAIN ANALYZE's JSON profile), the size of the table it leaves behind
-// and DuckDB's memory and spill use.
+// reports where the time goes: input hashing (sequential, and with one worker
+// per core as the pipeline does it), Parquet decoding of the columns each
+// side reads, then each statement of the chosen template set (--templates,
+// v1 by default) with its wall time, DuckDB's busiest operators (EXPLAIN
+// ANALYZE's JSON profile), the size of the table or view it creates and
+// DuckDB's memory and spill use.
 //
-//	verity-bench profile --data DIR [--experiments K] [--explain DIR] [--cpuprofile FILE]
+//	verity-bench profile --data DIR [--templates SET] [--experiments K] [--explain DIR] [--cpuprofile FILE]
 //	    [--threads N] [--memory-limit SIZE] [--temp-dir DIR]
 func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("profile", flag.ContinueOnError)
@@ -101,7 +103,7 @@ func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 		return exitFailed, err
 	}
 	fmt.Fprintf(w, "| step | wall | note |\n|---|---|---|\n")
-	fmt.Fprintf(w, "| SHA-256 of the inputs, sequential (pipeline today) | %s | %s, %.0f MB/s |\n", secs(seq), mib(size), float64(size)/1e6/seq.Seconds())
+	fmt.Fprintf(w, "| SHA-256 of the inputs, sequential | %s | %s, %.0f MB/s |\n", secs(seq), mib(size), float64(size)/1e6/seq.Seconds())
 	fmt.Fprintf(w, "| SHA-256 of the inputs, %d workers | %s | %.0f MB/s |\n", runtime.NumCPU(), secs(par), float64(size)/1e6/par.Seconds())
 
 	db, err := e.open()
