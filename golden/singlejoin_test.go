@@ -27,9 +27,13 @@ var (
 )
 
 // runGroupWithPins runs specs together (one SQL pass for those that share
-// inputs, as a nightly run does) with the given pins and returns each
-// experiment's outputs.
+// inputs, as a nightly run does) with the given pins on 2 DuckDB threads and
+// returns each experiment's outputs.
 func runGroupWithPins(t *testing.T, specs []*pipeline.Spec, pins map[string]string) map[string]map[string][]byte {
+	return runGroupWithPinsThreads(t, specs, pins, 2)
+}
+
+func runGroupWithPinsThreads(t *testing.T, specs []*pipeline.Spec, pins map[string]string, threads int) map[string]map[string][]byte {
 	t.Helper()
 	var pinned []*pipeline.Spec
 	for _, spec := range specs {
@@ -44,7 +48,7 @@ func runGroupWithPins(t *testing.T, specs []*pipeline.Spec, pins map[string]stri
 		pinned = append(pinned, &s)
 	}
 	out := map[string]map[string][]byte{}
-	for _, res := range pipeline.RunAll(context.Background(), pinned, pipeline.Options{OutDir: t.TempDir(), Engine: pipeline.Engine{Threads: 2}}) {
+	for _, res := range pipeline.RunAll(context.Background(), pinned, pipeline.Options{OutDir: t.TempDir(), Engine: pipeline.Engine{Threads: threads}}) {
 		if res.Err != nil || res.Outcome == nil {
 			t.Fatalf("%s with pins %v: %v %s", res.Experiment, pins, res.Err, res.Skipped)
 		}
@@ -67,13 +71,19 @@ func checkSingleJoin(t *testing.T, specs ...*pipeline.Spec) {
 	if len(a) != len(specs) {
 		t.Fatalf("want %d experiments, got %d", len(specs), len(a))
 	}
-	for _, pins := range []map[string]string{singleJoinPins, singleJoinV3Pins} {
-		b := runGroupWithPins(t, specs, pins)
+	// The set's row keys (uid) follow DuckDB's execution order and its
+	// aggregates run in parallel: 1 and 4 threads must give the same bytes.
+	runs := []struct {
+		pins    map[string]string
+		threads int
+	}{{singleJoinPins, 1}, {singleJoinPins, 4}, {singleJoinV3Pins, 2}}
+	for _, r := range runs {
+		b := runGroupWithPinsThreads(t, specs, r.pins, r.threads)
 		for exp, files := range a {
 			for f, want := range files {
 				got, ok := b[exp][f]
 				if !ok || !bytes.Equal(want, got) {
-					t.Errorf("%s %s differs between the per-event templates and %v:\n%s", exp, f, pins, firstDiff(want, got))
+					t.Errorf("%s %s differs between the per-event templates and %v on %d threads:\n%s", exp, f, r.pins, r.threads, firstDiff(want, got))
 				}
 			}
 		}
