@@ -227,21 +227,31 @@ func best(runs int, fn func() (measurement, error)) (measurement, error) {
 	return b, nil
 }
 
+// prepare generates (or reuses) the dataset of cfg and writes its specs
+// with the bench's template set.
+func prepare(ctx context.Context, o benchOptions, cfg fixtures.Config, logf func(string, ...any)) (dataset, []benchSpec, []string, error) {
+	ds, err := ensureDataset(ctx, o.Cache, cfg, logf)
+	if err != nil {
+		return dataset{}, nil, nil, err
+	}
+	specs, err := specsFor(cfg, o.Templates)
+	if err != nil {
+		return dataset{}, nil, nil, err
+	}
+	paths, err := writeSpecs(ds, specs)
+	if err != nil {
+		return dataset{}, nil, nil, err
+	}
+	return ds, specs, paths, nil
+}
+
 func benchScale(ctx context.Context, o benchOptions, cfg fixtures.Config, verity, self string, logf func(string, ...any)) (scaleResult, error) {
 	r := scaleResult{Units: cfg.Units}
-	ds, err := ensureDataset(ctx, o.Cache, cfg, logf)
+	ds, specs, paths, err := prepare(ctx, o, cfg, logf)
 	if err != nil {
 		return r, err
 	}
 	r.Data, r.Bytes = ds, ds.Bytes()
-	specs, err := specsFor(cfg, o.Templates)
-	if err != nil {
-		return r, err
-	}
-	paths, err := writeSpecs(ds, specs)
-	if err != nil {
-		return r, err
-	}
 	spec := specs[0]
 
 	var cells map[cellKey]arm
@@ -367,19 +377,11 @@ type nightlyResult struct {
 
 func benchNightly(ctx context.Context, o benchOptions, cfg fixtures.Config, verity string, logf func(string, ...any)) (nightlyResult, error) {
 	r := nightlyResult{Units: cfg.Units, Experiments: len(cfg.Experiments)}
-	ds, err := ensureDataset(ctx, o.Cache, cfg, logf)
+	ds, _, paths, err := prepare(ctx, o, cfg, logf)
 	if err != nil {
 		return r, err
 	}
 	r.Rows = ds.Rows()
-	specs, err := specsFor(cfg, o.Templates)
-	if err != nil {
-		return r, err
-	}
-	paths, err := writeSpecs(ds, specs)
-	if err != nil {
-		return r, err
-	}
 	runSpecs := func(ps []string) (measurement, error) {
 		return best(o.Runs, func() (measurement, error) {
 			out, err := os.MkdirTemp(o.Cache, "run-")
