@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
 )
 
@@ -218,5 +219,65 @@ func TestSingleJoinWithWholeWindowAttribution(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSingleJoinOverflowingCell: a cell whose exact sums do not fit in
+// 128 bits (units at the top of a clamp near the int64 limit, and one unit
+// without events lifted to the clamp's floor). The single-join set adds the
+// terms of units without events in SQL; it must fail such a run as the
+// per-event templates do (DuckDB refuses the HUGEINT addition: a data error,
+// exit 65, no outputs), never return a wrapped or truncated sum.
+func TestSingleJoinOverflowingCell(t *testing.T) {
+	dir := t.TempDir()
+	s := func(v string) *string { return &v }
+	day := int64(1_763_251_200_000_000) // 2025-11-16
+	at := func(min int) *int64 { v := day + 86_400_000_000 + int64(min)*60_000_000; return &v }
+	var tr []fixtures.TraceRow
+	var ev []fixtures.EventRow
+	for u := 0; u < 3; u++ {
+		unit := s(fmt.Sprintf("u%d", u))
+		tr = append(tr, fixtures.TraceRow{TS: at(u), UnitID: unit, ExperimentID: s("exp"), Variant: s("control"), Persona: s("a"), EventID: s(fmt.Sprintf("t%d", u))})
+		if u < 2 {
+			v := 9.19e12
+			ev = append(ev, fixtures.EventRow{TS: at(u + 5), UnitID: unit, Metric: s("buy"), Value: &v, EventID: s(fmt.Sprintf("e%d", u))})
+		}
+	}
+	os.MkdirAll(filepath.Join(dir, "traces"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "events"), 0o755)
+	if err := fixtures.WriteTraceFile(filepath.Join(dir, "traces", "t.parquet"), tr); err != nil {
+		t.Fatal(err)
+	}
+	if err := fixtures.WriteEventFile(filepath.Join(dir, "events", "e.parquet"), ev); err != nil {
+		t.Fatal(err)
+	}
+	spec := `version: 1
+experiment: exp
+inputs: {traces: ["traces/*.parquet"], events: ["events/*.parquet"]}
+window: {start: 2025-11-16, end: 2025-11-20}
+variants:
+  - {name: control, allocation: 0.5, control: true}
+  - {name: treatment, allocation: 0.5}
+templates: {traces: v2, assignment: v2, events: v2, unit_metrics: v3, sufstats: v2, quality: v2}
+cohorts: {dimension: persona, taxonomy: [a]}
+metrics:
+  - {name: revenue, kind: mean, event: buy, aggregate: sum, clamp: {lower: 9.1e12, upper: 9.19e12}, attribution_hours: 96}
+privacy: {enabled: false}
+`
+	p := filepath.Join(dir, "spec.yaml")
+	if err := os.WriteFile(p, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := pipeline.LoadSpec(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pins := range []map[string]string{perEventPins, singleJoinPins, singleJoinV3Pins} {
+		s := *sp
+		s.Templates = pins
+		_, err := pipeline.Run(context.Background(), &s, pipeline.Options{OutDir: t.TempDir(), Engine: pipeline.Engine{Threads: 2}})
+		if err == nil || pipeline.ExitCode(err) != pipeline.ExitData || !strings.Contains(err.Error(), "Overflow") {
+			t.Errorf("pins %v: want a data error (exit %d) about the overflow, got exit %d: %v", pins, pipeline.ExitData, pipeline.ExitCode(err), err)
+		}
 	}
 }
