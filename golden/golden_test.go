@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/privacy"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files from a fresh run (review the diff like code)")
@@ -46,6 +47,7 @@ func runCase(t *testing.T, specPath string, threads int) map[string][]byte {
 		OutDir: out,
 		Engine: pipeline.Engine{Threads: threads, MemoryLimit: "1GB"},
 		Build:  pipeline.CurrentBuild(),
+		Host:   fixtureHost(t),
 	})
 	if err != nil {
 		t.Fatalf("run %s with %d threads: %v", specPath, threads, err)
@@ -72,6 +74,18 @@ func runCase(t *testing.T, specPath string, threads int) map[string][]byte {
 	got["manifest.stable.json"] = append(stable, '\n')
 	delete(got, "manifest.json")
 	return got
+}
+
+// fixtureHost is a host whose state folder registers the committed
+// fixtures' data as one data source (ledger scope: source; ε 40, δ 1e-6) and
+// that accepts the committed test-only key.
+func fixtureHost(t *testing.T) pipeline.Host {
+	t.Helper()
+	state := t.TempDir()
+	if _, err := pipeline.LedgerInit(state, "fixtures", "../fixtures/data", privacy.ScopeSource, privacy.Budget{Epsilon: 40, Delta: 1e-6}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return pipeline.Host{StateDir: state, AllowTestKey: true}
 }
 
 func TestGolden(t *testing.T) {

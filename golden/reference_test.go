@@ -71,12 +71,23 @@ func TestResultsMatchReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: t.TempDir(), Engine: pipeline.Engine{Threads: 2}})
+			host := fixtureHost(t)
+			res, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: t.TempDir(), Engine: pipeline.Engine{Threads: 2}, Host: host})
 			if err != nil {
 				t.Fatal(err)
 			}
 			var m pipeline.Manifest
 			readJSON(t, filepath.Join(res.Dir, "manifest.json"), &m)
+			// A private run's exact record (inputs, quality counts, the exact
+			// value behind every noisy number) is in the restricted area.
+			exactDir := res.Dir
+			if spec.Privacy.Enabled {
+				if len(m.Inputs) != 0 || m.InputDigest != "" {
+					t.Errorf("the published manifest of a private run lists inputs or their digest")
+				}
+				exactDir = pipeline.RestrictedDir(host.RestrictedRoot(), spec.Experiment, m.NominalDate, m.Privacy.ReleaseDigest)
+				readJSON(t, filepath.Join(exactDir, "manifest.json"), &m)
+			}
 			var traces, events []string
 			for _, in := range m.Inputs {
 				f := filepath.Join(filepath.Dir(p), filepath.FromSlash(in.Path))
@@ -111,10 +122,13 @@ func TestResultsMatchReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkQuality(t, filepath.Join(res.Dir, "quality.json"), q)
+			checkQuality(t, filepath.Join(exactDir, "quality.json"), q)
 			if spec.Privacy.Enabled {
 				// Released numbers are noisy by design; the privacy package's
-				// tests and pipeline's coverage simulation check them.
+				// tests and pipeline's coverage simulation check them. The
+				// exact value behind each leaf cell's count and Σx must be
+				// the reference's.
+				checkRestrictedExact(t, exactDir, cells, spec)
 				return
 			}
 
@@ -265,4 +279,45 @@ func atoi(t *testing.T, s string) int64 {
 		t.Fatalf("%q: %v", s, err)
 	}
 	return n
+}
+
+// checkRestrictedExact compares the exact values a private run recorded
+// behind its noisy leaf-cell counts and sums with the reference's cells.
+func checkRestrictedExact(t *testing.T, dir string, cells []reference.Cell, spec *pipeline.Spec) {
+	t.Helper()
+	var rec pipeline.RestrictedRecord
+	readJSON(t, filepath.Join(dir, "release.json"), &rec)
+	type key struct{ c, v, m string }
+	n, sum := map[key]int64{}, map[key]string{}
+	for _, c := range cells {
+		cohort := c.Cohort
+		if cohort == reference.CohortUnclassified {
+			cohort = pipeline.UnclassifiedLeaf
+		}
+		n[key{cohort, c.Variant, ""}] = c.N
+		sum[key{cohort, c.Variant, c.Metric}] = c.Sum.String()
+	}
+	checked := 0
+	for _, x := range rec.Numbers {
+		k := key{x.Cohort, x.Variant, x.Metric}
+		switch {
+		case x.Metric == "(cell)" && x.Statistic == "n":
+			if want, ok := n[key{x.Cohort, x.Variant, ""}]; ok {
+				checked++
+				if x.Exact != strconv.FormatInt(want, 10) {
+					t.Errorf("%s/%s: exact n %s, reference %d", x.Cohort, x.Variant, x.Exact, want)
+				}
+			}
+		case x.Statistic == "sum_x":
+			if want, ok := sum[k]; ok {
+				checked++
+				if x.Exact != want {
+					t.Errorf("%s/%s/%s: exact sum_x %s, reference %s", x.Cohort, x.Variant, x.Metric, x.Exact, want)
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error("no released leaf number could be checked against the reference")
+	}
 }

@@ -27,7 +27,7 @@ type TemplateRecord struct {
 	Name           string `json:"name"`
 	Version        string `json:"version"`
 	SHA256         string `json:"sha256"`
-	RenderedSHA256 string `json:"rendered_sha256"`
+	RenderedSHA256 string `json:"rendered_sha256,omitempty"` // depends on the files' columns: restricted in private runs
 }
 
 // Cell holds the exact sufficient statistics of one cohort × variant ×
@@ -91,6 +91,33 @@ type Quality struct {
 	// conversion window but inside the analysis window (quality@v2).
 	EventAfterAttribution int64 `json:"event_after_attribution"`
 	EventAttributed       int64 `json:"event_attributed"`
+	// The unit-keyed templates (quality@v4) also count rows that belong
+	// to no unit (NULL, empty or blank unit_id; included in the NULL-key
+	// counts above), events whose metric is NULL or blank, and, per gate,
+	// the units with at least one such row. Absent for older versions.
+	TraceNoUnit               *int64 `json:"trace_no_unit,omitempty"`
+	EventNoUnit               *int64 `json:"event_no_unit,omitempty"`
+	EventNullMetric           *int64 `json:"event_null_metric,omitempty"`
+	UnitsTraceNullKeys        *int64 `json:"units_trace_null_keys,omitempty"`
+	UnitsTraceDuplicate       *int64 `json:"units_trace_duplicate,omitempty"`
+	UnitsTraceVersionMismatch *int64 `json:"units_trace_version_mismatch,omitempty"`
+	UnitsTraceUnknownVariant  *int64 `json:"units_trace_unknown_variant,omitempty"`
+	UnitsEventNullKeys        *int64 `json:"units_event_null_keys,omitempty"`
+	UnitsEventDuplicate       *int64 `json:"units_event_duplicate,omitempty"`
+	UnitsEventInvalidValue    *int64 `json:"units_event_invalid_value,omitempty"`
+	UnitsEventNullMetric      *int64 `json:"units_event_null_metric,omitempty"`
+}
+
+// optional maps the quality columns that only some template versions
+// return to q's optional count fields.
+func (q *Quality) optional() map[string]**int64 {
+	return map[string]**int64{
+		"trace_no_unit": &q.TraceNoUnit, "event_no_unit": &q.EventNoUnit, "event_null_metric": &q.EventNullMetric,
+		"units_trace_null_keys": &q.UnitsTraceNullKeys, "units_trace_duplicate": &q.UnitsTraceDuplicate,
+		"units_trace_version_mismatch": &q.UnitsTraceVersionMismatch, "units_trace_unknown_variant": &q.UnitsTraceUnknownVariant,
+		"units_event_null_keys": &q.UnitsEventNullKeys, "units_event_duplicate": &q.UnitsEventDuplicate,
+		"units_event_invalid_value": &q.UnitsEventInvalidValue, "units_event_null_metric": &q.UnitsEventNullMetric,
+	}
 }
 
 // fields maps the quality template's column names to q's count fields
@@ -469,14 +496,19 @@ func (s *session) runSQL(ctx context.Context, specs []*Spec, tmpls []rendered, p
 		}
 		var exp string
 		var q Quality
-		fields := q.fields()
+		fields, optional := q.fields(), q.optional()
 		dest := make([]any, len(names))
 		for i, n := range names {
-			switch f, ok := fields[n]; {
+			f, ok := fields[n]
+			o, isOpt := optional[n]
+			switch {
 			case n == "experiment_id":
 				dest[i] = &exp
 			case ok:
 				dest[i] = f
+			case isOpt:
+				*o = new(int64)
+				dest[i] = *o
 			default:
 				return fmt.Errorf("quality column %q has no field in Quality", n)
 			}

@@ -86,6 +86,7 @@ func ExitCode(err error) int {
 		manifestErr *ManifestError
 		dataErr     *DataError
 		integrity   *IntegrityError
+		hostErr     *HostError
 	)
 	switch {
 	case errors.As(err, &missingErr):
@@ -98,7 +99,7 @@ func ExitCode(err error) int {
 		return ExitConfig
 	case errors.As(err, &inputErr), errors.As(err, &overflowErr), errors.As(err, &gateErr), errors.As(err, &dataErr):
 		return ExitData
-	case errors.As(err, &specErr), errors.As(err, &mismatch), errors.As(err, &integrity), errors.Is(err, queries.ErrNotLocked),
+	case errors.As(err, &specErr), errors.As(err, &mismatch), errors.As(err, &integrity), errors.As(err, &hostErr), errors.Is(err, queries.ErrNotLocked),
 		errors.Is(err, queries.ErrUnknownTemplate), errors.Is(err, ErrNoOverwrite), errors.Is(err, ErrUsage):
 		return ExitConfig
 	case errors.Is(err, privacy.ErrNoKey), errors.Is(err, privacy.ErrBadKey), errors.Is(err, privacy.ErrKeyTooShort),

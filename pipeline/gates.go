@@ -3,6 +3,7 @@ package pipeline
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,7 @@ var gateDefaults = []gateDefault{
 	{"event_null_key_rate", 0.001, 0.05, "events with a NULL ts or unit_id / events"},
 	{"trace_unknown_variant_rate", 0.001, 0.05, "trace rows with an undeclared variant / trace rows"},
 	{"event_invalid_value_rate", 0.001, 0.05, "events with a NaN, infinite or out-of-range value / events"},
+	{"event_null_metric_rate", 0.001, 0.05, "events whose metric name is NULL, empty or blank / events read (quality@v4 and later)"},
 	{"volume_drop", 0.01, 0.2, "drop in exposed units since the previous night's run (1 - today/yesterday, 0 when it grew)"},
 }
 
@@ -106,11 +108,22 @@ func readBaseline(expDir, date string) *Baseline {
 	if err != nil {
 		return nil
 	}
-	var r QualityReport
+	// An exact run's quality.json has counts; a private run's, the noisy
+	// statistics it released (so the check stays a function of releases).
+	var r struct {
+		Counts Quality     `json:"counts"`
+		Noisy  []noisyGate `json:"noisy_statistics"`
+	}
 	if json.Unmarshal(b, &r) != nil {
 		return nil
 	}
-	return &Baseline{Date: prev, UnitsExposed: r.Counts.UnitsExposed, QualitySHA256: sha256Hex(b)}
+	exposed := r.Counts.UnitsExposed
+	for _, g := range r.Noisy {
+		if g.Name == "units_exposed" {
+			exposed = g.Value
+		}
+	}
+	return &Baseline{Date: prev, UnitsExposed: exposed, QualitySHA256: sha256Hex(b)}
 }
 
 // evaluateGates computes every check with its thresholds and outcome, and
@@ -131,6 +144,7 @@ func evaluateGates(spec *Spec, q Quality, released []Cell, prev *Baseline) ([]Ch
 		"event_null_key_rate":         rate(q.EventNullKeys, q.EventRows),
 		"trace_unknown_variant_rate":  rate(q.TraceUnknownVariant, q.TraceRows),
 		"event_invalid_value_rate":    rate(q.EventInvalidValue, q.EventRows),
+		"event_null_metric_rate":      rate(opt64(q.EventNullMetric), q.EventRows+opt64(q.EventNullMetric)),
 	}
 	// Arms with no unit, in the released (all) cohort: with privacy these
 	// are noisy counts, so only released information decides the gate.
@@ -151,6 +165,9 @@ func evaluateGates(spec *Spec, q Quality, released []Cell, prev *Baseline) ([]Ch
 	var blocked []string
 	for _, d := range gateDefaults {
 		warn, block := spec.gate(d.name)
+		if d.name == "event_null_metric_rate" && q.EventNullMetric == nil {
+			continue // counted by quality@v4 and later only
+		}
 		c := Check{Name: d.name, Rule: d.rule, Warn: warn, Block: block, Threshold: warn, Severity: "block", Outcome: "pass"}
 		if d.name == "volume_drop" {
 			if prev == nil || prev.UnitsExposed == 0 {
@@ -171,6 +188,103 @@ func evaluateGates(spec *Spec, q Quality, released []Cell, prev *Baseline) ([]Ch
 		checks = append(checks, c)
 	}
 	return checks, blocked
+}
+
+// privateGates are the private form of the rate checks: per-unit counts
+// over the exposed units, every one a noisy released statistic.
+var privateGates = map[string]struct {
+	num  []string
+	rule string
+}{
+	"multi_variant_unit_rate":     {[]string{"units_multi_variant"}, "units seen in more than one variant / exposed units"},
+	"trace_duplicate_rate":        {[]string{"units_trace_duplicate"}, "units with a duplicate trace row / exposed units"},
+	"event_duplicate_rate":        {[]string{"units_event_duplicate"}, "units with a duplicate event (counted once per event name) / exposed units"},
+	"trace_version_mismatch_rate": {[]string{"units_trace_version_mismatch"}, "units with a trace of another persona-algorithm version / exposed units"},
+	"trace_null_key_rate":         {[]string{"units_trace_null_keys", "trace_no_unit"}, "(units with a NULL ts or variant + trace rows with no unit_id) / exposed units"},
+	"event_null_key_rate":         {[]string{"units_event_null_keys", "event_no_unit"}, "(units with an event with NULL ts, per event name + events with no unit_id) / exposed units"},
+	"trace_unknown_variant_rate":  {[]string{"units_trace_unknown_variant"}, "units with a trace of an undeclared variant / exposed units"},
+	"event_invalid_value_rate":    {[]string{"units_event_invalid_value"}, "units with an invalid event value (counted once per event name) / exposed units"},
+	"event_null_metric_rate":      {[]string{"units_event_null_metric"}, "units with an event whose metric name is NULL or blank / exposed units"},
+}
+
+// privateBlockZ is how many noise standard deviations a private run's gate
+// figure must lie above its block threshold before the gate blocks: a gate
+// whose true rate sits exactly at the threshold blocks with probability at
+// most 1% (one-sided normal quantile 0.99). Warnings use the noisy figure
+// itself.
+const privateBlockZ = 2.326
+
+// evaluatePrivateGates computes every check of a private run from the
+// noisy release alone: the rate checks from the noisy per-unit gate
+// statistics, zero_exposure_arms from the noisy cells, volume_drop from
+// the noisy exposed units of this night and of the previous night's
+// release. Each rule says what noise its figure carries; a rate blocks only
+// when it exceeds its block threshold by privateBlockZ noise sds.
+func evaluatePrivateGates(spec *Spec, rel *privateRelease, prev *Baseline) ([]Check, []string) {
+	val := map[string]noisyGate{}
+	for _, g := range rel.Gates {
+		val[g.Name] = g
+	}
+	exposed := val["units_exposed"]
+	den := float64(max(1, exposed.Value))
+	observed, sds, notes := map[string]float64{}, map[string]float64{}, map[string]string{}
+	for name, pg := range privateGates {
+		num, v := 0.0, 0.0
+		for _, n := range pg.num {
+			num += float64(val[n].Value)
+			v += val[n].NoiseSD * val[n].NoiseSD
+		}
+		observed[name] = max(0, num) / den
+		sds[name] = math.Sqrt(v) / den
+		notes[name] = fmt.Sprintf("%s; noisy figure (noise sd of the rate about %.3g; numerator noise sd %.3g units, exposed units noise sd %.3g); blocks only when above the block threshold by %.3g noise sds", pg.rule, sds[name], math.Sqrt(v), exposed.NoiseSD, privateBlockZ)
+	}
+	var checks []Check
+	var blocked []string
+	raw, _ := evaluateGates(spec, Quality{EventNullMetric: new(int64)}, rel.Cells, nil)
+	for _, c := range raw {
+		sd := 0.0
+		switch {
+		case c.Name == "zero_exposure_arms":
+			c.Rule += " (noisy cell counts)"
+		case c.Name == "volume_drop":
+			if prev == nil || prev.UnitsExposed <= 0 {
+				c.Outcome, c.Rule = "skipped", c.Rule+"; no previous night's release to compare with"
+				checks = append(checks, c)
+				continue
+			}
+			c.Observed = max(0, 1-float64(exposed.Value)/float64(prev.UnitsExposed))
+			sd = math.Sqrt2 * exposed.NoiseSD / float64(prev.UnitsExposed)
+			c.Rule += fmt.Sprintf(" (noisy exposed units, noise sd %.3g each night; blocks only when above the block threshold by %.3g noise sds)", exposed.NoiseSD, privateBlockZ)
+			c.Outcome, c.Threshold = "pass", c.Warn
+		default:
+			c.Observed, c.Rule, sd = observed[c.Name], notes[c.Name], sds[c.Name]
+			c.Outcome, c.Threshold = "pass", c.Warn
+		}
+		if c.Name != "zero_exposure_arms" {
+			switch {
+			case c.Observed-privateBlockZ*sd > c.Block:
+				c.Outcome, c.Threshold = "block", c.Block
+			case c.Observed > c.Warn:
+				c.Outcome = "warn"
+			}
+		}
+		if c.Outcome == "block" {
+			blocked = append(blocked, c.Name)
+		}
+		checks = append(checks, c)
+	}
+	return checks, blocked
+}
+
+// PrivateQuality is a private run's published quality.json: the noisy
+// gate statistics and the checks decided on them. The exact counts are in
+// the restricted record.
+type PrivateQuality struct {
+	Experiment  string      `json:"experiment"`
+	NominalDate string      `json:"nominal_date"`
+	Note        string      `json:"note"`
+	Statistics  []noisyGate `json:"noisy_statistics"`
+	Checks      []Check     `json:"checks"`
 }
 
 // GateError reports blocking data-quality checks. The outputs were written

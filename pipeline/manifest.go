@@ -68,9 +68,9 @@ type BuildInfo struct {
 type Volatile struct {
 	RunID      string    `json:"run_id"`
 	ParentRun  string    `json:"parent_run,omitempty"`
-	StartedAt  string    `json:"started_at"`
-	FinishedAt string    `json:"finished_at"`
-	Phases     []Phase   `json:"phases"`
+	StartedAt  string    `json:"started_at,omitempty"`  // private runs: restricted record only
+	FinishedAt string    `json:"finished_at,omitempty"` // private runs: restricted record only
+	Phases     []Phase   `json:"phases,omitempty"`      // private runs: restricted record only
 	Execution  []Setting `json:"execution_settings"`
 	SpecFile   string    `json:"spec_file"`
 	Scan       *Scan     `json:"scan,omitempty"`

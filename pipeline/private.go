@@ -3,8 +3,8 @@ package pipeline
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/big"
 	"os"
@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/verity-analytics/verity/privacy"
+	"github.com/verity-analytics/verity/queries"
 )
 
 // Privacy is the spec's privacy section. It is required, so that a release
@@ -35,6 +36,21 @@ type Privacy struct {
 	// file instead. The key itself is never written anywhere.
 	KeyEnv  string `yaml:"key_env,omitempty" json:"key_env,omitempty"`
 	KeyFile string `yaml:"key_file,omitempty" json:"key_file,omitempty"`
+	// GateShare is the fraction of each run's budget spent on the noisy
+	// per-unit statistics that the quality gates decide on (default
+	// DefaultGateShare); the rest goes to the released cells.
+	GateShare float64 `yaml:"gate_share,omitempty" json:"gate_share,omitempty"`
+}
+
+// DefaultGateShare is the share of a private run's budget that the quality
+// gates' noisy statistics get when the spec does not say.
+const DefaultGateShare = 0.1
+
+func (p Privacy) gateShare() float64 {
+	if p.GateShare == 0 {
+		return DefaultGateShare
+	}
+	return p.GateShare
 }
 
 var envRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -50,7 +66,7 @@ const UnclassifiedLeaf = "_unclassified"
 
 func (p *Privacy) validate(s *Spec) error {
 	if !p.Enabled {
-		if p.Epsilon != 0 || p.Delta != 0 || p.RunShare != 0 || p.KeyEnv != "" || p.KeyFile != "" {
+		if p.Epsilon != 0 || p.Delta != 0 || p.RunShare != 0 || p.KeyEnv != "" || p.KeyFile != "" || p.GateShare != 0 {
 			return s.errf("privacy", "budget or key given but enabled is false; remove them or enable privacy")
 		}
 		return nil
@@ -68,6 +84,24 @@ func (p *Privacy) validate(s *Spec) error {
 	if p.KeyEnv != "" && !envRE.MatchString(p.KeyEnv) {
 		return s.errf("privacy.key_env", "want an environment variable name, got %q", p.KeyEnv)
 	}
+	if p.GateShare != 0 && !(p.GateShare > 0 && p.GateShare < 1) {
+		return s.errf("privacy.gate_share", "want a fraction in (0, 1), got %v", p.GateShare)
+	}
+	// No unit's rows may remove or change another unit's rows: only the
+	// unit-keyed templates de-duplicate within a unit.
+	if !s.unitKeyed() {
+		return s.errf("templates", "a private release needs the unit-keyed template set, whose de-duplication keys include unit_id and whose quality gates count units: pin %s", unitKeyedPins())
+	}
+	// unit_id is the privacy unit and experiment_id the ledger's scope: a
+	// mapping could make other rows count as either.
+	for _, c := range []string{"unit_id", "experiment_id"} {
+		if _, ok := s.Inputs.Columns.Traces[c]; ok {
+			return s.errf("inputs.columns.traces."+c, "a private spec cannot map %s: it defines the privacy unit and the ledger's scope; the data must carry it under its contract name", c)
+		}
+	}
+	if _, ok := s.Inputs.Columns.Events["unit_id"]; ok {
+		return s.errf("inputs.columns.events.unit_id", "a private spec cannot map unit_id: it defines the privacy unit; the data must carry it under its contract name")
+	}
 	return nil
 }
 
@@ -77,7 +111,7 @@ func (p Privacy) budget() privacy.Budget {
 
 // loadKey reads the noise key of a private spec. A missing or malformed key
 // is a configuration error (exit 78); the key never appears in a message.
-func loadKey(spec *Spec) (privacy.Key, error) {
+func loadKey(spec *Spec, host Host) (privacy.Key, error) {
 	p := spec.Privacy
 	path := ""
 	if p.KeyFile != "" {
@@ -90,7 +124,43 @@ func loadKey(spec *Spec) (privacy.Key, error) {
 	if err != nil {
 		return nil, &SpecError{File: spec.Path(), Key: "privacy", Err: fmt.Errorf("no usable noise key, so no private release: %w", err)}
 	}
+	if k.Fingerprint() == TestKeyFingerprint && !host.AllowTestKey {
+		return nil, &SpecError{File: spec.Path(), Key: "privacy", Err: fmt.Errorf("%w: this is the committed TEST-ONLY key, which is public and protects nothing; it is accepted only with --allow-test-key (tests)", privacy.ErrBadKey)}
+	}
 	return k, nil
+}
+
+// internalTemplates are the templates the code pins (not the spec).
+var internalTemplates = []string{"session/v1.sql", "settings/v1.sql", "file_metadata/v1.sql", "file_schema/v1.sql", "file_check/v1.sql"}
+
+// releasedTemplatesOnly refuses, for a private spec, any template that is
+// not byte for byte the one released in the binary's own lock: a template
+// folder with its own lock (--queries-dir) could drop a clamp or a
+// de-duplication key and so break the sensitivity the noise is calibrated
+// for.
+func releasedTemplatesOnly(fsys fs.FS, spec *Spec) error {
+	lock, err := queries.ReadLock(queries.FS())
+	if err != nil {
+		return err
+	}
+	released := map[string]string{}
+	for _, e := range lock.Entries {
+		released[e.Path] = e.SHA256
+	}
+	paths := append([]string{}, internalTemplates...)
+	for _, name := range TemplateNames {
+		paths = append(paths, name+"/"+spec.Templates[name]+".sql")
+	}
+	for _, p := range paths {
+		data, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return &SpecError{File: spec.Path(), Key: "templates", Err: fmt.Errorf("template %s: %w", p, err)}
+		}
+		if sum := queries.Sum(data); released[p] != sum {
+			return &SpecError{File: spec.Path(), Key: "templates", Err: fmt.Errorf("a private run uses only the templates released in this binary: %s has sha256 %s, the binary's lock %q", p, sum, released[p])}
+		}
+	}
+	return nil
 }
 
 // statSumIndex maps Cell.sums() positions to the released statistics.
@@ -150,10 +220,68 @@ func releasedStats(spec *Spec, m Metric) (idx []int, sens []*big.Int) {
 	return idx, sens
 }
 
+// gateStat is one per-unit statistic a private run's quality gates decide
+// on, released with noise like any cell statistic.
+type gateStat struct {
+	name  string
+	value func(q Quality) int64
+	// sens is the statistic's sensitivity: the most one unit's rows can
+	// change it.
+	sens func(spec *Spec) int64
+}
+
+func one(*Spec) int64 { return 1 }
+
+// eventNames is the number of distinct event names a spec reads: a unit
+// counts at most once per event name in a per-event-name unit count.
+func eventNames(spec *Spec) int64 {
+	names := map[string]bool{}
+	for _, m := range spec.Metrics {
+		names[m.Event] = true
+		if m.Denominator != nil {
+			names[m.Denominator.Event] = true
+		}
+	}
+	return int64(len(names))
+}
+
+func opt64(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// gateStats are the statistics behind a private run's quality gates, each
+// bounded per unit. Rows with a NULL, empty or blank unit_id belong to no
+// unit: adding or removing a unit's history leaves their number unchanged
+// (sensitivity 0), so they could be released exactly; they are noised
+// with sensitivity 1 anyway, which costs little and keeps every gate input
+// noisy.
+var gateStats = []gateStat{
+	{"units_exposed", func(q Quality) int64 { return q.UnitsExposed }, one},
+	{"units_multi_variant", func(q Quality) int64 { return q.UnitsMultiVariant }, one},
+	{"units_trace_null_keys", func(q Quality) int64 { return opt64(q.UnitsTraceNullKeys) }, one},
+	{"trace_no_unit", func(q Quality) int64 { return opt64(q.TraceNoUnit) }, one},
+	{"units_trace_duplicate", func(q Quality) int64 { return opt64(q.UnitsTraceDuplicate) }, one},
+	{"units_trace_version_mismatch", func(q Quality) int64 { return opt64(q.UnitsTraceVersionMismatch) }, one},
+	{"units_trace_unknown_variant", func(q Quality) int64 { return opt64(q.UnitsTraceUnknownVariant) }, one},
+	{"units_event_null_keys", func(q Quality) int64 { return opt64(q.UnitsEventNullKeys) }, eventNames},
+	{"event_no_unit", func(q Quality) int64 { return opt64(q.EventNoUnit) }, one},
+	{"units_event_duplicate", func(q Quality) int64 { return opt64(q.UnitsEventDuplicate) }, eventNames},
+	{"units_event_invalid_value", func(q Quality) int64 { return opt64(q.UnitsEventInvalidValue) }, eventNames},
+	{"units_event_null_metric", func(q Quality) int64 { return opt64(q.UnitsEventNullMetric) }, one},
+}
+
+// gateMetric is the pseudo-metric name of the gate statistics in the
+// allocation and the noise streams.
+const gateMetric = "(gates)"
+
 // allocate splits the run budget across the statistics one unit can touch:
-// its leaf's stage-one count (when collapsing), its cell's count, and every
-// released sum of every metric. Each unit is in one leaf and one cell, so
-// the run's cost is the allocation's total.
+// its leaf's stage-one count (when collapsing), its cell's count, every
+// released sum of every metric (1 − gate_share of the run), and every
+// gate statistic (gate_share). Each unit is in one leaf and one cell, so the
+// run's cost is the allocation's total.
 func allocate(spec *Spec) (privacy.Allocation, error) {
 	var req []privacy.StatSpec
 	if spec.Cohorts.MinUnits > 0 {
@@ -166,7 +294,13 @@ func allocate(spec *Spec) (privacy.Allocation, error) {
 			req = append(req, privacy.StatSpec{Metric: m.Name, Statistic: statOfSum[k], Sensitivity: sens[i], Weight: privacy.DefaultWeight(statOfSum[k])})
 		}
 	}
-	return privacy.Allocate(spec.Privacy.budget(), req)
+	var gates []privacy.StatSpec
+	for _, g := range gateStats {
+		gates = append(gates, privacy.StatSpec{Metric: gateMetric, Statistic: privacy.Statistic(g.name), Sensitivity: big.NewInt(g.sens(spec)), Weight: 1})
+	}
+	share := new(big.Rat).SetFloat64(spec.Privacy.gateShare())
+	rest := new(big.Rat).Sub(big.NewRat(1, 1), share)
+	return privacy.AllocateGroups(spec.Privacy.budget(), []privacy.Group{{Fraction: rest, Stats: req}, {Fraction: share, Stats: gates}})
 }
 
 // noiseSD is the standard deviation of the noise added to one released
@@ -178,92 +312,261 @@ type noiseSD struct {
 
 func noiseKey(cohort, metric string) string { return cohort + "\x00" + metric }
 
-// privateRelease is what a private run publishes and spends.
+// noisyGate is one released gate statistic.
+type noisyGate struct {
+	Name        string  `json:"name"`
+	Value       int64   `json:"value"`
+	NoiseSD     float64 `json:"noise_sd"`
+	Sensitivity int64   `json:"sensitivity"`
+}
+
+// releasedNumber records one noisy number with the exact value behind it.
+// It is restricted material: the audit and the operators read it, the
+// release never does.
+type releasedNumber struct {
+	Cohort      string `json:"cohort"`
+	Variant     string `json:"variant"`
+	Metric      string `json:"metric"`
+	Statistic   string `json:"statistic"`
+	Exact       string `json:"exact"`
+	Noisy       string `json:"noisy"`
+	Sensitivity string `json:"sensitivity"`
+	Mechanism   string `json:"mechanism"`
+}
+
+// privateRelease is what a private run publishes and spends. Everything a
+// private run writes to its output folder, prints or exits with is computed
+// from it and from data-independent facts (spec, templates, code, key
+// fingerprint): see publishPrivate.
 type privateRelease struct {
 	Cells      []Cell // noisy, per released cohort (and (all)) × variant × metric
 	Cohorts    []privacy.Cohort
 	Noise      map[string]noiseSD // by noiseKey(cohort, metric); the same for every variant
+	Gates      []noisyGate
 	Allocation privacy.Allocation
 	Digest     string // RunDigest over every released number
 	Count      int    // numbers released
+	// Numbers is the restricted record of every released number.
+	Numbers []releasedNumber
+	// DataDigest binds the noise to the exact values (restricted).
+	DataDigest string
 }
 
-// privatize releases the exact leaf cells with keyed noise. Stage one adds
-// noise to each leaf's unit count (all arms together) and collapses leaves
-// below cohorts.min_units (privacy.Collapse); stage two adds noise to every
-// count and sum of each released cohort × variant × metric. (all) is the sum
-// of the released cells: post-processing, free. analysisHash binds the
-// noise to the spec and the exact templates; inputDigest to the data.
-func privatize(spec *Spec, cells []Cell, key privacy.Key, analysisHash, inputDigest string) (*privateRelease, error) {
+// dataDigest is the SHA-256 of every exact value a private release is
+// computed from — the leaf cells and the gate statistics — and the night.
+// Noise streams are derived from it, so two runs whose exact values are
+// identical draw identical noise (a byte-identical, free rerun, whatever
+// build or template version computed them), and any change in any exact
+// value draws fresh noise everywhere.
+func dataDigest(date string, cells []Cell, q Quality) string {
+	sorted := append([]Cell(nil), cells...)
+	sort.Slice(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if a.Cohort != b.Cohort {
+			return a.Cohort < b.Cohort
+		}
+		if a.Variant != b.Variant {
+			return a.Variant < b.Variant
+		}
+		return a.Metric < b.Metric
+	})
+	h := sha256.New()
+	fmt.Fprintf(h, "verity/private/data-digest/v1\x00date %q\n", date)
+	for _, c := range sorted {
+		fmt.Fprintf(h, "cell %q %q %q %d", c.Cohort, c.Variant, c.Metric, c.N)
+		for _, p := range c.sums() {
+			fmt.Fprintf(h, " %s", (*p).String())
+		}
+		fmt.Fprintln(h)
+	}
+	for _, g := range gateStats {
+		fmt.Fprintf(h, "gate %s %d\n", g.name, g.value(q))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// numberKey identifies one released number: cohort ("*" for the gate
+// statistics), variant ("*" for stage-one counts and gates), metric (or a
+// pseudo-metric) and statistic.
+type numberKey struct{ Cohort, Variant, Metric, Statistic string }
+
+// privatize releases the exact leaf cells and gate statistics with keyed
+// noise. Stage one adds noise to each leaf's unit count (all arms together)
+// and collapses leaves below cohorts.min_units; stage two adds noise to every
+// count and sum of each released cohort × variant × metric, and to every
+// gate statistic. The release is then assembled from the noisy numbers
+// alone (assemblePrivate). specHash and the data digest bind the noise to
+// the analysis and to the exact values.
+//
+// When no cohort reaches min_units, privatize returns the stage-one release
+// (to be charged: the failure is decided on its noisy counts) with an error.
+func privatize(spec *Spec, cells []Cell, q Quality, key privacy.Key, specHash, date string) (*privateRelease, error) {
 	alloc, err := allocate(spec)
 	if err != nil {
 		return nil, fmt.Errorf("privacy budget: %w", err)
 	}
-	mech := map[string]privacy.Mechanism{}
-	for _, sh := range alloc.Shares {
-		mech[sh.Metric+"\x00"+string(sh.Statistic)] = sh.Mechanism
-	}
+	shares := sharesByStat(alloc)
 	type key3 struct{ c, v, m string }
 	exact := map[key3]Cell{}
 	for _, c := range cells {
 		exact[key3{c.Cohort, c.Variant, c.Metric}] = c
 	}
-	leaves := append(append([]string{}, spec.Cohorts.Taxonomy...), UnclassifiedLeaf)
-	sort.Strings(leaves)
-	rel := &privateRelease{Allocation: alloc, Noise: map[string]noiseSD{}}
+	digest := dataDigest(date, cells, q)
+	noisy := map[numberKey]*big.Int{}
 	var released []privacy.Released
-	noisy := func(cohort, variant, metric string, stat privacy.Statistic, value *big.Int) (*big.Int, float64, error) {
-		m, ok := mech[metric+"\x00"+string(stat)]
+	var numbers []releasedNumber
+	draw := func(k numberKey, value *big.Int) error {
+		sh, ok := shares[k.Metric+"\x00"+k.Statistic]
 		if !ok {
-			return nil, 0, fmt.Errorf("privacy: no allocation for %s/%s", metric, stat)
+			return fmt.Errorf("privacy: no allocation for %s/%s", k.Metric, k.Statistic)
 		}
-		r := privacy.Release{Analysis: spec.Experiment, SpecHash: analysisHash, InputDigest: inputDigest,
-			Cohort: cohort, Variant: variant, Metric: metric, Statistic: stat, Mechanism: m}
-		out, err := privacy.AddNoise(privacy.NewStream(key, r), value, m)
+		r := privacy.Release{Analysis: spec.Experiment, SpecHash: specHash, DataDigest: digest,
+			Cohort: k.Cohort, Variant: k.Variant, Metric: k.Metric, Statistic: privacy.Statistic(k.Statistic), Mechanism: sh.Mechanism}
+		out, err := privacy.AddNoise(privacy.NewStream(key, r), value, sh.Mechanism)
 		if err != nil {
-			return nil, 0, fmt.Errorf("privacy: release %s/%s/%s/%s: %w", cohort, variant, metric, stat, err)
+			return fmt.Errorf("privacy: release %s/%s/%s/%s: %w", k.Cohort, k.Variant, k.Metric, k.Statistic, err)
 		}
+		noisy[k] = out
 		released = append(released, privacy.Released{Release: r, Value: out})
-		return out, m.StdDev(), nil
+		numbers = append(numbers, releasedNumber{Cohort: k.Cohort, Variant: k.Variant, Metric: k.Metric, Statistic: k.Statistic,
+			Exact: value.String(), Noisy: out.String(), Sensitivity: sh.Sensitivity.String(), Mechanism: sh.Mechanism.String()})
+		return nil
 	}
-
-	// Stage one: noisy unit counts per leaf, every arm together.
-	first := spec.Metrics[0].Name
-	if spec.Cohorts.MinUnits > 0 {
-		counts := map[string]int64{}
+	leafN := func(leaves []string, variant string) *big.Int {
+		n := int64(0)
 		for _, l := range leaves {
-			n := int64(0)
 			for _, v := range spec.Variants {
-				n += exact[key3{l, v.Name, first}].N
+				if variant == "*" || v.Name == variant {
+					n += exact[key3{l, v.Name, spec.Metrics[0].Name}].N
+				}
 			}
-			nv, _, err := noisy(l, "*", stageOneMetric, privacy.StatN, big.NewInt(n))
-			if err != nil {
+		}
+		return big.NewInt(n)
+	}
+	// Stage one: noisy unit counts per leaf, every arm together.
+	if spec.Cohorts.MinUnits > 0 {
+		for _, l := range privateLeaves(spec) {
+			if err := draw(numberKey{l, "*", stageOneMetric, string(privacy.StatN)}, leafN([]string{l}, "*")); err != nil {
 				return nil, err
 			}
-			if !nv.IsInt64() {
-				return nil, fmt.Errorf("privacy: noisy count of %s out of range", l)
-			}
-			counts[l] = nv.Int64()
-		}
-		rel.Cohorts, err = privacy.Collapse(leaves, counts, spec.Cohorts.MinUnits)
-		if err != nil {
-			return nil, &SpecError{File: spec.Path(), Key: "cohorts.min_units", Err: fmt.Errorf("nothing can be released: %w", err)}
-		}
-	} else {
-		for _, l := range leaves {
-			rel.Cohorts = append(rel.Cohorts, privacy.Cohort{Label: l, Leaves: []string{l}})
 		}
 	}
-
-	// Stage two: every count and sum of each released cohort × variant.
-	all := map[key3]Cell{}
-	for _, coh := range rel.Cohorts {
-		for _, v := range spec.Variants {
-			n := int64(0)
-			for _, l := range coh.Leaves {
-				n += exact[key3{l, v.Name, first}].N
+	cohorts, cerr := releasedCohorts(spec, noisy)
+	if cerr == nil {
+		// Stage two: every count and sum of each released cohort × variant,
+		// then the gate statistics.
+		for _, coh := range cohorts {
+			for _, v := range spec.Variants {
+				if err := draw(numberKey{coh.Label, v.Name, cellNMetric, string(privacy.StatN)}, leafN(coh.Leaves, v.Name)); err != nil {
+					return nil, err
+				}
+				for _, m := range spec.Metrics {
+					sums := newCell(coh.Label, v.Name, m.Name)
+					ps := sums.sums()
+					for _, l := range coh.Leaves {
+						if src := exact[key3{l, v.Name, m.Name}]; src.Sum != nil {
+							for i, p := range src.sums() {
+								(*ps[i]).Add(*ps[i], *p)
+							}
+						}
+					}
+					idx, _ := releasedStats(spec, m)
+					for _, k := range idx {
+						if err := draw(numberKey{coh.Label, v.Name, m.Name, string(statOfSum[k])}, *ps[k]); err != nil {
+							return nil, err
+						}
+					}
+				}
 			}
-			nv, sdN, err := noisy(coh.Label, v.Name, cellNMetric, privacy.StatN, big.NewInt(n))
+		}
+		for _, g := range gateStats {
+			if err := draw(numberKey{"*", "*", gateMetric, g.name}, big.NewInt(g.value(q))); err != nil {
+				return nil, err
+			}
+		}
+	}
+	count := len(released)
+	runDigest, err := privacy.RunDigest(key.Fingerprint(), released)
+	if err != nil {
+		return nil, err
+	}
+	if cerr != nil {
+		return &privateRelease{Allocation: alloc, Digest: runDigest, Count: count, Numbers: numbers, DataDigest: digest}, cerr
+	}
+	rel, err := assemblePrivate(spec, alloc, noisy)
+	if err != nil {
+		return nil, err
+	}
+	rel.Digest, rel.Count, rel.Numbers, rel.DataDigest = runDigest, count, numbers, digest
+	return rel, nil
+}
+
+func sharesByStat(alloc privacy.Allocation) map[string]privacy.Share {
+	m := map[string]privacy.Share{}
+	for _, sh := range alloc.Shares {
+		m[sh.Metric+"\x00"+string(sh.Statistic)] = sh
+	}
+	return m
+}
+
+// privateLeaves are the collapsible leaves: the taxonomy and _unclassified.
+func privateLeaves(spec *Spec) []string {
+	leaves := append(append([]string{}, spec.Cohorts.Taxonomy...), UnclassifiedLeaf)
+	sort.Strings(leaves)
+	return leaves
+}
+
+// releasedCohorts decides the released cohorts from the noisy stage-one
+// counts alone (every leaf when the spec does not collapse).
+func releasedCohorts(spec *Spec, noisy map[numberKey]*big.Int) ([]privacy.Cohort, error) {
+	leaves := privateLeaves(spec)
+	if spec.Cohorts.MinUnits <= 0 {
+		var out []privacy.Cohort
+		for _, l := range leaves {
+			out = append(out, privacy.Cohort{Label: l, Leaves: []string{l}})
+		}
+		return out, nil
+	}
+	counts := map[string]int64{}
+	for _, l := range leaves {
+		nv := noisy[numberKey{l, "*", stageOneMetric, string(privacy.StatN)}]
+		if nv == nil || !nv.IsInt64() {
+			return nil, fmt.Errorf("privacy: noisy count of %s missing or out of range", l)
+		}
+		counts[l] = nv.Int64()
+	}
+	out, err := privacy.Collapse(leaves, counts, spec.Cohorts.MinUnits)
+	if err != nil {
+		return nil, &SpecError{File: spec.Path(), Key: "cohorts.min_units", Err: fmt.Errorf("nothing can be released (decided on noisy counts, charged to the ledger): %w", err)}
+	}
+	return out, nil
+}
+
+// assemblePrivate builds the release from the noisy numbers alone: the
+// released cohorts, every released cell (with (all) as the sum of the
+// released cohorts' cells), the noise of each, and the gate statistics.
+// It reads no exact value, so everything computed from its result is a
+// function of charged noisy values and the spec.
+func assemblePrivate(spec *Spec, alloc privacy.Allocation, noisy map[numberKey]*big.Int) (*privateRelease, error) {
+	shares := sharesByStat(alloc)
+	sd := func(metric, stat string) float64 { return shares[metric+"\x00"+stat].Mechanism.StdDev() }
+	get := func(k numberKey) (*big.Int, error) {
+		v := noisy[k]
+		if v == nil {
+			return nil, fmt.Errorf("privacy: released number %s/%s/%s/%s missing", k.Cohort, k.Variant, k.Metric, k.Statistic)
+		}
+		return new(big.Int).Set(v), nil
+	}
+	cohorts, err := releasedCohorts(spec, noisy)
+	if err != nil {
+		return nil, err
+	}
+	rel := &privateRelease{Allocation: alloc, Noise: map[string]noiseSD{}, Cohorts: cohorts}
+	type key3 struct{ c, v, m string }
+	all := map[key3]Cell{}
+	for _, coh := range cohorts {
+		for _, v := range spec.Variants {
+			nv, err := get(numberKey{coh.Label, v.Name, cellNMetric, string(privacy.StatN)})
 			if err != nil {
 				return nil, err
 			}
@@ -276,35 +579,18 @@ func privatize(spec *Spec, cells []Cell, key privacy.Key, analysisHash, inputDig
 				nv.SetInt64(0)
 			}
 			for _, m := range spec.Metrics {
-				sd := noiseSD{N: sdN}
+				nsd := noiseSD{N: sd(cellNMetric, string(privacy.StatN))}
 				c := newCell(coh.Label, v.Name, m.Name)
 				c.N = nv.Int64()
 				sums := c.sums()
-				for _, l := range coh.Leaves {
-					src := exact[key3{l, v.Name, m.Name}]
-					if src.Sum == nil {
-						continue
-					}
-					ss := src.sums()
-					for i := range sums {
-						(*sums[i]).Add(*sums[i], *ss[i])
-					}
-				}
 				idx, _ := releasedStats(spec, m)
-				released := map[int]bool{}
 				for _, k := range idx {
-					released[k] = true
-					out, sdS, err := noisy(coh.Label, v.Name, m.Name, statOfSum[k], *sums[k])
+					out, err := get(numberKey{coh.Label, v.Name, m.Name, string(statOfSum[k])})
 					if err != nil {
 						return nil, err
 					}
 					*sums[k] = out
-					sd.Sums[k] = sdS
-				}
-				for i := range sums {
-					if !released[i] {
-						*sums[i] = new(big.Int) // never published: not computed, or not needed
-					}
+					nsd.Sums[k] = sd(m.Name, string(statOfSum[k]))
 				}
 				if m.Kind == "proportion" {
 					// Post-processing: x ∈ {0, S} ⇒ x² = S·x.
@@ -314,7 +600,7 @@ func privatize(spec *Spec, cells []Cell, key privacy.Key, analysisHash, inputDig
 						c.SumC2.Mul(c.SumC, sc)
 					}
 				}
-				rel.Noise[noiseKey(coh.Label, m.Name)] = sd
+				rel.Noise[noiseKey(coh.Label, m.Name)] = nsd
 				rel.Cells = append(rel.Cells, c)
 				a := all[key3{AllCohort, v.Name, m.Name}]
 				if a.Sum == nil {
@@ -332,11 +618,11 @@ func privatize(spec *Spec, cells []Cell, key privacy.Key, analysisHash, inputDig
 	// (all) sums independent noise of every released cohort.
 	for _, m := range spec.Metrics {
 		var sum noiseSD
-		for _, coh := range rel.Cohorts {
-			sd := rel.Noise[noiseKey(coh.Label, m.Name)]
-			sum.N = math.Hypot(sum.N, sd.N)
+		for _, coh := range cohorts {
+			s := rel.Noise[noiseKey(coh.Label, m.Name)]
+			sum.N = math.Hypot(sum.N, s.N)
 			for i := range sum.Sums {
-				sum.Sums[i] = math.Hypot(sum.Sums[i], sd.Sums[i])
+				sum.Sums[i] = math.Hypot(sum.Sums[i], s.Sums[i])
 			}
 		}
 		rel.Noise[noiseKey(AllCohort, m.Name)] = sum
@@ -348,101 +634,39 @@ func privatize(spec *Spec, cells []Cell, key privacy.Key, analysisHash, inputDig
 		}
 	}
 	rel.Cells = append(withAll, rel.Cells...)
-	rel.Count = len(released)
-	rel.Digest, err = privacy.RunDigest(key.Fingerprint(), released)
-	if err != nil {
-		return nil, err
+	for _, g := range gateStats {
+		out, err := get(numberKey{"*", "*", gateMetric, g.name})
+		if err != nil {
+			return nil, err
+		}
+		if !out.IsInt64() {
+			return nil, fmt.Errorf("privacy: noisy %s out of range", g.name)
+		}
+		rel.Gates = append(rel.Gates, noisyGate{Name: g.name, Value: out.Int64(), NoiseSD: sd(gateMetric, g.name), Sensitivity: g.sens(spec)})
 	}
 	return rel, nil
 }
 
-// analysisHash binds noise streams to the resolved spec and to the exact
-// SQL that produced the numbers, so that a template change draws fresh
-// noise instead of publishing the difference of two releases exactly. The
-// code version is deliberately not part of it: a replay on a newer binary
-// must reproduce the same noise.
-func analysisHash(specHash string, tmpls []TemplateRecord) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "spec %s\n", specHash)
-	for _, t := range tmpls {
-		fmt.Fprintf(h, "template %s %s %s %s\n", t.Name, t.Version, t.SHA256, t.RenderedSHA256)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// LedgerFile is the privacy ledger's name in each experiment's folder.
-const LedgerFile = "privacy-ledger.json"
-
-// spendBudget records the run in the experiment's ledger before anything
-// is released: budget spent without a release is safe, a release without
-// its spending recorded is not. A rerun that publishes exactly the same
-// numbers (same digest) spends nothing. The caller holds the folder lock.
-func spendBudget(expDir string, spec *Spec, date string, rel *privateRelease) (privacy.Ledger, *big.Rat, error) {
-	path := filepath.Join(expDir, LedgerFile)
-	var l privacy.Ledger
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		l, err = privacy.NewLedger(spec.Experiment, spec.Privacy.budget())
-		if err != nil {
-			return privacy.Ledger{}, nil, err
-		}
-	case err != nil:
-		return privacy.Ledger{}, nil, fmt.Errorf("privacy ledger %s: %w", path, err)
-	default:
-		l, err = privacy.UnmarshalLedger(b)
-		if err != nil {
-			return privacy.Ledger{}, nil, fmt.Errorf("privacy ledger %s is unreadable (%v): refusing to release without knowing what was spent", path, err)
-		}
-		if l.Budget != spec.Privacy.budget() {
-			return privacy.Ledger{}, nil, &SpecError{File: spec.Path(), Key: "privacy", Err: fmt.Errorf("budget %+v differs from the one in %s (%+v): an experiment's total budget cannot change", spec.Privacy.budget(), path, l.Budget)}
-		}
-	}
-	entry := privacy.Entry{Experiment: spec.Experiment, NominalDate: date, ReleaseDigest: rel.Digest, Spent: rel.Allocation.Spent}
-	cost, err := l.Cost(entry)
-	if err == nil {
-		err = l.Spend(entry)
-	}
-	if err != nil {
-		return privacy.Ledger{}, nil, &SpecError{File: spec.Path(), Key: "privacy", Err: fmt.Errorf("refusing to release: %w", err)}
-	}
-	out, err := l.Marshal()
-	if err != nil {
-		return privacy.Ledger{}, nil, err
-	}
-	if err := writeAtomic(path, out); err != nil {
-		return privacy.Ledger{}, nil, fmt.Errorf("privacy ledger %s: %w", path, err)
-	}
-	return l, cost, nil
-}
-
-// writeAtomic replaces path with data through a synced temporary file.
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	os.Remove(tmp)
-	if err := writeSynced(tmp, data); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
 // PrivacyInfo states whether and how the release is differentially
-// private and what it costs. It depends only on the spec, key, data and
-// code, so a rerun reproduces it; what earlier runs spent is history and
-// lives in the ledger (and in the manifest's volatile LedgerState).
+// private and what it costs. It depends only on the spec, the key's
+// fingerprint, the host's ledger (its source, scope and total) and the
+// noisy release, so a rerun reproduces it; what earlier runs spent is
+// history and lives in the ledger (and in the manifest's volatile
+// LedgerState).
 type PrivacyInfo struct {
 	Enabled        bool             `json:"enabled"`
 	Note           string           `json:"note"`
 	Mechanism      string           `json:"mechanism,omitempty"`
 	Accounting     string           `json:"accounting,omitempty"`
 	Budget         *privacy.Budget  `json:"budget,omitempty"`
-	Total          string           `json:"total,omitempty"`    // the experiment's total, exact, in accounting units
+	Source         string           `json:"data_source,omitempty"`  // the ledger's data source
+	Scope          string           `json:"ledger_scope,omitempty"` // what the ledger's total caps
+	LedgerBudget   *privacy.Budget  `json:"ledger_budget,omitempty"`
+	Total          string           `json:"total,omitempty"`    // the ledger's total, exact, in accounting units
 	PerRun         string           `json:"per_run,omitempty"`  // one run's share, exact
 	RunCost        string           `json:"run_cost,omitempty"` // what this release costs the first time it is published
 	EpsilonRun     float64          `json:"epsilon_equivalent_of_run,omitempty"`
+	GateShare      float64          `json:"gate_share,omitempty"`
 	KeyFingerprint string           `json:"key_fingerprint,omitempty"` // never the key
 	SamplerVersion string           `json:"sampler_version,omitempty"`
 	ReleaseDigest  string           `json:"release_digest,omitempty"`
@@ -450,27 +674,44 @@ type PrivacyInfo struct {
 	Released       int              `json:"released_numbers,omitempty"`
 	Cohorts        []privacy.Cohort `json:"cohorts,omitempty"`
 	Allocation     []privacy.Share  `json:"allocation,omitempty"`
+	Covers         string           `json:"guarantee_covers,omitempty"`
 }
 
 // LedgerState is the privacy ledger as this run left it (volatile: it
 // depends on the runs before).
 type LedgerState struct {
+	Source       string  `json:"data_source"`
 	SpentThisRun string  `json:"spent_this_run"` // "0" for a rerun that republished the same numbers
-	Spent        string  `json:"spent"`          // over every recorded run
+	Spent        string  `json:"spent"`          // in this release's scope, over every recorded release
 	Total        string  `json:"total"`
 	EpsilonSpent float64 `json:"epsilon_equivalent_spent"`
+	Remaining    float64 `json:"epsilon_equivalent_remaining"`
 	Entries      int     `json:"entries"`
 }
 
+// guaranteeText says what a ledger's cap covers, for the report.
+func guaranteeText(l privacy.Ledger, experiment string) string {
+	eps := epsilonText(l, l.Total)
+	if l.Scope == privacy.ScopeSource {
+		return fmt.Sprintf("every private release over data source %q together, whatever experiment, key or output folder: one unit's whole history changes all of them at most as (%s) allows", l.Source, eps)
+	}
+	return fmt.Sprintf("the releases of experiment %q over data source %q, whatever key or output folder: one unit's history changes them at most as (%s) allows; a unit in several experiments of this source can lose that much in each", experiment, l.Source, eps)
+}
+
 func privacyInfo(spec *Spec, key privacy.Key, rel *privateRelease, l privacy.Ledger, spentNow *big.Rat) (PrivacyInfo, LedgerState) {
+	lb := l.Budget
 	info := PrivacyInfo{
 		Enabled:        true,
-		Note:           "differentially private: counts and sums carry exact discrete noise; intervals include its variance",
+		Note:           "differentially private: counts and sums carry exact discrete noise; intervals include its variance; quality gates, SRM and cohorts are decided on noisy values",
 		Accounting:     string(rel.Allocation.Accounting),
-		Budget:         &l.Budget,
+		Budget:         spec.Privacy.budgetPtr(),
+		Source:         l.Source,
+		Scope:          string(l.Scope),
+		LedgerBudget:   &lb,
 		Total:          l.Total.RatString(),
 		PerRun:         rel.Allocation.PerRun.RatString(),
 		RunCost:        rel.Allocation.Spent.RatString(),
+		GateShare:      spec.Privacy.gateShare(),
 		KeyFingerprint: key.Fingerprint(),
 		SamplerVersion: privacy.SamplerVersion,
 		ReleaseDigest:  rel.Digest,
@@ -478,23 +719,34 @@ func privacyInfo(spec *Spec, key privacy.Key, rel *privateRelease, l privacy.Led
 		Released:       rel.Count,
 		Cohorts:        rel.Cohorts,
 		Allocation:     rel.Allocation.Shares,
+		Covers:         guaranteeText(l, spec.Experiment),
 	}
 	if len(rel.Allocation.Shares) > 0 {
 		info.Mechanism = string(rel.Allocation.Shares[0].Mechanism.Kind)
 	}
-	state := LedgerState{SpentThisRun: spentNow.RatString(), Spent: l.Spent().RatString(), Total: l.Total.RatString(), Entries: len(l.Entries)}
+	spent := l.SpentBy(spec.Experiment)
+	state := LedgerState{Source: l.Source, SpentThisRun: spentNow.RatString(), Spent: spent.RatString(), Total: l.Total.RatString(), Entries: len(l.Entries)}
 	toEps := func(r *big.Rat) float64 {
 		f, _ := r.Float64()
 		if rel.Allocation.Accounting != privacy.AccountingZCDP {
 			return f
 		}
-		eps, err := privacy.CDPEpsilon(f, spec.Privacy.Delta)
+		if f <= 0 {
+			return 0
+		}
+		eps, err := privacy.CDPEpsilon(f, l.Budget.Delta)
 		if err != nil {
 			return 0
 		}
 		return eps
 	}
 	info.EpsilonRun = toEps(rel.Allocation.Spent)
-	state.EpsilonSpent = toEps(l.Spent())
+	state.EpsilonSpent = toEps(spent)
+	state.Remaining = toEps(l.Total) - state.EpsilonSpent
 	return info, state
+}
+
+func (p Privacy) budgetPtr() *privacy.Budget {
+	b := p.budget()
+	return &b
 }

@@ -25,7 +25,7 @@ window: {start: 2026-11-16, end: 2026-11-20}
 variants:
   - {name: control, allocation: 0.5, control: true}
   - {name: treatment, allocation: 0.5}
-templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}
+templates: {traces: v6, assignment: v5, events: v5, unit_metrics: v5, sufstats: v3, quality: v4}
 cohorts: {dimension: persona, taxonomy: [a]}
 metrics:
   - {name: converted, kind: proportion, event: buy}
@@ -66,7 +66,7 @@ func TestNoiseAwareCoverage(t *testing.T) {
 			cells = append(cells, c, newCell(UnclassifiedLeaf, arm.name, "converted"))
 		}
 		key := sha256.Sum256([]byte(fmt.Sprintf("simulation key %d", s)))
-		rel, err := privatize(spec, cells, privacy.Key(key[:]), "spec", "input")
+		rel, err := privatize(spec, cells, Quality{}, privacy.Key(key[:]), "spec", "2026-11-19")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,9 +104,31 @@ func TestNoiseAwareCoverage(t *testing.T) {
 	}
 }
 
+// fixtureHost returns a host whose state folder registers the committed
+// fixtures' data as one source with the given total ε (δ 1e-6, scope
+// source) and accepts the test-only key.
+func fixtureHost(t *testing.T, epsilon float64) Host {
+	t.Helper()
+	state := t.TempDir()
+	if _, err := LedgerInit(state, "fixtures", "../fixtures/data", privacy.ScopeSource, privacy.Budget{Epsilon: epsilon, Delta: 1e-6}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return Host{StateDir: state, AllowTestKey: true}
+}
+
+// readSourceLedger reads the fixtures source's ledger of a host.
+func readSourceLedger(t *testing.T, h Host) privacy.Ledger {
+	t.Helper()
+	l, err := readLedger(filepath.Join(h.StateDir, "ledgers", "fixtures.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // runPrivate runs the committed private fixture spec with the given key
 // (hex) into out and returns the results bytes.
-func runPrivate(t *testing.T, specFile, out string, key []byte, date string, windowEnd ...string) ([]byte, error) {
+func runPrivate(t *testing.T, host Host, specFile, out string, key []byte, date string, windowEnd ...string) ([]byte, error) {
 	t.Helper()
 	spec, err := LoadSpec(specFile)
 	if err != nil {
@@ -121,7 +143,7 @@ func runPrivate(t *testing.T, specFile, out string, key []byte, date string, win
 	spec.Privacy.KeyFile = ""
 	spec.Privacy.KeyEnv = "VERITY_TEST_NOISE_KEY"
 	t.Setenv("VERITY_TEST_NOISE_KEY", "hex:"+fmt.Sprintf("%x", key))
-	res, err := Run(context.Background(), spec, Options{OutDir: out, Date: date, Engine: Engine{Threads: 2}})
+	res, err := Run(context.Background(), spec, Options{OutDir: out, Date: date, Engine: Engine{Threads: 2}, Host: host})
 	if err != nil {
 		return nil, err
 	}
@@ -133,18 +155,19 @@ const privateFixture = "../fixtures/specs/checkout-button-private.yaml"
 func TestPrivateReproducibleAndKeyed(t *testing.T) {
 	k1 := sha256.Sum256([]byte("key one"))
 	k2 := sha256.Sum256([]byte("key two"))
-	a, err := runPrivate(t, privateFixture, t.TempDir(), k1[:], "")
+	host := fixtureHost(t, 40)
+	a, err := runPrivate(t, host, privateFixture, t.TempDir(), k1[:], "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := runPrivate(t, privateFixture, t.TempDir(), k1[:], "")
+	b, err := runPrivate(t, host, privateFixture, t.TempDir(), k1[:], "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(a, b) {
 		t.Error("same inputs and key gave different private results")
 	}
-	c, err := runPrivate(t, privateFixture, t.TempDir(), k2[:], "")
+	c, err := runPrivate(t, host, privateFixture, t.TempDir(), k2[:], "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,31 +176,40 @@ func TestPrivateReproducibleAndKeyed(t *testing.T) {
 	}
 }
 
-// TestOneRowChangesNoise: changing one input row changes the input digest
-// and so every noise stream, not just the affected sums.
-func TestOneRowChangesNoise(t *testing.T) {
+// TestOneValueChangesNoise: changing one exact value changes the data
+// digest and so every noise stream, not just the affected sum; identical
+// exact values draw identical noise, whatever computed them.
+func TestOneValueChangesNoise(t *testing.T) {
 	spec, err := LoadSpec(privateFixture)
 	if err != nil {
 		t.Fatal(err)
 	}
 	k := sha256.Sum256([]byte("key"))
-	cells := []Cell{}
-	for _, l := range []string{"casual/desktop", "casual/mobile", "power/desktop", "power/mobile", UnclassifiedLeaf} {
-		for _, v := range []string{"control", "treatment"} {
-			for _, m := range []string{"converted", "revenue"} {
-				c := newCell(l, v, m)
-				c.N = 100
-				c.Sum.SetInt64(40_000_000)
-				c.SumSq.SetInt64(900_000_000_000_000)
-				cells = append(cells, c)
+	mk := func(bump int64) []Cell {
+		cells := []Cell{}
+		for _, l := range []string{"casual/desktop", "casual/mobile", "power/desktop", "power/mobile", UnclassifiedLeaf} {
+			for _, v := range []string{"control", "treatment"} {
+				for _, m := range []string{"converted", "revenue"} {
+					c := newCell(l, v, m)
+					c.N = 100
+					c.Sum.SetInt64(40_000_000)
+					c.SumSq.SetInt64(900_000_000_000_000)
+					cells = append(cells, c)
+				}
 			}
 		}
+		cells[len(cells)-1].Sum.Add(cells[len(cells)-1].Sum, big.NewInt(bump))
+		return cells
 	}
-	r1, err := privatize(spec, cells, k[:], "h", "digest-1")
+	r1, err := privatize(spec, mk(0), Quality{}, k[:], "h", "2026-11-19")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := privatize(spec, cells, k[:], "h", "digest-2")
+	r1b, err := privatize(spec, mk(0), Quality{}, k[:], "h", "2026-11-19")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := privatize(spec, mk(1), Quality{}, k[:], "h", "2026-11-19")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,8 +219,11 @@ func TestOneRowChangesNoise(t *testing.T) {
 			same++
 		}
 	}
-	if same == len(r1.Cells) || r1.Digest == r2.Digest {
-		t.Fatalf("a new input digest reused the noise (%d of %d sums equal)", same, len(r1.Cells))
+	if same > 1 || r1.Digest == r2.Digest {
+		t.Fatalf("a changed exact value reused the noise (%d of %d sums equal)", same, len(r1.Cells))
+	}
+	if r1.Digest != r1b.Digest {
+		t.Fatal("identical exact values drew different noise")
 	}
 }
 
@@ -201,7 +236,7 @@ func TestPrivateNeedsKey(t *testing.T) {
 	spec.Privacy.KeyEnv = "VERITY_TEST_ABSENT_KEY"
 	os.Unsetenv("VERITY_TEST_ABSENT_KEY")
 	out := t.TempDir()
-	_, err = Run(context.Background(), spec, Options{OutDir: out})
+	_, err = Run(context.Background(), spec, Options{OutDir: out, Host: fixtureHost(t, 40)})
 	if err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), "no usable noise key") {
 		t.Fatalf("want exit 78 naming the missing key, got %v (exit %d)", err, ExitCode(err))
 	}
@@ -211,42 +246,32 @@ func TestPrivateNeedsKey(t *testing.T) {
 }
 
 // TestLedgerOverNights runs the private fixture night after night, each
-// night on more data (a later window end): each new night spends its share,
-// a rerun of the same night spends nothing, the ledger never exceeds the
-// total, and the run that would exceed it refuses.
+// night on more data (a later window end), against a source ledger whose
+// total is the spec's own (ε 4): each new night spends its share, a rerun of
+// the same night spends nothing, the ledger never exceeds the total, and the
+// run that would exceed it refuses.
 func TestLedgerOverNights(t *testing.T) {
 	k := sha256.Sum256([]byte("ledger key"))
 	out := t.TempDir()
+	host := fixtureHost(t, 4)
 	ends := map[int]string{19: "2026-11-17T00:00:00Z", 20: "2026-11-17T12:00:00Z", 21: "2026-11-18T00:00:00Z", 22: "2026-11-19T00:00:00Z", 23: "2026-11-20T00:00:00Z"}
-	first, err := runPrivate(t, privateFixture, out, k[:], "2026-11-19", ends[19])
+	first, err := runPrivate(t, host, privateFixture, out, k[:], "2026-11-19", ends[19])
 	if err != nil {
 		t.Fatal(err)
 	}
-	ledgerPath := filepath.Join(out, "checkout-button", LedgerFile)
-	readLedger := func() privacy.Ledger {
-		b, err := os.ReadFile(ledgerPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := privacy.UnmarshalLedger(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
-	spentOne := readLedger().Spent()
-	again, err := runPrivate(t, privateFixture, out, k[:], "2026-11-19", ends[19])
+	spentOne := readSourceLedger(t, host).Spent()
+	again, err := runPrivate(t, host, privateFixture, out, k[:], "2026-11-19", ends[19])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(first, again) || readLedger().Spent().Cmp(spentOne) != 0 {
+	if !bytes.Equal(first, again) || readSourceLedger(t, host).Spent().Cmp(spentOne) != 0 {
 		t.Fatal("an identical rerun changed the results or spent budget")
 	}
 	// run_share 0.25: the second, third and fourth nights fit, the fifth does not.
 	refused := false
 	for night := 20; night <= 23 && !refused; night++ {
-		_, err := runPrivate(t, privateFixture, out, k[:], fmt.Sprintf("2026-11-%d", night), ends[night])
-		l := readLedger()
+		_, err := runPrivate(t, host, privateFixture, out, k[:], fmt.Sprintf("2026-11-%d", night), ends[night])
+		l := readSourceLedger(t, host)
 		if l.Spent().Cmp(l.Total) > 0 {
 			t.Fatalf("ledger spent %s exceeds total %s", l.Spent().RatString(), l.Total.RatString())
 		}
@@ -274,6 +299,7 @@ func TestLedgerOverNights(t *testing.T) {
 func TestPrivateRerunSameFolder(t *testing.T) {
 	k := sha256.Sum256([]byte("rerun key"))
 	out := t.TempDir()
+	host := fixtureHost(t, 40)
 	read := func() (map[string][]byte, Manifest) {
 		dir := filepath.Join(out, "checkout-button", "2026-11-19")
 		files := map[string][]byte{}
@@ -291,11 +317,11 @@ func TestPrivateRerunSameFolder(t *testing.T) {
 		}
 		return files, m
 	}
-	if _, err := runPrivate(t, privateFixture, out, k[:], ""); err != nil {
+	if _, err := runPrivate(t, host, privateFixture, out, k[:], ""); err != nil {
 		t.Fatal(err)
 	}
 	a, ma := read()
-	if _, err := runPrivate(t, privateFixture, out, k[:], ""); err != nil {
+	if _, err := runPrivate(t, host, privateFixture, out, k[:], ""); err != nil {
 		t.Fatal(err)
 	}
 	b, mb := read()
@@ -309,9 +335,10 @@ func TestPrivateRerunSameFolder(t *testing.T) {
 	if !bytes.Equal(sa, sb) {
 		t.Error("stable manifest differs on a rerun into the same folder")
 	}
-	// The report is part of the release: no exact quality figure in it.
-	if n, want := strings.Count(string(a["report.html"]), "exact figure withheld"), len(ma.Checks); n < want {
-		t.Errorf("private report withholds %d quality figures, want every one of %d", n, want)
+	// The report is part of the release: its quality figures are the noisy
+	// ones of quality.json, and it shows no input digest.
+	if n := strings.Count(string(a["report.html"]), "noisy"); n < len(ma.Checks)-1 {
+		t.Errorf("private report says 'noisy' %d times, want every gate figure (%d) marked", n, len(ma.Checks)-1)
 	}
 	if ma.Volatile.Ledger.SpentThisRun == "0" || mb.Volatile.Ledger.SpentThisRun != "0" {
 		t.Errorf("ledger: first run spent %s, rerun %s; want >0 then 0", ma.Volatile.Ledger.SpentThisRun, mb.Volatile.Ledger.SpentThisRun)
@@ -324,17 +351,22 @@ func TestPrivateRerunSameFolder(t *testing.T) {
 func TestPrivateReplayRefusesPins(t *testing.T) {
 	k := sha256.Sum256([]byte("replay key"))
 	out := t.TempDir()
-	if _, err := runPrivate(t, privateFixture, out, k[:], ""); err != nil {
+	host := fixtureHost(t, 40)
+	if _, err := runPrivate(t, host, privateFixture, out, k[:], ""); err != nil {
 		t.Fatal(err)
 	}
 	manifest := filepath.Join(out, "checkout-button", "2026-11-19", "manifest.json")
-	_, err := Replay(context.Background(), manifest, ReplayOptions{Pins: map[string]string{"traces": "v2"}})
+	_, err := Replay(context.Background(), manifest, ReplayOptions{Pins: map[string]string{"traces": "v2"}, Host: host})
 	if err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), "outside the privacy ledger") {
 		t.Fatalf("pinned private replay: want exit 78, got %v", err)
 	}
-	rep, err := Replay(context.Background(), manifest, ReplayOptions{})
+	spent := readSourceLedger(t, host).Spent()
+	rep, err := Replay(context.Background(), manifest, ReplayOptions{Host: host})
 	if err != nil {
 		t.Fatalf("unpinned private replay: %v", err)
+	}
+	if readSourceLedger(t, host).Spent().Cmp(spent) != 0 {
+		t.Error("a byte-identical private replay was charged")
 	}
 	for _, o := range rep.Outputs {
 		if !o.Identical {

@@ -20,8 +20,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/parquet-go/parquet-go"
-
-	"github.com/verity-analytics/verity/privacy"
 )
 
 // Replay: rerun a past analysis from its manifest.json and prove that it
@@ -184,6 +182,9 @@ type ReplayOptions struct {
 	Build   BuildInfo
 	// MaxDiffs bounds the differing numbers listed; 0 means 200.
 	MaxDiffs int
+	// Host is the host configuration a private run's replay needs: its
+	// restricted record (the inputs) and the ledger its rerun is charged to.
+	Host Host
 }
 
 // ReplayReport is the outcome of a replay that ran.
@@ -349,6 +350,13 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 	if err != nil {
 		return nil, err
 	}
+	if old.Privacy.Enabled {
+		// A private release publishes no inputs: they are in its
+		// restricted record, which only the host can read.
+		if old, err = restrictedManifest(manifestPath, old, opts.Host); err != nil {
+			return nil, err
+		}
+	}
 	oldRun := "(unknown)"
 	if old.Volatile != nil && old.Volatile.RunID != "" {
 		oldRun = old.Volatile.RunID
@@ -411,12 +419,6 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 		return nil, fmt.Errorf("%w: --out %s would replace the run being replayed; choose another folder", ErrUsage, outRoot)
 	}
 
-	if old.Privacy.Enabled {
-		if note := seedReplayLedger(filepath.Dir(filepath.Dir(manifestPath)), filepath.Join(outRoot, old.Experiment), old.NominalDate); note != "" {
-			notes = append(notes, note)
-		}
-	}
-
 	outcome, err := Run(ctx, spec, Options{
 		OutDir:         outRoot,
 		Date:           date,
@@ -427,6 +429,7 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 		ParentRun:      oldRun,
 		Baseline:       old.Baseline,
 		BaselinePinned: true,
+		Host:           opts.Host,
 	})
 	// A blocking quality gate still commits the outputs: compare them.
 	var gate *GateError
@@ -467,45 +470,23 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 	return rep, &ReplayMismatchError{Report: rep}
 }
 
-// seedReplayLedger gives a private rerun the privacy ledger the original run
-// saw, so that what it reports as spent (in the manifest and report.html)
-// can repeat: the original experiment folder's ledger, keeping only the
-// entries of earlier nominal dates. That is exact for runs made in date
-// order; otherwise the privacy section differs and the causes say so. It
-// writes only into the rerun's own output root, never to the original
-// ledger, and never over an existing ledger. It returns a note when it
-// could not seed.
-func seedReplayLedger(oldExpDir, newExpDir, date string) string {
-	dst := filepath.Join(newExpDir, LedgerFile)
-	if _, err := os.Stat(dst); err == nil {
-		return "the rerun's output root already has a privacy ledger; it was used as is"
+// restrictedManifest returns the exact manifest a private release keeps in
+// its restricted record (inputs, input digest, rendered SQL, timings),
+// after checking that it describes the same release.
+func restrictedManifest(manifestPath string, pub *Manifest, host Host) (*Manifest, error) {
+	root := host.RestrictedRoot()
+	if root == "" {
+		return nil, &HostError{Err: errors.New("replaying a private release needs the host's restricted area (--state-dir or --restricted-dir): its inputs are recorded only there")}
 	}
-	b, err := os.ReadFile(filepath.Join(oldExpDir, LedgerFile))
+	path := filepath.Join(RestrictedDir(root, pub.Experiment, pub.NominalDate, pub.Privacy.ReleaseDigest), "manifest.json")
+	m, _, err := ReadManifestFile(path)
 	if err != nil {
-		return "the original privacy ledger is not beside the run (" + err.Error() + "); the rerun starts a fresh one, so its reported spending may differ"
+		return nil, err
 	}
-	l, err := privacy.UnmarshalLedger(b)
-	if err != nil {
-		return "the original privacy ledger is unreadable (" + err.Error() + "); the rerun starts a fresh one"
+	if m.Privacy.ReleaseDigest != pub.Privacy.ReleaseDigest || m.SpecSHA256 != pub.SpecSHA256 {
+		return nil, &ManifestError{File: path, Err: fmt.Errorf("the restricted record does not describe the release of %s", manifestPath)}
 	}
-	kept := l.Entries[:0:0]
-	for _, e := range l.Entries {
-		if e.NominalDate < date {
-			kept = append(kept, e)
-		}
-	}
-	l.Entries = kept
-	out, err := l.Marshal()
-	if err == nil {
-		err = os.MkdirAll(newExpDir, 0o755)
-	}
-	if err == nil {
-		err = os.WriteFile(dst, out, 0o644)
-	}
-	if err != nil {
-		return "could not seed the rerun's privacy ledger: " + err.Error()
-	}
-	return ""
+	return m, nil
 }
 
 // replayDate is the Options.Date that reproduces the old run: its nominal

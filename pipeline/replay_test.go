@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/verity-analytics/verity/privacy"
 )
 
 // replayFixture copies the checkout-button spec and the basic fixture data
@@ -26,6 +28,14 @@ func replayFixture(t *testing.T, spec string) (dir, manifest string) {
 // replayFixtureAt is replayFixture with a nominal date (Options.Date).
 func replayFixtureAt(t *testing.T, spec, date string) (dir, manifest string) {
 	t.Helper()
+	dir, manifest, _ = replayFixtureHost(t, spec, date)
+	return dir, manifest
+}
+
+// replayFixtureHost also returns the host it ran with: its state folder
+// registers the copied data as a source (private specs are charged there).
+func replayFixtureHost(t *testing.T, spec, date string) (dir, manifest string, host Host) {
+	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	fx := filepath.Join(filepath.Dir(file), "..", "fixtures")
 	dir = t.TempDir()
@@ -36,11 +46,16 @@ func replayFixtureAt(t *testing.T, spec, date string) (dir, manifest string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Run(context.Background(), s, Options{OutDir: filepath.Join(dir, "runs"), Date: date, Engine: Engine{Threads: 2}, Build: CurrentBuild()})
+	state := t.TempDir()
+	if _, err := LedgerInit(state, "copy", filepath.Join(dir, "data"), privacy.ScopeSource, privacy.Budget{Epsilon: 40, Delta: 1e-6}, nil); err != nil {
+		t.Fatal(err)
+	}
+	host = Host{StateDir: state, AllowTestKey: true}
+	res, err := Run(context.Background(), s, Options{OutDir: filepath.Join(dir, "runs"), Date: date, Engine: Engine{Threads: 2}, Build: CurrentBuild(), Host: host})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dir, filepath.Join(res.Dir, "manifest.json")
+	return dir, filepath.Join(res.Dir, "manifest.json"), host
 }
 
 func replayCopyTree(t *testing.T, src, dst string) {
@@ -101,8 +116,8 @@ func TestReplayIdentical(t *testing.T) {
 		{"checkout-button-private.yaml", "", "2026-11-19"},
 	} {
 		t.Run(tc.spec+"@"+tc.date, func(t *testing.T) {
-			_, manifest := replayFixtureAt(t, tc.spec, tc.date)
-			rep, err := Replay(context.Background(), manifest, ReplayOptions{Engine: Engine{Threads: 1}, Build: CurrentBuild()})
+			_, manifest, host := replayFixtureHost(t, tc.spec, tc.date)
+			rep, err := Replay(context.Background(), manifest, ReplayOptions{Engine: Engine{Threads: 1}, Build: CurrentBuild(), Host: host})
 			if err != nil {
 				t.Fatalf("replay: %v", err)
 			}

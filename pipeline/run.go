@@ -48,6 +48,9 @@ type Options struct {
 	// otherwise they are read from the previous night's run in OutDir.
 	Baseline       *Baseline
 	BaselinePinned bool
+	// Host is the host configuration of private runs: the state folder
+	// with the privacy ledgers, the restricted area, the test-key switch.
+	Host Host
 	// now is the clock for the volatile timestamps (tests may set it).
 	now func() time.Time
 }
@@ -66,6 +69,22 @@ func (o *Options) Validate() error {
 	}
 	if err := o.Engine.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	// The restricted area holds exact data: never inside the release.
+	if r := o.Host.RestrictedRoot(); r != "" {
+		out, err1 := filepath.Abs(o.OutDir)
+		res, err2 := filepath.Abs(r)
+		if err1 == nil && err2 == nil {
+			if ro, err := filepath.EvalSymlinks(out); err == nil {
+				out = ro
+			}
+			if rr, err := filepath.EvalSymlinks(res); err == nil {
+				res = rr
+			}
+			if within(out, res) || within(res, out) {
+				return fmt.Errorf("%w: the restricted area %s and the output folder %s overlap; the restricted area holds exact data and must stay out of every release", ErrUsage, r, o.OutDir)
+			}
+		}
 	}
 	return nil
 }
@@ -133,6 +152,12 @@ type job struct {
 
 func (j *job) phase(name string, t0 time.Time) {
 	j.phases = append(j.phases, Phase{Name: name, Millis: float64(time.Since(t0).Microseconds()) / 1000})
+	if j.spec.Privacy.Enabled {
+		// A private run's logs carry no timing: how long a phase took
+		// depends on the data (the restricted record keeps it).
+		j.log.Info("phase done", "phase", name)
+		return
+	}
 	j.log.Info("phase done", "phase", name, "ms", j.phases[len(j.phases)-1].Millis)
 }
 
@@ -304,7 +329,10 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]Input
 	}
 	// A private spec without its key stops here, before any I/O on data.
 	if spec.Privacy.Enabled {
-		if j.key, j.err = loadKey(spec); j.err != nil {
+		if j.key, j.err = loadKey(spec, opts.Host); j.err != nil {
+			return
+		}
+		if j.err = releasedTemplatesOnly(opts.Queries, spec); j.err != nil {
 			return
 		}
 	}
@@ -611,36 +639,21 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, &TransientError{Err: fmt.Errorf("interrupted: %w", err)}
 	}
+	if spec.Privacy.Enabled {
+		return j.finishPrivate(ctx, opts)
+	}
 	t0 := time.Now()
 	inputs := append(append([]InputFile{}, j.traces...), j.events...)
 	digest := inputDigest(inputs)
-	var (
-		released []Cell
-		cohorts  []cohortRelease
-		noise    map[string]noiseSD
-		private  *privateRelease
-		err      error
-	)
-	if spec.Privacy.Enabled {
-		private, err = privatize(spec, j.cells, j.key, analysisHash(j.specHash, j.recs), digest)
-		if err != nil {
-			return nil, err
-		}
-		released, noise = private.Cells, private.Noise
-		cohorts = append(cohorts, cohortRelease{Label: AllCohort})
-		for _, c := range private.Cohorts {
-			cohorts = append(cohorts, cohortRelease{Label: c.Label, CollapsedFrom: c.CollapsedFrom})
-		}
-	} else {
-		released, err = completeCells(spec, j.cells)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range cohortOrder(spec) {
-			cohorts = append(cohorts, cohortRelease{Label: c})
-		}
+	released, err := completeCells(spec, j.cells)
+	if err != nil {
+		return nil, err
 	}
-	rows, decisions, err := analyse(spec, released, cohorts, noise, date)
+	var cohorts []cohortRelease
+	for _, c := range cohortOrder(spec) {
+		cohorts = append(cohorts, cohortRelease{Label: c})
+	}
+	rows, decisions, err := analyse(spec, released, cohorts, nil, date)
 	if err != nil {
 		return nil, err
 	}
@@ -675,17 +688,6 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 		return nil, err
 	}
 	privInfo := PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}
-	var ledgerState *LedgerState
-	if private != nil {
-		ledger, spentNow, err := spendBudget(expDir, spec, date, private)
-		if err != nil {
-			return nil, err
-		}
-		var st LedgerState
-		privInfo, st = privacyInfo(spec, j.key, private, ledger, spentNow)
-		ledgerState = &st
-		log.Info("privacy budget", "phase", "privacy", "spent_this_run", st.SpentThisRun, "ledger_spent", st.Spent, "ledger_total", st.Total, "key_fingerprint", privInfo.KeyFingerprint)
-	}
 	page, err := report.Render(buildReport(reportInput{
 		spec: spec, date: date, rows: rows, decisions: decisions, checks: checks, privacy: privInfo,
 		templates: j.recs, digest: digest, specHash: j.specHash, duckdb: j.duck.Version,
@@ -734,7 +736,6 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 				Execution:  j.execSet,
 				SpecFile:   specAbs,
 				Scan:       &j.scan,
-				Ledger:     ledgerState,
 			},
 		}
 		return marshalJSON(m)

@@ -608,6 +608,33 @@ var templateFeatures = map[string]map[string][]string{
 
 // validateTemplateFeatures checks that the pinned template versions can
 // compute what the spec asks for, and that they fit together.
+// UnitKeyedSet is the single-join set whose de-duplication keys include
+// unit_id, whose empty or blank keys are counted exclusions, and whose
+// quality counts include the per-unit gate statistics: the only set a
+// private spec may pin (no unit's rows can remove or change another's).
+var UnitKeyedSet = map[string]string{
+	"traces": "v6", "assignment": "v5", "events": "v5", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4",
+}
+
+// unitKeyedPins is UnitKeyedSet as a spec would write it.
+func unitKeyedPins() string {
+	var parts []string
+	for _, name := range TemplateNames {
+		parts = append(parts, name+": "+UnitKeyedSet[name])
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// unitKeyed reports whether the spec pins the whole UnitKeyedSet.
+func (s *Spec) unitKeyed() bool {
+	for _, name := range TemplateNames {
+		if s.Templates[name] != UnitKeyedSet[name] {
+			return false
+		}
+	}
+	return true
+}
+
 func (s *Spec) validateTemplateFeatures() error {
 	need := map[string]string{}
 	for i, m := range s.Metrics {
@@ -651,8 +678,8 @@ func (s *Spec) validateTemplateFeatures() error {
 	// assignment@v4 is a faster pair that replaces traces@v3/assignment@v3;
 	// events@v4 writes what events@v3 writes, unit_metrics@v5 what v4 does.
 	singleJoin := [][]string{
-		{"traces", "v3", "v4", "v5"}, {"assignment", "v3", "v4"}, {"events", "v3", "v4"},
-		{"unit_metrics", "v4", "v5"}, {"sufstats", "v3"}, {"quality", "v3"},
+		{"traces", "v3", "v4", "v5", "v6"}, {"assignment", "v3", "v4", "v5"}, {"events", "v3", "v4", "v5"},
+		{"unit_metrics", "v4", "v5"}, {"sufstats", "v3"}, {"quality", "v3", "v4"},
 	}
 	inSet, outSet := []string{}, []string{}
 	for _, m := range singleJoin {
@@ -666,11 +693,25 @@ func (s *Spec) validateTemplateFeatures() error {
 		return s.errf("templates", "%s belong together with %s (the single-join layout); pin all six or none", strings.Join(inSet, ", "), strings.Join(outSet, ", "))
 	}
 	if len(outSet) == 0 {
+		// The unit-keyed versions read and write each other's columns
+		// (per-unit gate flags and counts): all four or none.
+		var keyed, unkeyed []string
+		for _, name := range []string{"traces", "assignment", "events", "quality"} {
+			if s.Templates[name] == UnitKeyedSet[name] {
+				keyed = append(keyed, name+"@"+s.Templates[name])
+			} else {
+				unkeyed = append(unkeyed, name+"@"+s.Templates[name])
+			}
+		}
+		if len(keyed) > 0 && len(unkeyed) > 0 {
+			return s.errf("templates", "%s are unit-keyed and do not fit %s; pin the unit-keyed set %s", strings.Join(keyed, ", "), strings.Join(unkeyed, ", "), unitKeyedPins())
+		}
 		if (s.Templates["traces"] == "v3") != (s.Templates["assignment"] == "v3") {
 			return s.errf("templates", "traces@%s and assignment@%s do not fit together: traces@v4 and v5 go with assignment@v4, traces@v3 with assignment@v3", s.Templates["traces"], s.Templates["assignment"])
 		}
 		return nil
 	}
+
 	um, ss := s.Templates["unit_metrics"], s.Templates["sufstats"]
 	if (ss == "v2") != (um == "v2" || um == "v3") {
 		return s.errf("templates", "sufstats@%s and unit_metrics@%s do not fit together: sufstats@v2 goes with unit_metrics@v2 or later, sufstats@v1 with unit_metrics@v1", ss, um)

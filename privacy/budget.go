@@ -226,56 +226,94 @@ type Allocation struct {
 //
 // A (metric, statistic) pair may appear only once.
 func Allocate(b Budget, stats []StatSpec) (Allocation, error) {
+	return AllocateGroups(b, []Group{{Fraction: big.NewRat(1, 1), Stats: stats}})
+}
+
+// Group is a part of the run budget: Fraction of PerRun, split across
+// Stats by weight as Allocate does.
+type Group struct {
+	Fraction *big.Rat
+	Stats    []StatSpec
+}
+
+// AllocateGroups splits the run budget across groups (their fractions must
+// be positive and add up to at most 1), then within each group by weight,
+// as Allocate describes. Shares are in the order of the groups and their
+// statistics; a (metric, statistic) pair may appear only once overall.
+func AllocateGroups(b Budget, groups []Group) (Allocation, error) {
 	perRun, err := b.PerRun()
 	if err != nil {
 		return Allocation{}, err
 	}
-	if len(stats) == 0 {
-		return Allocation{}, errors.New("privacy: allocate: no statistics")
-	}
+	a := Allocation{Accounting: b.Accounting(), PerRun: perRun, Spent: new(big.Rat)}
 	type key struct {
 		m string
 		s Statistic
 	}
-	seen := make(map[key]bool, len(stats))
+	seen := map[key]bool{}
+	sum := new(big.Rat)
+	for gi, g := range groups {
+		if g.Fraction == nil || g.Fraction.Sign() <= 0 {
+			return Allocation{}, fmt.Errorf("privacy: allocate: group %d: fraction must be > 0", gi)
+		}
+		if sum.Add(sum, g.Fraction).Cmp(big.NewRat(1, 1)) > 0 {
+			return Allocation{}, errors.New("privacy: allocate: group fractions add up to more than 1")
+		}
+		if len(g.Stats) == 0 {
+			return Allocation{}, errors.New("privacy: allocate: no statistics")
+		}
+		for _, st := range g.Stats {
+			k := key{st.Metric, st.Statistic}
+			if seen[k] {
+				return Allocation{}, fmt.Errorf("privacy: allocate: metric %q statistic %s appears twice", st.Metric, st.Statistic)
+			}
+			seen[k] = true
+		}
+		shares, err := allocateWithin(a.Accounting, new(big.Rat).Mul(perRun, g.Fraction), g.Stats)
+		if err != nil {
+			return Allocation{}, err
+		}
+		for _, sh := range shares {
+			a.Spent.Add(a.Spent, sh.Spent)
+		}
+		a.Shares = append(a.Shares, shares...)
+	}
+	if len(a.Shares) == 0 {
+		return Allocation{}, errors.New("privacy: allocate: no statistics")
+	}
+	return a, nil
+}
+
+// allocateWithin splits budget across stats by weight.
+func allocateWithin(acc Accounting, budget *big.Rat, stats []StatSpec) ([]Share, error) {
 	weights := make([]int64, len(stats))
 	var total int64
 	for i, st := range stats {
 		if err := st.Statistic.Validate(); err != nil {
-			return Allocation{}, fmt.Errorf("allocate: statistic %d: %w", i, err)
+			return nil, fmt.Errorf("allocate: statistic %d: %w", i, err)
 		}
-		k := key{st.Metric, st.Statistic}
-		if seen[k] {
-			return Allocation{}, fmt.Errorf("privacy: allocate: metric %q statistic %s appears twice", st.Metric, st.Statistic)
-		}
-		seen[k] = true
 		if st.Sensitivity == nil || st.Sensitivity.Sign() <= 0 {
-			return Allocation{}, fmt.Errorf("privacy: allocate: metric %q statistic %s: sensitivity must be ≥ 1", st.Metric, st.Statistic)
+			return nil, fmt.Errorf("privacy: allocate: metric %q statistic %s: sensitivity must be ≥ 1", st.Metric, st.Statistic)
 		}
 		w := st.Weight
 		if w < 0 {
-			return Allocation{}, fmt.Errorf("privacy: allocate: metric %q statistic %s: negative weight", st.Metric, st.Statistic)
+			return nil, fmt.Errorf("privacy: allocate: metric %q statistic %s: negative weight", st.Metric, st.Statistic)
 		}
 		if w == 0 {
 			w = DefaultWeight(st.Statistic)
 		}
 		if w > math.MaxInt64-total {
-			return Allocation{}, errors.New("privacy: allocate: weights overflow")
+			return nil, errors.New("privacy: allocate: weights overflow")
 		}
 		weights[i] = w
 		total += w
 	}
-	a := Allocation{
-		Accounting: b.Accounting(),
-		PerRun:     perRun,
-		Shares:     make([]Share, len(stats)),
-		Spent:      new(big.Rat),
-	}
+	shares := make([]Share, len(stats))
 	for i, st := range stats {
-		allowed := new(big.Rat).Mul(perRun, big.NewRat(weights[i], total))
+		allowed := new(big.Rat).Mul(budget, big.NewRat(weights[i], total))
 		delta := new(big.Rat).SetInt(st.Sensitivity)
 		var mech Mechanism
-		if a.Accounting == AccountingZCDP {
+		if acc == AccountingZCDP {
 			sigma2 := new(big.Rat).Mul(delta, delta)
 			sigma2.Quo(sigma2, new(big.Rat).Mul(allowed, big.NewRat(2, 1)))
 			mech = Mechanism{Kind: KindDiscreteGaussian, Param: roundSig(sigma2, paramDigits, true)}
@@ -285,12 +323,12 @@ func Allocate(b Budget, stats []StatSpec) (Allocation, error) {
 		}
 		spent, _, err := mech.Cost(st.Sensitivity)
 		if err != nil {
-			return Allocation{}, err
+			return nil, err
 		}
 		if spent.Cmp(allowed) > 0 { // cannot happen: the parameter was rounded up
-			return Allocation{}, fmt.Errorf("privacy: allocate: internal error: %s spends %s > %s", st.Statistic, spent, allowed)
+			return nil, fmt.Errorf("privacy: allocate: internal error: %s spends %s > %s", st.Statistic, spent, allowed)
 		}
-		a.Shares[i] = Share{
+		shares[i] = Share{
 			Metric:      st.Metric,
 			Statistic:   st.Statistic,
 			Sensitivity: new(big.Int).Set(st.Sensitivity),
@@ -299,7 +337,6 @@ func Allocate(b Budget, stats []StatSpec) (Allocation, error) {
 			Mechanism:   mech,
 			Spent:       spent,
 		}
-		a.Spent.Add(a.Spent, spent)
 	}
-	return a, nil
+	return shares, nil
 }

@@ -15,7 +15,7 @@ const testKeyHex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d
 
 func testKey(t testing.TB) Key {
 	t.Helper()
-	k, err := ParseKey([]byte("hex:"+testKeyHex), false)
+	k, err := ParseKey([]byte("hex:" + testKeyHex))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,14 +33,14 @@ func rat(t testing.TB, s string) *big.Rat {
 
 func baseRelease(m Mechanism) Release {
 	return Release{
-		Analysis:    "checkout-v2",
-		SpecHash:    "sha256:aa11",
-		InputDigest: "sha256:bb22",
-		Cohort:      "power/mobile",
-		Variant:     "treatment",
-		Metric:      "revenue",
-		Statistic:   StatSumX,
-		Mechanism:   m,
+		Analysis:   "checkout-v2",
+		SpecHash:   "sha256:aa11",
+		DataDigest: "sha256:bb22",
+		Cohort:     "power/mobile",
+		Variant:    "treatment",
+		Metric:     "revenue",
+		Statistic:  StatSumX,
+		Mechanism:  m,
 	}
 }
 

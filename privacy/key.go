@@ -65,23 +65,22 @@ func (k Key) MarshalText() ([]byte, error) {
 	return nil, errors.New("privacy: a noise key is never serialised; record its fingerprint")
 }
 
-// ParseKey decodes key material. Accepted forms:
+// ParseKey decodes key material. The accepted forms, the same for a key
+// file and an environment variable:
 //
 //   - "hex:" followed by hexadecimal digits (either case);
-//   - "base64:" followed by standard-alphabet base64, padding optional;
-//   - only when allowRaw is true (a key file): any other content, used
-//     verbatim as raw bytes, e.g. a file written by
-//     `head -c 32 /dev/urandom > verity.key`.
+//   - "base64:" followed by standard-alphabet base64, padding optional.
 //
-// ASCII whitespace around the hex and base64 forms (a trailing newline) is
-// ignored; raw content is never trimmed. The decoded key must have at least
-// MinKeyBytes bytes that are not all identical. Errors wrap ErrBadKey or
-// ErrNoKey and never quote the material.
-func ParseKey(material []byte, allowRaw bool) (Key, error) {
+// ASCII whitespace around them (a trailing newline) is ignored. Anything
+// else is refused: bare hexadecimal text would otherwise be used as its
+// ASCII bytes, a key with half the entropy its length suggests. The decoded
+// key must have at least MinKeyBytes bytes that are not all identical.
+// Errors wrap ErrBadKey or ErrNoKey and never quote the material.
+func ParseKey(material []byte) (Key, error) {
 	text := bytes.TrimSpace(material)
 	var key []byte
 	switch {
-	case len(material) == 0 || (len(text) == 0 && !allowRaw):
+	case len(text) == 0:
 		return nil, fmt.Errorf("%w: the key material is empty", ErrNoKey)
 	case bytes.HasPrefix(text, []byte("hex:")):
 		body := text[len("hex:"):]
@@ -98,10 +97,10 @@ func ParseKey(material []byte, allowRaw bool) (Key, error) {
 			return nil, fmt.Errorf("%w: the base64: form is not valid standard base64", ErrBadKey)
 		}
 		key = key[:n]
-	case allowRaw:
-		key = bytes.Clone(material)
+	case isHex(text):
+		return nil, fmt.Errorf("%w: the key is bare hexadecimal; write it as \"hex:<digits>\" (raw key bytes are not accepted)", ErrBadKey)
 	default:
-		return nil, fmt.Errorf("%w: want \"hex:<digits>\" or \"base64:<text>\"", ErrBadKey)
+		return nil, fmt.Errorf("%w: want \"hex:<digits>\" or \"base64:<text>\" (e.g. printf 'hex:%%s\\n' \"$(openssl rand -hex 32)\")", ErrBadKey)
 	}
 	if len(key) < MinKeyBytes {
 		return nil, fmt.Errorf("%w: %d bytes after decoding, want at least %d", ErrBadKey, len(key), MinKeyBytes)
@@ -115,7 +114,7 @@ func ParseKey(material []byte, allowRaw bool) (Key, error) {
 // LoadKey reads the noise key from exactly one source: the environment
 // variable named envName (looked up with getenv, e.g. os.Getenv; its value
 // must use the "hex:" or "base64:" form) or the file at path (read with
-// readFile, e.g. os.ReadFile; any form ParseKey accepts, raw included).
+// readFile, e.g. os.ReadFile); both in a form ParseKey accepts.
 // Naming neither, or naming an unset or empty variable, is ErrNoKey: without
 // a key there is no private release. Error messages name the variable or the
 // file, never the material.
@@ -127,7 +126,7 @@ func LoadKey(envName, path string, getenv func(string) string, readFile func(str
 		if getenv == nil {
 			return nil, errors.New("privacy: LoadKey: getenv is nil")
 		}
-		k, err := ParseKey([]byte(getenv(envName)), false)
+		k, err := ParseKey([]byte(getenv(envName)))
 		if err != nil {
 			return nil, fmt.Errorf("noise key from environment variable %s: %w", envName, err)
 		}
@@ -140,7 +139,7 @@ func LoadKey(envName, path string, getenv func(string) string, readFile func(str
 		if err != nil {
 			return nil, fmt.Errorf("noise key file: %w", err)
 		}
-		k, err := ParseKey(b, true)
+		k, err := ParseKey(b)
 		clear(b)
 		if err != nil {
 			return nil, fmt.Errorf("noise key file %s: %w", path, err)
@@ -149,4 +148,17 @@ func LoadKey(envName, path string, getenv func(string) string, readFile func(str
 	default:
 		return nil, fmt.Errorf("%w: no environment variable or key file named", ErrNoKey)
 	}
+}
+
+// isHex reports whether b is non-empty hexadecimal text.
+func isHex(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }

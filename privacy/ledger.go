@@ -13,7 +13,22 @@ import (
 )
 
 // LedgerVersion is the only ledger format version this package reads.
-const LedgerVersion = 1
+// Version 1 ledgers (one per experiment, kept under the output folder) are
+// read by UnmarshalLedgerV1 so that a host can import them.
+const LedgerVersion = 2
+
+// Scope says what a ledger's total caps.
+type Scope string
+
+const (
+	// ScopeSource: every private release over the data source draws from
+	// one total, so a unit that takes part in several experiments is
+	// protected over all of them together.
+	ScopeSource Scope = "source"
+	// ScopeExperiment: each experiment_id draws from its own total; a unit
+	// in k experiments can lose up to k totals.
+	ScopeExperiment Scope = "experiment"
+)
 
 // Errors returned by Ledger.Spend (test with errors.Is).
 var (
@@ -27,6 +42,8 @@ var (
 
 // BudgetError reports a refused Spend.
 type BudgetError struct {
+	Source      string
+	Scope       Scope
 	Experiment  string
 	NominalDate string
 	Accounting  Accounting
@@ -42,43 +59,61 @@ func (e *BudgetError) Error() string {
 		unit = "ε"
 	}
 	rem := new(big.Rat).Sub(e.Total, e.Spent)
-	return fmt.Sprintf("privacy budget exhausted for experiment %q: the run for %s needs %s=%s but only %s of the total %s remains (spent %s); refusing to release",
-		e.Experiment, e.NominalDate, unit, f(e.Need), f(rem), f(e.Total), f(e.Spent))
+	of := fmt.Sprintf("data source %q", e.Source)
+	if e.Scope == ScopeExperiment {
+		of = fmt.Sprintf("experiment %q of data source %q", e.Experiment, e.Source)
+	}
+	return fmt.Sprintf("privacy budget exhausted for %s: the release of %s for %s needs %s=%s but only %s of the total %s remains (spent %s); refusing to release",
+		of, e.Experiment, e.NominalDate, unit, f(e.Need), f(rem), f(e.Total), f(e.Spent))
 }
 
 // Unwrap returns ErrBudgetExhausted.
 func (e *BudgetError) Unwrap() error { return ErrBudgetExhausted }
 
-// Entry is one run's spending: experiment, nominal date (YYYY-MM-DD), the
-// RunDigest of what it published, and its cost in the ledger's units.
+// Entry is one release's spending: experiment (the data's experiment_id),
+// nominal date (YYYY-MM-DD), the RunDigest of what it published, its cost
+// in the ledger's units, and the fingerprint of the key it was noised with.
 type Entry struct {
-	Experiment    string   `json:"experiment"`
-	NominalDate   string   `json:"nominal_date"`
-	ReleaseDigest string   `json:"release_digest"`
-	Spent         *big.Rat `json:"spent"`
+	Experiment     string   `json:"experiment"`
+	NominalDate    string   `json:"nominal_date"`
+	ReleaseDigest  string   `json:"release_digest"`
+	Spent          *big.Rat `json:"spent"`
+	KeyFingerprint string   `json:"key_fingerprint,omitempty"`
+	// Imported names the version-1 ledger file an entry was imported from.
+	Imported string `json:"imported,omitempty"`
 }
 
-// Ledger accumulates what the nightly releases of one experiment spent. It
-// is a plain value: the pipeline reads and writes its bytes (Marshal,
-// UnmarshalLedger); the methods do no I/O. Entries are kept sorted by
-// (NominalDate, ReleaseDigest). Amounts are exact rationals, written as
-// "a/b" strings, so sums never round.
+// Ledger accumulates what the private releases over one data source spent,
+// whatever key, output folder or spec produced them. It is a plain value:
+// the pipeline reads and writes its bytes (Marshal, UnmarshalLedger); the
+// methods do no I/O. Entries are kept sorted by (NominalDate,
+// ReleaseDigest). Amounts are exact rationals, written as "a/b" strings, so
+// sums never round.
 type Ledger struct {
-	Version    int        `json:"version"`
-	Experiment string     `json:"experiment"`
+	Version int `json:"version"`
+	// Source names the data source; Root is its folder (absolute, symlinks
+	// resolved): every input of a release charged here lies under it.
+	Source string `json:"source"`
+	Root   string `json:"root"`
+	// Scope says whether Total caps the whole source or each experiment.
+	Scope      Scope      `json:"scope"`
 	Accounting Accounting `json:"accounting"`
-	// Budget is the spec's budget when the ledger was created (for people
-	// reading the file; Total is what is enforced).
+	// Budget is the host's total (ε, δ) when the ledger was created (for
+	// people reading the file; Total is what is enforced).
 	Budget Budget `json:"budget"`
-	// Total is Budget.Total(): the most the entries may add up to.
+	// Total is Budget.Total(): the most the entries in one scope may add
+	// up to.
 	Total   *big.Rat `json:"total"`
 	Entries []Entry  `json:"entries"`
 }
 
-// NewLedger returns an empty ledger for experiment with b's total.
-func NewLedger(experiment string, b Budget) (Ledger, error) {
-	if experiment == "" {
-		return Ledger{}, errors.New("privacy: ledger: empty experiment")
+// NewLedger returns an empty ledger for a data source with b's total.
+func NewLedger(source, root string, scope Scope, b Budget) (Ledger, error) {
+	if source == "" || root == "" {
+		return Ledger{}, errors.New("privacy: ledger: empty source name or root")
+	}
+	if scope != ScopeSource && scope != ScopeExperiment {
+		return Ledger{}, fmt.Errorf("privacy: ledger: scope %q: want %q or %q", scope, ScopeSource, ScopeExperiment)
 	}
 	total, err := b.Total()
 	if err != nil {
@@ -86,12 +121,26 @@ func NewLedger(experiment string, b Budget) (Ledger, error) {
 	}
 	return Ledger{
 		Version:    LedgerVersion,
-		Experiment: experiment,
+		Source:     source,
+		Root:       root,
+		Scope:      scope,
 		Accounting: b.Accounting(),
 		Budget:     b,
 		Total:      total,
 		Entries:    []Entry{},
 	}, nil
+}
+
+// SpentBy returns what the entries in the scope of experiment spent: all
+// of them for ScopeSource, the experiment's for ScopeExperiment.
+func (l Ledger) SpentBy(experiment string) *big.Rat {
+	s := new(big.Rat)
+	for _, e := range l.Entries {
+		if e.Spent != nil && (l.Scope == ScopeSource || e.Experiment == experiment) {
+			s.Add(s, e.Spent)
+		}
+	}
+	return s
 }
 
 // Spent returns the sum of the entries' costs.
@@ -129,8 +178,8 @@ var (
 )
 
 func (l Ledger) checkEntry(e Entry) error {
-	if e.Experiment != l.Experiment {
-		return fmt.Errorf("privacy: ledger of experiment %q: entry is for experiment %q", l.Experiment, e.Experiment)
+	if e.Experiment == "" {
+		return errors.New("privacy: ledger entry: empty experiment")
 	}
 	if _, err := time.Parse(time.DateOnly, e.NominalDate); err != nil {
 		return fmt.Errorf("privacy: ledger entry: nominal date %q: want YYYY-MM-DD", e.NominalDate)
@@ -177,10 +226,12 @@ func (l *Ledger) Spend(e Entry) error {
 			return nil
 		}
 	}
-	spent := l.Spent()
+	spent := l.SpentBy(e.Experiment)
 	if new(big.Rat).Add(spent, cost).Cmp(l.Total) > 0 {
 		return &BudgetError{
-			Experiment:  l.Experiment,
+			Source:      l.Source,
+			Scope:       l.Scope,
+			Experiment:  e.Experiment,
 			NominalDate: e.NominalDate,
 			Accounting:  l.Accounting,
 			Total:       new(big.Rat).Set(l.Total),
@@ -210,8 +261,11 @@ func (l Ledger) Validate() error {
 	if l.Version != LedgerVersion {
 		return fmt.Errorf("privacy: ledger version %d: this binary reads version %d", l.Version, LedgerVersion)
 	}
-	if l.Experiment == "" {
-		return errors.New("privacy: ledger: empty experiment")
+	if l.Source == "" || l.Root == "" {
+		return errors.New("privacy: ledger: empty source or root")
+	}
+	if l.Scope != ScopeSource && l.Scope != ScopeExperiment {
+		return fmt.Errorf("privacy: ledger: unknown scope %q", string(l.Scope))
 	}
 	if l.Accounting != AccountingZCDP && l.Accounting != AccountingPure {
 		return fmt.Errorf("privacy: ledger: unknown accounting %q", string(l.Accounting))
@@ -232,8 +286,10 @@ func (l Ledger) Validate() error {
 			return fmt.Errorf("privacy: ledger entry %d: entries out of order", i)
 		}
 	}
-	if l.Spent().Cmp(l.Total) > 0 {
-		return fmt.Errorf("privacy: ledger: spent %s exceeds total %s", l.Spent().FloatString(9), l.Total.FloatString(9))
+	for _, e := range l.Entries {
+		if sp := l.SpentBy(e.Experiment); sp.Cmp(l.Total) > 0 {
+			return fmt.Errorf("privacy: ledger: spent %s exceeds total %s", sp.FloatString(9), l.Total.FloatString(9))
+		}
 	}
 	return nil
 }
@@ -273,6 +329,37 @@ func UnmarshalLedger(data []byte) (Ledger, error) {
 	}
 	if err := l.Validate(); err != nil {
 		return Ledger{}, err
+	}
+	return l, nil
+}
+
+// LedgerV1 is the version-1 ledger: one experiment's releases, kept in its
+// output folder. Hosts import its entries into a data source's ledger
+// (verity ledger init --import).
+type LedgerV1 struct {
+	Version    int        `json:"version"`
+	Experiment string     `json:"experiment"`
+	Accounting Accounting `json:"accounting"`
+	Budget     Budget     `json:"budget"`
+	Total      *big.Rat   `json:"total"`
+	Entries    []Entry    `json:"entries"`
+}
+
+// UnmarshalLedgerV1 decodes a version-1 ledger.
+func UnmarshalLedgerV1(data []byte) (LedgerV1, error) {
+	var l LedgerV1
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return LedgerV1{}, fmt.Errorf("privacy: version-1 ledger: %w", err)
+	}
+	if l.Version != 1 || l.Experiment == "" || l.Total == nil {
+		return LedgerV1{}, fmt.Errorf("privacy: not a version-1 ledger (version %d)", l.Version)
+	}
+	for i, e := range l.Entries {
+		if e.Spent == nil || e.Spent.Sign() < 0 || !digestPattern.MatchString(e.ReleaseDigest) {
+			return LedgerV1{}, fmt.Errorf("privacy: version-1 ledger entry %d is malformed", i)
+		}
 	}
 	return l, nil
 }

@@ -19,18 +19,22 @@ func digestOf(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
+func ent(exp, date, digest string, spent *big.Rat) Entry {
+	return Entry{Experiment: exp, NominalDate: date, ReleaseDigest: digest, Spent: spent}
+}
+
 func date(day int) string { return fmt.Sprintf("2026-11-%02d", day) }
 
 // TestLedgerMarshal pins the ledger's canonical JSON.
 func TestLedgerMarshal(t *testing.T) {
-	l, err := NewLedger("checkout-v2", Budget{Epsilon: 1, RunShare: 0.25})
+	l, err := NewLedger("prod", "/data/prod", ScopeExperiment, Budget{Epsilon: 1, RunShare: 0.25})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Spend out of date order: the ledger keeps entries sorted.
 	for _, e := range []Entry{
-		{"checkout-v2", "2026-11-21", digestOf("b"), big.NewRat(1, 4)},
-		{"checkout-v2", "2026-11-20", digestOf("a"), big.NewRat(1, 8)},
+		ent("checkout-v2", "2026-11-21", digestOf("b"), big.NewRat(1, 4)),
+		ent("checkout-v2", "2026-11-20", digestOf("a"), big.NewRat(1, 8)),
 	} {
 		if err := l.Spend(e); err != nil {
 			t.Fatal(err)
@@ -41,8 +45,10 @@ func TestLedgerMarshal(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{
-  "version": 1,
-  "experiment": "checkout-v2",
+  "version": 2,
+  "source": "prod",
+  "root": "/data/prod",
+  "scope": "experiment",
   "accounting": "pure_epsilon",
   "budget": {
     "epsilon": 1,
@@ -91,7 +97,7 @@ func TestLedgerProperty(t *testing.T) {
 	for seed := range uint64(50) {
 		rng := rand.New(rand.NewPCG(seed, 99))
 		b := Budget{Epsilon: 0.5 + rng.Float64()*4, Delta: 1e-6, RunShare: 1.0 / float64(3+rng.IntN(18))}
-		l, err := NewLedger("exp", b)
+		l, err := NewLedger("prod", "/data/prod", ScopeExperiment, b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,12 +106,12 @@ func TestLedgerProperty(t *testing.T) {
 		refused := 0
 		for night := 1; night <= 60; night++ {
 			cost := new(big.Rat).Mul(perRun, big.NewRat(int64(50+rng.IntN(51)), 100))
-			e := Entry{"exp", fmt.Sprintf("2026-%02d-%02d", 1+night/28, 1+night%28), digestOf(fmt.Sprint(seed, night)), cost}
+			e := ent("exp", fmt.Sprintf("2026-%02d-%02d", 1+night/28, 1+night%28), digestOf(fmt.Sprint(seed, night)), cost)
 			if len(published) > 0 && rng.IntN(4) == 0 {
 				e = published[rng.IntN(len(published))] // byte-identical rerun
 			} else if len(published) > 0 && rng.IntN(6) == 0 {
 				prev := published[len(published)-1] // changed input, same night
-				e = Entry{"exp", prev.NominalDate, digestOf(fmt.Sprint(seed, night, "changed")), cost}
+				e = ent("exp", prev.NominalDate, digestOf(fmt.Sprint(seed, night, "changed")), cost)
 			}
 			before, _ := l.Marshal()
 			spentBefore := l.Spent()
@@ -152,7 +158,7 @@ func TestLedgerProperty(t *testing.T) {
 		}
 		// The bytes do not depend on the order entries were spent in.
 		want, _ := l.Marshal()
-		shuffled, _ := NewLedger("exp", b)
+		shuffled, _ := NewLedger("prod", "/data/prod", ScopeExperiment, b)
 		order := rng.Perm(len(l.Entries))
 		for _, i := range order {
 			if err := shuffled.Spend(l.Entries[i]); err != nil {
@@ -166,11 +172,11 @@ func TestLedgerProperty(t *testing.T) {
 }
 
 func TestLedgerErrors(t *testing.T) {
-	l, err := NewLedger("exp", Budget{Epsilon: 1, RunShare: 0.5})
+	l, err := NewLedger("prod", "/data/prod", ScopeExperiment, Budget{Epsilon: 1, RunShare: 0.5})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok := Entry{"exp", "2026-11-20", digestOf("a"), big.NewRat(1, 2)}
+	ok := ent("exp", "2026-11-20", digestOf("a"), big.NewRat(1, 2))
 	if err := l.Spend(ok); err != nil {
 		t.Fatal(err)
 	}
@@ -179,13 +185,12 @@ func TestLedgerErrors(t *testing.T) {
 		e    Entry
 		want error
 	}{
-		{"other experiment", Entry{"other", "2026-11-20", digestOf("b"), big.NewRat(1, 10)}, nil},
-		{"bad date", Entry{"exp", "20261120", digestOf("b"), big.NewRat(1, 10)}, nil},
-		{"bad digest", Entry{"exp", "2026-11-20", "abc", big.NewRat(1, 10)}, nil},
-		{"negative", Entry{"exp", "2026-11-20", digestOf("b"), big.NewRat(-1, 10)}, nil},
-		{"nil spent", Entry{"exp", "2026-11-20", digestOf("b"), nil}, nil},
-		{"conflict", Entry{"exp", "2026-11-21", digestOf("a"), big.NewRat(1, 3)}, ErrDigestConflict},
-		{"exhausted", Entry{"exp", "2026-11-21", digestOf("c"), big.NewRat(2, 3)}, ErrBudgetExhausted},
+		{"bad date", ent("exp", "20261120", digestOf("b"), big.NewRat(1, 10)), nil},
+		{"bad digest", ent("exp", "2026-11-20", "abc", big.NewRat(1, 10)), nil},
+		{"negative", ent("exp", "2026-11-20", digestOf("b"), big.NewRat(-1, 10)), nil},
+		{"nil spent", ent("exp", "2026-11-20", digestOf("b"), nil), nil},
+		{"conflict", ent("exp", "2026-11-21", digestOf("a"), big.NewRat(1, 3)), ErrDigestConflict},
+		{"exhausted", ent("exp", "2026-11-21", digestOf("c"), big.NewRat(2, 3)), ErrBudgetExhausted},
 	}
 	for _, b := range bad {
 		err := l.Spend(b.e)
@@ -197,15 +202,16 @@ func TestLedgerErrors(t *testing.T) {
 		t.Errorf("refused entries were recorded: %d entries", len(l.Entries))
 	}
 	// Exactly the remainder fits.
-	if err := l.Spend(Entry{"exp", "2026-11-21", digestOf("c"), big.NewRat(1, 2)}); err != nil {
+	if err := l.Spend(ent("exp", "2026-11-21", digestOf("c"), big.NewRat(1, 2))); err != nil {
 		t.Errorf("spending exactly the remainder: %v", err)
 	}
 
 	good, _ := l.Marshal()
 	corrupt := map[string]string{
-		"unknown field": strings.Replace(string(good), `"version": 1,`, `"version": 1, "extra": 2,`, 1),
+		"unknown field": strings.Replace(string(good), `"version": 2,`, `"version": 2, "extra": 2,`, 1),
 		"trailing data": string(good) + "{}",
-		"version":       strings.Replace(string(good), `"version": 1`, `"version": 2`, 1),
+		"version":       strings.Replace(string(good), `"version": 2`, `"version": 1`, 1),
+		"unknown scope": strings.Replace(string(good), `"scope": "experiment"`, `"scope": "everything"`, 1),
 		"overspent":     strings.Replace(string(good), `"total": "1"`, `"total": "1/2"`, 1),
 		"out of order":  strings.Replace(strings.Replace(string(good), "2026-11-21", "2026-11-19", 1), "2026-11-20", "2026-11-21", 1),
 		"bad rational":  strings.Replace(string(good), `"spent": "1/2"`, `"spent": "half"`, 1),

@@ -17,7 +17,7 @@ func releaseCounts(t *testing.T, dataset string, value int64, m Mechanism, n int
 	v := big.NewInt(value)
 	for i := range n {
 		r := Release{
-			Analysis: "neighbours", SpecHash: "spec", InputDigest: fmt.Sprintf("%s-%d", dataset, i),
+			Analysis: "neighbours", SpecHash: "spec", DataDigest: fmt.Sprintf("%s-%d", dataset, i),
 			Cohort: "all", Variant: "control", Statistic: StatN, Mechanism: m,
 		}
 		noisy, err := AddNoise(NewStream(key, r), v, m)

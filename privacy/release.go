@@ -60,17 +60,22 @@ func (s Statistic) Validate() error {
 // two releases that differ in any field draw independent noise, and a rerun
 // of the same release with the same key draws the same noise.
 //
-// The pipeline must make SpecHash and InputDigest cover everything the true
+// The pipeline must make SpecHash and DataDigest cover everything the true
 // value depends on: if the true value could change while the Release stays
 // the same, the same noise would be added to two different values and their
-// difference would be published exactly.
+// difference would be published exactly. Conversely, a DataDigest computed
+// from the exact values themselves (not from how they were computed) lets a
+// rerun whose true values are identical publish identical bytes, whatever
+// build or template version produced them.
 type Release struct {
 	// Analysis is the experiment (analysis) id.
 	Analysis string `json:"analysis"`
 	// SpecHash is the hash of the resolved analysis spec.
 	SpecHash string `json:"spec_hash"`
-	// InputDigest is the digest of the input files' content hashes.
-	InputDigest string `json:"input_digest"`
+	// DataDigest binds the release to the data: a digest of every exact
+	// value the run's releases are computed from (and the night they
+	// describe).
+	DataDigest string `json:"data_digest"`
 	// Cohort is the released cohort's label (see Collapse).
 	Cohort string `json:"cohort"`
 	// Variant is the arm.
@@ -89,7 +94,7 @@ func (r Release) Validate() error {
 	for _, f := range []struct{ name, v string }{
 		{"analysis", r.Analysis},
 		{"spec hash", r.SpecHash},
-		{"input digest", r.InputDigest},
+		{"data digest", r.DataDigest},
 		{"cohort", r.Cohort},
 		{"variant", r.Variant},
 	} {
@@ -111,7 +116,7 @@ func (r Release) Validate() error {
 //	"verity/privacy/release" 0x00
 //	uint32 big-endian field count (11)
 //	11 fields, each a uint32 big-endian byte length followed by the bytes:
-//	  SamplerVersion, Analysis, SpecHash, InputDigest, Cohort, Variant,
+//	  SamplerVersion, Analysis, SpecHash, DataDigest, Cohort, Variant,
 //	  Metric, Statistic, Mechanism.Kind, the parameter's name ("sigma2" or
 //	  "scale"), the parameter as a reduced fraction "a/b" (big.Rat.String,
 //	  so 4 is "4/1").
@@ -126,7 +131,7 @@ func (r Release) Encode() ([]byte, error) {
 		SamplerVersion,
 		r.Analysis,
 		r.SpecHash,
-		r.InputDigest,
+		r.DataDigest,
 		r.Cohort,
 		r.Variant,
 		r.Metric,

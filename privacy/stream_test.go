@@ -25,7 +25,7 @@ func TestStreamAgainstReference(t *testing.T) {
 	}
 	for _, c := range r.Streams {
 		rel := Release{
-			Analysis: c.Release.Analysis, SpecHash: c.Release.SpecHash, InputDigest: c.Release.InputDigest,
+			Analysis: c.Release.Analysis, SpecHash: c.Release.SpecHash, DataDigest: c.Release.InputDigest,
 			Cohort: c.Release.Cohort, Variant: c.Release.Variant, Metric: c.Release.Metric,
 			Statistic: Statistic(c.Release.Statistic),
 			Mechanism: Mechanism{Kind: MechanismKind(c.Release.Kind), Param: rat(t, c.Release.Param)},
@@ -86,7 +86,7 @@ func TestStreamFieldsMatter(t *testing.T) {
 	mutations := map[string]func(*Release){
 		"analysis":       func(r *Release) { r.Analysis += "x" },
 		"spec hash":      func(r *Release) { r.SpecHash += "x" },
-		"input digest":   func(r *Release) { r.InputDigest = "sha256:bb23" },
+		"data digest":    func(r *Release) { r.DataDigest = "sha256:bb23" },
 		"cohort":         func(r *Release) { r.Cohort = "power/*" },
 		"variant":        func(r *Release) { r.Variant = "control" },
 		"metric":         func(r *Release) { r.Metric = "" },
@@ -129,7 +129,7 @@ func TestEncodingInjective(t *testing.T) {
 	fields := []func(*Release) *string{
 		func(r *Release) *string { return &r.Analysis },
 		func(r *Release) *string { return &r.SpecHash },
-		func(r *Release) *string { return &r.InputDigest },
+		func(r *Release) *string { return &r.DataDigest },
 		func(r *Release) *string { return &r.Cohort },
 		func(r *Release) *string { return &r.Variant },
 		func(r *Release) *string { return &r.Metric },
@@ -159,7 +159,7 @@ func TestEncodingInjective(t *testing.T) {
 	seen := map[string]string{}
 	for range 20000 {
 		r := Release{
-			Analysis: pick(), SpecHash: pick(), InputDigest: pick(), Cohort: pick(), Variant: pick(),
+			Analysis: pick(), SpecHash: pick(), DataDigest: pick(), Cohort: pick(), Variant: pick(),
 			Metric: []string{"", "a", "ab"}[rng.IntN(3)], Statistic: []Statistic{"n", "sum_x", "a"}[rng.IntN(3)],
 			Mechanism: Mechanism{
 				Kind:  []MechanismKind{KindDiscreteGaussian, KindDiscreteLaplace}[rng.IntN(2)],
@@ -170,7 +170,7 @@ func TestEncodingInjective(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		desc := fmt.Sprintf("%q", []string{r.Analysis, r.SpecHash, r.InputDigest, r.Cohort, r.Variant, r.Metric, string(r.Statistic), r.Mechanism.String()})
+		desc := fmt.Sprintf("%q", []string{r.Analysis, r.SpecHash, r.DataDigest, r.Cohort, r.Variant, r.Metric, string(r.Statistic), r.Mechanism.String()})
 		if prev, ok := seen[string(enc)]; ok && prev != desc {
 			t.Fatalf("releases %s and %s share an encoding", prev, desc)
 		}
@@ -191,9 +191,9 @@ func TestStreamErrors(t *testing.T) {
 	})
 	t.Run("invalid release", func(t *testing.T) {
 		r := baseRelease(m)
-		r.InputDigest = ""
-		if _, err := NewStream(testKey(t), r).Sample(m); err == nil || !strings.Contains(err.Error(), "input digest") {
-			t.Errorf("err = %v, want a missing input digest", err)
+		r.DataDigest = ""
+		if _, err := NewStream(testKey(t), r).Sample(m); err == nil || !strings.Contains(err.Error(), "data digest") {
+			t.Errorf("err = %v, want a missing data digest", err)
 		}
 	})
 	t.Run("used stream", func(t *testing.T) {
@@ -245,31 +245,31 @@ func TestRunDigest(t *testing.T) {
 
 func TestParseKey(t *testing.T) {
 	raw := []byte("0123456789abcdefghijklmnopqrstuvwxyz!\n")
+	// A key file holds the same forms as the environment: raw bytes and
+	// bare hex text are refused (bare hex would be used as its ASCII).
 	tests := []struct {
 		name     string
 		material string
-		allowRaw bool
 		want     []byte // nil: error
 		wantErr  error
 	}{
-		{"hex", "hex:" + testKeyHex + "\n", false, mustHex(t, testKeyHex), nil},
-		{"hex upper", "  hex:" + strings.ToUpper(testKeyHex), false, mustHex(t, testKeyHex), nil},
-		{"base64 padded", "base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n", false, mustHex(t, testKeyHex), nil},
-		{"base64 unpadded", "base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", false, mustHex(t, testKeyHex), nil},
-		{"raw file", string(raw), true, raw, nil},
-		{"raw not allowed", string(raw), false, nil, ErrBadKey},
-		{"short hex", "hex:" + testKeyHex[:62], false, nil, ErrBadKey},
-		{"bad hex", "hex:" + testKeyHex[:60] + "zz", false, nil, ErrBadKey},
-		{"odd hex", "hex:" + testKeyHex + "f", false, nil, ErrBadKey},
-		{"bad base64", "base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8*", false, nil, ErrBadKey},
-		{"constant", "hex:" + strings.Repeat("00", 32), false, nil, ErrBadKey},
-		{"short raw", "0123456789abcdefghijklmnopqrstu", true, nil, ErrBadKey},
-		{"empty", "", true, nil, ErrNoKey},
-		{"blank", " \n", false, nil, ErrNoKey},
+		{"hex", "hex:" + testKeyHex + "\n", mustHex(t, testKeyHex), nil},
+		{"hex upper", "  hex:" + strings.ToUpper(testKeyHex), mustHex(t, testKeyHex), nil},
+		{"base64 padded", "base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n", mustHex(t, testKeyHex), nil},
+		{"base64 unpadded", "base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", mustHex(t, testKeyHex), nil},
+		{"raw bytes", string(raw), nil, ErrBadKey},
+		{"bare hex", testKeyHex + "\n", nil, ErrBadKey},
+		{"short hex", "hex:" + testKeyHex[:62], nil, ErrBadKey},
+		{"bad hex", "hex:" + testKeyHex[:60] + "zz", nil, ErrBadKey},
+		{"odd hex", "hex:" + testKeyHex + "f", nil, ErrBadKey},
+		{"bad base64", "base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8*", nil, ErrBadKey},
+		{"constant", "hex:" + strings.Repeat("00", 32), nil, ErrBadKey},
+		{"empty", "", nil, ErrNoKey},
+		{"blank", " \n", nil, ErrNoKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			k, err := ParseKey([]byte(tt.material), tt.allowRaw)
+			k, err := ParseKey([]byte(tt.material))
 			if tt.want != nil {
 				if err != nil || !bytes.Equal(k, tt.want) {
 					t.Errorf("ParseKey = %x, %v; want %x", []byte(k), err, tt.want)
@@ -334,7 +334,7 @@ func TestLoadKey(t *testing.T) {
 		mention   string
 	}{
 		{env: "VERITY_KEY", want: mustHex(t, testKeyHex)},
-		{file: "/keys/raw.key", want: files["/keys/raw.key"]},
+		{file: "/keys/raw.key", wantErr: ErrBadKey, mention: "/keys/raw.key"},
 		{file: "/keys/hex.key", want: mustHex(t, testKeyHex)},
 		{env: "UNSET", wantErr: ErrNoKey, mention: "UNSET"},
 		{env: "EMPTY", wantErr: ErrNoKey, mention: "EMPTY"},

@@ -25,6 +25,8 @@ commands:
   gen      synthetic traces with truth:      verity gen --out DIR [--config FILE] [--units N] [--seed N] [...]
   check-truth  check a run against truth:    verity check-truth --truth truth.json RUN...
   queries  check or release SQL templates:   verity queries verify|lock|list [--dir DIR]
+  ledger   the host's privacy ledgers:       verity ledger init --state-dir DIR --source NAME --root DATA_DIR --epsilon E --delta D [--scope source|experiment] [--import OLD_LEDGER]...
+                                             verity ledger show --state-dir DIR
   version  print the build and DuckDB versions
 `
 
@@ -49,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		return checkTruthCmd(ctx, args[1:], stdout, stderr)
 	case "queries":
 		err = queriesCmd(args[1:], stdout, stderr)
+	case "ledger":
+		err = ledgerCmd(args[1:], stdout, stderr)
 	case "version":
 		err = versionCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -57,6 +57,20 @@ func verity(t *testing.T, dir string, args ...string) result {
 	return result{code, out.String(), errb.String()}
 }
 
+// privateHostArgs registers the committed fixtures' data as a data source
+// in a fresh state folder (total ε 40, δ 1e-6) and returns the flags a
+// private run of a fixture spec needs.
+func privateHostArgs(t *testing.T) []string {
+	t.Helper()
+	state := filepath.Join(t.TempDir(), "state")
+	r := verity(t, t.TempDir(), "ledger", "init", "--state-dir", state, "--source", "fixtures",
+		"--root", filepath.Join(repoRoot(t), "fixtures", "data"), "--epsilon", "40", "--delta", "1e-6")
+	if r.code != 0 {
+		t.Fatalf("ledger init: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	return []string{"--state-dir", state, "--allow-test-key"}
+}
+
 func repoRoot(t *testing.T) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)

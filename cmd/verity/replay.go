@@ -39,6 +39,8 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	fs.Var(&tols, "tol", "with --against: tolerance `COLUMN=abs:X|rel:X|exact` (repeatable; COLUMN * sets the default, rel:1e-9)")
 	export := fs.String("export-snapshot", "", "write the run's results.csv in the --against snapshot layout to this file (- for stdout) instead of rerunning")
 	columns := fs.String("columns", "", "with --export-snapshot: comma-separated results.csv columns (default: every number)")
+	var host hostFlags
+	host.register(fs)
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return pipeline.ExitConfig, err
@@ -118,6 +120,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		Logger:    logger,
 		Build:     pipeline.CurrentBuild(),
 		MaxDiffs:  *maxDiffs,
+		Host:      host.host(),
 	}
 	if *qdir != "" {
 		opts.Queries = os.DirFS(*qdir)

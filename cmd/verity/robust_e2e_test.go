@@ -589,9 +589,13 @@ func TestRerunSameDateIsByteIdentical(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			spec := filepath.Join(repoRoot(t), "fixtures", "specs", name+".yaml")
 			root := t.TempDir()
+			var host []string
+			if strings.Contains(name, "private") {
+				host = privateHostArgs(t)
+			}
 			runOnce := func(out string, extra ...string) committedRun {
 				t.Helper()
-				args := append([]string{"run", "--log", "none", "--date", bigDate, "--out", out}, extra...)
+				args := append(append([]string{"run", "--log", "none", "--date", bigDate, "--out", out}, host...), extra...)
 				r := verity(t, root, append(args, spec)...)
 				if r.code != 0 {
 					t.Fatalf("exit %d: %s %s", r.code, r.stdout, r.stderr)

@@ -20,6 +20,24 @@ type runFlags struct {
 	out, date, mem, tmp, qdir, logFormat string
 	threads                              int
 	dryRun                               bool
+	host                                 hostFlags
+}
+
+// hostFlags are the host configuration of private runs: where the privacy
+// ledgers and the restricted records live, and the test-key switch.
+type hostFlags struct {
+	state, restricted string
+	allowTestKey      bool
+}
+
+func (h *hostFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&h.state, "state-dir", envOr("VERITY_STATE_DIR", ""), "host state folder with the data sources' privacy ledgers, required for private specs (env VERITY_STATE_DIR; create a ledger with `verity ledger init`)")
+	fs.StringVar(&h.restricted, "restricted-dir", envOr("VERITY_RESTRICTED_DIR", ""), "where private runs keep their exact operational record, never inside --out (env VERITY_RESTRICTED_DIR; default STATE/restricted)")
+	fs.BoolVar(&h.allowTestKey, "allow-test-key", false, "accept the committed TEST-ONLY noise key (tests and demos: its noise protects nothing)")
+}
+
+func (h hostFlags) host() pipeline.Host {
+	return pipeline.Host{StateDir: h.state, RestrictedDir: h.restricted, AllowTestKey: h.allowTestKey}
 }
 
 func (f *runFlags) register(fs *flag.FlagSet, withRun bool) {
@@ -29,6 +47,7 @@ func (f *runFlags) register(fs *flag.FlagSet, withRun bool) {
 	fs.StringVar(&f.tmp, "temp-dir", envOr("VERITY_TEMP_DIR", ""), "DuckDB spill folder (env VERITY_TEMP_DIR)")
 	fs.StringVar(&f.qdir, "queries-dir", "", "use the templates in this folder instead of the embedded ones (development)")
 	fs.StringVar(&f.logFormat, "log", "auto", "logs on stderr: json, text, none, or auto (progress lines on a terminal, json otherwise)")
+	f.host.register(fs)
 	if withRun {
 		fs.StringVar(&f.out, "out", envOr("VERITY_OUT", "runs"), "output folder; results go to OUT/<experiment>/<date>/ (env VERITY_OUT)")
 		fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan (experiments, inputs, templates, settings) and write nothing")
@@ -41,6 +60,7 @@ func (f *runFlags) options(stderr io.Writer) (pipeline.Options, error) {
 		Date:   f.date,
 		Engine: pipeline.Engine{Threads: f.threads, MemoryLimit: f.mem, TempDir: f.tmp},
 		Build:  pipeline.CurrentBuild(),
+		Host:   f.host.host(),
 	}
 	if f.qdir != "" {
 		opts.Queries = os.DirFS(f.qdir)

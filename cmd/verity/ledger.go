@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/privacy"
+)
+
+// ledgerCmd manages the host's privacy ledgers: one per data source, in the
+// state folder, created only by `ledger init` (a private run never creates
+// one, so a lost ledger refuses the release instead of starting over).
+//
+//	verity ledger init --state-dir DIR --source NAME --root DATA_DIR --epsilon E --delta D [--scope source|experiment] [--import OLD]...
+//	verity ledger show --state-dir DIR
+func ledgerCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: ledger needs init or show", pipeline.ErrUsage)
+	}
+	sub := args[0]
+	fs := newFlags("ledger "+sub, stderr)
+	state := fs.String("state-dir", envOr("VERITY_STATE_DIR", ""), "host state folder (env VERITY_STATE_DIR)")
+	switch sub {
+	case "init":
+		source := fs.String("source", "", "name of the data source (lowercase letters, digits, . _ -)")
+		root := fs.String("root", "", "folder holding every input file of the source (symlinks resolved)")
+		eps := fs.Float64("epsilon", 0, "the source's total ε over all its private releases")
+		delta := fs.Float64("delta", 0, "the total δ (0: pure ε-DP with the discrete Laplace mechanism)")
+		scope := fs.String("scope", string(privacy.ScopeSource), "what the total caps: source (all experiments together) or experiment (each experiment_id)")
+		var imports multiFlag
+		fs.Var(&imports, "import", "a version-1 privacy-ledger.json whose entries are carried over (repeatable)")
+		if err := parseFlags(fs, args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 0 || *source == "" || *root == "" {
+			return fmt.Errorf("%w: ledger init needs --source and --root (and no other arguments)", pipeline.ErrUsage)
+		}
+		path, err := pipeline.LedgerInit(*state, *source, *root, privacy.Scope(*scope), privacy.Budget{Epsilon: *eps, Delta: *delta}, imports)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "ledger %s created for data source %s (%s scope)\n", path, *source, *scope)
+		return nil
+	case "show":
+		if err := parseFlags(fs, args[1:]); err != nil {
+			return err
+		}
+		return pipeline.LedgerStatus(*state, stdout)
+	default:
+		return fmt.Errorf("%w: ledger %s: want init or show", pipeline.ErrUsage, sub)
+	}
+}
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

@@ -1,0 +1,406 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/verity-analytics/verity/privacy"
+)
+
+// Host is the host configuration of private runs: where the privacy
+// ledgers and the restricted records live. A spec author does not control
+// it; a nightly host sets it with flags or the environment
+// (VERITY_STATE_DIR, VERITY_RESTRICTED_DIR).
+//
+// StateDir holds sources.json (the registered data sources) and
+// ledgers/<source>.json (one ledger per source). RestrictedDir (default
+// StateDir/restricted) receives each private run's exact operational
+// record: never inside an output folder, folders 0700 and files 0600.
+type Host struct {
+	StateDir      string
+	RestrictedDir string
+	// AllowTestKey lets a private run use the committed test-only key
+	// (fixtures/keys/TEST-ONLY-noise.key): tests and --allow-test-key.
+	AllowTestKey bool
+}
+
+// RestrictedRoot returns the restricted area's root.
+func (h Host) RestrictedRoot() string {
+	if h.RestrictedDir != "" {
+		return h.RestrictedDir
+	}
+	if h.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(h.StateDir, "restricted")
+}
+
+// HostError is a problem with the host's privacy state: a missing or
+// corrupt ledger or registry, a data source that is not registered. It
+// names the path. Exit code 78.
+type HostError struct {
+	Path string
+	Err  error
+}
+
+func (e *HostError) Error() string {
+	if e.Path == "" {
+		return "privacy host configuration: " + e.Err.Error()
+	}
+	return e.Path + ": " + e.Err.Error()
+}
+func (e *HostError) Unwrap() error { return e.Err }
+
+// TestKeyFingerprint is the fingerprint of the committed test-only key. A
+// private run refuses it unless Host.AllowTestKey.
+const TestKeyFingerprint = "abd20aba67ae9fd3"
+
+// Source is one registered data source: a name, the folder every input of
+// its releases lies under, and its ledger file (relative to the state dir).
+type Source struct {
+	Name   string `json:"name"`
+	Root   string `json:"root"`
+	Ledger string `json:"ledger"`
+}
+
+type registry struct {
+	Version int      `json:"version"`
+	Sources []Source `json:"sources"`
+}
+
+const registryFile = "sources.json"
+
+var sourceNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// realPath returns the absolute path with every symlink resolved: the
+// spelling-independent identity of a file or folder.
+func realPath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(abs)
+}
+
+// within reports whether path lies under root (both real paths).
+func within(root, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+func readRegistry(stateDir string) (registry, error) {
+	path := filepath.Join(stateDir, registryFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return registry{}, &HostError{Path: path, Err: errors.New("no data source is registered in this state folder; a host registers one with `verity ledger init --state-dir DIR --source NAME --root DATA_DIR --epsilon E --delta D`")}
+	}
+	if err != nil {
+		return registry{}, &HostError{Path: path, Err: err}
+	}
+	var r registry
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil || r.Version != 1 {
+		return registry{}, &HostError{Path: path, Err: fmt.Errorf("the data-source registry is corrupt (%v); refusing to release without knowing the ledgers", err)}
+	}
+	return r, nil
+}
+
+// LedgerInit registers a data source and creates its empty ledger. It is the
+// only way a ledger comes into being: a private run never creates one, so a
+// lost ledger refuses the release instead of starting over. imports are
+// version-1 ledgers (privacy-ledger.json of earlier releases) whose entries
+// are carried over.
+func LedgerInit(stateDir, name, root string, scope privacy.Scope, b privacy.Budget, imports []string) (string, error) {
+	if stateDir == "" {
+		return "", fmt.Errorf("%w: a state folder is required (--state-dir or VERITY_STATE_DIR)", ErrUsage)
+	}
+	if !sourceNameRE.MatchString(name) {
+		return "", fmt.Errorf("%w: source name %q: want lowercase letters, digits, '.', '_' or '-' (at most 64)", ErrUsage, name)
+	}
+	b.RunShare = 1
+	if err := b.Validate(); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	rootReal, err := realPath(root)
+	if err != nil {
+		return "", fmt.Errorf("%w: data source root %s: %v", ErrUsage, root, err)
+	}
+	if fi, err := os.Stat(rootReal); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("%w: data source root %s is not a folder", ErrUsage, root)
+	}
+	if err := os.MkdirAll(filepath.Join(stateDir, "ledgers"), 0o700); err != nil {
+		return "", err
+	}
+	lock, err := lockFile(filepath.Join(stateDir, registryFile+".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer lock.Unlock()
+	reg := registry{Version: 1}
+	if _, err := os.Stat(filepath.Join(stateDir, registryFile)); err == nil {
+		if reg, err = readRegistry(stateDir); err != nil {
+			return "", err
+		}
+	}
+	for _, s := range reg.Sources {
+		switch {
+		case s.Name == name:
+			return "", &HostError{Path: filepath.Join(stateDir, registryFile), Err: fmt.Errorf("source %q is already registered (ledger %s); a ledger is never re-created", name, s.Ledger)}
+		case within(s.Root, rootReal) || within(rootReal, s.Root):
+			return "", &HostError{Path: filepath.Join(stateDir, registryFile), Err: fmt.Errorf("root %s overlaps source %q's root %s: a file must belong to one source", rootReal, s.Name, s.Root)}
+		}
+	}
+	l, err := privacy.NewLedger(name, rootReal, scope, b)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	for _, p := range imports {
+		if err := importLedgerV1(&l, p); err != nil {
+			return "", err
+		}
+	}
+	rel := filepath.Join("ledgers", name+".json")
+	out, err := l.Marshal()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(stateDir, rel)
+	if _, err := os.Lstat(path); err == nil {
+		return "", &HostError{Path: path, Err: errors.New("a ledger file is already there but not registered; move it away or register it by hand")}
+	}
+	if err := writeAtomicMode(path, out, 0o600); err != nil {
+		return "", err
+	}
+	reg.Sources = append(reg.Sources, Source{Name: name, Root: rootReal, Ledger: rel})
+	sort.Slice(reg.Sources, func(i, j int) bool { return reg.Sources[i].Name < reg.Sources[j].Name })
+	rb, err := json.MarshalIndent(reg, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := writeAtomicMode(filepath.Join(stateDir, registryFile), append(rb, '\n'), 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// importLedgerV1 carries a version-1 ledger's entries into l.
+func importLedgerV1(l *privacy.Ledger, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return &HostError{Path: path, Err: err}
+	}
+	old, err := privacy.UnmarshalLedgerV1(b)
+	if err != nil {
+		return &HostError{Path: path, Err: err}
+	}
+	if old.Accounting != l.Accounting {
+		return &HostError{Path: path, Err: fmt.Errorf("accounting %s does not match the new ledger's %s", old.Accounting, l.Accounting)}
+	}
+	for _, e := range old.Entries {
+		e.Imported = filepath.Base(path)
+		if err := l.Spend(e); err != nil {
+			return &HostError{Path: path, Err: fmt.Errorf("importing %s/%s: %w", e.Experiment, e.NominalDate, err)}
+		}
+	}
+	return nil
+}
+
+// sourceOf finds the registered data source whose root holds every input
+// file (by real path, so no spelling of a path picks another ledger).
+func sourceOf(stateDir string, files []InputFile) (Source, error) {
+	if stateDir == "" {
+		return Source{}, &HostError{Err: errors.New("a private run needs the host's state folder (--state-dir or VERITY_STATE_DIR), which holds the privacy ledgers")}
+	}
+	reg, err := readRegistry(stateDir)
+	if err != nil {
+		return Source{}, err
+	}
+	var found *Source
+	for _, f := range files {
+		p, err := realPath(f.abs)
+		if err != nil {
+			return Source{}, &HostError{Path: f.abs, Err: err}
+		}
+		var hit *Source
+		for i := range reg.Sources {
+			if within(reg.Sources[i].Root, p) {
+				hit = &reg.Sources[i]
+			}
+		}
+		switch {
+		case hit == nil:
+			return Source{}, &HostError{Path: filepath.Join(stateDir, registryFile), Err: fmt.Errorf("input %s lies under no registered data source; a private release is charged to its source's ledger (verity ledger init)", p)}
+		case found != nil && found.Name != hit.Name:
+			return Source{}, &HostError{Path: filepath.Join(stateDir, registryFile), Err: fmt.Errorf("inputs span data sources %q and %q; one release is charged to one ledger", found.Name, hit.Name)}
+		}
+		found = hit
+	}
+	if found == nil {
+		return Source{}, &HostError{Err: errors.New("no input files")}
+	}
+	return *found, nil
+}
+
+// readLedger reads a source's ledger; missing or corrupt is a HostError.
+func readLedger(path string) (privacy.Ledger, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return privacy.Ledger{}, &HostError{Path: path, Err: errors.New("the privacy ledger of a registered data source is missing; refusing to release (a lost ledger is never a fresh start: restore it from backup)")}
+	}
+	if err != nil {
+		return privacy.Ledger{}, &HostError{Path: path, Err: err}
+	}
+	l, err := privacy.UnmarshalLedger(b)
+	if err != nil {
+		return privacy.Ledger{}, &HostError{Path: path, Err: fmt.Errorf("the privacy ledger is unreadable (%v); refusing to release without knowing what was spent", err)}
+	}
+	return l, nil
+}
+
+// chargeLedger records a release in its source's ledger, under the
+// ledger's lock, before anything is released. A release with a recorded
+// digest is free. It returns the ledger after the charge and the cost.
+func chargeLedger(stateDir string, src Source, e privacy.Entry, budget privacy.Budget) (privacy.Ledger, *big.Rat, error) {
+	path := filepath.Join(stateDir, src.Ledger)
+	lock, err := lockFile(path + ".lock")
+	if err != nil {
+		return privacy.Ledger{}, nil, err
+	}
+	defer lock.Unlock()
+	l, err := readLedger(path)
+	if err != nil {
+		return privacy.Ledger{}, nil, err
+	}
+	if l.Source != src.Name {
+		return privacy.Ledger{}, nil, &HostError{Path: path, Err: fmt.Errorf("ledger of source %q, registered as %q", l.Source, src.Name)}
+	}
+	if l.Accounting != budget.Accounting() {
+		return privacy.Ledger{}, nil, &HostError{Path: path, Err: fmt.Errorf("the ledger accounts in %s, the spec's budget in %s: set the spec's delta to match", l.Accounting, budget.Accounting())}
+	}
+	cost, err := l.Cost(e)
+	if err == nil {
+		err = l.Spend(e)
+	}
+	if err != nil {
+		return privacy.Ledger{}, nil, &HostError{Path: path, Err: fmt.Errorf("refusing to release: %w", err)}
+	}
+	out, err := l.Marshal()
+	if err != nil {
+		return privacy.Ledger{}, nil, err
+	}
+	if err := writeAtomicMode(path, out, 0o600); err != nil {
+		return privacy.Ledger{}, nil, &HostError{Path: path, Err: err}
+	}
+	return l, cost, nil
+}
+
+// LedgerStatus describes a source's ledger for `verity ledger show`.
+func LedgerStatus(stateDir string, w io.Writer) error {
+	reg, err := readRegistry(stateDir)
+	if err != nil {
+		return err
+	}
+	for _, s := range reg.Sources {
+		l, err := readLedger(filepath.Join(stateDir, s.Ledger))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "source %s  root %s  scope %s  accounting %s  total %s\n", s.Name, s.Root, l.Scope, l.Accounting, l.Total.RatString())
+		fmt.Fprintf(w, "  budget: epsilon %s, delta %s\n", FormatFloat(l.Budget.Epsilon), FormatFloat(l.Budget.Delta))
+		scopes := map[string]bool{"": l.Scope == privacy.ScopeSource}
+		for _, e := range l.Entries {
+			if l.Scope == privacy.ScopeExperiment {
+				scopes[e.Experiment] = true
+			}
+		}
+		for _, k := range sortedKeys(scopes) {
+			if !scopes[k] {
+				continue
+			}
+			spent := l.SpentBy(k)
+			label := "whole source"
+			if k != "" {
+				label = "experiment " + k
+			}
+			fmt.Fprintf(w, "  %s: spent %s (%s), remaining %s\n", label, spent.RatString(), epsilonText(l, spent), new(big.Rat).Sub(l.Total, spent).RatString())
+		}
+		for _, e := range l.Entries {
+			fmt.Fprintf(w, "  %s  %s  spent %s  release %.12s  key %s\n", e.NominalDate, e.Experiment, e.Spent.RatString(), e.ReleaseDigest, e.KeyFingerprint)
+		}
+	}
+	return nil
+}
+
+// epsilonText converts an amount in a ledger's units to ε (for zCDP at the
+// ledger's δ).
+func epsilonText(l privacy.Ledger, r *big.Rat) string {
+	f, _ := r.Float64()
+	if l.Accounting != privacy.AccountingZCDP {
+		return "ε " + FormatFloat(f)
+	}
+	if f == 0 {
+		return "ε 0"
+	}
+	eps, err := privacy.CDPEpsilon(f, l.Budget.Delta)
+	if err != nil {
+		return "ε ?"
+	}
+	return fmt.Sprintf("ε %.4g at δ %s", eps, FormatFloat(l.Budget.Delta))
+}
+
+// fileLock is an exclusive flock on a lock file.
+type fileLock struct{ f *os.File }
+
+func lockFile(path string) (*fileLock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, &HostError{Path: path, Err: err}
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, &HostError{Path: path, Err: err}
+	}
+	return &fileLock{f: f}, nil
+}
+
+func (l *fileLock) Unlock() {
+	syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	l.f.Close()
+}
+
+// writeAtomicMode replaces path with data through a synced temporary file
+// with the given permissions.
+func writeAtomicMode(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
