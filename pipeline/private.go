@@ -385,6 +385,10 @@ func dataDigest(date string, cells []Cell, q Quality) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// publishedDigestMarker replaces the data digest in the descriptions the
+// run digest covers.
+const publishedDigestMarker = "(published)"
+
 // numberKey identifies one released number: cohort ("*" for the gate
 // statistics), variant ("*" for stage-one counts and gates), metric (or a
 // pseudo-metric) and statistic.
@@ -427,7 +431,13 @@ func privatize(spec *Spec, cells []Cell, q Quality, key privacy.Key, specHash, d
 			return fmt.Errorf("privacy: release %s/%s/%s/%s: %w", k.Cohort, k.Variant, k.Metric, k.Statistic, err)
 		}
 		noisy[k] = out
-		released = append(released, privacy.Released{Release: r, Value: out})
+		// The run digest identifies what is published: the public part of
+		// each description and the noisy value. The data digest is left
+		// out, or the published digest would be an unkeyed hash of the
+		// exact values, which anyone could test candidate datasets against.
+		pub := r
+		pub.DataDigest = publishedDigestMarker
+		released = append(released, privacy.Released{Release: pub, Value: out})
 		numbers = append(numbers, releasedNumber{Cohort: k.Cohort, Variant: k.Variant, Metric: k.Metric, Statistic: k.Statistic,
 			Exact: value.String(), Noisy: out.String(), Sensitivity: sh.Sensitivity.String(), Mechanism: sh.Mechanism.String()})
 		return nil
