@@ -225,3 +225,32 @@ func TestLedgerErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerScopes: a source-scoped ledger caps every experiment's releases
+// together; an experiment-scoped one caps each experiment on its own.
+func TestLedgerScopes(t *testing.T) {
+	b := Budget{Epsilon: 1, RunShare: 1}
+	for _, c := range []struct {
+		scope     Scope
+		secondOK  bool
+		wantSpent string
+	}{{ScopeSource, false, "3/4"}, {ScopeExperiment, true, "3/4"}} {
+		l, err := NewLedger("prod", "/data/prod", c.scope, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Spend(ent("a", "2026-11-20", digestOf("a1"), big.NewRat(3, 4))); err != nil {
+			t.Fatal(err)
+		}
+		err = l.Spend(ent("b", "2026-11-20", digestOf("b1"), big.NewRat(3, 4)))
+		if (err == nil) != c.secondOK {
+			t.Errorf("%s scope: second experiment's release: err %v, want ok=%v", c.scope, err, c.secondOK)
+		}
+		if got := l.SpentBy("a").RatString(); got != c.wantSpent && c.scope == ScopeExperiment {
+			t.Errorf("%s scope: experiment a spent %s", c.scope, got)
+		}
+		if err := l.Spend(ent("a", "2026-11-21", digestOf("a2"), big.NewRat(1, 2))); err == nil {
+			t.Errorf("%s scope: experiment a went past its total", c.scope)
+		}
+	}
+}
