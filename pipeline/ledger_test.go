@@ -221,11 +221,20 @@ func TestLedgerInitRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, call := range map[string]func() error{
-		"same name":   func() error { _, err := LedgerInit(state, "a", filepath.Join(data, "a"), privacy.ScopeSource, b, nil); return err },
-		"nested root": func() error { _, err := LedgerInit(state, "b", filepath.Join(data, "a", "b"), privacy.ScopeSource, b, nil); return err },
-		"outer root":  func() error { _, err := LedgerInit(state, "c", data, privacy.ScopeSource, b, nil); return err },
-		"bad name":    func() error { _, err := LedgerInit(state, "../x", data, privacy.ScopeSource, b, nil); return err },
-		"bad scope":   func() error { _, err := LedgerInit(state, "d", t.TempDir(), privacy.Scope("everything"), b, nil); return err },
+		"same name": func() error {
+			_, err := LedgerInit(state, "a", filepath.Join(data, "a"), privacy.ScopeSource, b, nil)
+			return err
+		},
+		"nested root": func() error {
+			_, err := LedgerInit(state, "b", filepath.Join(data, "a", "b"), privacy.ScopeSource, b, nil)
+			return err
+		},
+		"outer root": func() error { _, err := LedgerInit(state, "c", data, privacy.ScopeSource, b, nil); return err },
+		"bad name":   func() error { _, err := LedgerInit(state, "../x", data, privacy.ScopeSource, b, nil); return err },
+		"bad scope": func() error {
+			_, err := LedgerInit(state, "d", t.TempDir(), privacy.Scope("everything"), b, nil)
+			return err
+		},
 	} {
 		if err := call(); err == nil || ExitCode(err) != ExitConfig {
 			t.Errorf("%s: want a refusal (exit 78), got %v", name, err)
