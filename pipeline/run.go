@@ -195,7 +195,11 @@ func planJobs(ctx context.Context, specs []*Spec, opts Options, lock bool) (jobs
 	index := map[string]int{}
 	jobs = make([]*job, len(specs))
 	for i, s := range specs {
-		j := &job{spec: s, started: opts.now(), log: opts.Logger.With("run_id", opts.RunID, "experiment", s.Experiment)}
+		logger := opts.Logger
+		if s.Privacy != nil && s.Privacy.Enabled {
+			logger = slog.New(untimed{logger.Handler()})
+		}
+		j := &job{spec: s, started: opts.now(), log: logger.With("run_id", opts.RunID, "experiment", s.Experiment)}
 		jobs[i] = j
 		if j.err = dup[i]; j.err == nil {
 			j.prepare(ctx, opts, hashes, lock)
@@ -750,6 +754,17 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	}
 	return out, nil
 }
+
+// untimed drops the time of every record: a private run's log lines carry
+// no timestamps, since the time between them depends on the data.
+type untimed struct{ slog.Handler }
+
+func (u untimed) Handle(ctx context.Context, r slog.Record) error {
+	r.Time = time.Time{}
+	return u.Handler.Handle(ctx, r)
+}
+func (u untimed) WithAttrs(a []slog.Attr) slog.Handler { return untimed{u.Handler.WithAttrs(a)} }
+func (u untimed) WithGroup(n string) slog.Handler      { return untimed{u.Handler.WithGroup(n)} }
 
 func newRunID() string {
 	var b [8]byte
