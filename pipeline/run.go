@@ -588,6 +588,9 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 // PlannedGroup is one shared pass of a planned run: the experiments it
 // serves, the inputs it reads and the templates it runs.
 type PlannedGroup struct {
+	// Private is true when a private spec shares the pass: the plan then
+	// shows no data-dependent figure (sizes, rows, hashes).
+	Private     bool
 	Experiments []string
 	Inputs      []InputFile
 	Templates   []TemplateRecord
@@ -628,6 +631,7 @@ func Plan(ctx context.Context, specs []*Spec, opts Options) ([]PlannedGroup, []R
 		pg := PlannedGroup{Inputs: append(append([]InputFile{}, st.traces...), st.events...), Templates: st.recs, DuckDB: st.duck, Execution: st.execSet}
 		for _, j := range g {
 			pg.Experiments = append(pg.Experiments, j.spec.Experiment)
+			pg.Private = pg.Private || j.spec.Privacy.Enabled
 		}
 		plan = append(plan, pg)
 	}

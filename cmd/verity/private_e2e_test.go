@@ -61,6 +61,10 @@ func TestPrivateRunFromTheCommandLine(t *testing.T) {
 	if show.code != 0 || !strings.Contains(show.stdout, "source fixtures") || !strings.Contains(show.stdout, "2026-11-19  checkout-button") {
 		t.Errorf("ledger show: exit %d: %s %s", show.code, show.stdout, show.stderr)
 	}
+	dry := verity(t, root, "run", "--dry-run", "--log", "none", "--out", "out", "--state-dir", state, "--allow-test-key", spec)
+	if dry.code != 0 || strings.Contains(dry.stdout, " bytes, ") || strings.Contains(dry.stdout, "sha256 ") || !strings.Contains(dry.stdout, "private: sizes, rows and hashes are not shown") {
+		t.Errorf("dry run of a private spec shows data-dependent figures: exit %d\n%s", dry.code, dry.stdout)
+	}
 	again := run()
 	show2 := verity(t, root, "ledger", "show", "--state-dir", state)
 	if again.code != 0 || show2.stdout != show.stdout {

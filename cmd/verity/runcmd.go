@@ -245,9 +245,14 @@ func planReport(ctx context.Context, specs []*pipeline.Spec, opts pipeline.Optio
 				rows += in.Rows
 			}
 			fmt.Fprintf(stdout, "pass %d: experiments %s\n", i+1, strings.Join(g.Experiments, ", "))
-			fmt.Fprintf(stdout, "  inputs: %d files, %d bytes, %d rows\n", len(g.Inputs), bytes, rows)
-			for _, in := range g.Inputs {
-				fmt.Fprintf(stdout, "    %-6s %s  %d rows  sha256 %.12s\n", in.Role, in.Path, in.Rows, in.SHA256)
+			if g.Private {
+				// A private spec's sizes, rows and hashes are restricted.
+				fmt.Fprintf(stdout, "  inputs: %d files (private: sizes, rows and hashes are not shown)\n", len(g.Inputs))
+			} else {
+				fmt.Fprintf(stdout, "  inputs: %d files, %d bytes, %d rows\n", len(g.Inputs), bytes, rows)
+				for _, in := range g.Inputs {
+					fmt.Fprintf(stdout, "    %-6s %s  %d rows  sha256 %.12s\n", in.Role, in.Path, in.Rows, in.SHA256)
+				}
 			}
 			fmt.Fprintf(stdout, "  templates:")
 			for _, t := range g.Templates {
