@@ -56,7 +56,7 @@ func LooksNote(interval string) string {
 	}
 	return "fixed-horizon design: intervals and p-values are valid for one reading, at the end of the planned window; " +
 		"a reader who looks every night and acts on the first significant result is wrong far more often than alpha " +
-		"(12 nightly looks at an A/A test show a significant difference on some night about 4 times as often as alpha, see CALIBRATION.md). " +
+		"(in the calibration suite, 12 nightly looks at an A/A test at alpha 0.05 show a significant difference on some night 22-35% of the time, see calibrate/CALIBRATION.md). " +
 		"Before the planned end, nightly numbers are progress, not conclusions; use statistics.sequential to read them every night."
 }
 
