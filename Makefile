@@ -5,7 +5,7 @@ TAGS     := duckdb_arrow
 GOFLAGS_ := -tags=$(TAGS)
 BIN      := bin/verity
 
-.PHONY: build test unit golden lint bench bench-go fixtures run-fixtures clean replay-check
+.PHONY: build test unit golden lint bench bench-go fixtures run-fixtures clean replay-check calibrate
 
 build:
 	$(GO) build $(GOFLAGS_) -buildvcs=auto -o $(BIN) ./cmd/verity
@@ -46,6 +46,17 @@ BENCH_FLAGS ?= --scales 1M,3M,10M --threads 2 --memory-limit 4GB --experiments 2
 bench: build
 	$(GO) build $(GOFLAGS_) -o bin/verity-bench ./cmd/verity-bench
 	bin/verity-bench --verity $(BIN) --cache .bench $(BENCH_FLAGS)
+
+# Calibration suite (not part of `make test`, which runs its fixed-seed
+# subset, calibrate.TestQuickCalibration): many seeded datasets with
+# planted effects, every mode, kind and cohort type; rewrites
+# calibrate/CALIBRATION.md and exits 70 when a check fails. About 30-60
+# minutes on a 2-core machine; CALIBRATE_FLAGS=--datasets N trades time for
+# precision.
+CALIBRATE_FLAGS ?= --datasets 80 --workers 2
+
+calibrate:
+	$(GO) run $(GOFLAGS_) ./cmd/verity-calibrate $(CALIBRATE_FLAGS) --write calibrate/CALIBRATION.md
 
 # Go micro-benchmarks (testing.B).
 bench-go:

@@ -1,32 +1,40 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
 
+	"github.com/verity-analytics/verity/privacy"
 	"github.com/verity-analytics/verity/stats"
 )
 
 // Decisions is decisions.json: the verdict for the experiment, the rule
 // that produced it, the numbers behind it, and the sample-ratio checks.
 type Decisions struct {
-	Experiment  string           `json:"experiment"`
-	NominalDate string           `json:"nominal_date"`
-	Verdict     string           `json:"verdict"`
-	Rule        string           `json:"rule"`
-	Reason      string           `json:"reason"`
-	Variants    []string         `json:"variants"`
-	Correction  string           `json:"correction"`
-	Interval    string           `json:"interval"`
-	SRM         []SRMCheck       `json:"srm"`
-	Evidence    []stats.Evidence `json:"evidence"`
+	Experiment  string   `json:"experiment"`
+	NominalDate string   `json:"nominal_date"`
+	Verdict     string   `json:"verdict"`
+	Rule        string   `json:"rule"`
+	Reason      string   `json:"reason"`
+	Variants    []string `json:"variants"`
+	Correction  string   `json:"correction"`
+	Interval    string   `json:"interval"`
+	// LooksNote says, for the design in Interval, what a reader of the
+	// nightly results may conclude from them (LooksNote).
+	LooksNote string           `json:"looks_note"`
+	SRM       []SRMCheck       `json:"srm"`
+	Evidence  []stats.Evidence `json:"evidence"`
 }
 
 // SRMCheck is one sample-ratio-mismatch test: for the whole experiment
 // (cohort "(all)") or one cohort (Bonferroni-adjusted across cohorts).
 type SRMCheck struct {
-	Cohort    string    `json:"cohort"`
+	Cohort string `json:"cohort"`
+	// Method is the test used: chi_square, or exact_binomial when an
+	// expected count is below stats.MinChiSquareExpected.
+	Method    string    `json:"method"`
 	Observed  []int64   `json:"observed"`
 	Expected  []float64 `json:"expected"`
 	ChiSquare float64   `json:"chi_square"`
@@ -35,6 +43,21 @@ type SRMCheck struct {
 	Threshold float64   `json:"threshold"`
 	Invalid   bool      `json:"invalid"`
 	Status    string    `json:"status"`
+}
+
+// LooksNote says what a reader who looks at the results every night may
+// conclude, for each design (interval fixed_horizon or always_valid). It
+// is data for the report and decisions.json, not a verdict rule.
+func LooksNote(interval string) string {
+	if interval == "always_valid" {
+		return "always-valid design: intervals and p-values are confidence sequences that hold at every nightly look at once, " +
+			"so a reader may act on the first night an interval excludes zero and still be wrong with probability at most alpha; " +
+			"the price is wider intervals than a fixed-horizon design's at the planned end."
+	}
+	return "fixed-horizon design: intervals and p-values are valid for one reading, at the end of the planned window; " +
+		"a reader who looks every night and acts on the first significant result is wrong far more often than alpha " +
+		"(in the calibration suite, 12 nightly looks at an A/A test at alpha 0.05 show a significant difference on some night 22-35% of the time, see calibrate/CALIBRATION.md). " +
+		"Before the planned end, nightly numbers are progress, not conclusions; use statistics.sequential to read them every night."
 }
 
 // StatisticsInfo records in the manifest how the numbers were computed.
@@ -70,17 +93,19 @@ func statisticsInfo(spec *Spec) StatisticsInfo {
 // units); the variance the noise adds to a mean Σa/(n·S) is, to first order
 // (delta method, independent noise on Σa and n),
 //
-//	Var_noise(ā) = (σ_Σa/S)²/n² + ā²·σ_n²/n².
+//	Var_noise(ā) = (σ_Σa/S)²/n² + ā²·σ_n²/n²,
 //
-// Noisy variances can leave their feasible range; they are projected back
-// into it (post-processing, which costs no privacy): a variable bounded in
-// [lo, hi] has variance in [0, (hi−lo)²/4].
+// except for a ratio's numerator and denominator, where the count's noise
+// cancels in Σx/Σy and only (σ_Σa/S)²/n² remains.
+//
+// Noisy moments can leave their feasible range; they are projected back
+// into it (post-processing, which costs no privacy; see projectMoments).
+// The noise in the (co)variances themselves is passed on as
+// stats.MomentNoise, so that the intervals' degrees of freedom count it.
 func armOf(c Cell, kind stats.Kind, scale int64, cuped bool, sd *noiseSD, bx, by *[2]float64) stats.Arm {
 	m := momentsOf(c, scale)
 	if sd != nil {
-		m.VarX = project(m.VarX, bx)
-		m.VarC = project(m.VarC, bx)
-		m.VarY = project(m.VarY, by)
+		m = projectMoments(m, kind, cuped, bx, by)
 	}
 	a := stats.Arm{N: float64(c.N), Mean: m.MeanX, Var: m.VarX}
 	if kind == stats.Ratio {
@@ -93,6 +118,9 @@ func armOf(c Cell, kind stats.Kind, scale int64, cuped bool, sd *noiseSD, bx, by
 	if sd != nil && c.N > 0 {
 		n, s := float64(c.N), float64(scale)
 		nv := func(sumSD, mean float64) float64 {
+			if kind == stats.Ratio {
+				return (sumSD / s) * (sumSD / s) / (n * n)
+			}
 			return (sumSD/s)*(sumSD/s)/(n*n) + mean*mean*sd.N*sd.N/(n*n)
 		}
 		a.NoiseVarMean = nv(sd.Sums[0], m.MeanX)
@@ -100,23 +128,118 @@ func armOf(c Cell, kind stats.Kind, scale int64, cuped bool, sd *noiseSD, bx, by
 			a.NoiseVarDenMean = nv(sd.Sums[2], m.MeanY)
 		}
 		if cuped {
-			a.NoiseVarCovMean = nv(sd.Sums[5], m.MeanC)
+			a.NoiseVarCovMean = (sd.Sums[5]/s)*(sd.Sums[5]/s)/(n*n) + m.MeanC*m.MeanC*sd.N*sd.N/(n*n)
 		}
+		a.MomentNoise = momentNoise(m, kind, cuped, sd, n, s)
 	}
 	return a
 }
 
-// project clamps a variance estimate into [0, (hi−lo)²/4].
-func project(v float64, b *[2]float64) float64 {
-	if v < 0 {
-		return 0
+// momentNoise is the variance of the privacy noise in each sample
+// (co)variance, to first order in the independent noise of the released
+// sums (scaled units; S the fixed-point scale). From
+// cov(a, b) = (Σab/S² − (Σa/S)(Σb/S)/n)/(n−1),
+//
+//	Var_noise(cov(a,b)) = (σ²_Σab/S⁴ + b̄²σ²_Σa/S² + ā²σ²_Σb/S²)/(n−1)²,
+//	Var_noise(var(a))   = (σ²_Σa²/S⁴ + 4ā²σ²_Σa/S²)/(n−1)²,
+//
+// and for a proportion, whose Σx² = S·Σx is derived rather than released,
+// Var_noise(var(x)) = (1 − 2x̄)²σ²_Σx/S²/(n−1)². The count's noise is of
+// lower order and left out.
+func momentNoise(m exactMoments, kind stats.Kind, cuped bool, sd *noiseSD, n, s float64) stats.MomentNoise {
+	if n < 2 {
+		return stats.MomentNoise{}
 	}
-	if b != nil {
-		if max := (b[1] - b[0]) * (b[1] - b[0]) / 4; v > max {
-			return max
+	d2 := (n - 1) * (n - 1)
+	first := func(i int) float64 { return (sd.Sums[i] / s) * (sd.Sums[i] / s) } // σ²_Σa/S²
+	second := func(i int) float64 { return first(i) / (s * s) }                 // σ²_Σab/S⁴
+	variance := func(sq, sum int, mean float64) float64 {
+		if kind == stats.Proportion {
+			return (1 - 2*mean) * (1 - 2*mean) * first(sum) / d2
+		}
+		return (second(sq) + 4*mean*mean*first(sum)) / d2
+	}
+	cov := func(ab, a, b int, meanA, meanB float64) float64 {
+		return (second(ab) + meanB*meanB*first(a) + meanA*meanA*first(b)) / d2
+	}
+	var mn stats.MomentNoise
+	mn.Var = variance(1, 0, m.MeanX)
+	if kind == stats.Ratio {
+		mn.DenVar = (second(3) + 4*m.MeanY*m.MeanY*first(2)) / d2
+		mn.CovXY = cov(4, 0, 2, m.MeanX, m.MeanY)
+	}
+	if cuped {
+		mn.CovVar = variance(6, 5, m.MeanC)
+		mn.CovXC = cov(7, 0, 5, m.MeanX, m.MeanC)
+		if kind == stats.Ratio {
+			mn.CovYC = cov(8, 2, 5, m.MeanY, m.MeanC)
 		}
 	}
-	return v
+	return mn
+}
+
+// projectMoments puts noisy moments back into the range that values
+// bounded in [lo, hi] can have (post-processing, which costs no privacy):
+// each mean into [lo, hi], and the covariance matrix of the variables in
+// use — x; y for ratios; the covariate c under CUPED — onto the nearest
+// positive semi-definite matrix whose variances are at most (hi−lo)²/4
+// (stats.NearestCovariance, Higham 1988). Clamping the variances alone,
+// as before, left a numerator–denominator covariance larger than the
+// variances allow, hence a negative delta-method variance and no interval
+// for 9% of private ratio cells.
+func projectMoments(m exactMoments, kind stats.Kind, cuped bool, bx, by *[2]float64) exactMoments {
+	clamp := func(v float64, b *[2]float64) float64 {
+		if b == nil {
+			return v
+		}
+		return math.Min(math.Max(v, b[0]), b[1])
+	}
+	maxVar := func(b *[2]float64) float64 {
+		if b == nil {
+			return math.Inf(1)
+		}
+		return (b[1] - b[0]) * (b[1] - b[0]) / 4
+	}
+	m.MeanX, m.MeanY, m.MeanC = clamp(m.MeanX, bx), clamp(m.MeanY, by), clamp(m.MeanC, bx)
+	// The variables in use and, for each pair, their covariance.
+	idx := []int{0}
+	if kind == stats.Ratio {
+		idx = append(idx, 1)
+	}
+	if cuped {
+		idx = append(idx, 2)
+	}
+	vars := [3]*float64{&m.VarX, &m.VarY, &m.VarC}
+	covs := [3][3]*float64{{nil, &m.CovXY, &m.CovXC}, {&m.CovXY, nil, &m.CovYC}, {&m.CovXC, &m.CovYC, nil}}
+	bounds := [3]float64{maxVar(bx), maxVar(by), maxVar(bx)}
+	k := len(idx)
+	a := make([]float64, k*k)
+	mv := make([]float64, k)
+	for i, p := range idx {
+		mv[i] = bounds[p]
+		for j, q := range idx {
+			if i == j {
+				a[i*k+j] = *vars[p]
+			} else {
+				a[i*k+j] = *covs[p][q]
+			}
+		}
+	}
+	out, err := stats.NearestCovariance(a, mv)
+	if err != nil {
+		// Non-finite moments: leave them for Compare to report.
+		return m
+	}
+	for i, p := range idx {
+		for j, q := range idx {
+			if i == j {
+				*vars[p] = out[i*k+j]
+			} else {
+				*covs[p][q] = out[i*k+j]
+			}
+		}
+	}
+	return m
 }
 
 // bounds returns a metric's per-unit bounds in metric units: x's (a
@@ -191,7 +314,7 @@ func analyse(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[str
 			chk.Status = "not tested: no units"
 			chk.Expected = make([]float64, len(shares))
 		} else {
-			chk.ChiSquare, chk.PValue, chk.AdjPValue, chk.Expected = res.ChiSquare, res.PValue, res.PValue, res.Expected
+			chk.Method, chk.ChiSquare, chk.PValue, chk.AdjPValue, chk.Expected = res.Method, res.ChiSquare, res.PValue, res.PValue, res.Expected
 			if coh != AllCohort {
 				tested++
 			}
@@ -292,9 +415,14 @@ func analyse(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[str
 						row.CUPEDTheta = opt(*theta)
 					}
 				}
-				if cmp.Status == stats.StatusOK {
-					row.RelEffect, row.RelCILow, row.RelCIHigh = opt(cmp.RelDiff), opt(cmp.RelLow), opt(cmp.RelHigh)
+				if cmp.HasRelative() {
+					row.RelEffect = opt(cmp.RelDiff)
 					row.MDERel = opt(cmp.RelMDE)
+				}
+				if cmp.Status == stats.StatusOK {
+					// Fieller's interval; with StatusRelativeUnbounded it has no
+					// finite bounds and the status says so.
+					row.RelCILow, row.RelCIHigh = opt(cmp.RelLow), opt(cmp.RelHigh)
 				}
 				rows = append(rows, row)
 				r := len(rows) - 1
@@ -363,7 +491,8 @@ func analyse(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[str
 	d := stats.Decide(goals, guardrails, srmInvalid)
 	dec := Decisions{
 		Experiment: spec.Experiment, NominalDate: date, Verdict: d.Verdict, Rule: d.Rule, Reason: d.Reason,
-		Variants: nonNil(d.Variants), Correction: st.Correction, Interval: interval, SRM: srmChecks, Evidence: d.Evidence,
+		Variants: nonNil(d.Variants), Correction: st.Correction, Interval: interval, LooksNote: LooksNote(interval),
+		SRM: srmChecks, Evidence: d.Evidence,
 	}
 	if dec.Evidence == nil {
 		dec.Evidence = []stats.Evidence{}
@@ -388,4 +517,99 @@ func armSummary(a stats.Arm, kind stats.Kind) (mean, sd *float64) {
 		return opt(a.Mean), nil
 	}
 	return opt(a.Mean), opt(math.Sqrt(a.Var))
+}
+
+// CalibrationInput is one experiment's exact leaf cells and quality counts
+// as a calibration pass (CalibrationPass) computed them.
+type CalibrationInput struct {
+	Spec    *Spec // as analysed: the window cut at the nominal date
+	Date    string
+	Cells   []Cell // leaf cells, as the SQL returned them
+	Quality Quality
+}
+
+// CalibrationPass runs the pinned SQL for exact (privacy off) specs in
+// shared passes, as `verity run --date` would, and returns each spec's
+// exact cells without analysing or writing anything and without taking
+// the output folder's lock (opts.OutDir is never written). It exists for
+// the calibration suite (package calibrate), which analyses the same cells
+// in several modes.
+func CalibrationPass(ctx context.Context, specs []*Spec, opts Options) ([]CalibrationInput, error) {
+	for _, s := range specs {
+		if s.Privacy.Enabled {
+			return nil, fmt.Errorf("calibration pass: spec %s is private; pass exact specs and use CalibrationPrivate", s.Path())
+		}
+	}
+	if opts.OutDir == "" {
+		opts.OutDir = "calibration-outputs-unused"
+	}
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	jobs, groups := planJobs(ctx, specs, opts, false)
+	for _, g := range groups {
+		runGroup(ctx, g, opts)
+	}
+	out := make([]CalibrationInput, len(jobs))
+	for i, j := range jobs {
+		switch {
+		case j.err != nil:
+			return nil, fmt.Errorf("calibration pass %s: %w", j.spec.Experiment, j.err)
+		case j.skipped != "":
+			return nil, fmt.Errorf("calibration pass %s: %s", j.spec.Experiment, j.skipped)
+		}
+		out[i] = CalibrationInput{Spec: j.spec, Date: j.date, Cells: j.cells, Quality: j.quality}
+	}
+	return out, nil
+}
+
+// CalibrationExact analyses a calibration pass's exact cells as an exact
+// run does, under spec (which may differ from in.Spec in its statistics
+// section: CUPED off, sequential on), and evaluates the quality gates
+// without a previous night. blocked names the blocking checks.
+func CalibrationExact(spec *Spec, in CalibrationInput) (rows []ResultRow, dec Decisions, blocked []string, err error) {
+	cells, err := completeCells(spec, in.Cells)
+	if err != nil {
+		return nil, Decisions{}, nil, err
+	}
+	var cohorts []cohortRelease
+	for _, c := range cohortOrder(spec) {
+		cohorts = append(cohorts, cohortRelease{Label: c})
+	}
+	rows, dec, err = analyse(spec, cells, cohorts, nil, in.Date)
+	if err != nil {
+		return nil, Decisions{}, nil, err
+	}
+	_, blocked = evaluateGates(spec, in.Quality, cells, nil)
+	return rows, dec, blocked, nil
+}
+
+// CalibrationPrivate releases a calibration pass's exact leaf cells and
+// gate statistics with keyed noise under the private spec (its privacy and
+// cohorts sections) and analyses the noisy release as a private run does:
+// collapsing, noise-aware intervals, SRM on noisy counts, quality gates on
+// the noisy per-unit statistics. It is the only place where the
+// calibration suite touches the privacy machinery; it writes no ledger and
+// spends nothing. The noise streams are bound to key and to release, a
+// label that distinguishes the calibration's releases from one another.
+// blocked names the blocking checks.
+func CalibrationPrivate(spec *Spec, in CalibrationInput, key []byte, release string) (rows []ResultRow, dec Decisions, blocked []string, err error) {
+	if !spec.Privacy.Enabled {
+		return nil, Decisions{}, nil, fmt.Errorf("calibration private: spec %s has privacy disabled", spec.Path())
+	}
+	rel, err := privatize(spec, in.Cells, in.Quality, privacy.Key(key), "calibration "+release, in.Date)
+	if err != nil {
+		return nil, Decisions{}, nil, err
+	}
+	cohorts := []cohortRelease{{Label: AllCohort}}
+	for _, c := range rel.Cohorts {
+		cohorts = append(cohorts, cohortRelease{Label: c.Label, CollapsedFrom: c.CollapsedFrom})
+	}
+	rows, dec, err = analyse(spec, rel.Cells, cohorts, rel.Noise, in.Date)
+	if err != nil {
+		return nil, Decisions{}, nil, err
+	}
+	_, blocked = evaluatePrivateGates(spec, rel, nil)
+	return rows, dec, blocked, nil
 }

@@ -25,9 +25,25 @@ type Arm struct {
 
 	// Extra variance of the mean estimators from differential-privacy noise,
 	// added to the sampling variance (0 when privacy is off).
-	NoiseVarMean    float64 // added to Var(x̄)
-	NoiseVarDenMean float64 // added to Var(ȳ), ratio metrics only
+	NoiseVarMean    float64 // added to Var(x̄) (for ratios, without the count's noise, which cancels in Σx/Σy)
+	NoiseVarDenMean float64 // added to Var(ȳ), ratio metrics only (likewise without the count's noise)
 	NoiseVarCovMean float64 // added to Var(c̄), CUPED only
+
+	// MomentNoise is the variance of the privacy noise in the sample
+	// (co)variances above (all zero without privacy). A variance computed
+	// from a noisy Σx² is itself noisy; Compare counts that uncertainty in
+	// the degrees of freedom (see Compare).
+	MomentNoise MomentNoise
+}
+
+// MomentNoise holds, for each sample (co)variance of an Arm, the variance
+// of the privacy noise it carries. With independent noise e on the sums
+// of n units in fixed-point scale S, to first order
+//
+//	Var_noise(s²_x) = (σ²_Σx² + 4x̄²·S²·σ²_Σx)/(S⁴(n-1)²),   Var_noise(s_xy) = σ²_Σxy/(S⁴(n-1)²), …
+type MomentNoise struct {
+	Var, DenVar, CovVar float64 // of Var, DenVar, CovVar
+	CovXY, CovXC, CovYC float64 // of CovXY, CovXC, CovYC
 }
 
 // Defaults used when the corresponding option is zero.
@@ -143,8 +159,9 @@ func (s Sequential) halfWidthFactor(t, alpha, z float64) (h, p float64) {
 	return h, p
 }
 
-// Statuses of a Comparison. Only StatusOK and StatusControlMeanZero carry a
-// valid absolute comparison; only StatusOK carries a valid relative one.
+// Statuses of a Comparison. StatusOK, StatusControlMeanZero and
+// StatusRelativeUnbounded carry a valid absolute comparison; only StatusOK
+// carries a relative interval.
 const (
 	StatusOK = "ok"
 	// StatusControlMeanZero: the relative lift is undefined; the absolute
@@ -168,6 +185,11 @@ const (
 	StatusInvalidOptions = "invalid options"
 	// StatusOverflow: a result overflowed float64 (values near 1e150 and beyond).
 	StatusOverflow = "overflow"
+	// StatusRelativeUnbounded: the absolute comparison is valid, but the
+	// control mean is not distinguishable from zero at the interval's level,
+	// so Fieller's set for the relative effect is unbounded (see fieller):
+	// RelDiff and RelSE are reported, RelLow and RelHigh are zero.
+	StatusRelativeUnbounded = "relative interval unbounded"
 )
 
 // Comparison is treatment versus control for one metric. Every float field
@@ -192,9 +214,9 @@ type Comparison struct {
 	DiffHigh  float64
 	PValue    float64 // two-sided; always-valid when Sequential
 
-	RelDiff float64 // TreatmentMean/ControlMean - 1
-	RelSE   float64 // delta-method standard error of RelDiff
-	RelLow  float64
+	RelDiff float64 // (TreatmentMean - ControlMean)/|ControlMean|: TreatmentMean/ControlMean - 1 for a positive control mean
+	RelSE   float64 // delta-method standard error of RelDiff (reported; the interval is Fieller's)
+	RelLow  float64 // Fieller interval (see fieller), not symmetric about RelDiff
 	RelHigh float64
 
 	CUPEDApplied bool
@@ -209,7 +231,13 @@ type Comparison struct {
 // Valid reports whether the absolute comparison (Diff, its interval and
 // PValue) is usable.
 func (c Comparison) Valid() bool {
-	return c.Status == StatusOK || c.Status == StatusControlMeanZero
+	return c.Status == StatusOK || c.Status == StatusControlMeanZero || c.Status == StatusRelativeUnbounded
+}
+
+// HasRelative reports whether RelDiff and RelSE are usable (the relative
+// interval is usable only when Status is StatusOK).
+func (c Comparison) HasRelative() bool {
+	return c.Status == StatusOK || c.Status == StatusRelativeUnbounded
 }
 
 // armEstimate is one arm's estimator and its variance.
@@ -218,6 +246,9 @@ type armEstimate struct {
 	mean     float64 // x̄, x̄/ȳ, CUPED-adjusted when requested
 	sampVar  float64 // sampling variance of mean (per-unit variance / n)
 	noiseVar float64 // privacy-noise variance of mean
+	// sampVarNoise is the variance that privacy noise in the moments adds
+	// to the estimate of sampVar: Var_noise(s²)/n².
+	sampVarNoise float64
 }
 
 // estimateArm computes one arm's estimator. For kind Mean and Proportion
@@ -301,7 +332,35 @@ func estimateArm(a Arm, kind Kind, cuped *CUPED) (armEstimate, string) {
 		s2 = 0
 	}
 	e.sampVar = s2 / a.N
+	e.sampVarNoise = momentNoiseVar(a, kind, r, cuped) / (a.N * a.N)
 	return e, StatusOK
+}
+
+// momentNoiseVar returns the privacy-noise variance of the per-unit
+// variance s² = wᵀΣw of the linearised (and CUPED-adjusted) value
+// w_x·x + w_y·y + w_c·c, to first order in the noise of each (co)variance
+// and treating the noise of different moments as independent:
+//
+//	Var_noise(s²) = Σ_i w_i⁴·Var_noise(Σ_ii) + Σ_{i<j} 4w_i²w_j²·Var_noise(Σ_ij),
+//
+// with w = (1, 0, -θ) for means and proportions and (1/ȳ, -R/ȳ, -θ) for
+// ratios (w_c = 0 without CUPED).
+func momentNoiseVar(a Arm, kind Kind, r float64, cuped *CUPED) float64 {
+	mn := a.MomentNoise
+	wx, wy, wc := 1.0, 0.0, 0.0
+	if kind == Ratio {
+		wx, wy = 1/a.DenMean, -r/a.DenMean
+	}
+	if cuped != nil {
+		wc = -cuped.Theta
+	}
+	sq := func(v float64) float64 { return v * v }
+	v := sq(sq(wx))*mn.Var + sq(sq(wy))*mn.DenVar + sq(sq(wc))*mn.CovVar +
+		4*sq(wx*wy)*mn.CovXY + 4*sq(wx*wc)*mn.CovXC + 4*sq(wy*wc)*mn.CovYC
+	if !(v > 0) || !finite(v) {
+		return 0
+	}
+	return v
 }
 
 // Compare compares treatment with control for one metric.
@@ -317,11 +376,28 @@ func estimateArm(a Arm, kind Kind, cuped *CUPED) (armEstimate, string) {
 // Δ ± t_{ν,1-α/2}·SE and the p-value 2·P(T_ν ≥ |Δ|/SE); with identical
 // inputs these are SciPy's ttest_ind_from_stats(equal_var=False).
 //
-// Relative effect. L = m_t/m_c - 1 with the delta-method standard error
+// Under differential privacy the per-unit variance s² is itself computed
+// from noisy sums (Arm.MomentNoise), so its estimate has two sources of
+// error: sampling, Var(s²/n) ≈ 2(s²/n)²/(n-1), and noise, Var_noise(s²)/n².
+// Satterthwaite's approximation (Satterthwaite 1946, "An approximate
+// distribution of estimates of variance components", Biometrics Bull.
+// 2:110–114: ν = (Σ v_i)² / Σ v_i²/ν_i with ν_i = 2v_i²/Var(v̂_i)) then gives
+//
+//	ν = (v_c + v_t)² / Σ_arms [ s⁴/(n²(n-1)) + Var_noise(s²)/(2n²) ],
+//
+// which is Welch's ν without noise and smaller (a wider t interval) the
+// noisier the variance estimate is.
+//
+// Relative effect. L = (m_t - m_c)/|m_c| (m_t/m_c - 1 for a positive
+// control mean, and of the absolute effect's sign for any control mean),
+// with the delta-method standard error
 //
 //	SE_L = √(v_t/m_c² + m_t²·v_c/m_c⁴)
 //
-// and the normal interval L ± z_{1-α/2}·SE_L.
+// reported, and Fieller's interval at the absolute interval's critical
+// value (see fieller). It is not symmetric about L. When the control mean
+// is not distinguishable from zero the interval is unbounded: Status is
+// StatusRelativeUnbounded and only the absolute comparison is valid.
 //
 // With opts.Sequential both intervals and the p-value are replaced by the
 // always-valid ones (see Sequential). The MDE fields are those of MDEFromSE
@@ -373,11 +449,12 @@ func Compare(control, treatment Arm, kind Kind, opts Options) Comparison {
 	c.TreatmentVar = et.sampVar + et.noiseVar
 	v := c.ControlVar + c.TreatmentVar
 	c.SE = math.Sqrt(v)
-	// Scaled to avoid overflow: ν = 1/Σ (s_i/v)²/(n_i-1). When only the
-	// (known) noise variance remains, ν is infinite: the interval is
-	// normal, represented by ν = NoiseOnlyDF.
+	// Scaled to avoid overflow: ν = 1/Σ [(s_i/v)²/(n_i-1) + Var_noise(s_i)/(2v²)]
+	// (see Compare). When only the (known) noise variance remains, ν is
+	// infinite: the interval is normal, represented by ν = NoiseOnlyDF.
 	rc, rt := ec.sampVar/v, et.sampVar/v
-	if den := rc*rc/(ec.n-1) + rt*rt/(et.n-1); den > 0 {
+	nc, nt := math.Sqrt(ec.sampVarNoise)/v, math.Sqrt(et.sampVarNoise)/v
+	if den := rc*rc/(ec.n-1) + rt*rt/(et.n-1) + (nc*nc+nt*nt)/2; den > 0 {
 		c.DF = math.Min(1/den, NoiseOnlyDF)
 	} else {
 		c.DF = NoiseOnlyDF
@@ -387,15 +464,13 @@ func Compare(control, treatment Arm, kind Kind, opts Options) Comparison {
 		return c.degenerate(StatusOverflow).finiteOr(StatusOverflow)
 	}
 
-	var crit, zRel float64
+	var crit float64
 	if o.Sequential != nil {
 		c.Sequential = true
 		crit, c.PValue = o.Sequential.halfWidthFactor(ec.n+et.n, o.Alpha, c.Statistic)
-		zRel = crit
 	} else {
 		crit = tQuantileTwoSided(o.Alpha, c.DF)
 		c.PValue = tTwoSidedP(c.Statistic, c.DF)
-		zRel = normalQuantileTwoSided(o.Alpha)
 	}
 	c.DiffLow, c.DiffHigh = c.Diff-crit*c.SE, c.Diff+crit*c.SE
 
@@ -408,9 +483,13 @@ func Compare(control, treatment Arm, kind Kind, opts Options) Comparison {
 		c.Status = StatusControlMeanZero
 	} else {
 		r := c.TreatmentMean / c.ControlMean
-		c.RelDiff = r - 1
+		c.RelDiff = c.Diff / math.Abs(c.ControlMean)
 		c.RelSE = math.Sqrt(c.TreatmentVar+r*r*c.ControlVar) / math.Abs(c.ControlMean)
-		c.RelLow, c.RelHigh = c.RelDiff-zRel*c.RelSE, c.RelDiff+zRel*c.RelSE
+		if lo, hi, ok := fieller(c.ControlMean, c.TreatmentMean, c.ControlVar, c.TreatmentVar, crit); ok {
+			c.RelLow, c.RelHigh = lo, hi
+		} else {
+			c.Status = StatusRelativeUnbounded
+		}
 		c.RelMDE = c.MDE / math.Abs(c.ControlMean)
 		c.Underpowered = Underpowered(c.RelMDE, o.MaxRelMDE)
 	}

@@ -113,7 +113,10 @@ type Decision struct {
 //     desired direction) and every guardrail result of that variant is
 //     non-inferior: H < m when an increase is harmful, L > -m when a
 //     decrease is. A guardrail whose comparison is not valid is not
-//     non-inferior.
+//     non-inferior, nor is a relative guardrail whose relative interval is
+//     unbounded (StatusRelativeUnbounded: inconclusive). The relative scale
+//     is (m_t - m_c)/|m_c|, so a harmful move reads as harmful for either
+//     sign of the control mean.
 //  4. hold otherwise (RuleGuardrailUnconfirmed when a goal won but a
 //     guardrail blocked it, RuleNoGoalWin when no goal won).
 func Decide(goals []GoalResult, guardrails []GuardrailResult, srmInvalid bool) Decision {
@@ -267,6 +270,11 @@ func guardrailEvidence(g GuardrailResult) Evidence {
 	}
 	e.Margin = m
 	switch {
+	case g.Relative && c.Status == StatusRelativeUnbounded:
+		// The data cannot bound the relative effect (the control mean is
+		// not distinguishable from zero): neither harm nor non-inferiority
+		// is shown, so the guardrail blocks a ship but cannot roll back.
+		e.Outcome = OutcomeInconclusive
 	case !valid:
 		e.Outcome = OutcomeInvalid
 	case g.Harmful == Increase && e.Low > m, g.Harmful == Decrease && e.High < m:

@@ -170,3 +170,47 @@ func TestDecideWithCompare(t *testing.T) {
 		t.Errorf("verdict %s, latency interval [%v, %v] vs margin 2", d.Verdict, lat.DiffLow, lat.DiffHigh)
 	}
 }
+
+// TestRelativeGuardrailNegativeControlMean: a relative guardrail on a
+// metric whose control mean is negative (net revenue per user) judges a
+// move in the harmful direction as harm. With m_t/m_c - 1 (GrowthBook's
+// convention) a drop from -2.0 to -2.6 reads as a +30% lift and the
+// guardrail passes as non-inferior; with (m_t - m_c)/|m_c| it is -30%.
+func TestRelativeGuardrailNegativeControlMean(t *testing.T) {
+	control := Arm{N: 800, Mean: -2.0, Var: 16}
+	worse := Arm{N: 800, Mean: -2.6, Var: 18}
+	better := Arm{N: 800, Mean: -1.5, Var: 15}
+	net := Guardrail{Metric: "net_revenue", Harmful: Decrease, Margin: 0.05, Relative: true}
+	goal := GoalResult{Metric: "conversion", Variant: "b", Cohort: "all", Desired: Increase,
+		Comparison: cmpAt(0.5, 0.2, 0.8, 0.001), AdjPValue: 0.003}
+	for _, tc := range []struct {
+		name      string
+		treatment Arm
+		verdict   string
+		outcome   string
+	}{
+		{"harmful drop rolls back", worse, VerdictRollback, OutcomeHarm},
+		{"improvement ships", better, VerdictShip, OutcomeNonInferior},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Compare(control, tc.treatment, Mean, Options{})
+			if c.Status != StatusOK {
+				t.Fatalf("status %q", c.Status)
+			}
+			d := Decide([]GoalResult{goal}, []GuardrailResult{{Guardrail: net, Variant: "b", Cohort: "all", Comparison: c}}, false)
+			if d.Verdict != tc.verdict || d.Evidence[1].Outcome != tc.outcome {
+				t.Errorf("verdict %s, guardrail %s (relative %v [%v, %v]); want %s, %s",
+					d.Verdict, d.Evidence[1].Outcome, c.RelDiff, c.RelLow, c.RelHigh, tc.verdict, tc.outcome)
+			}
+		})
+	}
+	// An unbounded relative interval neither rolls back nor lets a ship through.
+	c := Compare(Arm{N: 200, Mean: 0.05, Var: 4}, Arm{N: 210, Mean: 0.4, Var: 4}, Mean, Options{})
+	if c.Status != StatusRelativeUnbounded {
+		t.Fatalf("status %q, want %q", c.Status, StatusRelativeUnbounded)
+	}
+	d := Decide([]GoalResult{goal}, []GuardrailResult{{Guardrail: net, Variant: "b", Cohort: "all", Comparison: c}}, false)
+	if d.Verdict != VerdictHold || d.Evidence[1].Outcome != OutcomeInconclusive {
+		t.Errorf("unbounded relative guardrail: verdict %s, outcome %s; want hold, inconclusive", d.Verdict, d.Evidence[1].Outcome)
+	}
+}

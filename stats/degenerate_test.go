@@ -66,7 +66,7 @@ func TestCompareDegenerate(t *testing.T) {
 		{"huge means are fine", Arm{N: 1000, Mean: 1e15, Var: 4e28}, Arm{N: 1000, Mean: 1.001e15, Var: 4e28}, Mean, Options{}, StatusOK, 1e12},
 		{"huge ratio is fine", Arm{N: 1000, Mean: 1e15, Var: 4e28, DenMean: 3, DenVar: 2, CovXY: 1e13}, Arm{N: 1000, Mean: 1e15, Var: 4e28, DenMean: 3, DenVar: 2, CovXY: 1e13}, Ratio, Options{}, StatusOK, 0},
 		{"overflowing difference", Arm{N: 100, Mean: -1e308, Var: 1}, Arm{N: 100, Mean: 1e308, Var: 1}, Mean, Options{}, StatusOverflow, 0},
-		{"very large variances still fit", Arm{N: 2, Mean: 1, Var: 1e300}, Arm{N: 2, Mean: 2, Var: 1e300}, Mean, Options{}, StatusOK, 1},
+		{"very large variances still fit", Arm{N: 2, Mean: 1, Var: 1e300}, Arm{N: 2, Mean: 2, Var: 1e300}, Mean, Options{}, StatusRelativeUnbounded, 1}, // the control mean is indistinguishable from 0
 		{"overflowing relative lift", Arm{N: 100, Mean: 1e-300, Var: 1}, Arm{N: 100, Mean: 1e10, Var: 1}, Mean, Options{}, StatusOverflow, 0},
 		{"unknown kind", ok, ok, Kind(9), Options{}, StatusInvalidInput, 0},
 		{"alpha above one", ok, ok, Mean, Options{Alpha: 1.5}, StatusInvalidOptions, 0},
@@ -93,6 +93,10 @@ func TestCompareDegenerate(t *testing.T) {
 				}
 				if !(got.PValue < 1 && got.PValue > 0) {
 					t.Errorf("PValue = %v, want the absolute test's p in (0, 1)", got.PValue)
+				}
+			case got.Status == StatusRelativeUnbounded:
+				if !got.Valid() || !got.HasRelative() || !(got.SE > 0) || got.RelLow != 0 || got.RelHigh != 0 || !(got.DiffLow < got.DiffHigh) {
+					t.Errorf("relative-unbounded comparison: %+v", got)
 				}
 			default:
 				if got.Valid() {

@@ -26,7 +26,10 @@
 //	Δ = m_t - m_c,  SE = √(V_c + V_t),
 //	ν = SE⁴ / (S_c²/(n_c-1) + S_t²/(n_t-1))        (Welch–Satterthwaite; S = sampling part of V)
 //	Δ ± t_{ν,1-α/2}·SE,  p = 2·P(T_ν ≥ |Δ|/SE)
-//	L = m_t/m_c - 1,  SE_L = √(V_t/m_c² + m_t²V_c/m_c⁴),  L ± z_{1-α/2}·SE_L
+//	L = (m_t - m_c)/|m_c|,  SE_L = √(V_t/m_c² + m_t²V_c/m_c⁴),  Fieller's interval at t_{ν,1-α/2} (see fieller)
+//
+// Under privacy the Satterthwaite ν also counts the noise in each s²
+// (Arm.MomentNoise): ν = V² / Σ_arms [s⁴/(n²(n-1)) + Var_noise(s²)/(2n²)].
 //
 // Multi-arm experiments call Compare for each treatment against control.
 //
@@ -50,7 +53,8 @@
 // # Sample-ratio mismatch (SRM, SRMCohorts)
 //
 //	χ² = Σ (O_i - E_i)²/E_i,  df = k-1,  Bonferroni across cohorts;
-//	invalid when the adjusted p < 0.001 and every E_i ≥ 8.
+//	exact binomial test (arm vs rest, Bonferroni over arms) when some E_i < 10;
+//	invalid when the adjusted p < 0.001.
 //
 // # Multiple testing (Holm, BenjaminiHochberg, HolmAlphas, BenjaminiHochbergAlphas)
 //
@@ -68,6 +72,13 @@
 // is significantly better (adjusted p ≤ α, right direction) and every
 // guardrail of that variant is non-inferior (its interval lies entirely on
 // the safe side of the margin); hold otherwise.
+//
+// # Nearest covariance (NearestCovariance)
+//
+// Noisy (co)variances are projected onto the nearest positive
+// semi-definite matrix with bounded variances (Higham 1988), so that
+// delta-method and CUPED variances, quadratic forms of it, are never
+// negative.
 //
 // # Degenerate input
 //

@@ -24,6 +24,8 @@ type refWant struct {
 	ControlMean, TreatmentMean, ControlVar, TreatmentVar float64
 	Diff, SE, DF, Statistic, PValue, DiffLow, DiffHigh   float64
 	RelDiff, RelSE, RelLow, RelHigh, MDE, Rho            float64
+	RelUnbounded                                         bool
+	GbstatsRel                                           float64
 }
 
 type refComparison struct {
@@ -68,6 +70,19 @@ type reference struct {
 	}
 	MDE []struct {
 		SE, Alpha, Power, MDE float64
+	}
+	SRMExact []struct {
+		Name     string
+		Observed []float64
+		Shares   []float64
+		P        float64
+		Small    []int
+	} `json:"srm_exact"`
+	PSD []struct {
+		Name   string
+		A      []float64
+		MaxVar []float64 `json:"max_var"`
+		Want   []float64
 	}
 }
 
@@ -114,8 +129,12 @@ func mustKind(t *testing.T, s string) Kind {
 // checkComparison compares every reference field with Compare's result.
 func checkComparison(t *testing.T, got Comparison, w refWant) {
 	t.Helper()
-	if got.Status != StatusOK {
-		t.Fatalf("status %q, want ok", got.Status)
+	wantStatus := StatusOK
+	if w.RelUnbounded {
+		wantStatus = StatusRelativeUnbounded
+	}
+	if got.Status != wantStatus {
+		t.Fatalf("status %q, want %q", got.Status, wantStatus)
 	}
 	half := w.DiffHigh - w.DiffLow
 	relHalf := w.RelHigh - w.RelLow
@@ -267,6 +286,74 @@ func TestMultipleTestingAgainstStatsmodels(t *testing.T) {
 				}
 				for i := range f.want {
 					checkClose(t, f.name, f.got[i], f.want[i], 0)
+				}
+			}
+		})
+	}
+}
+
+// TestRelativeSignConvention: the relative effect has the sign of the
+// absolute one for either sign of the control mean, where GrowthBook's
+// (m_t - m_c)/m_c flips it for a negative control mean.
+func TestRelativeSignConvention(t *testing.T) {
+	n := 0
+	for _, tc := range ref(t).Welch {
+		if tc.Want.GbstatsRel == 0 {
+			continue
+		}
+		n++
+		got := Compare(tc.Control, tc.Treatment, mustKind(t, tc.Kind), Options{Alpha: tc.Alpha})
+		if (got.RelDiff > 0) != (got.Diff > 0) {
+			t.Errorf("%s: relative %v and absolute %v effects differ in sign", tc.Name, got.RelDiff, got.Diff)
+		}
+		want := tc.Want.GbstatsRel
+		if tc.Control.Mean < 0 {
+			want = -want
+		}
+		checkClose(t, tc.Name+": RelDiff vs gbstats", got.RelDiff, want, 0)
+		if !got.HasRelative() {
+			t.Errorf("%s: no relative effect (status %q)", tc.Name, got.Status)
+		}
+		if got.Status == StatusOK && !(got.RelLow <= got.RelDiff && got.RelDiff <= got.RelHigh) {
+			t.Errorf("%s: interval [%v, %v] does not contain the estimate %v", tc.Name, got.RelLow, got.RelHigh, got.RelDiff)
+		}
+	}
+	if n < 5 {
+		t.Fatalf("only %d relative cases in the reference", n)
+	}
+}
+
+func TestExactSRMAgainstSciPy(t *testing.T) {
+	for _, tc := range ref(t).SRMExact {
+		t.Run(tc.Name, func(t *testing.T) {
+			got, err := SRM(tc.Observed, tc.Shares)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Method != SRMExact {
+				t.Fatalf("method %q, want %q (expected %v)", got.Method, SRMExact, got.Expected)
+			}
+			checkClose(t, "p", got.PValue, tc.P, 1e-300)
+		})
+	}
+}
+
+func TestNearestCovarianceAgainstNumPy(t *testing.T) {
+	for _, tc := range ref(t).PSD {
+		t.Run(tc.Name, func(t *testing.T) {
+			got, err := NearestCovariance(tc.A, tc.MaxVar)
+			if err != nil {
+				t.Fatal(err)
+			}
+			scale := 0.0
+			for _, v := range tc.Want {
+				scale = math.Max(scale, math.Abs(v))
+			}
+			for i := range tc.Want {
+				// Entries are compared on the matrix's scale: an entry near zero
+				// is a sum of products of eigenvector components.
+				if math.Abs(got[i]-tc.Want[i]) > 1e-12*scale {
+					t.Errorf("entry %d = %.17g, want %.17g", i, got[i], tc.Want[i])
 				}
 			}
 		})

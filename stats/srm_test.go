@@ -46,8 +46,12 @@ func TestSRMInvalidRule(t *testing.T) {
 		{"p just below the default threshold", []float64{5165, 4835}, 0, true},  // χ²=10.89, p=0.00097
 		{"looser threshold", []float64{5150, 4850}, 0.01, true},
 		{"empty arm is still a mismatch", []float64{10000, 0}, 0, true},
-		{"too few expected units", []float64{0, 14}, 0, false}, // p = 0.0002 but E = 7 per arm
-		{"just enough expected units", []float64{0, 16}, 0, true},
+		// Expected counts below MinChiSquareExpected use the exact binomial
+		// test: 0 of 14 has p = 2·0.5¹⁴ = 0.00012, a mismatch (χ² used to
+		// give 0.0002 and be ignored as "too few units").
+		{"few expected units, exact test", []float64{0, 14}, 0, true},
+		{"few expected units, exact test, plausible", []float64{2, 12}, 0, false}, // p = 0.013
+		{"very few units cannot mismatch", []float64{0, 6}, 0, false},             // p = 0.031
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := SRM(tc.obs, []float64{1, 1})

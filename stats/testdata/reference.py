@@ -10,7 +10,10 @@ It rewrites stats/testdata/reference.json next to this file. The output is
 deterministic: every random draw comes from numpy.random.default_rng with a
 fixed seed, and floats are written with repr (shortest round-trip).
 
-Independence from the Go code: Welch tests come from
+Independence from the Go code: Fieller's relative interval is found by
+root-finding on its defining test statistic (brentq), not from the closed
+form of the quadratic's roots; the exact SRM test is SciPy's binomtest;
+the nearest covariance uses NumPy's eigh. Welch tests come from
 scipy.stats.ttest_ind_from_stats and scipy.stats.t (quantiles polished, see
 t_ppf); χ² from
 scipy.stats.chisquare; Holm and BH from statsmodels' multipletests; the MDE
@@ -56,30 +59,68 @@ def moments(x, y=None, c=None):
 
 
 def welch_from_estimates(mc, vc_samp, nc, mt, vt_samp, nt, alpha,
-                         vc_noise=0.0, vt_noise=0.0):
+                         vc_noise=0.0, vt_noise=0.0, vc_samp_noise=0.0, vt_samp_noise=0.0):
     """Welch comparison of two arm estimates with sampling variances
-    vc_samp, vt_samp (of the estimates) and extra known noise variance."""
+    vc_samp, vt_samp (of the estimates) and extra known noise variance.
+
+    The degrees of freedom are Satterthwaite's, ν = 2V²/Σ Var(v̂_i), where
+    each estimated sampling variance v̂_i = s²/n has variance
+    2v_i²/(n_i-1) from sampling plus *_samp_noise (the variance privacy
+    noise in the moments adds to v̂_i); the known noise variances have no
+    estimation error."""
     vc = vc_samp + vc_noise
     vt = vt_samp + vt_noise
     v = vc + vt
     se = math.sqrt(v)
-    df = v ** 2 / (vc_samp ** 2 / (nc - 1) + vt_samp ** 2 / (nt - 1))
+    var_vhat = 2 * vc_samp ** 2 / (nc - 1) + vc_samp_noise + 2 * vt_samp ** 2 / (nt - 1) + vt_samp_noise
+    df = 2 * v ** 2 / var_vhat
     diff = mt - mc
     t = diff / se
     p = 2 * stats.t.sf(abs(t), df)
     q = t_ppf(1 - alpha / 2, df)
     z = stats.norm.ppf(1 - alpha / 2)
-    rel = mt / mc - 1
+    rel = (mt - mc) / abs(mc)
     relse = math.sqrt(vt / mc ** 2 + mt ** 2 * vc / mc ** 4)
+    rel_lo, rel_hi = fieller_numeric(mc, mt, vc, vt, q)
+    if rel_lo is None:
+        rel_lo, rel_hi = 0.0, 0.0
     return {
+        "RelUnbounded": bool(mc * mc <= q * q * vc),
         "ControlMean": f(mc), "TreatmentMean": f(mt),
         "ControlVar": f(vc), "TreatmentVar": f(vt),
         "Diff": f(diff), "SE": f(se), "DF": f(df), "Statistic": f(t),
         "PValue": f(p), "DiffLow": f(diff - q * se), "DiffHigh": f(diff + q * se),
         "RelDiff": f(rel), "RelSE": f(relse),
-        "RelLow": f(rel - z * relse), "RelHigh": f(rel + z * relse),
+        "RelLow": f(rel_lo), "RelHigh": f(rel_hi),
         "MDE": f(mde(se, alpha, 0.8)),
     }
+
+
+def fieller_numeric(mc, mt, vc, vt, q):
+    """Fieller's interval for the relative effect (μ_t - μ_c)/|μ_c|, found
+    by root-finding on its defining test, not from the quadratic's roots:
+    the relative effects ℓ whose statistic
+    (m_t - (1+sℓ)m_c)/√(v_t + (1+sℓ)²v_c), s = sign(m_c), is at most q in
+    absolute value. Returns (None, None) when the set is unbounded
+    (m_c² ≤ q²v_c)."""
+    if mc * mc <= q * q * vc:
+        return None, None
+    s = 1.0 if mc > 0 else -1.0
+
+    def g(l):
+        k = 1 + s * l
+        return (mt - k * mc) ** 2 / (vt + k * k * vc) - q * q
+
+    est = (mt - mc) / abs(mc)
+    w = math.sqrt(vt + vc) / abs(mc)
+    bounds = []
+    for sign in (-1, 1):
+        step = w
+        while g(est + sign * step) <= 0:
+            step *= 2
+        a, b = sorted((est, est + sign * step))
+        bounds.append(optimize.brentq(g, a, b, xtol=1e-300, rtol=8.9e-16, maxiter=1000))
+    return bounds[0], bounds[1]
 
 
 def t_ppf(p, nu):
@@ -175,6 +216,87 @@ def noise_cases():
         want = welch_from_estimates(c["Mean"], c["Var"] / c["N"], c["N"], t["Mean"], t["Var"] / t["N"], t["N"],
                                     0.05, nc_, nt_)
         out.append({"name": name, "kind": "mean", "alpha": 0.05, "control": c, "treatment": t, "want": want})
+    # A variance computed from a noisy Σx² is noisy: MomentNoise.Var is the
+    # noise variance of s², which adds Var/n² to the variance of s²/n.
+    for name, c, t, mc_, mt_ in [
+        ("noisy variance estimate", {"N": 400.0, "Mean": 3.0, "Var": 9.0}, {"N": 420.0, "Mean": 3.3, "Var": 10.0}, 4.0, 6.0),
+        ("noisy variance dominates df", {"N": 3000.0, "Mean": 1.0, "Var": 2.0}, {"N": 3000.0, "Mean": 1.05, "Var": 2.2}, 9.0, 9.0),
+    ]:
+        c = dict(c, NoiseVarMean=1e-4, MomentNoise={"Var": mc_})
+        t = dict(t, NoiseVarMean=2e-4, MomentNoise={"Var": mt_})
+        want = welch_from_estimates(c["Mean"], c["Var"] / c["N"], c["N"], t["Mean"], t["Var"] / t["N"], t["N"],
+                                    0.05, 1e-4, 2e-4, mc_ / c["N"] ** 2, mt_ / t["N"] ** 2)
+        out.append({"name": name, "kind": "mean", "alpha": 0.05, "control": c, "treatment": t, "want": want})
+    return out
+
+
+def relative_cases():
+    """Relative effects for control means of either sign (Fieller; the
+    point estimate is (m_t - m_c)/|m_c|). gbstats_rel is GrowthBook's
+    (m_t - m_c)/m_c (gbstats utils.frequentist_diff), kept to show where the
+    two conventions differ."""
+    out = []
+    for name, c, t in [
+        ("negative control mean getting worse", {"N": 800.0, "Mean": -2.0, "Var": 16.0}, {"N": 800.0, "Mean": -2.6, "Var": 18.0}),
+        ("negative control mean improving", {"N": 800.0, "Mean": -2.0, "Var": 16.0}, {"N": 800.0, "Mean": -1.5, "Var": 15.0}),
+        ("control mean near zero", {"N": 200.0, "Mean": 0.05, "Var": 4.0}, {"N": 210.0, "Mean": 0.4, "Var": 4.0}),
+        ("control mean crossing zero", {"N": 500.0, "Mean": -0.1, "Var": 25.0}, {"N": 500.0, "Mean": 0.3, "Var": 25.0}),
+        ("skewed small cohort", {"N": 60.0, "Mean": 0.8, "Var": 3.0}, {"N": 55.0, "Mean": 1.1, "Var": 4.0}),
+    ]:
+        want = welch_from_estimates(c["Mean"], c["Var"] / c["N"], c["N"], t["Mean"], t["Var"] / t["N"], t["N"], 0.05)
+        want["GbstatsRel"] = f((t["Mean"] - c["Mean"]) / c["Mean"])
+        out.append({"name": name, "kind": "mean", "alpha": 0.05, "control": c, "treatment": t, "want": want})
+    return out
+
+
+def srm_exact_cases():
+    """Exact binomial SRM test (SciPy's binomtest, two-sided: the sum of the
+    probabilities of outcomes no more likely than the observed one) for
+    any expected count below 10, where χ² is unreliable; arm-vs-rest with Bonferroni for more
+    than two arms."""
+    out = []
+    for name, obs, shares in [
+        ("tiny declared share, even split", [1500, 1500], [0.002, 0.998]),
+        ("tiny declared share, as designed", [7, 2993], [0.002, 0.998]),
+        ("tiny declared share, a little high", [14, 2986], [0.002, 0.998]),
+        ("tiny declared share, empty arm", [0, 3000], [0.002, 0.998]),
+        ("small total", [1, 9], [0.5, 0.5]),
+        ("three arms one tiny", [20, 2000, 1980], [0.001, 0.4995, 0.4995]),
+    ]:
+        n = sum(obs)
+        w = np.array(shares, dtype=float) / np.sum(shares)
+        small = [i for i in range(len(obs)) if n * w[i] < 10]
+        if len(obs) == 2:
+            p = stats.binomtest(obs[0], n, w[0]).pvalue
+        else:
+            p = min(1.0, len(obs) * min(stats.binomtest(obs[i], n, w[i]).pvalue for i in range(len(obs))))
+        out.append({"name": name, "observed": [f(o) for o in obs], "shares": [f(x) for x in shares],
+                    "p": f(p), "small": small})
+    return out
+
+
+def psd_cases():
+    """Nearest covariance: numpy's symmetric eigendecomposition with the
+    negative eigenvalues set to zero, then rows and columns scaled down to
+    the variance bounds."""
+    out = []
+    for name, a, maxvar in [
+        ("ratio covariance too large", [[4.0, 5.0], [5.0, 3.0]], [100.0, 100.0]),
+        ("already a covariance", [[4.0, 1.0], [1.0, 3.0]], [100.0, 100.0]),
+        ("negative variance", [[-0.5, 0.2], [0.2, 3.0]], [100.0, 100.0]),
+        ("three variables cuped", [[2.0, 1.9, 1.5], [1.9, 1.0, -0.4], [1.5, -0.4, 1.2]], [10.0, 10.0, 10.0]),
+        ("variance above its bound", [[30.0, 20.0], [20.0, 10.0]], [25.0, 25.0]),
+    ]:
+        m = np.array(a, dtype=float)
+        m = (m + m.T) / 2
+        for i in range(len(maxvar)):
+            m[i, i] = min(max(m[i, i], 0.0), maxvar[i])
+        lam, q = np.linalg.eigh(m)
+        p = q @ np.diag(np.maximum(lam, 0)) @ q.T
+        d = np.array([math.sqrt(maxvar[i] / p[i, i]) if p[i, i] > maxvar[i] else 1.0 for i in range(len(maxvar))])
+        p = p * np.outer(d, d)
+        out.append({"name": name, "a": [f(x) for x in np.array(a).ravel()], "max_var": [f(x) for x in maxvar],
+                    "want": [f(x) for x in p.ravel()], "min_eig": f(min(np.linalg.eigvalsh(p)))})
     return out
 
 
@@ -323,10 +445,10 @@ def sequential_cases():
         mc, mt = c["Mean"], t["Mean"]
         relse = math.sqrt(vt / mc ** 2 + mt ** 2 * vc / mc ** 4)
         mult = hw / math.sqrt(v)
-        rel = mt / mc - 1
+        lo, hi = fieller_numeric(mc, mt, vc, vt, mult)
         out.append({"name": name, "kind": "mean", "alpha": alpha, "nstar": nstar, "control": c, "treatment": t,
                     "want": {"DiffLow": f(diff - hw), "DiffHigh": f(diff + hw), "PValue": f(min(1.0, 1 / m)),
-                             "RelLow": f(rel - mult * relse), "RelHigh": f(rel + mult * relse), "Rho": f(rho)}})
+                             "RelLow": f(lo), "RelHigh": f(hi), "Rho": f(rho)}})
     return out
 
 
@@ -403,7 +525,9 @@ def main():
         "generator": {"script": "stats/testdata/reference.py", "python": sys.version.split()[0],
                       "numpy": np.__version__, "scipy": scipy.__version__, "statsmodels": statsmodels.__version__},
         "tdist": tdist(),
-        "welch": welch_cases() + noise_cases() + ratio_cases(),
+        "welch": welch_cases() + noise_cases() + ratio_cases() + relative_cases(),
+        "srm_exact": srm_exact_cases(),
+        "psd": psd_cases(),
         "cuped": cuped_cases(),
         "sequential": sequential_cases(),
         "srm": srm_cases(),

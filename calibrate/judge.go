@@ -1,0 +1,144 @@
+package calibrate
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+
+	"gonum.org/v1/gonum/stat/distuv"
+)
+
+// Check is one judged rate.
+type Check struct {
+	Key      string
+	Nominal  float64
+	Side     string // "two-sided", "at least", "at most"
+	Hits, N  int
+	Low, Hi  float64 // Clopper–Pearson interval at level 1 - FamilyAlpha/m
+	Rate     float64
+	Failed   bool
+	Relevant string // what the rate is
+}
+
+// FamilyAlpha is the error rate of the whole family of checks: each check's
+// interval has level 1 - FamilyAlpha/m (Bonferroni), m the number of checks.
+const FamilyAlpha = 0.01
+
+// clopperPearson returns the exact binomial interval for k of n at the
+// two-sided level 1 - a.
+func clopperPearson(k, n int, a float64) (lo, hi float64) {
+	if n == 0 {
+		return 0, 1
+	}
+	if k > 0 {
+		lo = distuv.Beta{Alpha: float64(k), Beta: float64(n - k + 1)}.Quantile(a / 2)
+	}
+	hi = 1
+	if k < n {
+		hi = distuv.Beta{Alpha: float64(k + 1), Beta: float64(n - k)}.Quantile(1 - a/2)
+	}
+	return lo, hi
+}
+
+// Judge turns the tallies into the checks of the suite (see the package
+// documentation) and reports whether any failed.
+func Judge(t Tally) ([]Check, bool) {
+	var checks []Check
+	add := func(key, side, what string, nominal float64) {
+		c, ok := t[key]
+		if !ok || c.N == 0 {
+			return
+		}
+		checks = append(checks, Check{Key: key, Nominal: nominal, Side: side, Hits: c.Hits, N: c.N, Relevant: what})
+	}
+	for _, m := range Modes {
+		for _, ct := range []string{"all", "leaf", "parent"} {
+			for _, kind := range []string{"proportion", "mean", "ratio"} {
+				for _, scale := range []string{"absolute", "relative"} {
+					base := m.Name + "/" + ct + "/" + kind + "/" + scale
+					if scale == "absolute" {
+						// Every released cell has an absolute interval; a
+						// relative one can be unbounded (reported below) or
+						// undefined (a zero control mean).
+						add("interval/"+base, "at least", "rows with an interval", 1)
+					}
+					if m.Sequential {
+						add("coverage/"+base, "at least", "coverage at the final night", 1-alpha)
+						continue
+					}
+					add("coverage/"+base, "two-sided", "coverage", 1-alpha)
+					add("below/"+base, "two-sided", "interval below the truth", alpha/2)
+					add("above/"+base, "two-sided", "interval above the truth", alpha/2)
+				}
+			}
+		}
+		for _, kind := range []string{"proportion", "mean", "ratio"} {
+			if m.Sequential {
+				add("aa-anynight/"+m.Name+"/"+kind, "at most", "A/A significant on some night", alpha)
+			} else {
+				add("aa-final/"+m.Name+"/"+kind, "two-sided", "A/A significant at the final night", alpha)
+			}
+		}
+		// One (all) SRM test and a Bonferroni family over the cohorts, each at
+		// the threshold.
+		add("srm/"+m.Name, "at most", "false SRM (experiment invalid)", 2*srmThreshold)
+		add("gate/"+m.Name, "at most", "false blocking gate", 0)
+	}
+	m := len(checks)
+	failed := false
+	for i := range checks {
+		c := &checks[i]
+		c.Rate = float64(c.Hits) / float64(c.N)
+		c.Low, c.Hi = clopperPearson(c.Hits, c.N, FamilyAlpha/float64(m))
+		switch c.Side {
+		case "two-sided":
+			c.Failed = c.Nominal < c.Low || c.Nominal > c.Hi
+		case "at least":
+			c.Failed = c.Hi < c.Nominal
+		case "at most":
+			c.Failed = c.Low > c.Nominal || (c.Nominal == 0 && c.Hits > 0)
+		}
+		failed = failed || c.Failed
+	}
+	return checks, failed
+}
+
+// WriteReport writes the checks as Markdown tables, then the reported
+// (unjudged) rates: fixed-horizon A/A significance on some night (the cost
+// of peeking) and how often Fieller's relative interval is unbounded.
+func WriteReport(w io.Writer, t Tally, checks []Check, failed bool) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Checks: %d, each a Clopper–Pearson interval at level 1 − %g/%d (Bonferroni over a 99%% family). Result: **%s**.\n\n",
+		len(checks), FamilyAlpha, len(checks), map[bool]string{true: "FAIL", false: "pass"}[failed])
+	b.WriteString("| check | nominal | rate | hits / n | interval | |\n|---|---|---|---|---|---|\n")
+	for _, c := range checks {
+		mark := ""
+		if c.Failed {
+			mark = "**FAIL**"
+		}
+		nom := fmt.Sprintf("%s %.3g", map[string]string{"two-sided": "=", "at least": "≥", "at most": "≤"}[c.Side], c.Nominal)
+		fmt.Fprintf(&b, "| %s | %s | %.4f | %d / %d | [%.4f, %.4f] | %s |\n", c.Key, nom, c.Rate, c.Hits, c.N, c.Low, c.Hi, mark)
+	}
+	b.WriteString("\nReported, not judged:\n\n| rate | hits / n | value |\n|---|---|---|\n")
+	for _, k := range t.sortedKeys() {
+		if strings.HasPrefix(k, "interval/") && strings.HasSuffix(k, "/relative") {
+			c := t[k]
+			fmt.Fprintf(&b, "| %s (relative interval or unbounded status) | %d / %d | %.4f |\n", k, c.Hits, c.N, float64(c.Hits)/math.Max(1, float64(c.N)))
+			continue
+		}
+		if !(strings.HasPrefix(k, "aa-anynight/") || strings.HasPrefix(k, "unbounded/")) {
+			continue
+		}
+		if strings.HasPrefix(k, "aa-anynight/") && strings.Contains(k, "always-valid") {
+			continue // judged above
+		}
+		c := t[k]
+		if strings.HasPrefix(k, "unbounded/") && c.Hits == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %d / %d | %.4f |\n", k, c.Hits, c.N, float64(c.Hits)/math.Max(1, float64(c.N)))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
