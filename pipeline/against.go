@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -168,7 +167,7 @@ func CompareAgainst(manifestPath, snapshotPath string, tols Tolerances) (*Agains
 	if err != nil {
 		return nil, &ManifestError{File: manifestPath, Err: fmt.Errorf("results.csv: %w", err)}
 	}
-	f, err := os.Open(snapshotPath)
+	f, _, err := OpenRegular(snapshotPath)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --against: %v", ErrUsage, err)
 	}

@@ -536,3 +536,69 @@ func TestInputIdentityDoesNotDependOnSpelling(t *testing.T) {
 		}
 	})
 }
+
+// TestBadInputSymlinkedPartition: a folder glob walks into a symlinked
+// partition folder (traces/dt=.../ -> elsewhere) instead of skipping it
+// silently, and reads a file reached twice (through a link and directly)
+// once.
+func TestBadInputSymlinkedPartition(t *testing.T) {
+	clean := runData(t, baseData())
+	dir := t.TempDir()
+	d := baseData()
+	all := d.traces["part-0"]
+	d.traces = map[string][]fixtures.TraceRow{"part-0": all[:len(all)/2]}
+	d.write(t, dir)
+	elsewhere := filepath.Join(dir, "store", "dt=2026-11-18")
+	os.MkdirAll(elsewhere, 0o755)
+	if err := fixtures.WriteTraceFile(filepath.Join(elsewhere, "part-1.parquet"), all[len(all)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..", "store", "dt=2026-11-18"), filepath.Join(dir, "traces", "dt=2026-11-18")); err != nil {
+		t.Skipf("symlink: %v", err)
+	}
+	for _, globs := range []string{`"traces/"`, `"traces/", "store/dt=2026-11-18/part-1.parquet"`} {
+		t.Run(globs, func(t *testing.T) {
+			spec := strings.Replace(spellingSpec("traces/", "events/*.parquet"), `traces: ["traces/"]`, `traces: [`+globs+`]`, 1)
+			os.RemoveAll(filepath.Join(dir, "out"))
+			testSymlinkedPartition(t, dir, spec, clean)
+		})
+	}
+}
+
+func testSymlinkedPartition(t *testing.T, dir, spec string, clean runOutput) {
+	if err := os.WriteFile(filepath.Join(dir, "spec.yaml"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := runWithin(t, dir, time.Minute, nil); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	final := filepath.Join(dir, "out", badExperiment, badDate)
+	assertSameResults(t, clean, readOutput(t, final))
+	if got := readManifestInputs(t, final)["traces"]; !cmp.Equal(got, []string{"store/dt=2026-11-18/part-1.parquet", "traces/part-0.parquet"}) {
+		t.Errorf("manifest traces inputs %v", got)
+	}
+}
+
+// TestOutputFolderUnusableIsConfiguration: an output root that cannot hold
+// folders (a file where the folder must be, or a symlink to one) fails the
+// same way on every retry: exit 78 naming it, not 1.
+func TestOutputFolderUnusableIsConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	baseData().write(t, dir)
+	spec, err := pipeline.LoadSpec(filepath.Join(dir, "spec.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "not-a-folder")
+	os.WriteFile(file, []byte("x"), 0o644)
+	link := filepath.Join(dir, "link-to-file")
+	if err := os.Symlink(file, link); err != nil {
+		t.Skipf("symlink: %v", err)
+	}
+	for _, out := range []string{file, link} {
+		_, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: out, Engine: pipeline.Engine{Threads: 2}})
+		if code := pipeline.ExitCode(err); code != pipeline.ExitConfig || err == nil || !strings.Contains(err.Error(), out) {
+			t.Errorf("--out %s: exit %d, %v; want exit 78 naming it", out, code, err)
+		}
+	}
+}

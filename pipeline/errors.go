@@ -114,7 +114,7 @@ func ExitCode(err error) int {
 	case errors.Is(err, privacy.ErrNoKey), errors.Is(err, privacy.ErrBadKey), errors.Is(err, privacy.ErrKeyTooShort),
 		errors.Is(err, privacy.ErrBudgetExhausted):
 		return ExitConfig
-	case errors.As(err, new(*MemoryLimitError)):
+	case errors.As(err, new(*MemoryLimitError)), errors.As(err, new(*OutputDirError)):
 		return ExitConfig
 	case errors.Is(err, ErrLocked):
 		return ExitTransient

@@ -120,16 +120,7 @@ func resolveGlobsAt(spec *Spec, role string, globs []string, date string) ([]Inp
 				found = append(found, m)
 				continue
 			}
-			err = filepath.WalkDir(m, func(p string, d fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				if !d.IsDir() && strings.HasSuffix(p, ".parquet") {
-					found = append(found, p)
-				}
-				return nil
-			})
-			if err != nil {
+			if err := walkParquet(m, map[string]bool{}, &found); err != nil {
 				return nil, missing(g, err)
 			}
 		}
@@ -151,7 +142,7 @@ func resolveGlobsAt(spec *Spec, role string, globs []string, date string) ([]Inp
 				if errors.Is(err, fs.ErrNotExist) {
 					return nil, missing(g, err)
 				}
-				return nil, &InputError{File: relSlash(base, f), Err: err}
+				return nil, &InputError{File: relSlash(base, f), Err: notRegularInput(err)}
 			}
 			if seen[real] {
 				continue
@@ -162,6 +153,45 @@ func resolveGlobsAt(spec *Spec, role string, globs []string, date string) ([]Inp
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
+}
+
+// walkParquet appends every *.parquet entry below dir to found. Symlinked
+// folders are followed (a partition linked in from elsewhere is data, not
+// something to skip in silence), each real folder once, so a link cycle
+// ends. What a *.parquet entry is, is checked later.
+func walkParquet(dir string, visited map[string]bool, found *[]string) error {
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		if visited[real] {
+			return nil
+		}
+		visited[real] = true
+	}
+	root := dir
+	if st, err := os.Lstat(dir); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+		root += string(filepath.Separator) // WalkDir descends into a link's target only so
+	}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != root && d.Type()&fs.ModeSymlink != 0 {
+			if st, err := os.Stat(p); err == nil && st.IsDir() {
+				return walkParquet(p, visited, found)
+			}
+		}
+		if d.IsDir() && p != root {
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				if visited[real] {
+					return filepath.SkipDir
+				}
+				visited[real] = true
+			}
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".parquet") {
+			*found = append(*found, p)
+		}
+		return nil
+	})
 }
 
 // specFolder returns the folder relative globs are expanded from: the
@@ -224,7 +254,12 @@ func checkRegular(st fs.FileInfo) error {
 	if st.Mode().IsRegular() {
 		return nil
 	}
-	return fmt.Errorf("is a %s, not a regular file; inputs must be regular Parquet files (or symlinks to them)", fileKind(st.Mode()))
+	return fmt.Errorf("is a %s, not a regular file", fileKind(st.Mode()))
+}
+
+// notRegularInput adds what an input must be to a checkRegular error.
+func notRegularInput(err error) error {
+	return fmt.Errorf("%w; inputs must be regular Parquet files (or symlinks to them)", err)
 }
 
 func fileKind(m fs.FileMode) string {
@@ -332,8 +367,8 @@ func hashFile(ctx context.Context, f *InputFile) error {
 			return &MissingInputError{Spec: "(resolved input)", Glob: f.Path, Err: err}
 		}
 		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
+		if errors.As(err, &pe) && pe.Op == "open" {
+			err = notRegularInput(pe.Err)
 		}
 		return &InputError{File: f.Path, Err: err}
 	}

@@ -144,7 +144,7 @@ var (
 // the format, the experiment and date, the spec and its SHA-256, the inputs
 // and the outputs. Every problem is a *ManifestError.
 func ReadManifestFile(path string) (*Manifest, []byte, error) {
-	f, err := os.Open(path)
+	f, _, err := OpenRegular(path)
 	if err != nil {
 		return nil, nil, &ManifestError{File: path, Err: err}
 	}
