@@ -276,7 +276,7 @@ privacy: {enabled: false}
 		s := *sp
 		s.Templates = pins
 		_, err := pipeline.Run(context.Background(), &s, pipeline.Options{OutDir: t.TempDir(), Engine: pipeline.Engine{Threads: 2}})
-		if err == nil || pipeline.ExitCode(err) != pipeline.ExitData || !strings.Contains(err.Error(), "Overflow") {
+		if err == nil || pipeline.ExitCode(err) != pipeline.ExitData || !strings.Contains(strings.ToLower(err.Error()), "overflow") {
 			t.Errorf("pins %v: want a data error (exit %d) about the overflow, got exit %d: %v", pins, pipeline.ExitData, pipeline.ExitCode(err), err)
 		}
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -153,7 +151,7 @@ func (e *AgainstMismatchError) Unwrap() error { return ErrReplayMismatch }
 
 // CompareAgainst compares the results.csv beside the manifest at
 // manifestPath with the snapshot CSV at snapshotPath. results.csv must still
-// match the SHA-256 its manifest recorded. It returns the report and, when
+// match the SHA-256 its manifest recorded (else *OutputsModifiedError). It returns the report and, when
 // a number differs or a snapshot row is missing, an *AgainstMismatchError.
 // A malformed snapshot is an ErrUsage error (exit 78).
 func CompareAgainst(manifestPath, snapshotPath string, tols Tolerances) (*AgainstReport, error) {
@@ -169,7 +167,7 @@ func CompareAgainst(manifestPath, snapshotPath string, tols Tolerances) (*Agains
 	if err != nil {
 		return nil, &ManifestError{File: manifestPath, Err: fmt.Errorf("results.csv: %w", err)}
 	}
-	f, err := os.Open(snapshotPath)
+	f, _, err := OpenRegular(snapshotPath)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --against: %v", ErrUsage, err)
 	}
@@ -188,22 +186,14 @@ func CompareAgainst(manifestPath, snapshotPath string, tols Tolerances) (*Agains
 }
 
 // verifiedOutput reads one output beside the manifest and checks it against
-// the recorded SHA-256.
+// the recorded SHA-256: an edited output is an *OutputsModifiedError (exit
+// 70), as in Replay.
 func verifiedOutput(m *Manifest, manifestPath, name string) ([]byte, error) {
-	for _, o := range m.Outputs {
-		if o.Name != name {
-			continue
-		}
-		h, b, err := replayFileSHA256(filepath.Join(filepath.Dir(manifestPath), name))
-		if err != nil {
-			return nil, &ManifestError{File: manifestPath, Err: fmt.Errorf("%s: %v", name, err)}
-		}
-		if h != o.SHA256 {
-			return nil, &ManifestError{File: manifestPath, Err: fmt.Errorf("%s has sha256 %s but the manifest records %s: the run folder was modified", name, h, o.SHA256)}
-		}
-		return b, nil
+	files, err := verifyOutputs(m, manifestPath, name)
+	if err != nil {
+		return nil, err
 	}
-	return nil, &ManifestError{File: manifestPath, Err: fmt.Errorf("lists no %s", name)}
+	return files[name], nil
 }
 
 func compareSnapshot(rep *AgainstReport, table *csvTable, r io.Reader, tols Tolerances) error {

@@ -177,12 +177,17 @@ func TestAgainstRun(t *testing.T) {
 		t.Errorf("report does not print both numbers:\n%s", out.String())
 	}
 
-	// A results.csv edited after the run is refused, not compared.
+	// A results.csv edited after the run is refused, not compared: exit 70
+	// naming the file, as a replay of that run does.
 	res := filepath.Join(filepath.Dir(manifest), "results.csv")
 	b, _ := os.ReadFile(res)
 	os.WriteFile(res, append(b, '\n'), 0o644)
-	if _, err := CompareAgainst(manifest, good, Tolerances{}); ReplayExitCode(err) != ExitConfig || !strings.Contains(fmtErr(err), "run folder was modified") {
-		t.Errorf("edited results.csv: %v", err)
+	if _, err := CompareAgainst(manifest, good, Tolerances{}); ReplayExitCode(err) != ExitMismatch || !strings.Contains(fmtErr(err), "results.csv") || !strings.Contains(fmtErr(err), "edited since the run") {
+		t.Errorf("edited results.csv: exit %d: %v", ReplayExitCode(err), err)
+	}
+	var snapOut bytes.Buffer
+	if err := ExportSnapshot(manifest, nil, &snapOut); ReplayExitCode(err) != ExitMismatch || !strings.Contains(fmtErr(err), "results.csv") {
+		t.Errorf("export from an edited results.csv: exit %d: %v", ReplayExitCode(err), err)
 	}
 }
 

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,11 +27,11 @@ var ErrLocked = errors.New("another verity run is writing this experiment's outp
 
 func lockDir(dir string) (*folderLock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+		return nil, outputError(dir, err)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, outputError(dir, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
@@ -47,6 +48,31 @@ func (l *folderLock) Unlock() error {
 	return errors.Join(err, l.f.Close())
 }
 
+// OutputDirError is an output folder that cannot be created or written
+// for a reason no retry fixes: permission denied, a read-only file system,
+// a file where a folder must be. Exit code 78. Other write failures (a full
+// disk) stay transient.
+type OutputDirError struct {
+	Dir string
+	Err error
+}
+
+func (e *OutputDirError) Error() string {
+	return fmt.Sprintf("output folder %s cannot be written (%v); check --out", e.Dir, e.Err)
+}
+
+func (e *OutputDirError) Unwrap() error { return e.Err }
+
+// outputError classifies a failure to create or write in an output folder.
+func outputError(dir string, err error) error {
+	for _, errno := range []error{fs.ErrPermission, syscall.ENOTDIR, syscall.EROFS, syscall.EEXIST, syscall.ENAMETOOLONG, syscall.ELOOP} {
+		if errors.Is(err, errno) {
+			return &OutputDirError{Dir: dir, Err: err}
+		}
+	}
+	return &TransientError{Err: fmt.Errorf("output folder %s: %w", dir, err)}
+}
+
 // stagingPrefix and replacedPrefix name the hidden folders of an unfinished
 // commit. A folder is complete only when it has its final name, and it gets
 // its final name only after manifest.json, written last, is on disk.
@@ -61,6 +87,16 @@ const (
 // (it has manifest.json). Leftovers of killed runs are removed first; the
 // caller holds the lock on final's parent.
 func commitFolder(final string, files []outputFile, manifest func([]OutputFile) ([]byte, error)) error {
+	err := commitFolderSteps(final, files, manifest)
+	var pe *fs.PathError
+	var le *os.LinkError
+	if err != nil && !errors.Is(err, ErrNoOverwrite) && (errors.As(err, &pe) || errors.As(err, &le)) {
+		return outputError(filepath.Dir(final), err)
+	}
+	return err
+}
+
+func commitFolderSteps(final string, files []outputFile, manifest func([]OutputFile) ([]byte, error)) error {
 	parent, base := filepath.Dir(final), filepath.Base(final)
 	entries, err := os.ReadDir(parent)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"math/big"
 	"net/url"
 	"regexp"
@@ -66,10 +67,11 @@ var resultSettings = map[string]bool{"version": true, "TimeZone": true, "autoins
 // session is one embedded DuckDB database with the single connection that
 // holds the run's temporary tables.
 type session struct {
-	db   *sql.DB
-	conn *sql.Conn
-	fsys fs.FS
-	runs map[string]int // executions per template name, for the manifest's scan record
+	db     *sql.DB
+	conn   *sql.Conn
+	fsys   fs.FS
+	engine Engine
+	runs   map[string]int // executions per template name, for the manifest's scan record
 }
 
 func openSession(ctx context.Context, e Engine, fsys fs.FS) (*session, error) {
@@ -96,7 +98,7 @@ func openSession(ctx context.Context, e Engine, fsys fs.FS) (*session, error) {
 		db.Close()
 		return nil, &TransientError{Err: fmt.Errorf("connect duckdb: %w", err)}
 	}
-	s := &session{db: db, conn: conn, fsys: fsys, runs: map[string]int{}}
+	s := &session{db: db, conn: conn, fsys: fsys, engine: e, runs: map[string]int{}}
 	t, err := queries.Load(fsys, "session", "v1")
 	if err != nil {
 		s.Close()
@@ -104,6 +106,9 @@ func openSession(ctx context.Context, e Engine, fsys fs.FS) (*session, error) {
 	}
 	if err := s.exec(ctx, rendered{Name: t.Name, Version: t.Version, SQL: t.Text}, nil); err != nil {
 		s.Close()
+		if m := memoryOrNil(err); m != nil {
+			return nil, m
+		}
 		return nil, &TransientError{Err: err}
 	}
 	return s, nil
@@ -175,17 +180,105 @@ type IntegrityError struct{ Err error }
 func (e *IntegrityError) Error() string { return e.Err.Error() }
 func (e *IntegrityError) Unwrap() error { return e.Err }
 
-// transientOrNil classifies a DuckDB error that may not concern the data:
-// it returns a *TransientError for an interrupt or an out-of-memory error,
-// else nil.
+// transientOrNil classifies a DuckDB error that does not concern the data:
+// a *TransientError for an interrupt, a *MemoryLimitError (a configuration
+// error) when DuckDB ran out of its memory limit, else nil.
 func transientOrNil(ctx context.Context, err error) error {
 	switch {
 	case interrupted(ctx, err):
 		return &TransientError{Err: fmt.Errorf("interrupted: %w", err)}
 	case outOfMemory(err):
-		return &TransientError{Err: fmt.Errorf("%w (raise --memory-limit, or set --temp-dir so DuckDB can spill)", err)}
+		if m := memoryOrNil(err); m != nil {
+			return m
+		}
+		return &MemoryLimitError{Err: err}
 	}
 	return nil
+}
+
+// engineError attaches the session's engine settings to an out-of-memory
+// error, so that the message can say which limit was too small.
+func (s *session) engineError(err error) error {
+	if outOfMemory(err) {
+		return &MemoryLimitError{Engine: s.engine, Err: err}
+	}
+	return err
+}
+
+func memoryOrNil(err error) *MemoryLimitError {
+	var m *MemoryLimitError
+	if errors.As(err, &m) {
+		return m
+	}
+	return nil
+}
+
+// MemoryLimitError is DuckDB running out of its memory limit. The same data,
+// settings and limit fail the same way on every retry, so it is a
+// configuration error (exit 78), not a transient one: the message names the
+// limit that was tried and what to change. Engine is the zero Engine when
+// the settings are not known.
+type MemoryLimitError struct {
+	Engine Engine
+	Err    error
+}
+
+// minSuggestedMemory is the smallest limit the message suggests. The
+// committed fixtures need 32MB with 2 threads (24MB fails); 64MB leaves
+// room for more threads and the first spill buffers.
+const minSuggestedMemory = 64e6
+
+func (e *MemoryLimitError) Error() string {
+	msg := e.Err.Error()
+	if i := strings.Index(msg, " Possible solutions:"); i >= 0 {
+		msg = msg[:i] // DuckDB's generic advice, replaced by ours below
+	}
+	threads := "all cores"
+	if e.Engine.Threads > 0 {
+		threads = fmt.Sprintf("%d threads", e.Engine.Threads)
+	}
+	spill := "without --temp-dir"
+	if e.Engine.TempDir != "" {
+		spill = "spilling to " + e.Engine.TempDir
+	}
+	var advice string
+	if limit, ok := parseMemory(e.Engine.MemoryLimit); ok {
+		advice = fmt.Sprintf("DuckDB ran out of memory under --memory-limit %s (%s, %s); the same run fails the same way on every retry: raise --memory-limit (try %s or more)",
+			e.Engine.MemoryLimit, threads, spill, formatMemory(max(4*limit, minSuggestedMemory)))
+	} else {
+		advice = fmt.Sprintf("DuckDB ran out of memory under its default limit (80%% of RAM; %s, %s); the same run fails the same way on every retry: raise --memory-limit if the machine has more memory for it", threads, spill)
+	}
+	if e.Engine.TempDir == "" {
+		advice += ", set --temp-dir so DuckDB can spill to disk"
+	}
+	advice += ", or lower --threads"
+	return advice + " (" + msg + ")"
+}
+
+func (e *MemoryLimitError) Unwrap() error { return e.Err }
+
+var memoryUnits = map[string]float64{"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+
+// parseMemory reads a --memory-limit value (see memoryRE) in bytes.
+func parseMemory(s string) (float64, bool) {
+	m := memoryRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, false
+	}
+	num := strings.TrimSpace(strings.TrimSuffix(s, m[2]))
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, false
+	}
+	return v * memoryUnits[m[2]], true
+}
+
+// formatMemory writes a size in whole MB or GB, rounded up.
+func formatMemory(b float64) string {
+	if b >= 1e9 {
+		return fmt.Sprintf("%dGB", int64(math.Ceil(b/1e9)))
+	}
+	return fmt.Sprintf("%dMB", int64(math.Ceil(b/1e6)))
 }
 
 func (s *session) Close() error {
@@ -297,7 +390,7 @@ func (s *session) exec(ctx context.Context, r rendered, params map[string]any) e
 			if len(stmts) > 1 {
 				where = fmt.Sprintf(" statement %d of %d", i+1, len(stmts))
 			}
-			return fmt.Errorf("template %s@%s%s: %w", r.Name, r.Version, where, oneLine(err))
+			return s.engineError(fmt.Errorf("template %s@%s%s: %w", r.Name, r.Version, where, oneLine(err)))
 		}
 	}
 	return nil
@@ -311,16 +404,16 @@ func (s *session) query(ctx context.Context, r rendered, params map[string]any, 
 	}
 	rows, err := s.conn.QueryContext(ctx, r.SQL, args...)
 	if err != nil {
-		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err))
+		return s.engineError(fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err)))
 	}
 	defer rows.Close()
 	for rows.Next() {
 		if err := scan(rows); err != nil {
-			return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err))
+			return s.engineError(fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err)))
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err))
+		return s.engineError(fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err)))
 	}
 	return nil
 }
@@ -354,7 +447,7 @@ func (s *session) arrowQuery(ctx context.Context, r rendered, params map[string]
 		return rdr.Err()
 	})
 	if err != nil {
-		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err))
+		return s.engineError(fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err)))
 	}
 	s.runs[r.Name]++
 	return nil

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/verity-analytics/verity/queries"
@@ -31,8 +32,8 @@ type InputFile struct {
 	Rows      int64  `json:"rows"`
 	CreatedBy string `json:"created_by"`
 
-	abs     string
-	modTime time.Time         // when hashed, to detect a rewrite during the run
+	abs     string            // resolved absolute path: what is hashed and read
+	ident   fileIdent         // the file's state when hashed, to detect a rewrite during the run
 	columns map[string]string // column name -> DuckDB type
 }
 
@@ -81,8 +82,23 @@ var eventContract = []contractColumn{
 // When date (YYYY-MM-DD) is set, files in a hive partition dt=D or date=D
 // with D after the nominal date are left out: a rerun of a past night reads
 // exactly the data that night could see, whatever has arrived since.
+//
+// Identity does not depend on how a path is spelled: globs are expanded
+// from the spec's folder with its symlinks resolved, every file is resolved
+// to the file it names (a symlink to a regular file reads that file), and
+// Path is that file relative to the resolved spec folder. The same data
+// reached through a relative or absolute glob, a relative or absolute spec
+// path, or a symlinked folder gets the same Path, and is read once.
+//
+// Every file that will be read must be a regular file: a FIFO, device,
+// socket or directory under a Parquet name is an *InputError naming it,
+// found by Stat before anything is opened (a FIFO would block open(2), a
+// device such as /dev/zero would be hashed for ever).
 func resolveGlobsAt(spec *Spec, role string, globs []string, date string) ([]InputFile, error) {
-	base := filepath.Dir(spec.Path())
+	base, resolved := specFolder(spec)
+	missing := func(g string, err error) error {
+		return &MissingInputError{Spec: spec.Path(), Resolved: resolved, Glob: g, Err: err}
+	}
 	seen := map[string]bool{}
 	var out []InputFile
 	for _, g := range globs {
@@ -98,27 +114,18 @@ func resolveGlobsAt(spec *Spec, role string, globs []string, date string) ([]Inp
 		for _, m := range matches {
 			st, err := os.Stat(m)
 			if err != nil {
-				return nil, &MissingInputError{Spec: spec.Path(), Glob: g, Err: err}
+				return nil, missing(g, err)
 			}
 			if !st.IsDir() {
 				found = append(found, m)
 				continue
 			}
-			err = filepath.WalkDir(m, func(p string, d fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				if !d.IsDir() && strings.HasSuffix(p, ".parquet") {
-					found = append(found, p)
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, &MissingInputError{Spec: spec.Path(), Glob: g, Err: err}
+			if err := walkParquet(m, map[string]bool{}, &found); err != nil {
+				return nil, missing(g, err)
 			}
 		}
 		if len(found) == 0 {
-			return nil, &MissingInputError{Spec: spec.Path(), Glob: g, Err: errors.New("matched no file")}
+			return nil, missing(g, fmt.Errorf("matched no file (looked for %s)", pattern))
 		}
 		kept := found[:0]
 		for _, f := range found {
@@ -127,41 +134,246 @@ func resolveGlobsAt(spec *Spec, role string, globs []string, date string) ([]Inp
 			}
 		}
 		if len(kept) == 0 {
-			return nil, &MissingInputError{Spec: spec.Path(), Glob: g, Err: fmt.Errorf("matched %d files, all in partitions after the nominal date %s", len(found), date)}
+			return nil, missing(g, fmt.Errorf("matched %d files, all in partitions after the nominal date %s", len(found), date))
 		}
 		for _, f := range kept {
-			abs, err := filepath.Abs(f)
+			real, err := regularFile(f)
 			if err != nil {
-				return nil, &MissingInputError{Spec: spec.Path(), Glob: g, Err: err}
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil, missing(g, err)
+				}
+				return nil, &InputError{File: relSlash(base, f), Err: notRegularInput(err)}
 			}
-			if seen[abs] {
+			if seen[real] {
 				continue
 			}
-			seen[abs] = true
-			rel, err := filepath.Rel(base, f)
-			if err != nil {
-				rel = f
-			}
-			out = append(out, InputFile{Role: role, Path: filepath.ToSlash(rel), abs: abs})
+			seen[real] = true
+			out = append(out, InputFile{Role: role, Path: relSlash(base, real), abs: real})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
 }
 
-// hashFile computes the size and SHA-256 of a file.
+// walkParquet appends every *.parquet entry below dir to found. Symlinked
+// folders are followed (a partition linked in from elsewhere is data, not
+// something to skip in silence), each real folder once, so a link cycle
+// ends. What a *.parquet entry is, is checked later.
+func walkParquet(dir string, visited map[string]bool, found *[]string) error {
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		if visited[real] {
+			return nil
+		}
+		visited[real] = true
+	}
+	root := dir
+	if st, err := os.Lstat(dir); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+		root += string(filepath.Separator) // WalkDir descends into a link's target only so
+	}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != root && d.Type()&fs.ModeSymlink != 0 {
+			if st, err := os.Stat(p); err == nil && st.IsDir() {
+				return walkParquet(p, visited, found)
+			}
+		}
+		if d.IsDir() && p != root {
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				if visited[real] {
+					return filepath.SkipDir
+				}
+				visited[real] = true
+			}
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".parquet") {
+			*found = append(*found, p)
+		}
+		return nil
+	})
+}
+
+// specFolder returns the folder relative globs are expanded from: the
+// spec's folder, absolute, with its symlinks resolved. resolved is the
+// resolved spec file's path when it differs from how the spec was named
+// (a symlinked spec or folder), for error messages; else "".
+func specFolder(spec *Spec) (base, resolved string) {
+	dir, err := filepath.Abs(filepath.Dir(spec.Path()))
+	if err != nil {
+		dir = filepath.Dir(spec.Path())
+	}
+	base = dir
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		base = r
+	}
+	if real, err := filepath.EvalSymlinks(spec.Path()); err == nil {
+		if abs, err := filepath.Abs(real); err == nil {
+			real = abs
+		}
+		if named, _ := filepath.Abs(spec.Path()); real != named {
+			resolved = real
+		}
+	} else if base != dir {
+		resolved = filepath.Join(base, filepath.Base(spec.Path()))
+	}
+	return base, resolved
+}
+
+// relSlash is p relative to base, slash-separated; p itself when it has no
+// relative form.
+func relSlash(base, p string) string {
+	rel, err := filepath.Rel(base, p)
+	if err != nil {
+		rel = p
+	}
+	return filepath.ToSlash(rel)
+}
+
+// regularFile resolves path (following symlinks) and checks, without
+// opening it, that it is a regular file. It returns the resolved absolute
+// path, or an error saying what the path is instead.
+func regularFile(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if err := checkRegular(st); err != nil {
+		return "", err
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Abs(real)
+}
+
+// checkRegular returns an error naming the kind of a file that is not a
+// regular file.
+func checkRegular(st fs.FileInfo) error {
+	if st.Mode().IsRegular() {
+		return nil
+	}
+	return fmt.Errorf("is a %s, not a regular file", fileKind(st.Mode()))
+}
+
+// notRegularInput adds what an input must be to a checkRegular error.
+func notRegularInput(err error) error {
+	return fmt.Errorf("%w; inputs must be regular Parquet files (or symlinks to them)", err)
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	default:
+		return "special file (" + m.Type().String() + ")"
+	}
+}
+
+// OpenRegular opens path for reading only if it is a regular file (a
+// symlink to one is fine). It never blocks or reads for ever on what is not
+// one: the path is checked with Stat first, then opened with O_NONBLOCK (so
+// a FIFO swapped in between cannot block open(2)) and checked again on the
+// open descriptor. Inputs, specs, manifests, snapshots and key files are
+// opened through it.
+func OpenRegular(path string) (*os.File, fs.FileInfo, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkRegular(st); err != nil {
+		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	// Go clears O_NONBLOCK again on a regular file (it cannot be polled).
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err = f.Stat()
+	if err == nil {
+		err = checkRegular(st)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return f, st, nil
+}
+
+// ReadRegularFile is os.ReadFile for regular files only (see OpenRegular).
+func ReadRegularFile(path string) ([]byte, error) {
+	f, _, err := OpenRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// fileIdent is what identifies a file's state without reading it: a
+// rewrite changes its ctime (which no user call can set back) even when
+// size and mtime are restored, and a replacement by rename changes its
+// inode.
+type fileIdent struct {
+	size         int64
+	mtime, ctime time.Time
+	dev, ino     uint64
+}
+
+func identOf(st fs.FileInfo) fileIdent {
+	id := fileIdent{size: st.Size(), mtime: st.ModTime()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		id.ctime = time.Unix(int64(sys.Ctim.Sec), int64(sys.Ctim.Nsec))
+		id.dev, id.ino = uint64(sys.Dev), uint64(sys.Ino)
+	}
+	return id
+}
+
+// changes lists what differs between two states of a file.
+func (a fileIdent) changes(b fileIdent) []string {
+	var out []string
+	if a.size != b.size {
+		out = append(out, fmt.Sprintf("size %d -> %d", a.size, b.size))
+	}
+	if !a.mtime.Equal(b.mtime) {
+		out = append(out, "mtime")
+	}
+	if !a.ctime.Equal(b.ctime) {
+		out = append(out, "ctime")
+	}
+	if a.dev != b.dev || a.ino != b.ino {
+		out = append(out, "inode (replaced)")
+	}
+	return out
+}
+
+// hashFile computes the size and SHA-256 of a file and records its state
+// (size, mtime, ctime, inode) for checkUnchanged.
 func hashFile(ctx context.Context, f *InputFile) error {
-	fh, err := os.Open(f.abs)
+	fh, st, err := OpenRegular(f.abs)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return &MissingInputError{Spec: "(resolved input)", Glob: f.Path, Err: err}
 		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Op == "open" {
+			err = notRegularInput(pe.Err)
+		}
 		return &InputError{File: f.Path, Err: err}
 	}
 	defer fh.Close()
-	if st, err := fh.Stat(); err == nil {
-		f.modTime = st.ModTime()
-	}
+	f.ident = identOf(st)
 	h := sha256.New()
 	n, err := io.Copy(h, ctxReader{ctx, fh})
 	if err != nil {
@@ -170,8 +382,27 @@ func hashFile(ctx context.Context, f *InputFile) error {
 		}
 		return &InputError{File: f.Path, Err: fmt.Errorf("read: %w", err)}
 	}
+	if after, err := fh.Stat(); err == nil {
+		if ch := f.ident.changes(identOf(after)); len(ch) > 0 || n != after.Size() {
+			return &TransientError{Err: fmt.Errorf("input %s changed while it was hashed (%s); rerun to analyse a consistent state", f.Path, strings.Join(ch, ", "))}
+		}
+	}
 	f.Size = n
 	f.SHA256 = hex.EncodeToString(h.Sum(nil))
+	return nil
+}
+
+// checkUnchanged reports an input whose file is no longer in the state in
+// which it was hashed: analysed now, its numbers would be recorded under a
+// stale hash. A rerun reads a consistent state, so the error is transient.
+func (f *InputFile) checkUnchanged() error {
+	st, err := os.Stat(f.abs)
+	if err != nil {
+		return &TransientError{Err: fmt.Errorf("input %s changed while the run read it (%v); rerun to analyse a consistent state", f.Path, err)}
+	}
+	if ch := f.ident.changes(identOf(st)); len(ch) > 0 {
+		return &TransientError{Err: fmt.Errorf("input %s changed while the run read it (%s differ from when it was hashed); rerun to analyse a consistent state", f.Path, strings.Join(ch, ", "))}
+	}
 	return nil
 }
 

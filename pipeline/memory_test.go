@@ -199,12 +199,13 @@ func TestLargerThanMemory(t *testing.T) {
 	}
 
 	// Far below what the queries need, DuckDB fails with an out-of-memory
-	// error: exit 1 (transient: retry with more memory), the message
-	// names it, and nothing is committed.
+	// error: exit 78 (a configuration error: every retry with this limit
+	// fails the same way), the message names it and the limit, and nothing
+	// is committed.
 	tiny := runVerity(t, bin, dir, "run", "--log", "none", "--out", "tiny", "--memory-limit", "16MB", "--threads", "1", "--temp-dir", t.TempDir(), "spec.yaml")
 	var ee *exec.ExitError
-	if !errors.As(tiny.err, &ee) || ee.ExitCode() != pipeline.ExitTransient {
-		t.Errorf("run with --memory-limit 16MB: %v, want exit %d\n%s", tiny.err, pipeline.ExitTransient, tiny.stderr)
+	if !errors.As(tiny.err, &ee) || ee.ExitCode() != pipeline.ExitConfig || !strings.Contains(tiny.stderr, "--memory-limit 16MB") {
+		t.Errorf("run with --memory-limit 16MB: %v, want exit %d naming the limit\n%s", tiny.err, pipeline.ExitConfig, tiny.stderr)
 	}
 	if !strings.Contains(tiny.stderr, "Out of Memory Error") {
 		t.Errorf("run with --memory-limit 16MB does not say it ran out of memory:\n%s", tiny.stderr)
@@ -214,7 +215,7 @@ func TestLargerThanMemory(t *testing.T) {
 
 // TestOutOfMemoryReadingFooterIsNotBlamedOnInput: when DuckDB runs out of
 // memory while it reads a healthy file's footer, the run must fail as a
-// resource problem (exit 1), not as an unreadable input (exit 65).
+// memory limit too small (exit 78), not as an unreadable input (exit 65).
 func TestOutOfMemoryReadingFooterIsNotBlamedOnInput(t *testing.T) {
 	dir := t.TempDir()
 	baseData().write(t, dir)
@@ -238,8 +239,8 @@ func TestOutOfMemoryReadingFooterIsNotBlamedOnInput(t *testing.T) {
 		t.Logf("got exit %d: %v", pipeline.ExitCode(err), err)
 		t.Skip("BUG: an out-of-memory error while reading a healthy footer is reported as an unreadable input (exit 65): inspect wraps every error as *InputError — see report")
 	}
-	if code := pipeline.ExitCode(err); code != pipeline.ExitTransient {
-		t.Errorf("exit code %d, want %d: %v", code, pipeline.ExitTransient, err)
+	if code := pipeline.ExitCode(err); code != pipeline.ExitConfig {
+		t.Errorf("exit code %d, want %d: %v", code, pipeline.ExitConfig, err)
 	}
 }
 

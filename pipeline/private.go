@@ -120,7 +120,7 @@ func loadKey(spec *Spec, host Host) (privacy.Key, error) {
 			path = filepath.Join(filepath.Dir(spec.Path()), filepath.FromSlash(path))
 		}
 	}
-	k, err := privacy.LoadKey(p.KeyEnv, path, os.Getenv, os.ReadFile)
+	k, err := privacy.LoadKey(p.KeyEnv, path, os.Getenv, ReadRegularFile)
 	if err != nil {
 		return nil, &SpecError{File: spec.Path(), Key: "privacy", Err: fmt.Errorf("no usable noise key, so no private release: %w", err)}
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -25,7 +26,9 @@ import (
 // Replay: rerun a past analysis from its manifest.json and prove that it
 // gives the same bytes, or say precisely which numbers moved and why.
 //
-// The order is fixed: the manifest is read and checked; every input it
+// The order is fixed: the manifest is read and checked; every output beside
+// it is checked against its recorded SHA-256 (an edited output stops the
+// replay: exit 70, naming it); every input it
 // lists is re-hashed (a changed, missing or new file stops the replay
 // before any query runs); the spec is rebuilt from the manifest's pinned
 // canonical JSON (the spec file on disk is not read), with optional
@@ -39,14 +42,16 @@ import (
 // ErrReplayMismatch is wrapped by every error that means "the numbers are
 // not the ones recorded": a replay whose outputs differ
 // (ReplayMismatchError), an input that changed since the run
-// (ReplayInputError without missing files), and a run that disagrees with an
-// external snapshot (AgainstMismatchError). It maps to exit code 70
+// (ReplayInputError without missing files), a run folder whose outputs were
+// edited since the run (OutputsModifiedError), and a run that disagrees
+// with an external snapshot (AgainstMismatchError). It maps to exit code 70
 // (ExitMismatch); see ReplayExitCode.
 var ErrReplayMismatch = errors.New("replay mismatch")
 
 // ManifestError is a manifest.json that cannot be used: unreadable, not
 // JSON, an unknown format or field, a spec that does not match its
-// recorded hash, or an output folder that no longer matches its manifest.
+// recorded hash, or an output it lists missing beside it (edited outputs are
+// an *OutputsModifiedError).
 // It is an integrity error: exit code 78 (66 when the file does not exist).
 type ManifestError struct {
 	File string
@@ -55,6 +60,68 @@ type ManifestError struct {
 
 func (e *ManifestError) Error() string { return "manifest " + e.File + ": " + e.Err.Error() }
 func (e *ManifestError) Unwrap() error { return e.Err }
+
+// OutputsModifiedError reports outputs of a run whose bytes on disk no
+// longer match the SHA-256 its manifest records: the run folder was edited
+// after it was committed, so its numbers are not the ones the run computed.
+// Replay, CompareAgainst and ExportSnapshot return it before they compare
+// anything. It wraps ErrReplayMismatch (exit code 70).
+type OutputsModifiedError struct {
+	Manifest string
+	Files    []ModifiedOutput
+}
+
+// ModifiedOutput is one output whose bytes differ from the manifest's record.
+type ModifiedOutput struct {
+	Name             string
+	Recorded, OnDisk string // SHA-256
+	RecordedSize     int
+	Size             int64
+}
+
+func (e *OutputsModifiedError) Error() string {
+	var parts []string
+	for _, f := range e.Files {
+		parts = append(parts, fmt.Sprintf("%s (sha256 %s, %d bytes; the manifest records %s, %d bytes)", f.Name, f.OnDisk, f.Size, f.Recorded, f.RecordedSize))
+	}
+	return fmt.Sprintf("run folder %s: %d output(s) edited since the run: %s; the run's own numbers are not on disk, so nothing was compared (rerun it, or restore the files)",
+		filepath.Dir(e.Manifest), len(e.Files), strings.Join(parts, "; "))
+}
+
+func (e *OutputsModifiedError) Unwrap() error { return ErrReplayMismatch }
+
+// verifyOutputs checks the outputs beside the manifest (those named, or
+// every output the manifest lists when names is empty) against the recorded
+// SHA-256. A missing output is a *ManifestError wrapping fs.ErrNotExist
+// (exit 66); outputs that differ are one *OutputsModifiedError (exit 70)
+// naming them all. It returns the files' bytes by name.
+func verifyOutputs(m *Manifest, manifestPath string, names ...string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	modified := &OutputsModifiedError{Manifest: manifestPath}
+	for _, name := range names {
+		if !slices.ContainsFunc(m.Outputs, func(o OutputFile) bool { return o.Name == name }) {
+			return nil, &ManifestError{File: manifestPath, Err: fmt.Errorf("lists no %s", name)}
+		}
+	}
+	for _, o := range m.Outputs {
+		if len(names) > 0 && !slices.Contains(names, o.Name) {
+			continue
+		}
+		h, b, err := replayFileSHA256(filepath.Join(filepath.Dir(manifestPath), o.Name))
+		if err != nil {
+			return nil, &ManifestError{File: manifestPath, Err: fmt.Errorf("output %s: %w", o.Name, err)}
+		}
+		if h != o.SHA256 {
+			modified.Files = append(modified.Files, ModifiedOutput{Name: o.Name, Recorded: o.SHA256, OnDisk: h, RecordedSize: o.Size, Size: int64(len(b))})
+			continue
+		}
+		out[o.Name] = b
+	}
+	if len(modified.Files) > 0 {
+		return nil, modified
+	}
+	return out, nil
+}
 
 // ReplayExitCode maps an error of Replay or CompareAgainst to an exit
 // code; ExitCode knows every replay error type.
@@ -75,7 +142,7 @@ var (
 // the format, the experiment and date, the spec and its SHA-256, the inputs
 // and the outputs. Every problem is a *ManifestError.
 func ReadManifestFile(path string) (*Manifest, []byte, error) {
-	f, err := os.Open(path)
+	f, _, err := OpenRegular(path)
 	if err != nil {
 		return nil, nil, &ManifestError{File: path, Err: err}
 	}
@@ -350,6 +417,11 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 	if err != nil {
 		return nil, err
 	}
+	// The run's files first: an edited output would otherwise be "reproduced"
+	// from the manifest's record, and the edit reported as identical.
+	if _, err := verifyOutputs(old, manifestPath); err != nil {
+		return nil, err
+	}
 	if old.Privacy.Enabled {
 		// A private release publishes no inputs: they are in its
 		// restricted record, which only the host can read.
@@ -395,7 +467,7 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 	if old.Privacy.Enabled && len(opts.Pins) > 0 {
 		// Other templates mean other noise streams: a pinned rerun would be
 		// a new release, published outside the experiment's ledger.
-		return nil, fmt.Errorf("%w: --pin on a private run would publish a new noisy release outside the privacy ledger; pin the versions in the spec and run it (the ledger records it)", ErrUsage)
+		return nil, fmt.Errorf("%w: --pin on a private run would publish a new noisy release outside the privacy ledger; pin the versions in the spec and run it (its data source's ledger charges it)", ErrUsage)
 	}
 	pinned, err := applyPins(spec, opts.Pins)
 	if err != nil {
@@ -530,9 +602,14 @@ func applyPins(spec *Spec, pins map[string]string) ([]string, error) {
 func checkInputs(ctx context.Context, manifestPath, runID, base string, m *Manifest, spec *Spec, date string) error {
 	var changes []InputChange
 	listed := map[string]bool{}
+	// The manifest's paths are relative to the resolved spec folder.
+	folder, _ := specFolder(spec)
+	if abs, err := filepath.Abs(base); err != nil || abs != folder {
+		base += " (resolved: " + folder + ")"
+	}
 	for _, in := range m.Inputs {
 		listed[in.Role+"\x00"+in.Path] = true
-		f := InputFile{Role: in.Role, Path: in.Path, abs: inputAbs(base, in.Path)}
+		f := InputFile{Role: in.Role, Path: in.Path, abs: inputAbs(folder, in.Path)}
 		err := hashFile(ctx, &f)
 		var missing *MissingInputError
 		switch {

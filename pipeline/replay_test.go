@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -451,5 +452,85 @@ func TestReplayCausesBuildAndDuckDB(t *testing.T) {
 	same := replayCauses(&base, &base, nil)
 	if len(same) != 1 || !strings.HasPrefix(same[0], "no recorded cause") {
 		t.Errorf("identical manifests: %q", same)
+	}
+}
+
+// TestReplayOutputsEditedOnDisk: a replay first checks the run's files on
+// disk against the output hashes its manifest records. An output edited by
+// hand (results.csv, decisions.json) stops the replay with exit 70 naming
+// every such file and both hashes, before anything is rerun; the rerun
+// would otherwise reproduce the recorded bytes and report the edited run as
+// "byte-identical". A missing output is exit 66 naming it.
+func TestReplayOutputsEditedOnDisk(t *testing.T) {
+	tests := []struct {
+		name     string
+		edit     []string // outputs to edit, in manifest order
+		remove   string
+		wantCode int
+	}{
+		{"results.csv edited", []string{"results.csv"}, "", ExitMismatch},
+		{"results.csv and decisions.json edited", []string{"results.csv", "decisions.json"}, "", ExitMismatch},
+		{"report.html removed", nil, "report.html", ExitNoInput},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, manifest := replayFixture(t, "checkout-button.yaml")
+			runDir := filepath.Dir(manifest)
+			for _, name := range tc.edit {
+				p := filepath.Join(runDir, name)
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// One digit changed, as a person editing a number would.
+				i := bytes.IndexAny(b[len(b)/2:], "0123456789") + len(b)/2
+				if b[i] == '9' {
+					b[i] = '1'
+				} else {
+					b[i]++
+				}
+				if err := os.WriteFile(p, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.remove != "" {
+				os.Remove(filepath.Join(runDir, tc.remove))
+			}
+			rep, err := Replay(context.Background(), manifest, ReplayOptions{Engine: Engine{Threads: 1}, Build: CurrentBuild()})
+			if err == nil {
+				t.Fatalf("replay of an edited run succeeded: %s", rep.Summary())
+			}
+			if got := ReplayExitCode(err); got != tc.wantCode {
+				t.Errorf("exit %d, want %d: %v", got, tc.wantCode, err)
+			}
+			for _, name := range append(append([]string{}, tc.edit...), tc.remove) {
+				if name != "" && !strings.Contains(err.Error(), name) {
+					t.Errorf("message does not name %s: %v", name, err)
+				}
+			}
+			if len(tc.edit) > 0 {
+				var oe *OutputsModifiedError
+				if !errors.As(err, &oe) || len(oe.Files) != len(tc.edit) {
+					t.Fatalf("want an *OutputsModifiedError listing %v, got %#v", tc.edit, err)
+				}
+				old, _, _ := ReadManifestFile(manifest)
+				for i, f := range oe.Files {
+					if f.Name != tc.edit[i] || f.OnDisk == "" || f.OnDisk == f.Recorded {
+						t.Errorf("file %d: %+v, want %s with both hashes", i, f, tc.edit[i])
+					}
+					for _, o := range old.Outputs {
+						if o.Name == f.Name && o.SHA256 != f.Recorded {
+							t.Errorf("%s: recorded %s, manifest says %s", f.Name, f.Recorded, o.SHA256)
+						}
+					}
+					if !strings.Contains(err.Error(), f.Recorded) || !strings.Contains(err.Error(), f.OnDisk) {
+						t.Errorf("message lacks the hashes of %s: %v", f.Name, err)
+					}
+				}
+			}
+			if strings.Contains(err.Error(), "byte-identical") {
+				t.Errorf("message calls the edited run identical: %v", err)
+			}
+		})
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -361,7 +360,7 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]Input
 	for _, files := range [][]InputFile{j.traces, j.events} {
 		for i := range files {
 			if h, ok := hashes[files[i].abs]; ok {
-				files[i].Size, files[i].SHA256, files[i].modTime = h.Size, h.SHA256, h.modTime
+				files[i].Size, files[i].SHA256, files[i].ident = h.Size, h.SHA256, h.ident
 				continue
 			}
 			todo = append(todo, &files[i])
@@ -536,14 +535,14 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 			setErr(damaged)
 			return
 		}
-		setErr(classifySQLError(ctx, err))
+		setErr(explainOverflow(classifySQLError(ctx, err), specs, st.traces))
 		return
 	}
 	// The inputs were hashed before the queries ran: a file rewritten in
 	// between would be analysed under a stale hash.
 	for _, f := range all {
-		if fi, err := os.Stat(f.abs); err != nil || fi.Size() != f.Size || !fi.ModTime().Equal(f.modTime) {
-			setErr(&TransientError{Err: fmt.Errorf("input %s changed while the run read it; rerun to analyse a consistent state", f.Path)})
+		if err := f.checkUnchanged(); err != nil {
+			setErr(err)
 			return
 		}
 	}

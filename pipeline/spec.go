@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -229,7 +228,7 @@ const MaxSpecBytes = 1 << 20
 
 // LoadSpec reads, decodes and validates the spec at path.
 func LoadSpec(path string) (*Spec, error) {
-	f, err := os.Open(path)
+	f, _, err := OpenRegular(path)
 	if err != nil {
 		return nil, &SpecError{File: path, Err: err}
 	}

@@ -394,6 +394,12 @@ func TestKilledRunThenRerun(t *testing.T) {
 				if code != -1 {
 					t.Logf("the run finished (exit %d) before SIGKILL landed", code)
 				}
+			case code == -1 && strings.TrimSpace(p.stderr.String()) == "":
+				// On a loaded machine the signal can land before the Go
+				// runtime has installed the handler: the process dies of it
+				// like SIGKILL, having done nothing, which the checks below
+				// and the rerun still cover.
+				t.Logf("SIGTERM landed before the signal handler was installed (slow start-up); the process died of it like SIGKILL")
 			case code == 0:
 				// SIGTERM during the commit: the run completed it.
 				if len(finals) != 1 {
