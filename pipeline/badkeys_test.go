@@ -1,0 +1,91 @@
+package pipeline
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/verity-analytics/verity/fixtures"
+)
+
+// TestBlankKeysAreCountedNotMerged: rows whose unit_id is empty or blank
+// must not become one pseudo-unit, and events whose metric name is NULL or
+// blank must not vanish. With the unit-keyed templates both are counted
+// exclusions with a quality check; the same data through the single-join set
+// before it merges the blank ids into one unit (the trap this fixes).
+func TestBlankKeysAreCountedNotMerged(t *testing.T) {
+	dir := t.TempDir()
+	ts := func(h int) *int64 { return ptr(int64(1794873600_000000) + int64(h)*3600_000000) }
+	var traces []fixtures.TraceRow
+	var events []fixtures.EventRow
+	for i, u := range []string{"u1", "u2", "u3", "u4"} {
+		v := []string{"control", "treatment"}[i%2]
+		traces = append(traces, fixtures.TraceRow{TS: ts(1), UnitID: ptr(u), ExperimentID: ptr("exp"), Variant: ptr(v), Persona: ptr("a")})
+		events = append(events, fixtures.EventRow{TS: ts(2), UnitID: ptr(u), Metric: ptr("buy"), Value: ptr(1.0)})
+	}
+	for i, blank := range []string{"", " ", "\t", "  ", "", "\n"} {
+		v := []string{"control", "treatment"}[i%2]
+		traces = append(traces, fixtures.TraceRow{TS: ts(1), UnitID: ptr(blank), ExperimentID: ptr("exp"), Variant: ptr(v), Persona: ptr("a")})
+		events = append(events, fixtures.EventRow{TS: ts(2), UnitID: ptr(blank), Metric: ptr("buy"), Value: ptr(1.0)})
+	}
+	for _, name := range []*string{nil, ptr(""), ptr("  ")} {
+		events = append(events, fixtures.EventRow{TS: ts(3), UnitID: ptr("u1"), Metric: name, Value: ptr(1.0)})
+	}
+	if err := fixtures.WriteTraceFile(filepath.Join(dir, "t.parquet"), traces); err != nil {
+		t.Fatal(err)
+	}
+	if err := fixtures.WriteEventFile(filepath.Join(dir, "e.parquet"), events); err != nil {
+		t.Fatal(err)
+	}
+	run := func(pins string) Quality {
+		spec := `version: 1
+experiment: exp
+inputs: {traces: [t.parquet], events: [e.parquet]}
+window: {start: 2026-11-16, end: 2026-11-20}
+variants:
+  - {name: control, allocation: 0.5, control: true}
+  - {name: treatment, allocation: 0.5}
+templates: ` + pins + `
+cohorts: {dimension: persona, taxonomy: [a]}
+metrics:
+  - {name: converted, kind: proportion, event: buy, attribution_hours: 96}
+privacy: {enabled: false}
+`
+		p := filepath.Join(dir, "spec.yaml")
+		if err := os.WriteFile(p, []byte(spec), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := LoadSpec(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := Run(context.Background(), s, Options{OutDir: t.TempDir(), Engine: Engine{Threads: 1}})
+		if o == nil {
+			t.Fatalf("run: %v", err)
+		}
+		return o.Quality
+	}
+	old := run("{traces: v5, assignment: v4, events: v4, unit_metrics: v5, sufstats: v3, quality: v3}")
+	// The trap: five distinct blank ids become five pseudo-units, and the
+	// two rows with "" are merged into one of them.
+	if old.UnitsExposed != 9 {
+		t.Errorf("single-join set: %d units exposed; this test expects the trap it documents (4 units + 5 blank pseudo-units)", old.UnitsExposed)
+	}
+	q := run("{traces: v6, assignment: v5, events: v5, unit_metrics: v5, sufstats: v3, quality: v4}")
+	if q.UnitsExposed != 4 || q.UnitsAssigned != 4 {
+		t.Errorf("unit-keyed set: %d units exposed, %d assigned; want the 4 real units", q.UnitsExposed, q.UnitsAssigned)
+	}
+	if opt64(q.TraceNoUnit) != 6 || q.TraceNullKeys != 6 {
+		t.Errorf("trace rows with no unit: %d (null keys %d), want 6", opt64(q.TraceNoUnit), q.TraceNullKeys)
+	}
+	if opt64(q.EventNoUnit) != 6 || q.EventNullKeys != 6 {
+		t.Errorf("events with no unit: %d (null keys %d), want 6", opt64(q.EventNoUnit), q.EventNullKeys)
+	}
+	if opt64(q.EventNullMetric) != 3 || opt64(q.UnitsEventNullMetric) != 1 {
+		t.Errorf("events with no metric name: %d rows, %d units; want 3 rows of 1 unit", opt64(q.EventNullMetric), opt64(q.UnitsEventNullMetric))
+	}
+	if q.EventAttributed != 4 {
+		t.Errorf("attributed events %d, want the 4 real units' events", q.EventAttributed)
+	}
+}
