@@ -131,6 +131,8 @@ func TestNotRegularSpecManifestSnapshot(t *testing.T) {
 func TestSIGTERMStopsAStuckRun(t *testing.T) {
 	dir := miniDir(t)
 	spec := strings.Replace(miniSpec, "privacy: {enabled: false}", "privacy: {enabled: true, epsilon: 4, delta: 1e-6, run_share: 0.25, key_file: key.fifo}", 1)
+	spec = strings.Replace(spec, "templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}",
+		"templates: {traces: v6, assignment: v5, events: v5, unit_metrics: v5, sufstats: v3, quality: v4}", 1)
 	if err := os.WriteFile(filepath.Join(dir, "spec.yaml"), []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
