@@ -252,6 +252,22 @@ func sourceOf(stateDir string, files []InputFile) (Source, error) {
 	return *found, nil
 }
 
+// privateHostReady finds a private release's data source and checks that
+// its ledger is readable and that there is a restricted area.
+func privateHostReady(h Host, files []InputFile) (Source, error) {
+	src, err := sourceOf(h.StateDir, files)
+	if err != nil {
+		return Source{}, err
+	}
+	if _, err := readLedger(filepath.Join(h.StateDir, src.Ledger)); err != nil {
+		return Source{}, err
+	}
+	if h.RestrictedRoot() == "" {
+		return Source{}, &HostError{Err: errors.New("a private run needs a restricted area for its exact record (--restricted-dir, or the state folder)")}
+	}
+	return src, nil
+}
+
 // readLedger reads a source's ledger; missing or corrupt is a HostError.
 func readLedger(path string) (privacy.Ledger, error) {
 	b, err := os.ReadFile(path)

@@ -392,3 +392,25 @@ func TestPrivateReplayIsCharged(t *testing.T) {
 		t.Error("a replay with another key published fresh noise without a charge")
 	}
 }
+
+// TestPrivateClampsCannotOverflow: a private spec whose clamps could let an
+// exact sum overflow is refused before any data is read (the overflow
+// check is decided on exact data, and its exit status would otherwise
+// publish one unit's influence uncharged).
+func TestPrivateClampsCannotOverflow(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	base := mustRead(t, filepath.Join(filepath.Dir(file), "..", "fixtures", "specs", "checkout-button-private.yaml"))
+	for name, edit := range map[string]func(string) string{
+		"wide clamp": func(s string) string {
+			return strings.Replace(s, "clamp: {lower: 0, upper: 60}", "clamp: {lower: 0, upper: 9.0e9}", 1) + "statistics: {fixed_point_decimals: 9}\n"
+		},
+	} {
+		_, err := ParseSpec("wide.yaml", []byte(edit(base)))
+		if err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), "2^31") {
+			t.Errorf("%s: want a refusal naming the 2^31 bound, got %v", name, err)
+		}
+	}
+	if _, err := ParseSpec("ok.yaml", []byte(base)); err != nil {
+		t.Errorf("the fixture's clamp fits: %v", err)
+	}
+}

@@ -102,8 +102,32 @@ func (p *Privacy) validate(s *Spec) error {
 	if _, ok := s.Inputs.Columns.Events["unit_id"]; ok {
 		return s.errf("inputs.columns.events.unit_id", "a private spec cannot map unit_id: it defines the privacy unit; the data must carry it under its contract name")
 	}
+	// No exact sum may overflow, whatever the data: otherwise the overflow
+	// check, decided on exact data, would publish one unit's influence
+	// through the exit status. With every scaled bound within ±2^31 (and
+	// 10^fixed_point_decimals ≤ 10^9 < 2^31 for proportions), each term of a
+	// sum is below 2^62 and there are fewer than 2^63 units.
+	if s.Statistics.FixedPointDecimals != nil {
+		scale := math.Pow10(*s.Statistics.FixedPointDecimals)
+		for i, m := range s.Metrics {
+			for _, c := range []*Clamp{m.Clamp, denClamp(m)} {
+				if c == nil {
+					continue
+				}
+				for _, b := range []float64{c.Lower, c.Upper} {
+					if math.Abs(b*scale) > privateMaxScaled {
+						return s.errf(fmt.Sprintf("metrics[%d].clamp", i), "a private spec's clamp bounds times 10^fixed_point_decimals must stay within ±2^31 (%g here), so that no exact sum can overflow whatever the data; narrow the clamp or lower statistics.fixed_point_decimals", b*scale)
+					}
+				}
+			}
+		}
+	}
 	return nil
 }
+
+// privateMaxScaled is the largest scaled clamp bound a private spec may
+// have: (2^31)² · 2^63 units < 2^126, the exact sums' proven range.
+const privateMaxScaled = 1 << 31
 
 func (p Privacy) budget() privacy.Budget {
 	return privacy.Budget{Epsilon: p.Epsilon, Delta: p.Delta, RunShare: p.RunShare}

@@ -166,13 +166,7 @@ func (j *job) finishPrivate(ctx context.Context, opts Options) (*Outcome, error)
 	spec, date, log := j.spec, j.date, j.log
 	t0 := time.Now()
 	inputs := append(append([]InputFile{}, j.traces...), j.events...)
-	src, err := sourceOf(opts.Host.StateDir, inputs)
-	if err != nil {
-		return nil, err
-	}
-	if opts.Host.RestrictedRoot() == "" {
-		return nil, &HostError{Err: fmt.Errorf("a private run needs a restricted area for its exact record (--restricted-dir, or the state folder)")}
-	}
+	src := j.source // resolved and checked in prepare
 	rel, perr := privatize(spec, j.cells, j.quality, j.key, j.specHash, date)
 	if rel == nil {
 		return nil, perr

@@ -147,6 +147,7 @@ type job struct {
 	outcome  *Outcome
 	groupKey string
 	lock     *folderLock // held from prepare to the end of RunAll
+	source   Source      // a private spec's data source (its ledger)
 }
 
 func (j *job) phase(name string, t0 time.Time) {
@@ -373,6 +374,14 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]Input
 		hashes[f.abs] = *f
 	}
 	j.phase("hash_inputs", t0)
+	// A private release needs its data source's ledger and the restricted
+	// area: checked before any SQL, so that no outcome of a private run is
+	// decided on data it could not be charged for.
+	if spec.Privacy.Enabled {
+		if j.source, j.err = privateHostReady(opts.Host, append(append([]InputFile{}, j.traces...), j.events...)); j.err != nil {
+			return
+		}
+	}
 	j.groupKey = groupKey(spec, j.traces, j.events)
 }
 
