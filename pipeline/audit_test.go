@@ -124,6 +124,16 @@ func auditNeighbours(traceIDs, eventIDs []string) map[string]func(u string) ([]f
 			return []fixtures.TraceRow{tr(u, "control", "solo/leaf", "pa-2", u+"-t1", 1)},
 				[]fixtures.EventRow{ev(u, "purchase", ptr(60.0), u+"-e1", 2)}
 		},
+		"only in the events": func(u string) ([]fixtures.TraceRow, []fixtures.EventRow) {
+			z := ev(u, "purchase", ptr(10.0), u+"-e0", 1)
+			z.TS = nil
+			return nil, []fixtures.EventRow{z, ev(u, "purchase", ptr(math.NaN()), u+"-e1", 2), ev(u, "purchase", ptr(5.0), u+"-e2", 3), ev(u, "purchase", ptr(5.0), u+"-e2", 3)}
+		},
+		"an id of non-breaking spaces": func(string) ([]fixtures.TraceRow, []fixtures.EventRow) {
+			u := "\u00a0\u00a0"
+			return []fixtures.TraceRow{tr(u, "treatment", "casual/mobile", "pa-2", "nbsp-t1", 1)},
+				[]fixtures.EventRow{ev(u, "purchase", ptr(12.0), "nbsp-e1", 2)}
+		},
 		"in both variants": func(u string) ([]fixtures.TraceRow, []fixtures.EventRow) {
 			return []fixtures.TraceRow{tr(u, "control", "power/desktop", "pa-2", u+"-t1", 1), tr(u, "treatment", "power/desktop", "pa-2", u+"-t2", 2)},
 				[]fixtures.EventRow{ev(u, "purchase", ptr(20.0), u+"-e1", 3)}
@@ -167,19 +177,38 @@ func auditDataset(t *testing.T, minUnits int, extraT []fixtures.TraceRow, extraE
 	return dir
 }
 
-func runAudit(t *testing.T, dir string) auditRun {
+// addNeighbour writes the neighbour's rows into the dataset's partition
+// folders, beside the fixture's files.
+func addNeighbour(t *testing.T, dir string, extraT []fixtures.TraceRow, extraE []fixtures.EventRow) {
+	t.Helper()
+	if len(extraT) > 0 {
+		if err := fixtures.WriteTraceFile(filepath.Join(dir, "data", "basic", "traces", "dt=2026-11-17", "part-audit.parquet"), extraT); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(extraE) > 0 {
+		if err := fixtures.WriteEventFile(filepath.Join(dir, "data", "basic", "events", "dt=2026-11-17", "part-audit.parquet"), extraE); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runAudit runs the audit spec of dir with a fresh host and output folder
+// named by tag, so that two runs in one folder (a dataset, then its
+// neighbour) share every host fact but the data.
+func runAudit(t *testing.T, dir, tag string) auditRun {
 	t.Helper()
 	t.Setenv("VERITY_AUDIT_KEY", "hex:5c0f6a9e21d3b4c78e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f")
 	spec, err := LoadSpec(filepath.Join(dir, "specs", "audit.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	state := filepath.Join(dir, "state")
+	state := filepath.Join(dir, "state-"+tag)
 	if _, err := LedgerInit(state, "audit", filepath.Join(dir, "data"), privacy.ScopeSource, privacy.Budget{Epsilon: 40, Delta: 1e-6}, nil); err != nil {
 		t.Fatal(err)
 	}
-	r := auditRun{host: Host{StateDir: state}, spec: spec}
-	r.outcome, r.err = Run(context.Background(), spec, Options{OutDir: filepath.Join(dir, "runs"), Engine: Engine{Threads: 2},
+	r := auditRun{host: Host{StateDir: state, RestrictedDir: filepath.Join(dir, "restricted-"+tag)}, spec: spec}
+	r.outcome, r.err = Run(context.Background(), spec, Options{OutDir: filepath.Join(dir, "runs-"+tag), Engine: Engine{Threads: 2},
 		Build: BuildInfo{Module: "audit"}, RunID: "audit-run", Host: r.host})
 	var gate *GateError
 	if r.err != nil && !errors.As(r.err, &gate) {
@@ -265,11 +294,19 @@ func (r auditRun) republish(t *testing.T, key privacy.Key) {
 }
 
 // publicFacts is the published manifest without what the noisy values
-// decide (statistics, checks, cohorts, digest, outputs, ledger figures).
+// decide (checks, cohorts, the number of released numbers, the release
+// digest, the output hashes). The two runs of a pair share their folder,
+// spec file and a fresh host each, so everything else must be equal.
 func publicFacts(m Manifest) string {
 	m.Privacy.ReleaseDigest, m.Privacy.Cohorts, m.Privacy.Released = "", nil, 0
 	m.Checks, m.Outputs = nil, nil
-	m.Volatile.Ledger, m.Volatile.SpecFile = nil, ""
+	var execution []Setting
+	for _, s := range m.Volatile.Execution {
+		if s.Name != "temp_directory" {
+			execution = append(execution, s)
+		}
+	}
+	m.Volatile.Execution = execution
 	b, _ := json.Marshal(m)
 	return string(b)
 }
@@ -307,12 +344,14 @@ func TestPrivacyAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, minUnits := range []int{0, 300} {
-		base := runAudit(t, auditDataset(t, minUnits, nil, nil))
-		base.republish(t, key)
 		for name, extra := range auditNeighbours(traceIDs, eventIDs) {
 			t.Run(fmt.Sprintf("min_units=%d/%s", minUnits, name), func(t *testing.T) {
+				dir := auditDataset(t, minUnits, nil, nil)
+				base := runAudit(t, dir, "a")
+				base.republish(t, key)
 				tr, ev := extra("audit-unit-1")
-				nb := runAudit(t, auditDataset(t, minUnits, tr, ev))
+				addNeighbour(t, dir, tr, ev)
+				nb := runAudit(t, dir, "b")
 				nb.republish(t, key)
 				if a, b := publicFacts(base.manifest), publicFacts(nb.manifest); a != b {
 					t.Errorf("data-independent facts of the manifest differ between neighbours:\n%s\n%s", a, b)
@@ -345,6 +384,10 @@ func checkSensitivity(t *testing.T, a, b auditRun) {
 		exact[numberKey{n.Cohort, n.Variant, n.Metric, n.Statistic}] = n
 	}
 	compared, moved := 0, 0
+	// A unit touches one cell per statistic: over the cells of one
+	// (metric, statistic), Σ (Δ/sensitivity)² ≤ 1, or the allocation's
+	// parallel composition (one cell's cost is the run's) does not hold.
+	share := map[string]float64{}
 	for _, n := range b.record.Numbers {
 		k := numberKey{n.Cohort, n.Variant, n.Metric, n.Statistic}
 		o, ok := exact[k]
@@ -361,7 +404,14 @@ func checkSensitivity(t *testing.T, a, b auditRun) {
 		if d.Abs(d).Cmp(s) > 0 {
 			t.Errorf("%s/%s/%s/%s moved by %s, more than its sensitivity %s", n.Cohort, n.Variant, n.Metric, n.Statistic, d, s)
 		}
+		r, _ := new(big.Rat).SetFrac(d, s).Float64()
+		share[n.Metric+"/"+n.Statistic] += r * r
 		compared++
+	}
+	for k, v := range share {
+		if v > 1+1e-12 {
+			t.Errorf("%s: one unit moved several cells by Σ(Δ/sensitivity)² = %.3g > 1; the allocation charges one cell", k, v)
+		}
 	}
 	if compared < len(b.record.Numbers)/2 {
 		t.Errorf("compared only %d of %d numbers", compared, len(b.record.Numbers))
