@@ -729,7 +729,7 @@ func guaranteeText(l privacy.Ledger, experiment string) string {
 	if l.Scope == privacy.ScopeSource {
 		return fmt.Sprintf("every private release over data source %q together, whatever experiment, key or output folder: one unit's whole history changes all of them at most as (%s) allows", l.Source, eps)
 	}
-	return fmt.Sprintf("the releases of experiment %q over data source %q, whatever key or output folder: one unit's history changes them at most as (%s) allows; a unit in several experiments of this source can lose that much in each", experiment, l.Source, eps)
+	return fmt.Sprintf("the releases of experiment %q over data source %q, whatever key or output folder: one unit's history changes them at most as (%s) allows; every unit of the source can lose that much in each experiment of the source (the event quality counts cover all its units)", experiment, l.Source, eps)
 }
 
 func privacyInfo(spec *Spec, key privacy.Key, rel *privateRelease, l privacy.Ledger, spentNow *big.Rat) (PrivacyInfo, LedgerState) {
