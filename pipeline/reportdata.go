@@ -54,9 +54,12 @@ func buildReport(in reportInput) report.Data {
 	for _, e := range in.decisions.Evidence {
 		d.Verdict.Evidence = append(d.Verdict.Evidence, report.Evidence{
 			Role: e.Role, Metric: e.Metric, Variant: e.Variant, Cohort: e.Cohort, Status: e.Status,
-			Scale: e.Scale, Direction: e.Direction, Estimate: report.Float(e.Estimate), Low: report.Float(e.Low),
+			Scale: e.Scale, Desired: e.DesiredDirection, Harmful: e.HarmfulDirection, Estimate: report.Float(e.Estimate), Low: report.Float(e.Low),
 			High: report.Float(e.High), Margin: e.Margin, PValue: report.Float(e.PValue), Outcome: e.Outcome, Fired: e.Fired,
 		})
+		if e.PValueAdjusted != nil {
+			d.Verdict.Evidence[len(d.Verdict.Evidence)-1].PAdjusted = report.Float(*e.PValueAdjusted)
+		}
 	}
 	for _, s := range in.decisions.SRM {
 		if s.Cohort != AllCohort {

@@ -117,18 +117,18 @@ func exampleData() Data {
 			Reason:   `a guardrail is significantly worse than its margin in variant(s) ["treatment-b"]`,
 			Variants: []string{"treatment-b"},
 			Evidence: []Evidence{
-				{Role: "goal", Metric: "checkout_conversion", Variant: "treatment-a", Cohort: "*", Status: "ok", Scale: "absolute", Direction: "increase",
-					Estimate: f(0.0011), Low: f(0.0003), High: f(0.0019), PValue: f(0.0046), Outcome: "significantly better"},
-				{Role: "goal", Metric: "checkout_conversion", Variant: "treatment-b", Cohort: "*", Status: "ok", Scale: "absolute", Direction: "increase",
-					Estimate: f(0.0024), Low: f(0.0015), High: f(0.0033), PValue: f(0.00002), Outcome: "significantly better"},
-				{Role: "guardrail", Metric: "page_load_ms", Variant: "treatment-a", Cohort: "*", Status: "ok", Scale: "relative", Direction: "increase",
-					Estimate: f(0.004), Low: f(-0.004), High: f(0.012), Margin: 0.02, PValue: f(0.33), Outcome: "non-inferior"},
-				{Role: "guardrail", Metric: "page_load_ms", Variant: "treatment-b", Cohort: "*", Status: "ok", Scale: "relative", Direction: "increase",
-					Estimate: f(0.052), Low: f(0.043), High: f(0.061), Margin: 0.02, PValue: f(0.000001), Outcome: "harm beyond margin", Fired: true},
-				{Role: "guardrail", Metric: "error_rate", Variant: "treatment-a", Cohort: "*", Status: "ok", Scale: "absolute", Direction: "increase",
-					Estimate: f(0.00004), Low: f(-0.0003), High: f(0.0004), Margin: 0.0005, PValue: f(0.81), Outcome: "non-inferior"},
-				{Role: "guardrail", Metric: "error_rate", Variant: "treatment-b", Cohort: "*", Status: "ok", Scale: "absolute", Direction: "increase",
-					Estimate: f(0.00019), Low: f(-0.0002), High: f(0.0006), Margin: 0.0005, PValue: f(0.36), Outcome: "inconclusive"},
+				{Role: "goal", Metric: "checkout_conversion", Variant: "treatment-a", Cohort: "*", Status: "ok", Scale: "absolute", Desired: "increase",
+					Estimate: f(0.0011), Low: f(0.0003), High: f(0.0019), PValue: f(0.0046), PAdjusted: f(0.0046), Outcome: "significantly better"},
+				{Role: "goal", Metric: "checkout_conversion", Variant: "treatment-b", Cohort: "*", Status: "ok", Scale: "absolute", Desired: "increase",
+					Estimate: f(0.0024), Low: f(0.0015), High: f(0.0033), PValue: f(0.00002), PAdjusted: f(0.00002), Outcome: "significantly better"},
+				{Role: "guardrail", Metric: "page_load_ms", Variant: "treatment-a", Cohort: "*", Status: "ok", Scale: "relative", Harmful: "increase",
+					Estimate: f(0.004), Low: f(-0.004), High: f(0.012), Margin: f(0.02), PValue: f(0.33), Outcome: "non-inferior"},
+				{Role: "guardrail", Metric: "page_load_ms", Variant: "treatment-b", Cohort: "*", Status: "ok", Scale: "relative", Harmful: "increase",
+					Estimate: f(0.052), Low: f(0.043), High: f(0.061), Margin: f(0.02), PValue: f(0.000001), Outcome: "harm beyond margin", Fired: true},
+				{Role: "guardrail", Metric: "error_rate", Variant: "treatment-a", Cohort: "*", Status: "ok", Scale: "absolute", Harmful: "increase",
+					Estimate: f(0.00004), Low: f(-0.0003), High: f(0.0004), Margin: f(0.0005), PValue: f(0.81), Outcome: "non-inferior"},
+				{Role: "guardrail", Metric: "error_rate", Variant: "treatment-b", Cohort: "*", Status: "ok", Scale: "absolute", Harmful: "increase",
+					Estimate: f(0.00019), Low: f(-0.0002), High: f(0.0006), Margin: f(0.0005), PValue: f(0.36), Outcome: "inconclusive"},
 			},
 		},
 		SRM: SRM{
@@ -230,7 +230,7 @@ func hostileData() Data {
 	d.NominalDate = "</title><script>alert(2)</script>"
 	d.Verdict.Reason = "<b>bold</b> & <i>it</i>"
 	d.Verdict.Evidence = []Evidence{{Role: "guardrail", Metric: "m<1>", Variant: "v&1", Cohort: "<script>alert(1)</script>",
-		Scale: "relative", Estimate: f(0.1), Low: f(0.05), High: f(0.15), Margin: 0.02, Outcome: "harm beyond margin", Fired: true}}
+		Scale: "relative", Estimate: f(0.1), Low: f(0.05), High: f(0.15), Margin: f(0.02), Outcome: "harm beyond margin", Fired: true}}
 	d.Checks = []Check{{Name: "<svg onload=alert(3)>", Rule: "a < b", Severity: "warn", Outcome: "warn"}}
 	d.Guardrails = []Guardrail{{Metric: "clicks", Harmful: "increase", Margin: 0.01, Relative: true}}
 	for i := range d.Rows {

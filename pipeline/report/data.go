@@ -47,7 +47,7 @@ type Verdict struct {
 }
 
 // Evidence is one number behind the verdict (one goal or guardrail for one
-// variant and cohort).
+// variant and cohort). Each field means one thing for every role.
 type Evidence struct {
 	Role    string // "goal" or "guardrail"
 	Metric  string
@@ -55,18 +55,22 @@ type Evidence struct {
 	Cohort  string
 	Status  string // the comparison's status, "ok" when valid
 	Scale   string // "absolute" or "relative" (Estimate, Low, High and Margin are on this scale)
-	// Direction is the desired (goal) or harmful (guardrail) direction:
-	// "increase" or "decrease".
-	Direction string
-	Estimate  *float64
-	Low       *float64
-	High      *float64
-	// Margin is the guardrail's harmful threshold on Scale, signed in the
-	// harmful direction; ignored for goals.
-	Margin  float64
-	PValue  *float64 // goals: adjusted p-value; guardrails: raw p-value
-	Outcome string   // e.g. "significantly better", "harm beyond margin"
-	Fired   bool     // this item triggered the rule
+	// Desired is a goal's direction of improvement ("increase" or
+	// "decrease"); empty for guardrails.
+	Desired string
+	// Harmful is the direction in which a guardrail gets worse; empty for
+	// goals.
+	Harmful  string
+	Estimate *float64
+	Low      *float64
+	High     *float64
+	// Margin is a guardrail's harmful threshold on Scale, signed in the
+	// harmful direction; nil for goals.
+	Margin    *float64
+	PValue    *float64 // the comparison's own p-value (not adjusted)
+	PAdjusted *float64 // goals: after the correction, what the outcome is judged on; nil for guardrails
+	Outcome   string   // e.g. "significantly better", "harm beyond margin"
+	Fired     bool     // this item triggered the rule
 }
 
 // SRM is the sample-ratio-mismatch test of the allocation.

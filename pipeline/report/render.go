@@ -87,7 +87,8 @@ type evidenceView struct {
 	// ScaleShort is "abs." or "rel.".
 	ScaleShort string
 	Margin     string
-	PValue     string
+	PValue     string // raw
+	PAdjusted  string // after correction (goals); "not corrected" for guardrails
 	Outcome    string
 	Status     string
 	Fired      bool
@@ -350,7 +351,7 @@ func buildEvidence(e Evidence) evidenceView {
 	v := evidenceView{
 		Role: e.Role, Metric: e.Metric, Cohort: e.Cohort, Variant: e.Variant,
 		Estimate: f(e.Estimate), Scale: e.Scale, ScaleShort: "abs.",
-		Margin: "—", PValue: na, Outcome: e.Outcome, Status: e.Status,
+		Margin: "—", PValue: na, PAdjusted: "not corrected", Outcome: e.Outcome, Status: e.Status,
 		Fired: e.Fired,
 		Harm:  e.Role == "guardrail" && e.Outcome == "harm beyond margin",
 	}
@@ -363,10 +364,15 @@ func buildEvidence(e Evidence) evidenceView {
 	if p, ok := get(e.PValue); ok {
 		v.PValue = pval(p)
 	}
-	if e.Role == "guardrail" {
-		m := e.Margin
-		v.Margin = f(&m)
-		switch e.Direction {
+	if e.PAdjusted != nil {
+		v.PAdjusted = na
+		if p, ok := get(e.PAdjusted); ok {
+			v.PAdjusted = pval(p)
+		}
+	}
+	if e.Margin != nil {
+		v.Margin = f(e.Margin)
+		switch e.Harmful {
 		case "increase":
 			v.Margin += " ↑"
 		case "decrease":
