@@ -48,6 +48,9 @@ func buildReport(in reportInput) report.Data {
 		},
 		Provenance: report.Provenance{InputDigest: in.digest, SpecSHA256: in.specHash, DuckDBVersion: in.duckdb},
 	}
+	h := in.decisions.Horizon
+	d.Horizon = report.Horizon{PlannedEnd: h.PlannedEnd, DaysElapsed: h.DaysElapsed, DaysPlanned: h.DaysPlanned,
+		DaysRemaining: h.DaysRemaining, Reached: h.Reached, FixedHorizon: h.Design == "fixed_horizon"}
 	if st.Sequential != nil {
 		d.Sequential = report.Sequential{Enabled: true, Description: "always-valid confidence sequences (normal mixture), tuned for " + FormatFloat(st.Sequential.NStar) + " units: safe to read every night"}
 	}

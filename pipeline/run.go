@@ -295,8 +295,13 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]Input
 			j.log.Info("experiment skipped", "phase", "plan", "reason", j.skipped)
 			return
 		}
-		// The resolved spec records the window actually analysed.
+		// The resolved spec records the window actually analysed and, when
+		// that ends before the design's end, the planned end (horizon.go).
 		cut := *spec
+		if _, specEnd := spec.Window.Bounds(); end.Before(specEnd) && cut.Window.PlannedEnd == "" {
+			cut.Window.plannedEnd = spec.Window.Planned()
+			cut.Window.PlannedEnd = cut.Window.plannedEnd.Format(time.RFC3339Nano)
+		}
 		cut.Window.end = end
 		cut.Window.End = end.Format(time.RFC3339Nano)
 		j.spec = &cut

@@ -19,6 +19,7 @@ type Decisions struct {
 	Variants    []string         `json:"variants"`
 	Correction  string           `json:"correction"`
 	Interval    string           `json:"interval"`
+	Horizon     Horizon          `json:"horizon"`
 	SRM         []SRMCheck       `json:"srm"`
 	Evidence    []stats.Evidence `json:"evidence"`
 }
@@ -360,10 +361,10 @@ func analyse(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[str
 		}
 	}
 
-	d := stats.Decide(goals, guardrails, srmInvalid)
+	d := stats.DecideUnder(goals, guardrails, decisionConditions(spec, srmInvalid))
 	dec := Decisions{
 		Experiment: spec.Experiment, NominalDate: date, Verdict: d.Verdict, Rule: d.Rule, Reason: d.Reason,
-		Variants: nonNil(d.Variants), Correction: st.Correction, Interval: interval, SRM: srmChecks, Evidence: d.Evidence,
+		Variants: nonNil(d.Variants), Correction: st.Correction, Interval: interval, Horizon: horizonOf(spec), SRM: srmChecks, Evidence: d.Evidence,
 	}
 	if dec.Evidence == nil {
 		dec.Evidence = []stats.Evidence{}

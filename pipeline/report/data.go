@@ -19,6 +19,8 @@ type Data struct {
 	CILevel     float64
 	Correction  string // multiple-testing correction: "none", "holm" or "bh"
 	Sequential  Sequential
+	// Horizon is where the run stands in the design (zero: not shown).
+	Horizon Horizon
 
 	Verdict    Verdict
 	SRM        SRM
@@ -37,9 +39,22 @@ type Sequential struct {
 	Description string
 }
 
+// Horizon is the window analysed against the design's planned one, in
+// days since the window's start.
+type Horizon struct {
+	PlannedEnd    string // e.g. "2026-11-20T00:00:00Z"
+	DaysElapsed   float64
+	DaysPlanned   float64
+	DaysRemaining float64
+	Reached       bool
+	// FixedHorizon is true for a design whose intervals hold only at its
+	// planned end (not sequential).
+	FixedHorizon bool
+}
+
 // Verdict is decisions.json: the verdict and the rule that produced it.
 type Verdict struct {
-	Verdict  string   // "ship", "hold", "rollback" or "invalid"
+	Verdict  string   // "ship", "hold", "rollback", "invalid" or "in_progress"
 	Rule     string   // the rule that fired, e.g. "guardrail_harm"
 	Reason   string   // one sentence for people
 	Variants []string // the variants the verdict is about

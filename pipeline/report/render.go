@@ -36,6 +36,7 @@ type view struct {
 	CILabel     string
 	Correction  string
 	Design      string
+	Progress    string // "day 3 of 4 · 1 day remaining (planned end …)"; empty when unknown
 
 	SRM        srmView
 	Verdict    verdictView
@@ -70,7 +71,7 @@ type srmArmView struct {
 
 type verdictView struct {
 	Word     string
-	Class    string // ship, hold, rollback, invalid or unknown
+	Class    string // ship, hold, rollback, invalid, progress or unknown
 	Rule     string
 	Reason   string
 	Variants string
@@ -199,6 +200,7 @@ func build(d Data) view {
 		Privacy:     buildPrivacy(d),
 		Provenance:  buildProvenance(d.Provenance),
 	}
+	v.Progress = progress(d.Horizon)
 	if d.Sequential.Enabled {
 		v.Design = "sequential (always-valid intervals)"
 		if d.Sequential.Description != "" {
@@ -317,9 +319,31 @@ func buildSRM(s SRM) srmView {
 	return v
 }
 
+// progress describes the horizon: "day 3 of 4 · 1 day remaining (planned
+// end …)", or "complete: 4 of 4 days".
+func progress(h Horizon) string {
+	if !(h.DaysPlanned > 0) {
+		return ""
+	}
+	dayWord := func(n float64) string {
+		if n == 1 {
+			return "1 day"
+		}
+		return numTrim(n, sigStat) + " days"
+	}
+	if h.Reached {
+		return "complete: " + numTrim(h.DaysElapsed, sigStat) + " of " + dayWord(h.DaysPlanned)
+	}
+	s := "day " + numTrim(h.DaysElapsed, sigStat) + " of " + numTrim(h.DaysPlanned, sigStat) + " · " + dayWord(h.DaysRemaining) + " remaining (planned end " + h.PlannedEnd + ")"
+	if h.FixedHorizon {
+		s += "; a fixed-horizon design decides only at its end"
+	}
+	return s
+}
+
 func buildVerdict(vd Verdict) verdictView {
 	v := verdictView{
-		Word:     strings.ToUpper(vd.Verdict),
+		Word:     strings.ToUpper(strings.ReplaceAll(vd.Verdict, "_", " ")),
 		Class:    "unknown",
 		Rule:     vd.Rule,
 		Reason:   vd.Reason,
@@ -328,6 +352,8 @@ func buildVerdict(vd Verdict) verdictView {
 	switch vd.Verdict {
 	case "ship", "hold", "rollback", "invalid":
 		v.Class = vd.Verdict
+	case "in_progress":
+		v.Class = "progress"
 	}
 	if v.Word == "" {
 		v.Word = "NO VERDICT"

@@ -420,3 +420,24 @@ func TestRenderDoesNotModifyInput(t *testing.T) {
 		t.Errorf("Render modified its input (-want +got):\n%s", diff)
 	}
 }
+
+// TestInProgress: a fixed-horizon run before its planned end reads "IN
+// PROGRESS" in its own colour and says how far the experiment is.
+func TestInProgress(t *testing.T) {
+	d := minimalData()
+	d.Verdict = Verdict{Verdict: "in_progress", Rule: "fixed_horizon_not_reached", Reason: "before the end"}
+	d.Horizon = Horizon{PlannedEnd: "2026-11-20T00:00:00Z", DaysElapsed: 3, DaysPlanned: 4, DaysRemaining: 1, FixedHorizon: true}
+	got := render(t, d)
+	for _, want := range []string{
+		`<div class="verdict v-progress" id="verdict">`, ">IN PROGRESS<",
+		"day 3 of 4 · 1 day remaining (planned end 2026-11-20T00:00:00Z)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	d.Horizon = Horizon{PlannedEnd: "2026-11-20T00:00:00Z", DaysElapsed: 4, DaysPlanned: 4, Reached: true}
+	if got := render(t, d); !strings.Contains(got, "complete: 4 of 4 days") {
+		t.Error("a complete run does not say so")
+	}
+}
