@@ -28,6 +28,7 @@ type gateDefault struct {
 // fractions; set block above 1 to make a rate check warn only.
 var gateDefaults = []gateDefault{
 	{"zero_exposure_arms", 0, 0, "number of variants with no assigned unit"},
+	{"metric_event_missing", 0, 0, "metric events (or ratio denominator events) with no row in the analysis window: a misspelt name, or events not delivered"},
 	{"multi_variant_unit_rate", 0.01, 0.05, "units seen in more than one variant / exposed units"},
 	{"trace_duplicate_rate", 0.01, 0.25, "duplicate trace rows / trace rows"},
 	{"event_duplicate_rate", 0.01, 0.25, "duplicate events / events"},
@@ -115,7 +116,7 @@ func readBaseline(expDir, date string) *Baseline {
 
 // evaluateGates computes every check with its thresholds and outcome, and
 // returns the names of the checks that block.
-func evaluateGates(spec *Spec, q Quality, released []Cell, prev *Baseline) ([]Check, []string) {
+func evaluateGates(spec *Spec, q Quality, released []Cell, prev *Baseline, missing []MissingEvent) ([]Check, []string) {
 	rate := func(num, den int64) float64 {
 		if den == 0 {
 			return 0
@@ -147,6 +148,7 @@ func evaluateGates(spec *Spec, q Quality, released []Cell, prev *Baseline) ([]Ch
 		}
 	}
 	observed["zero_exposure_arms"] = float64(empty)
+	observed[metricEventCheck] = float64(len(missing))
 	var checks []Check
 	var blocked []string
 	for _, d := range gateDefaults {
@@ -179,8 +181,15 @@ type GateError struct {
 	Experiment string
 	Checks     []string
 	Dir        string
+	// Details says what the failing checks found, where they say more
+	// than their name (a metric whose event is missing).
+	Details []string
 }
 
 func (e *GateError) Error() string {
-	return fmt.Sprintf("experiment %s: blocking data-quality checks failed: %s (see %s)", e.Experiment, strings.Join(e.Checks, ", "), filepath.Join(e.Dir, "quality.json"))
+	details := ""
+	if len(e.Details) > 0 {
+		details = ": " + strings.Join(e.Details, "; ")
+	}
+	return fmt.Sprintf("experiment %s: blocking data-quality checks failed: %s%s (see %s)", e.Experiment, strings.Join(e.Checks, ", "), details, filepath.Join(e.Dir, "quality.json"))
 }

@@ -176,6 +176,9 @@ type Check struct {
 	Rule      string  `json:"rule"`
 	Severity  string  `json:"severity"`
 	Outcome   string  `json:"outcome"`
+	// Detail says what a failing check found, in words (the metrics and
+	// events concerned); empty when there is nothing more to say.
+	Detail string `json:"detail,omitempty"`
 }
 
 // QualityReport is quality.json.

@@ -120,6 +120,7 @@ type job struct {
 	// filled by the shared SQL pass
 	cells    []Cell
 	quality  Quality
+	missing  []MissingEvent // metric events with no row in the window (eventnames.go)
 	recs     []TemplateRecord
 	duck     DuckDBInfo
 	execSet  []Setting
@@ -520,6 +521,19 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 			return
 		}
 	}
+	// Metrics whose event has no row in the window (cheap test first; the
+	// event names are looked up only for a metric with a constant value).
+	for _, j := range jobs {
+		if perExp[j.spec.Experiment] != nil {
+			continue
+		}
+		missing, err := st.sess.findMissingEvents(ctx, j.spec, cells[j.spec.Experiment], st.events)
+		if err != nil {
+			setErr(classifySQLError(ctx, err))
+			return
+		}
+		j.missing = missing
+	}
 	// Close now to see its error; the deferred Close covers early returns.
 	if err := st.sess.Close(); err != nil {
 		setErr(&TransientError{Err: fmt.Errorf("close duckdb: %w", err)})
@@ -657,10 +671,20 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	if !opts.BaselinePinned {
 		baseline = readBaseline(expDir, date)
 	}
-	checks, blocked := evaluateGates(spec, j.quality, released, baseline)
+	checks, blocked := evaluateGates(spec, j.quality, released, baseline, j.missing)
+	checks = applyMissingEvents(checks, rows, j.missing, spec.Privacy.Enabled)
+	var details []string
+	for _, c := range checks {
+		if c.Outcome == "block" && c.Detail != "" {
+			details = append(details, c.Detail)
+		}
+	}
 	if len(blocked) > 0 {
 		decisions.Verdict, decisions.Rule = "invalid", "quality_gate"
 		decisions.Reason = "a blocking data-quality check failed (" + strings.Join(blocked, ", ") + "), so no verdict"
+		if len(details) > 0 {
+			decisions.Reason += ": " + strings.Join(details, "; ")
+		}
 		decisions.Variants = []string{}
 	}
 	qualityJSON, err := marshalJSON(QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: checks})
@@ -750,7 +774,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	log.Info("run committed", "phase", "commit", "dir", final, "rows", len(rows), "verdict", decisions.Verdict)
 	out := &Outcome{Experiment: spec.Experiment, Dir: final, Rows: len(rows), Quality: j.quality, Verdict: decisions.Verdict, Blocked: blocked}
 	if len(blocked) > 0 {
-		return out, &GateError{Experiment: spec.Experiment, Checks: blocked, Dir: final}
+		return out, &GateError{Experiment: spec.Experiment, Checks: blocked, Dir: final, Details: details}
 	}
 	return out, nil
 }
