@@ -113,4 +113,3 @@ func TestMissingEventNotATypo(t *testing.T) {
 		}
 	}
 }
-
