@@ -34,8 +34,20 @@ func (m MissingEvent) String() string {
 	return s + "; nearest event names present: " + strings.Join(m.Nearest, ", ")
 }
 
-// metricEventCheck is the quality check that a MissingEvent fails.
-const metricEventCheck = "metric_event_missing"
+// metricEventCheck is the quality check that a MissingEvent of a goal or
+// guardrail fails; a secondary metric's fails secondaryEventCheck, which
+// only warns by default (it cannot change the verdict).
+const (
+	metricEventCheck    = "metric_event_missing"
+	secondaryEventCheck = "secondary_metric_event_missing"
+)
+
+func missingEventCheck(m MissingEvent) string {
+	if m.Role == "secondary" {
+		return secondaryEventCheck
+	}
+	return metricEventCheck
+}
 
 // suspectParts returns, in spec order, the metric parts that no unit of the
 // experiment can have had an event for: every unit has the same value
@@ -226,7 +238,7 @@ func (s *session) findMissingEvents(ctx context.Context, spec *Spec, cells []Cel
 func applyMissingEvents(checks []Check, rows []ResultRow, missing []MissingEvent, private bool) []Check {
 	for i := range checks {
 		c := &checks[i]
-		if c.Name != metricEventCheck {
+		if c.Name != metricEventCheck && c.Name != secondaryEventCheck {
 			continue
 		}
 		if private {
@@ -236,7 +248,9 @@ func applyMissingEvents(checks []Check, rows []ResultRow, missing []MissingEvent
 		}
 		var details []string
 		for _, m := range missing {
-			details = append(details, m.String())
+			if missingEventCheck(m) == c.Name {
+				details = append(details, m.String())
+			}
 		}
 		c.Detail = strings.Join(details, "; ")
 	}
@@ -259,9 +273,10 @@ const StatusNoEvent = "event not in window"
 // CheckData does what Plan does and then the data checks a run can make
 // before any statistic: every metric's event (and denominator event) must
 // have rows in the spec's window, as the run's metric_event_missing check
-// requires. It writes nothing. A spec whose events are missing gets a
-// *DataError naming each metric, event and the nearest names present
-// (exit 65). Private specs are not checked here: the names in their data
+// requires. It writes nothing. A spec whose goal or guardrail events are
+// missing gets a *DataError naming each metric, event and the nearest
+// names present (exit 65); a secondary metric's missing event is a warning
+// (Result.Warnings), as in a run. Private specs are not checked here: the names in their data
 // may be shown only in the restricted area.
 func CheckData(ctx context.Context, specs []*Spec, opts Options) ([]PlannedGroup, []Result) {
 	results := make([]Result, len(specs))
@@ -279,6 +294,7 @@ func CheckData(ctx context.Context, specs []*Spec, opts Options) ([]PlannedGroup
 		return nil, results
 	}
 	jobs, groups := planJobs(ctx, specs, opts, false)
+	warnings := map[*job][]string{}
 	var plan []PlannedGroup
 	for _, g := range groups {
 		st, err := inspectGroup(ctx, g, opts)
@@ -307,12 +323,17 @@ func CheckData(ctx context.Context, specs []*Spec, opts Options) ([]PlannedGroup
 				j.err = classifySQLError(ctx, err)
 				continue
 			}
-			if missing := missingEvents(all, present); len(missing) > 0 {
-				var msgs []string
-				for _, m := range missing {
-					msgs = append(msgs, m.String())
+			var blocking, warn []string
+			for _, m := range missingEvents(all, present) {
+				if missingEventCheck(m) == metricEventCheck {
+					blocking = append(blocking, m.String())
+				} else {
+					warn = append(warn, m.String())
 				}
-				j.err = &DataError{Err: fmt.Errorf("spec %s: %s: %s", j.spec.Path(), metricEventCheck, strings.Join(msgs, "; "))}
+			}
+			warnings[j] = warn
+			if len(blocking) > 0 {
+				j.err = &DataError{Err: fmt.Errorf("spec %s: %s: %s", j.spec.Path(), metricEventCheck, strings.Join(append(blocking, warn...), "; "))}
 			}
 		}
 		st.sess.Close()
@@ -320,6 +341,9 @@ func CheckData(ctx context.Context, specs []*Spec, opts Options) ([]PlannedGroup
 	}
 	for i, j := range jobs {
 		results[i].Err, results[i].Skipped = j.err, j.skipped
+		if j.err == nil {
+			results[i].Warnings = warnings[j]
+		}
 	}
 	return plan, results
 }

@@ -28,7 +28,8 @@ type gateDefault struct {
 // fractions; set block above 1 to make a rate check warn only.
 var gateDefaults = []gateDefault{
 	{"zero_exposure_arms", 0, 0, "number of variants with no assigned unit"},
-	{"metric_event_missing", 0, 0, "metric events (or ratio denominator events) with no row in the analysis window: a misspelt name, or events not delivered"},
+	{"metric_event_missing", 0, 0, "goal and guardrail metric events (or their ratio denominator events) with no row in the analysis window: a misspelt name, or events not delivered"},
+	{"secondary_metric_event_missing", 0, 1000, "secondary metric events (or their ratio denominator events) with no row in the analysis window; warns only unless block is set (0 blocks on the first)"},
 	{"multi_variant_unit_rate", 0.01, 0.05, "units seen in more than one variant / exposed units"},
 	{"trace_duplicate_rate", 0.01, 0.25, "duplicate trace rows / trace rows"},
 	{"event_duplicate_rate", 0.01, 0.25, "duplicate events / events"},
@@ -148,7 +149,9 @@ func evaluateGates(spec *Spec, q Quality, released []Cell, prev *Baseline, missi
 		}
 	}
 	observed["zero_exposure_arms"] = float64(empty)
-	observed[metricEventCheck] = float64(len(missing))
+	for _, m := range missing {
+		observed[missingEventCheck(m)]++
+	}
 	var checks []Check
 	var blocked []string
 	for _, d := range gateDefaults {

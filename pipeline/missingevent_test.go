@@ -113,3 +113,37 @@ func TestMissingEventNotATypo(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingSecondaryEventWarns: a secondary metric cannot change the
+// verdict, so its missing event warns (and its rows say why they are
+// empty) instead of blocking the run.
+func TestMissingSecondaryEventWarns(t *testing.T) {
+	dir := t.TempDir()
+	baseData().write(t, dir)
+	specVariant(t, dir, "event: view, aggregate: count", "event: veiw, aggregate: count")
+	if err := runIn(t, dir); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	final := filepath.Join(dir, "out", badExperiment, badDate)
+	var qr pipeline.QualityReport
+	b, _ := os.ReadFile(filepath.Join(final, "quality.json"))
+	if err := json.Unmarshal(b, &qr); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range qr.Checks {
+		switch c.Name {
+		case "metric_event_missing":
+			if c.Outcome != "pass" {
+				t.Errorf("%+v: no goal or guardrail is missing its event", c)
+			}
+		case "secondary_metric_event_missing":
+			if c.Outcome != "warn" || !strings.Contains(c.Detail, `"veiw"`) || !strings.Contains(c.Detail, "view") {
+				t.Errorf("%+v: want a warning naming veiw and view", c)
+			}
+		}
+	}
+	res, _ := os.ReadFile(filepath.Join(final, "results.csv"))
+	if n := strings.Count(string(res), ",views,"); n == 0 || n != strings.Count(string(res), "event not in window") {
+		t.Errorf("views rows do not all say event not in window:\n%s", res)
+	}
+}

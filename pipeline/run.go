@@ -89,6 +89,8 @@ type Result struct {
 	Outcome    *Outcome
 	Err        error
 	Skipped    string
+	// Warnings are findings that do not fail the spec (CheckData).
+	Warnings []string
 }
 
 // Run analyses one spec end to end and commits its outputs. Any error is
@@ -663,6 +665,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	annotateRows(spec, rows)
 	j.phase("statistics", t0)
 
 	expDir := filepath.Join(opts.OutDir, spec.Experiment) // locked since prepare
@@ -749,6 +752,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 			InputDigest:  digest,
 			DuckDB:       j.duck,
 			Statistics:   statisticsInfo(spec),
+			Effective:    effectiveOf(spec),
 			Privacy:      privInfo,
 			Checks:       checks,
 			Baseline:     baseline,

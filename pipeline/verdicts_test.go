@@ -101,3 +101,80 @@ func TestFixedHorizonBeforePlannedEnd(t *testing.T) {
 		t.Errorf("sequential design on day 3: verdict %v, want rollback", d["verdict"])
 	}
 }
+
+// TestEffectiveDefaultsShown: the single-join set's default 72 h
+// conversion window (and every other default) appears in the manifest's
+// effective block, in results and in the report, without entering the
+// spec or its hash.
+func TestEffectiveDefaultsShown(t *testing.T) {
+	for _, tc := range []struct {
+		name, pins  string
+		hours       string // results.csv attribution_hours
+		attribution string
+	}{
+		{"single join", singleJoinPins, "72", "72 h after exposure (the default of unit_metrics@v5"},
+		{"v1", "", "", "until the window end (unit_metrics@v1 has no conversion window)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			baseData().write(t, dir)
+			if tc.pins != "" {
+				specVariant(t, dir, "templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}", tc.pins)
+			}
+			if err := runIn(t, dir); err != nil {
+				t.Fatal(err)
+			}
+			final := filepath.Join(dir, "out", badExperiment, badDate)
+			b, _ := os.ReadFile(filepath.Join(final, "manifest.json"))
+			var m pipeline.Manifest
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Effective == nil || len(m.Effective.Metrics) != 3 {
+				t.Fatalf("manifest effective block: %+v", m.Effective)
+			}
+			e := m.Effective.Metrics[0]
+			if !strings.Contains(e.Attribution, tc.attribution) {
+				t.Errorf("effective attribution %q, want it to say %q", e.Attribution, tc.attribution)
+			}
+			if m.Effective.Correction.Method != "holm" || !strings.Contains(m.Effective.Correction.Family, "cohort (all)") {
+				t.Errorf("effective correction %+v", m.Effective.Correction)
+			}
+			if strings.Contains(string(m.Spec), "attribution_hours") {
+				t.Error("the default went into the resolved spec (and its hash)")
+			}
+			spec, err := pipeline.LoadSpec(filepath.Join(dir, "spec.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, h, _ := spec.Canonical(); h != m.SpecSHA256 {
+				t.Errorf("spec_sha256 %s is not the spec's own hash %s", m.SpecSHA256, h)
+			}
+			res, _ := os.ReadFile(filepath.Join(final, "results.csv"))
+			lines := strings.Split(strings.TrimSpace(string(res)), "\n")
+			col := map[string]int{}
+			for i, h := range strings.Split(lines[0], ",") {
+				col[h] = i
+			}
+			for _, l := range lines[1:] {
+				f := strings.Split(l, ",")
+				if f[col["attribution_hours"]] != tc.hours {
+					t.Errorf("attribution_hours %q, want %q: %s", f[col["attribution_hours"]], tc.hours, l)
+				}
+				want := "nominal"
+				if f[col["cohort"]] == "(all)" && f[col["role"]] == "goal" {
+					want = "holm"
+				}
+				if f[col["correction"]] != want {
+					t.Errorf("correction %q, want %q: %s", f[col["correction"]], want, l)
+				}
+			}
+			page, _ := os.ReadFile(filepath.Join(final, "report.html"))
+			for _, want := range []string{"Settings in effect", tc.attribution, "holm over goal metrics × treatments in cohort (all)"} {
+				if !strings.Contains(string(page), want) {
+					t.Errorf("report.html lacks %q", want)
+				}
+			}
+		})
+	}
+}

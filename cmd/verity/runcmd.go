@@ -215,6 +215,8 @@ func dataReport(ctx context.Context, specs []*pipeline.Spec, opts pipeline.Optio
 			fmt.Fprintf(stdout, "FAIL   %s (%s)  exit %d: %v\n", r.Experiment, r.SpecFile, code, r.Err)
 			worst = worse(worst, code)
 			errs = append(errs, r.Err)
+		case len(r.Warnings) > 0:
+			fmt.Fprintf(stdout, "warn   %s  %s\n", r.Experiment, strings.Join(r.Warnings, "; "))
 		default:
 			fmt.Fprintf(stdout, "ok     %s  valid: spec, key, inputs, schemas and every metric event present in the window\n", r.Experiment)
 		}

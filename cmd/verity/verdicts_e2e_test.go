@@ -58,3 +58,36 @@ func TestMisspeltEventE2E(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckTruthWindowed: check-truth works on a run of the single-join
+// set, whose default 72 h conversion window is shorter than the 4-day
+// window: planted effects are not checkable (the truth counts events until
+// the window end) and are listed as such; the A/A comparisons and cell
+// sizes are checked. It used to fail with "nothing to check".
+func TestCheckTruthWindowed(t *testing.T) {
+	dir := fixtureCopy(t)
+	p := filepath.Join(dir, "specs", "checkout-button.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := "templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}"
+	if !strings.Contains(string(b), old) {
+		t.Fatal("the fixture spec's pins changed")
+	}
+	b = []byte(strings.Replace(string(b), old, "templates: {traces: v5, assignment: v4, events: v4, unit_metrics: v5, sufstats: v3, quality: v3}", 1))
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	manifest := runFixture(t, dir, "checkout-button.yaml")
+	r := verity(t, dir, "check-truth", "-v", "--truth", filepath.Join(dir, "data", "basic", "truth.json"), manifest)
+	if r.code != 0 || !strings.Contains(r.stdout, "check-truth ok") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "A/A 0 of 0") {
+		t.Errorf("no A/A comparison checked:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stdout, "a 72 h conversion window (unit_metrics@v5)") {
+		t.Errorf("the planted effects not checked are not listed with the window:\n%s", r.stdout)
+	}
+}

@@ -35,6 +35,10 @@ type view struct {
 	Window      string
 	CILabel     string
 	Correction  string
+	Family      string // "over goal metrics × treatments in cohort (all)"
+	Nominal     string // which rows are nominal (not corrected)
+	Alpha       string
+	Settings    []Setting
 	Design      string
 	Progress    string // "day 3 of 4 · 1 day remaining (planned end …)"; empty when unknown
 
@@ -97,13 +101,15 @@ type evidenceView struct {
 }
 
 type checkView struct {
-	Name      string
-	Observed  string
-	Threshold string
-	Rule      string
-	Severity  string
-	Outcome   string
-	Class     string // pass, warn, block or unknown
+	Name     string
+	Observed string
+	Warn     string
+	Block    string
+	Rule     string
+	Severity string
+	Outcome  string
+	Class    string // pass, warn, block, skipped or unknown
+	Detail   string
 }
 
 type privacyView struct {
@@ -175,10 +181,16 @@ type tableRow struct {
 	MDE          string
 	Noise        string
 	Sig          bool
+	SigLabel     string // "★ sig. (corrected)" or "☆ nominal p ≤ α"
+	SigClass     string // flag-sig or flag-nominal, then the tone
+	SigTitle     string
 	Underpowered bool
-	SRM          bool
-	Status       string
-	StatusOK     bool
+	// PowerNote explains an underpowered row; for a significant one, why
+	// both at once is possible and what it means.
+	PowerNote string
+	SRM       bool
+	Status    string
+	StatusOK  bool
 }
 
 func build(d Data) view {
@@ -193,6 +205,10 @@ func build(d Data) view {
 		Window:      d.WindowStart + " → " + d.WindowEnd,
 		CILabel:     ciLabel,
 		Correction:  correctionName(d.Correction),
+		Family:      d.Family,
+		Nominal:     d.Nominal,
+		Alpha:       "α",
+		Settings:    d.Settings,
 		Design:      "fixed horizon",
 		SRM:         buildSRM(d.SRM),
 		Verdict:     buildVerdict(d.Verdict),
@@ -201,6 +217,9 @@ func build(d Data) view {
 		Provenance:  buildProvenance(d.Provenance),
 	}
 	v.Progress = progress(d.Horizon)
+	if finite(d.Alpha) && d.Alpha > 0 {
+		v.Alpha = "α = " + numTrim(d.Alpha, sigStat)
+	}
 	if d.Sequential.Enabled {
 		v.Design = "sequential (always-valid intervals)"
 		if d.Sequential.Description != "" {
@@ -230,7 +249,7 @@ func build(d Data) view {
 		rows := rowsOf(d.Rows, m)
 		g := guardrailOf(d.Guardrails, m)
 		v.Plots = append(v.Plots, buildForest(i, m, rows, g, ciLabel))
-		v.Tables = append(v.Tables, buildTable(i, m, rows, g))
+		v.Tables = append(v.Tables, buildTable(i, m, rows, g, d))
 	}
 	return v
 }
@@ -410,12 +429,15 @@ func buildEvidence(e Evidence) evidenceView {
 
 func buildCheck(c Check) checkView {
 	v := checkView{
-		Name: c.Name, Observed: numTrim(c.Observed, sigStat), Threshold: numTrim(c.Threshold, sigStat),
-		Rule: c.Rule, Severity: c.Severity, Outcome: c.Outcome, Class: "unknown",
+		Name: c.Name, Observed: numTrim(c.Observed, sigStat), Warn: numTrim(c.Warn, sigStat), Block: numTrim(c.Block, sigStat),
+		Rule: c.Rule, Severity: c.Severity, Outcome: c.Outcome, Class: "unknown", Detail: c.Detail,
 	}
 	switch c.Outcome {
-	case "pass", "warn", "block":
+	case "pass", "warn", "block", "skipped":
 		v.Class = c.Outcome
+	}
+	if c.Outcome == "skipped" || !finite(c.Observed) {
+		v.Observed = na
 	}
 	return v
 }
@@ -496,7 +518,48 @@ func buildProvenance(p Provenance) provenanceView {
 	return v
 }
 
-func buildTable(id int, metric string, rows []Row, g *Guardrail) tableView {
+// significance returns a row's significance label, its class and a title:
+// corrected rows are "★ sig. (corrected)", the others "☆ nominal" (their
+// p-value is not corrected for multiple testing).
+func significance(r Row) (label, class, title string) {
+	if !r.Significant {
+		return "", "", ""
+	}
+	label, class, title = "★ sig. (corrected)", "flag-sig", "significant after the multiple-testing correction"
+	if !r.Corrected {
+		label, class, title = "☆ nominal", "flag-nominal", "p ≤ α without correction: this row is outside the correction family, so it is a nominal result"
+	}
+	switch r.Tone {
+	case "worse":
+		class += " tone-worse"
+		title += "; the effect goes the harmful way"
+	case "better":
+		class += " tone-better"
+	}
+	return label, class, title
+}
+
+// powerNote explains the underpowered flag, and a significant row that is
+// underpowered as well.
+func powerNote(r Row, maxMDE float64) string {
+	if !r.Underpowered {
+		return ""
+	}
+	mde, ok := get(r.MDE)
+	if !ok {
+		return "underpowered: no minimum detectable effect could be computed"
+	}
+	s := "underpowered: the minimum detectable effect is " + pct(mde, sigEffect)
+	if finite(maxMDE) && maxMDE > 0 {
+		s += ", above the " + pct(maxMDE, sigEffect) + " target"
+	}
+	if r.Significant {
+		s += "; significant anyway because the observed effect is large, but an underpowered significant estimate tends to overstate the true effect"
+	}
+	return s
+}
+
+func buildTable(id int, metric string, rows []Row, g *Guardrail, d Data) tableView {
 	t := tableView{ID: "tbl-" + strconv.Itoa(id), Metric: metric}
 	if len(rows) > 0 {
 		t.Kind = rows[0].Kind
@@ -534,9 +597,10 @@ func buildTable(id int, metric string, rows []Row, g *Guardrail) tableView {
 			Rel: opt(r.RelEffect, rel), RelCI: interval(r.RelLow, r.RelHigh, rel),
 			P: opt(r.PValue, pval), PAdj: opt(r.PAdjusted, pval),
 			MDE: opt(r.MDE, mde), Noise: opt(r.NoiseScale, noise),
-			Sig: r.Significant, Underpowered: r.Underpowered, SRM: r.SRM,
+			Sig: r.Significant, Underpowered: r.Underpowered, PowerNote: powerNote(r, d.MaxRelativeMDE), SRM: r.SRM,
 			Status: r.Status, StatusOK: r.Status == "ok",
 		}
+		tr.SigLabel, tr.SigClass, tr.SigTitle = significance(r)
 		if tr.Status == "" {
 			tr.Status = "ok"
 			tr.StatusOK = true
