@@ -29,6 +29,8 @@ type gateDefault struct {
 // fractions; set block above 1 to make a rate check warn only.
 var gateDefaults = []gateDefault{
 	{"zero_exposure_arms", 0, 0, "number of variants with no assigned unit"},
+	{"metric_event_missing", 0, 0, "goal and guardrail metric events (or their ratio denominator events) with no row in the analysis window: a misspelt name, or events not delivered"},
+	{"secondary_metric_event_missing", 0, 1000, "secondary metric events (or their ratio denominator events) with no row in the analysis window; warns only unless block is set (0 blocks on the first)"},
 	{"multi_variant_unit_rate", 0.01, 0.05, "units seen in more than one variant / exposed units"},
 	{"trace_duplicate_rate", 0.01, 0.25, "duplicate trace rows / trace rows"},
 	{"event_duplicate_rate", 0.01, 0.25, "duplicate events / events"},
@@ -128,7 +130,7 @@ func readBaseline(expDir, date string) *Baseline {
 
 // evaluateGates computes every check with its thresholds and outcome, and
 // returns the names of the checks that block.
-func evaluateGates(spec *Spec, q Quality, released []Cell, prev *Baseline) ([]Check, []string) {
+func evaluateGates(spec *Spec, q Quality, released []Cell, prev *Baseline, missing []MissingEvent) ([]Check, []string) {
 	rate := func(num, den int64) float64 {
 		if den == 0 {
 			return 0
@@ -161,6 +163,9 @@ func evaluateGates(spec *Spec, q Quality, released []Cell, prev *Baseline) ([]Ch
 		}
 	}
 	observed["zero_exposure_arms"] = float64(empty)
+	for _, m := range missing {
+		observed[missingEventCheck(m)]++
+	}
 	var checks []Check
 	var blocked []string
 	for _, d := range gateDefaults {
@@ -210,9 +215,12 @@ var privateGates = map[string]struct {
 // privateBlockZ is how many noise standard deviations a private run's gate
 // figure must lie above its block threshold before the gate blocks: a gate
 // whose true rate sits exactly at the threshold blocks with probability at
-// most 1% (one-sided normal quantile 0.99). Warnings use the noisy figure
-// itself.
-const privateBlockZ = 2.326
+// most 1% (one-sided normal quantile 0.99). A warning needs privateWarnZ
+// (one-sided 95%), so that noise alone rarely warns.
+const (
+	privateBlockZ = 2.326
+	privateWarnZ  = 1.645
+)
 
 // evaluatePrivateGates computes every check of a private run from the
 // noisy release alone: the rate checks from the noisy per-unit gate
@@ -236,11 +244,11 @@ func evaluatePrivateGates(spec *Spec, rel *privateRelease, prev *Baseline) ([]Ch
 		}
 		observed[name] = max(0, num) / den
 		sds[name] = math.Sqrt(v) / den
-		notes[name] = fmt.Sprintf("%s; noisy figure (noise sd of the rate about %.3g; numerator noise sd %.3g units, exposed units noise sd %.3g); blocks only when above the block threshold by %.3g noise sds", pg.rule, sds[name], math.Sqrt(v), exposed.NoiseSD, privateBlockZ)
+		notes[name] = fmt.Sprintf("%s; noisy figure (noise sd of the rate about %.3g; numerator noise sd %.3g units, exposed units noise sd %.3g); warns only when above the warn threshold by %.3g noise sds and blocks only when above the block threshold by %.3g", pg.rule, sds[name], math.Sqrt(v), exposed.NoiseSD, privateWarnZ, privateBlockZ)
 	}
 	var checks []Check
 	var blocked []string
-	raw, _ := evaluateGates(spec, Quality{EventNullMetric: new(int64)}, rel.Cells, nil)
+	raw, _ := evaluateGates(spec, Quality{EventNullMetric: new(int64)}, rel.Cells, nil, nil)
 	for _, c := range raw {
 		sd := 0.0
 		switch {
@@ -256,6 +264,13 @@ func evaluatePrivateGates(spec *Spec, rel *privateRelease, prev *Baseline) ([]Ch
 			sd = math.Sqrt2 * exposed.NoiseSD / float64(prev.UnitsExposed)
 			c.Rule += fmt.Sprintf(" (noisy exposed units, noise sd %.3g each night; blocks only when above the block threshold by %.3g noise sds)", exposed.NoiseSD, privateBlockZ)
 			c.Outcome, c.Threshold = "pass", c.Warn
+		case privateGates[c.Name].rule == "":
+			// A check on the event names present in the data: those names
+			// are restricted, so a private run does not evaluate it.
+			c.Observed, c.Outcome, c.Detail = 0, "skipped", ""
+			c.Rule += "; not evaluated in a private run (the event names present in the data are not released)"
+			checks = append(checks, c)
+			continue
 		default:
 			c.Observed, c.Rule, sd = observed[c.Name], notes[c.Name], sds[c.Name]
 			c.Outcome, c.Threshold = "pass", c.Warn
@@ -264,7 +279,7 @@ func evaluatePrivateGates(spec *Spec, rel *privateRelease, prev *Baseline) ([]Ch
 			switch {
 			case c.Observed-privateBlockZ*sd > c.Block:
 				c.Outcome, c.Threshold = "block", c.Block
-			case c.Observed > c.Warn:
+			case c.Observed-privateWarnZ*sd > c.Warn:
 				c.Outcome = "warn"
 			}
 		}
@@ -293,8 +308,15 @@ type GateError struct {
 	Experiment string
 	Checks     []string
 	Dir        string
+	// Details says what the failing checks found, where they say more
+	// than their name (a metric whose event is missing).
+	Details []string
 }
 
 func (e *GateError) Error() string {
-	return fmt.Sprintf("experiment %s: blocking data-quality checks failed: %s (see %s)", e.Experiment, strings.Join(e.Checks, ", "), filepath.Join(e.Dir, "quality.json"))
+	details := ""
+	if len(e.Details) > 0 {
+		details = ": " + strings.Join(e.Details, "; ")
+	}
+	return fmt.Sprintf("experiment %s: blocking data-quality checks failed: %s%s (see %s)", e.Experiment, strings.Join(e.Checks, ", "), details, filepath.Join(e.Dir, "quality.json"))
 }

@@ -2,8 +2,11 @@ package pipeline
 
 import (
 	"encoding/json"
+	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strconv"
+	"time"
 )
 
 // ManifestFormat identifies the manifest layout.
@@ -29,8 +32,11 @@ type Manifest struct {
 	InputDigest  string           `json:"input_digest"`
 	DuckDB       DuckDBInfo       `json:"duckdb"`
 	Statistics   StatisticsInfo   `json:"statistics"`
-	Privacy      PrivacyInfo      `json:"privacy"`
-	Checks       []Check          `json:"checks"`
+	// Effective holds the settings in effect that the spec may not spell
+	// out (defaults, template behaviour); derived, so not in SpecSHA256.
+	Effective *Effective  `json:"effective,omitempty"`
+	Privacy   PrivacyInfo `json:"privacy"`
+	Checks    []Check     `json:"checks"`
 	// Baseline is the previous night's run the volume check used, if any.
 	Baseline *Baseline    `json:"previous_night,omitempty"`
 	Outputs  []OutputFile `json:"outputs"`
@@ -112,4 +118,198 @@ func CurrentBuild() BuildInfo {
 		}
 	}
 	return b
+}
+
+// Effective records every setting a run applied that the spec may not
+// spell out: defaults of the code (alpha, correction, power, gates) and of
+// the pinned template versions (a conversion window), the clamps each
+// value passes through, and where the run stands in the design. It is
+// derived from the resolved spec, its pins and the nominal date, so a
+// replay recomputes it; it is not part of the spec (spec_sha256) and not
+// part of the noise derivation, which is why adding it changed neither.
+type Effective struct {
+	// Horizon: the window analysed against the planned one.
+	Horizon Horizon `json:"horizon"`
+	// Design: the interval type and the statistical levels.
+	Design EffectiveDesign `json:"design"`
+	// Correction: the multiple-testing correction and its family; every
+	// other comparison is nominal (its p-value is not corrected).
+	Correction EffectiveCorrection `json:"correction"`
+	// Metrics, in spec order.
+	Metrics []EffectiveMetric `json:"metrics"`
+	// Gates: every data-quality check's thresholds and whether the spec
+	// set them or they are the defaults.
+	Gates []EffectiveGate `json:"quality_gates"`
+}
+
+// EffectiveDesign is the statistical design in effect.
+type EffectiveDesign struct {
+	Interval           string  `json:"interval"` // fixed_horizon or always_valid
+	NStar              float64 `json:"n_star,omitempty"`
+	Alpha              float64 `json:"alpha"`
+	CILevel            float64 `json:"ci_level"`
+	Power              float64 `json:"power"`
+	MaxRelativeMDE     float64 `json:"max_relative_mde"`
+	SRMThreshold       float64 `json:"srm_threshold"`
+	SRMCohorts         string  `json:"srm_cohorts"`
+	FixedPointDecimals int     `json:"fixed_point_decimals"`
+	CUPEDLookbackDays  int     `json:"cuped_lookback_days,omitempty"`
+}
+
+// EffectiveCorrection is the correction and the comparisons it covers.
+type EffectiveCorrection struct {
+	Method string `json:"method"` // holm, bh or none
+	Scope  string `json:"scope"`  // overall or cohorts
+	Family string `json:"family"` // in words
+	// Nominal says which comparisons are not corrected.
+	Nominal string `json:"nominal"`
+}
+
+// EffectiveMetric is how one metric was computed.
+type EffectiveMetric struct {
+	Name  string `json:"name"`
+	Kind  string `json:"kind"`
+	Role  string `json:"role"`
+	Event string `json:"event"`
+	// AttributionHours is the conversion window after each unit's
+	// exposure; nil when events count until the window ends.
+	AttributionHours *int `json:"attribution_hours"`
+	// Attribution says the same in words, with its source.
+	Attribution string `json:"attribution"`
+	// Clamp is the per-unit bounds of the value (a proportion is 0 or 1).
+	Clamp string `json:"clamp"`
+	// Denominator, for ratios: its event, aggregate and clamp.
+	Denominator string `json:"denominator,omitempty"`
+	// Covariate, with CUPED: what the pre-exposure covariate is.
+	Covariate string `json:"covariate,omitempty"`
+}
+
+// EffectiveGate is one data-quality check's thresholds in effect.
+type EffectiveGate struct {
+	Name   string  `json:"name"`
+	Warn   float64 `json:"warn"`
+	Block  float64 `json:"block"`
+	Source string  `json:"source"` // "default" or "spec"
+}
+
+// hasConversionWindow reports whether the pinned unit_metrics version
+// counts events only within a conversion window after exposure.
+func hasConversionWindow(spec *Spec) bool {
+	v := spec.Templates["unit_metrics"]
+	return v == "v3" || v == "v4" || v == "v5"
+}
+
+// attributionHours is a metric's conversion window in hours, nil when its
+// events count until the window end, and how it came about.
+func attributionHours(spec *Spec, m Metric) (*int, string) {
+	um := "unit_metrics@" + spec.Templates["unit_metrics"]
+	if !hasConversionWindow(spec) {
+		return nil, "until the window end (" + um + " has no conversion window)"
+	}
+	h := m.AttributionHours
+	src := "attribution_hours in the spec"
+	if h == 0 {
+		h = UnitMetricsV3DefaultAttributionHours
+		src = "the default of " + um + "; set attribution_hours to change it"
+	}
+	start, end := spec.Window.Bounds()
+	note := ""
+	if time.Duration(h)*time.Hour >= spec.Window.Planned().Sub(start) {
+		note = ", at least the window's length: every event until the window end counts"
+	} else if time.Duration(h)*time.Hour < end.Sub(start) {
+		note = ", shorter than the window: later events are counted apart (event_after_attribution)"
+	}
+	return &h, fmt.Sprintf("%d h after exposure (%s)%s", h, src, note)
+}
+
+func clampText(c *Clamp) string {
+	return "[" + FormatFloat(c.Lower) + ", " + FormatFloat(c.Upper) + "] per unit"
+}
+
+// effectiveOf derives the effective settings of a resolved spec.
+func effectiveOf(spec *Spec) *Effective {
+	st := spec.Statistics
+	e := &Effective{
+		Horizon: horizonOf(spec),
+		Design: EffectiveDesign{
+			Interval: "fixed_horizon", Alpha: st.Alpha, CILevel: 1 - st.Alpha, Power: st.Power,
+			MaxRelativeMDE: st.MaxRelativeMDE, SRMThreshold: st.SRMThreshold,
+			SRMCohorts:         "(all) raw; each persona cohort Bonferroni-adjusted across cohorts",
+			FixedPointDecimals: *st.FixedPointDecimals,
+		},
+		Correction: EffectiveCorrection{Method: st.Correction, Scope: st.CorrectionScope},
+	}
+	if st.Sequential != nil {
+		e.Design.Interval, e.Design.NStar = "always_valid", st.Sequential.NStar
+	}
+	if st.CUPED != nil {
+		e.Design.CUPEDLookbackDays = st.CUPED.LookbackDays
+	}
+	e.Correction.Family, e.Correction.Nominal = correctionFamily(spec)
+	for _, m := range spec.Metrics {
+		h, words := attributionHours(spec, m)
+		em := EffectiveMetric{Name: m.Name, Kind: m.Kind, Role: m.Role, Event: m.Event, AttributionHours: h, Attribution: words,
+			Clamp: "0 or 1 (converted or not)"}
+		if m.Clamp != nil {
+			em.Clamp = clampText(m.Clamp)
+		}
+		if d := m.Denominator; d != nil {
+			em.Denominator = d.Aggregate + " of " + strconv.Quote(d.Event) + ", " + clampText(d.Clamp) + ", same conversion window"
+		}
+		if st.CUPED != nil {
+			em.Covariate = fmt.Sprintf("the same value over the %d days before exposure, clamped like it", st.CUPED.LookbackDays)
+		}
+		e.Metrics = append(e.Metrics, em)
+	}
+	for _, g := range gateDefaults {
+		w, b := spec.gate(g.name)
+		src := "default"
+		if _, ok := spec.Quality[g.name]; ok {
+			src = "spec"
+		}
+		e.Gates = append(e.Gates, EffectiveGate{Name: g.name, Warn: w, Block: b, Source: src})
+	}
+	return e
+}
+
+// correctionFamily says which comparisons the correction covers and which
+// are nominal.
+func correctionFamily(spec *Spec) (family, nominal string) {
+	st := spec.Statistics
+	if st.Correction == "none" {
+		return "none: no correction", "every comparison (p_value_adjusted equals p_value for goals)"
+	}
+	family = "goal metrics × treatments in cohort (all)"
+	nominal = "persona cohorts, secondary metrics and guardrails"
+	if st.CorrectionScope == "cohorts" {
+		family = "goal metrics × treatments in every cohort"
+		nominal = "secondary metrics and guardrails"
+	}
+	return family, nominal
+}
+
+// annotateRows writes the effective settings each result row rests on:
+// its correction ("nominal" outside the correction family) and its
+// conversion window (nil when every event until the window end counts:
+// no conversion window, or one at least as long as the data analysed).
+func annotateRows(spec *Spec, rows []ResultRow) {
+	hours := map[string]*int64{}
+	start, end := spec.Window.Bounds()
+	for _, m := range spec.Metrics {
+		// A window at least as long as the data analysed counts every
+		// event until the window end, as templates without one do.
+		if h, _ := attributionHours(spec, m); h != nil && time.Duration(*h)*time.Hour < end.Sub(start) {
+			v := int64(*h)
+			hours[m.Name] = &v
+		}
+	}
+	st := spec.Statistics
+	for i := range rows {
+		r := &rows[i]
+		r.AttributionHours = hours[r.Metric]
+		r.Correction = "nominal"
+		if r.Role == "goal" && (r.Cohort == AllCohort || st.CorrectionScope == "cohorts") {
+			r.Correction = st.Correction
+		}
+	}
 }

@@ -43,19 +43,27 @@ type ResultRow struct {
 	PValueAdjusted *float64 `parquet:"p_value_adjusted,optional"`
 	AdjCILow       *float64 `parquet:"adj_ci_low,optional"`
 	AdjCIHigh      *float64 `parquet:"adj_ci_high,optional"`
-	CILevel        float64  `parquet:"ci_level"`
-	Interval       string   `parquet:"interval"`
-	CUPEDTheta     *float64 `parquet:"cuped_theta,optional"`
-	MDEAbs         *float64 `parquet:"mde_abs,optional"`
-	MDERel         *float64 `parquet:"mde_rel,optional"`
-	Underpowered   bool     `parquet:"underpowered"`
-	SRMPValue      *float64 `parquet:"srm_p_value,optional"`
-	SRM            bool     `parquet:"srm"`
-	Private        bool     `parquet:"private"`
-	NoiseSDN       *float64 `parquet:"noise_sd_n,optional"`
-	NoiseSDSum     *float64 `parquet:"noise_sd_sum,optional"`
-	CollapsedFrom  string   `parquet:"collapsed_from"`
-	Status         string   `parquet:"status"`
+	// Correction is the multiple-testing correction of the row's family
+	// (holm, bh or none), or "nominal" for a row outside the family, whose
+	// p-value is not corrected.
+	Correction string  `parquet:"correction"`
+	CILevel    float64 `parquet:"ci_level"`
+	Interval   string  `parquet:"interval"`
+	// AttributionHours is the conversion window in effect; nil when every
+	// event until the window end counts (no conversion window, or one at
+	// least as long as the window analysed).
+	AttributionHours *int64   `parquet:"attribution_hours,optional"`
+	CUPEDTheta       *float64 `parquet:"cuped_theta,optional"`
+	MDEAbs           *float64 `parquet:"mde_abs,optional"`
+	MDERel           *float64 `parquet:"mde_rel,optional"`
+	Underpowered     bool     `parquet:"underpowered"`
+	SRMPValue        *float64 `parquet:"srm_p_value,optional"`
+	SRM              bool     `parquet:"srm"`
+	Private          bool     `parquet:"private"`
+	NoiseSDN         *float64 `parquet:"noise_sd_n,optional"`
+	NoiseSDSum       *float64 `parquet:"noise_sd_sum,optional"`
+	CollapsedFrom    string   `parquet:"collapsed_from"`
+	Status           string   `parquet:"status"`
 }
 
 // resultColumns defines results.csv: the header and how each field is
@@ -88,8 +96,15 @@ var resultColumns = []struct {
 	{"p_value_adjusted", func(r *ResultRow) string { return fmtOpt(r.PValueAdjusted) }},
 	{"adj_ci_low", func(r *ResultRow) string { return fmtOpt(r.AdjCILow) }},
 	{"adj_ci_high", func(r *ResultRow) string { return fmtOpt(r.AdjCIHigh) }},
+	{"correction", func(r *ResultRow) string { return r.Correction }},
 	{"ci_level", func(r *ResultRow) string { return FormatFloat(r.CILevel) }},
 	{"interval", func(r *ResultRow) string { return r.Interval }},
+	{"attribution_hours", func(r *ResultRow) string {
+		if r.AttributionHours == nil {
+			return ""
+		}
+		return strconv.FormatInt(*r.AttributionHours, 10)
+	}},
 	{"cuped_theta", func(r *ResultRow) string { return fmtOpt(r.CUPEDTheta) }},
 	{"mde_abs", func(r *ResultRow) string { return fmtOpt(r.MDEAbs) }},
 	{"mde_rel", func(r *ResultRow) string { return fmtOpt(r.MDERel) }},
@@ -176,6 +191,9 @@ type Check struct {
 	Rule      string  `json:"rule"`
 	Severity  string  `json:"severity"`
 	Outcome   string  `json:"outcome"`
+	// Detail says what a failing check found, in words (the metrics and
+	// events concerned); empty when there is nothing more to say.
+	Detail string `json:"detail,omitempty"`
 }
 
 // QualityReport is quality.json.

@@ -33,7 +33,7 @@ func TestResultsCSVAndParquetAgree(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("want header + 2 rows, got %q", csvBytes)
 	}
-	if want := "e,(all),m,mean,goal,t,c,10,12,0.1,0.3333333333333333,,,-2.5e-17,,,,,,,1,,,,0.95,fixed_horizon,,,,true,,false,false,,,,ok"; lines[1] != want {
+	if want := "e,(all),m,mean,goal,t,c,10,12,0.1,0.3333333333333333,,,-2.5e-17,,,,,,,1,,,,,0.95,fixed_horizon,,,,,true,,false,false,,,,ok"; lines[1] != want {
 		t.Errorf("row 1:\n got %s\nwant %s", lines[1], want)
 	}
 	if !strings.Contains(lines[2], `"a,b"`) {

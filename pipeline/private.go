@@ -155,7 +155,7 @@ func loadKey(spec *Spec, host Host) (privacy.Key, error) {
 }
 
 // internalTemplates are the templates the code pins (not the spec).
-var internalTemplates = []string{"session/v1.sql", "settings/v1.sql", "file_metadata/v1.sql", "file_schema/v1.sql", "file_check/v1.sql"}
+var internalTemplates = []string{"session/v1.sql", "settings/v1.sql", "file_metadata/v1.sql", "file_schema/v1.sql", "file_check/v1.sql", "event_names/v1.sql"}
 
 // releasedTemplatesOnly refuses, for a private spec, any template that is
 // not byte for byte the one released in the binary's own lock: a template

@@ -251,7 +251,7 @@ func (j *job) writeRestricted(opts Options, rel *privateRelease, pub *publicatio
 		return err
 	}
 	exactCells, _ := completeCells(j.spec, j.cells)
-	checks, _ := evaluateGates(j.spec, j.quality, exactCells, nil)
+	checks, _ := evaluateGates(j.spec, j.quality, exactCells, nil, nil)
 	m.Templates, m.Inputs, m.InputDigest = j.recs, inputs, inputDigest(inputs)
 	m.Volatile.StartedAt = j.started.UTC().Format(time.RFC3339Nano)
 	m.Volatile.FinishedAt = opts.now().UTC().Format(time.RFC3339Nano)

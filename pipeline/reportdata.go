@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"strconv"
 	"strings"
 
 	"github.com/verity-analytics/verity/pipeline/report"
@@ -36,27 +37,38 @@ func ratFloat(s string) float64 {
 func buildReport(in reportInput) report.Data {
 	st := in.spec.Statistics
 	d := report.Data{
-		Experiment:  in.spec.Experiment,
-		NominalDate: in.date,
-		WindowStart: in.spec.Window.Start,
-		WindowEnd:   in.spec.Window.End,
-		CILevel:     1 - st.Alpha,
-		Correction:  st.Correction,
+		Experiment:     in.spec.Experiment,
+		NominalDate:    in.date,
+		WindowStart:    in.spec.Window.Start,
+		WindowEnd:      in.spec.Window.End,
+		CILevel:        1 - st.Alpha,
+		Alpha:          st.Alpha,
+		Correction:     st.Correction,
+		MaxRelativeMDE: st.MaxRelativeMDE,
 		Verdict: report.Verdict{
 			Verdict: in.decisions.Verdict, Rule: in.decisions.Rule, Reason: in.decisions.Reason,
 			Variants: in.decisions.Variants,
 		},
 		Provenance: report.Provenance{InputDigest: in.digest, SpecSHA256: in.specHash, DuckDBVersion: in.duckdb},
 	}
+	eff := effectiveOf(in.spec)
+	d.Family, d.Nominal = eff.Correction.Family, eff.Correction.Nominal
+	d.Settings = settingsOf(eff)
+	h := in.decisions.Horizon
+	d.Horizon = report.Horizon{PlannedEnd: h.PlannedEnd, DaysElapsed: h.DaysElapsed, DaysPlanned: h.DaysPlanned,
+		DaysRemaining: h.DaysRemaining, Reached: h.Reached, FixedHorizon: h.Design == "fixed_horizon"}
 	if st.Sequential != nil {
 		d.Sequential = report.Sequential{Enabled: true, Description: "always-valid confidence sequences (normal mixture), tuned for " + FormatFloat(st.Sequential.NStar) + " units: safe to read every night"}
 	}
 	for _, e := range in.decisions.Evidence {
 		d.Verdict.Evidence = append(d.Verdict.Evidence, report.Evidence{
 			Role: e.Role, Metric: e.Metric, Variant: e.Variant, Cohort: e.Cohort, Status: e.Status,
-			Scale: e.Scale, Direction: e.Direction, Estimate: report.Float(e.Estimate), Low: report.Float(e.Low),
+			Scale: e.Scale, Desired: e.DesiredDirection, Harmful: e.HarmfulDirection, Estimate: report.Float(e.Estimate), Low: report.Float(e.Low),
 			High: report.Float(e.High), Margin: e.Margin, PValue: report.Float(e.PValue), Outcome: e.Outcome, Fired: e.Fired,
 		})
+		if e.PValueAdjusted != nil {
+			d.Verdict.Evidence[len(d.Verdict.Evidence)-1].PAdjusted = report.Float(*e.PValueAdjusted)
+		}
 	}
 	for _, s := range in.decisions.SRM {
 		if s.Cohort != AllCohort {
@@ -86,7 +98,7 @@ func buildReport(in reportInput) report.Data {
 	for _, c := range in.checks {
 		// In a private run the checks are the noisy ones (their rules say
 		// so); the exact figures stay in the restricted record.
-		d.Checks = append(d.Checks, report.Check{Name: c.Name, Observed: c.Observed, Threshold: c.Threshold, Rule: c.Rule, Severity: c.Severity, Outcome: c.Outcome})
+		d.Checks = append(d.Checks, report.Check{Name: c.Name, Observed: c.Observed, Warn: c.Warn, Block: c.Block, Rule: c.Rule, Severity: c.Severity, Outcome: c.Outcome, Detail: c.Detail})
 	}
 	p := in.privacy
 	d.Privacy = report.Privacy{Enabled: p.Enabled}
@@ -109,6 +121,10 @@ func buildReport(in reportInput) report.Data {
 			d.Guardrails = append(d.Guardrails, report.Guardrail{Metric: m.Name, Harmful: m.Guardrail.Harmful, Margin: m.Guardrail.Margin, Relative: m.Guardrail.Relative})
 		}
 	}
+	metrics := map[string]Metric{}
+	for _, m := range in.spec.Metrics {
+		metrics[m.Name] = m
+	}
 	for _, r := range in.rows {
 		row := report.Row{
 			Cohort: r.Cohort, Metric: r.Metric, Kind: r.Kind, Variant: r.Variant, Control: r.Control,
@@ -121,14 +137,78 @@ func buildReport(in reportInput) report.Data {
 		if r.CollapsedFrom != "" {
 			row.CollapsedFrom = strings.Split(r.CollapsedFrom, ";")
 		}
-		// Significant at the level the row reports: the adjusted p-value
-		// when the row is in the correction family, else the raw one.
+		// Significant at the level the row is judged on: the adjusted
+		// p-value in the correction family, else the raw one, which the
+		// page then labels nominal.
+		row.Corrected = r.Correction != "nominal" && r.Correction != ""
 		p := r.PValue
-		if r.PValueAdjusted != nil {
+		if row.Corrected {
 			p = r.PValueAdjusted
 		}
 		row.Significant = r.Status == "ok" && p != nil && *p <= st.Alpha
+		row.Role = r.Role
+		row.Tone = tone(metrics[r.Metric], r.AbsEffect)
 		d.Rows = append(d.Rows, row)
 	}
 	return d
+}
+
+// tone says whether an effect goes the way the metric wants: a goal's
+// desired direction, away from a guardrail's harmful one ("better"), or
+// the other way ("worse"); "" for secondary metrics and zero effects.
+func tone(m Metric, effect *float64) string {
+	if effect == nil || *effect == 0 {
+		return ""
+	}
+	up := *effect > 0
+	switch {
+	case m.Role == "goal":
+		if up == (m.Direction != "decrease") {
+			return "better"
+		}
+		return "worse"
+	case m.Role == "guardrail" && m.Guardrail != nil:
+		if up == (m.Guardrail.Harmful == "increase") {
+			return "worse"
+		}
+		return "better"
+	}
+	return ""
+}
+
+// settingsOf lists the effective settings for the report, in words.
+func settingsOf(e *Effective) []report.Setting {
+	var out []report.Setting
+	add := func(name, value string) { out = append(out, report.Setting{Name: name, Value: value}) }
+	d := e.Design
+	design := "fixed horizon: intervals and p-values hold at the planned end " + e.Horizon.PlannedEnd
+	if d.Interval == "always_valid" {
+		design = "sequential: always-valid intervals tuned for " + FormatFloat(d.NStar) + " units, safe to read every night"
+	}
+	add("design", design)
+	add("significance level", "α = "+FormatFloat(d.Alpha)+" ("+FormatFloat(d.CILevel*100)+"% intervals)")
+	c := e.Correction
+	add("multiple-testing correction", c.Method+" over "+c.Family+"; nominal (not corrected): "+c.Nominal)
+	add("sample-ratio test", "χ², invalid below p = "+FormatFloat(d.SRMThreshold)+"; "+d.SRMCohorts)
+	add("power", "MDE at power "+FormatFloat(d.Power)+"; underpowered when the relative MDE exceeds "+FormatFloat(d.MaxRelativeMDE))
+	add("fixed point", strconv.Itoa(d.FixedPointDecimals)+" decimals (values are exact integers in units of 10^-"+strconv.Itoa(d.FixedPointDecimals)+")")
+	if d.CUPEDLookbackDays > 0 {
+		add("CUPED", "covariate over the "+strconv.Itoa(d.CUPEDLookbackDays)+" days before exposure")
+	}
+	for _, m := range e.Metrics {
+		v := m.Kind + " of " + strconv.Quote(m.Event) + ", " + m.Role + "; conversion window: " + m.Attribution + "; clamp " + m.Clamp
+		if m.Denominator != "" {
+			v += "; denominator: " + m.Denominator
+		}
+		if m.Covariate != "" {
+			v += "; CUPED covariate: " + m.Covariate
+		}
+		add("metric "+m.Name, v)
+	}
+	var gates []string
+	for _, g := range e.Gates {
+		gates = append(gates, g.Name+" warn "+FormatFloat(g.Warn)+" block "+FormatFloat(g.Block)+" ("+g.Source+")")
+	}
+	add("quality gates", strings.Join(gates, "; "))
+	return out
 }

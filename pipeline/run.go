@@ -107,6 +107,8 @@ type Result struct {
 	Outcome    *Outcome
 	Err        error
 	Skipped    string
+	// Warnings are findings that do not fail the spec (CheckData).
+	Warnings []string
 }
 
 // Run analyses one spec end to end and commits its outputs. Any error is
@@ -138,6 +140,7 @@ type job struct {
 	// filled by the shared SQL pass
 	cells    []Cell
 	quality  Quality
+	missing  []MissingEvent // metric events with no row in the window (eventnames.go)
 	recs     []TemplateRecord
 	duck     DuckDBInfo
 	execSet  []Setting
@@ -324,8 +327,13 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]Input
 			j.log.Info("experiment skipped", "phase", "plan", "reason", j.skipped)
 			return
 		}
-		// The resolved spec records the window actually analysed.
+		// The resolved spec records the window actually analysed and, when
+		// that ends before the design's end, the planned end (horizon.go).
 		cut := *spec
+		if _, specEnd := spec.Window.Bounds(); end.Before(specEnd) && cut.Window.PlannedEnd == "" {
+			cut.Window.plannedEnd = spec.Window.Planned()
+			cut.Window.PlannedEnd = cut.Window.plannedEnd.Format(time.RFC3339Nano)
+		}
 		cut.Window.end = end
 		cut.Window.End = end.Format(time.RFC3339Nano)
 		j.spec = &cut
@@ -555,6 +563,19 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 			return
 		}
 	}
+	// Metrics whose event has no row in the window (cheap test first; the
+	// event names are looked up only for a metric with a constant value).
+	for _, j := range jobs {
+		if perExp[j.spec.Experiment] != nil {
+			continue
+		}
+		missing, err := st.sess.findMissingEvents(ctx, j.spec, cells[j.spec.Experiment], st.events)
+		if err != nil {
+			setErr(classifySQLError(ctx, err))
+			return
+		}
+		j.missing = missing
+	}
 	// Close now to see its error; the deferred Close covers early returns.
 	if err := st.sess.Close(); err != nil {
 		setErr(&TransientError{Err: fmt.Errorf("close duckdb: %w", err)})
@@ -673,6 +694,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	annotateRows(spec, rows)
 	j.phase("statistics", t0)
 
 	expDir := filepath.Join(opts.OutDir, spec.Experiment) // locked since prepare
@@ -681,10 +703,20 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	if !opts.BaselinePinned {
 		baseline = readBaseline(expDir, date)
 	}
-	checks, blocked := evaluateGates(spec, j.quality, released, baseline)
+	checks, blocked := evaluateGates(spec, j.quality, released, baseline, j.missing)
+	checks = applyMissingEvents(checks, rows, j.missing, spec.Privacy.Enabled)
+	var details []string
+	for _, c := range checks {
+		if c.Outcome == "block" && c.Detail != "" {
+			details = append(details, c.Detail)
+		}
+	}
 	if len(blocked) > 0 {
 		decisions.Verdict, decisions.Rule = "invalid", "quality_gate"
 		decisions.Reason = "a blocking data-quality check failed (" + strings.Join(blocked, ", ") + "), so no verdict"
+		if len(details) > 0 {
+			decisions.Reason += ": " + strings.Join(details, "; ")
+		}
 		decisions.Variants = []string{}
 	}
 	qualityJSON, err := marshalJSON(QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: checks})
@@ -738,6 +770,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 			InputDigest:  digest,
 			DuckDB:       j.duck,
 			Statistics:   statisticsInfo(spec),
+			Effective:    effectiveOf(spec),
 			Privacy:      privInfo,
 			Checks:       checks,
 			Baseline:     baseline,
@@ -762,7 +795,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	log.Info("run committed", "phase", "commit", "dir", final, "rows", len(rows), "verdict", decisions.Verdict)
 	out := &Outcome{Experiment: spec.Experiment, Dir: final, Rows: len(rows), Quality: j.quality, Verdict: decisions.Verdict, Blocked: blocked}
 	if len(blocked) > 0 {
-		return out, &GateError{Experiment: spec.Experiment, Checks: blocked, Dir: final}
+		return out, &GateError{Experiment: spec.Experiment, Checks: blocked, Dir: final, Details: details}
 	}
 	return out, nil
 }

@@ -83,8 +83,13 @@ type ColumnMapping struct {
 type Window struct {
 	Start string `yaml:"start" json:"start"`
 	End   string `yaml:"end" json:"end"`
+	// PlannedEnd is the design's end when a nightly run (--date) cut the
+	// window before it: the resolved spec then records both the window
+	// analysed (End) and the horizon a fixed-horizon design waits for.
+	// Empty when End is the planned end. It is not written in a spec file.
+	PlannedEnd string `yaml:"-" json:"planned_end,omitempty"`
 
-	start, end time.Time
+	start, end, plannedEnd time.Time
 }
 
 // Variant is one arm of the experiment.
@@ -343,6 +348,16 @@ func (s *Spec) Validate() error {
 	// Canonical form: the same instant always hashes the same.
 	s.Window.Start = s.Window.start.Format(time.RFC3339Nano)
 	s.Window.End = s.Window.end.Format(time.RFC3339Nano)
+	s.Window.plannedEnd = s.Window.end
+	if s.Window.PlannedEnd != "" {
+		if s.Window.plannedEnd, err = parseUTC(s.Window.PlannedEnd); err != nil {
+			return s.errf("window.planned_end", "%v", err)
+		}
+		if s.Window.plannedEnd.Before(s.Window.end) {
+			return s.errf("window.planned_end", "%s is before the end %s", s.Window.PlannedEnd, s.Window.End)
+		}
+		s.Window.PlannedEnd = s.Window.plannedEnd.Format(time.RFC3339Nano)
+	}
 	if len(s.Variants) < 2 {
 		return s.errf("variants", "want at least two variants (a control and a treatment), got %d", len(s.Variants))
 	}
@@ -755,6 +770,10 @@ func parseUTC(s string) (time.Time, error) {
 
 // Bounds returns the analysis window [start, end).
 func (w Window) Bounds() (start, end time.Time) { return w.start, w.end }
+
+// Planned returns the design's planned end: the window's end unless a
+// nominal date cut the window before it.
+func (w Window) Planned() time.Time { return w.plannedEnd }
 
 // Control returns the control variant's name.
 func (s *Spec) Control() string {

@@ -24,6 +24,7 @@ type Decisions struct {
 	// LooksNote says, for the design in Interval, what a reader of the
 	// nightly results may conclude from them (LooksNote).
 	LooksNote string           `json:"looks_note"`
+	Horizon   Horizon          `json:"horizon"`
 	SRM       []SRMCheck       `json:"srm"`
 	Evidence  []stats.Evidence `json:"evidence"`
 }
@@ -488,11 +489,11 @@ func analyse(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[str
 		}
 	}
 
-	d := stats.Decide(goals, guardrails, srmInvalid)
+	d := stats.DecideUnder(goals, guardrails, decisionConditions(spec, srmInvalid))
 	dec := Decisions{
 		Experiment: spec.Experiment, NominalDate: date, Verdict: d.Verdict, Rule: d.Rule, Reason: d.Reason,
 		Variants: nonNil(d.Variants), Correction: st.Correction, Interval: interval, LooksNote: LooksNote(interval),
-		SRM: srmChecks, Evidence: d.Evidence,
+		Horizon: horizonOf(spec), SRM: srmChecks, Evidence: d.Evidence,
 	}
 	if dec.Evidence == nil {
 		dec.Evidence = []stats.Evidence{}
@@ -581,7 +582,7 @@ func CalibrationExact(spec *Spec, in CalibrationInput) (rows []ResultRow, dec De
 	if err != nil {
 		return nil, Decisions{}, nil, err
 	}
-	_, blocked = evaluateGates(spec, in.Quality, cells, nil)
+	_, blocked = evaluateGates(spec, in.Quality, cells, nil, nil)
 	return rows, dec, blocked, nil
 }
 

@@ -1,6 +1,9 @@
 package stats
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Verdicts of a Decision.
 const (
@@ -8,15 +11,20 @@ const (
 	VerdictHold     = "hold"
 	VerdictRollback = "rollback"
 	VerdictInvalid  = "invalid"
+	// VerdictInProgress: a fixed-horizon design read before its planned
+	// end. Its intervals are valid only at the horizon, so it neither
+	// ships nor rolls back.
+	VerdictInProgress = "in_progress"
 )
 
 // Rules that produce a Decision, in the order Decide tries them.
 const (
-	RuleSRM                  = "srm"                     // invalid: sample-ratio mismatch
-	RuleGuardrailHarm        = "guardrail_harm"          // rollback: a guardrail is significantly worse than its margin
-	RuleGoalWin              = "goal_win_guardrails_ok"  // ship: a goal wins and the variant's guardrails are non-inferior
-	RuleGuardrailUnconfirmed = "guardrail_not_confirmed" // hold: a goal wins but a guardrail is not shown non-inferior
-	RuleNoGoalWin            = "no_significant_goal"     // hold: no goal is significantly better
+	RuleSRM                  = "srm"                       // invalid: sample-ratio mismatch
+	RuleBeforeHorizon        = "fixed_horizon_not_reached" // in_progress: a fixed-horizon design before its planned end
+	RuleGuardrailHarm        = "guardrail_harm"            // rollback: a guardrail is significantly worse than its margin
+	RuleGoalWin              = "goal_win_guardrails_ok"    // ship: a goal wins and the variant's guardrails are non-inferior
+	RuleGuardrailUnconfirmed = "guardrail_not_confirmed"   // hold: a goal wins but a guardrail is not shown non-inferior
+	RuleNoGoalWin            = "no_significant_goal"       // hold: no goal is significantly better
 )
 
 // Outcomes of one piece of Evidence.
@@ -69,23 +77,37 @@ type GuardrailResult struct {
 // Evidence is one number behind a Decision. All fields are plain values so
 // that a Decision encodes to JSON deterministically.
 type Evidence struct {
-	Role      string  `json:"role"` // "goal" or "guardrail"
-	Metric    string  `json:"metric"`
-	Variant   string  `json:"variant"`
-	Cohort    string  `json:"cohort"`
-	Status    string  `json:"status"`    // the comparison's Status
-	Scale     string  `json:"scale"`     // "absolute" or "relative"
-	Direction string  `json:"direction"` // desired (goal) or harmful (guardrail) direction
-	Estimate  float64 `json:"estimate"`
-	Low       float64 `json:"low"`
-	High      float64 `json:"high"`
-	// Margin is the guardrail's harmful threshold on Scale, signed in the
-	// harmful direction (+margin for increase, -margin for decrease); 0 for goals.
-	Margin  float64 `json:"margin"`
-	PValue  float64 `json:"p_value"` // goals: adjusted p-value; guardrails: the comparison's p-value
-	Alpha   float64 `json:"alpha"`
-	Outcome string  `json:"outcome"`
-	Fired   bool    `json:"fired"` // this item triggered the rule
+	//
+	// Each field means one thing for every role: a field that does not
+	// apply to a role is left out of the JSON rather than reused.
+	Role    string `json:"role"` // "goal" or "guardrail"
+	Metric  string `json:"metric"`
+	Variant string `json:"variant"`
+	Cohort  string `json:"cohort"`
+	Status  string `json:"status"` // the comparison's Status
+	Scale   string `json:"scale"`  // "absolute" or "relative"
+	// DesiredDirection is a goal's direction of improvement ("increase"
+	// or "decrease"); empty for guardrails.
+	DesiredDirection string `json:"desired_direction,omitempty"`
+	// HarmfulDirection is the direction in which a guardrail gets worse;
+	// empty for goals.
+	HarmfulDirection string  `json:"harmful_direction,omitempty"`
+	Estimate         float64 `json:"estimate"`
+	Low              float64 `json:"low"`
+	High             float64 `json:"high"`
+	// Margin is a guardrail's harmful threshold on Scale, signed in the
+	// harmful direction (+margin for increase, -margin for decrease); nil
+	// for goals, which have none.
+	Margin *float64 `json:"margin,omitempty"`
+	// PValue is the comparison's own (unadjusted) p-value, for every role.
+	PValue float64 `json:"p_value"`
+	// PValueAdjusted is a goal's multiplicity-adjusted p-value, the one
+	// its outcome is judged on; nil for guardrails, which are not in the
+	// correction family.
+	PValueAdjusted *float64 `json:"p_value_adjusted,omitempty"`
+	Alpha          float64  `json:"alpha"`
+	Outcome        string   `json:"outcome"`
+	Fired          bool     `json:"fired"` // this item triggered the rule
 }
 
 // Decision is the verdict for one experiment.
@@ -120,6 +142,29 @@ type Decision struct {
 //  4. hold otherwise (RuleGuardrailUnconfirmed when a goal won but a
 //     guardrail blocked it, RuleNoGoalWin when no goal won).
 func Decide(goals []GoalResult, guardrails []GuardrailResult, srmInvalid bool) Decision {
+	return DecideUnder(goals, guardrails, Conditions{SRMInvalid: srmInvalid})
+}
+
+// Conditions are what Decide needs besides the comparisons.
+type Conditions struct {
+	// SRMInvalid: a sample-ratio test tripped (rule 1).
+	SRMInvalid bool
+	// BeforeHorizon: the design is fixed-horizon and the data end before
+	// its planned end (a nightly run inside the window). Fixed-horizon
+	// intervals and p-values hold only at the horizon; read every night
+	// they would ship and roll back far more often than alpha says. So
+	// after rule 1 the verdict is in_progress (RuleBeforeHorizon): no
+	// ship and no rollback, not even on a guardrail, whose nominal harm
+	// the reason names for a person to look at. A design that wants to
+	// stop early declares sequential (always-valid) intervals, which are
+	// never before their horizon.
+	BeforeHorizon bool
+}
+
+// DecideUnder is Decide with every condition: rule 1 (invalid) as in
+// Decide; then, when c.BeforeHorizon, in_progress; then rules 2 to 4.
+func DecideUnder(goals []GoalResult, guardrails []GuardrailResult, c Conditions) Decision {
+	srmInvalid := c.SRMInvalid
 	d := Decision{Evidence: make([]Evidence, 0, len(goals)+len(guardrails))}
 	var variants []string
 	seen := map[string]bool{}
@@ -142,6 +187,20 @@ func Decide(goals []GoalResult, guardrails []GuardrailResult, srmInvalid bool) D
 	if srmInvalid {
 		d.Verdict, d.Rule = VerdictInvalid, RuleSRM
 		d.Reason = "sample-ratio mismatch: the allocation differs from the design, so no verdict"
+		return d
+	}
+	if c.BeforeHorizon {
+		d.Verdict, d.Rule = VerdictInProgress, RuleBeforeHorizon
+		d.Reason = "a fixed-horizon design is read before its planned end: its intervals hold only at the horizon, so nothing ships or rolls back yet"
+		var harmed []string
+		for _, g := range guards {
+			if g.Outcome == OutcomeHarm {
+				harmed = append(harmed, g.Metric+" in "+g.Variant)
+			}
+		}
+		if len(harmed) > 0 {
+			d.Reason += fmt.Sprintf("; look at guardrail(s) %s: harm beyond the margin at the nominal level, which this design cannot confirm before its end (declare statistics.sequential to let guardrails stop early)", strings.Join(harmed, ", "))
+		}
 		return d
 	}
 
@@ -222,13 +281,18 @@ func goalEvidence(g GoalResult) Evidence {
 	}
 	e := Evidence{
 		Role: "goal", Metric: g.Metric, Variant: g.Variant, Cohort: g.Cohort,
-		Status: c.Status, Scale: "absolute", Direction: g.Desired.String(),
+		Status: c.Status, Scale: "absolute", DesiredDirection: g.Desired.String(),
 		Estimate: c.Diff, Low: c.DiffLow, High: c.DiffHigh,
-		PValue: g.AdjPValue, Alpha: alpha,
+		PValue: c.PValue, Alpha: alpha,
 	}
 	if !finite(e.PValue) {
 		e.PValue = 1
 	}
+	adj := g.AdjPValue
+	if !finite(adj) {
+		adj = 1
+	}
+	e.PValueAdjusted = &adj
 	better := c.Diff > 0
 	if g.Desired == Decrease {
 		better = c.Diff < 0
@@ -236,7 +300,7 @@ func goalEvidence(g GoalResult) Evidence {
 	switch {
 	case !c.Valid():
 		e.Outcome = OutcomeInvalid
-	case !(e.PValue <= alpha) || c.Diff == 0:
+	case !(adj <= alpha) || c.Diff == 0:
 		e.Outcome = OutcomeNotSig
 	case better:
 		e.Outcome = OutcomeBetter
@@ -250,7 +314,7 @@ func guardrailEvidence(g GuardrailResult) Evidence {
 	c := g.Comparison
 	e := Evidence{
 		Role: "guardrail", Metric: g.Metric, Variant: g.Variant, Cohort: g.Cohort,
-		Status: c.Status, Scale: "absolute", Direction: g.Harmful.String(),
+		Status: c.Status, Scale: "absolute", HarmfulDirection: g.Harmful.String(),
 		Estimate: c.Diff, Low: c.DiffLow, High: c.DiffHigh,
 		PValue: c.PValue, Alpha: c.Alpha,
 	}
@@ -268,7 +332,7 @@ func guardrailEvidence(g GuardrailResult) Evidence {
 	if g.Harmful == Decrease {
 		m = -m
 	}
-	e.Margin = m
+	e.Margin = &m
 	switch {
 	case g.Relative && c.Status == StatusRelativeUnbounded:
 		// The data cannot bound the relative effect (the control mean is

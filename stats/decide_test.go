@@ -2,6 +2,7 @@ package stats
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -127,8 +128,8 @@ func TestDecideEvidenceNumbers(t *testing.T) {
 	d := Decide(nil, []GuardrailResult{rev}, false)
 	want := Evidence{
 		Role: "guardrail", Metric: "revenue", Variant: "b", Cohort: "power/mobile", Status: StatusOK,
-		Scale: "relative", Direction: "decrease", Estimate: rev.Comparison.RelDiff, Low: rev.Comparison.RelLow, High: rev.Comparison.RelHigh,
-		Margin: -0.02, PValue: 1e-5, Alpha: 0.05, Outcome: OutcomeHarm, Fired: true,
+		Scale: "relative", HarmfulDirection: "decrease", Estimate: rev.Comparison.RelDiff, Low: rev.Comparison.RelLow, High: rev.Comparison.RelHigh,
+		Margin: marginOf(-0.02), PValue: 1e-5, Alpha: 0.05, Outcome: OutcomeHarm, Fired: true,
 	}
 	if diff := cmp.Diff([]Evidence{want}, d.Evidence); diff != "" {
 		t.Errorf("Evidence (-want +got):\n%s", diff)
@@ -212,5 +213,95 @@ func TestRelativeGuardrailNegativeControlMean(t *testing.T) {
 	d := Decide([]GoalResult{goal}, []GuardrailResult{{Guardrail: net, Variant: "b", Cohort: "all", Comparison: c}}, false)
 	if d.Verdict != VerdictHold || d.Evidence[1].Outcome != OutcomeInconclusive {
 		t.Errorf("unbounded relative guardrail: verdict %s, outcome %s; want hold, inconclusive", d.Verdict, d.Evidence[1].Outcome)
+	}
+}
+
+func marginOf(v float64) *float64 { return &v }
+
+// TestEvidenceFieldsMeanOneThing: a goal's direction is the desired one, a
+// guardrail's the harmful one, each under its own name; a goal has no
+// margin, and its adjusted p-value is not presented as a raw one.
+func TestEvidenceFieldsMeanOneThing(t *testing.T) {
+	goal := GoalResult{Metric: "time_to_checkout", Variant: "b", Cohort: "all", Desired: Decrease,
+		Comparison: cmpAt(-0.5, -0.8, -0.2, 0.001), AdjPValue: 0.003}
+	guard := GuardrailResult{Guardrail: Guardrail{Metric: "errors", Harmful: Increase, Margin: 0.1},
+		Variant: "b", Cohort: "all", Comparison: cmpAt(0, -0.05, 0.05, 0.9)}
+	d := Decide([]GoalResult{goal}, []GuardrailResult{guard}, false)
+	b, err := json.Marshal(d.Evidence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		has    map[string]any
+		absent []string
+	}{
+		{map[string]any{"desired_direction": "decrease", "p_value": 0.001, "p_value_adjusted": 0.003},
+			[]string{"direction", "harmful_direction", "margin"}},
+		{map[string]any{"harmful_direction": "increase", "p_value": 0.9, "margin": 0.1},
+			[]string{"direction", "desired_direction", "p_value_adjusted"}},
+	}
+	for i, w := range want {
+		for k, v := range w.has {
+			if got[i][k] != v {
+				t.Errorf("evidence %d: %s = %v, want %v (%s)", i, k, got[i][k], v, b)
+			}
+		}
+		for _, k := range w.absent {
+			if _, ok := got[i][k]; ok {
+				t.Errorf("evidence %d has %q, which would mean something else for a %s (%s)", i, k, got[i]["role"], b)
+			}
+		}
+	}
+}
+
+// TestDecideBeforeHorizon: a fixed-horizon design read before its planned
+// end neither ships nor rolls back; SRM still invalidates.
+func TestDecideBeforeHorizon(t *testing.T) {
+	win := GoalResult{Metric: "conversion", Variant: "b", Cohort: "all", Desired: Increase,
+		Comparison: cmpAt(0.5, 0.2, 0.8, 0.001), AdjPValue: 0.003}
+	latOK := GuardrailResult{Guardrail: Guardrail{Metric: "latency_ms", Harmful: Increase, Margin: 1},
+		Variant: "b", Cohort: "all", Comparison: cmpAt(0.1, -0.3, 0.5, 0.6)}
+	latHarm := latOK
+	latHarm.Comparison = cmpAt(2, 1.5, 2.5, 1e-6)
+	for _, tc := range []struct {
+		name          string
+		goals         []GoalResult
+		guards        []GuardrailResult
+		c             Conditions
+		verdict, rule string
+		reason        string
+	}{
+		{"a winning goal does not ship before the horizon", []GoalResult{win}, []GuardrailResult{latOK},
+			Conditions{BeforeHorizon: true}, VerdictInProgress, RuleBeforeHorizon, "before its planned end"},
+		{"a harmed guardrail does not roll back before the horizon, but is named", []GoalResult{win}, []GuardrailResult{latHarm},
+			Conditions{BeforeHorizon: true}, VerdictInProgress, RuleBeforeHorizon, `latency_ms`},
+		{"srm still invalidates", []GoalResult{win}, []GuardrailResult{latOK},
+			Conditions{BeforeHorizon: true, SRMInvalid: true}, VerdictInvalid, RuleSRM, "sample-ratio"},
+		{"at the horizon the usual rules apply", []GoalResult{win}, []GuardrailResult{latOK},
+			Conditions{}, VerdictShip, RuleGoalWin, "significantly better"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := DecideUnder(tc.goals, tc.guards, tc.c)
+			if d.Verdict != tc.verdict || d.Rule != tc.rule {
+				t.Fatalf("verdict %s/%s (%s), want %s/%s", d.Verdict, d.Rule, d.Reason, tc.verdict, tc.rule)
+			}
+			if !strings.Contains(d.Reason, tc.reason) {
+				t.Errorf("reason %q does not mention %q", d.Reason, tc.reason)
+			}
+			if tc.verdict == VerdictInProgress {
+				if len(d.Variants) != 0 {
+					t.Errorf("variants %q: an in-progress verdict is about no variant", d.Variants)
+				}
+				for _, e := range d.Evidence {
+					if e.Fired {
+						t.Errorf("evidence %s fired, but no rule acted on it", e.Metric)
+					}
+				}
+			}
+		})
 	}
 }

@@ -200,6 +200,7 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	fs := newFlags("validate", stderr)
 	var f runFlags
 	f.register(fs, false)
+	data := fs.Bool("data", false, "also check the spec against the data: every metric's event must have rows in the window (what a run's metric_event_missing check requires); writes nothing")
 	if err := parseFlags(fs, args); err != nil {
 		return pipeline.ExitConfig, err
 	}
@@ -216,7 +217,31 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (
 		return pipeline.ExitConfig, err
 	}
 	specs, worst, errs := loadSpecs(paths, stdout)
+	if *data {
+		return dataReport(ctx, specs, opts, stdout, worst, errs)
+	}
 	return planReport(ctx, specs, opts, stdout, worst, errs, false)
+}
+
+// dataReport prints each spec's outcome of validate --data.
+func dataReport(ctx context.Context, specs []*pipeline.Spec, opts pipeline.Options, stdout io.Writer, worst int, errs []error) (int, error) {
+	_, results := pipeline.CheckData(ctx, specs, opts)
+	for _, r := range results {
+		switch {
+		case r.Skipped != "":
+			fmt.Fprintf(stdout, "skip   %s  %s\n", r.Experiment, r.Skipped)
+		case r.Err != nil:
+			code := pipeline.ExitCode(r.Err)
+			fmt.Fprintf(stdout, "FAIL   %s (%s)  exit %d: %v\n", r.Experiment, r.SpecFile, code, r.Err)
+			worst = worse(worst, code)
+			errs = append(errs, r.Err)
+		case len(r.Warnings) > 0:
+			fmt.Fprintf(stdout, "warn   %s  %s\n", r.Experiment, strings.Join(r.Warnings, "; "))
+		default:
+			fmt.Fprintf(stdout, "ok     %s  valid: spec, key, inputs, schemas and every metric event present in the window\n", r.Experiment)
+		}
+	}
+	return summarize(worst, errs, len(results))
 }
 
 // planReport prints each spec's validation outcome and, with details, the

@@ -19,15 +19,17 @@ type rowSpec struct {
 	status    string  // "" means ok
 }
 
-// rowsFor expands specs into rows of one metric. The adjusted p-value is
-// Bonferroni-like (p·k, capped at 1) to keep the arithmetic simple.
-func rowsFor(metric, kind string, noise float64, k float64, specs []rowSpec) []Row {
+// rowsFor expands specs into rows of one metric. Goal rows are in the
+// correction family; their adjusted p-value is Bonferroni-like (p·k,
+// capped at 1) to keep the arithmetic simple. Guardrail rows are nominal;
+// an increase is harmful for them.
+func rowsFor(metric, kind, role string, noise float64, k float64, specs []rowSpec) []Row {
 	var out []Row
 	for _, s := range specs {
 		r := Row{
 			Cohort: s.cohort, CollapsedFrom: s.collapsed, Metric: metric, Kind: kind,
 			Variant: s.variant, Control: "control", NControl: s.nC, NVariant: s.nV,
-			MeanControl: f(s.meanC), NoiseScale: f(noise), Status: "ok",
+			MeanControl: f(s.meanC), NoiseScale: f(noise), Status: "ok", Role: role, Corrected: role == "goal",
 		}
 		if s.status != "" {
 			r.Status = s.status
@@ -45,11 +47,18 @@ func rowsFor(metric, kind string, noise float64, k float64, specs []rowSpec) []R
 		r.RelLow = f(s.rel - s.half)
 		r.RelHigh = f(s.rel + s.half)
 		r.PValue = f(s.p)
-		r.PAdjusted = f(min(1, float64(s.p*k)))
 		mde := float64(s.half * 1.4286)
 		r.MDE = f(mde)
 		r.Underpowered = mde > 0.05
-		r.Significant = *r.PAdjusted <= 0.05
+		r.Significant = s.p <= 0.05
+		if r.Corrected {
+			r.PAdjusted = f(min(1, float64(s.p*k)))
+			r.Significant = *r.PAdjusted <= 0.05
+		}
+		r.Tone = "better"
+		if (role == "guardrail") == (s.rel > 0) {
+			r.Tone = "worse"
+		}
 		out = append(out, r)
 	}
 	return out
@@ -62,7 +71,7 @@ var powerCollapsed = []string{"power/desktop", "power/mobile"}
 // is harmed beyond its margin, so the verdict is rollback.
 func exampleData() Data {
 	var rows []Row
-	rows = append(rows, rowsFor("checkout_conversion", "proportion", 0.00041, 2, []rowSpec{
+	rows = append(rows, rowsFor("checkout_conversion", "proportion", "goal", 0.00041, 2, []rowSpec{
 		{"new/desktop", nil, "treatment-a", 18214, 18302, 0.0412, 0.034, 0.0091, 0.0023, ""},
 		{"new/desktop", nil, "treatment-b", 18214, 18166, 0.0412, 0.061, 0.036, 0.0009, ""},
 		{"new/mobile", nil, "treatment-a", 24987, 25112, 0.0297, 0.021, 0.041, 0.31, ""},
@@ -72,7 +81,7 @@ func exampleData() Data {
 		{"returning/mobile", nil, "treatment-a", 30551, 30604, 0.0655, 0.009, 0.026, 0.49, ""},
 		{"returning/mobile", nil, "treatment-b", 30551, 30480, 0.0655, 0.052, 0.026, 0.0001, ""},
 	})...)
-	rows = append(rows, rowsFor("revenue_per_user", "mean", 0.018, 2, []rowSpec{
+	rows = append(rows, rowsFor("revenue_per_user", "mean", "goal", 0.018, 2, []rowSpec{
 		{"new/desktop", nil, "treatment-a", 18214, 18302, 3.412, 0.018, 0.041, 0.39, ""},
 		{"new/desktop", nil, "treatment-b", 18214, 18166, 3.412, 0.027, 0.041, 0.2, ""},
 		{"new/mobile", nil, "treatment-a", 24987, 25112, 2.087, -0.006, 0.047, 0.8, ""},
@@ -82,7 +91,7 @@ func exampleData() Data {
 		{"returning/mobile", nil, "treatment-a", 30551, 30604, 5.551, 0.012, 0.022, 0.28, ""},
 		{"returning/mobile", nil, "treatment-b", 30551, 30480, 5.551, 0.031, 0.022, 0.0057, ""},
 	})...)
-	rows = append(rows, rowsFor("page_load_ms", "mean", 2.4, 1, []rowSpec{
+	rows = append(rows, rowsFor("page_load_ms", "mean", "guardrail", 2.4, 1, []rowSpec{
 		{"new/desktop", nil, "treatment-a", 18214, 18302, 1184, 0.004, 0.011, 0.47, ""},
 		{"new/desktop", nil, "treatment-b", 18214, 18166, 1184, 0.051, 0.012, 0.00001, ""},
 		{"new/mobile", nil, "treatment-a", 24987, 25112, 2210, 0.007, 0.013, 0.29, ""},
@@ -92,7 +101,7 @@ func exampleData() Data {
 		{"returning/mobile", nil, "treatment-a", 30551, 30604, 1988, 0.002, 0.01, 0.69, ""},
 		{"returning/mobile", nil, "treatment-b", 30551, 30480, 1988, 0.044, 0.011, 0.00001, ""},
 	})...)
-	rows = append(rows, rowsFor("error_rate", "proportion", 0.00012, 1, []rowSpec{
+	rows = append(rows, rowsFor("error_rate", "proportion", "guardrail", 0.00012, 1, []rowSpec{
 		{"new/desktop", nil, "treatment-a", 18214, 18302, 0.0021, 0.05, 0.29, 0.73, ""},
 		{"new/desktop", nil, "treatment-b", 18214, 18166, 0.0021, 0.11, 0.3, 0.47, ""},
 		{"new/mobile", nil, "treatment-a", 24987, 25112, 0.0034, -0.04, 0.22, 0.72, ""},
@@ -104,31 +113,39 @@ func exampleData() Data {
 	})...)
 
 	return Data{
-		Experiment:  "checkout-redesign-2026q4",
-		NominalDate: "2026-11-20",
-		WindowStart: "2026-11-06T00:00:00Z",
-		WindowEnd:   "2026-11-21T00:00:00Z",
-		CILevel:     0.95,
-		Correction:  "holm",
-		Sequential:  Sequential{Enabled: true, Description: "always-valid mixture SPRT intervals (τ² = 0.0025)"},
+		Experiment:     "checkout-redesign-2026q4",
+		NominalDate:    "2026-11-20",
+		WindowStart:    "2026-11-06T00:00:00Z",
+		WindowEnd:      "2026-11-21T00:00:00Z",
+		CILevel:        0.95,
+		Alpha:          0.05,
+		Correction:     "holm",
+		Family:         "goal metrics × treatments in every cohort",
+		Nominal:        "secondary metrics and guardrails",
+		MaxRelativeMDE: 0.05,
+		Settings: []Setting{
+			{Name: "conversion window: checkout_conversion", Value: "72 h after exposure (the default of unit_metrics@v5)"},
+			{Name: "design", Value: "always-valid intervals"},
+		},
+		Sequential: Sequential{Enabled: true, Description: "always-valid mixture SPRT intervals (τ² = 0.0025)"},
 		Verdict: Verdict{
 			Verdict:  "rollback",
 			Rule:     "guardrail_harm",
 			Reason:   `a guardrail is significantly worse than its margin in variant(s) ["treatment-b"]`,
 			Variants: []string{"treatment-b"},
 			Evidence: []Evidence{
-				{Role: "goal", Metric: "checkout_conversion", Variant: "treatment-a", Cohort: "*", Status: "ok", Scale: "absolute", Direction: "increase",
-					Estimate: f(0.0011), Low: f(0.0003), High: f(0.0019), PValue: f(0.0046), Outcome: "significantly better"},
-				{Role: "goal", Metric: "checkout_conversion", Variant: "treatment-b", Cohort: "*", Status: "ok", Scale: "absolute", Direction: "increase",
-					Estimate: f(0.0024), Low: f(0.0015), High: f(0.0033), PValue: f(0.00002), Outcome: "significantly better"},
-				{Role: "guardrail", Metric: "page_load_ms", Variant: "treatment-a", Cohort: "*", Status: "ok", Scale: "relative", Direction: "increase",
-					Estimate: f(0.004), Low: f(-0.004), High: f(0.012), Margin: 0.02, PValue: f(0.33), Outcome: "non-inferior"},
-				{Role: "guardrail", Metric: "page_load_ms", Variant: "treatment-b", Cohort: "*", Status: "ok", Scale: "relative", Direction: "increase",
-					Estimate: f(0.052), Low: f(0.043), High: f(0.061), Margin: 0.02, PValue: f(0.000001), Outcome: "harm beyond margin", Fired: true},
-				{Role: "guardrail", Metric: "error_rate", Variant: "treatment-a", Cohort: "*", Status: "ok", Scale: "absolute", Direction: "increase",
-					Estimate: f(0.00004), Low: f(-0.0003), High: f(0.0004), Margin: 0.0005, PValue: f(0.81), Outcome: "non-inferior"},
-				{Role: "guardrail", Metric: "error_rate", Variant: "treatment-b", Cohort: "*", Status: "ok", Scale: "absolute", Direction: "increase",
-					Estimate: f(0.00019), Low: f(-0.0002), High: f(0.0006), Margin: 0.0005, PValue: f(0.36), Outcome: "inconclusive"},
+				{Role: "goal", Metric: "checkout_conversion", Variant: "treatment-a", Cohort: "*", Status: "ok", Scale: "absolute", Desired: "increase",
+					Estimate: f(0.0011), Low: f(0.0003), High: f(0.0019), PValue: f(0.0046), PAdjusted: f(0.0046), Outcome: "significantly better"},
+				{Role: "goal", Metric: "checkout_conversion", Variant: "treatment-b", Cohort: "*", Status: "ok", Scale: "absolute", Desired: "increase",
+					Estimate: f(0.0024), Low: f(0.0015), High: f(0.0033), PValue: f(0.00002), PAdjusted: f(0.00002), Outcome: "significantly better"},
+				{Role: "guardrail", Metric: "page_load_ms", Variant: "treatment-a", Cohort: "*", Status: "ok", Scale: "relative", Harmful: "increase",
+					Estimate: f(0.004), Low: f(-0.004), High: f(0.012), Margin: f(0.02), PValue: f(0.33), Outcome: "non-inferior"},
+				{Role: "guardrail", Metric: "page_load_ms", Variant: "treatment-b", Cohort: "*", Status: "ok", Scale: "relative", Harmful: "increase",
+					Estimate: f(0.052), Low: f(0.043), High: f(0.061), Margin: f(0.02), PValue: f(0.000001), Outcome: "harm beyond margin", Fired: true},
+				{Role: "guardrail", Metric: "error_rate", Variant: "treatment-a", Cohort: "*", Status: "ok", Scale: "absolute", Harmful: "increase",
+					Estimate: f(0.00004), Low: f(-0.0003), High: f(0.0004), Margin: f(0.0005), PValue: f(0.81), Outcome: "non-inferior"},
+				{Role: "guardrail", Metric: "error_rate", Variant: "treatment-b", Cohort: "*", Status: "ok", Scale: "absolute", Harmful: "increase",
+					Estimate: f(0.00019), Low: f(-0.0002), High: f(0.0006), Margin: f(0.0005), PValue: f(0.36), Outcome: "inconclusive"},
 			},
 		},
 		SRM: SRM{
@@ -140,11 +157,11 @@ func exampleData() Data {
 			},
 		},
 		Checks: []Check{
-			{Name: "duplicate_event_rate", Observed: 0.0008, Threshold: 0.01, Rule: "duplicates / rows ≤ threshold", Severity: "block", Outcome: "pass"},
-			{Name: "multi_variant_unit_rate", Observed: 0.0041, Threshold: 0.002, Rule: "units in >1 variant / units ≤ threshold", Severity: "warn", Outcome: "warn"},
-			{Name: "out_of_window_rate", Observed: 0.012, Threshold: 0.05, Rule: "rows outside the window / rows ≤ threshold", Severity: "warn", Outcome: "pass"},
-			{Name: "persona_version_mismatch_rate", Observed: 0, Threshold: 0.01, Rule: "other persona-algorithm version / rows ≤ threshold", Severity: "block", Outcome: "pass"},
-			{Name: "null_key_rate", Observed: 0.00003, Threshold: 0.001, Rule: "null ts/unit/variant / rows ≤ threshold", Severity: "block", Outcome: "pass"},
+			{Name: "duplicate_event_rate", Observed: 0.0008, Warn: 0.01, Block: 0.05, Rule: "duplicates / rows ≤ threshold", Severity: "block", Outcome: "pass"},
+			{Name: "multi_variant_unit_rate", Observed: 0.0041, Warn: 0.002, Block: 0.05, Rule: "units in >1 variant / units ≤ threshold", Severity: "warn", Outcome: "warn"},
+			{Name: "out_of_window_rate", Observed: 0.012, Warn: 0.05, Block: 0.05, Rule: "rows outside the window / rows ≤ threshold", Severity: "warn", Outcome: "pass"},
+			{Name: "persona_version_mismatch_rate", Observed: 0, Warn: 0.01, Block: 0.05, Rule: "other persona-algorithm version / rows ≤ threshold", Severity: "block", Outcome: "pass"},
+			{Name: "null_key_rate", Observed: 0.00003, Warn: 0.001, Block: 0.05, Rule: "null ts/unit/variant / rows ≤ threshold", Severity: "block", Outcome: "pass"},
 		},
 		Privacy: Privacy{
 			Enabled: true, Mechanism: "discrete Gaussian", Accounting: "zcdp_rho",
@@ -230,7 +247,7 @@ func hostileData() Data {
 	d.NominalDate = "</title><script>alert(2)</script>"
 	d.Verdict.Reason = "<b>bold</b> & <i>it</i>"
 	d.Verdict.Evidence = []Evidence{{Role: "guardrail", Metric: "m<1>", Variant: "v&1", Cohort: "<script>alert(1)</script>",
-		Scale: "relative", Estimate: f(0.1), Low: f(0.05), High: f(0.15), Margin: 0.02, Outcome: "harm beyond margin", Fired: true}}
+		Scale: "relative", Estimate: f(0.1), Low: f(0.05), High: f(0.15), Margin: f(0.02), Outcome: "harm beyond margin", Fired: true}}
 	d.Checks = []Check{{Name: "<svg onload=alert(3)>", Rule: "a < b", Severity: "warn", Outcome: "warn"}}
 	d.Guardrails = []Guardrail{{Metric: "clicks", Harmful: "increase", Margin: 0.01, Relative: true}}
 	for i := range d.Rows {

@@ -17,8 +17,21 @@ type Data struct {
 	WindowStart string // analysis window start as written in the spec, e.g. "2026-11-01T00:00:00Z"
 	WindowEnd   string // analysis window end (exclusive)
 	CILevel     float64
-	Correction  string // multiple-testing correction: "none", "holm" or "bh"
-	Sequential  Sequential
+	Alpha       float64 // significance level (1 − CILevel); 0: not shown
+	Correction  string  // multiple-testing correction: "none", "holm" or "bh"
+	// Family says which comparisons the correction covers (rows with
+	// Corrected); Nominal which are not corrected. Optional.
+	Family  string
+	Nominal string
+	// MaxRelativeMDE is the target a row's MDE is held against
+	// (Underpowered); 0: not shown.
+	MaxRelativeMDE float64
+	// Settings are the settings in effect (defaults included), shown in
+	// their own section.
+	Settings   []Setting
+	Sequential Sequential
+	// Horizon is where the run stands in the design (zero: not shown).
+	Horizon Horizon
 
 	Verdict    Verdict
 	SRM        SRM
@@ -37,9 +50,29 @@ type Sequential struct {
 	Description string
 }
 
+// Setting is one setting in effect: what, its value and where it comes
+// from (the spec, a default of the code, a template version).
+type Setting struct {
+	Name  string
+	Value string
+}
+
+// Horizon is the window analysed against the design's planned one, in
+// days since the window's start.
+type Horizon struct {
+	PlannedEnd    string // e.g. "2026-11-20T00:00:00Z"
+	DaysElapsed   float64
+	DaysPlanned   float64
+	DaysRemaining float64
+	Reached       bool
+	// FixedHorizon is true for a design whose intervals hold only at its
+	// planned end (not sequential).
+	FixedHorizon bool
+}
+
 // Verdict is decisions.json: the verdict and the rule that produced it.
 type Verdict struct {
-	Verdict  string   // "ship", "hold", "rollback" or "invalid"
+	Verdict  string   // "ship", "hold", "rollback", "invalid" or "in_progress"
 	Rule     string   // the rule that fired, e.g. "guardrail_harm"
 	Reason   string   // one sentence for people
 	Variants []string // the variants the verdict is about
@@ -47,7 +80,7 @@ type Verdict struct {
 }
 
 // Evidence is one number behind the verdict (one goal or guardrail for one
-// variant and cohort).
+// variant and cohort). Each field means one thing for every role.
 type Evidence struct {
 	Role    string // "goal" or "guardrail"
 	Metric  string
@@ -55,18 +88,22 @@ type Evidence struct {
 	Cohort  string
 	Status  string // the comparison's status, "ok" when valid
 	Scale   string // "absolute" or "relative" (Estimate, Low, High and Margin are on this scale)
-	// Direction is the desired (goal) or harmful (guardrail) direction:
-	// "increase" or "decrease".
-	Direction string
-	Estimate  *float64
-	Low       *float64
-	High      *float64
-	// Margin is the guardrail's harmful threshold on Scale, signed in the
-	// harmful direction; ignored for goals.
-	Margin  float64
-	PValue  *float64 // goals: adjusted p-value; guardrails: raw p-value
-	Outcome string   // e.g. "significantly better", "harm beyond margin"
-	Fired   bool     // this item triggered the rule
+	// Desired is a goal's direction of improvement ("increase" or
+	// "decrease"); empty for guardrails.
+	Desired string
+	// Harmful is the direction in which a guardrail gets worse; empty for
+	// goals.
+	Harmful  string
+	Estimate *float64
+	Low      *float64
+	High     *float64
+	// Margin is a guardrail's harmful threshold on Scale, signed in the
+	// harmful direction; nil for goals.
+	Margin    *float64
+	PValue    *float64 // the comparison's own p-value (not adjusted)
+	PAdjusted *float64 // goals: after the correction, what the outcome is judged on; nil for guardrails
+	Outcome   string   // e.g. "significantly better", "harm beyond margin"
+	Fired     bool     // this item triggered the rule
 }
 
 // SRM is the sample-ratio-mismatch test of the allocation.
@@ -91,12 +128,16 @@ type SRMArm struct {
 
 // Check is one data-quality check, as in quality.json.
 type Check struct {
-	Name      string
-	Observed  float64
-	Threshold float64
-	Rule      string // human-readable rule, e.g. "duplicates / rows ≤ threshold"
-	Severity  string // what failing means: "warn" or "block"
-	Outcome   string // "pass", "warn" or "block"
+	Name     string
+	Observed float64 // NaN when not shown (withheld, or the check was skipped)
+	// Warn and Block are the thresholds: above Warn the check warns,
+	// above Block it blocks the verdict.
+	Warn     float64
+	Block    float64
+	Rule     string // human-readable rule, e.g. "duplicates / rows"
+	Severity string // what failing means: "warn" or "block"
+	Outcome  string // "pass", "warn", "block" or "skipped"
+	Detail   string // what a failing check found (optional)
 }
 
 // Privacy is the differential-privacy release of this run.
@@ -174,8 +215,20 @@ type Row struct {
 	PAdjusted     *float64 // after Correction
 	MDE           *float64 // minimum detectable relative effect
 	Underpowered  bool
-	Significant   bool // adjusted p-value at or below alpha
-	SRM           bool // this cohort's allocation tripped the SRM test
+	// Significant: the p-value the row is judged on is at or below alpha:
+	// the adjusted one when Corrected, else the raw (nominal) one.
+	Significant bool
+	// Corrected: the row is in the correction family (PAdjusted set).
+	Corrected bool
+	// Role is "goal", "guardrail" or "secondary".
+	Role string
+	// Tone says whether the effect goes the way the metric wants:
+	// "better" (a goal's desired direction, a guardrail's safe one),
+	// "worse" (a goal's wrong way, a guardrail's harmful one), or ""
+	// (a secondary metric, which wants nothing). A significant row is
+	// drawn in its tone's colour, so harm never looks like a win.
+	Tone string
+	SRM  bool // this cohort's allocation tripped the SRM test
 	// NoiseScale is the standard deviation of the privacy noise in this
 	// row's released statistics, as results.csv reports it (nil when not
 	// private).

@@ -76,6 +76,8 @@ type forestRow struct {
 	Label    string
 	Sub      string // "← a, b" when collapsed
 	Sig      bool
+	SigLabel string // "★ sig." (corrected) or "☆ nominal"
+	PtClass  string // the marker's classes: pt, sig or nom, tone
 	Point    bool
 	X        string
 	CI       bool
@@ -240,7 +242,7 @@ func buildForest(id int, metric string, rows []Row, g *Guardrail, ciLabel string
 	}
 
 	y := fpTop
-	nSig, nNA := 0, 0
+	nSig, nNom, nNA := 0, 0, 0
 	for i, r := range rows {
 		h := fpRowH
 		sub := ""
@@ -259,6 +261,16 @@ func buildForest(id int, metric string, rows []Row, g *Guardrail, ciLabel string
 			Label:  truncate(label, fpLabelRune),
 			Sub:    truncate(sub, fpSubRune),
 			Sig:    r.Significant,
+		}
+		fr.PtClass = "pt"
+		if r.Significant {
+			fr.SigLabel, fr.PtClass = "★ sig.", "pt sig"
+			if !r.Corrected {
+				fr.SigLabel, fr.PtClass = "☆ nominal", "pt nom"
+			}
+			if r.Tone == "worse" {
+				fr.PtClass += " worse"
+			}
 		}
 		cy := y + fpRowH/2
 		fr.CapMid = coord(cy)
@@ -291,9 +303,16 @@ func buildForest(id int, metric string, rows []Row, g *Guardrail, ciLabel string
 				fr.Value += " (no interval)"
 			}
 			tip = append(tip, "relative effect "+fr.Value+" ("+ciLabel+" CI)")
-			if r.Significant {
+			switch {
+			case r.Significant && r.Corrected:
 				nSig++
-				tip = append(tip, "significant")
+				tip = append(tip, "significant after correction")
+			case r.Significant:
+				nNom++
+				tip = append(tip, "nominally significant (not corrected)")
+			}
+			if r.Significant && r.Tone == "worse" {
+				tip = append(tip, "in the harmful direction")
 			}
 		} else {
 			nNA++
@@ -336,6 +355,9 @@ func buildForest(id int, metric string, rows []Row, g *Guardrail, ciLabel string
 	desc := []string{
 		strconv.Itoa(len(rows)) + " rows, one per cohort and treatment variant: the relative effect (variant minus control, over control) with its " + ciLabel + " confidence interval; the vertical line is zero.",
 		strconv.Itoa(nSig) + " significant after correction (filled marker, ★ sig.).",
+	}
+	if nNom > 0 {
+		desc = append(desc, strconv.Itoa(nNom)+" nominally significant, outside the correction family (half-filled marker, ☆ nominal).")
 	}
 	if nNA > 0 {
 		desc = append(desc, strconv.Itoa(nNA)+" without an estimate (n/a).")

@@ -35,7 +35,12 @@ type view struct {
 	Window      string
 	CILabel     string
 	Correction  string
+	Family      string // "over goal metrics × treatments in cohort (all)"
+	Nominal     string // which rows are nominal (not corrected)
+	Alpha       string
+	Settings    []Setting
 	Design      string
+	Progress    string // "day 3 of 4 · 1 day remaining (planned end …)"; empty when unknown
 
 	SRM        srmView
 	Verdict    verdictView
@@ -70,7 +75,7 @@ type srmArmView struct {
 
 type verdictView struct {
 	Word     string
-	Class    string // ship, hold, rollback, invalid or unknown
+	Class    string // ship, hold, rollback, invalid, progress or unknown
 	Rule     string
 	Reason   string
 	Variants string
@@ -87,7 +92,8 @@ type evidenceView struct {
 	// ScaleShort is "abs." or "rel.".
 	ScaleShort string
 	Margin     string
-	PValue     string
+	PValue     string // raw
+	PAdjusted  string // after correction (goals); "not corrected" for guardrails
 	Outcome    string
 	Status     string
 	Fired      bool
@@ -95,13 +101,15 @@ type evidenceView struct {
 }
 
 type checkView struct {
-	Name      string
-	Observed  string
-	Threshold string
-	Rule      string
-	Severity  string
-	Outcome   string
-	Class     string // pass, warn, block or unknown
+	Name     string
+	Observed string
+	Warn     string
+	Block    string
+	Rule     string
+	Severity string
+	Outcome  string
+	Class    string // pass, warn, block, skipped or unknown
+	Detail   string
 }
 
 type privacyView struct {
@@ -173,10 +181,16 @@ type tableRow struct {
 	MDE          string
 	Noise        string
 	Sig          bool
+	SigLabel     string // "★ sig. (corrected)" or "☆ nominal p ≤ α"
+	SigClass     string // flag-sig or flag-nominal, then the tone
+	SigTitle     string
 	Underpowered bool
-	SRM          bool
-	Status       string
-	StatusOK     bool
+	// PowerNote explains an underpowered row; for a significant one, why
+	// both at once is possible and what it means.
+	PowerNote string
+	SRM       bool
+	Status    string
+	StatusOK  bool
 }
 
 func build(d Data) view {
@@ -191,12 +205,20 @@ func build(d Data) view {
 		Window:      d.WindowStart + " → " + d.WindowEnd,
 		CILabel:     ciLabel,
 		Correction:  correctionName(d.Correction),
+		Family:      d.Family,
+		Nominal:     d.Nominal,
+		Alpha:       "α",
+		Settings:    d.Settings,
 		Design:      "fixed horizon",
 		SRM:         buildSRM(d.SRM),
 		Verdict:     buildVerdict(d.Verdict),
 		NChecks:     len(d.Checks),
 		Privacy:     buildPrivacy(d),
 		Provenance:  buildProvenance(d.Provenance),
+	}
+	v.Progress = progress(d.Horizon)
+	if finite(d.Alpha) && d.Alpha > 0 {
+		v.Alpha = "α = " + numTrim(d.Alpha, sigStat)
 	}
 	if d.Sequential.Enabled {
 		v.Design = "sequential (always-valid intervals)"
@@ -227,7 +249,7 @@ func build(d Data) view {
 		rows := rowsOf(d.Rows, m)
 		g := guardrailOf(d.Guardrails, m)
 		v.Plots = append(v.Plots, buildForest(i, m, rows, g, ciLabel))
-		v.Tables = append(v.Tables, buildTable(i, m, rows, g))
+		v.Tables = append(v.Tables, buildTable(i, m, rows, g, d))
 	}
 	return v
 }
@@ -316,9 +338,31 @@ func buildSRM(s SRM) srmView {
 	return v
 }
 
+// progress describes the horizon: "day 3 of 4 · 1 day remaining (planned
+// end …)", or "complete: 4 of 4 days".
+func progress(h Horizon) string {
+	if !(h.DaysPlanned > 0) {
+		return ""
+	}
+	dayWord := func(n float64) string {
+		if n == 1 {
+			return "1 day"
+		}
+		return numTrim(n, sigStat) + " days"
+	}
+	if h.Reached {
+		return "complete: " + numTrim(h.DaysElapsed, sigStat) + " of " + dayWord(h.DaysPlanned)
+	}
+	s := "day " + numTrim(h.DaysElapsed, sigStat) + " of " + numTrim(h.DaysPlanned, sigStat) + " · " + dayWord(h.DaysRemaining) + " remaining (planned end " + h.PlannedEnd + ")"
+	if h.FixedHorizon {
+		s += "; a fixed-horizon design decides only at its end"
+	}
+	return s
+}
+
 func buildVerdict(vd Verdict) verdictView {
 	v := verdictView{
-		Word:     strings.ToUpper(vd.Verdict),
+		Word:     strings.ToUpper(strings.ReplaceAll(vd.Verdict, "_", " ")),
 		Class:    "unknown",
 		Rule:     vd.Rule,
 		Reason:   vd.Reason,
@@ -327,6 +371,8 @@ func buildVerdict(vd Verdict) verdictView {
 	switch vd.Verdict {
 	case "ship", "hold", "rollback", "invalid":
 		v.Class = vd.Verdict
+	case "in_progress":
+		v.Class = "progress"
 	}
 	if v.Word == "" {
 		v.Word = "NO VERDICT"
@@ -350,7 +396,7 @@ func buildEvidence(e Evidence) evidenceView {
 	v := evidenceView{
 		Role: e.Role, Metric: e.Metric, Cohort: e.Cohort, Variant: e.Variant,
 		Estimate: f(e.Estimate), Scale: e.Scale, ScaleShort: "abs.",
-		Margin: "—", PValue: na, Outcome: e.Outcome, Status: e.Status,
+		Margin: "—", PValue: na, PAdjusted: "not corrected", Outcome: e.Outcome, Status: e.Status,
 		Fired: e.Fired,
 		Harm:  e.Role == "guardrail" && e.Outcome == "harm beyond margin",
 	}
@@ -363,10 +409,15 @@ func buildEvidence(e Evidence) evidenceView {
 	if p, ok := get(e.PValue); ok {
 		v.PValue = pval(p)
 	}
-	if e.Role == "guardrail" {
-		m := e.Margin
-		v.Margin = f(&m)
-		switch e.Direction {
+	if e.PAdjusted != nil {
+		v.PAdjusted = na
+		if p, ok := get(e.PAdjusted); ok {
+			v.PAdjusted = pval(p)
+		}
+	}
+	if e.Margin != nil {
+		v.Margin = f(e.Margin)
+		switch e.Harmful {
 		case "increase":
 			v.Margin += " ↑"
 		case "decrease":
@@ -378,12 +429,15 @@ func buildEvidence(e Evidence) evidenceView {
 
 func buildCheck(c Check) checkView {
 	v := checkView{
-		Name: c.Name, Observed: numTrim(c.Observed, sigStat), Threshold: numTrim(c.Threshold, sigStat),
-		Rule: c.Rule, Severity: c.Severity, Outcome: c.Outcome, Class: "unknown",
+		Name: c.Name, Observed: numTrim(c.Observed, sigStat), Warn: numTrim(c.Warn, sigStat), Block: numTrim(c.Block, sigStat),
+		Rule: c.Rule, Severity: c.Severity, Outcome: c.Outcome, Class: "unknown", Detail: c.Detail,
 	}
 	switch c.Outcome {
-	case "pass", "warn", "block":
+	case "pass", "warn", "block", "skipped":
 		v.Class = c.Outcome
+	}
+	if c.Outcome == "skipped" || !finite(c.Observed) {
+		v.Observed = na
 	}
 	return v
 }
@@ -464,7 +518,48 @@ func buildProvenance(p Provenance) provenanceView {
 	return v
 }
 
-func buildTable(id int, metric string, rows []Row, g *Guardrail) tableView {
+// significance returns a row's significance label, its class and a title:
+// corrected rows are "★ sig. (corrected)", the others "☆ nominal" (their
+// p-value is not corrected for multiple testing).
+func significance(r Row) (label, class, title string) {
+	if !r.Significant {
+		return "", "", ""
+	}
+	label, class, title = "★ sig. (corrected)", "flag-sig", "significant after the multiple-testing correction"
+	if !r.Corrected {
+		label, class, title = "☆ nominal", "flag-nominal", "p ≤ α without correction: this row is outside the correction family, so it is a nominal result"
+	}
+	switch r.Tone {
+	case "worse":
+		class += " tone-worse"
+		title += "; the effect goes the harmful way"
+	case "better":
+		class += " tone-better"
+	}
+	return label, class, title
+}
+
+// powerNote explains the underpowered flag, and a significant row that is
+// underpowered as well.
+func powerNote(r Row, maxMDE float64) string {
+	if !r.Underpowered {
+		return ""
+	}
+	mde, ok := get(r.MDE)
+	if !ok {
+		return "underpowered: no minimum detectable effect could be computed"
+	}
+	s := "underpowered: the minimum detectable effect is " + pct(mde, sigEffect)
+	if finite(maxMDE) && maxMDE > 0 {
+		s += ", above the " + pct(maxMDE, sigEffect) + " target"
+	}
+	if r.Significant {
+		s += "; significant anyway because the observed effect is large, but an underpowered significant estimate tends to overstate the true effect"
+	}
+	return s
+}
+
+func buildTable(id int, metric string, rows []Row, g *Guardrail, d Data) tableView {
 	t := tableView{ID: "tbl-" + strconv.Itoa(id), Metric: metric}
 	if len(rows) > 0 {
 		t.Kind = rows[0].Kind
@@ -502,9 +597,10 @@ func buildTable(id int, metric string, rows []Row, g *Guardrail) tableView {
 			Rel: opt(r.RelEffect, rel), RelCI: interval(r.RelLow, r.RelHigh, rel),
 			P: opt(r.PValue, pval), PAdj: opt(r.PAdjusted, pval),
 			MDE: opt(r.MDE, mde), Noise: opt(r.NoiseScale, noise),
-			Sig: r.Significant, Underpowered: r.Underpowered, SRM: r.SRM,
+			Sig: r.Significant, Underpowered: r.Underpowered, PowerNote: powerNote(r, d.MaxRelativeMDE), SRM: r.SRM,
 			Status: r.Status, StatusOK: r.Status == "ok",
 		}
+		tr.SigLabel, tr.SigClass, tr.SigTitle = significance(r)
 		if tr.Status == "" {
 			tr.Status = "ok"
 			tr.StatusOK = true

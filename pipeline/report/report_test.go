@@ -255,30 +255,122 @@ func TestMissingNumbers(t *testing.T) {
 
 func TestSignificanceWithoutColour(t *testing.T) {
 	got := render(t, exampleData())
-	var sig, plain int
+	var sig, nom, plain int
 	for _, g := range strings.Split(got, `<g class="forest-row"`)[1:] {
 		g = g[:strings.Index(g, "</g>")]
 		switch {
-		case strings.Contains(g, `class="pt sig"`):
+		case strings.Contains(g, `class="pt sig`):
 			sig++
 			if !strings.Contains(g, "★ sig.") {
 				t.Errorf("significant row without a text marker: %s", g[:60])
 			}
+		case strings.Contains(g, `class="pt nom`):
+			nom++
+			if !strings.Contains(g, "☆ nominal") || strings.Contains(g, "★") {
+				t.Errorf("nominal row not marked ☆ nominal: %s", g[:60])
+			}
 		case strings.Contains(g, `class="pt"`):
 			plain++
-			if strings.Contains(g, "★") {
-				t.Errorf("non-significant row with a ★: %s", g[:60])
+			if strings.Contains(g, "★") || strings.Contains(g, "☆") {
+				t.Errorf("non-significant row with a marker: %s", g[:60])
 			}
 		}
 	}
-	want := 0
+	wantSig, wantNom := 0, 0
 	for _, r := range exampleData().Rows {
 		if r.Significant && r.RelEffect != nil {
-			want++
+			if r.Corrected {
+				wantSig++
+			} else {
+				wantNom++
+			}
 		}
 	}
-	if sig != want || sig == 0 || plain == 0 {
-		t.Errorf("%d filled and %d hollow markers; want %d filled and some hollow", sig, plain, want)
+	if sig != wantSig || nom != wantNom || sig == 0 || nom == 0 || plain == 0 {
+		t.Errorf("%d filled, %d nominal and %d hollow markers; want %d filled, %d nominal and some hollow", sig, nom, plain, wantSig, wantNom)
+	}
+}
+
+// TestSignificanceLabels: "★ significant after correction" only for rows
+// in the correction family; the others say nominal; a significantly
+// harmed guardrail is drawn in the harm colour, never in a winning goal's.
+func TestSignificanceLabels(t *testing.T) {
+	got := render(t, exampleData())
+	plots := strings.Split(got, `<figure class="forest"`)[1:]
+	rowOf := func(plot, key string) string {
+		i := strings.Index(plot, `data-row="`+key+`"`)
+		if i < 0 {
+			t.Fatalf("no forest row %s", key)
+		}
+		return plot[i : i+strings.Index(plot[i:], "</g>")]
+	}
+	// checkout_conversion (goal, corrected), returning/mobile · treatment-b: p 0.0001·2.
+	win := rowOf(plots[0], "returning/mobile|treatment-b")
+	if !strings.Contains(win, `class="pt sig"`) || !strings.Contains(win, "★ sig.") {
+		t.Errorf("winning goal row: %s", win)
+	}
+	// page_load_ms (guardrail, nominal), new/desktop · treatment-b: raw p 1e-5, +5.1%: harm.
+	harm := rowOf(plots[2], "new/desktop|treatment-b")
+	if !strings.Contains(harm, `class="pt nom worse"`) || !strings.Contains(harm, `class="sigmark worse">☆ nominal`) {
+		t.Errorf("harmed guardrail row: %s", harm)
+	}
+	if strings.Contains(harm, "★") {
+		t.Error("a guardrail outside the correction family is labelled significant after correction")
+	}
+	for _, css := range []string{".forest-plot .pt.sig.worse { fill: var(--rollback); }", ".forest-plot .pt.sig { fill: var(--point); }"} {
+		if !strings.Contains(got, css) {
+			t.Errorf("style lacks %q", css)
+		}
+	}
+	if !strings.Contains(got, "over goal metrics × treatments in every cohort") || !strings.Contains(got, "☆ nominal): secondary metrics and guardrails") {
+		t.Error("the page does not say what the correction covers and what is nominal")
+	}
+	tables := strings.Split(got, `<table id="tbl-`)[1:]
+	if !strings.Contains(tables[2], `<span class="flag flag-nominal tone-worse"`) {
+		t.Error("the page_load_ms table does not flag its harmed rows as nominal and harmful")
+	}
+}
+
+// TestUnderpoweredSignificantExplains: a row that is both ★ and
+// underpowered says why, in visible text.
+func TestUnderpoweredSignificantExplains(t *testing.T) {
+	d := minimalData()
+	d.MaxRelativeMDE = 0.05
+	d.Rows = []Row{{Cohort: "(all)", Metric: "signup", Kind: "proportion", Variant: "b", Control: "a", NControl: 40, NVariant: 44,
+		MeanControl: f(0.1), MeanVariant: f(0.2), RelEffect: f(1), RelLow: f(0.2), RelHigh: f(1.8), PValue: f(0.01), PAdjusted: f(0.02),
+		MDE: f(0.9), Underpowered: true, Significant: true, Corrected: true, Role: "goal", Tone: "better", Status: "ok"}}
+	got := render(t, d)
+	for _, want := range []string{
+		`<span class="power-note">underpowered: the minimum detectable effect is &#43;90.0%, above the &#43;5.00% target; significant anyway`,
+		"overstate the true effect",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}
+
+// TestQualityTableThresholds: every check shows its observed value, both
+// thresholds and its actual outcome (a skipped check shows no value).
+func TestQualityTableThresholds(t *testing.T) {
+	d := minimalData()
+	d.Checks = []Check{
+		{Name: "multi_variant_unit_rate", Observed: 0.03, Warn: 0.01, Block: 0.05, Rule: "units in >1 variant / units", Severity: "block", Outcome: "warn"},
+		{Name: "volume_drop", Observed: 0, Warn: 0.01, Block: 0.2, Rule: "drop", Severity: "block", Outcome: "skipped"},
+		{Name: "metric_event_missing", Observed: 1, Warn: 0, Block: 0, Rule: "events", Severity: "block", Outcome: "block", Detail: `goal metric converted: event "buys" has no row`},
+	}
+	got := render(t, d)
+	for _, want := range []string{
+		`<th scope="col" class="r">Warns above</th><th scope="col" class="r">Blocks above</th>`,
+		`<tr><th scope="row"><code>multi_variant_unit_rate</code></th><td class="r num">0.03</td><td class="r num">0.01</td><td class="r num">0.05</td>`,
+		`<tr><th scope="row"><code>volume_drop</code></th><td class="r num">n/a</td>`,
+		`<strong class="out-skipped">skipped</strong>`,
+		`event &#34;buys&#34; has no row`,
+		`(warns above <span class="num">0.01</span>, blocks above <span class="num">0.05</span>)`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("page lacks %q", want)
+		}
 	}
 }
 
@@ -418,5 +510,26 @@ func TestRenderDoesNotModifyInput(t *testing.T) {
 	_ = render(t, d)
 	if diff := cmp.Diff(exampleData(), d); diff != "" {
 		t.Errorf("Render modified its input (-want +got):\n%s", diff)
+	}
+}
+
+// TestInProgress: a fixed-horizon run before its planned end reads "IN
+// PROGRESS" in its own colour and says how far the experiment is.
+func TestInProgress(t *testing.T) {
+	d := minimalData()
+	d.Verdict = Verdict{Verdict: "in_progress", Rule: "fixed_horizon_not_reached", Reason: "before the end"}
+	d.Horizon = Horizon{PlannedEnd: "2026-11-20T00:00:00Z", DaysElapsed: 3, DaysPlanned: 4, DaysRemaining: 1, FixedHorizon: true}
+	got := render(t, d)
+	for _, want := range []string{
+		`<div class="verdict v-progress" id="verdict">`, ">IN PROGRESS<",
+		"day 3 of 4 · 1 day remaining (planned end 2026-11-20T00:00:00Z)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	d.Horizon = Horizon{PlannedEnd: "2026-11-20T00:00:00Z", DaysElapsed: 4, DaysPlanned: 4, Reached: true}
+	if got := render(t, d); !strings.Contains(got, "complete: 4 of 4 days") {
+		t.Error("a complete run does not say so")
 	}
 }
