@@ -337,6 +337,10 @@ func TestPrivateRerunSameFolder(t *testing.T) {
 	}
 	// The report is part of the release: its quality figures are the noisy
 	// ones of quality.json, and it shows no input digest.
+	// The page says exactly what the guarantee covers: the source's ledger.
+	if !strings.Contains(string(a["report.html"]), `every private release over data source &#34;fixtures&#34; together`) {
+		t.Error("the private report does not say what its guarantee covers")
+	}
 	if n := strings.Count(string(a["report.html"]), "noisy"); n < len(ma.Checks)-1 {
 		t.Errorf("private report says 'noisy' %d times, want every gate figure (%d) marked", n, len(ma.Checks)-1)
 	}

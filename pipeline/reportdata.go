@@ -112,6 +112,7 @@ func buildReport(in reportInput) report.Data {
 		if p.Budget != nil {
 			d.Privacy.Epsilon, d.Privacy.Delta = p.Budget.Epsilon, p.Budget.Delta
 		}
+		d.Privacy.Covers = p.Covers
 	}
 	for _, t := range in.templates {
 		d.Provenance.Templates = append(d.Provenance.Templates, report.Template{Name: t.Name, Version: t.Version, SHA256: t.SHA256})

@@ -160,6 +160,9 @@ type Privacy struct {
 	// KeyFingerprint identifies the noise key (never the key); the page
 	// shows its first 12 characters.
 	KeyFingerprint string
+	// Covers says exactly what the guarantee covers: the data source's
+	// ledger, its scope and total (empty: the (ε, δ) line alone).
+	Covers string
 }
 
 // Provenance pins what produced the numbers. Hashes are given in full and

@@ -463,12 +463,15 @@ func buildPrivacy(d Data) privacyView {
 	if !finite(p.Remaining) {
 		// What earlier runs spent is history, not part of this release: a
 		// rerun must produce the same page. The ledger file has it.
-		v.Remaining = "spending over all runs in privacy-ledger.json"
+		v.Remaining = "spending over all releases: the data source's ledger (verity ledger show)"
 	}
 	if p.Delta > 0 {
 		v.Guarantee = "(ε = " + numTrim(p.Epsilon, sigStat) + ", δ = " + numTrim(p.Delta, sigStat) + ")-DP over the experiment"
 	} else if p.Epsilon > 0 {
 		v.Guarantee = "ε = " + numTrim(p.Epsilon, sigStat) + " pure DP over the experiment"
+	}
+	if p.Covers != "" {
+		v.Guarantee = p.Covers
 	}
 	if finite(p.Total) && p.Total > 0 && finite(p.Spent) && finite(p.Remaining) &&
 		p.Spent >= 0 && p.Remaining >= 0 && p.Spent+p.Remaining <= p.Total*(1+1e-9) {
