@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -264,11 +265,28 @@ func evaluatePrivateGates(spec *Spec, rel *privateRelease, prev *Baseline) ([]Ch
 			sd = math.Sqrt2 * exposed.NoiseSD / float64(prev.UnitsExposed)
 			c.Rule += fmt.Sprintf(" (noisy exposed units, noise sd %.3g each night; blocks only when above the block threshold by %.3g noise sds)", exposed.NoiseSD, privateBlockZ)
 			c.Outcome, c.Threshold = "pass", c.Warn
-		case privateGates[c.Name].rule == "":
-			// A check on the event names present in the data: those names
-			// are restricted, so a private run does not evaluate it.
-			c.Observed, c.Outcome, c.Detail = 0, "skipped", ""
-			c.Rule += "; not evaluated in a private run (the event names present in the data are not released)"
+		case c.Name == "metric_event_missing" || c.Name == "secondary_metric_event_missing":
+			// The event names present in the data are restricted; the check
+			// rests on the noisy (all) sums instead: an event counts as
+			// present only when they show evidence of it.
+			lacking := privateEventEvidence(spec, rel, c.Name == "secondary_metric_event_missing")
+			c.Observed, c.Detail = float64(len(lacking)), strings.Join(lacking, "; ")
+			c.Rule += fmt.Sprintf("; in a private run, an event counts as present only when the noisy (all) sum of its metric differs from that of units without events by more than %.3g noise sds (the names present in the data are not released)", privateBlockZ)
+			// A noisy release cannot tell a missing event from a rare one,
+			// so the check only warns unless the spec sets its block
+			// threshold explicitly.
+			g, explicit := spec.Quality[c.Name]
+			c.Outcome, c.Threshold = "pass", c.Warn
+			switch {
+			case explicit && g.Block != nil && c.Observed > c.Block:
+				c.Outcome, c.Threshold = "block", c.Block
+			case c.Observed > c.Warn:
+				c.Outcome = "warn"
+				c.Rule += "; warns only (a spec's explicit block threshold makes it block)"
+			}
+			if c.Outcome == "block" {
+				blocked = append(blocked, c.Name)
+			}
 			checks = append(checks, c)
 			continue
 		default:
@@ -319,4 +337,55 @@ func (e *GateError) Error() string {
 		details = ": " + strings.Join(e.Details, "; ")
 	}
 	return fmt.Sprintf("experiment %s: blocking data-quality checks failed: %s%s (see %s)", e.Experiment, strings.Join(e.Checks, ", "), details, filepath.Join(e.Dir, "quality.json"))
+}
+
+// privateEventEvidence lists the metrics (goals and guardrails, or the
+// secondary ones) whose event — or ratio denominator event — shows no
+// evidence of presence in the noisy release: summed over the variants of
+// the (all) cohort, Σx − n·x₀ (x₀ the value of a unit without events)
+// is not above privateBlockZ times its noise sd. A typo'd event name (true
+// difference 0) fails with probability ≥ 99%; so does an event too rare to
+// tell from the noise, which a private release cannot distinguish.
+func privateEventEvidence(spec *Spec, rel *privateRelease, secondary bool) []string {
+	var lacking []string
+	for _, m := range spec.Metrics {
+		isSecondary := m.Role != "goal" && m.Role != "guardrail"
+		if isSecondary != secondary {
+			continue
+		}
+		parts := []struct {
+			event string
+			sum   int
+			clamp *Clamp
+		}{{m.Event, 0, m.Clamp}}
+		if m.Denominator != nil {
+			parts = append(parts, struct {
+				event string
+				sum   int
+				clamp *Clamp
+			}{m.Denominator.Event, 2, m.Denominator.Clamp})
+		}
+		for _, p := range parts {
+			x0 := 0.0
+			if p.clamp != nil {
+				x0 = float64(scaleBound(min(max(0, p.clamp.Lower), p.clamp.Upper), spec.Scale()))
+			}
+			var d, n float64
+			for _, c := range rel.Cells {
+				if c.Cohort == AllCohort && c.Metric == m.Name {
+					v, _ := new(big.Float).SetInt(*c.sums()[p.sum]).Float64()
+					d += v
+					n += float64(c.N)
+				}
+			}
+			d -= n * x0
+			sd := rel.Noise[noiseKey(AllCohort, m.Name)]
+			k := float64(len(spec.Variants))
+			noise := math.Sqrt(k * (sd.Sums[p.sum]*sd.Sums[p.sum] + x0*x0*sd.N*sd.N))
+			if math.Abs(d) <= privateBlockZ*noise {
+				lacking = append(lacking, fmt.Sprintf("metric %s: no evidence of event %q in the noisy release (difference from units without events %.4g, noise sd %.4g, in fixed-point units)", m.Name, p.event, d, noise))
+			}
+		}
+	}
+	return lacking
 }

@@ -414,3 +414,33 @@ func TestPrivateClampsCannotOverflow(t *testing.T) {
 		t.Errorf("the fixture's clamp fits: %v", err)
 	}
 }
+
+// TestPrivateMissingEvent: in a private run a goal whose event name is
+// misspelt is flagged on the noisy release (no name from the data is
+// published): a warning by default, a block when the spec sets the block
+// threshold; the correct name passes.
+func TestPrivateMissingEvent(t *testing.T) {
+	r := newLedgerRig(t, 40)
+	typo := func(s string) string {
+		return strings.Replace(s, "{name: converted, kind: proportion, event: purchase,", "{name: converted, kind: proportion, event: purchases,", 1)
+	}
+	o, err := r.run("out", "", "key", typo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := mustRead(t, filepath.Join(o.Dir, "quality.json"))
+	if !strings.Contains(q, `no evidence of event \"purchases\"`) || !strings.Contains(q, `"outcome": "warn"`) {
+		t.Errorf("misspelt goal event: want a warning naming the metric's own event:\n%s", q)
+	}
+	o, err = r.run("out2", "", "key", func(s string) string {
+		return typo(s) + "quality: {metric_event_missing: {block: 0}}\n"
+	})
+	var gate *GateError
+	if !errors.As(err, &gate) || ExitCode(err) != ExitData || o.Verdict != "invalid" {
+		t.Fatalf("misspelt goal event with an explicit block: want a blocking gate (exit 65, invalid), got %v", err)
+	}
+	o, err = r.run("out3", "", "key", nil)
+	if err != nil || o.Verdict == "invalid" || strings.Contains(mustRead(t, filepath.Join(o.Dir, "quality.json")), "no evidence of event") {
+		t.Fatalf("correct event names: %v (verdict %s)", err, o.Verdict)
+	}
+}
