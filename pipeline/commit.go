@@ -180,8 +180,12 @@ func commitFolderSteps(final string, files []outputFile, manifest func([]OutputF
 	return nil
 }
 
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+func writeSynced(path string, data []byte) error { return writeSyncedMode(path, data, 0o644) }
+
+// writeSyncedMode creates path (it must not exist) with data and mode, and
+// syncs it.
+func writeSyncedMode(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
 	if err != nil {
 		return err
 	}

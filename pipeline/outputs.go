@@ -222,3 +222,33 @@ func sha256Hex(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
+
+// encodeOutputs encodes a run's five output files, in commit order:
+// results.csv, results.parquet, quality.json (quality is an exact run's
+// QualityReport or a private run's PrivateQuality), decisions.json and
+// the rendered report.
+func encodeOutputs(rows []ResultRow, quality any, decisions Decisions, page []byte) ([]outputFile, error) {
+	csvBytes, err := EncodeResultsCSV(rows)
+	if err != nil {
+		return nil, err
+	}
+	pq, err := EncodeResultsParquet(rows)
+	if err != nil {
+		return nil, err
+	}
+	qualityJSON, err := marshalJSON(quality)
+	if err != nil {
+		return nil, err
+	}
+	decisionsJSON, err := marshalJSON(decisions)
+	if err != nil {
+		return nil, err
+	}
+	return []outputFile{
+		{Name: "results.csv", Data: csvBytes},
+		{Name: "results.parquet", Data: pq},
+		{Name: "quality.json", Data: qualityJSON},
+		{Name: "decisions.json", Data: decisionsJSON},
+		{Name: "report.html", Data: page},
+	}, nil
+}

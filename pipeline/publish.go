@@ -58,6 +58,7 @@ type publication struct {
 	Rows     int
 	Verdict  string
 	Blocked  []string
+	Details  []string // what each blocking check found
 }
 
 // publishPrivate renders a private release from the noisy release and the
@@ -72,31 +73,21 @@ func publishPrivate(f privateFacts, rel *privateRelease) (*publication, error) {
 	if err != nil {
 		return nil, err
 	}
+	annotateRows(spec, rows)
 	checks, blocked := evaluatePrivateGates(spec, rel, f.Baseline)
+	var details []string
+	for _, c := range checks {
+		if c.Outcome == "block" && c.Detail != "" {
+			details = append(details, c.Detail)
+		}
+	}
 	if len(blocked) > 0 {
 		decisions.Verdict, decisions.Rule = "invalid", "quality_gate"
 		decisions.Reason = "a blocking data-quality check failed on noisy per-unit counts (" + strings.Join(blocked, ", ") + "), so no verdict"
+		if len(details) > 0 {
+			decisions.Reason += ": " + strings.Join(details, "; ")
+		}
 		decisions.Variants = []string{}
-	}
-	qualityJSON, err := marshalJSON(PrivateQuality{
-		Experiment: spec.Experiment, NominalDate: date,
-		Note:       "private release: the quality gates are decided on noisy per-unit counts (each statistic's noise sd is given); the exact counts are restricted operator data, not part of this release",
-		Statistics: rel.Gates, Checks: checks,
-	})
-	if err != nil {
-		return nil, err
-	}
-	decisionsJSON, err := marshalJSON(decisions)
-	if err != nil {
-		return nil, err
-	}
-	csvBytes, err := EncodeResultsCSV(rows)
-	if err != nil {
-		return nil, err
-	}
-	pq, err := EncodeResultsParquet(rows)
-	if err != nil {
-		return nil, err
 	}
 	info, state := privacyInfo(spec, f.Key, rel, f.Ledger, f.SpentNow)
 	page, err := report.Render(buildReport(reportInput{
@@ -106,12 +97,13 @@ func publishPrivate(f privateFacts, rel *privateRelease) (*publication, error) {
 	if err != nil {
 		return nil, fmt.Errorf("report.html: %w", err)
 	}
-	files := []outputFile{
-		{Name: "results.csv", Data: csvBytes},
-		{Name: "results.parquet", Data: pq},
-		{Name: "quality.json", Data: qualityJSON},
-		{Name: "decisions.json", Data: decisionsJSON},
-		{Name: "report.html", Data: page},
+	files, err := encodeOutputs(rows, PrivateQuality{
+		Experiment: spec.Experiment, NominalDate: date,
+		Note:       "private release: the quality gates are decided on noisy per-unit counts (each statistic's noise sd is given); the exact counts are restricted operator data, not part of this release",
+		Statistics: rel.Gates, Checks: checks,
+	}, decisions, page)
+	if err != nil {
+		return nil, err
 	}
 	var outs []OutputFile
 	for _, o := range files {
@@ -129,6 +121,7 @@ func publishPrivate(f privateFacts, rel *privateRelease) (*publication, error) {
 		Inputs:       []InputFile{},
 		DuckDB:       f.DuckDB,
 		Statistics:   statisticsInfo(spec),
+		Effective:    effectiveOf(spec),
 		Privacy:      info,
 		Checks:       checks,
 		Baseline:     f.Baseline,
@@ -146,7 +139,7 @@ func publishPrivate(f privateFacts, rel *privateRelease) (*publication, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &publication{Files: files, Manifest: mb, Rows: len(rows), Verdict: decisions.Verdict, Blocked: blocked}, nil
+	return &publication{Files: files, Manifest: mb, Rows: len(rows), Verdict: decisions.Verdict, Blocked: blocked, Details: details}, nil
 }
 
 // publicTemplates drops the rendered-SQL hashes, which depend on the
@@ -211,7 +204,7 @@ func (j *job) finishPrivate(ctx context.Context, opts Options) (*Outcome, error)
 	log.Info("run committed", "phase", "commit", "dir", final, "rows", pub.Rows, "verdict", pub.Verdict)
 	out := &Outcome{Experiment: spec.Experiment, Dir: final, Rows: pub.Rows, Quality: j.quality, Verdict: pub.Verdict, Blocked: pub.Blocked}
 	if len(pub.Blocked) > 0 {
-		return out, &GateError{Experiment: spec.Experiment, Checks: pub.Blocked, Dir: final}
+		return out, &GateError{Experiment: spec.Experiment, Checks: pub.Blocked, Dir: final, Details: pub.Details}
 	}
 	return out, nil
 }

@@ -719,22 +719,6 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 		}
 		decisions.Variants = []string{}
 	}
-	qualityJSON, err := marshalJSON(QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: checks})
-	if err != nil {
-		return nil, err
-	}
-	decisionsJSON, err := marshalJSON(decisions)
-	if err != nil {
-		return nil, err
-	}
-	csvBytes, err := EncodeResultsCSV(rows)
-	if err != nil {
-		return nil, err
-	}
-	pq, err := EncodeResultsParquet(rows)
-	if err != nil {
-		return nil, err
-	}
 	privInfo := PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}
 	page, err := report.Render(buildReport(reportInput{
 		spec: spec, date: date, rows: rows, decisions: decisions, checks: checks, privacy: privInfo,
@@ -742,6 +726,10 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("report.html: %w", err)
+	}
+	files, err := encodeOutputs(rows, QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: checks}, decisions, page)
+	if err != nil {
+		return nil, err
 	}
 	// An interrupted run (SIGTERM, Ctrl-C) commits nothing it has not
 	// committed yet; the next run starts clean.
@@ -751,13 +739,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	final := filepath.Join(expDir, date)
 	specAbs, _ := filepath.Abs(spec.Path())
 	build := opts.Build
-	err = commitFolder(final, []outputFile{
-		{Name: "results.csv", Data: csvBytes},
-		{Name: "results.parquet", Data: pq},
-		{Name: "quality.json", Data: qualityJSON},
-		{Name: "decisions.json", Data: decisionsJSON},
-		{Name: "report.html", Data: page},
-	}, func(outs []OutputFile) ([]byte, error) {
+	err = commitFolder(final, files, func(outs []OutputFile) ([]byte, error) {
 		m := Manifest{
 			Format:       ManifestFormat,
 			Experiment:   spec.Experiment,
