@@ -289,6 +289,13 @@ func evaluatePrivateGates(spec *Spec, rel *privateRelease, prev *Baseline) ([]Ch
 			}
 			checks = append(checks, c)
 			continue
+		case privateGates[c.Name].rule == "":
+			// A check with no private form is not evaluated: deciding it on
+			// exact data would publish that data.
+			c.Observed, c.Outcome, c.Detail = 0, "skipped", ""
+			c.Rule += "; not evaluated in a private run (it has no noisy per-unit form)"
+			checks = append(checks, c)
+			continue
 		default:
 			c.Observed, c.Rule, sd = observed[c.Name], notes[c.Name], sds[c.Name]
 			c.Outcome, c.Threshold = "pass", c.Warn

@@ -444,3 +444,28 @@ func TestPrivateMissingEvent(t *testing.T) {
 		t.Fatalf("correct event names: %v (verdict %s)", err, o.Verdict)
 	}
 }
+
+// TestEveryGateHasAPrivateForm: a private run decides each check of
+// gateDefaults on noisy values or skips it; none falls through with an
+// exact or empty figure.
+func TestEveryGateHasAPrivateForm(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	spec, err := LoadSpec(filepath.Join(filepath.Dir(file), "..", "fixtures", "specs", "checkout-button-private.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := sha256.Sum256([]byte("gates"))
+	rel, err := privatize(spec, nil, Quality{}, key[:], "h", "2026-11-19")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks, _ := evaluatePrivateGates(spec, rel, &Baseline{Date: "2026-11-18", UnitsExposed: 100})
+	if len(checks) != len(gateDefaults) {
+		t.Fatalf("%d checks, want one per gate (%d)", len(checks), len(gateDefaults))
+	}
+	for i, c := range checks {
+		if c.Name != gateDefaults[i].name || !strings.Contains(c.Rule, "noisy") && c.Outcome != "skipped" && !strings.Contains(c.Rule, "noise") && !strings.Contains(c.Rule, "private run") {
+			t.Errorf("check %s: rule %q, outcome %s: not decided on noisy values", c.Name, c.Rule, c.Outcome)
+		}
+	}
+}
