@@ -71,6 +71,11 @@ type Source struct {
 	Name   string `json:"name"`
 	Root   string `json:"root"`
 	Ledger string `json:"ledger"`
+	// Keys are the fingerprints of the noise keys the host allows for the
+	// source's releases; empty allows any key. Whoever holds the key can
+	// test candidate datasets against a release, so a host that binds its
+	// keys here keeps a spec author from choosing one they know.
+	Keys []string `json:"keys,omitempty"`
 }
 
 type registry struct {
@@ -121,7 +126,7 @@ func readRegistry(stateDir string) (registry, error) {
 // lost ledger refuses the release instead of starting over. imports are
 // version-1 ledgers (privacy-ledger.json of earlier releases) whose entries
 // are carried over.
-func LedgerInit(stateDir, name, root string, scope privacy.Scope, b privacy.Budget, imports []string) (string, error) {
+func LedgerInit(stateDir, name, root string, scope privacy.Scope, b privacy.Budget, imports []string, keyFingerprints ...string) (string, error) {
 	if stateDir == "" {
 		return "", fmt.Errorf("%w: a state folder is required (--state-dir or VERITY_STATE_DIR)", ErrUsage)
 	}
@@ -182,7 +187,7 @@ func LedgerInit(stateDir, name, root string, scope privacy.Scope, b privacy.Budg
 	if err := writeAtomicMode(path, out, 0o600); err != nil {
 		return "", err
 	}
-	reg.Sources = append(reg.Sources, Source{Name: name, Root: rootReal, Ledger: rel})
+	reg.Sources = append(reg.Sources, Source{Name: name, Root: rootReal, Ledger: rel, Keys: keyFingerprints})
 	sort.Slice(reg.Sources, func(i, j int) bool { return reg.Sources[i].Name < reg.Sources[j].Name })
 	rb, err := json.MarshalIndent(reg, "", "  ")
 	if err != nil {
@@ -254,10 +259,13 @@ func sourceOf(stateDir string, files []InputFile) (Source, error) {
 
 // privateHostReady finds a private release's data source and checks that
 // its ledger is readable and that there is a restricted area.
-func privateHostReady(h Host, files []InputFile) (Source, error) {
+func privateHostReady(h Host, files []InputFile, key privacy.Key) (Source, error) {
 	src, err := sourceOf(h.StateDir, files)
 	if err != nil {
 		return Source{}, err
+	}
+	if len(src.Keys) > 0 && !contains(src.Keys, key.Fingerprint()) {
+		return Source{}, &HostError{Path: filepath.Join(h.StateDir, registryFile), Err: fmt.Errorf("the noise key (fingerprint %s) is not one the host registered for data source %q (%s)", key.Fingerprint(), src.Name, strings.Join(src.Keys, ", "))}
 	}
 	if _, err := readLedger(filepath.Join(h.StateDir, src.Ledger)); err != nil {
 		return Source{}, err

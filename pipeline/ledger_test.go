@@ -469,3 +469,31 @@ func TestEveryGateHasAPrivateForm(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceBoundToItsKeys: a host that registers its keys' fingerprints
+// with the source refuses a release under any other key (a spec author
+// who names a key they know could test candidate datasets against it).
+func TestSourceBoundToItsKeys(t *testing.T) {
+	r := newLedgerRig(t, 40)
+	state := filepath.Join(r.dir, "bound")
+	good := sha256.Sum256([]byte("host key"))
+	k, err := privacy.ParseKey([]byte(fmt.Sprintf("hex:%x", good)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(r.dir, "data-bound")
+	if err := os.Rename(filepath.Join(r.dir, "data"), other); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(other, filepath.Join(r.dir, "data"))
+	if _, err := LedgerInit(state, "bound", other, privacy.ScopeSource, privacy.Budget{Epsilon: 40, Delta: 1e-6}, nil, k.Fingerprint()); err != nil {
+		t.Fatal(err)
+	}
+	r.host = Host{StateDir: state}
+	if _, err := r.run("out", "", "a spec author's key", nil); err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), "not one the host registered") {
+		t.Errorf("unregistered key: want exit 78, got %v", err)
+	}
+	if _, err := r.run("out", "", "host key", nil); err != nil {
+		t.Errorf("registered key: %v", err)
+	}
+}

@@ -386,7 +386,7 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]Input
 	// area: checked before any SQL, so that no outcome of a private run is
 	// decided on data it could not be charged for.
 	if spec.Privacy.Enabled {
-		if j.source, j.err = privateHostReady(opts.Host, append(append([]InputFile{}, j.traces...), j.events...)); j.err != nil {
+		if j.source, j.err = privateHostReady(opts.Host, append(append([]InputFile{}, j.traces...), j.events...), j.key); j.err != nil {
 			return
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/verity-analytics/verity/pipeline"
@@ -29,15 +30,32 @@ func ledgerCmd(args []string, stdout, stderr io.Writer) error {
 		eps := fs.Float64("epsilon", 0, "the source's total ε over all its private releases")
 		delta := fs.Float64("delta", 0, "the total δ (0: pure ε-DP with the discrete Laplace mechanism)")
 		scope := fs.String("scope", string(privacy.ScopeSource), "what the total caps: source (all experiments together) or experiment (each experiment_id)")
-		var imports multiFlag
+		var imports, keyEnvs, keyFiles multiFlag
 		fs.Var(&imports, "import", "a version-1 privacy-ledger.json whose entries are carried over (repeatable)")
+		fs.Var(&keyEnvs, "key-env", "bind the source to the noise key in this environment variable: releases with any other key are refused (repeatable)")
+		fs.Var(&keyFiles, "key-file", "bind the source to the noise key in this file (repeatable)")
 		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		if fs.NArg() != 0 || *source == "" || *root == "" {
 			return fmt.Errorf("%w: ledger init needs --source and --root (and no other arguments)", pipeline.ErrUsage)
 		}
-		path, err := pipeline.LedgerInit(*state, *source, *root, privacy.Scope(*scope), privacy.Budget{Epsilon: *eps, Delta: *delta}, imports)
+		var fingerprints []string
+		for _, e := range keyEnvs {
+			k, err := privacy.LoadKey(e, "", os.Getenv, nil)
+			if err != nil {
+				return fmt.Errorf("%w: --key-env %s: %v", pipeline.ErrUsage, e, err)
+			}
+			fingerprints = append(fingerprints, k.Fingerprint())
+		}
+		for _, f := range keyFiles {
+			k, err := privacy.LoadKey("", f, nil, pipeline.ReadRegularFile)
+			if err != nil {
+				return fmt.Errorf("%w: --key-file %s: %v", pipeline.ErrUsage, f, err)
+			}
+			fingerprints = append(fingerprints, k.Fingerprint())
+		}
+		path, err := pipeline.LedgerInit(*state, *source, *root, privacy.Scope(*scope), privacy.Budget{Epsilon: *eps, Delta: *delta}, imports, fingerprints...)
 		if err != nil {
 			return err
 		}

@@ -23,12 +23,17 @@ func TestPrivateRunFromTheCommandLine(t *testing.T) {
 	if r := run(); r.code != 78 || !strings.Contains(r.stdout+r.stderr, "verity ledger init") {
 		t.Fatalf("without a ledger: want exit 78 pointing at ledger init, got %d: %s %s", r.code, r.stdout, r.stderr)
 	}
-	init := []string{"ledger", "init", "--state-dir", state, "--source", "fixtures", "--root", filepath.Join(repoRoot(t), "fixtures", "data"), "--epsilon", "8", "--delta", "1e-6"}
+	init := []string{"ledger", "init", "--state-dir", state, "--source", "fixtures", "--root", filepath.Join(repoRoot(t), "fixtures", "data"), "--epsilon", "8", "--delta", "1e-6",
+		"--key-file", filepath.Join(repoRoot(t), "fixtures", "keys", "TEST-ONLY-noise.key")}
 	if r := verity(t, root, init...); r.code != 0 {
 		t.Fatalf("ledger init: exit %d: %s %s", r.code, r.stdout, r.stderr)
 	}
 	if r := verity(t, root, init...); r.code != 78 || !strings.Contains(r.stderr, "already registered") {
 		t.Errorf("second ledger init: want exit 78 (never re-created), got %d: %s", r.code, r.stderr)
+	}
+	reg, err := os.ReadFile(filepath.Join(state, "sources.json"))
+	if err != nil || !strings.Contains(string(reg), `"keys": [`) {
+		t.Errorf("ledger init --key-file did not bind the source to the key: %s %v", reg, err)
 	}
 	r := run()
 	if r.code != 0 {
