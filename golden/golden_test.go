@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -49,7 +50,10 @@ func runCase(t *testing.T, specPath string, threads int) map[string][]byte {
 		Build:  pipeline.CurrentBuild(),
 		Host:   fixtureHost(t),
 	})
-	if err != nil {
+	// A blocking check (or a sample-ratio mismatch) still commits the
+	// outputs, which the goldens pin; any other error fails.
+	var gate *pipeline.GateError
+	if err != nil && !(errors.As(err, &gate) && res != nil) {
 		t.Fatalf("run %s with %d threads: %v", specPath, threads, err)
 	}
 	got := map[string][]byte{}

@@ -327,6 +327,20 @@ type PrivateQuality struct {
 	Checks      []Check     `json:"checks"`
 }
 
+// SRMCheckName is how a sample-ratio mismatch appears among the blocking
+// checks: it invalidates the verdict like a blocking gate, so it exits 65
+// with a BLOCK line too.
+const SRMCheckName = "sample_ratio_mismatch"
+
+// blockOnSRM adds a sample-ratio mismatch that invalidated the verdict to
+// the blocking checks.
+func blockOnSRM(d Decisions, blocked, details []string) ([]string, []string) {
+	if d.Verdict != "invalid" || d.Rule != "srm" {
+		return blocked, details
+	}
+	return append(blocked, SRMCheckName), append(details, d.Reason+" (decisions.json srm)")
+}
+
 // GateError reports blocking data-quality checks. The outputs were written
 // (the verdict is invalid, quality.json says why); the exit code is 65.
 type GateError struct {
@@ -343,7 +357,7 @@ func (e *GateError) Error() string {
 	if len(e.Details) > 0 {
 		details = ": " + strings.Join(e.Details, "; ")
 	}
-	return fmt.Sprintf("experiment %s: blocking data-quality checks failed: %s%s (see %s)", e.Experiment, strings.Join(e.Checks, ", "), details, filepath.Join(e.Dir, "quality.json"))
+	return fmt.Sprintf("experiment %s: blocking data-quality checks failed: %s%s (see %s and decisions.json)", e.Experiment, strings.Join(e.Checks, ", "), details, filepath.Join(e.Dir, "quality.json"))
 }
 
 // privateEventEvidence lists the metrics (goals and guardrails, or the

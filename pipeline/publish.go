@@ -89,6 +89,9 @@ func publishPrivate(f privateFacts, rel *privateRelease) (*publication, error) {
 		}
 		decisions.Variants = []string{}
 	}
+	// A sample-ratio mismatch invalidates the verdict as a blocking gate
+	// does: the same exit status and stdout line.
+	blocked, details = blockOnSRM(decisions, blocked, details)
 	info, state := privacyInfo(spec, f.Key, rel, f.Ledger, f.SpentNow)
 	page, err := report.Render(buildReport(reportInput{
 		spec: spec, date: date, rows: rows, decisions: decisions, checks: checks, privacy: info,

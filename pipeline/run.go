@@ -256,8 +256,10 @@ func RunAll(ctx context.Context, specs []*Spec, opts Options) []Result {
 			j.lock.Unlock()
 		}
 		if j.err != nil && ctx.Err() != nil {
+			// Whatever phase the signal reached (even opening DuckDB,
+			// whose error is already transient), say it was interrupted.
 			var tr *TransientError
-			if !errors.As(j.err, &tr) {
+			if !errors.As(j.err, &tr) || !strings.Contains(j.err.Error(), "interrupt") {
 				j.err = &TransientError{Err: fmt.Errorf("interrupted: %w", j.err)}
 			}
 		}
@@ -719,6 +721,9 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 		}
 		decisions.Variants = []string{}
 	}
+	// A sample-ratio mismatch invalidates the verdict as a blocking gate
+	// does: the same exit status and stdout line.
+	blocked, details = blockOnSRM(decisions, blocked, details)
 	privInfo := PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}
 	page, err := report.Render(buildReport(reportInput{
 		spec: spec, date: date, rows: rows, decisions: decisions, checks: checks, privacy: privInfo,
