@@ -167,7 +167,9 @@ func miniDir(t *testing.T) string {
 		if i%2 == 1 {
 			v = "treatment"
 		}
-		tr = append(tr, traceRow{t0.Add(time.Duration(i) * time.Minute), u, "mini", v, []string{"a/x", "a/y"}[i%2]})
+		// Personas alternate in pairs, so that each cohort holds both arms
+		// equally (persona and variant are not confounded: no SRM).
+		tr = append(tr, traceRow{t0.Add(time.Duration(i) * time.Minute), u, "mini", v, []string{"a/x", "a/y"}[(i/2)%2]})
 		ev = append(ev, eventRow{t0.Add(time.Duration(i)*time.Minute + time.Hour), u, "buy", float64(i%7) + 0.25})
 	}
 	writeParquet(t, filepath.Join(dir, "traces", "part-0.parquet"), tr)
