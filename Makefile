@@ -1,14 +1,19 @@
-# Verity's front door. Every Go command carries the duckdb_arrow build tag,
-# which duckdb-go's Arrow interface needs, so no user has to know it.
+# Verity's front door. A plain `go build` / `go install ./cmd/verity` works
+# too: no build tag is needed (the pipeline reads DuckDB results through
+# database/sql, not duckdb-go's tag-gated Arrow interface).
 GO       ?= go
-TAGS     := duckdb_arrow
-GOFLAGS_ := -tags=$(TAGS)
+GOFLAGS_ :=
 BIN      := bin/verity
 
 .PHONY: build test unit golden lint bench bench-go fixtures run-fixtures clean replay-check calibrate
 
+# A release build stamps its version: make build VERSION=v1.2.3. Every build
+# records the executable's SHA-256 and module versions in each manifest.
+VERSION  ?=
+LDFLAGS_ := $(if $(VERSION),-ldflags "-X github.com/verity-analytics/verity/pipeline.stampedVersion=$(VERSION)")
+
 build:
-	$(GO) build $(GOFLAGS_) -buildvcs=auto -o $(BIN) ./cmd/verity
+	$(GO) build $(GOFLAGS_) -buildvcs=auto $(LDFLAGS_) -o $(BIN) ./cmd/verity
 
 # The whole test suite: unit, statistics references and simulations, golden
 # outputs, end-to-end tests of the real binary, then the synthetic replay

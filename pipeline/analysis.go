@@ -10,8 +10,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-
 	"github.com/verity-analytics/verity/queries"
 )
 
@@ -373,7 +371,7 @@ func addWindows(p map[string]any, specs []*Spec) {
 }
 
 // runSQL executes the pinned templates once for every spec of a group and
-// fetches the sufficient statistics (through Arrow) and the quality counts,
+// fetches the sufficient statistics and the quality counts,
 // split by experiment. An error that concerns one experiment only (an
 // overflow) is returned in perExp; err fails the whole group.
 func (s *session) runSQL(ctx context.Context, specs []*Spec, tmpls []rendered, p map[string]any) (cells map[string][]Cell, quality map[string]Quality, perExp map[string]error, err error) {
@@ -391,99 +389,53 @@ func (s *session) runSQL(ctx context.Context, specs []*Spec, tmpls []rendered, p
 			return nil, nil, nil, err
 		}
 	}
-	err = s.arrowQuery(ctx, byName["sufstats"], p, func(rec arrow.RecordBatch) error {
-		exp, err := stringCol(rec, "experiment_id")
+	err = s.query(ctx, byName["sufstats"], p, func(rows *sql.Rows) error {
+		row, err := scanSufstats(rows)
 		if err != nil {
 			return err
 		}
-		coh, err := stringCol(rec, "cohort")
-		if err != nil {
-			return err
+		e := row.experiment
+		if !want[e] {
+			return fmt.Errorf("sufficient statistics for an experiment not analysed: %q", e)
 		}
-		vr, err := stringCol(rec, "variant")
-		if err != nil {
-			return err
+		cohort := row.cohort
+		if cohort == sqlUnclassified {
+			cohort = UnclassifiedLeaf
 		}
-		met, err := stringCol(rec, "metric")
-		if err != nil {
-			return err
-		}
-		n, err := int64Col(rec, "n")
-		if err != nil {
-			return err
-		}
-		// Older sufstats versions return only some sums; the rest stay 0.
-		var sumCols []func(int) (*big.Int, bool)
-		for _, name := range sumColumns {
-			if len(rec.Schema().FieldIndices(name)) == 0 {
-				sumCols = append(sumCols, nil)
+		variant := row.variant
+		metric := row.metric
+		c := newCell(cohort, variant, metric)
+		c.N = row.n
+		for i, p := range c.sums() {
+			v, present, ok := row.sum(sumColumns[i])
+			if !present {
 				continue
 			}
-			col, err := bigCol(rec, name)
-			if err != nil {
-				return err
+			if !ok {
+				return fmt.Errorf("experiment %s cohort %s variant %s metric %s: NULL %s", e, cohort, variant, metric, sumColumns[i])
 			}
-			sumCols = append(sumCols, col)
+			*p = v
 		}
-		var maxCols []func(int) (*big.Int, bool)
-		for _, name := range []string{"max_abs_x", "max_abs_y", "max_abs_c"} {
-			if len(rec.Schema().FieldIndices(name)) == 0 {
-				continue
+		// Each unit adds at most max|x|², max|x||y|, ... to a sum, so
+		// n·max² < 2^126 proves that no 128-bit sum wrapped.
+		maxAbs := new(big.Int)
+		for _, v := range row.maxAbs {
+			if v == nil {
+				return fmt.Errorf("experiment %s cohort %s variant %s metric %s: NULL maximum", e, cohort, variant, metric)
 			}
-			col, err := bigCol(rec, name)
-			if err != nil {
-				return err
+			if v.CmpAbs(maxAbs) > 0 {
+				maxAbs = v
 			}
-			maxCols = append(maxCols, col)
 		}
-		if len(maxCols) == 0 {
-			return fmt.Errorf("result has no max_abs_x column: the overflow proof needs it")
+		bound := new(big.Int).Mul(maxAbs, maxAbs)
+		bound.Mul(bound, big.NewInt(c.N))
+		if bound.BitLen() > 126 {
+			if perExp[e] == nil {
+				perExp[e] = &OverflowError{Experiment: e, Cohort: c.Cohort, Variant: c.Variant, Metric: c.Metric}
+			}
+			return nil
 		}
-		for r := 0; r < int(rec.NumRows()); r++ {
-			e, _ := exp(r)
-			if !want[e] {
-				return fmt.Errorf("sufficient statistics for an experiment not analysed: %q", e)
-			}
-			cohort, _ := coh(r)
-			if cohort == sqlUnclassified {
-				cohort = UnclassifiedLeaf
-			}
-			variant, _ := vr(r)
-			metric, _ := met(r)
-			c := newCell(cohort, variant, metric)
-			c.N, _ = n(r)
-			for i, p := range c.sums() {
-				if sumCols[i] == nil {
-					continue
-				}
-				v, ok := sumCols[i](r)
-				if !ok {
-					return fmt.Errorf("experiment %s cohort %s variant %s metric %s: NULL %s", e, cohort, variant, metric, sumColumns[i])
-				}
-				*p = v
-			}
-			// Each unit adds at most max|x|², max|x||y|, ... to a sum, so
-			// n·max² < 2^126 proves that no 128-bit sum wrapped.
-			maxAbs := new(big.Int)
-			for _, col := range maxCols {
-				v, ok := col(r)
-				if !ok {
-					return fmt.Errorf("experiment %s cohort %s variant %s metric %s: NULL maximum", e, cohort, variant, metric)
-				}
-				if v.CmpAbs(maxAbs) > 0 {
-					maxAbs = v
-				}
-			}
-			bound := new(big.Int).Mul(maxAbs, maxAbs)
-			bound.Mul(bound, big.NewInt(c.N))
-			if bound.BitLen() > 126 {
-				if perExp[e] == nil {
-					perExp[e] = &OverflowError{Experiment: e, Cohort: c.Cohort, Variant: c.Variant, Metric: c.Metric}
-				}
-				continue
-			}
-			cells[e] = append(cells[e], c)
-		}
+		cells[e] = append(cells[e], c)
 		return nil
 	})
 	if err != nil {

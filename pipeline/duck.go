@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,9 +14,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/verity-analytics/verity/queries"
@@ -418,105 +414,97 @@ func (s *session) query(ctx context.Context, r rendered, params map[string]any, 
 	return nil
 }
 
-// arrowQuery runs a query template through duckdb-go's Arrow interface and
-// hands each record batch to fn.
-func (s *session) arrowQuery(ctx context.Context, r rendered, params map[string]any, fn func(arrow.RecordBatch) error) error {
-	args, err := boundParams(r.SQL, params)
+// sufstatsRow is one row of the sufstats template: a cell's identity, its
+// unit count, its exact sums (HUGEINT, which duckdb-go scans as *big.Int)
+// and the largest absolute per-unit values behind the overflow proof.
+type sufstatsRow struct {
+	experiment, cohort, variant, metric string
+	n                                   int64
+	sums                                map[string]*big.Int // absent: the version does not compute it; nil: NULL
+	maxAbs                              []*big.Int          // nil entries are NULLs
+}
+
+// sum returns a sum column's value, whether the template returned that
+// column, and whether the value was non-NULL.
+func (r sufstatsRow) sum(name string) (v *big.Int, present, ok bool) {
+	v, present = r.sums[name]
+	return v, present, v != nil
+}
+
+// scanSufstats reads one sufstats row by column name. Each column's type is
+// checked, so a template returning something unexpected is an error naming
+// the column, not a panic or a silent zero. Older sufstats versions return
+// only some sums; the rest stay absent.
+func scanSufstats(rows *sql.Rows) (sufstatsRow, error) {
+	names, err := rows.Columns()
 	if err != nil {
-		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
+		return sufstatsRow{}, err
 	}
-	err = s.conn.Raw(func(dc any) error {
-		c, ok := dc.(driver.Conn)
-		if !ok {
-			return fmt.Errorf("duckdb connection is %T, not a driver.Conn", dc)
-		}
-		ar, err := duckdb.NewArrowFromConn(c)
-		if err != nil {
-			return err
-		}
-		rdr, err := ar.QueryContext(ctx, r.SQL, args...)
-		if err != nil {
-			return err
-		}
-		defer rdr.Release()
-		for rdr.Next() {
-			if err := fn(rdr.RecordBatch()); err != nil {
-				return err
+	vals := make([]any, len(names))
+	dest := make([]any, len(names))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return sufstatsRow{}, err
+	}
+	row := sufstatsRow{sums: map[string]*big.Int{}}
+	seen := map[string]bool{}
+	isSum := map[string]bool{}
+	for _, n := range sumColumns {
+		isSum[n] = true
+	}
+	for i, name := range names {
+		v := vals[i]
+		seen[name] = true
+		switch {
+		case name == "experiment_id" || name == "cohort" || name == "variant" || name == "metric":
+			str, ok := v.(string)
+			if !ok {
+				return sufstatsRow{}, fmt.Errorf("column %q is %T, want a non-NULL string", name, v)
+			}
+			switch name {
+			case "experiment_id":
+				row.experiment = str
+			case "cohort":
+				row.cohort = str
+			case "variant":
+				row.variant = str
+			default:
+				row.metric = str
+			}
+		case name == "n":
+			n, ok := v.(int64)
+			if !ok {
+				return sufstatsRow{}, fmt.Errorf("column %q is %T, want a non-NULL BIGINT", name, v)
+			}
+			row.n = n
+		case isSum[name] || name == "max_abs_x" || name == "max_abs_y" || name == "max_abs_c":
+			var b *big.Int
+			switch x := v.(type) {
+			case nil:
+			case *big.Int:
+				b = x
+			default:
+				return sufstatsRow{}, fmt.Errorf("column %q is %T, want HUGEINT", name, v)
+			}
+			if isSum[name] {
+				row.sums[name] = b
+			} else {
+				row.maxAbs = append(row.maxAbs, b)
 			}
 		}
-		return rdr.Err()
-	})
-	if err != nil {
-		return s.engineError(fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err)))
 	}
-	s.runs[r.Name]++
-	return nil
-}
-
-// column helpers for Arrow records: each checks the column's type, so a
-// template returning something unexpected is an error, not a panic.
-
-func colIndex(rec arrow.RecordBatch, name string) (int, error) {
-	idx := rec.Schema().FieldIndices(name)
-	if len(idx) != 1 {
-		return 0, fmt.Errorf("result has no column %q", name)
-	}
-	return idx[0], nil
-}
-
-// stringCol reads a string column. Values are cloned: Arrow strings alias
-// the record's buffers, which are released with the record.
-func stringCol(rec arrow.RecordBatch, name string) (func(int) (string, bool), error) {
-	i, err := colIndex(rec, name)
-	if err != nil {
-		return nil, err
-	}
-	switch a := rec.Column(i).(type) {
-	case *array.String:
-		return func(r int) (string, bool) { return strings.Clone(a.Value(r)), a.IsValid(r) }, nil
-	case *array.LargeString:
-		return func(r int) (string, bool) { return strings.Clone(a.Value(r)), a.IsValid(r) }, nil
-	case *array.StringView:
-		return func(r int) (string, bool) { return strings.Clone(a.Value(r)), a.IsValid(r) }, nil
-	default:
-		return nil, fmt.Errorf("column %q is %s, want a string", name, a.DataType())
-	}
-}
-
-func int64Col(rec arrow.RecordBatch, name string) (func(int) (int64, bool), error) {
-	i, err := colIndex(rec, name)
-	if err != nil {
-		return nil, err
-	}
-	a, ok := rec.Column(i).(*array.Int64)
-	if !ok {
-		return nil, fmt.Errorf("column %q is %s, want int64", name, rec.Column(i).DataType())
-	}
-	return func(r int) (int64, bool) { return a.Value(r), a.IsValid(r) }, nil
-}
-
-// bigCol reads a HUGEINT column, which DuckDB exports as decimal128(38, 0).
-func bigCol(rec arrow.RecordBatch, name string) (func(int) (*big.Int, bool), error) {
-	i, err := colIndex(rec, name)
-	if err != nil {
-		return nil, err
-	}
-	a, ok := rec.Column(i).(*array.Decimal128)
-	if !ok {
-		return nil, fmt.Errorf("column %q is %s, want decimal128(38, 0)", name, rec.Column(i).DataType())
-	}
-	if dt, ok := a.DataType().(*arrow.Decimal128Type); !ok || dt.Scale != 0 {
-		return nil, fmt.Errorf("column %q is %s, want scale 0", name, a.DataType())
-	}
-	return func(r int) (*big.Int, bool) {
-		if !a.IsValid(r) {
-			return nil, false
+	for _, name := range []string{"experiment_id", "cohort", "variant", "metric", "n"} {
+		if !seen[name] {
+			return sufstatsRow{}, fmt.Errorf("result has no column %q", name)
 		}
-		return decimalBig(a.Value(r)), true
-	}, nil
+	}
+	if len(row.maxAbs) == 0 {
+		return sufstatsRow{}, fmt.Errorf("result has no max_abs_x column: the overflow proof needs it")
+	}
+	return row, nil
 }
-
-func decimalBig(n decimal128.Num) *big.Int { return n.BigInt() }
 
 // DuckDBVersion opens an in-memory DuckDB and reports its library version.
 func DuckDBVersion(ctx context.Context) (string, error) {

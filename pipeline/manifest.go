@@ -1,11 +1,16 @@
 package pipeline
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -59,15 +64,45 @@ type OutputFile struct {
 	SHA256 string `json:"sha256"`
 }
 
-// BuildInfo identifies the binary that produced a run.
+// BuildInfo identifies the binary that produced a run. ExecutableSHA256
+// is always present, whatever the build recorded (go run, -buildvcs=false,
+// a container build without .git): two runs with the same executable hash
+// ran the same code. Version is the release stamp when the build set one
+// (-ldflags -X ...pipeline.stampedVersion=v1.2.3, `make build VERSION=...`),
+// else the module version Go recorded.
 type BuildInfo struct {
-	Module    string `json:"module"`
-	Version   string `json:"version"`
-	Revision  string `json:"vcs_revision"`
-	Modified  bool   `json:"vcs_modified"`
-	GoVersion string `json:"go_version"`
-	GOOS      string `json:"goos"`
-	GOARCH    string `json:"goarch"`
+	Module           string   `json:"module"`
+	Version          string   `json:"version"`
+	Revision         string   `json:"vcs_revision"`
+	Modified         bool     `json:"vcs_modified"`
+	GoVersion        string   `json:"go_version"`
+	GOOS             string   `json:"goos"`
+	GOARCH           string   `json:"goarch"`
+	ExecutableSHA256 string   `json:"executable_sha256,omitempty"`
+	Dependencies     []string `json:"dependencies,omitempty"` // "path version" of every module linked in
+}
+
+// CodeID is the short identity of the code: the stamped version or VCS
+// revision when there is one, and always the executable's hash.
+func (b BuildInfo) CodeID() string {
+	id := "sha256:" + short16(b.ExecutableSHA256)
+	if b.ExecutableSHA256 == "" {
+		id = "sha256:unknown"
+	}
+	switch {
+	case b.Version != "" && b.Version != "(devel)":
+		return b.Version + " " + id
+	case b.Revision != "" && b.Revision != "unknown":
+		return revisionLabel(b) + " " + id
+	}
+	return id
+}
+
+func short16(s string) string {
+	if len(s) > 16 {
+		return s[:16]
+	}
+	return s
 }
 
 // Volatile holds what changes on every run.
@@ -98,24 +133,65 @@ func (m Manifest) Stable() Manifest {
 	return m
 }
 
+// stampedVersion is set by a release build:
+//
+//	go build -ldflags "-X github.com/verity-analytics/verity/pipeline.stampedVersion=v1.2.3" ./cmd/verity
+var stampedVersion string
+
+var (
+	exeOnce sync.Once
+	exeHash string
+)
+
+// executableSHA256 hashes the running executable once per process. It is
+// empty only when the file cannot be read (then the manifest says so by
+// its absence, and replay cannot match the code by hash).
+func executableSHA256() string {
+	exeOnce.Do(func() {
+		path, err := os.Executable()
+		if err != nil {
+			return
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return
+		}
+		exeHash = hex.EncodeToString(h.Sum(nil))
+	})
+	return exeHash
+}
+
 // CurrentBuild reads the running binary's build information.
 func CurrentBuild() BuildInfo {
 	b := BuildInfo{Version: "(devel)", Revision: "unknown", GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return b
-	}
-	b.Module = info.Main.Path
-	if info.Main.Version != "" {
-		b.Version = info.Main.Version
-	}
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			b.Revision = s.Value
-		case "vcs.modified":
-			b.Modified = s.Value == "true"
+	b.ExecutableSHA256 = executableSHA256()
+	if info, ok := debug.ReadBuildInfo(); ok {
+		b.Module = info.Main.Path
+		if info.Main.Version != "" {
+			b.Version = info.Main.Version
 		}
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				b.Revision = s.Value
+			case "vcs.modified":
+				b.Modified = s.Value == "true"
+			}
+		}
+		for _, d := range info.Deps {
+			if d.Replace != nil {
+				d = d.Replace
+			}
+			b.Dependencies = append(b.Dependencies, d.Path+" "+d.Version)
+		}
+	}
+	if stampedVersion != "" {
+		b.Version = stampedVersion
 	}
 	return b
 }

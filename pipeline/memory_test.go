@@ -36,7 +36,7 @@ const memoryLimit = "64MB"
 func buildVerity(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "verity")
-	cmd := exec.Command("go", "build", "-tags", "duckdb_arrow", "-o", bin, "github.com/verity-analytics/verity/cmd/verity")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/verity-analytics/verity/cmd/verity")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build verity: %v\n%s", err, out)
 	}

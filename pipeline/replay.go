@@ -1098,6 +1098,9 @@ func replayCauses(old, cur *Manifest, pinned []string) []string {
 		if ob.GOOS != nb.GOOS || ob.GOARCH != nb.GOARCH {
 			parts = append(parts, fmt.Sprintf("platform %s/%s -> %s/%s", ob.GOOS, ob.GOARCH, nb.GOOS, nb.GOARCH))
 		}
+		if ob.ExecutableSHA256 != nb.ExecutableSHA256 {
+			parts = append(parts, fmt.Sprintf("executable sha256 %s -> %s", short(orUnknown(ob.ExecutableSHA256)), short(orUnknown(nb.ExecutableSHA256))))
+		}
 		if len(parts) > 0 {
 			causes = append(causes, "code version: "+strings.Join(parts, ", "))
 		}
@@ -1139,7 +1142,8 @@ func replayCauses(old, cur *Manifest, pinned []string) []string {
 
 	if len(causes) == 0 {
 		c := "no recorded cause: spec, templates, inputs, DuckDB and build all match"
-		if cur.Build != nil && (cur.Build.Revision == "unknown" || cur.Build.Modified || old.Build == nil || old.Build.Modified) {
+		sameExe := old.Build != nil && cur.Build != nil && old.Build.ExecutableSHA256 != "" && old.Build.ExecutableSHA256 == cur.Build.ExecutableSHA256
+		if !sameExe && cur.Build != nil && (cur.Build.Revision == "unknown" || cur.Build.Modified || old.Build == nil || old.Build.Modified) {
 			c += ", but the build revision is unknown or modified, so a code change is the likely cause"
 		} else {
 			c += " (non-deterministic output?)"
@@ -1154,6 +1158,13 @@ func replayOrNull(b json.RawMessage) []byte {
 		return []byte("null")
 	}
 	return b
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 func revisionLabel(b BuildInfo) string {

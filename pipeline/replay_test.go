@@ -453,6 +453,25 @@ func TestReplayCausesBuildAndDuckDB(t *testing.T) {
 	if len(same) != 1 || !strings.HasPrefix(same[0], "no recorded cause") {
 		t.Errorf("identical manifests: %q", same)
 	}
+
+	// Without VCS information (go run, -buildvcs=false) the executable's
+	// hash still tells two builds apart, and still proves them the same.
+	novcs := base
+	nb := *base.Build
+	nb.Revision, nb.ExecutableSHA256 = "unknown", strings.Repeat("a", 64)
+	novcs.Build = &nb
+	other := novcs
+	ob := nb
+	ob.ExecutableSHA256 = strings.Repeat("b", 64)
+	other.Build = &ob
+	got = replayCauses(&novcs, &other, nil)
+	if want := "code version: executable sha256 aaaaaaaaaaaa -> bbbbbbbbbbbb"; len(got) != 1 || got[0] != want {
+		t.Errorf("executables differ: causes %q, want [%q]", got, want)
+	}
+	got = replayCauses(&novcs, &novcs, nil)
+	if len(got) != 1 || strings.Contains(got[0], "likely cause") {
+		t.Errorf("same executable without VCS: %q, want no code suspicion", got)
+	}
 }
 
 // TestReplayOutputsEditedOnDisk: a replay first checks the run's files on

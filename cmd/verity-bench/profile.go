@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,9 +18,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/apache/arrow-go/v18/arrow"
-	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/verity-analytics/verity/pipeline"
 )
@@ -170,7 +166,7 @@ func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 			rowsOut := ""
 			switch name {
 			case "sufstats":
-				n, err := arrowRows(ctx, conn, stmt, sp)
+				n, err := queryRows(ctx, conn, stmt, sp)
 				if err != nil {
 					return exitFailed, fmt.Errorf("%s: %w", label, err)
 				}
@@ -270,35 +266,23 @@ func hashFiles(ctx context.Context, files []string, workers int) (time.Duration,
 	return time.Since(t0), ctx.Err()
 }
 
-// arrowRows runs a query through duckdb-go's Arrow interface, as the
-// pipeline fetches sufstats, and counts the rows.
-func arrowRows(ctx context.Context, conn *sql.Conn, text string, p map[string]any) (int64, error) {
+// queryRows runs a query through database/sql, as the pipeline fetches
+// sufstats, and counts the rows.
+func queryRows(ctx context.Context, conn *sql.Conn, text string, p map[string]any) (int64, error) {
 	args, err := bind(text, p)
 	if err != nil {
 		return 0, err
 	}
+	rows, err := conn.QueryContext(ctx, text, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
 	var n int64
-	err = conn.Raw(func(dc any) error {
-		c, ok := dc.(driver.Conn)
-		if !ok {
-			return fmt.Errorf("duckdb connection is %T", dc)
-		}
-		ar, err := duckdb.NewArrowFromConn(c)
-		if err != nil {
-			return err
-		}
-		rdr, err := ar.QueryContext(ctx, text, args...)
-		if err != nil {
-			return err
-		}
-		defer rdr.Release()
-		for rdr.Next() {
-			var rec arrow.RecordBatch = rdr.RecordBatch()
-			n += rec.NumRows()
-		}
-		return rdr.Err()
-	})
-	return n, err
+	for rows.Next() {
+		n++
+	}
+	return n, rows.Err()
 }
 
 func startProfiling(ctx context.Context, conn *sql.Conn, path string) error {

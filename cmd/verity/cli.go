@@ -204,6 +204,10 @@ func versionCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if b.Modified {
 		modified = " (modified)"
 	}
-	fmt.Fprintf(stdout, "verity %s revision %s%s\n%s %s/%s\nduckdb %s\n", b.Version, b.Revision, modified, b.GoVersion, b.GOOS, b.GOARCH, v)
+	exe := b.ExecutableSHA256
+	if exe == "" {
+		exe = "unknown (the executable could not be read)"
+	}
+	fmt.Fprintf(stdout, "verity %s revision %s%s\nexecutable sha256 %s\n%s %s/%s\nduckdb %s\n", b.Version, b.Revision, modified, exe, b.GoVersion, b.GOOS, b.GOARCH, v)
 	return nil
 }
