@@ -310,7 +310,20 @@ func analyse(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[str
 			chk.Observed = append(chk.Observed, n)
 			obs[i] = float64(n)
 		}
-		res, err := stats.SRM(obs, shares)
+		// A private release's counts carry noise of a known sd: the
+		// noise-aware test, so that noise alone does not read as a
+		// mismatch (Pearson's χ² on noisy counts does).
+		var res stats.SRMResult
+		var err error
+		if sd, ok := noise[noiseKey(coh, spec.Metrics[0].Name)]; ok {
+			sds := make([]float64, len(obs))
+			for i := range sds {
+				sds[i] = sd.N
+			}
+			res, err = stats.SRMNoisy(obs, shares, sds)
+		} else {
+			res, err = stats.SRM(obs, shares)
+		}
 		if err != nil {
 			chk.Status = "not tested: no units"
 			chk.Expected = make([]float64, len(shares))
