@@ -281,7 +281,7 @@ const StatusNoEvent = "event not in window"
 func CheckData(ctx context.Context, specs []*Spec, opts Options) ([]PlannedGroup, []Result) {
 	results := make([]Result, len(specs))
 	for i, s := range specs {
-		results[i] = Result{SpecFile: s.Path(), Experiment: s.Experiment}
+		results[i] = Result{SpecFile: s.Path(), Experiment: s.Experiment, Name: s.OutputName()}
 	}
 	if opts.OutDir == "" {
 		opts.OutDir = "."

@@ -133,7 +133,7 @@ func TestLedgerRoutes(t *testing.T) {
 	if entries, _ := filepath.Glob(filepath.Join(r.host.StateDir, "ledgers", "*.json")); len(entries) != 1 {
 		t.Errorf("ledgers: %v, want the one of the data source", entries)
 	}
-	if entries, _ := filepath.Glob(filepath.Join(r.dir, "out", "checkout-button", "*.json")); len(entries) != 0 {
+	if entries, _ := filepath.Glob(filepath.Join(r.dir, "out", "checkout-button-private", "*.json")); len(entries) != 0 {
 		t.Errorf("a ledger or other state under --out: %v", entries)
 	}
 
@@ -204,7 +204,7 @@ func TestLedgerMissingCorruptOrUnregistered(t *testing.T) {
 			if err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), want) {
 				t.Fatalf("want exit 78 naming %s, got %v (exit %d)", want, err, ExitCode(err))
 			}
-			if entries, _ := os.ReadDir(filepath.Join(r.dir, "out", "checkout-button")); len(entries) > 1 {
+			if entries, _ := os.ReadDir(filepath.Join(r.dir, "out", "checkout-button-private")); len(entries) > 1 {
 				t.Errorf("a refused release left %v", entries)
 			}
 		})

@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -64,6 +67,14 @@ type ResultRow struct {
 	NoiseSDSum       *float64 `parquet:"noise_sd_sum,optional"`
 	CollapsedFrom    string   `parquet:"collapsed_from"`
 	Status           string   `parquet:"status"`
+	// Name is the spec's output name (name:, default the experiment);
+	// NominalDate and SpecSHA256 identify the night and the spec, so that
+	// nightly outputs stack without parsing paths. NominalDate is a Parquet
+	// DATE (days since 1970-01-01) and YYYY-MM-DD in the CSV. They come
+	// last, so that the earlier columns keep their positions.
+	Name        string `parquet:"name"`
+	NominalDate int32  `parquet:"nominal_date,date"`
+	SpecSHA256  string `parquet:"spec_sha256"`
 }
 
 // resultColumns defines results.csv: the header and how each field is
@@ -116,6 +127,9 @@ var resultColumns = []struct {
 	{"noise_sd_sum", func(r *ResultRow) string { return fmtOpt(r.NoiseSDSum) }},
 	{"collapsed_from", func(r *ResultRow) string { return r.CollapsedFrom }},
 	{"status", func(r *ResultRow) string { return r.Status }},
+	{"name", func(r *ResultRow) string { return r.Name }},
+	{"nominal_date", func(r *ResultRow) string { return time.Unix(int64(r.NominalDate)*86400, 0).UTC().Format(time.DateOnly) }},
+	{"spec_sha256", func(r *ResultRow) string { return r.SpecSHA256 }},
 }
 
 // FormatFloat writes a float in Verity's canonical form: the shortest
@@ -223,11 +237,14 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// encodeOutputs encodes a run's five output files, in commit order:
+// encodeOutputs encodes a run's six output files, in commit order:
 // results.csv, results.parquet, quality.json (quality is an exact run's
 // QualityReport or a private run's PrivateQuality), decisions.json and
 // the rendered report.
-func encodeOutputs(rows []ResultRow, quality any, decisions Decisions, page []byte) ([]outputFile, error) {
+func encodeOutputs(st rowStamp, rows []ResultRow, quality any, decisions Decisions, page []byte) ([]outputFile, error) {
+	if err := st.apply(rows); err != nil {
+		return nil, err
+	}
 	csvBytes, err := EncodeResultsCSV(rows)
 	if err != nil {
 		return nil, err
@@ -250,5 +267,104 @@ func encodeOutputs(rows []ResultRow, quality any, decisions Decisions, page []by
 		{Name: "quality.json", Data: qualityJSON},
 		{Name: "decisions.json", Data: decisionsJSON},
 		{Name: "report.html", Data: page},
+		{Name: "results.schema.json", Data: resultsSchema},
 	}, nil
+}
+
+// rowStamp is what every row of a run shares: the spec's output name, the
+// nominal date and the spec's hash.
+type rowStamp struct {
+	name, date, specHash string
+}
+
+func (st rowStamp) apply(rows []ResultRow) error {
+	d, err := time.Parse(time.DateOnly, st.date)
+	if err != nil {
+		return fmt.Errorf("nominal date %q: %w", st.date, err)
+	}
+	days := int32(d.Unix() / 86400)
+	for i := range rows {
+		rows[i].Name, rows[i].NominalDate, rows[i].SpecSHA256 = st.name, days, st.specHash
+	}
+	return nil
+}
+
+// resultsSchema is results.schema.json, written beside every results.csv:
+// a Frictionless Table Schema (https://specs.frictionlessdata.io/table-schema/)
+// naming each column's type, so that pandas, DuckDB or dbt read the CSV
+// with the types of results.parquet rather than guessing (an all-empty
+// collapsed_from column is text, not a float of NaNs). It is derived from
+// ResultRow and resultColumns, so it cannot drift from the files.
+var resultsSchema = mustResultsSchema()
+
+// SchemaField is one column of results.schema.json.
+type SchemaField struct {
+	Name        string `json:"name"`
+	Type        string `json:"type"`             // string, integer, number, boolean or date
+	Format      string `json:"format,omitempty"` // date: %Y-%m-%d
+	PandasDType string `json:"pandas_dtype"`     // the dtype= that reads it faithfully
+	Nullable    bool   `json:"nullable"`         // an empty field means missing (Parquet NULL)
+	Description string `json:"description,omitempty"`
+}
+
+// ResultsSchema is the layout of results.schema.json.
+type ResultsSchema struct {
+	Profile       string        `json:"profile"`
+	Fields        []SchemaField `json:"fields"`
+	MissingValues []string      `json:"missingValues"`
+	PrimaryKey    []string      `json:"primaryKey"`
+}
+
+func mustResultsSchema() []byte {
+	s, err := buildResultsSchema()
+	if err != nil {
+		panic(err) // a programming error in ResultRow's tags, caught by every test
+	}
+	b, err := marshalJSON(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func buildResultsSchema() (ResultsSchema, error) {
+	s := ResultsSchema{Profile: "tabular-data-resource", MissingValues: []string{""},
+		PrimaryKey: []string{"experiment", "name", "nominal_date", "cohort", "metric", "variant"}}
+	byTag := map[string]reflect.StructField{}
+	t := reflect.TypeOf(ResultRow{})
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("parquet"), ",")
+		byTag[name] = f
+	}
+	for _, c := range resultColumns {
+		f, ok := byTag[c.name]
+		if !ok {
+			return s, fmt.Errorf("results.csv column %q has no ResultRow field", c.name)
+		}
+		field := SchemaField{Name: c.name}
+		typ := f.Type
+		if typ.Kind() == reflect.Pointer {
+			field.Nullable = true
+			typ = typ.Elem()
+		}
+		switch {
+		case strings.Contains(f.Tag.Get("parquet"), ",date"):
+			field.Type, field.Format, field.PandasDType = "date", "%Y-%m-%d", "string"
+			field.Description = "parse with parse_dates=['" + c.name + "']"
+		case typ.Kind() == reflect.String:
+			field.Type, field.PandasDType = "string", "string"
+			field.Nullable = c.name == "collapsed_from"
+		case typ.Kind() == reflect.Int64:
+			field.Type, field.PandasDType = "integer", "Int64"
+		case typ.Kind() == reflect.Float64:
+			field.Type, field.PandasDType = "number", "float64"
+		case typ.Kind() == reflect.Bool:
+			field.Type, field.PandasDType = "boolean", "boolean"
+		default:
+			return s, fmt.Errorf("results.csv column %q: no schema type for %s", c.name, f.Type)
+		}
+		s.Fields = append(s.Fields, field)
+	}
+	return s, nil
 }

@@ -19,7 +19,7 @@ func f64(v float64) *float64 { return &v }
 
 func TestResultsCSVAndParquetAgree(t *testing.T) {
 	rows := []ResultRow{
-		{Experiment: "e", Cohort: "(all)", Metric: "m", Kind: "mean", Role: "goal", Variant: "t", Control: "c", NControl: 10, NVariant: 12,
+		{Experiment: "e", Name: "n", NominalDate: 20411, SpecSHA256: "abc", Cohort: "(all)", Metric: "m", Kind: "mean", Role: "goal", Variant: "t", Control: "c", NControl: 10, NVariant: 12,
 			MeanControl: f64(0.1), MeanVariant: f64(1.0 / 3), AbsEffect: f64(-2.5e-17), PValue: f64(1), CILevel: 0.95,
 			Interval: "fixed_horizon", Underpowered: true, Status: "ok"},
 		{Experiment: "e", Cohort: "a,b", Metric: "m", Kind: "mean", Role: "secondary", Variant: "t", Control: "c", CILevel: 0.95,
@@ -33,7 +33,8 @@ func TestResultsCSVAndParquetAgree(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("want header + 2 rows, got %q", csvBytes)
 	}
-	if want := "e,(all),m,mean,goal,t,c,10,12,0.1,0.3333333333333333,,,-2.5e-17,,,,,,,1,,,,,0.95,fixed_horizon,,,,,true,,false,false,,,,ok"; lines[1] != want {
+	// Day 20411 after 1970-01-01 is 2025-11-19.
+	if want := "e,(all),m,mean,goal,t,c,10,12,0.1,0.3333333333333333,,,-2.5e-17,,,,,,,1,,,,,0.95,fixed_horizon,,,,,true,,false,false,,,,ok,n,2025-11-19,abc"; lines[1] != want {
 		t.Errorf("row 1:\n got %s\nwant %s", lines[1], want)
 	}
 	if !strings.Contains(lines[2], `"a,b"`) {

@@ -279,7 +279,7 @@ func TestLedgerOverNights(t *testing.T) {
 			if !errors.Is(err, privacy.ErrBudgetExhausted) || ExitCode(err) != ExitConfig {
 				t.Fatalf("night %d: want a budget refusal (exit 78), got %v", night, err)
 			}
-			if _, statErr := os.Stat(filepath.Join(out, "checkout-button", fmt.Sprintf("2026-11-%d", night))); statErr == nil {
+			if _, statErr := os.Stat(filepath.Join(out, "checkout-button-private", fmt.Sprintf("2026-11-%d", night))); statErr == nil {
 				t.Fatalf("night %d: refused run left an output folder", night)
 			}
 			refused = true
@@ -301,7 +301,7 @@ func TestPrivateRerunSameFolder(t *testing.T) {
 	out := t.TempDir()
 	host := fixtureHost(t, 40)
 	read := func() (map[string][]byte, Manifest) {
-		dir := filepath.Join(out, "checkout-button", "2026-11-19")
+		dir := filepath.Join(out, "checkout-button-private", "2026-11-19")
 		files := map[string][]byte{}
 		for _, f := range []string{"results.csv", "results.parquet", "quality.json", "decisions.json", "report.html"} {
 			b, err := os.ReadFile(filepath.Join(dir, f))
@@ -359,7 +359,7 @@ func TestPrivateReplayRefusesPins(t *testing.T) {
 	if _, err := runPrivate(t, host, privateFixture, out, k[:], ""); err != nil {
 		t.Fatal(err)
 	}
-	manifest := filepath.Join(out, "checkout-button", "2026-11-19", "manifest.json")
+	manifest := filepath.Join(out, "checkout-button-private", "2026-11-19", "manifest.json")
 	_, err := Replay(context.Background(), manifest, ReplayOptions{Pins: map[string]string{"traces": "v2"}, Host: host})
 	if err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), "outside the privacy ledger") {
 		t.Fatalf("pinned private replay: want exit 78, got %v", err)

@@ -100,7 +100,7 @@ func publishPrivate(f privateFacts, rel *privateRelease) (*publication, error) {
 	if err != nil {
 		return nil, fmt.Errorf("report.html: %w", err)
 	}
-	files, err := encodeOutputs(rows, PrivateQuality{
+	files, err := encodeOutputs(rowStamp{spec.OutputName(), date, f.SpecHash}, rows, PrivateQuality{
 		Experiment: spec.Experiment, NominalDate: date,
 		Note:       "private release: the quality gates are decided on noisy per-unit counts (each statistic's noise sd is given); the exact counts are restricted operator data, not part of this release",
 		Statistics: rel.Gates, Checks: checks,
@@ -178,7 +178,7 @@ func (j *job) finishPrivate(ctx context.Context, opts Options) (*Outcome, error)
 	if perr != nil {
 		return nil, perr
 	}
-	expDir := filepath.Join(opts.OutDir, spec.Experiment) // locked since prepare
+	expDir := filepath.Join(opts.OutDir, spec.OutputName()) // locked since prepare
 	baseline := opts.Baseline
 	if !opts.BaselinePinned {
 		baseline = readBaseline(expDir, date)

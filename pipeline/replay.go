@@ -487,7 +487,7 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 		}
 		defer os.RemoveAll(tmp)
 		outRoot = tmp
-	} else if replaySameDir(filepath.Join(outRoot, old.Experiment, old.NominalDate), filepath.Dir(manifestPath)) {
+	} else if replaySameDir(filepath.Join(outRoot, spec.OutputName(), old.NominalDate), filepath.Dir(manifestPath)) {
 		return nil, fmt.Errorf("%w: --out %s would replace the run being replayed; choose another folder", ErrUsage, outRoot)
 	}
 

@@ -38,6 +38,7 @@ func buildReport(in reportInput) report.Data {
 	st := in.spec.Statistics
 	d := report.Data{
 		Experiment:     in.spec.Experiment,
+		Name:           in.spec.Name,
 		NominalDate:    in.date,
 		WindowStart:    in.spec.Window.Start,
 		WindowEnd:      in.spec.Window.End,

@@ -104,11 +104,21 @@ type Outcome struct {
 type Result struct {
 	SpecFile   string
 	Experiment string
+	Name       string // the spec's output name (name:, default the experiment)
 	Outcome    *Outcome
 	Err        error
 	Skipped    string
 	// Warnings are findings that do not fail the spec (CheckData).
 	Warnings []string
+}
+
+// Label names the result in summary lines: its output name, with the
+// experiment when the two differ.
+func (r Result) Label() string {
+	if r.Name == "" || r.Name == r.Experiment {
+		return r.Experiment
+	}
+	return r.Name + " (experiment " + r.Experiment + ")"
 }
 
 // Run analyses one spec end to end and commits its outputs. Any error is
@@ -194,15 +204,18 @@ func (o Options) withDefaults() (Options, error) {
 // order.
 func planJobs(ctx context.Context, specs []*Spec, opts Options, lock bool) (jobs []*job, groups [][]*job) {
 	hashes := map[string]InputFile{}
-	dup := duplicateExperiments(specs)
+	dup := duplicateNames(specs)
 	index := map[string]int{}
+	// Results of a pass are split by experiment, so two specs of the same
+	// experiment (under different names) never share a pass.
+	seen := map[string]int{}
 	jobs = make([]*job, len(specs))
 	for i, s := range specs {
 		logger := opts.Logger
 		if s.Privacy != nil && s.Privacy.Enabled {
 			logger = slog.New(untimed{logger.Handler()})
 		}
-		j := &job{spec: s, started: opts.now(), log: logger.With("run_id", opts.RunID, "experiment", s.Experiment)}
+		j := &job{spec: s, started: opts.now(), log: logger.With(jobLogAttrs(opts.RunID, s)...)}
 		jobs[i] = j
 		if j.err = dup[i]; j.err == nil {
 			j.prepare(ctx, opts, hashes, lock)
@@ -210,10 +223,13 @@ func planJobs(ctx context.Context, specs []*Spec, opts Options, lock bool) (jobs
 		if j.err != nil || j.skipped != "" {
 			continue
 		}
-		k, ok := index[j.groupKey]
+		nth := seen[j.groupKey+"\x00"+s.Experiment]
+		seen[j.groupKey+"\x00"+s.Experiment]++
+		key := fmt.Sprintf("%s\x00%d", j.groupKey, nth)
+		k, ok := index[key]
 		if !ok {
 			k = len(groups)
-			index[j.groupKey] = k
+			index[key] = k
 			groups = append(groups, nil)
 		}
 		groups[k] = append(groups[k], j)
@@ -230,7 +246,7 @@ func planJobs(ctx context.Context, specs []*Spec, opts Options, lock bool) (jobs
 func RunAll(ctx context.Context, specs []*Spec, opts Options) []Result {
 	results := make([]Result, len(specs))
 	for i, s := range specs {
-		results[i] = Result{SpecFile: s.Path(), Experiment: s.Experiment}
+		results[i] = Result{SpecFile: s.Path(), Experiment: s.Experiment, Name: s.OutputName()}
 	}
 	fail := func(err error) []Result {
 		for i := range results {
@@ -271,16 +287,16 @@ func RunAll(ctx context.Context, specs []*Spec, opts Options) []Result {
 	return results
 }
 
-// duplicateExperiments returns, by spec index, an error for every spec
-// whose experiment another spec of the same run also analyses: both would
-// write the same output folder.
-func duplicateExperiments(specs []*Spec) map[int]error {
-	byExp := map[string][]int{}
+// duplicateNames returns, by spec index, an error for every spec whose
+// output name (name:, default the experiment) another spec of the same run
+// also uses: both would write the same output folder.
+func duplicateNames(specs []*Spec) map[int]error {
+	byName := map[string][]int{}
 	for i, s := range specs {
-		byExp[s.Experiment] = append(byExp[s.Experiment], i)
+		byName[s.OutputName()] = append(byName[s.OutputName()], i)
 	}
 	out := map[int]error{}
-	for exp, idx := range byExp {
+	for name, idx := range byName {
 		if len(idx) < 2 {
 			continue
 		}
@@ -289,7 +305,11 @@ func duplicateExperiments(specs []*Spec) map[int]error {
 			files = append(files, specs[k].Path())
 		}
 		for _, k := range idx {
-			out[k] = &SpecError{File: specs[k].Path(), Key: "experiment", Err: fmt.Errorf("experiment %s is analysed by %d specs in one run (%s); give each its own run", exp, len(idx), strings.Join(files, ", "))}
+			key := "experiment"
+			if specs[k].Name != "" {
+				key = "name"
+			}
+			out[k] = &SpecError{File: specs[k].Path(), Key: key, Err: fmt.Errorf("output folder %s is written by %d specs in one run (%s); give each spec its own name: (it defaults to the experiment)", name, len(idx), strings.Join(files, ", "))}
 		}
 	}
 	return out
@@ -353,7 +373,7 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]Input
 	// One run at a time per experiment folder: a second run fails at once
 	// (exit 1, retry) instead of after doing all its work.
 	if lock {
-		if j.lock, j.err = lockDir(filepath.Join(opts.OutDir, spec.Experiment)); j.err != nil {
+		if j.lock, j.err = lockDir(filepath.Join(opts.OutDir, spec.OutputName())); j.err != nil {
 			return
 		}
 	}
@@ -636,7 +656,7 @@ type PlannedGroup struct {
 func Plan(ctx context.Context, specs []*Spec, opts Options) ([]PlannedGroup, []Result) {
 	results := make([]Result, len(specs))
 	for i, s := range specs {
-		results[i] = Result{SpecFile: s.Path(), Experiment: s.Experiment}
+		results[i] = Result{SpecFile: s.Path(), Experiment: s.Experiment, Name: s.OutputName()}
 	}
 	if opts.OutDir == "" {
 		opts.OutDir = "."
@@ -699,7 +719,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	annotateRows(spec, rows)
 	j.phase("statistics", t0)
 
-	expDir := filepath.Join(opts.OutDir, spec.Experiment) // locked since prepare
+	expDir := filepath.Join(opts.OutDir, spec.OutputName()) // locked since prepare
 
 	baseline := opts.Baseline
 	if !opts.BaselinePinned {
@@ -732,7 +752,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, fmt.Errorf("report.html: %w", err)
 	}
-	files, err := encodeOutputs(rows, QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: checks}, decisions, page)
+	files, err := encodeOutputs(rowStamp{spec.OutputName(), date, j.specHash}, rows, QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: checks}, decisions, page)
 	if err != nil {
 		return nil, err
 	}
@@ -804,4 +824,14 @@ func newRunID() string {
 		return "run-unknown"
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// jobLogAttrs are the attributes of every log line about one spec: the
+// run, the experiment and, when the spec names itself, its name.
+func jobLogAttrs(runID string, s *Spec) []any {
+	attrs := []any{"run_id", runID, "experiment", s.Experiment}
+	if s.Name != "" {
+		attrs = append(attrs, "name", s.Name)
+	}
+	return attrs
 }

@@ -31,9 +31,14 @@ var TemplateNames = []string{"traces", "assignment", "events", "unit_metrics", "
 type Spec struct {
 	// Version selects the spec format; it must be 1.
 	Version int `yaml:"version" json:"version"`
-	// Experiment is the experiment key (trace column experiment_id) and the
-	// name of the experiment's output folder.
-	Experiment  string `yaml:"experiment" json:"experiment"`
+	// Experiment is the experiment key (trace column experiment_id) and,
+	// unless Name is set, the name of the output folder.
+	Experiment string `yaml:"experiment" json:"experiment"`
+	// Name names this analysis: its output folder and the report's title.
+	// Optional (default: the experiment). Two specs analysing the same
+	// experiment (a private and an exact one, two metric sets) each need
+	// their own name to run together.
+	Name        string `yaml:"name,omitempty" json:"name,omitempty"`
 	Description string `yaml:"description,omitempty" json:"description,omitempty"`
 	// Inputs are the Parquet files, as globs relative to the spec's folder.
 	Inputs Inputs `yaml:"inputs" json:"inputs"`
@@ -299,6 +304,15 @@ func ParseSpec(name string, data []byte) (*Spec, error) {
 // Path returns the file the spec was loaded from.
 func (s *Spec) Path() string { return s.path }
 
+// OutputName is the analysis's name: its output folder under --out and the
+// report's title. It is Name when set, else the experiment.
+func (s *Spec) OutputName() string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return s.Experiment
+}
+
 var (
 	keyRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 	leafRE    = regexp.MustCompile(`^[A-Za-z0-9-][A-Za-z0-9_-]*(/[A-Za-z0-9-][A-Za-z0-9_-]*)*$`)
@@ -317,6 +331,9 @@ func (s *Spec) Validate() error {
 	}
 	if !keyRE.MatchString(s.Experiment) || s.Experiment == "." || s.Experiment == ".." {
 		return s.errf("experiment", "want 1-128 letters, digits, '.', '_' or '-' (it names the output folder), got %q", s.Experiment)
+	}
+	if s.Name != "" && (!keyRE.MatchString(s.Name) || s.Name == "." || s.Name == "..") {
+		return s.errf("name", "want 1-128 letters, digits, '.', '_' or '-' starting with a letter or digit (it names the output folder), got %q", s.Name)
 	}
 	if len(s.Inputs.Traces) == 0 {
 		return s.errf("inputs.traces", "want at least one glob")

@@ -39,7 +39,7 @@ func TestPrivateRunFromTheCommandLine(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("private run: exit %d: %s %s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.HasPrefix(r.stdout, "ok     checkout-button  ") {
+	if !strings.HasPrefix(r.stdout, "ok     checkout-button-private (experiment checkout-button)  ") {
 		t.Errorf("stdout %q", r.stdout)
 	}
 	for i, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
@@ -53,7 +53,7 @@ func TestPrivateRunFromTheCommandLine(t *testing.T) {
 			}
 		}
 	}
-	m, err := os.ReadFile(filepath.Join(root, "out", "checkout-button", "2026-11-19", "manifest.json"))
+	m, err := os.ReadFile(filepath.Join(root, "out", "checkout-button-private", "2026-11-19", "manifest.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

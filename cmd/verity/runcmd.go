@@ -169,13 +169,13 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 		var gate *pipeline.GateError
 		switch {
 		case r.Skipped != "":
-			fmt.Fprintf(stdout, "skip   %s  %s\n", r.Experiment, r.Skipped)
+			fmt.Fprintf(stdout, "skip   %s  %s\n", r.Label(), r.Skipped)
 		case errors.As(r.Err, &gate):
-			fmt.Fprintf(stdout, "BLOCK  %s  exit %d: %v\n", r.Experiment, pipeline.ExitCode(r.Err), r.Err)
+			fmt.Fprintf(stdout, "BLOCK  %s  exit %d: %v\n", r.Label(), pipeline.ExitCode(r.Err), r.Err)
 		case r.Err != nil:
-			fmt.Fprintf(stdout, "FAIL   %s (%s)  exit %d: %v\n", r.Experiment, r.SpecFile, pipeline.ExitCode(r.Err), r.Err)
+			fmt.Fprintf(stdout, "FAIL   %s (%s)  exit %d: %v\n", r.Label(), r.SpecFile, pipeline.ExitCode(r.Err), r.Err)
 		default:
-			fmt.Fprintf(stdout, "ok     %s  %d rows  verdict %s  %s\n", r.Experiment, r.Outcome.Rows, r.Outcome.Verdict, r.Outcome.Dir)
+			fmt.Fprintf(stdout, "ok     %s  %d rows  verdict %s  %s\n", r.Label(), r.Outcome.Rows, r.Outcome.Verdict, r.Outcome.Dir)
 		}
 		if r.Err != nil {
 			worst = worse(worst, pipeline.ExitCode(r.Err))
@@ -229,16 +229,16 @@ func dataReport(ctx context.Context, specs []*pipeline.Spec, opts pipeline.Optio
 	for _, r := range results {
 		switch {
 		case r.Skipped != "":
-			fmt.Fprintf(stdout, "skip   %s  %s\n", r.Experiment, r.Skipped)
+			fmt.Fprintf(stdout, "skip   %s  %s\n", r.Label(), r.Skipped)
 		case r.Err != nil:
 			code := pipeline.ExitCode(r.Err)
-			fmt.Fprintf(stdout, "FAIL   %s (%s)  exit %d: %v\n", r.Experiment, r.SpecFile, code, r.Err)
+			fmt.Fprintf(stdout, "FAIL   %s (%s)  exit %d: %v\n", r.Label(), r.SpecFile, code, r.Err)
 			worst = worse(worst, code)
 			errs = append(errs, r.Err)
 		case len(r.Warnings) > 0:
-			fmt.Fprintf(stdout, "warn   %s  %s\n", r.Experiment, strings.Join(r.Warnings, "; "))
+			fmt.Fprintf(stdout, "warn   %s  %s\n", r.Label(), strings.Join(r.Warnings, "; "))
 		default:
-			fmt.Fprintf(stdout, "ok     %s  valid: spec, key, inputs, schemas and every metric event present in the window\n", r.Experiment)
+			fmt.Fprintf(stdout, "ok     %s  valid: spec, key, inputs, schemas and every metric event present in the window\n", r.Label())
 		}
 	}
 	return summarize(worst, errs, len(results))
@@ -251,14 +251,14 @@ func planReport(ctx context.Context, specs []*pipeline.Spec, opts pipeline.Optio
 	for _, r := range results {
 		switch {
 		case r.Skipped != "":
-			fmt.Fprintf(stdout, "skip   %s  %s\n", r.Experiment, r.Skipped)
+			fmt.Fprintf(stdout, "skip   %s  %s\n", r.Label(), r.Skipped)
 		case r.Err != nil:
 			code := pipeline.ExitCode(r.Err)
-			fmt.Fprintf(stdout, "FAIL   %s (%s)  exit %d: %v\n", r.Experiment, r.SpecFile, code, r.Err)
+			fmt.Fprintf(stdout, "FAIL   %s (%s)  exit %d: %v\n", r.Label(), r.SpecFile, code, r.Err)
 			worst = worse(worst, code)
 			errs = append(errs, r.Err)
 		default:
-			fmt.Fprintf(stdout, "ok     %s  valid: spec, key, inputs and schemas\n", r.Experiment)
+			fmt.Fprintf(stdout, "ok     %s  valid: spec, key, inputs and schemas\n", r.Label())
 		}
 	}
 	if details {

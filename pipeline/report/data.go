@@ -13,6 +13,7 @@ import "math"
 // "n/a", never as "NaN". Float turns a float64 into such a pointer.
 type Data struct {
 	Experiment  string // experiment id (untrusted text; escaped)
+	Name        string // the spec's name: when set and not the experiment, the title (escaped)
 	NominalDate string // the run's nominal date, e.g. "2026-11-20"
 	WindowStart string // analysis window start as written in the spec, e.g. "2026-11-01T00:00:00Z"
 	WindowEnd   string // analysis window end (exclusive)

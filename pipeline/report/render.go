@@ -30,6 +30,7 @@ func Render(d Data) ([]byte, error) {
 
 // view is the page's model: every number already formatted.
 type view struct {
+	Title       string // the spec's name, else the experiment
 	Experiment  string
 	NominalDate string
 	Window      string
@@ -199,7 +200,12 @@ func build(d Data) view {
 		ciLabel = num(d.CILevel*100, 3)
 		ciLabel = strings.TrimRight(strings.TrimRight(ciLabel, "0"), ".") + "%"
 	}
+	title := d.Experiment
+	if d.Name != "" {
+		title = d.Name
+	}
 	v := view{
+		Title:       title,
 		Experiment:  d.Experiment,
 		NominalDate: d.NominalDate,
 		Window:      d.WindowStart + " → " + d.WindowEnd,
