@@ -31,7 +31,7 @@ type hostFlags struct {
 }
 
 func (h *hostFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&h.state, "state-dir", envOr("VERITY_STATE_DIR", ""), "host state folder with the data sources' privacy ledgers, required for private specs (env VERITY_STATE_DIR; create a ledger with `verity ledger init`)")
+	fs.StringVar(&h.state, "state-dir", envOr("VERITY_STATE_DIR", ""), "host state folder with the data sources' privacy ledgers, required for private specs (env VERITY_STATE_DIR; create a ledger with verity ledger init)")
 	fs.StringVar(&h.restricted, "restricted-dir", envOr("VERITY_RESTRICTED_DIR", ""), "where private runs keep their exact operational record, never inside --out (env VERITY_RESTRICTED_DIR; default STATE/restricted)")
 	fs.BoolVar(&h.allowTestKey, "allow-test-key", false, "accept the committed TEST-ONLY noise key (tests and demos: its noise protects nothing)")
 }
@@ -141,7 +141,7 @@ func loadSpecs(paths []string, stdout io.Writer) ([]*pipeline.Spec, int, []error
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := newFlags("run", stderr)
+	fs := newFlags("run")
 	var f runFlags
 	f.register(fs, true)
 	if err := parseFlags(fs, args); err != nil {
@@ -149,6 +149,16 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	}
 	if fs.NArg() == 0 {
 		return pipeline.ExitConfig, fmt.Errorf("%w: run needs at least one spec file or folder", pipeline.ErrUsage)
+	}
+	if err := checkLocalPaths(fs, "spec", fs.Args()); err != nil {
+		return pipeline.ExitCode(err), err
+	}
+	if !f.dryRun {
+		// An --out that can never hold the results fails once, up front,
+		// with exit 73, rather than once per spec after the analysis.
+		if err := pipeline.CheckOutputDir(f.out, ""); err != nil {
+			return pipeline.ExitCode(err), err
+		}
 	}
 	opts, err := f.options(stderr)
 	if err != nil {
@@ -197,7 +207,7 @@ func summarize(worst int, errs []error, n int) (int, error) {
 }
 
 func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := newFlags("validate", stderr)
+	fs := newFlags("validate")
 	var f runFlags
 	f.register(fs, false)
 	data := fs.Bool("data", false, "also check the spec against the data: every metric's event must have rows in the window (what a run's metric_event_missing check requires); writes nothing")
@@ -206,6 +216,9 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	}
 	if fs.NArg() == 0 {
 		return pipeline.ExitConfig, fmt.Errorf("%w: validate needs at least one spec file or folder", pipeline.ErrUsage)
+	}
+	if err := checkLocalPaths(fs, "spec", fs.Args()); err != nil {
+		return pipeline.ExitCode(err), err
 	}
 	f.out = "."
 	opts, err := f.options(stderr)
