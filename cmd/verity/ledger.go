@@ -28,11 +28,11 @@ func ledgerCmd(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: ledger %s: want init or show (verity ledger -h)", pipeline.ErrUsage, sub)
 	}
 	fs := newFlags("ledger " + sub)
-	state := fs.String("state-dir", envOr("VERITY_STATE_DIR", ""), "host state folder (env VERITY_STATE_DIR)")
+	state := fs.String("state-dir", envOr("VERITY_STATE_DIR", ""), "host state folder `DIR` (env VERITY_STATE_DIR)")
 	switch sub {
 	case "init":
-		source := fs.String("source", "", "name of the data source (lowercase letters, digits, . _ -)")
-		root := fs.String("root", "", "folder holding every input file of the source (symlinks resolved)")
+		source := fs.String("source", "", "`NAME` of the data source (lowercase letters, digits, . _ -)")
+		root := fs.String("root", "", "folder `DIR` holding every input file of the source (symlinks resolved)")
 		eps := fs.Float64("epsilon", 0, "the source's total ε over all its private releases")
 		delta := fs.Float64("delta", 0, "the total δ (0: pure ε-DP with the discrete Laplace mechanism)")
 		scope := fs.String("scope", string(privacy.ScopeSource), "what the total caps: source (all experiments together) or experiment (each experiment_id)")

@@ -27,20 +27,20 @@ import (
 // MANIFEST is a run's manifest.json or its folder.
 func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := newFlags("replay")
-	inputsDir := fs.String("inputs-dir", "", "folder the manifest's input paths are relative to (default: the folder of the run's spec file)")
+	inputsDir := fs.String("inputs-dir", "", "folder `DIR` the manifest's input paths are relative to (default: the folder of the run's spec file)")
 	var pins pinFlag
 	fs.Var(&pins, "pin", "override a template version, `NAME=vN` (repeatable), e.g. unit_metrics=v3")
-	out := fs.String("out", "", "keep the rerun's outputs under this root (default: a temporary folder, removed)")
-	threads := fs.Int("threads", 0, "DuckDB worker threads (0: all cores); results do not depend on it")
-	mem := fs.String("memory-limit", envOr("VERITY_MEMORY_LIMIT", ""), "DuckDB memory limit such as 4GB (env VERITY_MEMORY_LIMIT)")
-	tmp := fs.String("temp-dir", envOr("VERITY_TEMP_DIR", ""), "DuckDB spill folder (env VERITY_TEMP_DIR)")
-	qdir := fs.String("queries-dir", "", "use the templates in this folder instead of the embedded ones (development)")
-	maxDiffs := fs.Int("max-diffs", 200, "list at most this many differing numbers")
-	logFormat := fs.String("log", "json", "log format of the rerun: json or none")
-	against := fs.String("against", "", "compare the run's results.csv with this snapshot CSV instead of rerunning")
+	out := fs.String("out", "", "keep the rerun's outputs under root `DIR` (default: a temporary folder, removed)")
+	threads := fs.Int("threads", 0, "DuckDB worker threads `N` (0: all cores); results do not depend on it")
+	mem := fs.String("memory-limit", envOr("VERITY_MEMORY_LIMIT", ""), "DuckDB memory limit `SIZE` such as 4GB (env VERITY_MEMORY_LIMIT)")
+	tmp := fs.String("temp-dir", envOr("VERITY_TEMP_DIR", ""), "DuckDB spill folder `DIR` (env VERITY_TEMP_DIR)")
+	qdir := fs.String("queries-dir", "", "use the templates in folder `DIR` instead of the embedded ones (development)")
+	maxDiffs := fs.Int("max-diffs", 200, "list at most `N` differing numbers")
+	logFormat := fs.String("log", "json", "log `FORMAT` of the rerun: json or none")
+	against := fs.String("against", "", "compare the run's results.csv with the snapshot CSV `FILE` instead of rerunning")
 	tols := tolFlag{t: pipeline.Tolerances{Default: pipeline.DefaultTolerance, PerColumn: map[string]pipeline.Tolerance{}}}
 	fs.Var(&tols, "tol", "with --against: tolerance `COLUMN=abs:X|rel:X|exact` (repeatable; COLUMN * sets the default, rel:1e-9)")
-	export := fs.String("export-snapshot", "", "write the run's results.csv in the --against snapshot layout to this file (- for stdout) instead of rerunning")
+	export := fs.String("export-snapshot", "", "write the run's results.csv in the --against snapshot layout to `FILE` (- for stdout) instead of rerunning")
 	columns := fs.String("columns", "", "with --export-snapshot: comma-separated results.csv columns (default: every number)")
 	var host hostFlags
 	host.register(fs)
