@@ -371,6 +371,9 @@ func LedgerStatus(stateDir string, w io.Writer) error {
 				scopes[e.Experiment] = true
 			}
 		}
+		if len(scopes) == 1 && !scopes[""] {
+			fmt.Fprintf(w, "  each experiment: nothing spent yet; each may spend %s %s (%s)\n", unit, l.Total.RatString(), ratDecimal(l.Total))
+		}
 		for _, k := range sortedKeys(scopes) {
 			if !scopes[k] {
 				continue
