@@ -579,10 +579,10 @@ func testSymlinkedPartition(t *testing.T, dir, spec string, clean runOutput) {
 	}
 }
 
-// TestOutputFolderUnusableIsConfiguration: an output root that cannot hold
+// TestOutputFolderUnusableIsCantCreate: an output root that cannot hold
 // folders (a file where the folder must be, or a symlink to one) fails the
-// same way on every retry: exit 78 naming it, not 1.
-func TestOutputFolderUnusableIsConfiguration(t *testing.T) {
+// same way on every retry: exit 73 (EX_CANTCREAT) naming it, not 1.
+func TestOutputFolderUnusableIsCantCreate(t *testing.T) {
 	dir := t.TempDir()
 	baseData().write(t, dir)
 	spec, err := pipeline.LoadSpec(filepath.Join(dir, "spec.yaml"))
@@ -597,8 +597,8 @@ func TestOutputFolderUnusableIsConfiguration(t *testing.T) {
 	}
 	for _, out := range []string{file, link} {
 		_, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: out, Engine: pipeline.Engine{Threads: 2}})
-		if code := pipeline.ExitCode(err); code != pipeline.ExitConfig || err == nil || !strings.Contains(err.Error(), out) {
-			t.Errorf("--out %s: exit %d, %v; want exit 78 naming it", out, code, err)
+		if code := pipeline.ExitCode(err); code != pipeline.ExitCantCreate || err == nil || !strings.Contains(err.Error(), out) {
+			t.Errorf("--out %s: exit %d, %v; want exit 73 naming it", out, code, err)
 		}
 	}
 }

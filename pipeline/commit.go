@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -26,10 +28,10 @@ type folderLock struct{ f *os.File }
 var ErrLocked = errors.New("another verity run is writing this experiment's outputs")
 
 func lockDir(dir string) (*folderLock, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, publicDirMode); err != nil {
 		return nil, outputError(dir, err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, publicFileMode)
 	if err != nil {
 		return nil, outputError(dir, err)
 	}
@@ -48,29 +50,101 @@ func (l *folderLock) Unlock() error {
 	return errors.Join(err, l.f.Close())
 }
 
-// OutputDirError is an output folder that cannot be created or written
-// for a reason no retry fixes: permission denied, a read-only file system,
-// a file where a folder must be. Exit code 78. Other write failures (a full
-// disk) stay transient.
+// OutputDirError is an output folder (or file) that cannot be created or
+// written for a reason no retry fixes: permission denied, a read-only file
+// system, a file where a folder must be. Exit code 73 (EX_CANTCREAT).
+// Other write failures (a full disk) stay transient.
 type OutputDirError struct {
-	Dir string
-	Err error
+	Dir  string // the path that cannot be created or written
+	Flag string // the flag that named it; "" means --out
+	Err  error
 }
 
 func (e *OutputDirError) Error() string {
-	return fmt.Sprintf("output folder %s cannot be written (%v); check --out", e.Dir, e.Err)
+	flag := e.Flag
+	if flag == "" {
+		flag = "--out"
+	}
+	return fmt.Sprintf("cannot create output %s: %v; check %s", e.Dir, e.Err, flag)
 }
 
 func (e *OutputDirError) Unwrap() error { return e.Err }
 
 // outputError classifies a failure to create or write in an output folder.
 func outputError(dir string, err error) error {
-	for _, errno := range []error{fs.ErrPermission, syscall.ENOTDIR, syscall.EROFS, syscall.EEXIST, syscall.ENAMETOOLONG, syscall.ELOOP} {
-		if errors.Is(err, errno) {
-			return &OutputDirError{Dir: dir, Err: err}
-		}
+	if cantCreate(err) {
+		return &OutputDirError{Dir: dir, Err: err}
 	}
 	return &TransientError{Err: fmt.Errorf("output folder %s: %w", dir, err)}
+}
+
+// OutputFileError classifies a failure to write the output file path named
+// by flag: an *OutputDirError (exit 73) when no retry fixes it, else
+// transient.
+func OutputFileError(path, flag string, err error) error {
+	if cantCreate(err) {
+		return &OutputDirError{Dir: path, Flag: flag, Err: err}
+	}
+	return &TransientError{Err: fmt.Errorf("%s %s: %w", flag, path, err)}
+}
+
+func cantCreate(err error) bool {
+	for _, errno := range []error{fs.ErrPermission, syscall.ENOTDIR, syscall.EISDIR, syscall.EROFS, syscall.EEXIST, syscall.ENAMETOOLONG, syscall.ELOOP} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckOutputDir checks, before any work, that dir can receive outputs: it
+// is a folder, or can be created as one, and this process may create files
+// in it (in its nearest existing ancestor when it does not exist yet). It
+// leaves nothing behind. A problem no retry fixes is an *OutputDirError
+// (exit 73) naming dir; flag names the flag that gave it ("" for --out).
+func CheckOutputDir(dir, flag string) error {
+	fail := func(err error) error {
+		if cantCreate(err) {
+			return &OutputDirError{Dir: dir, Flag: flag, Err: err}
+		}
+		return &TransientError{Err: fmt.Errorf("output folder %s: %w", dir, err)}
+	}
+	p := dir
+	for {
+		st, err := os.Stat(p)
+		if err == nil {
+			if !st.IsDir() {
+				kind := "regular file"
+				if !st.Mode().IsRegular() {
+					kind = fileKind(st.Mode())
+				}
+				return &OutputDirError{Dir: dir, Flag: flag, Err: fmt.Errorf("%s is a %s, not a folder", p, kind)}
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fail(err)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return fail(err)
+		}
+		p = parent
+	}
+	probe, err := os.CreateTemp(p, ".verity-probe-")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the probe's name means nothing to the reader
+			if p != dir {
+				err = fmt.Errorf("%s: %w", p, pe.Err)
+			}
+		}
+		return fail(err)
+	}
+	name := probe.Name()
+	probe.Close()
+	return os.Remove(name)
 }
 
 // stagingPrefix and replacedPrefix name the hidden folders of an unfinished
@@ -130,7 +204,7 @@ func commitFolderSteps(final string, files []outputFile, manifest func([]OutputF
 			return fmt.Errorf("%s: %w", final, ErrNoOverwrite)
 		}
 	}
-	staging, err := os.MkdirTemp(parent, stagingPrefix+base+".")
+	staging, err := mkdirStaging(parent, stagingPrefix+base+".")
 	if err != nil {
 		return err
 	}
@@ -180,7 +254,41 @@ func commitFolderSteps(final string, files []outputFile, manifest func([]OutputF
 	return nil
 }
 
-func writeSynced(path string, data []byte) error { return writeSyncedMode(path, data, 0o644) }
+// Public outputs are created with modes 0777 (folders) and 0666 (files)
+// less the process's umask, as mkdir(1) and a shell redirection would, so
+// that a shared result store's umask (022, 002) decides who reads them. A
+// private run's restricted record is written elsewhere, 0700/0600 whatever
+// the umask (writeRestricted).
+const (
+	publicDirMode  = 0o777
+	publicFileMode = 0o666
+)
+
+func writeSynced(path string, data []byte) error {
+	return writeSyncedMode(path, data, publicFileMode)
+}
+
+// mkdirStaging creates a new folder in parent named prefix plus a random
+// suffix, like os.MkdirTemp but with the public folder mode less the umask
+// (os.MkdirTemp's 0700 would make every committed run private to its
+// owner).
+func mkdirStaging(parent, prefix string) (string, error) {
+	for range 100 {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		dir := filepath.Join(parent, prefix+hex.EncodeToString(b[:]))
+		err := os.Mkdir(dir, publicDirMode)
+		if err == nil {
+			return dir, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("%s: could not find an unused staging folder name", parent)
+}
 
 // writeSyncedMode creates path (it must not exist) with data and mode, and
 // syncs it.

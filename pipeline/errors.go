@@ -17,12 +17,13 @@ import (
 // Exit codes, from PRODUCT.md. Only cmd/verity exits; pipeline returns
 // errors and ExitCode maps them.
 const (
-	ExitOK        = 0
-	ExitTransient = 1  // transient failure: retry
-	ExitData      = 65 // a blocking data-quality gate failed, or input data is malformed
-	ExitNoInput   = 66 // an input is missing
-	ExitMismatch  = 70 // a replay or golden mismatch
-	ExitConfig    = 78 // configuration or integrity error
+	ExitOK         = 0
+	ExitTransient  = 1  // transient failure: retry
+	ExitData       = 65 // a blocking data-quality gate failed, or input data is malformed
+	ExitNoInput    = 66 // an input is missing
+	ExitMismatch   = 70 // a replay or golden mismatch
+	ExitCantCreate = 73 // an output folder or file cannot be created or written (EX_CANTCREAT)
+	ExitConfig     = 78 // configuration, usage or integrity error
 )
 
 // InputError is a problem with one input file: unreadable, corrupt, or not
@@ -115,7 +116,9 @@ func ExitCode(err error) int {
 	case errors.Is(err, privacy.ErrNoKey), errors.Is(err, privacy.ErrBadKey), errors.Is(err, privacy.ErrKeyTooShort),
 		errors.Is(err, privacy.ErrBudgetExhausted):
 		return ExitConfig
-	case errors.As(err, new(*MemoryLimitError)), errors.As(err, new(*OutputDirError)):
+	case errors.As(err, new(*OutputDirError)):
+		return ExitCantCreate
+	case errors.As(err, new(*MemoryLimitError)), errors.As(err, new(*URLPathError)):
 		return ExitConfig
 	case errors.Is(err, ErrLocked):
 		return ExitTransient
@@ -128,6 +131,34 @@ func ExitCode(err error) int {
 
 // ErrUsage marks a command-line usage error (exit code 78).
 var ErrUsage = errors.New("usage")
+
+// URLPathError is a path — a command-line argument, a flag's value or a
+// spec's input glob — written as a URL (s3://, gs://, http(s)://, abfs://,
+// any scheme://). Verity reads and writes local files only, so it is a
+// configuration error (exit 78) naming the argument, never "matched no
+// file" (exit 66, which a scheduler reads as "data not landed yet").
+type URLPathError struct {
+	What   string // the argument: "--out", "spec", "inputs.traces", ...
+	Path   string
+	Scheme string
+}
+
+func (e *URLPathError) Error() string {
+	return fmt.Sprintf("%s %q is a URL (%s://): Verity reads and writes local files only and does not read object stores or URLs; copy or mount the data locally and give its path", e.What, e.Path, e.Scheme)
+}
+
+// urlSchemeRE matches a URL's scheme (RFC 3986: a letter, then letters,
+// digits, +, - or .) followed by ://.
+var urlSchemeRE = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`)
+
+// CheckLocalPath returns a *URLPathError when path is a URL, naming what
+// (the flag or argument that gave it); nil otherwise.
+func CheckLocalPath(what, path string) error {
+	if m := urlSchemeRE.FindStringSubmatch(path); m != nil {
+		return &URLPathError{What: what, Path: path, Scheme: m[1]}
+	}
+	return nil
+}
 
 // OverflowError reports a sufficient statistic that could exceed the exact
 // 128-bit range: the per-unit values are too large for the number of units.

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -105,18 +107,21 @@ func within(root, path string) bool {
 
 func readRegistry(stateDir string) (registry, error) {
 	path := filepath.Join(stateDir, registryFile)
-	b, err := os.ReadFile(path)
+	b, err := readStateFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return registry{}, &HostError{Path: path, Err: errors.New("no data source is registered in this state folder; a host registers one with `verity ledger init --state-dir DIR --source NAME --root DATA_DIR --epsilon E --delta D`")}
 	}
 	if err != nil {
-		return registry{}, &HostError{Path: path, Err: err}
+		return registry{}, &HostError{Path: path, Err: fmt.Errorf("the data-source registry cannot be read (%v); refusing to release without knowing the ledgers", err)}
 	}
 	var r registry
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil || r.Version != 1 {
+	if err := dec.Decode(&r); err != nil {
 		return registry{}, &HostError{Path: path, Err: fmt.Errorf("the data-source registry is corrupt (%v); refusing to release without knowing the ledgers", err)}
+	}
+	if r.Version != 1 {
+		return registry{}, &HostError{Path: path, Err: fmt.Errorf("the data-source registry has version %d, this binary reads version 1; refusing to release without knowing the ledgers", r.Version)}
 	}
 	return r, nil
 }
@@ -145,7 +150,7 @@ func LedgerInit(stateDir, name, root string, scope privacy.Scope, b privacy.Budg
 		return "", fmt.Errorf("%w: data source root %s is not a folder", ErrUsage, root)
 	}
 	if err := os.MkdirAll(filepath.Join(stateDir, "ledgers"), 0o700); err != nil {
-		return "", err
+		return "", OutputFileError(filepath.Join(stateDir, "ledgers"), "--state-dir", err)
 	}
 	lock, err := lockFile(filepath.Join(stateDir, registryFile+".lock"))
 	if err != nil {
@@ -185,7 +190,7 @@ func LedgerInit(stateDir, name, root string, scope privacy.Scope, b privacy.Budg
 		return "", &HostError{Path: path, Err: errors.New("a ledger file is already there but not registered; move it away or register it by hand")}
 	}
 	if err := writeAtomicMode(path, out, 0o600); err != nil {
-		return "", err
+		return "", OutputFileError(path, "--state-dir", err)
 	}
 	reg.Sources = append(reg.Sources, Source{Name: name, Root: rootReal, Ledger: rel, Keys: keyFingerprints})
 	sort.Slice(reg.Sources, func(i, j int) bool { return reg.Sources[i].Name < reg.Sources[j].Name })
@@ -194,7 +199,7 @@ func LedgerInit(stateDir, name, root string, scope privacy.Scope, b privacy.Budg
 		return "", err
 	}
 	if err := writeAtomicMode(filepath.Join(stateDir, registryFile), append(rb, '\n'), 0o600); err != nil {
-		return "", err
+		return "", OutputFileError(filepath.Join(stateDir, registryFile), "--state-dir", err)
 	}
 	return path, nil
 }
@@ -278,18 +283,30 @@ func privateHostReady(h Host, files []InputFile, key privacy.Key) (Source, error
 
 // readLedger reads a source's ledger; missing or corrupt is a HostError.
 func readLedger(path string) (privacy.Ledger, error) {
-	b, err := os.ReadFile(path)
+	b, err := readStateFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return privacy.Ledger{}, &HostError{Path: path, Err: errors.New("the privacy ledger of a registered data source is missing; refusing to release (a lost ledger is never a fresh start: restore it from backup)")}
 	}
 	if err != nil {
-		return privacy.Ledger{}, &HostError{Path: path, Err: err}
+		return privacy.Ledger{}, &HostError{Path: path, Err: fmt.Errorf("the privacy ledger cannot be read (%v); refusing to release without knowing what was spent", err)}
 	}
 	l, err := privacy.UnmarshalLedger(b)
 	if err != nil {
 		return privacy.Ledger{}, &HostError{Path: path, Err: fmt.Errorf("the privacy ledger is unreadable (%v); refusing to release without knowing what was spent", err)}
 	}
 	return l, nil
+}
+
+// readStateFile reads a state file (the registry or a ledger), which must
+// be a regular file: a folder or anything else in its place is named in the
+// error, without the path repeated (the caller's HostError names it).
+func readStateFile(path string) ([]byte, error) {
+	b, err := ReadRegularFile(path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) && !errors.Is(err, fs.ErrNotExist) {
+		return nil, pe.Err
+	}
+	return b, err
 }
 
 // chargeLedger records a release in its source's ledger, under the
@@ -329,38 +346,58 @@ func chargeLedger(stateDir string, src Source, e privacy.Entry, budget privacy.B
 	return l, cost, nil
 }
 
-// LedgerStatus describes a source's ledger for `verity ledger show`.
+// LedgerStatus describes every registered source's ledger for `verity
+// ledger show`. Amounts in the ledger's unit (ρ for zCDP, ε for pure DP)
+// are shown as the exact rationals the ledger keeps and as decimals; each
+// scope also shows ε spent and remaining at the ledger's δ (see
+// privacy.Ledger.EpsilonSpent and EpsilonRemaining).
 func LedgerStatus(stateDir string, w io.Writer) error {
 	reg, err := readRegistry(stateDir)
 	if err != nil {
 		return err
 	}
 	for _, s := range reg.Sources {
-		l, err := readLedger(filepath.Join(stateDir, s.Ledger))
+		path := filepath.Join(stateDir, s.Ledger)
+		l, err := readLedger(path)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "source %s  root %s  scope %s  accounting %s  total %s\n", s.Name, s.Root, l.Scope, l.Accounting, l.Total.RatString())
-		fmt.Fprintf(w, "  budget: epsilon %s, delta %s\n", FormatFloat(l.Budget.Epsilon), FormatFloat(l.Budget.Delta))
+		unit := ledgerUnit(l)
+		fmt.Fprintf(w, "source %s  root %s  scope %s  accounting %s\n", s.Name, s.Root, l.Scope, l.Accounting)
+		fmt.Fprintf(w, "  budget: ε %s, δ %s; total %s %s (%s)\n", FormatFloat(l.Budget.Epsilon), FormatFloat(l.Budget.Delta), unit, l.Total.RatString(), ratDecimal(l.Total))
 		scopes := map[string]bool{"": l.Scope == privacy.ScopeSource}
 		for _, e := range l.Entries {
 			if l.Scope == privacy.ScopeExperiment {
 				scopes[e.Experiment] = true
 			}
 		}
+		if len(scopes) == 1 && !scopes[""] {
+			fmt.Fprintf(w, "  each experiment: nothing spent yet; each may spend %s %s (%s)\n", unit, l.Total.RatString(), ratDecimal(l.Total))
+		}
 		for _, k := range sortedKeys(scopes) {
 			if !scopes[k] {
 				continue
 			}
 			spent := l.SpentBy(k)
+			remaining := new(big.Rat).Sub(l.Total, spent)
 			label := "whole source"
 			if k != "" {
 				label = "experiment " + k
 			}
-			fmt.Fprintf(w, "  %s: spent %s (%s), remaining %s\n", label, spent.RatString(), epsilonText(l, spent), new(big.Rat).Sub(l.Total, spent).RatString())
+			epsSpent, err := l.EpsilonSpent(k)
+			if err != nil {
+				return &HostError{Path: path, Err: fmt.Errorf("ε of what was spent: %w", err)}
+			}
+			epsLeft, err := l.EpsilonRemaining(k)
+			if err != nil {
+				return &HostError{Path: path, Err: fmt.Errorf("ε remaining: %w", err)}
+			}
+			fmt.Fprintf(w, "  %s: spent %s %s (%s), remaining %s %s (%s); ε spent %s, ε remaining %s of %s (δ %s)\n",
+				label, unit, spent.RatString(), ratDecimal(spent), unit, remaining.RatString(), ratDecimal(remaining),
+				decimal(epsSpent), decimal(epsLeft), FormatFloat(l.Budget.Epsilon), FormatFloat(l.Budget.Delta))
 		}
 		for _, e := range l.Entries {
-			fmt.Fprintf(w, "  %s  %s  spent %s  release %.12s  key %s\n", e.NominalDate, e.Experiment, e.Spent.RatString(), e.ReleaseDigest, e.KeyFingerprint)
+			fmt.Fprintf(w, "  %s  %s  spent %s %s (%s)  release %.12s  key %s\n", e.NominalDate, e.Experiment, unit, e.Spent.RatString(), ratDecimal(e.Spent), e.ReleaseDigest, e.KeyFingerprint)
 		}
 	}
 	return nil
@@ -382,6 +419,23 @@ func epsilonText(l privacy.Ledger, r *big.Rat) string {
 	}
 	return fmt.Sprintf("ε %.4g at δ %s", eps, FormatFloat(l.Budget.Delta))
 }
+
+// ledgerUnit names the unit a ledger keeps: ρ (zCDP) or ε (pure DP).
+func ledgerUnit(l privacy.Ledger) string {
+	if l.Accounting == privacy.AccountingZCDP {
+		return "ρ"
+	}
+	return "ε"
+}
+
+// ratDecimal is r as a decimal of 6 significant digits (the exact value is
+// shown beside it).
+func ratDecimal(r *big.Rat) string {
+	f, _ := r.Float64()
+	return decimal(f)
+}
+
+func decimal(f float64) string { return strconv.FormatFloat(f, 'g', 6, 64) }
 
 // fileLock is an exclusive flock on a lock file.
 type fileLock struct{ f *os.File }

@@ -102,6 +102,9 @@ func resolveGlobsAt(spec *Spec, role string, globs []string, date string) ([]Inp
 	seen := map[string]bool{}
 	var out []InputFile
 	for _, g := range globs {
+		if err := CheckLocalPath("input", g); err != nil {
+			return nil, &SpecError{File: spec.Path(), Key: "inputs." + role, Err: err}
+		}
 		pattern := filepath.FromSlash(g)
 		if !filepath.IsAbs(pattern) {
 			pattern = filepath.Join(base, pattern)

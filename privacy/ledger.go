@@ -163,6 +163,34 @@ func (l Ledger) Remaining() *big.Rat {
 	return r.Sub(r, l.Spent())
 }
 
+// EpsilonSpent returns the ε that the releases in experiment's scope (see
+// SpentBy) guarantee together at the ledger's δ: what was spent, for pure
+// DP; for zCDP the tight conversion CDPEpsilon(ρ spent, δ).
+func (l Ledger) EpsilonSpent(experiment string) (float64, error) {
+	spent, _ := l.SpentBy(experiment).Float64()
+	if l.Accounting != AccountingZCDP || spent == 0 {
+		return spent, nil
+	}
+	return CDPEpsilon(spent, l.Budget.Delta)
+}
+
+// EpsilonRemaining returns how much further the scope's ε guarantee may
+// weaken before the ledger refuses a release: Total − spent for pure DP;
+// for zCDP the total ε minus EpsilonSpent (ε does not add under zCDP, so
+// this is not an amount a single release could spend; ρ is what the
+// ledger enforces). Never below 0.
+func (l Ledger) EpsilonRemaining(experiment string) (float64, error) {
+	if l.Accounting != AccountingZCDP {
+		r, _ := new(big.Rat).Sub(l.Total, l.SpentBy(experiment)).Float64()
+		return max(r, 0), nil
+	}
+	spent, err := l.EpsilonSpent(experiment)
+	if err != nil {
+		return 0, err
+	}
+	return max(l.Budget.Epsilon-spent, 0), nil
+}
+
 // Lookup returns the recorded entry with e's release digest, if any.
 func (l Ledger) Lookup(digest string) (Entry, bool) {
 	for _, x := range l.Entries {

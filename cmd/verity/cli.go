@@ -17,22 +17,36 @@ import (
 const usage = `usage: verity <command> [flags] [args]
 
 commands:
-  run      analyse specs and write results:  verity run [--out DIR] [--date YYYY-MM-DD] [--threads N] [--memory-limit SIZE] [--temp-dir DIR] [--dry-run] SPEC|DIR...
-  validate check specs and inputs, run nothing: verity validate [--date YYYY-MM-DD] [--data] SPEC|DIR...
-  replay   rerun a past run and compare:     verity replay [--pin NAME=vN]... [--inputs-dir DIR] [--out DIR] MANIFEST
-           compare with a snapshot:          verity replay --against FILE [--tol COLUMN=abs:X|rel:X|exact]... MANIFEST
-           export a snapshot:                verity replay --export-snapshot FILE [--columns C,...] MANIFEST
-  gen      synthetic traces with truth:      verity gen --out DIR [--config FILE] [--units N] [--seed N] [...]
-  check-truth  check a run against truth:    verity check-truth --truth truth.json RUN...
-  queries  check or release SQL templates:   verity queries verify|lock|list [--dir DIR]
-  ledger   the host's privacy ledgers:       verity ledger init --state-dir DIR --source NAME --root DATA_DIR --epsilon E --delta D [--scope source|experiment] [--key-env VAR|--key-file F]... [--import OLD_LEDGER]...
-                                             verity ledger show --state-dir DIR
-  version  print the build and DuckDB versions
+  run          analyse specs and write results:   verity run [--out DIR] [--date YYYY-MM-DD] [--log FORMAT] [...] SPEC|DIR...
+  validate     check specs and inputs, run nothing: verity validate [--date YYYY-MM-DD] [--data] SPEC|DIR...
+  replay       rerun a past run and compare:      verity replay [--pin NAME=vN]... [--inputs-dir DIR] [--out DIR] MANIFEST|RUN_DIR
+               compare with a snapshot:           verity replay --against FILE [--tol COLUMN=abs:X|rel:X|exact]... MANIFEST|RUN_DIR
+               export a snapshot:                 verity replay --export-snapshot FILE [--columns C,...] MANIFEST|RUN_DIR
+  gen          synthetic traces with truth:       verity gen --out DIR [--config FILE] [--units N] [--seed N] [...]
+  check-truth  check a run against truth:         verity check-truth --truth truth.json RUN...
+  queries      check or release SQL templates:    verity queries verify|lock|list [--dir DIR]
+  ledger       the host's privacy ledgers:        verity ledger init --state-dir DIR --source NAME --root DATA_DIR --epsilon E --delta D [...]
+                                                  verity ledger show --state-dir DIR
+  version      print the build and DuckDB versions
+  help         this list; verity help COMMAND (or verity COMMAND -h) shows a command's usage, flags and examples
+
+examples:
+  verity run --date 2026-11-20 --out runs/ specs/
+  verity run -h
 `
 
 // run executes one command line and returns the process exit code and the
 // error to print. Only main prints it and exits.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	code, err := dispatch(ctx, args, stdout, stderr)
+	if h, ok := isHelp(err); ok {
+		fmt.Fprint(stdout, h.text)
+		return pipeline.ExitOK, nil
+	}
+	return code, err
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return pipeline.ExitConfig, errors.New("no command given")
@@ -55,9 +69,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		err = ledgerCmd(args[1:], stdout, stderr)
 	case "version":
 		err = versionCmd(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && !isHelpArg(args[1]) {
+			// verity help COMMAND [SUBCOMMAND]: that command's help.
+			return dispatch(ctx, append(append([]string{}, args[1:]...), "-h"), stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
-		return 0, nil
+		return pipeline.ExitOK, nil
 	default:
 		fmt.Fprint(stderr, usage)
 		return pipeline.ExitConfig, fmt.Errorf("unknown command %q", args[0])
@@ -65,19 +83,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	return pipeline.ExitCode(err), err
 }
 
-// newFlags returns a flag set that reports errors instead of exiting.
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+// newFlags returns a flag set that reports errors instead of exiting and
+// prints nothing itself: parseFlags turns -h into the command's help (see
+// help.go) and a bad flag into a usage error that main prints once.
+func newFlags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return fmt.Errorf("%w: %s", pipeline.ErrUsage, "help requested")
+			return &helpRequested{text: helpFor(fs.Name(), fs)}
 		}
-		return fmt.Errorf("%w: %v", pipeline.ErrUsage, err)
+		return fmt.Errorf("%w: %v (verity %s -h lists the flags)", pipeline.ErrUsage, err, fs.Name())
 	}
 	return nil
 }
@@ -118,12 +139,23 @@ func worse(a, b int) int {
 
 func queriesCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: queries needs verify, lock or list", pipeline.ErrUsage)
+		return fmt.Errorf("%w: queries needs verify, lock or list (verity queries -h)", pipeline.ErrUsage)
 	}
 	sub := args[0]
-	fs := newFlags("queries "+sub, stderr)
+	if isHelpArg(sub) {
+		return &helpRequested{text: helpFor("queries", nil)}
+	}
+	switch sub {
+	case "verify", "list", "lock":
+	default:
+		return fmt.Errorf("%w: queries needs verify, lock or list, got %q (verity queries -h)", pipeline.ErrUsage, sub)
+	}
+	fs := newFlags("queries " + sub)
 	dir := fs.String("dir", "", "template folder (default: the templates embedded in this binary; lock needs a folder)")
 	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if err := checkLocalPaths(fs, "", nil); err != nil {
 		return err
 	}
 	fsys := queries.FS()
@@ -191,7 +223,7 @@ func writeFileAtomic(path string, data []byte) error {
 }
 
 func versionCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("version", stderr)
+	fs := newFlags("version")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -209,5 +241,45 @@ func versionCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		exe = "unknown (the executable could not be read)"
 	}
 	fmt.Fprintf(stdout, "verity %s revision %s%s\nexecutable sha256 %s\n%s %s/%s\nduckdb %s\n", b.Version, b.Revision, modified, exe, b.GoVersion, b.GOOS, b.GOARCH, v)
+	return nil
+}
+
+// pathFlags are the flags whose values are local paths.
+var pathFlags = map[string]bool{
+	"out": true, "temp-dir": true, "state-dir": true, "restricted-dir": true, "queries-dir": true,
+	"inputs-dir": true, "against": true, "export-snapshot": true, "config": true, "truth": true,
+	"root": true, "import": true, "key-file": true, "dir": true,
+}
+
+// checkLocalPaths refuses a URL (s3://, gs://, https://, ...) given as a
+// path: in a path flag of fs (set, or defaulted from the environment) or
+// among the positional arguments, which are named what. Verity reads and
+// writes local files only; without this, a URL would be looked up as a
+// local file and reported missing (exit 66, "data not landed yet").
+func checkLocalPaths(fs *flag.FlagSet, what string, args []string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || !pathFlags[f.Name] {
+			return
+		}
+		values := []string{f.Value.String()}
+		if m, ok := f.Value.(*multiFlag); ok {
+			values = *m
+		}
+		for _, v := range values {
+			if e := pipeline.CheckLocalPath("--"+f.Name, v); e != nil {
+				err = e
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for _, a := range args {
+		if e := pipeline.CheckLocalPath(what, a); e != nil {
+			return e
+		}
+	}
 	return nil
 }

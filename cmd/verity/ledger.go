@@ -18,15 +18,21 @@ import (
 //	verity ledger show --state-dir DIR
 func ledgerCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: ledger needs init or show", pipeline.ErrUsage)
+		return fmt.Errorf("%w: ledger needs init or show (verity ledger -h)", pipeline.ErrUsage)
 	}
 	sub := args[0]
-	fs := newFlags("ledger "+sub, stderr)
-	state := fs.String("state-dir", envOr("VERITY_STATE_DIR", ""), "host state folder (env VERITY_STATE_DIR)")
+	if isHelpArg(sub) {
+		return &helpRequested{text: helpFor("ledger", nil)}
+	}
+	if sub != "init" && sub != "show" {
+		return fmt.Errorf("%w: ledger %s: want init or show (verity ledger -h)", pipeline.ErrUsage, sub)
+	}
+	fs := newFlags("ledger " + sub)
+	state := fs.String("state-dir", envOr("VERITY_STATE_DIR", ""), "host state folder `DIR` (env VERITY_STATE_DIR)")
 	switch sub {
 	case "init":
-		source := fs.String("source", "", "name of the data source (lowercase letters, digits, . _ -)")
-		root := fs.String("root", "", "folder holding every input file of the source (symlinks resolved)")
+		source := fs.String("source", "", "`NAME` of the data source (lowercase letters, digits, . _ -)")
+		root := fs.String("root", "", "folder `DIR` holding every input file of the source (symlinks resolved)")
 		eps := fs.Float64("epsilon", 0, "the source's total ε over all its private releases")
 		delta := fs.Float64("delta", 0, "the total δ (0: pure ε-DP with the discrete Laplace mechanism)")
 		scope := fs.String("scope", string(privacy.ScopeSource), "what the total caps: source (all experiments together) or experiment (each experiment_id)")
@@ -39,6 +45,9 @@ func ledgerCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		if fs.NArg() != 0 || *source == "" || *root == "" {
 			return fmt.Errorf("%w: ledger init needs --source and --root (and no other arguments)", pipeline.ErrUsage)
+		}
+		if err := checkLocalPaths(fs, "", nil); err != nil {
+			return err
 		}
 		var fingerprints []string
 		for _, e := range keyEnvs {
@@ -63,6 +72,12 @@ func ledgerCmd(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "show":
 		if err := parseFlags(fs, args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 0 {
+			return fmt.Errorf("%w: ledger show takes no arguments, got %q", pipeline.ErrUsage, fs.Args())
+		}
+		if err := checkLocalPaths(fs, "", nil); err != nil {
 			return err
 		}
 		return pipeline.LedgerStatus(*state, stdout)

@@ -3,14 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/verity-analytics/verity/pipeline"
 )
@@ -23,21 +26,21 @@ import (
 //
 // MANIFEST is a run's manifest.json or its folder.
 func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := newFlags("replay", stderr)
-	inputsDir := fs.String("inputs-dir", "", "folder the manifest's input paths are relative to (default: the folder of the run's spec file)")
+	fs := newFlags("replay")
+	inputsDir := fs.String("inputs-dir", "", "folder `DIR` the manifest's input paths are relative to (default: the folder of the run's spec file)")
 	var pins pinFlag
 	fs.Var(&pins, "pin", "override a template version, `NAME=vN` (repeatable), e.g. unit_metrics=v3")
-	out := fs.String("out", "", "keep the rerun's outputs under this root (default: a temporary folder, removed)")
-	threads := fs.Int("threads", 0, "DuckDB worker threads (0: all cores); results do not depend on it")
-	mem := fs.String("memory-limit", envOr("VERITY_MEMORY_LIMIT", ""), "DuckDB memory limit such as 4GB (env VERITY_MEMORY_LIMIT)")
-	tmp := fs.String("temp-dir", envOr("VERITY_TEMP_DIR", ""), "DuckDB spill folder (env VERITY_TEMP_DIR)")
-	qdir := fs.String("queries-dir", "", "use the templates in this folder instead of the embedded ones (development)")
-	maxDiffs := fs.Int("max-diffs", 200, "list at most this many differing numbers")
-	logFormat := fs.String("log", "json", "log format of the rerun: json or none")
-	against := fs.String("against", "", "compare the run's results.csv with this snapshot CSV instead of rerunning")
+	out := fs.String("out", "", "keep the rerun's outputs under root `DIR` (default: a temporary folder, removed)")
+	threads := fs.Int("threads", 0, "DuckDB worker threads `N` (0: all cores); results do not depend on it")
+	mem := fs.String("memory-limit", envOr("VERITY_MEMORY_LIMIT", ""), "DuckDB memory limit `SIZE` such as 4GB (env VERITY_MEMORY_LIMIT)")
+	tmp := fs.String("temp-dir", envOr("VERITY_TEMP_DIR", ""), "DuckDB spill folder `DIR` (env VERITY_TEMP_DIR)")
+	qdir := fs.String("queries-dir", "", "use the templates in folder `DIR` instead of the embedded ones (development)")
+	maxDiffs := fs.Int("max-diffs", 200, "list at most `N` differing numbers")
+	logFormat := fs.String("log", "json", "log `FORMAT` of the rerun: json or none")
+	against := fs.String("against", "", "compare the run's results.csv with the snapshot CSV `FILE` instead of rerunning")
 	tols := tolFlag{t: pipeline.Tolerances{Default: pipeline.DefaultTolerance, PerColumn: map[string]pipeline.Tolerance{}}}
 	fs.Var(&tols, "tol", "with --against: tolerance `COLUMN=abs:X|rel:X|exact` (repeatable; COLUMN * sets the default, rel:1e-9)")
-	export := fs.String("export-snapshot", "", "write the run's results.csv in the --against snapshot layout to this file (- for stdout) instead of rerunning")
+	export := fs.String("export-snapshot", "", "write the run's results.csv in the --against snapshot layout to `FILE` (- for stdout) instead of rerunning")
 	columns := fs.String("columns", "", "with --export-snapshot: comma-separated results.csv columns (default: every number)")
 	var host hostFlags
 	host.register(fs)
@@ -48,9 +51,12 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	if len(rest) != 1 {
 		return pipeline.ExitConfig, fmt.Errorf("%w: replay needs exactly one manifest.json (or run folder), got %d arguments", pipeline.ErrUsage, len(rest))
 	}
-	manifest := rest[0]
-	if st, err := os.Stat(manifest); err == nil && st.IsDir() {
-		manifest = filepath.Join(manifest, "manifest.json")
+	if err := checkLocalPaths(fs, "manifest", rest); err != nil {
+		return pipeline.ExitCode(err), err
+	}
+	manifest, err := manifestArg(rest[0])
+	if err != nil {
+		return pipeline.ExitCode(err), err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -94,7 +100,8 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 			return pipeline.ReplayExitCode(err), err
 		}
 		if err := writeFileAtomic(*export, buf.Bytes()); err != nil {
-			return pipeline.ExitTransient, fmt.Errorf("export snapshot: %w", err)
+			err = pipeline.OutputFileError(*export, "--export-snapshot", err)
+			return pipeline.ExitCode(err), err
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", *export)
 		return pipeline.ExitOK, nil
@@ -108,6 +115,11 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		logger = slog.New(slog.DiscardHandler)
 	default:
 		return pipeline.ExitConfig, fmt.Errorf("%w: --log wants json or none, got %q", pipeline.ErrUsage, *logFormat)
+	}
+	if *out != "" {
+		if err := pipeline.CheckOutputDir(*out, ""); err != nil {
+			return pipeline.ExitCode(err), err
+		}
 	}
 	if *maxDiffs < 1 {
 		return pipeline.ExitConfig, fmt.Errorf("%w: --max-diffs wants a positive number, got %d", pipeline.ErrUsage, *maxDiffs)
@@ -132,6 +144,67 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		}
 	}
 	return pipeline.ReplayExitCode(err), err
+}
+
+// manifestArg resolves the manifest a command was pointed at: a
+// manifest.json, or a run folder OUT/<experiment>/<date> holding one. An
+// experiment folder (or an output root) holds runs but is not one: it is a
+// usage error (exit 78) naming the folder and the runs found in it, so that
+// the caller can pick a date.
+func manifestArg(arg string) (string, error) {
+	st, err := os.Stat(arg)
+	if err != nil || !st.IsDir() {
+		return arg, nil
+	}
+	manifest := filepath.Join(arg, "manifest.json")
+	if _, err := os.Lstat(manifest); !errors.Is(err, fs.ErrNotExist) {
+		return manifest, nil
+	}
+	runs := runsBelow(arg)
+	if len(runs) == 0 {
+		return manifest, nil // replay reports the missing manifest (exit 66)
+	}
+	what, list := "an output folder with the runs", runs
+	if !strings.Contains(runs[0], "/") {
+		what = "an experiment folder with runs for the dates"
+	}
+	const most = 12
+	if len(list) > most {
+		list = append(append([]string{}, list[:most/2]...), append([]string{fmt.Sprintf("… (%d more)", len(runs)-most)}, list[len(list)-most/2:]...)...)
+	}
+	return "", fmt.Errorf("%w: %s is not a run folder (it has no manifest.json) but %s %s; name one run, such as %s",
+		pipeline.ErrUsage, arg, what, strings.Join(list, ", "), filepath.Join(arg, filepath.FromSlash(runs[len(runs)-1])))
+}
+
+// runsBelow lists the completed runs in dir: the date folders
+// (YYYY-MM-DD) holding a manifest.json directly below it, or, when there
+// are none, those one level further down (<experiment>/<date>), sorted.
+func runsBelow(dir string) []string {
+	dates := func(d, prefix string) []string {
+		entries, _ := os.ReadDir(d)
+		var out []string
+		for _, e := range entries {
+			if _, err := time.Parse(time.DateOnly, e.Name()); err != nil || !e.IsDir() {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(d, e.Name(), "manifest.json")); err == nil {
+				out = append(out, prefix+e.Name())
+			}
+		}
+		return out
+	}
+	if runs := dates(dir, ""); len(runs) > 0 {
+		return runs
+	}
+	var runs []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() {
+			runs = append(runs, dates(filepath.Join(dir, e.Name()), e.Name()+"/")...)
+		}
+	}
+	sort.Strings(runs)
+	return runs
 }
 
 // parseInterspersed parses flags that may come before or after the

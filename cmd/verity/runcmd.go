@@ -31,8 +31,8 @@ type hostFlags struct {
 }
 
 func (h *hostFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&h.state, "state-dir", envOr("VERITY_STATE_DIR", ""), "host state folder with the data sources' privacy ledgers, required for private specs (env VERITY_STATE_DIR; create a ledger with `verity ledger init`)")
-	fs.StringVar(&h.restricted, "restricted-dir", envOr("VERITY_RESTRICTED_DIR", ""), "where private runs keep their exact operational record, never inside --out (env VERITY_RESTRICTED_DIR; default STATE/restricted)")
+	fs.StringVar(&h.state, "state-dir", envOr("VERITY_STATE_DIR", ""), "host state folder `DIR` with the data sources' privacy ledgers, required for private specs (env VERITY_STATE_DIR; create a ledger with verity ledger init)")
+	fs.StringVar(&h.restricted, "restricted-dir", envOr("VERITY_RESTRICTED_DIR", ""), "folder `DIR` where private runs keep their exact operational record, never inside --out (env VERITY_RESTRICTED_DIR; default STATE/restricted)")
 	fs.BoolVar(&h.allowTestKey, "allow-test-key", false, "accept the committed TEST-ONLY noise key (tests and demos: its noise protects nothing)")
 }
 
@@ -41,15 +41,15 @@ func (h hostFlags) host() pipeline.Host {
 }
 
 func (f *runFlags) register(fs *flag.FlagSet, withRun bool) {
-	fs.StringVar(&f.date, "date", "", "nominal date YYYY-MM-DD: analyse each window up to the end of that day, and read no partition dt= after it (default: each spec's whole window)")
-	fs.IntVar(&f.threads, "threads", 0, "DuckDB worker threads (0: all cores); results do not depend on it")
-	fs.StringVar(&f.mem, "memory-limit", envOr("VERITY_MEMORY_LIMIT", ""), "DuckDB memory limit such as 4GB (env VERITY_MEMORY_LIMIT)")
-	fs.StringVar(&f.tmp, "temp-dir", envOr("VERITY_TEMP_DIR", ""), "DuckDB spill folder (env VERITY_TEMP_DIR)")
-	fs.StringVar(&f.qdir, "queries-dir", "", "use the templates in this folder instead of the embedded ones (development)")
-	fs.StringVar(&f.logFormat, "log", "auto", "logs on stderr: json, text, none, or auto (progress lines on a terminal, json otherwise)")
+	fs.StringVar(&f.date, "date", "", "nominal date `YYYY-MM-DD`: analyse each window up to the end of that day, and read no partition dt= after it (default: each spec's whole window)")
+	fs.IntVar(&f.threads, "threads", 0, "DuckDB worker threads `N` (0: all cores); results do not depend on it")
+	fs.StringVar(&f.mem, "memory-limit", envOr("VERITY_MEMORY_LIMIT", ""), "DuckDB memory limit `SIZE` such as 4GB (env VERITY_MEMORY_LIMIT)")
+	fs.StringVar(&f.tmp, "temp-dir", envOr("VERITY_TEMP_DIR", ""), "DuckDB spill folder `DIR` (env VERITY_TEMP_DIR)")
+	fs.StringVar(&f.qdir, "queries-dir", "", "use the templates in folder `DIR` instead of the embedded ones (development)")
+	fs.StringVar(&f.logFormat, "log", "auto", "`FORMAT` of the logs on stderr: json, text, none, or auto (progress lines on a terminal, json otherwise)")
 	f.host.register(fs)
 	if withRun {
-		fs.StringVar(&f.out, "out", envOr("VERITY_OUT", "runs"), "output folder; results go to OUT/<experiment>/<date>/ (env VERITY_OUT)")
+		fs.StringVar(&f.out, "out", envOr("VERITY_OUT", "runs"), "output folder `DIR`; results go to DIR/<experiment>/<date>/ (env VERITY_OUT)")
 		fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan (experiments, inputs, templates, settings) and write nothing")
 	}
 }
@@ -141,7 +141,7 @@ func loadSpecs(paths []string, stdout io.Writer) ([]*pipeline.Spec, int, []error
 }
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := newFlags("run", stderr)
+	fs := newFlags("run")
 	var f runFlags
 	f.register(fs, true)
 	if err := parseFlags(fs, args); err != nil {
@@ -149,6 +149,16 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	}
 	if fs.NArg() == 0 {
 		return pipeline.ExitConfig, fmt.Errorf("%w: run needs at least one spec file or folder", pipeline.ErrUsage)
+	}
+	if err := checkLocalPaths(fs, "spec", fs.Args()); err != nil {
+		return pipeline.ExitCode(err), err
+	}
+	if !f.dryRun {
+		// An --out that can never hold the results fails once, up front,
+		// with exit 73, rather than once per spec after the analysis.
+		if err := pipeline.CheckOutputDir(f.out, ""); err != nil {
+			return pipeline.ExitCode(err), err
+		}
 	}
 	opts, err := f.options(stderr)
 	if err != nil {
@@ -197,7 +207,7 @@ func summarize(worst int, errs []error, n int) (int, error) {
 }
 
 func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := newFlags("validate", stderr)
+	fs := newFlags("validate")
 	var f runFlags
 	f.register(fs, false)
 	data := fs.Bool("data", false, "also check the spec against the data: every metric's event must have rows in the window (what a run's metric_event_missing check requires); writes nothing")
@@ -206,6 +216,9 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	}
 	if fs.NArg() == 0 {
 		return pipeline.ExitConfig, fmt.Errorf("%w: validate needs at least one spec file or folder", pipeline.ErrUsage)
+	}
+	if err := checkLocalPaths(fs, "spec", fs.Args()); err != nil {
+		return pipeline.ExitCode(err), err
 	}
 	f.out = "."
 	opts, err := f.options(stderr)

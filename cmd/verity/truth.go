@@ -10,7 +10,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -63,7 +62,7 @@ import (
 //
 // Exit 0 when every check passes, 70 with a table of the failures.
 func checkTruthCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := newFlags("check-truth", stderr)
+	fs := newFlags("check-truth")
 	truthPath := fs.String("truth", "", "truth.json written by verity gen (required)")
 	tail := fs.Float64("aa-tail", 0.001, "tail probability of the binomial allowance for A/A and persona-cohort misses")
 	verbose := fs.Bool("v", false, "print every check, not only the failures")
@@ -77,6 +76,9 @@ func checkTruthCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if !(*tail > 0 && *tail < 0.5) {
 		return pipeline.ExitConfig, fmt.Errorf("%w: --aa-tail wants a probability in (0, 0.5), got %v", pipeline.ErrUsage, *tail)
 	}
+	if err := checkLocalPaths(fs, "run", runs); err != nil {
+		return pipeline.ExitCode(err), err
+	}
 	truth, err := readTruth(*truthPath)
 	if err != nil {
 		return pipeline.ExitConfig, err
@@ -86,9 +88,9 @@ func checkTruthCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err := ctx.Err(); err != nil {
 			return pipeline.ExitTransient, err
 		}
-		manifest := r
-		if st, err := os.Stat(r); err == nil && st.IsDir() {
-			manifest = filepath.Join(r, "manifest.json")
+		manifest, err := manifestArg(r)
+		if err != nil {
+			return pipeline.ExitCode(err), err
 		}
 		c, err := checkRunTruth(manifest, truth)
 		if err != nil {
