@@ -5,7 +5,7 @@ GO       ?= go
 GOFLAGS_ :=
 BIN      := bin/verity
 
-.PHONY: build test unit golden lint bench bench-go fixtures run-fixtures clean replay-check calibrate
+.PHONY: build test unit golden lint bench bench-go fixtures run-fixtures clean replay-check calibrate deploy-check
 
 # A release build stamps its version: make build VERSION=v1.2.3. Every build
 # records the executable's SHA-256 and module versions in each manifest.
@@ -16,9 +16,9 @@ build:
 	$(GO) build $(GOFLAGS_) -buildvcs=auto $(LDFLAGS_) -o $(BIN) ./cmd/verity
 
 # The whole test suite: unit, statistics references and simulations, golden
-# outputs, end-to-end tests of the real binary, then the synthetic replay
-# check. CI runs exactly this (.ci/run).
-test: unit replay-check
+# outputs, end-to-end tests of the real binary, the synthetic replay check,
+# then the deploy check. CI runs exactly this (.ci/run).
+test: unit replay-check deploy-check
 
 unit:
 	$(GO) vet $(GOFLAGS_) ./...
@@ -29,6 +29,17 @@ unit:
 # check the planted effects (.ci/replay-check says how).
 replay-check: build
 	VERITY_BIN=$(BIN) .ci/replay-check
+
+# Deploy check: the Dockerfile's image, built without a container engine
+# (its build line, a debootstrap root filesystem with its runtime packages,
+# cached in ~/.cache/verity-deploy-check), runs the fixtures as its non-root
+# user; then the Kubernetes and Airflow examples in deploy/ are checked and
+# run on the fixtures (deploy/README.md). Needs root and debootstrap: without
+# them it fails, saying what is missing.
+deploy-check: build
+	deploy/check
+	cd deploy/kubernetes && VERITY_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 ./...
+	VERITY_BIN=$(CURDIR)/$(BIN) python3 deploy/airflow/test_dag.py
 
 # Rewrite the golden outputs after a reviewed change of behaviour.
 golden:
