@@ -102,7 +102,7 @@ func statisticsInfo(spec *Spec) StatisticsInfo {
 // Noisy moments can leave their feasible range; they are projected back
 // into it (post-processing, which costs no privacy; see projectMoments).
 // The noise in the (co)variances themselves is passed on as
-// stats.MomentNoise, so that the intervals' degrees of freedom count it.
+// stats.MomentNoise, so that the intervals account for it (stats.Compare).
 func armOf(c Cell, kind stats.Kind, scale int64, cuped bool, sd *noiseSD, bx, by *[2]float64) stats.Arm {
 	m := momentsOf(c, scale)
 	if sd != nil {
