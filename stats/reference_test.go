@@ -46,7 +46,7 @@ type reference struct {
 	// NoisyVariance: comparisons whose variance estimate carries privacy
 	// noise (see noisyPivot), integrated by SciPy's adaptive quadrature.
 	NoisyVariance []refComparison `json:"noisy_variance"`
-	CUPED []struct {
+	CUPED         []struct {
 		Name          string
 		Kind          string
 		Alpha         float64
