@@ -325,8 +325,10 @@ func estimateArm(a Arm, kind Kind, cuped *CUPED) (armEstimate, string) {
 	}
 	if s2 < 0 {
 		// Exactly collinear data leaves rounding noise around zero; anything
-		// larger is inconsistent (noisy) moments.
-		if s2 < -1e-12*scale {
+		// larger is inconsistent (noisy) moments. Noisy moments (privacy)
+		// are truncated at zero, as the noisy-variance pivot models (see
+		// noisyPivot); without moment noise it is an error.
+		if s2 < -1e-12*scale && a.MomentNoise == (MomentNoise{}) {
 			return armEstimate{n: a.N, mean: e.mean}, StatusNegativeVariance
 		}
 		s2 = 0
