@@ -121,5 +121,5 @@ func TestPrivateMomentsAlwaysGiveRatioInterval(t *testing.T) {
 	if negative > 0 {
 		t.Errorf("%d of 500 noisy ratio comparisons without an interval (clamping the variances alone: %d)", negative, before)
 	}
-	t.Logf("without the PSD projection %d of 500 had no interval", before)
+	t.Logf("with the old rule (variances clamped, a negative linearised variance an error) %d of 500 had no interval", before)
 }

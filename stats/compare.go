@@ -325,8 +325,10 @@ func estimateArm(a Arm, kind Kind, cuped *CUPED) (armEstimate, string) {
 	}
 	if s2 < 0 {
 		// Exactly collinear data leaves rounding noise around zero; anything
-		// larger is inconsistent (noisy) moments.
-		if s2 < -1e-12*scale {
+		// larger is inconsistent (noisy) moments. Noisy moments (privacy)
+		// are truncated at zero, as the noisy-variance pivot models (see
+		// noisyPivot); without moment noise it is an error.
+		if s2 < -1e-12*scale && a.MomentNoise == (MomentNoise{}) {
 			return armEstimate{n: a.N, mean: e.mean}, StatusNegativeVariance
 		}
 		s2 = 0
@@ -377,16 +379,15 @@ func momentNoiseVar(a Arm, kind Kind, r float64, cuped *CUPED) float64 {
 // inputs these are SciPy's ttest_ind_from_stats(equal_var=False).
 //
 // Under differential privacy the per-unit variance s² is itself computed
-// from noisy sums (Arm.MomentNoise), so its estimate has two sources of
-// error: sampling, Var(s²/n) ≈ 2(s²/n)²/(n-1), and noise, Var_noise(s²)/n².
-// Satterthwaite's approximation (Satterthwaite 1946, "An approximate
-// distribution of estimates of variance components", Biometrics Bull.
-// 2:110–114: ν = (Σ v_i)² / Σ v_i²/ν_i with ν_i = 2v_i²/Var(v̂_i)) then gives
-//
-//	ν = (v_c + v_t)² / Σ_arms [ s⁴/(n²(n-1)) + Var_noise(s²)/(2n²) ],
-//
-// which is Welch's ν without noise and smaller (a wider t interval) the
-// noisier the variance estimate is.
+// from noisy sums (Arm.MomentNoise), and truncated at zero by the
+// projection of the noisy moments. The critical value and p-value then
+// come from the reference distribution of the studentised difference
+// under the fitted noise model — a parametric bootstrap computed by
+// quadrature (see noisyPivot) — instead of Student's t; ν above (the
+// sampling part's Welch–Satterthwaite degrees of freedom, privacy noise
+// counting as known) is still reported and enters that distribution.
+// Counting the noise in s² in a Satterthwaite ν instead (Satterthwaite
+// 1946) made private intervals over-cover (see noisyPivot).
 //
 // Relative effect. L = (m_t - m_c)/|m_c| (m_t/m_c - 1 for a positive
 // control mean, and of the absolute effect's sign for any control mean),
@@ -449,12 +450,11 @@ func Compare(control, treatment Arm, kind Kind, opts Options) Comparison {
 	c.TreatmentVar = et.sampVar + et.noiseVar
 	v := c.ControlVar + c.TreatmentVar
 	c.SE = math.Sqrt(v)
-	// Scaled to avoid overflow: ν = 1/Σ [(s_i/v)²/(n_i-1) + Var_noise(s_i)/(2v²)]
-	// (see Compare). When only the (known) noise variance remains, ν is
-	// infinite: the interval is normal, represented by ν = NoiseOnlyDF.
+	// Scaled to avoid overflow: ν = 1/Σ (S_i/v)²/(n_i-1) (see Compare).
+	// When only the (known) noise variance remains, ν is infinite: the
+	// interval is normal, represented by ν = NoiseOnlyDF.
 	rc, rt := ec.sampVar/v, et.sampVar/v
-	nc, nt := math.Sqrt(ec.sampVarNoise)/v, math.Sqrt(et.sampVarNoise)/v
-	if den := rc*rc/(ec.n-1) + rt*rt/(et.n-1) + (nc*nc+nt*nt)/2; den > 0 {
+	if den := rc*rc/(ec.n-1) + rt*rt/(et.n-1); den > 0 {
 		c.DF = math.Min(1/den, NoiseOnlyDF)
 	} else {
 		c.DF = NoiseOnlyDF
@@ -468,6 +468,14 @@ func Compare(control, treatment Arm, kind Kind, opts Options) Comparison {
 	if o.Sequential != nil {
 		c.Sequential = true
 		crit, c.PValue = o.Sequential.halfWidthFactor(ec.n+et.n, o.Alpha, c.Statistic)
+	} else if ec.sampVarNoise > 0 || et.sampVarNoise > 0 {
+		// Noisy variance estimate: the pivot's reference distribution
+		// (see noisyPivot).
+		crit, c.PValue = noisyCritical(o.Alpha, c.DF, ec.noiseVar+et.noiseVar, ec.sampVar+et.sampVar,
+			math.Sqrt(ec.sampVarNoise+et.sampVarNoise), c.Statistic)
+		if math.IsInf(crit, 1) {
+			return c.degenerate(StatusOverflow).finiteOr(StatusOverflow)
+		}
 	} else {
 		crit = tQuantileTwoSided(o.Alpha, c.DF)
 		c.PValue = tTwoSidedP(c.Statistic, c.DF)

@@ -28,8 +28,12 @@
 //	Δ ± t_{ν,1-α/2}·SE,  p = 2·P(T_ν ≥ |Δ|/SE)
 //	L = (m_t - m_c)/|m_c|,  SE_L = √(V_t/m_c² + m_t²V_c/m_c⁴),  Fieller's interval at t_{ν,1-α/2} (see fieller)
 //
-// Under privacy the Satterthwaite ν also counts the noise in each s²
-// (Arm.MomentNoise): ν = V² / Σ_arms [s⁴/(n²(n-1)) + Var_noise(s²)/(2n²)].
+// Under privacy each s² comes from noisy sums (Arm.MomentNoise) and is
+// truncated at zero, so V̂ = N + Ŝ, N the known noise variance of the
+// means: the critical value and p-value are those of the pivot
+// |Δ̂−Δ|/√V̂ under the fitted noise model (a parametric bootstrap computed
+// by quadrature, Ferrando, Wang & Sheldon 2022; see noisyPivot), with ν
+// above; Welch's t when the variances carry no noise.
 //
 // Multi-arm experiments call Compare for each treatment against control.
 //

@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	checks, failed := calibrate.Judge(tally)
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Calibration results\n\nProduced by `%s` (%d datasets of %d units, %d nights each, seeds `calibrate.FullSeeds(%d)`) in %s.\n\n",
-		"go run -tags duckdb_arrow ./cmd/verity-calibrate "+strings.Join(args, " "), *datasets, *units, *nights, *datasets, time.Since(t0).Round(time.Second))
+		"go run ./cmd/verity-calibrate "+strings.Join(args, " "), *datasets, *units, *nights, *datasets, time.Since(t0).Round(time.Second))
 	if err := calibrate.WriteReport(&b, tally, checks, failed); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -13,7 +13,8 @@ fixed seed, and floats are written with repr (shortest round-trip).
 Independence from the Go code: Fieller's relative interval is found by
 root-finding on its defining test statistic (brentq), not from the closed
 form of the quadratic's roots; the exact SRM test is SciPy's binomtest;
-the nearest covariance uses NumPy's eigh. Welch tests come from
+the nearest covariance uses NumPy's eigh; the pivot of a noisy variance
+estimate is integrated with scipy.integrate.quad, not the Go node rule. Welch tests come from
 scipy.stats.ttest_ind_from_stats and scipy.stats.t (quantiles polished, see
 t_ppf); χ² from
 scipy.stats.chisquare; Holm and BH from statsmodels' multipletests; the MDE
@@ -31,7 +32,7 @@ import sys
 import numpy as np
 import scipy
 import statsmodels
-from scipy import optimize, stats
+from scipy import integrate, optimize, stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import normal_power
 
@@ -216,17 +217,66 @@ def noise_cases():
         want = welch_from_estimates(c["Mean"], c["Var"] / c["N"], c["N"], t["Mean"], t["Var"] / t["N"], t["N"],
                                     0.05, nc_, nt_)
         out.append({"name": name, "kind": "mean", "alpha": 0.05, "control": c, "treatment": t, "want": want})
-    # A variance computed from a noisy Σx² is noisy: MomentNoise.Var is the
-    # noise variance of s², which adds Var/n² to the variance of s²/n.
-    for name, c, t, mc_, mt_ in [
-        ("noisy variance estimate", {"N": 400.0, "Mean": 3.0, "Var": 9.0}, {"N": 420.0, "Mean": 3.3, "Var": 10.0}, 4.0, 6.0),
-        ("noisy variance dominates df", {"N": 3000.0, "Mean": 1.0, "Var": 2.0}, {"N": 3000.0, "Mean": 1.05, "Var": 2.2}, 9.0, 9.0),
+    return out
+
+
+def noisy_pivot_tail(q, noise, s, eta, nu):
+    """P(|Δ̂−Δ|/√V̂ ≥ q) when V = noise + s and V̂ = noise + max(0, s + e),
+    e ~ Normal(0, eta²) independent of Δ̂, Δ̂−Δ ~ √V·T_ν: the atom
+    Φ(−s/eta) at the truncation plus the integral over the positive part,
+    by adaptive quadrature (scipy.integrate.quad), not by the Go code's
+    equal-probability node rule."""
+    v = noise + s
+
+    def tail(a):
+        return 2 * stats.t.sf(q * math.sqrt((noise + a) / v), nu)
+
+    p0 = stats.norm.cdf(-s / eta)
+    body, _ = integrate.quad(lambda a: tail(a) * stats.norm.pdf((a - s) / eta) / eta, 0, s + 12 * eta,
+                             points=[s] if s > 0 else None, limit=400, epsabs=1e-13, epsrel=1e-11)
+    return p0 * tail(0.0) + body
+
+
+def noisy_variance_cases():
+    """Privacy noise in the variance estimate (Arm.MomentNoise): the critical
+    value and p-value are those of the studentised pivot under the fitted
+    noise model (the parametric bootstrap, computed by quadrature), with
+    the arms pooled: Ŝ = s_c²/n_c + s_t²/n_t, η² = Var_noise(s_c²)/n_c² +
+    Var_noise(s_t²)/n_t², ν = Welch's with the known noise on the means.
+    The Go code integrates with a 25-node rule, so these are compared at a
+    looser tolerance (see the Go test)."""
+    out = []
+    for name, c, t, mc_, mt_, nzc, nzt in [
+        ("noisy variance estimate", {"N": 400.0, "Mean": 3.0, "Var": 9.0}, {"N": 420.0, "Mean": 3.3, "Var": 10.0}, 4.0, 6.0, 1e-4, 2e-4),
+        ("noisy variance dominates df", {"N": 3000.0, "Mean": 1.0, "Var": 2.0}, {"N": 3000.0, "Mean": 1.05, "Var": 2.2}, 9.0, 9.0, 1e-4, 2e-4),
+        # The calibration suite's regime: noise on the means as large as the
+        # noise in the variance estimate, which exceeds the variance itself.
+        ("noise dominates mean and variance", {"N": 500.0, "Mean": 5.0, "Var": 600.0}, {"N": 480.0, "Mean": 6.0, "Var": 700.0},
+         (8000.0 * 499) ** 2, (8300.0 * 479) ** 2, 16.0, 17.0),
+        # Variance estimate truncated at zero by the projection.
+        ("variance estimate truncated", {"N": 500.0, "Mean": 5.0, "Var": 0.0}, {"N": 500.0, "Mean": 6.5, "Var": 300.0},
+         (8000.0 * 499) ** 2, (8000.0 * 499) ** 2, 16.0, 16.0),
     ]:
-        c = dict(c, NoiseVarMean=1e-4, MomentNoise={"Var": mc_})
-        t = dict(t, NoiseVarMean=2e-4, MomentNoise={"Var": mt_})
-        want = welch_from_estimates(c["Mean"], c["Var"] / c["N"], c["N"], t["Mean"], t["Var"] / t["N"], t["N"],
-                                    0.05, 1e-4, 2e-4, mc_ / c["N"] ** 2, mt_ / t["N"] ** 2)
-        out.append({"name": name, "kind": "mean", "alpha": 0.05, "control": c, "treatment": t, "want": want})
+        c = dict(c, NoiseVarMean=nzc, MomentNoise={"Var": mc_})
+        t = dict(t, NoiseVarMean=nzt, MomentNoise={"Var": mt_})
+        alpha = 0.05
+        sc, st = c["Var"] / c["N"], t["Var"] / t["N"]
+        noise = nzc + nzt
+        v = noise + sc + st
+        eta = math.sqrt(mc_ / c["N"] ** 2 + mt_ / t["N"] ** 2)
+        den = 2 * sc ** 2 / (c["N"] - 1) + 2 * st ** 2 / (t["N"] - 1)
+        nu = min(2 * v ** 2 / den, 1e12) if den > 0 else 1e12
+        q = optimize.brentq(lambda x: noisy_pivot_tail(x, noise, sc + st, eta, nu) - alpha, 0.1, 50, xtol=1e-14, rtol=1e-14)
+        want = welch_from_estimates(c["Mean"], sc, c["N"], t["Mean"], st, t["N"], alpha, nzc, nzt)
+        se = math.sqrt(v)
+        diff = t["Mean"] - c["Mean"]
+        want["DF"] = f(nu)
+        want["PValue"] = f(noisy_pivot_tail(abs(diff / se), noise, sc + st, eta, nu))
+        want["DiffLow"], want["DiffHigh"] = f(diff - q * se), f(diff + q * se)
+        lo, hi = fieller_numeric(c["Mean"], t["Mean"], want["ControlVar"], want["TreatmentVar"], q)
+        want["RelUnbounded"] = lo is None
+        want["RelLow"], want["RelHigh"] = (0.0, 0.0) if lo is None else (f(lo), f(hi))
+        out.append({"name": name, "kind": "mean", "alpha": alpha, "control": c, "treatment": t, "want": want})
     return out
 
 
@@ -526,6 +576,7 @@ def main():
                       "numpy": np.__version__, "scipy": scipy.__version__, "statsmodels": statsmodels.__version__},
         "tdist": tdist(),
         "welch": welch_cases() + noise_cases() + ratio_cases() + relative_cases(),
+        "noisy_variance": noisy_variance_cases(),
         "srm_exact": srm_exact_cases(),
         "psd": psd_cases(),
         "cuped": cuped_cases(),
