@@ -322,7 +322,7 @@ func TestCorruptStateFiles(t *testing.T) {
 						t.Errorf("%s: exit %d, want 78 naming %s and %q\n%s%s", what, r.code, path, damage.msg, r.stdout, r.stderr)
 					}
 				}
-				if _, err := os.Stat(filepath.Join(dir, "runs", "checkout-button", "2026-11-19")); err == nil {
+				if _, err := os.Stat(filepath.Join(dir, "runs", "checkout-button-private", "2026-11-19")); err == nil {
 					t.Error("a private run released with a damaged state file")
 				}
 				if snapshot(t, path) != before {
@@ -620,7 +620,7 @@ func TestOutputModesFollowUmask(t *testing.T) {
 			check("runs", tc.dirMode, tc.fileMo)
 			check("private", tc.dirMode, tc.fileMo)
 			check("restricted", 0o700, 0o600)
-			if _, err := os.Stat(filepath.Join(dir, "private", "checkout-button", "2026-11-19", "manifest.json")); err != nil {
+			if _, err := os.Stat(filepath.Join(dir, "private", "checkout-button-private", "2026-11-19", "manifest.json")); err != nil {
 				t.Error(err)
 			}
 			if checked < 20 {

@@ -31,7 +31,7 @@ FOLDERS = {
     "nightly": ["checkout-button.yaml", "onboarding-flow.yaml"],
     "pricing": ["pricing-page-srm.yaml"],  # blocked: sample-ratio mismatch
 }
-OUTPUTS = ["results.csv", "results.parquet", "decisions.json", "quality.json", "report.html", "manifest.json"]
+OUTPUTS = ["results.csv", "results.parquet", "results.schema.json", "decisions.json", "quality.json", "report.html", "manifest.json"]
 # A run at 03:30 UTC on 2026-11-20 analyses the night of 2026-11-19.
 CONTEXT = {"data_interval_end": dt.datetime(2026, 11, 20, 3, 30, tzinfo=dt.timezone.utc), "params": {"night": ""}}
 NIGHT = "2026-11-19"
@@ -120,7 +120,7 @@ class DagTest(unittest.TestCase):
             self.assertEqual(p.returncode, want[op.task_id], f"{op.task_id}: {' '.join(argv)}\n{p.stdout}{p.stderr}")
         for n, specs in FOLDERS.items():
             for s in specs:
-                exp = {"pricing-page-srm.yaml": "pricing-page"}.get(s, s[: -len(".yaml")])
+                exp = s[: -len(".yaml")]  # fixture specs are named after their file
                 for f in OUTPUTS:
                     path = os.path.join(self.root, "results", exp, NIGHT, f)
                     self.assertTrue(os.path.isfile(path), f"missing output {path}")

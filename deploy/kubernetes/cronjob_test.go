@@ -416,7 +416,7 @@ func TestCronJobCommandOnFixtures(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(root, "results", "checkout-button", "2026-11-19", "manifest.json")); err != nil {
 			t.Errorf("a blocked spec stopped the rest of the folder: %v", err)
 		}
-		if _, err := os.Stat(filepath.Join(root, "results", "pricing-page", "2026-11-19", "decisions.json")); err != nil {
+		if _, err := os.Stat(filepath.Join(root, "results", "pricing-page-srm", "2026-11-19", "decisions.json")); err != nil {
 			t.Errorf("the blocked spec's outputs are missing: %v", err)
 		}
 	})
