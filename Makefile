@@ -41,7 +41,8 @@ deploy-check: build
 	cd deploy/kubernetes && VERITY_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 ./...
 	VERITY_BIN=$(CURDIR)/$(BIN) python3 deploy/airflow/test_dag.py
 
-# Rewrite the golden outputs after a reviewed change of behaviour.
+# Rewrite the golden outputs after a reviewed change of behaviour (and the
+# README's screenshot, docs/report-example.png, from the golden report).
 golden:
 	$(GO) test $(GOFLAGS_) -count=1 ./golden -update
 

@@ -374,7 +374,9 @@ func addWindows(p map[string]any, specs []*Spec) {
 // fetches the sufficient statistics and the quality counts,
 // split by experiment. An error that concerns one experiment only (an
 // overflow) is returned in perExp; err fails the whole group.
-func (s *session) runSQL(ctx context.Context, specs []*Spec, tmpls []rendered, p map[string]any) (cells map[string][]Cell, quality map[string]Quality, perExp map[string]error, err error) {
+func (s *session) runSQL(ctx context.Context, specs []*Spec, tmpls []rendered, p map[string]any, progress *sqlProgress) (cells map[string][]Cell, quality map[string]Quality, perExp map[string]error, err error) {
+	s.progress = progress
+	defer func() { s.progress = nil }()
 	byName := map[string]rendered{}
 	for _, t := range tmpls {
 		byName[t.Name] = t
@@ -384,7 +386,7 @@ func (s *session) runSQL(ctx context.Context, specs []*Spec, tmpls []rendered, p
 		want[sp.Experiment] = true
 	}
 	cells, quality, perExp = map[string][]Cell{}, map[string]Quality{}, map[string]error{}
-	for _, name := range []string{"traces", "assignment", "events", "unit_metrics"} {
+	for _, name := range sqlPassOrder[:4] {
 		if err := s.exec(ctx, byName[name], templateParams(name, p)); err != nil {
 			return nil, nil, nil, err
 		}

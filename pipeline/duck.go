@@ -68,6 +68,9 @@ type session struct {
 	fsys   fs.FS
 	engine Engine
 	runs   map[string]int // executions per template name, for the manifest's scan record
+	// progress reports the statements of the shared pass while runSQL
+	// runs them; nil otherwise.
+	progress *sqlProgress
 }
 
 func openSession(ctx context.Context, e Engine, fsys fs.FS) (*session, error) {
@@ -381,7 +384,10 @@ func (s *session) exec(ctx context.Context, r rendered, params map[string]any) e
 		if err != nil {
 			return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
 		}
-		if _, err := s.conn.ExecContext(ctx, stmt, args...); err != nil {
+		if err := s.progress.run(statementKey(r, i, len(stmts)), func() error {
+			_, err := s.conn.ExecContext(ctx, stmt, args...)
+			return err
+		}); err != nil {
 			where := ""
 			if len(stmts) > 1 {
 				where = fmt.Sprintf(" statement %d of %d", i+1, len(stmts))
@@ -398,17 +404,20 @@ func (s *session) query(ctx context.Context, r rendered, params map[string]any, 
 	if err != nil {
 		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
 	}
-	rows, err := s.conn.QueryContext(ctx, r.SQL, args...)
-	if err != nil {
-		return s.engineError(fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err)))
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
-			return s.engineError(fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err)))
+	err = s.progress.run(statementKey(r, 0, 1), func() error {
+		rows, err := s.conn.QueryContext(ctx, r.SQL, args...)
+		if err != nil {
+			return err
 		}
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return s.engineError(fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err)))
 	}
 	return nil

@@ -561,8 +561,13 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 		j.phase("inspect_inputs", t0)
 	}
 	all := append(append([]InputFile{}, st.traces...), st.events...)
+	var inputBytes int64
+	for _, f := range all {
+		inputBytes += f.Size
+	}
 	t0 = time.Now()
-	cells, quality, perExp, err := st.sess.runSQL(ctx, specs, st.tmpls, mergedParams(specs, st.traces, st.events))
+	progress := passProgress(ctx, jobs, opts, st, inputBytes)
+	cells, quality, perExp, err := st.sess.runSQL(ctx, specs, st.tmpls, mergedParams(specs, st.traces, st.events), progress)
 	if err != nil {
 		if t := transientOrNil(ctx, err); t != nil {
 			setErr(t)
@@ -608,12 +613,13 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 		scan.Experiments = append(scan.Experiments, j.spec.Experiment)
 	}
 	sort.Strings(scan.Experiments)
+	scan.InputBytes = inputBytes
 	inspected := map[string]InputFile{}
 	for _, f := range all {
-		scan.InputBytes += f.Size
 		inspected[f.abs] = f
 	}
 	for _, j := range jobs {
+		j.phases = append(j.phases, progress.timings...)
 		j.phase("sql", t0)
 		// Each spec keeps its own input list (paths relative to its own
 		// folder, so its manifest and input digest do not depend on its

@@ -307,7 +307,9 @@ func planReport(ctx context.Context, specs []*pipeline.Spec, opts pipeline.Optio
 }
 
 // progressHandler shows a run's progress on an interactive terminal: one
-// short line per finished phase, commit and failure.
+// short line per finished phase, commit and failure, and for the shared
+// SQL pass one per statement started and finished ("3/16 events@v5 1/2")
+// and DuckDB's percentage of a long statement.
 type progressHandler struct {
 	w     io.Writer
 	attrs []slog.Attr
@@ -324,8 +326,22 @@ func (h *progressHandler) Handle(_ context.Context, r slog.Record) error {
 		vals[a.Key] = a.Value.String()
 		return true
 	})
-	line := fmt.Sprintf("▸ %-24s %-16s", vals["experiment"], vals["phase"])
+	exp := vals["experiment"]
+	if exp == "" { // a shared SQL pass: the experiments it serves
+		exp = strings.Trim(vals["experiments"], "[]")
+	}
+	line := fmt.Sprintf("▸ %-24s %-16s", exp, vals["phase"])
 	switch {
+	case vals["step"] != "":
+		line += fmt.Sprintf(" %s/%s %s", vals["step"], vals["of"], strings.TrimPrefix(vals["statement"], "sql "))
+		switch {
+		case vals["percent"] != "":
+			line += fmt.Sprintf(" %s%% (about %s s left in it)", vals["percent"], vals["statement_left_s"])
+		case vals["ms"] != "":
+			line += " done in " + vals["ms"] + " ms"
+		case vals["estimate_s"] != "":
+			line += fmt.Sprintf(" (about %s s left in the pass, from the previous night)", vals["estimate_s"])
+		}
 	case vals["ms"] != "":
 		line += " " + vals["ms"] + " ms"
 	case vals["error"] != "":

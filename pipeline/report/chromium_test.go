@@ -1,7 +1,6 @@
 package report
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,9 +17,6 @@ import (
 // to the console (a CSP violation is logged there), and the network log
 // has no request made by the page. Negative controls prove that each
 // detector fires on a page that does the forbidden thing.
-
-var screenshot = flag.String("screenshot", "", "write a screenshot of the example report to this PNG file (e.g. ../../docs/report-example.png)")
-var screenshotCase = flag.String("screenshot-case", "rollback", "which test case -screenshot renders")
 
 func needChromium(t *testing.T) {
 	t.Helper()
@@ -117,41 +113,5 @@ func TestChromium(t *testing.T) {
 				t.Errorf("forest rows in the DOM (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-// TestScreenshot writes docs/report-example.png when asked:
-//
-//	go test ./pipeline/report -run TestScreenshot -screenshot=$PWD/docs/report-example.png
-func TestScreenshot(t *testing.T) {
-	if *screenshot == "" {
-		t.Skip("no -screenshot path given")
-	}
-	needChromium(t)
-	var d *Data
-	for _, c := range cases {
-		if c.name == *screenshotCase {
-			v := c.data()
-			d = &v
-		}
-	}
-	if d == nil {
-		t.Fatalf("no test case %q", *screenshotCase)
-	}
-	page, err := Render(*d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := filepath.Abs(*screenshot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := runChromium(t, writePage(t, "report.html", page),
-		"--screenshot="+out, "--window-size=1280,1600", "--hide-scrollbars")
-	if errs := browser.ConsoleErrors(run.Stderr); len(errs) > 0 {
-		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
-	}
-	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
-		t.Fatalf("no screenshot at %s: %v", out, err)
 	}
 }

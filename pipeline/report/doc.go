@@ -54,7 +54,6 @@
 // checks escaping, self-containment, row counts and the first screen.
 // chromium_test.go opens the pages in Debian's headless Chromium and
 // checks the DOM, the console and the network log, with negative controls
-// that prove each check can fail. It writes docs/report-example.png with
-//
-//	go test ./pipeline/report -run TestScreenshot -screenshot=$PWD/docs/report-example.png
+// that prove each check can fail. The README's screenshot is made from a
+// golden report by golden/screenshot_test.go (make golden).
 package report
