@@ -481,7 +481,9 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 
 	outRoot := opts.OutDir
 	if outRoot == "" {
-		tmp, err := os.MkdirTemp("", "verity-replay-")
+		// The rerun goes to a scratch folder under --temp-dir when one is
+		// given (where the operator wants scratch data), else $TMPDIR.
+		tmp, err := os.MkdirTemp(opts.Engine.TempDir, "verity-replay-")
 		if err != nil {
 			return nil, &TransientError{Err: fmt.Errorf("replay: temporary folder: %w", err)}
 		}

@@ -470,3 +470,28 @@ func TestCheckTruthUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayScratchInTempDir: a replay without --out reruns into a scratch
+// folder under --temp-dir, not $TMPDIR: with $TMPDIR unusable it still
+// works, and it leaves nothing behind in the --temp-dir.
+func TestReplayScratchInTempDir(t *testing.T) {
+	dir := fixtureCopy(t)
+	manifest := runFixture(t, dir, "checkout-button.yaml")
+	scratch := t.TempDir()
+	r := verityEnv(t, dir, []string{"TMPDIR=/nonexistent/verity-tmp"}, "replay", "--log", "none", "--temp-dir", scratch, manifest)
+	if r.code != 0 {
+		t.Fatalf("replay with --temp-dir and an unusable $TMPDIR: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	left, err := os.ReadDir(scratch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range left {
+		if strings.HasPrefix(e.Name(), "verity-replay-") {
+			t.Errorf("replay left its scratch folder %s in --temp-dir", e.Name())
+		}
+	}
+	if r := verityEnv(t, dir, []string{"TMPDIR=/nonexistent/verity-tmp"}, "replay", "--log", "none", manifest); r.code == 0 {
+		t.Errorf("replay without --temp-dir and with an unusable $TMPDIR succeeded: the test above proves nothing")
+	}
+}
