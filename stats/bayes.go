@@ -358,7 +358,7 @@ func EffectPosterior(est, se float64, prior Prior, alpha float64, dir Direction)
 			return Posterior{}, fmt.Errorf("effect posterior: se %v out of range: %w", se, ErrInvalidInput)
 		}
 		mean = est + w*(prior.Mean-est)
-		sd = math.Sqrt(p2*w) // v = σ₀²·s²/(s²+σ₀²)
+		sd = math.Sqrt(p2 * w) // v = σ₀²·s²/(s²+σ₀²)
 	}
 	p := normalPosterior(mean, sd, alpha, dir)
 	for _, v := range [...]float64{p.Mean, p.SD, p.Low, p.High, p.ChanceToWin, p.RiskControl, p.RiskTreatment} {

@@ -25,7 +25,7 @@ import (
 const bayesTol = 1e-9
 
 type refPosterior struct {
-	Mean, SD, Expected, Low, High            float64
+	Mean, SD, Expected, Low, High           float64
 	ChanceToWin, RiskControl, RiskTreatment float64
 }
 
