@@ -72,6 +72,12 @@ import (
 // 1 − 10⁻⁴ (gbstats' epsilon): otherwise StatusLogInexact. Its risks are
 // the closed-form log-normal partial expectations of the relative gain
 // e^λ − 1 (gbstats reported absolute risks there), with flat prior only.
+//
+// Under differential privacy Bayes is post-processing of the released
+// moments: the privacy-noise variances of the means (Arm.NoiseVarMean and
+// the like) are part of s², as in Compare; the noise in the sample
+// variances themselves is not modelled (the posterior treats s² as known,
+// as gbstats does).
 
 // EffectScale is the scale an effect, a prior or a threshold is stated on.
 type EffectScale int
