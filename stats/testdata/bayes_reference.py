@@ -25,6 +25,10 @@ here is the relative expected loss, integrated numerically with
 scipy.integrate.quad (the Go code uses the log-normal partial expectation
 in closed form).
 
+Under CUPED the relative effect here divides by the CUPED-adjusted control
+estimate, Verity's documented convention (stats/bayes.go); gbstats divides
+by the unadjusted control mean. Without CUPED the two coincide.
+
 Arm estimates and their variances are computed from unit-level NumPy
 arrays: ratio metrics by per-unit linearisation, CUPED by the within-arm
 OLS slope and per-unit adjusted values, not from the moment formulas the
