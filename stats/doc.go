@@ -91,4 +91,29 @@
 // infinite input and overflow give a Status with PValue 1. The other
 // functions return errors wrapping ErrInvalidInput, ErrDegenerate,
 // ErrLength or ErrNoCovariate.
+//
+// # Bayesian engine (Bayes, EffectPosterior, ExpectedLoss, DecideBayes)
+//
+// GrowthBook's default (gbstats 0.8.0; see bayes.go): a normal posterior
+// for the absolute and the relative effect from Compare's estimates, flat
+// or Gaussian prior N(μ₀, σ₀²) on either scale,
+//
+//	1/v = 1/s² + 1/σ₀²,  m = v·(d/s² + μ₀/σ₀²),   chance to win Φ(m/√v),
+//	risk of control E[max(δ,0)] = √v(zΦ(z) + φ(z)),  of treatment E[max(−δ,0)],  z = m/√v,
+//
+// and a rule on chance-to-win and risk thresholds: ship, rollback, hold.
+//
+// # Hypotheses (TestHypothesis, Superiority, NonInferiority)
+//
+// One-sided, margin (δ₀ ≠ 0) and equivalence (TOST) Welch or normal tests
+// of the absolute or relative effect (Fieller's test, or the delta
+// method's), as statsmodels' ttest_ind(usevar='unequal', value=,
+// alternative=) and ttost_ind and R's t.test(mu=, alternative=).
+//
+// # Planning (PlanSampleSize, ConfidenceSequenceHorizon, DaysRemaining)
+//
+//	t = K·k²/δ²,  K = (1 − ρ²)(σ_c²/(1−w) + σ_t²/w),  k from Φ(k − c) + Φ(−k − c) = power,
+//
+// with c = z_{1−α/2} for a fixed horizon and the confidence sequence's
+// h(t) for the always-valid design (see plan.go).
 package stats
