@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -100,9 +101,12 @@ func checkSingleJoin(t *testing.T, specs ...*pipeline.Spec) {
 	}
 }
 
-// withoutSpecHash blanks the spec_sha256 column of results.csv and
-// results.parquet (re-encoded by the pipeline's own, deterministic encoder);
-// other files pass unchanged.
+// withoutSpecHash blanks what identifies the spec itself, for comparing
+// the outputs of two specs that must give the same numbers: the
+// spec_sha256 column of results.csv and results.parquet (re-encoded by the
+// pipeline's own, deterministic encoder) and the success-criteria block
+// of decisions.json and line of report.html (their hash covers the
+// metrics' definitions); other files pass unchanged.
 func withoutSpecHash(t *testing.T, name string, b []byte) []byte {
 	t.Helper()
 	switch name {
@@ -138,9 +142,30 @@ func withoutSpecHash(t *testing.T, name string, b []byte) []byte {
 			t.Fatal(err)
 		}
 		return out
+	case "decisions.json":
+		var d map[string]any
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("decisions.json: %v", err)
+		}
+		if _, ok := d["criteria"]; !ok {
+			t.Fatal("decisions.json has no criteria block")
+		}
+		delete(d, "criteria")
+		out, err := json.MarshalIndent(d, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	case "report.html":
+		if !criteriaLine.Match(b) {
+			t.Fatal("report.html has no criteria line")
+		}
+		return criteriaLine.ReplaceAll(b, nil)
 	}
 	return b
 }
+
+var criteriaLine = regexp.MustCompile(`(?m)^<p id="criteria".*</p>\n`)
 
 // firstDiff shows the first differing line of two outputs.
 func firstDiff(a, b []byte) string {

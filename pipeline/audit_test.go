@@ -263,7 +263,7 @@ func (r auditRun) republish(t *testing.T, key privacy.Key) {
 	pub, err := publishPrivate(privateFacts{
 		Spec: r.spec, SpecJSON: m.Spec, SpecHash: m.SpecSHA256, Date: m.NominalDate, DateFromFlag: m.DateFromFlag,
 		Templates: m.Templates, DuckDB: m.DuckDB, Build: *m.Build, Key: key, Ledger: ledger, SpentNow: spent,
-		Baseline: m.Baseline, RunID: m.Volatile.RunID, ParentRun: m.Volatile.ParentRun, Execution: m.Volatile.Execution, SpecFile: m.Volatile.SpecFile,
+		Baseline: m.Baseline, Criteria: m.CriteriaHistory, RunID: m.Volatile.RunID, ParentRun: m.Volatile.ParentRun, Execution: m.Volatile.Execution, SpecFile: m.Volatile.SpecFile,
 	}, rel)
 	if err != nil {
 		t.Fatal(err)

@@ -39,9 +39,14 @@ type Manifest struct {
 	Statistics   StatisticsInfo   `json:"statistics"`
 	// Effective holds the settings in effect that the spec may not spell
 	// out (defaults, template behaviour); derived, so not in SpecSHA256.
-	Effective *Effective  `json:"effective,omitempty"`
-	Privacy   PrivacyInfo `json:"privacy"`
-	Checks    []Check     `json:"checks"`
+	Effective *Effective `json:"effective,omitempty"`
+	// Criteria is the decision-relevant part of the spec (criteria.go),
+	// and CriteriaHistory what the earlier nights' manifests of the
+	// window said of theirs, as this run read them.
+	Criteria        json.RawMessage  `json:"criteria"`
+	CriteriaHistory *CriteriaHistory `json:"criteria_history"`
+	Privacy         PrivacyInfo      `json:"privacy"`
+	Checks          []Check          `json:"checks"`
 	// Baseline is the previous night's run the volume check used, if any.
 	Baseline *Baseline    `json:"previous_night,omitempty"`
 	Outputs  []OutputFile `json:"outputs"`

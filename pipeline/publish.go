@@ -45,6 +45,7 @@ type privateFacts struct {
 	Ledger       privacy.Ledger // after this release was charged
 	SpentNow     *big.Rat
 	Baseline     *Baseline // the previous night's release, if any
+	Criteria     *CriteriaHistory
 	RunID        string
 	ParentRun    string
 	Execution    []Setting
@@ -92,6 +93,10 @@ func publishPrivate(f privateFacts, rel *privateRelease) (*publication, error) {
 	// A sample-ratio mismatch invalidates the verdict as a blocking gate
 	// does: the same exit status and stdout line.
 	blocked, details = blockOnSRM(decisions, blocked, details)
+	criteria, history, err := applyCriteria(spec, date, "", f.Criteria, &decisions)
+	if err != nil {
+		return nil, err
+	}
 	info, state := privacyInfo(spec, f.Key, rel, f.Ledger, f.SpentNow)
 	page, err := report.Render(buildReport(reportInput{
 		spec: spec, date: date, rows: rows, decisions: decisions, checks: checks, privacy: info,
@@ -114,22 +119,24 @@ func publishPrivate(f privateFacts, rel *privateRelease) (*publication, error) {
 	}
 	build := f.Build
 	m := Manifest{
-		Format:       ManifestFormat,
-		Experiment:   spec.Experiment,
-		NominalDate:  date,
-		DateFromFlag: f.DateFromFlag,
-		Spec:         f.SpecJSON,
-		SpecSHA256:   f.SpecHash,
-		Templates:    f.Templates,
-		Inputs:       []InputFile{},
-		DuckDB:       f.DuckDB,
-		Statistics:   statisticsInfo(spec),
-		Effective:    effectiveOf(spec),
-		Privacy:      info,
-		Checks:       checks,
-		Baseline:     f.Baseline,
-		Outputs:      outs,
-		Build:        &build,
+		Format:          ManifestFormat,
+		Experiment:      spec.Experiment,
+		NominalDate:     date,
+		DateFromFlag:    f.DateFromFlag,
+		Spec:            f.SpecJSON,
+		SpecSHA256:      f.SpecHash,
+		Templates:       f.Templates,
+		Inputs:          []InputFile{},
+		DuckDB:          f.DuckDB,
+		Statistics:      statisticsInfo(spec),
+		Effective:       effectiveOf(spec),
+		Criteria:        criteria,
+		CriteriaHistory: history,
+		Privacy:         info,
+		Checks:          checks,
+		Baseline:        f.Baseline,
+		Outputs:         outs,
+		Build:           &build,
 		Volatile: &Volatile{
 			RunID:     f.RunID,
 			ParentRun: f.ParentRun,
@@ -183,11 +190,16 @@ func (j *job) finishPrivate(ctx context.Context, opts Options) (*Outcome, error)
 	if !opts.BaselinePinned {
 		baseline = readBaseline(expDir, date)
 	}
+	history := opts.CriteriaHistory
+	if history == nil {
+		h := readCriteriaHistory(expDir, spec.Window.Start, date)
+		history = &h
+	}
 	specAbs, _ := filepath.Abs(spec.Path())
 	pub, err := publishPrivate(privateFacts{
 		Spec: spec, SpecJSON: j.specJSON, SpecHash: j.specHash, Date: date, DateFromFlag: opts.Date != "",
 		Templates: publicTemplates(j.recs), DuckDB: j.duck, Build: opts.Build, Key: j.key,
-		Ledger: ledger, SpentNow: spentNow, Baseline: baseline,
+		Ledger: ledger, SpentNow: spentNow, Baseline: baseline, Criteria: history,
 		RunID: opts.RunID, ParentRun: opts.ParentRun, Execution: j.execSet, SpecFile: specAbs,
 	}, rel)
 	if err != nil {

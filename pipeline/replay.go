@@ -494,16 +494,17 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 	}
 
 	outcome, err := Run(ctx, spec, Options{
-		OutDir:         outRoot,
-		Date:           date,
-		Engine:         opts.Engine,
-		Queries:        opts.Queries,
-		Logger:         opts.Logger,
-		Build:          opts.Build,
-		ParentRun:      oldRun,
-		Baseline:       old.Baseline,
-		BaselinePinned: true,
-		Host:           opts.Host,
+		OutDir:          outRoot,
+		Date:            date,
+		Engine:          opts.Engine,
+		Queries:         opts.Queries,
+		Logger:          opts.Logger,
+		Build:           opts.Build,
+		ParentRun:       oldRun,
+		Baseline:        old.Baseline,
+		BaselinePinned:  true,
+		CriteriaHistory: replayCriteriaHistory(old),
+		Host:            opts.Host,
 	})
 	// A blocking quality gate still commits the outputs: compare them.
 	var gate *GateError

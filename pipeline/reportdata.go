@@ -49,6 +49,7 @@ func buildReport(in reportInput) report.Data {
 		Verdict: report.Verdict{
 			Verdict: in.decisions.Verdict, Rule: in.decisions.Rule, Reason: in.decisions.Reason,
 			Variants: in.decisions.Variants,
+			Criteria: in.decisions.Criteria.Used, CriteriaChanged: in.decisions.Criteria.Changed,
 		},
 		Provenance: report.Provenance{InputDigest: in.digest, SpecSHA256: in.specHash, DuckDBVersion: in.duckdb},
 	}
@@ -122,6 +123,10 @@ func buildReport(in reportInput) report.Data {
 		if m.Guardrail != nil {
 			d.Guardrails = append(d.Guardrails, report.Guardrail{Metric: m.Name, Harmful: m.Guardrail.Harmful, Margin: m.Guardrail.Margin, Relative: m.Guardrail.Relative})
 		}
+	}
+	for _, s := range sensitivityOf(in.spec, in.rows, in.decisions.Horizon) {
+		d.Sensitivity = append(d.Sensitivity, report.Sensitivity{Metric: s.Metric, Variant: s.Variant, TargetRelMDE: s.TargetRelMDE,
+			RelMDE: s.RelMDE, Units: s.Units, UnitsNeeded: s.UnitsNeeded, DaysNeeded: s.DaysNeeded, Status: s.Status})
 	}
 	metrics := map[string]Metric{}
 	for _, m := range in.spec.Metrics {

@@ -47,6 +47,9 @@ type Options struct {
 	// otherwise they are read from the previous night's run in OutDir.
 	Baseline       *Baseline
 	BaselinePinned bool
+	// CriteriaHistory fixes the earlier nights' success criteria (a replay
+	// passes the manifest's); nil means they are read from OutDir.
+	CriteriaHistory *CriteriaHistory
 	// Host is the host configuration of private runs: the state folder
 	// with the privacy ledgers, the restricted area, the test-key switch.
 	Host Host
@@ -750,6 +753,10 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	// A sample-ratio mismatch invalidates the verdict as a blocking gate
 	// does: the same exit status and stdout line.
 	blocked, details = blockOnSRM(decisions, blocked, details)
+	criteria, history, err := applyCriteria(spec, date, expDir, opts.CriteriaHistory, &decisions)
+	if err != nil {
+		return nil, err
+	}
 	privInfo := PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}
 	page, err := report.Render(buildReport(reportInput{
 		spec: spec, date: date, rows: rows, decisions: decisions, checks: checks, privacy: privInfo,
@@ -772,23 +779,25 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	build := opts.Build
 	err = commitFolder(final, files, func(outs []OutputFile) ([]byte, error) {
 		m := Manifest{
-			Format:       ManifestFormat,
-			Experiment:   spec.Experiment,
-			NominalDate:  date,
-			DateFromFlag: opts.Date != "",
-			Spec:         j.specJSON,
-			SpecSHA256:   j.specHash,
-			Templates:    j.recs,
-			Inputs:       inputs,
-			InputDigest:  digest,
-			DuckDB:       j.duck,
-			Statistics:   statisticsInfo(spec),
-			Effective:    effectiveOf(spec),
-			Privacy:      privInfo,
-			Checks:       checks,
-			Baseline:     baseline,
-			Outputs:      outs,
-			Build:        &build,
+			Format:          ManifestFormat,
+			Experiment:      spec.Experiment,
+			NominalDate:     date,
+			DateFromFlag:    opts.Date != "",
+			Spec:            j.specJSON,
+			SpecSHA256:      j.specHash,
+			Templates:       j.recs,
+			Inputs:          inputs,
+			InputDigest:     digest,
+			DuckDB:          j.duck,
+			Statistics:      statisticsInfo(spec),
+			Effective:       effectiveOf(spec),
+			Criteria:        criteria,
+			CriteriaHistory: history,
+			Privacy:         privInfo,
+			Checks:          checks,
+			Baseline:        baseline,
+			Outputs:         outs,
+			Build:           &build,
 			Volatile: &Volatile{
 				RunID:      opts.RunID,
 				ParentRun:  opts.ParentRun,

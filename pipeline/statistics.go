@@ -27,6 +27,9 @@ type Decisions struct {
 	Horizon   Horizon          `json:"horizon"`
 	SRM       []SRMCheck       `json:"srm"`
 	Evidence  []stats.Evidence `json:"evidence"`
+	// Criteria says which success criteria the verdict used, whether
+	// they changed after they were locked, and on which night.
+	Criteria CriteriaInfo `json:"criteria"`
 }
 
 // SRMCheck is one sample-ratio-mismatch test: for the whole experiment

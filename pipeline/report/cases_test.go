@@ -246,6 +246,7 @@ func hostileData() Data {
 	d.Experiment = `"><img src=x onerror=alert(1)>`
 	d.NominalDate = "</title><script>alert(2)</script>"
 	d.Verdict.Reason = "<b>bold</b> & <i>it</i>"
+	d.Verdict.Criteria, d.Verdict.CriteriaChanged = `criteria "<script>alert(6)</script>`, true
 	d.Verdict.Evidence = []Evidence{{Role: "guardrail", Metric: "m<1>", Variant: "v&1", Cohort: "<script>alert(1)</script>",
 		Scale: "relative", Estimate: f(0.1), Low: f(0.05), High: f(0.15), Margin: f(0.02), Outcome: "harm beyond margin", Fired: true}}
 	d.Checks = []Check{{Name: "<svg onload=alert(3)>", Rule: "a < b", Severity: "warn", Outcome: "warn"}}

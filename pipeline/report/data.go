@@ -41,6 +41,21 @@ type Data struct {
 	Provenance Provenance
 	Guardrails []Guardrail
 	Rows       []Row // one per cohort × metric × treatment variant, in results order
+	// Sensitivity is, per goal comparison of (all), how far the run is
+	// from detecting the target relative effect (MDE); shown while the
+	// design's horizon is not reached.
+	Sensitivity []Sensitivity
+}
+
+// Sensitivity is one goal comparison's distance to its target MDE.
+type Sensitivity struct {
+	Metric, Variant string
+	TargetRelMDE    float64 // the spec's max_relative_mde
+	RelMDE          float64 // at the units so far
+	Units           float64 // so far, both arms
+	UnitsNeeded     float64
+	DaysNeeded      float64 // further days at the enrolment rate so far
+	Status          string  // "ok", or why nothing is computed
 }
 
 // Sequential describes the interval type.
@@ -78,6 +93,11 @@ type Verdict struct {
 	Reason   string   // one sentence for people
 	Variants []string // the variants the verdict is about
 	Evidence []Evidence
+	// Criteria says in words which success criteria the verdict used;
+	// CriteriaChanged is true when they differ from those locked on the
+	// first night analysed (shown as a warning).
+	Criteria        string
+	CriteriaChanged bool
 }
 
 // Evidence is one number behind the verdict (one goal or guardrail for one

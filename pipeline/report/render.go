@@ -54,6 +54,14 @@ type view struct {
 	Provenance provenanceView
 	Plots      []forestPlot
 	Tables     []tableView
+	// Sensitivity rows and their caption ("to detect a 5% relative
+	// effect at 80% power, fixed horizon").
+	Sensitivity        []sensitivityView
+	SensitivityCaption string
+}
+
+type sensitivityView struct {
+	Metric, Variant, RelMDE, Units, UnitsNeeded, DaysNeeded, Status string
 }
 
 type srmView struct {
@@ -80,6 +88,9 @@ type verdictView struct {
 	Rule     string
 	Reason   string
 	Variants string
+	// Criteria and CriteriaChanged: see Verdict.
+	Criteria        string
+	CriteriaChanged bool
 }
 
 type evidenceView struct {
@@ -223,6 +234,7 @@ func build(d Data) view {
 		Provenance:  buildProvenance(d.Provenance),
 	}
 	v.Progress = progress(d.Horizon)
+	v.Sensitivity, v.SensitivityCaption = sensitivity(d)
 	if finite(d.Alpha) && d.Alpha > 0 {
 		v.Alpha = "α = " + numTrim(d.Alpha, sigStat)
 	}
@@ -344,17 +356,19 @@ func buildSRM(s SRM) srmView {
 	return v
 }
 
+// dayWord is "1 day" or "n days".
+func dayWord(n float64) string {
+	if n == 1 {
+		return "1 day"
+	}
+	return numTrim(n, sigStat) + " days"
+}
+
 // progress describes the horizon: "day 3 of 4 · 1 day remaining (planned
 // end …)", or "complete: 4 of 4 days".
 func progress(h Horizon) string {
 	if !(h.DaysPlanned > 0) {
 		return ""
-	}
-	dayWord := func(n float64) string {
-		if n == 1 {
-			return "1 day"
-		}
-		return numTrim(n, sigStat) + " days"
 	}
 	if h.Reached {
 		return "complete: " + numTrim(h.DaysElapsed, sigStat) + " of " + dayWord(h.DaysPlanned)
@@ -373,6 +387,9 @@ func buildVerdict(vd Verdict) verdictView {
 		Rule:     vd.Rule,
 		Reason:   vd.Reason,
 		Variants: strings.Join(vd.Variants, ", "),
+
+		Criteria:        vd.Criteria,
+		CriteriaChanged: vd.CriteriaChanged,
 	}
 	switch vd.Verdict {
 	case "ship", "hold", "rollback", "invalid":
@@ -620,4 +637,33 @@ func buildTable(id int, metric string, rows []Row, g *Guardrail, d Data) tableVi
 		t.Rows = append(t.Rows, tr)
 	}
 	return t
+}
+
+// sensitivity formats the goal comparisons' distance to the target MDE,
+// shown while the design's planned end is not reached.
+func sensitivity(d Data) ([]sensitivityView, string) {
+	if d.Horizon.Reached || len(d.Sensitivity) == 0 {
+		return nil, ""
+	}
+	var out []sensitivityView
+	for _, s := range d.Sensitivity {
+		v := sensitivityView{Metric: s.Metric, Variant: s.Variant, Status: s.Status, RelMDE: na, UnitsNeeded: na, DaysNeeded: na,
+			Units: countf(s.Units)}
+		if s.Status == "ok" {
+			v.RelMDE = strings.TrimPrefix(pct(s.RelMDE, sigStat), "+")
+			v.UnitsNeeded = countf(s.UnitsNeeded)
+			v.DaysNeeded = dayWord(s.DaysNeeded)
+			if s.DaysNeeded == 0 {
+				v.DaysNeeded = "reached"
+			}
+		}
+		out = append(out, v)
+	}
+	design := "fixed horizon"
+	if d.Sequential.Enabled {
+		design = "always-valid"
+	}
+	caption := "Days still needed to detect a " + numTrim(d.Sensitivity[0].TargetRelMDE*100, sigStat) + "%" +
+		" relative effect (max_relative_mde) with the spec's power, " + design + " design, at the enrolment rate so far (units so far ÷ days elapsed)."
+	return out, caption
 }

@@ -519,17 +519,30 @@ func TestInProgress(t *testing.T) {
 	d := minimalData()
 	d.Verdict = Verdict{Verdict: "in_progress", Rule: "fixed_horizon_not_reached", Reason: "before the end"}
 	d.Horizon = Horizon{PlannedEnd: "2026-11-20T00:00:00Z", DaysElapsed: 3, DaysPlanned: 4, DaysRemaining: 1, FixedHorizon: true}
+	d.Sensitivity = []Sensitivity{
+		{Metric: "converted", Variant: "b", TargetRelMDE: 0.05, RelMDE: 0.1234, Units: 1500, UnitsNeeded: 9138, DaysNeeded: 16, Status: "ok"},
+		{Metric: "revenue", Variant: "b", TargetRelMDE: 0.05, RelMDE: 0.04, Units: 1500, UnitsNeeded: 960, DaysNeeded: 0, Status: "ok"},
+		{Metric: "clicks", Variant: "b", TargetRelMDE: 0.05, Units: 1500, Status: "no comparison (zero variance)"},
+	}
 	got := render(t, d)
 	for _, want := range []string{
 		`<div class="verdict v-progress" id="verdict">`, ">IN PROGRESS<",
 		"day 3 of 4 · 1 day remaining (planned end 2026-11-20T00:00:00Z)",
+		"Days still needed to detect a 5% relative effect (max_relative_mde) with the spec&#39;s power, fixed horizon design",
+		`<tr><td>converted</td><td class="nw">b</td><td class="r num">12.34%</td><td class="r num">1,500</td><td class="r num">9,138</td><td class="r num">16 days</td><td>ok</td></tr>`,
+		`<td class="r num">960</td><td class="r num">reached</td>`,
+		`<tr><td>clicks</td><td class="nw">b</td><td class="r num">n/a</td><td class="r num">1,500</td><td class="r num">n/a</td><td class="r num">n/a</td><td>no comparison (zero variance)</td></tr>`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
 	d.Horizon = Horizon{PlannedEnd: "2026-11-20T00:00:00Z", DaysElapsed: 4, DaysPlanned: 4, Reached: true}
-	if got := render(t, d); !strings.Contains(got, "complete: 4 of 4 days") {
+	got = render(t, d)
+	if !strings.Contains(got, "complete: 4 of 4 days") {
 		t.Error("a complete run does not say so")
+	}
+	if strings.Contains(got, `id="sensitivity"`) {
+		t.Error("a complete run still shows the days needed for the MDE")
 	}
 }

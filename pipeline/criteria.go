@@ -1,0 +1,322 @@
+package pipeline
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Success criteria are fixed before launch. The decision-relevant part of
+// a spec — its goals and guardrails with their definitions, directions and
+// margins, α, the correction, the design (fixed horizon and its planned
+// end, or always-valid), CUPED, the SRM threshold, the variants' design
+// allocation and the quality thresholds — is locked on the first night
+// analysed in the experiment's window. A later night whose spec changes it
+// is not silently applied: decisions.json and the report say which
+// criteria the verdict used, since which night, and what changed on which
+// night, found from the earlier nights' manifests in the output folder.
+// The history read is recorded in the manifest, so a replay decides with
+// the same history whatever is on disk then.
+
+// Criteria is the decision-relevant part of a spec.
+type Criteria struct {
+	WindowStart string             `json:"window_start"`
+	PlannedEnd  string             `json:"planned_end"`
+	Variants    []Variant          `json:"variants"`
+	Metrics     []Metric           `json:"metrics"` // goals and guardrails, in spec order
+	Statistics  criteriaStatistics `json:"statistics"`
+	Quality     map[string]Gate    `json:"quality,omitempty"`
+}
+
+type criteriaStatistics struct {
+	Alpha           float64        `json:"alpha"`
+	Correction      string         `json:"correction"`
+	CorrectionScope string         `json:"correction_scope"`
+	Sequential      *Sequential    `json:"sequential,omitempty"`
+	CUPED           *CUPEDSettings `json:"cuped,omitempty"`
+	SRMThreshold    float64        `json:"srm_threshold"`
+}
+
+// criteriaOf returns a validated spec's criteria, as canonical JSON, and
+// its SHA-256.
+func criteriaOf(spec *Spec) (json.RawMessage, string, error) {
+	end := spec.Window.End
+	if spec.Window.PlannedEnd != "" {
+		end = spec.Window.PlannedEnd
+	}
+	c := Criteria{
+		WindowStart: spec.Window.Start,
+		PlannedEnd:  end,
+		Variants:    spec.Variants,
+		Metrics:     []Metric{},
+		Statistics: criteriaStatistics{
+			Alpha:           spec.Statistics.Alpha,
+			Correction:      spec.Statistics.Correction,
+			CorrectionScope: spec.Statistics.CorrectionScope,
+			Sequential:      spec.Statistics.Sequential,
+			CUPED:           spec.Statistics.CUPED,
+			SRMThreshold:    spec.Statistics.SRMThreshold,
+		},
+		Quality: spec.Quality,
+	}
+	for _, m := range spec.Metrics {
+		if m.Role == "goal" || m.Role == "guardrail" {
+			c.Metrics = append(c.Metrics, m)
+		}
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, "", fmt.Errorf("criteria: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return b, hex.EncodeToString(sum[:]), nil
+}
+
+// CriteriaSegment is a run of earlier nights with the same criteria: the
+// first night of the run, the criteria's hash and the criteria.
+type CriteriaSegment struct {
+	Night    string          `json:"night"`
+	SHA256   string          `json:"sha256"`
+	Criteria json.RawMessage `json:"criteria"`
+}
+
+// CriteriaHistory is what the earlier nights' manifests said: the
+// segments in night order, and the nights whose manifest could not be
+// read (shown, never silently skipped).
+type CriteriaHistory struct {
+	Segments   []CriteriaSegment `json:"segments"`
+	Unreadable []string          `json:"unreadable,omitempty"`
+}
+
+// readCriteriaHistory reads the criteria of every committed night in
+// expDir from the window's first day up to (not including) date.
+func readCriteriaHistory(expDir, windowStart, date string) CriteriaHistory {
+	h := CriteriaHistory{Segments: []CriteriaSegment{}}
+	entries, err := os.ReadDir(expDir)
+	if err != nil {
+		return h
+	}
+	first := windowStart
+	if len(first) > 10 {
+		first = first[:10]
+	}
+	var nights []string
+	for _, e := range entries {
+		n := e.Name()
+		if _, err := time.Parse("2006-01-02", n); err != nil || !e.IsDir() || n < first || n >= date {
+			continue
+		}
+		nights = append(nights, n)
+	}
+	sort.Strings(nights)
+	for _, n := range nights {
+		c, sum, ok := nightCriteria(filepath.Join(expDir, n, "manifest.json"))
+		if !ok {
+			// A folder without a manifest is no committed run (a run
+			// commits its manifest last); one with an unreadable manifest
+			// is reported.
+			if _, err := os.Stat(filepath.Join(expDir, n, "manifest.json")); err == nil {
+				h.Unreadable = append(h.Unreadable, n)
+			}
+			continue
+		}
+		if k := len(h.Segments); k == 0 || h.Segments[k-1].SHA256 != sum {
+			h.Segments = append(h.Segments, CriteriaSegment{Night: n, SHA256: sum, Criteria: c})
+		}
+	}
+	return h
+}
+
+// nightCriteria reads one night's criteria from its manifest: the
+// recorded criteria, or, for a manifest written before they were
+// recorded, the criteria of its resolved spec.
+func nightCriteria(path string) (json.RawMessage, string, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", false
+	}
+	var m struct {
+		Spec     json.RawMessage `json:"spec"`
+		Criteria json.RawMessage `json:"criteria"`
+	}
+	if json.Unmarshal(b, &m) != nil {
+		return nil, "", false
+	}
+	if len(m.Criteria) > 0 {
+		// The manifest is indented; the hash is of the compact form.
+		var c bytes.Buffer
+		if json.Compact(&c, m.Criteria) != nil {
+			return nil, "", false
+		}
+		sum := sha256.Sum256(c.Bytes())
+		return c.Bytes(), hex.EncodeToString(sum[:]), true
+	}
+	var s Spec
+	if json.Unmarshal(m.Spec, &s) != nil {
+		return nil, "", false
+	}
+	c, sum, err := criteriaOf(&s)
+	if err != nil {
+		return nil, "", false
+	}
+	return c, sum, true
+}
+
+// CriteriaInfo is the criteria block of decisions.json.
+type CriteriaInfo struct {
+	// SHA256 is the hash of the criteria the verdict used: tonight's spec's.
+	SHA256 string `json:"sha256"`
+	// LockedNight and LockedSHA256 are the first night analysed in the
+	// window and its criteria (tonight's when there is no earlier night).
+	LockedNight  string `json:"locked_night"`
+	LockedSHA256 string `json:"locked_sha256"`
+	// Changed is true when the verdict's criteria differ from the locked.
+	Changed bool `json:"changed"`
+	// Changes lists each night the criteria changed, tonight included.
+	Changes []CriteriaChange `json:"changes"`
+	// Unreadable lists earlier nights whose manifest could not be read.
+	Unreadable []string `json:"unreadable_nights,omitempty"`
+	// Used says in words which criteria the verdict used.
+	Used string `json:"used"`
+}
+
+// CriteriaChange is one night on which the criteria changed, and the
+// fields that did (dotted paths; metrics and variants by name).
+type CriteriaChange struct {
+	Night  string   `json:"night"`
+	From   string   `json:"from_sha256"`
+	To     string   `json:"to_sha256"`
+	Fields []string `json:"fields"`
+}
+
+// criteriaInfo compares tonight's criteria with the history.
+func criteriaInfo(date string, tonight json.RawMessage, sum string, h CriteriaHistory) CriteriaInfo {
+	segs := append(append([]CriteriaSegment{}, h.Segments...), CriteriaSegment{Night: date, SHA256: sum, Criteria: tonight})
+	info := CriteriaInfo{SHA256: sum, LockedNight: segs[0].Night, LockedSHA256: segs[0].SHA256, Changes: []CriteriaChange{}, Unreadable: h.Unreadable}
+	for i := 1; i < len(segs); i++ {
+		if segs[i].SHA256 == segs[i-1].SHA256 {
+			continue
+		}
+		info.Changes = append(info.Changes, CriteriaChange{Night: segs[i].Night, From: segs[i-1].SHA256, To: segs[i].SHA256,
+			Fields: changedFields(segs[i-1].Criteria, segs[i].Criteria)})
+	}
+	info.Changed = sum != info.LockedSHA256
+	switch {
+	case info.Changed:
+		var nights []string
+		for _, c := range info.Changes {
+			nights = append(nights, c.Night+" ("+strings.Join(c.Fields, ", ")+")")
+		}
+		info.Used = fmt.Sprintf("this night's spec's criteria (%.12s), NOT those locked on %s (%.12s): changed on %s",
+			sum, info.LockedNight, info.LockedSHA256, strings.Join(nights, "; "))
+	case len(info.Changes) > 0:
+		info.Used = fmt.Sprintf("the criteria locked on %s (%.12s), restored after a change", info.LockedNight, sum)
+	case info.LockedNight == date:
+		info.Used = fmt.Sprintf("this night's criteria (%.12s), locked now: the first night analysed in the window", sum)
+	default:
+		info.Used = fmt.Sprintf("the criteria locked on %s (%.12s), unchanged since", info.LockedNight, sum)
+	}
+	return info
+}
+
+// changedFields lists the dotted paths whose values differ between two
+// criteria documents; list elements that have a name are keyed by it.
+func changedFields(a, b json.RawMessage) []string {
+	fa, fb := map[string]string{}, map[string]string{}
+	flattenJSON("", decodeAny(a), fa)
+	flattenJSON("", decodeAny(b), fb)
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range []map[string]string{fa, fb} {
+		for k := range m {
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if fa[k] == fb[k] {
+				continue
+			}
+			// A metric or variant added or removed is named once, not
+			// by each of its fields.
+			if p := elementAdded(k, fa, fb); p != k {
+				if !seen[p] {
+					seen[p] = true
+					out = append(out, p)
+				}
+				continue
+			}
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	if out == nil {
+		out = []string{}
+	}
+	return out
+}
+
+func decodeAny(b json.RawMessage) any {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return nil
+	}
+	return v
+}
+
+// elementAdded returns the shortest list element on path k (flattenJSON's
+// "[name=...]") present on one side only — the element added or removed —
+// or k itself when every element on its path is on both sides.
+func elementAdded(k string, fa, fb map[string]string) string {
+	for i := 0; i < len(k); i++ {
+		if k[i] != ']' {
+			continue
+		}
+		p := k[:i+1]
+		if hasPrefixKey(fa, p) != hasPrefixKey(fb, p) {
+			return p
+		}
+	}
+	return k
+}
+
+// hasPrefixKey reports whether some flattened path is p or lies under it.
+func hasPrefixKey(m map[string]string, p string) bool {
+	for k := range m {
+		if k == p || strings.HasPrefix(k, p+".") || strings.HasPrefix(k, p+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// applyCriteria fills the decisions' criteria block from tonight's spec
+// and the earlier nights (history; nil: read from expDir) and returns
+// tonight's criteria and the history used, for the manifest.
+func applyCriteria(spec *Spec, date, expDir string, history *CriteriaHistory, dec *Decisions) (json.RawMessage, *CriteriaHistory, error) {
+	c, sum, err := criteriaOf(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	if history == nil {
+		h := readCriteriaHistory(expDir, spec.Window.Start, date)
+		history = &h
+	}
+	dec.Criteria = criteriaInfo(date, c, sum, *history)
+	return c, history, nil
+}
+
+// replayCriteriaHistory is the history a replay decides with: the one
+// the run recorded (none, for a run recorded before criteria were).
+func replayCriteriaHistory(old *Manifest) *CriteriaHistory {
+	if old.CriteriaHistory != nil {
+		return old.CriteriaHistory
+	}
+	return &CriteriaHistory{Segments: []CriteriaSegment{}}
+}

@@ -1,0 +1,85 @@
+package pipeline
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// TestSensitivity runs the checkout-button fixture two days into its
+// four-day window and checks the days still needed for the target MDE
+// against what the MDE's scaling requires: the relative MDE at N units
+// is the target at N·(MDE/target)² in the fixed design (MDE ∝ 1/√N), so
+// a target half the current MDE needs four times the units, which at the
+// rate so far (N units in 2 days) is 6 more days; a target equal to the
+// current MDE is reached. The always-valid design needs more units than
+// the fixed one for the same target. The report shows the table while
+// the horizon is ahead, and not at the end.
+func TestSensitivity(t *testing.T) {
+	spec := loadFixtureSpec(t, "checkout-button.yaml", nil)
+	out := t.TempDir()
+	_, page := criteriaNight(t, spec, out, "2026-11-17")
+	if !strings.Contains(page, `id="sensitivity"`) || !strings.Contains(page, "Days still needed to detect a") {
+		t.Errorf("the report of a running experiment has no sensitivity table")
+	}
+	b, err := os.ReadFile(filepath.Join(out, spec.OutputName(), "2026-11-17", "results.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := parquet.Read[ResultRow](bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := Horizon{DaysElapsed: 2}
+	now := sensitivityOf(spec, rows, h)
+	if len(now) != 2 { // converted and revenue, treatment
+		t.Fatalf("want 2 goal comparisons, got %+v", now)
+	}
+	for _, s := range now {
+		if s.Status != "ok" || !(s.RelMDE > 0) {
+			t.Fatalf("%+v", s)
+		}
+		for _, tc := range []struct {
+			target float64
+			units  float64 // expected units needed, ±2 for rounding up each arm
+			days   float64
+		}{
+			{s.RelMDE, s.Units, 0},
+			{s.RelMDE / 2, 4 * s.Units, 6},
+			{s.RelMDE / 3, 9 * s.Units, 16},
+		} {
+			sp := *spec
+			sp.Statistics.MaxRelativeMDE = tc.target
+			got := sensitivityOf(&sp, rows, h)
+			g := got[indexOf(got, s.Metric)]
+			if g.Status != "ok" || math.Abs(g.UnitsNeeded-tc.units) > 2+1e-6*tc.units || g.DaysNeeded != tc.days {
+				t.Errorf("%s target %.4g: units %v days %v, want %v ±2 and %v", s.Metric, tc.target, g.UnitsNeeded, g.DaysNeeded, tc.units, tc.days)
+			}
+			seq := sp
+			seq.Statistics.Sequential = &Sequential{NStar: 20000}
+			gs := sensitivityOf(&seq, rows, h)[indexOf(got, s.Metric)]
+			if gs.Status != "ok" || !(gs.UnitsNeeded > g.UnitsNeeded) {
+				t.Errorf("%s: always-valid needs %v units, fixed %v: want more", s.Metric, gs.UnitsNeeded, g.UnitsNeeded)
+			}
+		}
+	}
+
+	_, end := criteriaNight(t, spec, out, "2026-11-19")
+	if strings.Contains(end, `id="sensitivity"`) {
+		t.Errorf("the report at the planned end still shows the sensitivity table")
+	}
+}
+
+func indexOf(s []Sensitivity, metric string) int {
+	for i, x := range s {
+		if x.Metric == metric {
+			return i
+		}
+	}
+	return -1
+}
