@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,8 +19,10 @@ import (
 // a spec — its goals and guardrails with their definitions, directions and
 // margins, α, the correction, the design (fixed horizon and its planned
 // end, or always-valid), CUPED, the SRM threshold, the variants' design
-// allocation and the quality thresholds — is locked on the first night
-// analysed in the experiment's window. A later night whose spec changes it
+// allocation, the quality thresholds, and what decides which units and
+// events count (template pins, cohorts, persona-algorithm version, column
+// mapping, fixed-point scale, privacy settings) — is locked on the first
+// night analysed in the experiment's window. A later night whose spec changes it
 // is not silently applied: decisions.json and the report say which
 // criteria the verdict used, since which night, and what changed on which
 // night, found from the earlier nights' manifests in the output folder.
@@ -27,21 +31,38 @@ import (
 
 // Criteria is the decision-relevant part of a spec.
 type Criteria struct {
-	WindowStart string             `json:"window_start"`
-	PlannedEnd  string             `json:"planned_end"`
-	Variants    []Variant          `json:"variants"`
-	Metrics     []Metric           `json:"metrics"` // goals and guardrails, in spec order
-	Statistics  criteriaStatistics `json:"statistics"`
-	Quality     map[string]Gate    `json:"quality,omitempty"`
+	Experiment         string             `json:"experiment"`
+	WindowStart        string             `json:"window_start"`
+	PlannedEnd         string             `json:"planned_end"`
+	Variants           []Variant          `json:"variants"` // by name
+	Metrics            []Metric           `json:"metrics"`  // goals and guardrails, by name
+	Statistics         criteriaStatistics `json:"statistics"`
+	Quality            map[string]Gate    `json:"quality,omitempty"`
+	Templates          map[string]string  `json:"templates"`
+	Cohorts            Cohorts            `json:"cohorts"`
+	PersonaAlgoVersion string             `json:"persona_algo_version,omitempty"`
+	Columns            ColumnMapping      `json:"columns"`
+	Privacy            criteriaPrivacy    `json:"privacy"`
+}
+
+// criteriaPrivacy is the part of the privacy settings that changes what
+// is released (not where the key comes from).
+type criteriaPrivacy struct {
+	Enabled   bool    `json:"enabled"`
+	Epsilon   float64 `json:"epsilon,omitempty"`
+	Delta     float64 `json:"delta,omitempty"`
+	RunShare  float64 `json:"run_share,omitempty"`
+	GateShare float64 `json:"gate_share,omitempty"`
 }
 
 type criteriaStatistics struct {
-	Alpha           float64        `json:"alpha"`
-	Correction      string         `json:"correction"`
-	CorrectionScope string         `json:"correction_scope"`
-	Sequential      *Sequential    `json:"sequential,omitempty"`
-	CUPED           *CUPEDSettings `json:"cuped,omitempty"`
-	SRMThreshold    float64        `json:"srm_threshold"`
+	Alpha              float64        `json:"alpha"`
+	FixedPointDecimals *int           `json:"fixed_point_decimals"`
+	Correction         string         `json:"correction"`
+	CorrectionScope    string         `json:"correction_scope"`
+	Sequential         *Sequential    `json:"sequential,omitempty"`
+	CUPED              *CUPEDSettings `json:"cuped,omitempty"`
+	SRMThreshold       float64        `json:"srm_threshold"`
 }
 
 // criteriaOf returns a validated spec's criteria, as canonical JSON, and
@@ -52,25 +73,37 @@ func criteriaOf(spec *Spec) (json.RawMessage, string, error) {
 		end = spec.Window.PlannedEnd
 	}
 	c := Criteria{
+		Experiment:  spec.Experiment,
 		WindowStart: spec.Window.Start,
 		PlannedEnd:  end,
-		Variants:    spec.Variants,
+		Variants:    append([]Variant(nil), spec.Variants...),
 		Metrics:     []Metric{},
 		Statistics: criteriaStatistics{
-			Alpha:           spec.Statistics.Alpha,
-			Correction:      spec.Statistics.Correction,
-			CorrectionScope: spec.Statistics.CorrectionScope,
-			Sequential:      spec.Statistics.Sequential,
-			CUPED:           spec.Statistics.CUPED,
-			SRMThreshold:    spec.Statistics.SRMThreshold,
+			Alpha:              spec.Statistics.Alpha,
+			FixedPointDecimals: spec.Statistics.FixedPointDecimals,
+			Correction:         spec.Statistics.Correction,
+			CorrectionScope:    spec.Statistics.CorrectionScope,
+			Sequential:         spec.Statistics.Sequential,
+			CUPED:              spec.Statistics.CUPED,
+			SRMThreshold:       spec.Statistics.SRMThreshold,
 		},
-		Quality: spec.Quality,
+		Quality:            spec.Quality,
+		Templates:          spec.Templates,
+		Cohorts:            spec.Cohorts,
+		PersonaAlgoVersion: spec.PersonaAlgoVersion,
+		Columns:            spec.Inputs.Columns,
+	}
+	if p := spec.Privacy; p != nil {
+		c.Privacy = criteriaPrivacy{Enabled: p.Enabled, Epsilon: p.Epsilon, Delta: p.Delta, RunShare: p.RunShare, GateShare: p.GateShare}
 	}
 	for _, m := range spec.Metrics {
 		if m.Role == "goal" || m.Role == "guardrail" {
 			c.Metrics = append(c.Metrics, m)
 		}
 	}
+	// Order is presentation, not a criterion.
+	sort.Slice(c.Variants, func(i, j int) bool { return c.Variants[i].Name < c.Variants[j].Name })
+	sort.Slice(c.Metrics, func(i, j int) bool { return c.Metrics[i].Name < c.Metrics[j].Name })
 	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, "", fmt.Errorf("criteria: %w", err)
@@ -96,11 +129,19 @@ type CriteriaHistory struct {
 }
 
 // readCriteriaHistory reads the criteria of every committed night in
-// expDir from the window's first day up to (not including) date.
-func readCriteriaHistory(expDir, windowStart, date string) CriteriaHistory {
+// expDir from the window's first day up to (not including) date. A night
+// that cannot be read — a folder or manifest without read permission, a
+// manifest that does not parse or belongs to another experiment or night
+// — is listed as unreadable, never skipped silently; a night folder
+// without a manifest holds no committed run (a run commits its manifest
+// last). Symbolic links are followed.
+func readCriteriaHistory(expDir, experiment, windowStart, date string) CriteriaHistory {
 	h := CriteriaHistory{Segments: []CriteriaSegment{}}
 	entries, err := os.ReadDir(expDir)
 	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			h.Unreadable = append(h.Unreadable, "(the output folder: "+err.Error()+")")
+		}
 		return h
 	}
 	first := windowStart
@@ -110,21 +151,19 @@ func readCriteriaHistory(expDir, windowStart, date string) CriteriaHistory {
 	var nights []string
 	for _, e := range entries {
 		n := e.Name()
-		if _, err := time.Parse("2006-01-02", n); err != nil || !e.IsDir() || n < first || n >= date {
+		if _, err := time.Parse("2006-01-02", n); err != nil || n < first || n >= date {
 			continue
 		}
 		nights = append(nights, n)
 	}
 	sort.Strings(nights)
 	for _, n := range nights {
-		c, sum, ok := nightCriteria(filepath.Join(expDir, n, "manifest.json"))
-		if !ok {
-			// A folder without a manifest is no committed run (a run
-			// commits its manifest last); one with an unreadable manifest
-			// is reported.
-			if _, err := os.Stat(filepath.Join(expDir, n, "manifest.json")); err == nil {
-				h.Unreadable = append(h.Unreadable, n)
-			}
+		c, sum, state := nightCriteria(filepath.Join(expDir, n), experiment, n)
+		switch state {
+		case nightNone:
+			continue
+		case nightUnreadable:
+			h.Unreadable = append(h.Unreadable, n)
 			continue
 		}
 		if k := len(h.Segments); k == 0 || h.Segments[k-1].SHA256 != sum {
@@ -134,39 +173,62 @@ func readCriteriaHistory(expDir, windowStart, date string) CriteriaHistory {
 	return h
 }
 
+type nightState int
+
+const (
+	nightOK nightState = iota
+	nightNone
+	nightUnreadable
+)
+
 // nightCriteria reads one night's criteria from its manifest: the
 // recorded criteria, or, for a manifest written before they were
 // recorded, the criteria of its resolved spec.
-func nightCriteria(path string) (json.RawMessage, string, bool) {
-	b, err := os.ReadFile(path)
+func nightCriteria(dir, experiment, night string) (json.RawMessage, string, nightState) {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, "", nightNone
+	case err != nil || !st.IsDir():
+		return nil, "", nightUnreadable
+	}
+	if _, err := os.ReadDir(dir); err != nil {
+		return nil, "", nightUnreadable
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", nightNone
+	}
 	if err != nil {
-		return nil, "", false
+		return nil, "", nightUnreadable
 	}
 	var m struct {
-		Spec     json.RawMessage `json:"spec"`
-		Criteria json.RawMessage `json:"criteria"`
+		Experiment  string          `json:"experiment"`
+		NominalDate string          `json:"nominal_date"`
+		Spec        json.RawMessage `json:"spec"`
+		Criteria    json.RawMessage `json:"criteria"`
 	}
-	if json.Unmarshal(b, &m) != nil {
-		return nil, "", false
+	if json.Unmarshal(b, &m) != nil || m.Experiment != experiment || m.NominalDate != night {
+		return nil, "", nightUnreadable
 	}
 	if len(m.Criteria) > 0 {
 		// The manifest is indented; the hash is of the compact form.
 		var c bytes.Buffer
 		if json.Compact(&c, m.Criteria) != nil {
-			return nil, "", false
+			return nil, "", nightUnreadable
 		}
 		sum := sha256.Sum256(c.Bytes())
-		return c.Bytes(), hex.EncodeToString(sum[:]), true
+		return c.Bytes(), hex.EncodeToString(sum[:]), nightOK
 	}
 	var s Spec
 	if json.Unmarshal(m.Spec, &s) != nil {
-		return nil, "", false
+		return nil, "", nightUnreadable
 	}
 	c, sum, err := criteriaOf(&s)
 	if err != nil {
-		return nil, "", false
+		return nil, "", nightUnreadable
 	}
-	return c, sum, true
+	return c, sum, nightOK
 }
 
 // CriteriaInfo is the criteria block of decisions.json.
@@ -305,7 +367,7 @@ func applyCriteria(spec *Spec, date, expDir string, history *CriteriaHistory, de
 		return nil, nil, err
 	}
 	if history == nil {
-		h := readCriteriaHistory(expDir, spec.Window.Start, date)
+		h := readCriteriaHistory(expDir, spec.Experiment, spec.Window.Start, date)
 		history = &h
 	}
 	dec.Criteria = criteriaInfo(date, c, sum, *history)

@@ -142,3 +142,49 @@ func TestChangedFields(t *testing.T) {
 		t.Errorf("no change gave %v", got)
 	}
 }
+
+// TestCriteriaHistoryEdges: what decides which units and events count is
+// a criterion (template pins, cohorts); the order of variants and metrics
+// is not; a night folder that is a symbolic link is read; a manifest of
+// another experiment in the folder is named as unreadable, never taken
+// as this experiment's criteria.
+func TestCriteriaHistoryEdges(t *testing.T) {
+	out := t.TempDir()
+	base := loadFixtureSpec(t, "onboarding-flow.yaml", nil)
+	reordered := loadFixtureSpec(t, "onboarding-flow.yaml", func(s *Spec) {
+		s.Variants[1], s.Variants[2] = s.Variants[2], s.Variants[1]
+	})
+	c16, _ := criteriaNight(t, base, out, "2026-11-16")
+	if c17, _ := criteriaNight(t, reordered, out, "2026-11-17"); c17.Changed || c17.SHA256 != c16.SHA256 {
+		t.Errorf("reordering the variants changed the criteria: %+v", c17)
+	}
+	taxonomy := loadFixtureSpec(t, "onboarding-flow.yaml", func(s *Spec) { s.Cohorts.Taxonomy = s.Cohorts.Taxonomy[:1] })
+	c18, _ := criteriaNight(t, taxonomy, out, "2026-11-18")
+	if !c18.Changed || len(c18.Changes) != 1 || !reflect.DeepEqual(c18.Changes[0].Fields, []string{"cohorts.taxonomy[1]", "cohorts.taxonomy[2]", "cohorts.taxonomy[3]"}) {
+		t.Errorf("a cut taxonomy: %+v", c18)
+	}
+
+	// Night 17 moved away and linked back: still read. Night 16 replaced
+	// by another experiment's run: unreadable.
+	exp := filepath.Join(out, base.OutputName())
+	archive := filepath.Join(t.TempDir(), "2026-11-17")
+	if err := os.Rename(filepath.Join(exp, "2026-11-17"), archive); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(archive, filepath.Join(exp, "2026-11-17")); err != nil {
+		t.Fatal(err)
+	}
+	other := loadFixtureSpec(t, "checkout-button.yaml", nil)
+	otherOut := t.TempDir()
+	criteriaNight(t, other, otherOut, "2026-11-16")
+	if err := os.RemoveAll(filepath.Join(exp, "2026-11-16")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(otherOut, other.OutputName(), "2026-11-16"), filepath.Join(exp, "2026-11-16")); err != nil {
+		t.Fatal(err)
+	}
+	c19, _ := criteriaNight(t, base, out, "2026-11-19")
+	if !reflect.DeepEqual(c19.Unreadable, []string{"2026-11-16"}) || c19.LockedNight != "2026-11-17" || c19.Changed {
+		t.Errorf("with a foreign night 16 and a linked night 17: %+v", c19)
+	}
+}

@@ -43,10 +43,13 @@ type Manifest struct {
 	// Criteria is the decision-relevant part of the spec (criteria.go),
 	// and CriteriaHistory what the earlier nights' manifests of the
 	// window said of theirs, as this run read them.
-	Criteria        json.RawMessage  `json:"criteria"`
-	CriteriaHistory *CriteriaHistory `json:"criteria_history"`
-	Privacy         PrivacyInfo      `json:"privacy"`
-	Checks          []Check          `json:"checks"`
+	Criteria json.RawMessage `json:"criteria"`
+	// MetricDefinitions are the metric-library files the spec's refs
+	// resolved to, with their SHA-256 (metriclib.go).
+	MetricDefinitions []MetricDefinitionRecord `json:"metric_definitions,omitempty"`
+	CriteriaHistory   *CriteriaHistory         `json:"criteria_history"`
+	Privacy           PrivacyInfo              `json:"privacy"`
+	Checks            []Check                  `json:"checks"`
 	// Baseline is the previous night's run the volume check used, if any.
 	Baseline *Baseline    `json:"previous_night,omitempty"`
 	Outputs  []OutputFile `json:"outputs"`

@@ -16,6 +16,8 @@ import (
 	"unsafe"
 
 	"github.com/duckdb/duckdb-go/v2/mapping"
+
+	"github.com/verity-analytics/verity/queries"
 )
 
 // The shared SQL pass is the long part of a run. It reports its progress
@@ -25,7 +27,7 @@ import (
 // statement runs, DuckDB's own percentage of it. A pass that serves a
 // private spec reports only the steps: the number of statements depends
 // on the templates alone, while timings, percentages and row counts
-// depend on the data.
+// depend on the data; it announces them once, before the pass.
 
 // progressEvery is how often a running statement's percentage is logged.
 var progressEvery = 5 * time.Second
@@ -83,20 +85,23 @@ func newSQLProgress(log *slog.Logger, private bool, tmpls []rendered, inputBytes
 var sqlPassOrder = []string{"traces", "assignment", "events", "unit_metrics", "sufstats", "quality"}
 
 // attach lets the report read DuckDB's progress of the statements that
-// run on conn. Without it (another driver layout), steps are still shown.
-func (p *sqlProgress) attach(ctx context.Context, conn *sql.Conn) {
+// run on the session's connection, once the internal progress@v1 template
+// has enabled it (DuckDB refreshes the progress only with its progress
+// bar on). Without it (another driver layout, a template folder without
+// progress@v1), steps are still shown.
+func (p *sqlProgress) attach(ctx context.Context, s *session) {
 	if p == nil || p.private {
 		return
 	}
-	p.raw, p.hasRaw = rawConnection(ctx, conn)
-	if p.hasRaw {
-		// Refreshed only when the progress bar is enabled; it is
-		// never printed, and changes no result.
-		for _, set := range []string{"SET enable_progress_bar = true", "SET enable_progress_bar_print = false", "SET progress_bar_time = 0"} {
-			if _, err := conn.ExecContext(ctx, set); err != nil {
-				p.hasRaw = false
-			}
-		}
+	t, err := queries.Load(s.fsys, "progress", "v1")
+	if err != nil {
+		return
+	}
+	if p.raw, p.hasRaw = rawConnection(ctx, s.conn); !p.hasRaw {
+		return
+	}
+	if err := s.exec(ctx, rendered{Name: t.Name, Version: t.Version, SQL: t.Text}, nil); err != nil {
+		p.hasRaw = false
 	}
 }
 
@@ -129,20 +134,26 @@ func (p *sqlProgress) run(key string, fn func() error) error {
 		return fn()
 	}
 	p.step++
+	t0 := time.Now()
+	if p.private {
+		// The statements were announced before the pass; the time is
+		// kept for the restricted record only.
+		err := fn()
+		p.timings = append(p.timings, Phase{Name: key, Millis: float64(time.Since(t0).Microseconds()) / 1000})
+		return err
+	}
 	attrs := []any{"phase", "sql", "step", p.step, "of", len(p.keys), "statement", key}
 	if left, ok := p.estimate(); ok {
 		attrs = append(attrs, "estimate_s", left)
 	}
 	p.log.Info("sql statement", attrs...)
-	t0 := time.Now()
 	stop := p.watch(key, t0)
+	defer stop() // also if fn panics: the watcher must not outlive the connection
 	err := fn()
 	stop()
 	ms := float64(time.Since(t0).Microseconds()) / 1000
 	p.timings = append(p.timings, Phase{Name: key, Millis: ms})
-	if !p.private {
-		p.log.Info("sql statement done", "phase", "sql", "step", p.step, "of", len(p.keys), "statement", key, "ms", ms)
-	}
+	p.log.Info("sql statement done", "phase", "sql", "step", p.step, "of", len(p.keys), "statement", key, "ms", ms)
 	return err
 }
 
@@ -185,20 +196,29 @@ func (p *sqlProgress) watch(key string, t0 time.Time) (stop func()) {
 			case <-tick.C:
 				q := mapping.QueryProgress(p.raw)
 				pct, rows, total := mapping.QueryProgressTypeMembers(&q)
-				if pct <= 0 || pct > 100 {
+				// DuckDB reports -1 when it cannot tell, and a figure
+				// without rows between pipelines: only a percentage of
+				// rows actually counted is shown.
+				pct = math.Round(pct*10) / 10
+				if !(pct > 0 && pct <= 100) || total == 0 || rows == 0 || rows > total {
 					continue
 				}
-				elapsed := time.Since(t0).Seconds()
-				left := elapsed * (100 - pct) / pct
-				p.log.Info("sql progress", "phase", "sql", "step", p.step, "of", len(p.keys), "statement", key,
-					"percent", math.Round(pct*10)/10, "rows_processed", rows, "rows_total", total,
-					"statement_left_s", math.Round(left*10)/10)
+				attrs := []any{"phase", "sql", "step", p.step, "of", len(p.keys), "statement", key,
+					"percent", pct, "rows_processed", rows, "rows_total", total}
+				if pct >= 1 { // below 1% an extrapolation says nothing
+					left := time.Since(t0).Seconds() * (100 - pct) / pct
+					attrs = append(attrs, "statement_left_s", math.Round(left*10)/10)
+				}
+				p.log.Info("sql progress", attrs...)
 			}
 		}
 	}()
+	var once sync.Once
 	return func() {
-		close(done)
-		wg.Wait()
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+		})
 	}
 }
 
@@ -244,6 +264,12 @@ func passProgress(ctx context.Context, jobs []*job, opts Options, st *groupState
 		prev = previousManifest(filepath.Join(opts.OutDir, jobs[0].spec.OutputName()), jobs[0].date)
 	}
 	p := newSQLProgress(log, private, st.tmpls, inputBytes, prev)
-	p.attach(ctx, st.sess.conn)
+	if private {
+		// A private pass announces its statements once, up front: a line
+		// per statement as it starts would let a log collector's
+		// timestamps time each statement on the data.
+		log.Info("sql pass", "phase", "sql", "of", len(p.keys), "statements", p.keys)
+	}
+	p.attach(ctx, st.sess)
 	return p
 }

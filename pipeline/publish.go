@@ -119,24 +119,25 @@ func publishPrivate(f privateFacts, rel *privateRelease) (*publication, error) {
 	}
 	build := f.Build
 	m := Manifest{
-		Format:          ManifestFormat,
-		Experiment:      spec.Experiment,
-		NominalDate:     date,
-		DateFromFlag:    f.DateFromFlag,
-		Spec:            f.SpecJSON,
-		SpecSHA256:      f.SpecHash,
-		Templates:       f.Templates,
-		Inputs:          []InputFile{},
-		DuckDB:          f.DuckDB,
-		Statistics:      statisticsInfo(spec),
-		Effective:       effectiveOf(spec),
-		Criteria:        criteria,
-		CriteriaHistory: history,
-		Privacy:         info,
-		Checks:          checks,
-		Baseline:        f.Baseline,
-		Outputs:         outs,
-		Build:           &build,
+		Format:            ManifestFormat,
+		Experiment:        spec.Experiment,
+		NominalDate:       date,
+		DateFromFlag:      f.DateFromFlag,
+		Spec:              f.SpecJSON,
+		SpecSHA256:        f.SpecHash,
+		Templates:         f.Templates,
+		Inputs:            []InputFile{},
+		DuckDB:            f.DuckDB,
+		Statistics:        statisticsInfo(spec),
+		Effective:         effectiveOf(spec),
+		Criteria:          criteria,
+		MetricDefinitions: spec.metricDefs,
+		CriteriaHistory:   history,
+		Privacy:           info,
+		Checks:            checks,
+		Baseline:          f.Baseline,
+		Outputs:           outs,
+		Build:             &build,
 		Volatile: &Volatile{
 			RunID:     f.RunID,
 			ParentRun: f.ParentRun,
@@ -192,7 +193,7 @@ func (j *job) finishPrivate(ctx context.Context, opts Options) (*Outcome, error)
 	}
 	history := opts.CriteriaHistory
 	if history == nil {
-		h := readCriteriaHistory(expDir, spec.Window.Start, date)
+		h := readCriteriaHistory(expDir, spec.Experiment, spec.Window.Start, date)
 		history = &h
 	}
 	specAbs, _ := filepath.Abs(spec.Path())

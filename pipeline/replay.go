@@ -225,6 +225,7 @@ func SpecFromManifest(m *Manifest, specPath string) (*Spec, error) {
 		return nil, &SpecError{File: specPath, Err: fmt.Errorf("pinned spec in the manifest: %v", err)}
 	}
 	s.path = specPath
+	s.metricDefs = append([]MetricDefinitionRecord(nil), m.MetricDefinitions...)
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -579,6 +580,16 @@ func applyPins(spec *Spec, pins map[string]string) ([]string, error) {
 	var out []string
 	for _, name := range sortedKeys(pins) {
 		v := pins[name]
+		if metric, ok := strings.CutPrefix(name, "metric:"); ok {
+			if !versionRE.MatchString(v) {
+				return nil, fmt.Errorf("%w: --pin %s=%s: want a version such as v2", ErrUsage, name, v)
+			}
+			if err := spec.pinMetric(metric, v); err != nil {
+				return nil, fmt.Errorf("%w: --pin %s=%s: %v", ErrUsage, name, v, err)
+			}
+			out = append(out, name+"="+v)
+			continue
+		}
 		if !contains(TemplateNames, name) {
 			return nil, fmt.Errorf("%w: --pin %s=%s: unknown template; want one of %s", ErrUsage, name, v, strings.Join(TemplateNames, ", "))
 		}
@@ -1074,6 +1085,9 @@ func replayCauses(old, cur *Manifest, pinned []string) []string {
 			causes = append(causes, fmt.Sprintf("template %s@%s: rendered SQL sha256 %s -> %s (the input columns or the renderer changed)", name, o.Version, short(o.RenderedSHA256), short(n.RenderedSHA256)))
 		}
 	}
+
+	// Metric definitions (a library version pinned with --pin metric:NAME=vN).
+	causes = append(causes, metricDefinitionCauses(old.MetricDefinitions, cur.MetricDefinitions, pinnedSet)...)
 
 	// Spec.
 	if old.SpecSHA256 != cur.SpecSHA256 {

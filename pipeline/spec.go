@@ -53,6 +53,9 @@ type Spec struct {
 	Templates map[string]string `yaml:"templates" json:"templates"`
 	// Cohorts declares the cohort dimension and its taxonomy.
 	Cohorts Cohorts `yaml:"cohorts" json:"cohorts"`
+	// MetricLibrary lists folders of metric definitions (metriclib.go),
+	// relative to the spec, that metrics may reference (ref: name@vN).
+	MetricLibrary []string `yaml:"metric_library,omitempty" json:"metric_library,omitempty"`
 	// Metrics are analysed in the order given.
 	Metrics []Metric `yaml:"metrics" json:"metrics"`
 	// Statistics holds the statistical settings.
@@ -67,6 +70,8 @@ type Spec struct {
 	// path is the file the spec was read from (for error messages and for
 	// resolving relative globs); it is not part of the pinned content.
 	path string
+	// metricDefs are the library definitions its metric refs resolved to.
+	metricDefs []MetricDefinitionRecord
 }
 
 // Inputs names the trace and event files.
@@ -117,6 +122,10 @@ type Cohorts struct {
 // Metric is one analysed metric.
 type Metric struct {
 	Name string `yaml:"name" json:"name"`
+	// Ref names a definition in the spec's metric library (name@vN); the
+	// definition fills the fields below it in the resolved spec, the spec
+	// itself adds only role and guardrail.
+	Ref string `yaml:"ref,omitempty" json:"ref,omitempty"`
 	// Kind is proportion (unit converted or not), mean (per-unit sum or
 	// count of events) or ratio (Σ numerator / Σ denominator over units).
 	Kind string `yaml:"kind" json:"kind"`
@@ -295,6 +304,9 @@ func ParseSpec(name string, data []byte) (*Spec, error) {
 		return nil, &SpecError{File: name, Err: errors.New("more than one YAML document")}
 	}
 	s.path = name
+	if err := s.resolveMetricRefs(); err != nil {
+		return nil, err
+	}
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}

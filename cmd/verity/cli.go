@@ -19,12 +19,13 @@ const usage = `usage: verity <command> [flags] [args]
 commands:
   run          analyse specs and write results:   verity run [--out DIR] [--date YYYY-MM-DD] [--log FORMAT] [...] SPEC|DIR...
   validate     check specs and inputs, run nothing: verity validate [--date YYYY-MM-DD] [--data] SPEC|DIR...
-  replay       rerun a past run and compare:      verity replay [--pin NAME=vN]... [--inputs-dir DIR] [--out DIR] MANIFEST|RUN_DIR
+  replay       rerun a past run and compare:      verity replay [--pin NAME=vN|metric:NAME=vN]... [--inputs-dir DIR] [--out DIR] MANIFEST|RUN_DIR
                compare with a snapshot:           verity replay --against FILE [--tol COLUMN=abs:X|rel:X|exact]... MANIFEST|RUN_DIR
                export a snapshot:                 verity replay --export-snapshot FILE [--columns C,...] MANIFEST|RUN_DIR
   gen          synthetic traces with truth:       verity gen --out DIR [--config FILE] [--units N] [--seed N] [...]
   check-truth  check a run against truth:         verity check-truth --truth truth.json RUN...
   queries      check or release SQL templates:    verity queries verify|lock|list [--dir DIR]
+  metrics      release metric definitions:        verity metrics lock --dir LIBRARY
   ledger       the host's privacy ledgers:        verity ledger init --state-dir DIR --source NAME --root DATA_DIR --epsilon E --delta D [...]
                                                   verity ledger show --state-dir DIR
   version      print the build and DuckDB versions
@@ -67,6 +68,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		err = queriesCmd(args[1:], stdout, stderr)
 	case "ledger":
 		err = ledgerCmd(args[1:], stdout, stderr)
+	case "metrics":
+		err = metricsCmd(args[1:], stdout)
 	case "version":
 		err = versionCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -280,6 +283,40 @@ func checkLocalPaths(fs *flag.FlagSet, what string, args []string) error {
 		if e := pipeline.CheckLocalPath(what, a); e != nil {
 			return e
 		}
+	}
+	return nil
+}
+
+// metricsCmd releases a metric library's new definition files.
+func metricsCmd(args []string, stdout io.Writer) error {
+	if len(args) == 0 || isHelpArg(args[0]) {
+		if len(args) == 0 {
+			return fmt.Errorf("%w: metrics needs lock (verity metrics -h)", pipeline.ErrUsage)
+		}
+		return &helpRequested{text: helpFor("metrics", nil)}
+	}
+	if args[0] != "lock" {
+		return fmt.Errorf("%w: metrics needs lock, got %q (verity metrics -h)", pipeline.ErrUsage, args[0])
+	}
+	fs := newFlags("metrics lock")
+	dir := fs.String("dir", "", "the metric library `DIR` (holding <name>/v<N>.yaml and metrics.lock)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *dir == "" || fs.NArg() > 0 {
+		return fmt.Errorf("%w: metrics lock needs --dir LIBRARY and no arguments", pipeline.ErrUsage)
+	}
+	if err := checkLocalPaths(fs, "", nil); err != nil {
+		return err
+	}
+	added, err := pipeline.LockMetricLibrary(*dir)
+	if err != nil {
+		return err
+	}
+	if len(added) == 0 {
+		fmt.Fprintln(stdout, pipeline.MetricLockFile+" is up to date")
+	} else {
+		fmt.Fprintf(stdout, "released %s\n", strings.Join(added, ", "))
 	}
 	return nil
 }

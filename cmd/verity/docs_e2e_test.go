@@ -11,8 +11,9 @@ import (
 
 // The documents a user copies specs from. Every fenced ```yaml block in them
 // is a whole spec; every inline `key: {...}` span that starts with a
-// top-level spec key is a fragment that must hold when put into the README's
-// example in place of that key.
+// top-level spec key, and every template set `{traces: vN, ...}`, is a
+// fragment that must hold when put into the README's example in place of
+// that key.
 var documented = []string{"README.md", "docs/PRODUCT.md", "deploy/README.md", "ARCHITECTURE.md"}
 
 var (
@@ -63,6 +64,10 @@ func TestDocumentedSpecsValidate(t *testing.T) {
 		prose := fencedBlock.ReplaceAllString(text, "")
 		for _, m := range inlineSpan.FindAllStringSubmatch(prose, -1) {
 			frag := strings.Join(strings.Fields(m[1]), " ") // a span may wrap over lines
+			if strings.HasPrefix(frag, "{traces: v") {
+				// A template set written alone is a templates: value.
+				frag = "templates: " + frag
+			}
 			k := fragmentKey.FindStringSubmatch(frag)
 			if k == nil {
 				continue

@@ -115,6 +115,19 @@ var docs = map[string]commandDoc{
 		summary:  "Release new template versions into DIR/queries.lock; refuses if a released template changed.",
 		examples: []string{"verity queries lock --dir queries"},
 	},
+	"metrics": {
+		synopsis: []string{"metrics lock --dir LIBRARY"},
+		summary:  "Release a metric library's new definitions (<name>/v<N>.yaml) into LIBRARY/metrics.lock; refuses if a released definition changed.",
+		subs: [][2]string{
+			{"metrics lock --dir LIBRARY", "release new definition files; a changed released one is refused (write a new version)"},
+		},
+		examples: []string{"verity metrics lock --dir metrics"},
+	},
+	"metrics lock": {
+		synopsis: []string{"metrics lock --dir LIBRARY"},
+		summary:  "Release a metric library's new definitions into LIBRARY/metrics.lock; refuses if a released definition changed.",
+		examples: []string{"verity metrics lock --dir metrics"},
+	},
 	"ledger": {
 		synopsis: []string{"ledger init|show [flags]"},
 		summary:  "Manage the host's privacy ledgers: one per data source, in the state folder.",

@@ -17,11 +17,15 @@ func TestProgressLines(t *testing.T) {
 	log.Info("sql progress", "phase", "sql", "step", 3, "of", 16, "statement", "sql events@v5 1/2", "percent", 47.5, "rows_processed", 10, "rows_total", 20, "statement_left_s", 3.1)
 	log.Info("sql statement done", "phase", "sql", "step", 3, "of", 16, "statement", "sql events@v5 1/2", "ms", 812.5)
 	log.Info("sql statement", "phase", "sql", "step", 4, "of", 16, "statement", "sql unit_metrics@v5 1/1")
+	log.Info("sql progress", "phase", "sql", "step", 4, "of", 16, "statement", "sql unit_metrics@v5 1/1", "percent", 0.4, "rows_processed", 1, "rows_total", 250)
+	log.Info("sql pass", "phase", "sql", "of", 16, "statements", []string{"sql traces@v6 1/4"})
 	want := []string{
 		"▸ a b                      sql              3/16 events@v5 1/2 (about 12.5 s left in the pass, from the previous night)",
 		"▸ a b                      sql              3/16 events@v5 1/2 47.5% (about 3.1 s left in it)",
 		"▸ a b                      sql              3/16 events@v5 1/2 done in 812.5 ms",
 		"▸ a b                      sql              4/16 unit_metrics@v5 1/1",
+		"▸ a b                      sql              4/16 unit_metrics@v5 1/1 0.4%",
+		"▸ a b                      sql              16 statements",
 	}
 	got := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

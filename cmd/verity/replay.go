@@ -29,7 +29,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	fs := newFlags("replay")
 	inputsDir := fs.String("inputs-dir", "", "folder `DIR` the manifest's input paths are relative to (default: the folder of the run's spec file)")
 	var pins pinFlag
-	fs.Var(&pins, "pin", "override a template version, `NAME=vN` (repeatable), e.g. unit_metrics=v3")
+	fs.Var(&pins, "pin", "override a template version or a library metric's version, `NAME=vN` (repeatable), e.g. unit_metrics=v3 or metric:revenue=v3")
 	out := fs.String("out", "", "keep the rerun's outputs under root `DIR` (default: a temporary folder, removed)")
 	threads := fs.Int("threads", 0, "DuckDB worker threads `N` (0: all cores); results do not depend on it")
 	mem := fs.String("memory-limit", envOr("VERITY_MEMORY_LIMIT", ""), "DuckDB memory limit `SIZE` such as 4GB (env VERITY_MEMORY_LIMIT)")

@@ -332,11 +332,15 @@ func (h *progressHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	line := fmt.Sprintf("▸ %-24s %-16s", exp, vals["phase"])
 	switch {
+	case r.Message == "sql pass": // a private pass: its statements, announced once
+		line += " " + vals["of"] + " statements"
 	case vals["step"] != "":
 		line += fmt.Sprintf(" %s/%s %s", vals["step"], vals["of"], strings.TrimPrefix(vals["statement"], "sql "))
 		switch {
-		case vals["percent"] != "":
+		case vals["percent"] != "" && vals["statement_left_s"] != "":
 			line += fmt.Sprintf(" %s%% (about %s s left in it)", vals["percent"], vals["statement_left_s"])
+		case vals["percent"] != "":
+			line += fmt.Sprintf(" %s%%", vals["percent"])
 		case vals["ms"] != "":
 			line += " done in " + vals["ms"] + " ms"
 		case vals["estimate_s"] != "":

@@ -664,6 +664,10 @@ func sensitivity(d Data) ([]sensitivityView, string) {
 		design = "always-valid"
 	}
 	caption := "Days still needed to detect a " + numTrim(d.Sensitivity[0].TargetRelMDE*100, sigStat) + "%" +
-		" relative effect (max_relative_mde) with the spec's power, " + design + " design, at the enrolment rate so far (units so far ÷ days elapsed)."
+		" relative effect (max_relative_mde) with the spec's power at the uncorrected α, " + design +
+		" design, at the enrolment rate so far (units in the two arms compared ÷ days elapsed)."
+	if d.Privacy.Enabled {
+		caption += " Private run: the privacy noise is counted as if it were sampling variance, which shrinks more slowly, so these figures overstate what is needed."
+	}
 	return out, caption
 }

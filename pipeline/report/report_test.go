@@ -528,7 +528,7 @@ func TestInProgress(t *testing.T) {
 	for _, want := range []string{
 		`<div class="verdict v-progress" id="verdict">`, ">IN PROGRESS<",
 		"day 3 of 4 · 1 day remaining (planned end 2026-11-20T00:00:00Z)",
-		"Days still needed to detect a 5% relative effect (max_relative_mde) with the spec&#39;s power, fixed horizon design",
+		"Days still needed to detect a 5% relative effect (max_relative_mde) with the spec&#39;s power at the uncorrected α, fixed horizon design",
 		`<tr><td>converted</td><td class="nw">b</td><td class="r num">12.34%</td><td class="r num">1,500</td><td class="r num">9,138</td><td class="r num">16 days</td><td>ok</td></tr>`,
 		`<td class="r num">960</td><td class="r num">reached</td>`,
 		`<tr><td>clicks</td><td class="nw">b</td><td class="r num">n/a</td><td class="r num">1,500</td><td class="r num">n/a</td><td class="r num">n/a</td><td>no comparison (zero variance)</td></tr>`,
