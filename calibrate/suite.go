@@ -14,6 +14,7 @@ import (
 
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/stats"
 )
 
 // Config is one calibration run.
@@ -424,9 +425,9 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 				var blocked []string
 				if m.Private {
 					key := sha256.Sum256([]byte(fmt.Sprintf("verity calibration key %d %s %s", seed, e.id, m.Name)))
-					rows, dec, blocked, err = privateAnalysis(spec, in, key[:], date)
+					rows, _, dec, blocked, err = privateAnalysis(spec, in, key[:], date)
 				} else {
-					rows, dec, blocked, err = pipeline.CalibrationExact(spec, in)
+					rows, _, dec, blocked, err = pipeline.CalibrationExact(spec, in)
 				}
 				if err != nil {
 					return nil, fmt.Errorf("%s %s %s: %w", e.id, m.Name, date, err)
@@ -505,7 +506,7 @@ func observe(m Mode, r pipeline.ResultRow, tr [2]float64) []observation {
 // (pipeline.CalibrationPrivate: keyed noise on the exact cells and the gate
 // statistics, collapsing, noise-aware analysis, gates on noisy per-unit
 // counts; no ledger, no restricted record).
-func privateAnalysis(spec *pipeline.Spec, in pipeline.CalibrationInput, key []byte, date string) ([]pipeline.ResultRow, pipeline.Decisions, []string, error) {
+func privateAnalysis(spec *pipeline.Spec, in pipeline.CalibrationInput, key []byte, date string) ([]pipeline.ResultRow, []stats.Comparison, pipeline.Decisions, []string, error) {
 	return pipeline.CalibrationPrivate(spec, in, key, spec.Experiment+" "+date)
 }
 
