@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"testing"
+
+	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/stats"
 )
 
 // TestQuickCalibration is the fixed-seed subset of the suite that `make
@@ -69,5 +72,53 @@ func TestJudgeFailsMiscalibration(t *testing.T) {
 	tl["above/exact/all/mean/absolute"].Hits = 12
 	if _, failed := Judge(tl); !failed {
 		t.Error("one-sided misses of 4.4% and 0.6% judged as passing")
+	}
+}
+
+// TestObserveJudgesFiellerSets: a row whose relative set is unbounded
+// covers when the set is the whole line and misses when it is the outside
+// of an interval holding the truth — on the side where Fieller's test
+// rejects the truth. The suite used to count every unbounded set as
+// covering.
+func TestObserveJudgesFiellerSets(t *testing.T) {
+	m := Mode{Name: "private", Private: true}
+	row := func() pipeline.ResultRow {
+		return pipeline.ResultRow{Cohort: "a/*", Metric: "revenue", Status: stats.StatusRelativeUnbounded}
+	}
+	rel := func(obs []observation) observation { return obs[1] }
+	// Control mean 2 ± √2 (not distinguishable from zero at q = 1.96),
+	// treatment 9 ± √3: Fieller's set is outside (-12.43, 0.651).
+	exclusive := stats.Comparison{Status: stats.StatusRelativeUnbounded, ControlMean: 2, TreatmentMean: 9, ControlVar: 2, TreatmentVar: 3, Diff: 7, Critical: 1.96}
+	if _, _, shape, _ := exclusive.RelativeSet(); shape != stats.SetExclusive {
+		t.Fatalf("test case: shape %v, want exclusive", shape)
+	}
+	for _, tc := range []struct {
+		name         string
+		cmp          stats.Comparison
+		truth        [2]float64
+		cover, below bool
+	}{
+		{"gap holds the truth, data above it", exclusive, [2]float64{2, 2.2}, false, false},
+		{"gap holds the truth, data above it (far)", exclusive, [2]float64{2, -20}, false, false},
+		// The mirror image: control -2, treatment -9, set outside (-0.651, 12.43).
+		{"gap holds the truth, data below it", stats.Comparison{Status: stats.StatusRelativeUnbounded, ControlMean: -2, TreatmentMean: -9, ControlVar: 2, TreatmentVar: 3, Diff: -7, Critical: 1.96},
+			[2]float64{-2, 8}, false, true},
+		{"truth in the set", exclusive, [2]float64{2, 4}, true, false},
+		{"whole line", stats.Comparison{Status: stats.StatusRelativeUnbounded, ControlMean: 1, TreatmentMean: 1.5, ControlVar: 2, TreatmentVar: 3, Diff: 0.5, Critical: 1.96},
+			[2]float64{2, 2.2}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := rel(observe(m, row(), tc.cmp, tc.truth))
+			if !o.hasInterval || !o.unbounded {
+				t.Fatalf("observation %+v: want an unbounded set", o)
+			}
+			covered := !o.below && !o.above && !o.gap
+			if covered != tc.cover {
+				t.Fatalf("covered %v, want %v (%+v)", covered, tc.cover, o)
+			}
+			if !tc.cover && (o.below != tc.below || o.above == tc.below) {
+				t.Errorf("below %v above %v, want below %v", o.below, o.above, tc.below)
+			}
+		})
 	}
 }

@@ -106,7 +106,9 @@ func Judge(t Tally) ([]Check, bool) {
 
 // WriteReport writes the checks as Markdown tables, then the reported
 // (unjudged) rates: fixed-horizon A/A significance on some night (the cost
-// of peeking) and how often Fieller's relative interval is unbounded.
+// of peeking), how often Fieller's relative interval is unbounded, and
+// how often an unbounded set excludes the truth (gap/, among the
+// unbounded sets; those misses are in the coverage and one-sided checks).
 func WriteReport(w io.Writer, t Tally, checks []Check, failed bool) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Checks: %d, each a Clopper–Pearson interval at level 1 − %g/%d (Bonferroni over a 99%% family). Result: **%s**.\n\n",
@@ -127,14 +129,14 @@ func WriteReport(w io.Writer, t Tally, checks []Check, failed bool) error {
 			fmt.Fprintf(&b, "| %s (relative interval or unbounded status) | %d / %d | %.4f |\n", k, c.Hits, c.N, float64(c.Hits)/math.Max(1, float64(c.N)))
 			continue
 		}
-		if !(strings.HasPrefix(k, "aa-anynight/") || strings.HasPrefix(k, "unbounded/")) {
+		if !(strings.HasPrefix(k, "aa-anynight/") || strings.HasPrefix(k, "unbounded/") || strings.HasPrefix(k, "gap/")) {
 			continue
 		}
 		if strings.HasPrefix(k, "aa-anynight/") && strings.Contains(k, "always-valid") {
 			continue // judged above
 		}
 		c := t[k]
-		if strings.HasPrefix(k, "unbounded/") && c.Hits == 0 {
+		if (strings.HasPrefix(k, "unbounded/") || strings.HasPrefix(k, "gap/")) && c.Hits == 0 {
 			continue
 		}
 		fmt.Fprintf(&b, "| %s | %d / %d | %.4f |\n", k, c.Hits, c.N, float64(c.Hits)/math.Max(1, float64(c.N)))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/stats"
 )
 
 // Config is one calibration run.
@@ -266,6 +267,7 @@ type observation struct {
 	mode, cohort, kind, scale string
 	hasInterval, unbounded    bool
 	below, above              bool // interval entirely below / above the truth
+	gap                       bool // an unbounded Fieller set that excludes the truth (also below or above; see observe)
 }
 
 // Tally counts outcomes by key.
@@ -420,13 +422,14 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 			for _, m := range Modes {
 				spec := specs[e.id][m]
 				var rows []pipeline.ResultRow
+				var cmps []stats.Comparison
 				var dec pipeline.Decisions
 				var blocked []string
 				if m.Private {
 					key := sha256.Sum256([]byte(fmt.Sprintf("verity calibration key %d %s %s", seed, e.id, m.Name)))
-					rows, dec, blocked, err = privateAnalysis(spec, in, key[:], date)
+					rows, cmps, dec, blocked, err = privateAnalysis(spec, in, key[:], date)
 				} else {
-					rows, dec, blocked, err = pipeline.CalibrationExact(spec, in)
+					rows, cmps, dec, blocked, err = pipeline.CalibrationExact(spec, in)
 				}
 				if err != nil {
 					return nil, fmt.Errorf("%s %s %s: %w", e.id, m.Name, date, err)
@@ -439,7 +442,7 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 					tl.add("srm/"+m.Name, srm)
 					tl.add("gate/"+m.Name, len(blocked) > 0)
 				}
-				for _, r := range rows {
+				for i, r := range rows {
 					kind := metricKind[r.Metric]
 					sig := r.PValue != nil && *r.PValue < alpha
 					if e.aa && r.Cohort == pipeline.AllCohort {
@@ -454,16 +457,19 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 						continue
 					}
 					tr := truths[e.id][r.Metric]
-					for _, o := range observe(m, r, tr) {
+					for _, o := range observe(m, r, cmps[i], tr) {
 						base := o.mode + "/" + o.cohort + "/" + o.kind + "/" + o.scale
 						tl.add("interval/"+base, o.hasInterval)
 						if !o.hasInterval {
 							continue
 						}
 						tl.add("unbounded/"+base, o.unbounded)
-						tl.add("coverage/"+base, !o.below && !o.above)
+						tl.add("coverage/"+base, !o.below && !o.above && !o.gap)
 						tl.add("below/"+base, o.below)
 						tl.add("above/"+base, o.above)
+						if o.unbounded {
+							tl.add("gap/"+base, o.gap)
+						}
 					}
 				}
 			}
@@ -473,8 +479,8 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 }
 
 // observe compares one row's absolute and relative intervals with the
-// truth tr (control, treatment).
-func observe(m Mode, r pipeline.ResultRow, tr [2]float64) []observation {
+// truth tr (control, treatment); cmp is the comparison behind the row.
+func observe(m Mode, r pipeline.ResultRow, cmp stats.Comparison, tr [2]float64) []observation {
 	ct := cohortType(r.Cohort)
 	kind := metricKind[r.Metric]
 	abs := tr[1] - tr[0]
@@ -491,11 +497,32 @@ func observe(m Mode, r pipeline.ResultRow, tr [2]float64) []observation {
 	case r.RelCILow != nil && r.RelCIHigh != nil:
 		o.hasInterval = true
 		o.below, o.above = *r.RelCIHigh < rel, *r.RelCILow > rel
-	case r.Status == "relative interval unbounded":
-		// Fieller's set is unbounded: it is not an interval, and it does
-		// not exclude the truth's neighbourhood; count it as covering and
-		// report how often it happens.
+	case r.Status == stats.StatusRelativeUnbounded:
+		// Fieller's set is unbounded: the whole line, which covers, or
+		// the outside of an interval (the control mean is not
+		// distinguishable from zero, the treatment mean is), which misses
+		// when the truth lies inside that gap. The row reports neither
+		// shape, only the status; counting every unbounded set as
+		// covering (as the suite did) overstates the coverage of
+		// Fieller's procedure, whose 1−α holds over all its sets
+		// (Fieller 1954). Both are reported: unbounded and gap rates.
+		//
+		// A gap miss is counted on the side where Fieller's test rejects
+		// the truth ℓ: its statistic (Δ̂ − ℓ·|m̂_c|)/√(…) is above q (the
+		// data lie above the truth: "above") or below −q ("below"). For a
+		// bounded interval this is the interval lying above or below the
+		// truth; the numerator m̂_t − (1+λ)m̂_c is a linear combination of
+		// the arm estimates with mean zero at the truth, so the two
+		// one-sided rates are each α/2 for any set shape.
 		o.hasInterval, o.unbounded = true, true
+		if lo, hi, shape, ok := cmp.RelativeSet(); ok && shape == stats.SetExclusive && lo < rel && rel < hi {
+			o.gap = true
+			if cmp.Diff-rel*math.Abs(cmp.ControlMean) > 0 {
+				o.above = true
+			} else {
+				o.below = true
+			}
+		}
 	}
 	out = append(out, o)
 	return out
@@ -505,7 +532,7 @@ func observe(m Mode, r pipeline.ResultRow, tr [2]float64) []observation {
 // (pipeline.CalibrationPrivate: keyed noise on the exact cells and the gate
 // statistics, collapsing, noise-aware analysis, gates on noisy per-unit
 // counts; no ledger, no restricted record).
-func privateAnalysis(spec *pipeline.Spec, in pipeline.CalibrationInput, key []byte, date string) ([]pipeline.ResultRow, pipeline.Decisions, []string, error) {
+func privateAnalysis(spec *pipeline.Spec, in pipeline.CalibrationInput, key []byte, date string) ([]pipeline.ResultRow, []stats.Comparison, pipeline.Decisions, []string, error) {
 	return pipeline.CalibrationPrivate(spec, in, key, spec.Experiment+" "+date)
 }
 

@@ -103,13 +103,34 @@ func statisticsInfo(spec *Spec) StatisticsInfo {
 // cancels in Σx/Σy and only (σ_Σa/S)²/n² remains.
 //
 // Noisy moments can leave their feasible range; they are projected back
-// into it (post-processing, which costs no privacy; see projectMoments).
-// The noise in the (co)variances themselves is passed on as
-// stats.MomentNoise, so that the intervals account for it (stats.Compare).
-func armOf(c Cell, kind stats.Kind, scale int64, cuped bool, sd *noiseSD, bx, by *[2]float64) stats.Arm {
+// into it (post-processing, which costs no privacy; see projectMoments)
+// for CUPED's θ and the reported standard deviations. The arms a private
+// comparison uses (compare) keep the unclamped noisy means: each is the
+// exact mean plus zero-mean Gaussian noise of the known variance above,
+// the model of the interval (Karwa & Vadhan 2018; Du et al. 2020).
+// Clamping a mean into [lo, hi] shrinks its error where the noise is
+// large (a revenue mean's noise sd is half the mean in the calibration
+// suite's parents) in a way that variance does not count: the squared
+// error of private parent ratio effects averaged 15.5 against a computed
+// noise variance of 16.5 alone, and 17.9 without the clamp, and their
+// intervals over-covered. Their variances come from the raw noisy moments
+// where rawVariances says so. The noise in the (co)variances themselves
+// is passed on as stats.MomentNoise, so that the intervals account for it
+// (stats.Compare).
+func armOf(c Cell, kind stats.Kind, scale int64, cuped bool, sd *noiseSD, bx, by *[2]float64, compare bool) stats.Arm {
 	m := momentsOf(c, scale)
 	if sd != nil {
-		m = projectMoments(m, kind, cuped, bx, by)
+		p := projectMoments(m, kind, cuped, bx, by)
+		if compare {
+			// Unclamped means; the raw moment matrix where the
+			// comparison's variance is built from it (see
+			// rawVariances).
+			p.MeanX, p.MeanY, p.MeanC = m.MeanX, m.MeanY, m.MeanC
+			if rawVariances(kind, cuped) {
+				p.VarX, p.VarY, p.VarC, p.CovXY, p.CovXC, p.CovYC = m.VarX, m.VarY, m.VarC, m.CovXY, m.CovXC, m.CovYC
+			}
+		}
+		m = p
 	}
 	a := stats.Arm{N: float64(c.N), Mean: m.MeanX, Var: m.VarX}
 	if kind == stats.Ratio {
@@ -257,6 +278,27 @@ func projectMoments(m exactMoments, kind stats.Kind, cuped bool, bx, by *[2]floa
 	return m
 }
 
+// rawVariances reports whether a private comparison builds its variance
+// from the raw noisy moment matrix rather than the projected one: for
+// ratios (with or without CUPED) and means without CUPED. stats.Compare
+// then truncates the per-unit variance of the linearised (and adjusted)
+// value at zero once — the truncation its noisy-variance pivot models —
+// instead of combining moments that were each clamped or projected,
+// which biases the variance upward (a noisy Σx² clamped at zero adds the
+// whole negative noise back). Measured on the calibration suite's cells
+// with the noise redrawn five times: private parent ratio intervals
+// covered 98.5% with the clamped moments, 97.9% with raw variances and
+// clamped means, 96.3% with both raw (see armOf for the means).
+//
+// CUPED means and proportions keep the projection: their θ is fitted to
+// the same noisy moments, and the raw variance at that θ understates the
+// adjusted variance (93.8–94.1% in the same measurement, 94.3–95.1% projected);
+// proportions derive Σx² = S·Σx, so their variance has no separate
+// noise.
+func rawVariances(kind stats.Kind, cuped bool) bool {
+	return kind == stats.Ratio || (kind == stats.Mean && !cuped)
+}
+
 // bounds returns a metric's per-unit bounds in metric units: x's (a
 // proportion is in [0, 1]) and, for ratios, y's.
 func bounds(m Metric) (bx, by *[2]float64) {
@@ -284,6 +326,14 @@ type cohortRelease struct {
 // cohorts lists the released cohorts in output order; noise is nil for an
 // exact release, else the noise standard deviations by cohort label.
 func analyse(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[string]noiseSD, date string) ([]ResultRow, Decisions, error) {
+	return analyseRecording(spec, cells, cohortList, noise, date, nil)
+}
+
+// analyseRecording is analyse; record, when not nil, receives the
+// comparison behind each result row, in row order (the calibration suite
+// judges Fieller's relative confidence set from it, which a row reports
+// only when it is bounded).
+func analyseRecording(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[string]noiseSD, date string, record func(stats.Comparison)) ([]ResultRow, Decisions, error) {
 	type key struct{ c, v, m string }
 	idx := map[key]Cell{}
 	for _, c := range cells {
@@ -393,8 +443,10 @@ func analyse(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[str
 			}
 			bx, by := bounds(m)
 			arms := make([]stats.Arm, len(spec.Variants))
+			cmpArms := make([]stats.Arm, len(spec.Variants))
 			for i, v := range spec.Variants {
-				arms[i] = armOf(idx[key{coh, v.Name, m.Name}], kind, scale, cuped, sd, bx, by)
+				arms[i] = armOf(idx[key{coh, v.Name, m.Name}], kind, scale, cuped, sd, bx, by, false)
+				cmpArms[i] = armOf(idx[key{coh, v.Name, m.Name}], kind, scale, cuped, sd, bx, by, rawVariances(kind, cuped))
 			}
 			o := opts
 			var theta *float64
@@ -406,11 +458,11 @@ func analyse(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[str
 				// A degenerate covariate (no variance, no units) leaves the
 				// comparison unadjusted; cuped_theta stays empty.
 			}
-			var ca stats.Arm
+			var ca, caRaw stats.Arm
 			var cc Cell
 			for i, v := range spec.Variants {
 				if v.Control {
-					ca, cc = arms[i], idx[key{coh, v.Name, m.Name}]
+					ca, caRaw, cc = arms[i], cmpArms[i], idx[key{coh, v.Name, m.Name}]
 				}
 			}
 			for i, v := range spec.Variants {
@@ -418,7 +470,7 @@ func analyse(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[str
 					continue
 				}
 				ta, tc := arms[i], idx[key{coh, v.Name, m.Name}]
-				cmp := stats.Compare(ca, ta, kind, o)
+				cmp := stats.Compare(caRaw, cmpArms[i], kind, o)
 				srm := srmByCohort[coh]
 				row := ResultRow{
 					Experiment: spec.Experiment, Cohort: coh, Metric: m.Name, Kind: m.Kind, Role: m.Role,
@@ -431,8 +483,10 @@ func analyse(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[str
 					row.NoiseSDN = opt(sd.N)
 					row.NoiseSDSum = opt(sd.Sums[0] / float64(scale))
 				}
-				row.MeanControl, row.SDControl = armSummary(ca, kind)
-				row.MeanVariant, row.SDVariant = armSummary(ta, kind)
+				// Reported means are the comparison's (unclamped, so that
+				// the effect is their difference); SDs the projected ones.
+				row.MeanControl, row.SDControl = armSummary(withMeans(ca, caRaw), kind)
+				row.MeanVariant, row.SDVariant = armSummary(withMeans(ta, cmpArms[i]), kind)
 				if cmp.Valid() {
 					row.AbsEffect = opt(cmp.Diff)
 					row.AbsCILow, row.AbsCIHigh = opt(cmp.DiffLow), opt(cmp.DiffHigh)
@@ -453,10 +507,13 @@ func analyse(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[str
 					row.RelCILow, row.RelCIHigh = opt(cmp.RelLow), opt(cmp.RelHigh)
 				}
 				rows = append(rows, row)
+				if record != nil {
+					record(cmp)
+				}
 				r := len(rows) - 1
 				inFamily := m.Role == "goal" && (coh == AllCohort || st.CorrectionScope == "cohorts")
 				if inFamily {
-					family = append(family, famRef{row: r, control: ca, treatment: ta, kind: kind, opts: o})
+					family = append(family, famRef{row: r, control: caRaw, treatment: cmpArms[i], kind: kind, opts: o})
 				}
 				if coh == AllCohort && m.Role == "goal" {
 					dir, _ := stats.ParseDirection(m.Direction)
@@ -528,6 +585,12 @@ func analyse(spec *Spec, cells []Cell, cohortList []cohortRelease, noise map[str
 	return rows, dec, nil
 }
 
+// withMeans returns a with the means of b.
+func withMeans(a, b stats.Arm) stats.Arm {
+	a.Mean, a.DenMean, a.CovMean = b.Mean, b.DenMean, b.CovMean
+	return a
+}
+
 // armSummary returns the arm's reported mean and standard deviation: the
 // per-unit mean and sample SD for proportions and means, the ratio of
 // means (and no SD) for ratios. Both are nil where undefined.
@@ -595,22 +658,23 @@ func CalibrationPass(ctx context.Context, specs []*Spec, opts Options) ([]Calibr
 // CalibrationExact analyses a calibration pass's exact cells as an exact
 // run does, under spec (which may differ from in.Spec in its statistics
 // section: CUPED off, sequential on), and evaluates the quality gates
-// without a previous night. blocked names the blocking checks.
-func CalibrationExact(spec *Spec, in CalibrationInput) (rows []ResultRow, dec Decisions, blocked []string, err error) {
+// without a previous night. blocked names the blocking checks; cmps holds
+// the comparison behind each row, in row order.
+func CalibrationExact(spec *Spec, in CalibrationInput) (rows []ResultRow, cmps []stats.Comparison, dec Decisions, blocked []string, err error) {
 	cells, err := completeCells(spec, in.Cells)
 	if err != nil {
-		return nil, Decisions{}, nil, err
+		return nil, nil, Decisions{}, nil, err
 	}
 	var cohorts []cohortRelease
 	for _, c := range cohortOrder(spec) {
 		cohorts = append(cohorts, cohortRelease{Label: c})
 	}
-	rows, dec, err = analyse(spec, cells, cohorts, nil, in.Date)
+	rows, dec, err = analyseRecording(spec, cells, cohorts, nil, in.Date, func(c stats.Comparison) { cmps = append(cmps, c) })
 	if err != nil {
-		return nil, Decisions{}, nil, err
+		return nil, nil, Decisions{}, nil, err
 	}
 	_, blocked = evaluateGates(spec, in.Quality, cells, nil, nil)
-	return rows, dec, blocked, nil
+	return rows, cmps, dec, blocked, nil
 }
 
 // CalibrationPrivate releases a calibration pass's exact leaf cells and
@@ -621,23 +685,24 @@ func CalibrationExact(spec *Spec, in CalibrationInput) (rows []ResultRow, dec De
 // calibration suite touches the privacy machinery; it writes no ledger and
 // spends nothing. The noise streams are bound to key and to release, a
 // label that distinguishes the calibration's releases from one another.
-// blocked names the blocking checks.
-func CalibrationPrivate(spec *Spec, in CalibrationInput, key []byte, release string) (rows []ResultRow, dec Decisions, blocked []string, err error) {
+// blocked names the blocking checks; cmps holds the comparison behind each
+// row, in row order.
+func CalibrationPrivate(spec *Spec, in CalibrationInput, key []byte, release string) (rows []ResultRow, cmps []stats.Comparison, dec Decisions, blocked []string, err error) {
 	if !spec.Privacy.Enabled {
-		return nil, Decisions{}, nil, fmt.Errorf("calibration private: spec %s has privacy disabled", spec.Path())
+		return nil, nil, Decisions{}, nil, fmt.Errorf("calibration private: spec %s has privacy disabled", spec.Path())
 	}
 	rel, err := privatize(spec, in.Cells, in.Quality, privacy.Key(key), "calibration "+release, in.Date)
 	if err != nil {
-		return nil, Decisions{}, nil, err
+		return nil, nil, Decisions{}, nil, err
 	}
 	cohorts := []cohortRelease{{Label: AllCohort}}
 	for _, c := range rel.Cohorts {
 		cohorts = append(cohorts, cohortRelease{Label: c.Label, CollapsedFrom: c.CollapsedFrom})
 	}
-	rows, dec, err = analyse(spec, rel.Cells, cohorts, rel.Noise, in.Date)
+	rows, dec, err = analyseRecording(spec, rel.Cells, cohorts, rel.Noise, in.Date, func(c stats.Comparison) { cmps = append(cmps, c) })
 	if err != nil {
-		return nil, Decisions{}, nil, err
+		return nil, nil, Decisions{}, nil, err
 	}
 	_, blocked = evaluatePrivateGates(spec, rel, nil)
-	return rows, dec, blocked, nil
+	return rows, cmps, dec, blocked, nil
 }

@@ -109,7 +109,7 @@ func TestPrivateMomentsAlwaysGiveRatioInterval(t *testing.T) {
 		if stats.Compare(old, oldT, stats.Ratio, stats.Options{}).Status == stats.StatusNegativeVariance {
 			before++
 		}
-		got := stats.Compare(armOf(c, stats.Ratio, s, false, sd, bx, by), armOf(tr, stats.Ratio, s, false, sd, bx, by), stats.Ratio, stats.Options{})
+		got := stats.Compare(armOf(c, stats.Ratio, s, false, sd, bx, by, true), armOf(tr, stats.Ratio, s, false, sd, bx, by, true), stats.Ratio, stats.Options{})
 		if !got.Valid() {
 			negative++
 			t.Logf("status %q", got.Status)
@@ -122,4 +122,40 @@ func TestPrivateMomentsAlwaysGiveRatioInterval(t *testing.T) {
 		t.Errorf("%d of 500 noisy ratio comparisons without an interval (clamping the variances alone: %d)", negative, before)
 	}
 	t.Logf("with the old rule (variances clamped, a negative linearised variance an error) %d of 500 had no interval", before)
+}
+
+// TestPrivateComparisonKeepsUnclampedMeans: a private cell whose noisy Σx
+// is negative is compared with its unclamped noisy mean (unbiased, with
+// the noise variance the interval counts), not with the mean clamped to
+// the lower bound; the reported means are the comparison's, so that the
+// effect is their difference. The projected arm (for θ and the reported
+// SD) still clamps it.
+func TestPrivateComparisonKeepsUnclampedMeans(t *testing.T) {
+	const s = 100
+	sd := &noiseSD{N: 14, Sums: [9]float64{2e5, 4e8}}
+	bx := &[2]float64{0, 1000}
+	c := newCell("a", "control", "revenue")
+	c.N = 500
+	c.Sum.SetInt64(-150_000) // noisy: -3.0 a unit after noise
+	c.SumSq.SetInt64(3_000_000_000)
+	tr := newCell("a", "treatment", "revenue")
+	tr.N = 500
+	tr.Sum.SetInt64(400_000)
+	tr.SumSq.SetInt64(3_500_000_000)
+	proj := armOf(c, stats.Mean, s, false, sd, bx, nil, false)
+	if proj.Mean != 0 {
+		t.Fatalf("projected mean %v, want 0 (clamped)", proj.Mean)
+	}
+	ca, ta := armOf(c, stats.Mean, s, false, sd, bx, nil, true), armOf(tr, stats.Mean, s, false, sd, bx, nil, true)
+	if ca.Mean != -3 {
+		t.Fatalf("comparison mean %v, want the unclamped -3", ca.Mean)
+	}
+	cmp := stats.Compare(ca, ta, stats.Mean, stats.Options{})
+	if !cmp.Valid() || cmp.Diff != 11 {
+		t.Fatalf("status %q, diff %v: want a valid comparison of 8 - (-3) = 11", cmp.Status, cmp.Diff)
+	}
+	mean, _ := armSummary(withMeans(proj, ca), stats.Mean)
+	if mean == nil || *mean != -3 {
+		t.Errorf("reported control mean %v, want -3 (the comparison's)", mean)
+	}
 }

@@ -7,7 +7,13 @@ import (
 
 // Arm holds one arm's moments for one metric in one cohort. The pipeline
 // computes them exactly from integer sufficient statistics; variances and
-// covariances are sample (co)variances with n-1 denominators.
+// covariances are sample (co)variances with n-1 denominators. Under
+// differential privacy (MomentNoise not zero) they may be the raw noisy
+// moments, a variance possibly negative: Compare forms the per-unit
+// variance of the compared value from them and truncates it at zero once
+// (see noisyPivot), the unbiased route when each moment's noise is
+// zero-mean (truncating or projecting each moment first biases the
+// variance upward).
 type Arm struct {
 	N       float64 // units in the arm (an integer count; may be noisy under differential privacy)
 	Mean    float64 // per-unit mean of the metric value x (numerator x for ratio metrics)
@@ -212,6 +218,7 @@ type Comparison struct {
 	Statistic float64 // Diff/SE (Welch t; the z of the confidence sequence when Sequential)
 	DiffLow   float64
 	DiffHigh  float64
+	Critical  float64 // the intervals' critical value: DiffHigh = Diff + Critical·SE
 	PValue    float64 // two-sided; always-valid when Sequential
 
 	RelDiff float64 // (TreatmentMean - ControlMean)/|ControlMean|: TreatmentMean/ControlMean - 1 for a positive control mean
@@ -301,9 +308,12 @@ func estimateArm(a Arm, kind Kind, cuped *CUPED) (armEstimate, string) {
 	if a.N < 2 {
 		return armEstimate{n: a.N, mean: e.mean}, StatusTooFew
 	}
-	if a.Var < 0 || a.NoiseVarMean < 0 ||
-		(kind == Ratio && (a.DenVar < 0 || a.NoiseVarDenMean < 0)) ||
-		(cuped != nil && (a.CovVar < 0 || a.NoiseVarCovMean < 0)) {
+	// Noisy moments (privacy) may have negative variances: the estimate
+	// of the per-unit variance below is the linear combination of the
+	// unprojected moments, truncated at zero once (see noisyPivot).
+	noisy := a.MomentNoise != (MomentNoise{})
+	if a.NoiseVarMean < 0 || (kind == Ratio && a.NoiseVarDenMean < 0) || (cuped != nil && a.NoiseVarCovMean < 0) ||
+		(!noisy && (a.Var < 0 || (kind == Ratio && a.DenVar < 0) || (cuped != nil && a.CovVar < 0))) {
 		return armEstimate{n: a.N, mean: e.mean}, StatusNegativeVariance
 	}
 
@@ -328,7 +338,7 @@ func estimateArm(a Arm, kind Kind, cuped *CUPED) (armEstimate, string) {
 		// larger is inconsistent (noisy) moments. Noisy moments (privacy)
 		// are truncated at zero, as the noisy-variance pivot models (see
 		// noisyPivot); without moment noise it is an error.
-		if s2 < -1e-12*scale && a.MomentNoise == (MomentNoise{}) {
+		if s2 < -1e-12*math.Abs(scale) && !noisy {
 			return armEstimate{n: a.N, mean: e.mean}, StatusNegativeVariance
 		}
 		s2 = 0
@@ -481,6 +491,7 @@ func Compare(control, treatment Arm, kind Kind, opts Options) Comparison {
 		c.PValue = tTwoSidedP(c.Statistic, c.DF)
 	}
 	c.DiffLow, c.DiffHigh = c.Diff-crit*c.SE, c.Diff+crit*c.SE
+	c.Critical = crit
 
 	mde, err := MDEFromSE(c.SE, o.Alpha, o.Power)
 	if err == nil {
@@ -511,7 +522,7 @@ const NoiseOnlyDF = 1e12
 // finiteOr returns c, or c degraded to status when any field is not finite.
 func (c Comparison) finiteOr(status string) Comparison {
 	for _, v := range [...]float64{c.ControlMean, c.TreatmentMean, c.ControlVar, c.TreatmentVar, c.Diff,
-		c.SE, c.DF, c.Statistic, c.DiffLow, c.DiffHigh, c.PValue, c.RelDiff, c.RelSE, c.RelLow, c.RelHigh,
+		c.SE, c.DF, c.Statistic, c.DiffLow, c.DiffHigh, c.Critical, c.PValue, c.RelDiff, c.RelSE, c.RelLow, c.RelHigh,
 		c.MDE, c.RelMDE} {
 		if !finite(v) {
 			c = c.degenerate(status)
@@ -531,7 +542,7 @@ func hasMean(status string) bool {
 func (c Comparison) degenerate(status string) Comparison {
 	c.Status = status
 	c.ControlVar, c.TreatmentVar = 0, 0
-	c.SE, c.DF, c.Statistic, c.DiffLow, c.DiffHigh = 0, 0, 0, 0, 0
+	c.SE, c.DF, c.Statistic, c.DiffLow, c.DiffHigh, c.Critical = 0, 0, 0, 0, 0, 0
 	c.PValue = 1
 	c.RelDiff, c.RelSE, c.RelLow, c.RelHigh = 0, 0, 0, 0
 	c.MDE, c.RelMDE, c.Underpowered = 0, 0, true

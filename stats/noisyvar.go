@@ -16,7 +16,9 @@ import (
 // S_i = s²_i/n_i the sampling variance of arm i, estimated from noisy sums
 // of squares: Ŝ_i = max(0, S_i + e_i) with e_i ≈ Normal(0, η_i²), η_i² =
 // Var_noise(s²_i)/n_i² known (Arm.MomentNoise), and the truncation at zero
-// the projection of the noisy moments onto their feasible range (see
+// applied once to the per-unit variance of the (linearised, adjusted)
+// value built from the raw noisy moments (estimateArm; for CUPED means
+// and proportions the caller projects the moments instead, see
 // NearestCovariance). The interval Δ ± q·√V̂ with V̂ = N + Ŝ_c + Ŝ_t then
 // covers Δ with probability
 //

@@ -46,7 +46,17 @@ type reference struct {
 	// NoisyVariance: comparisons whose variance estimate carries privacy
 	// noise (see noisyPivot), integrated by SciPy's adaptive quadrature.
 	NoisyVariance []refComparison `json:"noisy_variance"`
-	CUPED         []struct {
+	// NoisyRatio: private ratios from raw noisy moments (a variance may be
+	// negative); only the absolute comparison is recorded.
+	NoisyRatio []refComparison `json:"noisy_ratio"`
+	// FiellerSets: Fieller's relative confidence set in every shape.
+	FiellerSets []struct {
+		Name              string
+		MC, MT, VC, VT, Q float64
+		Shape             string
+		Lo, Hi            float64
+	} `json:"fieller_sets"`
+	CUPED []struct {
 		Name          string
 		Kind          string
 		Alpha         float64
@@ -411,5 +421,72 @@ func TestMDEAgainstStatsmodels(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkClose(t, "mde", got, tc.MDE, 0)
+	}
+}
+
+// TestNoisyRatioAgainstReference: a private ratio whose raw noisy moments
+// include a negative variance has an interval. Its per-unit variance is
+// the linearised quadratic form of the raw moment matrix truncated at
+// zero once, its noise propagated from each moment's; the reference
+// computes the form with NumPy and integrates the pivot with SciPy's
+// adaptive quadrature (3e-3 relative, the node rule's error, for the
+// critical value and p-value; relTol for the rest).
+func TestNoisyRatioAgainstReference(t *testing.T) {
+	cases := ref(t).NoisyRatio
+	if len(cases) < 2 {
+		t.Fatalf("%d noisy-ratio reference cases, want 2", len(cases))
+	}
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			got := Compare(tc.Control, tc.Treatment, Ratio, Options{Alpha: tc.Alpha})
+			if !got.Valid() {
+				t.Fatalf("status %q, want a valid comparison", got.Status)
+			}
+			w := tc.Want
+			for _, f := range []struct {
+				name      string
+				got, want float64
+			}{
+				{"ControlMean", got.ControlMean, w.ControlMean}, {"TreatmentMean", got.TreatmentMean, w.TreatmentMean},
+				{"ControlVar", got.ControlVar, w.ControlVar}, {"TreatmentVar", got.TreatmentVar, w.TreatmentVar},
+				{"Diff", got.Diff, w.Diff}, {"SE", got.SE, w.SE}, {"DF", got.DF, w.DF}, {"Statistic", got.Statistic, w.Statistic},
+			} {
+				checkClose(t, f.name, f.got, f.want, 0)
+			}
+			half := w.DiffHigh - w.Diff
+			for _, f := range []struct {
+				name      string
+				got, want float64
+			}{
+				{"half-width", got.DiffHigh - got.Diff, half}, {"PValue", got.PValue, w.PValue},
+			} {
+				if math.Abs(f.got-f.want) > 3e-3*math.Abs(f.want) {
+					t.Errorf("%s = %.10g, want %.10g (SciPy quad) within 3e-3", f.name, f.got, f.want)
+				}
+			}
+		})
+	}
+}
+
+// TestFiellerSetsAgainstReference: Fieller's set in each shape, against
+// the reference's scan of the test statistic.
+func TestFiellerSetsAgainstReference(t *testing.T) {
+	cases := ref(t).FiellerSets
+	if len(cases) < 5 {
+		t.Fatalf("%d Fieller-set reference cases, want 5", len(cases))
+	}
+	names := map[SetShape]string{SetBounded: "bounded", SetExclusive: "exclusive", SetWholeLine: "whole"}
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			lo, hi, shape := fiellerSet(tc.MC, tc.MT, tc.VC, tc.VT, tc.Q)
+			if names[shape] != tc.Shape {
+				t.Fatalf("shape %s, want %s", names[shape], tc.Shape)
+			}
+			if shape == SetWholeLine {
+				return
+			}
+			checkClose(t, "lo", lo, tc.Lo, hi-lo)
+			checkClose(t, "hi", hi, tc.Hi, hi-lo)
+		})
 	}
 }

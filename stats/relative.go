@@ -45,14 +45,73 @@ import "math"
 //
 // fieller returns the bounds of L and ok = false when the set is unbounded.
 func fieller(mc, mt, vc, vt, q float64) (lo, hi float64, ok bool) {
+	lo, hi, shape := fiellerSet(mc, mt, vc, vt, q)
+	return lo, hi, shape == SetBounded
+}
+
+// SetShape is the shape of Fieller's confidence set for the relative
+// effect.
+type SetShape int
+
+const (
+	// SetBounded is the interval [lo, hi].
+	SetBounded SetShape = iota
+	// SetExclusive is the complement of the open interval (lo, hi), lo
+	// possibly −∞ or hi +∞ (a half-line): the control mean is not
+	// distinguishable from zero, the treatment mean is.
+	SetExclusive
+	// SetWholeLine is every relative effect: neither mean is
+	// distinguishable from zero.
+	SetWholeLine
+)
+
+// RelativeSet returns Fieller's confidence set for the relative effect of
+// a comparison whose absolute comparison is valid, at the critical value
+// of its intervals (see fieller): the interval [lo, hi] when Status is
+// StatusOK, and otherwise the unbounded set a result row reports only as
+// StatusRelativeUnbounded. ok is false when the comparison has no
+// relative effect (no valid absolute comparison, or a zero control mean).
+func (c Comparison) RelativeSet() (lo, hi float64, shape SetShape, ok bool) {
+	if !c.HasRelative() || c.ControlMean == 0 {
+		return 0, 0, 0, false
+	}
+	lo, hi, shape = fiellerSet(c.ControlMean, c.TreatmentMean, c.ControlVar, c.TreatmentVar, c.Critical)
+	return lo, hi, shape, true
+}
+
+// fiellerSet returns Fieller's set for L: [lo, hi], the complement of
+// (lo, hi), or the whole line (see fieller and SetShape).
+func fiellerSet(mc, mt, vc, vt, q float64) (lo, hi float64, shape SetShape) {
 	diff := mt - mc
 	q2 := q * q
 	a := mc*mc - q2*vc
-	if !(a > 0) {
-		return 0, 0, false
-	}
 	b := diff*mc + q2*vc
 	c := diff*diff - q2*(vc+vt)
+	if !(a > 0) {
+		// a·λ² − 2b·λ + c ≤ 0 with a ≤ 0: the whole line when the
+		// quadratic has no real roots, else the outside of its roots.
+		var l1, l2 float64
+		switch disc := b*b - a*c; {
+		case a == 0 && b == 0:
+			return 0, 0, SetWholeLine
+		case a == 0 && b > 0: // λ ≥ c/(2b)
+			l1, l2 = math.Inf(-1), c/(2*b)
+		case a == 0: // λ ≤ c/(2b)
+			l1, l2 = c/(2*b), math.Inf(1)
+		case !(disc > 0):
+			return 0, 0, SetWholeLine
+		default:
+			sq := math.Sqrt(disc)
+			l1, l2 = (b+sq)/a, (b-sq)/a
+			if l1 > l2 {
+				l1, l2 = l2, l1
+			}
+		}
+		if mc < 0 {
+			return -l2, -l1, SetExclusive
+		}
+		return l1, l2, SetExclusive
+	}
 	disc := b*b - a*c
 	if disc < 0 {
 		// Impossible in exact arithmetic when a > 0 (disc = q²(a·v_t + m_t²·v_c));
@@ -72,7 +131,7 @@ func fieller(mc, mt, vc, vt, q float64) (lo, hi float64, ok bool) {
 	}
 	// λ = s·L: for a negative control mean the bounds swap sides.
 	if mc < 0 {
-		return -l2, -l1, true
+		return -l2, -l1, SetBounded
 	}
-	return l1, l2, true
+	return l1, l2, SetBounded
 }

@@ -14,7 +14,10 @@ Independence from the Go code: Fieller's relative interval is found by
 root-finding on its defining test statistic (brentq), not from the closed
 form of the quadratic's roots; the exact SRM test is SciPy's binomtest;
 the nearest covariance uses NumPy's eigh; the pivot of a noisy variance
-estimate is integrated with scipy.integrate.quad, not the Go node rule. Welch tests come from
+estimate is integrated with scipy.integrate.quad, not the Go node rule;
+Fieller's unbounded sets are found by scanning the test statistic on a
+grid; a private ratio's linearised variance is a NumPy quadratic form
+of the raw moment matrix. Welch tests come from
 scipy.stats.ttest_ind_from_stats and scipy.stats.t (quantiles polished, see
 t_ppf); χ² from
 scipy.stats.chisquare; Holm and BH from statsmodels' multipletests; the MDE
@@ -277,6 +280,104 @@ def noisy_variance_cases():
         want["RelUnbounded"] = lo is None
         want["RelLow"], want["RelHigh"] = (0.0, 0.0) if lo is None else (f(lo), f(hi))
         out.append({"name": name, "kind": "mean", "alpha": alpha, "control": c, "treatment": t, "want": want})
+    return out
+
+
+def fieller_set_numeric(mc, mt, vc, vt, q):
+    """Fieller's confidence set for (μ_t - μ_c)/|μ_c| of any shape, found by
+    scanning its defining test g(ℓ) ≤ 0 (see fieller_numeric) on a wide
+    grid and polishing each sign change with brentq — not from the
+    quadratic's roots. Returns (shape, lo, hi): "bounded" [lo, hi],
+    "exclusive" (the set is outside (lo, hi)), or "whole" (every ℓ)."""
+    s = 1.0 if mc > 0 else -1.0
+
+    def g(l):
+        k = 1 + s * l
+        return (mt - k * mc) ** 2 / (vt + k * k * vc) - q * q
+
+    grid = np.concatenate([-np.logspace(8, -8, 4001), [0.0], np.logspace(-8, 8, 4001)])
+    vals = np.array([g(l) for l in grid])
+    roots = []
+    for i in range(len(grid) - 1):
+        if (vals[i] <= 0) != (vals[i + 1] <= 0):
+            roots.append(optimize.brentq(g, grid[i], grid[i + 1], xtol=1e-300, rtol=8.9e-16, maxiter=1000))
+    if not roots:
+        return "whole" if vals[0] <= 0 else "empty", 0.0, 0.0
+    assert len(roots) == 2, roots
+    lo, hi = roots
+    inside = g((lo + hi) / 2) <= 0
+    return ("bounded" if inside else "exclusive"), lo, hi
+
+
+def fieller_set_cases():
+    """Fieller's set in each shape: bounded, the outside of an interval (the
+    control mean not distinguishable from zero, the treatment mean is), the
+    whole line (neither is), for control means of either sign."""
+    out = []
+    for name, mc, mt, vc, vt, q in [
+        ("bounded", 5.0, 6.0, 0.5, 0.6, 1.96),
+        ("exclusive", 2.0, 9.0, 2.0, 3.0, 1.96),
+        ("exclusive, negative control mean", -2.0, -9.0, 2.0, 3.0, 1.96),
+        ("exclusive, treatment of the other sign", 1.5, -7.0, 1.0, 2.0, 2.1),
+        ("whole line", 1.0, 1.5, 2.0, 3.0, 1.96),
+    ]:
+        shape, lo, hi = fieller_set_numeric(mc, mt, vc, vt, q)
+        out.append({"name": name, "mc": mc, "mt": mt, "vc": vc, "vt": vt, "q": q, "shape": shape, "lo": f(lo), "hi": f(hi)})
+    return out
+
+
+def noisy_ratio_cases():
+    """Private ratios whose moments are the raw noisy ones: a variance may
+    be negative. The per-unit variance of the linearised value
+    (x - R·y)/ȳ is formed from them and truncated at zero once; its noise
+    is propagated from each moment's to first order; the critical value
+    and p-value are the pivot's (noisy_pivot_tail, by adaptive
+    quadrature)."""
+    out = []
+    for name, c, t, nzc, nzt, mnc, mnt in [
+        ("raw numerator variance negative",
+         {"N": 500.0, "Mean": 7.5, "Var": -2500.0, "DenMean": 1.5, "DenVar": 2.5, "CovXY": 30.0},
+         {"N": 490.0, "Mean": 8.2, "Var": 1900.0, "DenMean": 1.45, "DenVar": -4.0, "CovXY": -80.0},
+         15.0, 16.0,
+         {"Var": 7850.0 ** 2, "DenVar": 12.5 ** 2, "CovXY": 314.0 ** 2},
+         {"Var": 8000.0 ** 2, "DenVar": 12.8 ** 2, "CovXY": 320.0 ** 2}),
+        ("linearised variance truncated",
+         {"N": 520.0, "Mean": 6.0, "Var": -9000.0, "DenMean": 1.6, "DenVar": 3.0, "CovXY": 400.0},
+         {"N": 505.0, "Mean": 7.0, "Var": 700.0, "DenMean": 1.5, "DenVar": 2.8, "CovXY": 20.0},
+         14.0, 15.0,
+         {"Var": 7550.0 ** 2, "DenVar": 12.0 ** 2, "CovXY": 300.0 ** 2},
+         {"Var": 7770.0 ** 2, "DenVar": 12.3 ** 2, "CovXY": 310.0 ** 2}),
+    ]:
+        alpha = 0.05
+        est = []
+        for a, nz, mn in ((c, nzc, mnc), (t, nzt, mnt)):
+            r = a["Mean"] / a["DenMean"]
+            wx, wy = 1 / a["DenMean"], -r / a["DenMean"]
+            lin = np.array([wx, wy])
+            cov = np.array([[a["Var"], a["CovXY"]], [a["CovXY"], a["DenVar"]]])
+            s2 = max(0.0, float(lin @ cov @ lin))
+            # Var_noise(wᵀΣw) with independent noise on each moment: the
+            # gradient of the quadratic form in (Σxx, Σyy, Σxy) is
+            # (wx², wy², 2·wx·wy).
+            grad = np.array([wx * wx, wy * wy, 2 * wx * wy])
+            eta2 = float(grad ** 2 @ np.array([mn["Var"], mn["DenVar"], mn["CovXY"]]))
+            est.append((r, s2 / a["N"], nz / a["DenMean"] ** 2, eta2 / a["N"] ** 2, a["N"]))
+        (rc, sc, noc, ec, nc), (rt, st, not_, et, nt) = est
+        noise = noc + not_
+        v = noise + sc + st
+        eta = math.sqrt(ec + et)
+        den = 2 * sc ** 2 / (nc - 1) + 2 * st ** 2 / (nt - 1)
+        nu = min(2 * v ** 2 / den, 1e12) if den > 0 else 1e12
+        q = optimize.brentq(lambda x: noisy_pivot_tail(x, noise, sc + st, eta, nu) - alpha, 0.1, 50, xtol=1e-14, rtol=1e-14)
+        se = math.sqrt(v)
+        diff = rt - rc
+        want = {"ControlMean": f(rc), "TreatmentMean": f(rt), "ControlVar": f(sc + noc), "TreatmentVar": f(st + not_),
+                "Diff": f(diff), "SE": f(se), "DF": f(nu), "Statistic": f(diff / se),
+                "PValue": f(noisy_pivot_tail(abs(diff / se), noise, sc + st, eta, nu)),
+                "DiffLow": f(diff - q * se), "DiffHigh": f(diff + q * se)}
+        cc = dict(c, NoiseVarMean=nzc, NoiseVarDenMean=0.0, MomentNoise=mnc)
+        tt = dict(t, NoiseVarMean=nzt, NoiseVarDenMean=0.0, MomentNoise=mnt)
+        out.append({"name": name, "kind": "ratio", "alpha": alpha, "control": cc, "treatment": tt, "want": want})
     return out
 
 
@@ -577,6 +678,8 @@ def main():
         "tdist": tdist(),
         "welch": welch_cases() + noise_cases() + ratio_cases() + relative_cases(),
         "noisy_variance": noisy_variance_cases(),
+        "noisy_ratio": noisy_ratio_cases(),
+        "fieller_sets": fieller_set_cases(),
         "srm_exact": srm_exact_cases(),
         "psd": psd_cases(),
         "cuped": cuped_cases(),
