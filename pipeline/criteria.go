@@ -195,7 +195,7 @@ func nightCriteria(dir, experiment, night string) (json.RawMessage, string, nigh
 	if _, err := os.ReadDir(dir); err != nil {
 		return nil, "", nightUnreadable
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	b, err := ReadRegularFile(filepath.Join(dir, "manifest.json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, "", nightNone
 	}

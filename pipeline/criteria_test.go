@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // criteriaNight runs spec for one night into out and returns its
@@ -186,5 +188,39 @@ func TestCriteriaHistoryEdges(t *testing.T) {
 	c19, _ := criteriaNight(t, base, out, "2026-11-19")
 	if !reflect.DeepEqual(c19.Unreadable, []string{"2026-11-16"}) || c19.LockedNight != "2026-11-17" || c19.Changed {
 		t.Errorf("with a foreign night 16 and a linked night 17: %+v", c19)
+	}
+}
+
+// TestPreviousNightFIFO: FIFOs where the previous night's manifest.json
+// and quality.json should be (a hostile or broken output folder) do not
+// hang the run: the baseline, the progress estimate and the criteria
+// history read only regular files, and the night is named as unreadable.
+func TestPreviousNightFIFO(t *testing.T) {
+	out := t.TempDir()
+	spec := loadFixtureSpec(t, "checkout-button.yaml", nil)
+	night := filepath.Join(out, spec.OutputName(), "2026-11-18")
+	if err := os.MkdirAll(night, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"manifest.json", "quality.json"} {
+		if err := syscall.Mkfifo(filepath.Join(night, f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan []Result, 1)
+	go func() {
+		done <- RunAll(context.Background(), []*Spec{spec}, Options{OutDir: out, Date: "2026-11-19", Engine: Engine{Threads: 1}})
+	}()
+	select {
+	case res := <-done:
+		if res[0].Err != nil {
+			t.Fatal(res[0].Err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the run hung on a FIFO in the previous night's folder")
+	}
+	c, _ := criteriaNight(t, spec, out, "2026-11-19") // a rerun, same bytes
+	if !reflect.DeepEqual(c.Unreadable, []string{"2026-11-18"}) || c.LockedNight != "2026-11-19" {
+		t.Errorf("with a FIFO manifest for night 18: %+v", c)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -107,7 +106,7 @@ func readBaseline(expDir, date string) *Baseline {
 		return nil
 	}
 	prev := d.AddDate(0, 0, -1).Format("2006-01-02")
-	b, err := os.ReadFile(filepath.Join(expDir, prev, "quality.json"))
+	b, err := ReadRegularFile(filepath.Join(expDir, prev, "quality.json"))
 	if err != nil {
 		return nil
 	}

@@ -206,7 +206,7 @@ func LedgerInit(stateDir, name, root string, scope privacy.Scope, b privacy.Budg
 
 // importLedgerV1 carries a version-1 ledger's entries into l.
 func importLedgerV1(l *privacy.Ledger, path string) error {
-	b, err := os.ReadFile(path)
+	b, err := ReadRegularFile(path)
 	if err != nil {
 		return &HostError{Path: path, Err: err}
 	}

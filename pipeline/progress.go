@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -229,7 +228,7 @@ func previousManifest(expDir, date string) *Manifest {
 	if err != nil {
 		return nil
 	}
-	b, err := os.ReadFile(filepath.Join(expDir, d.AddDate(0, 0, -1).Format("2006-01-02"), "manifest.json"))
+	b, err := ReadRegularFile(filepath.Join(expDir, d.AddDate(0, 0, -1).Format("2006-01-02"), "manifest.json"))
 	if err != nil {
 		return nil
 	}

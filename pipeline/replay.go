@@ -724,7 +724,7 @@ func replaySameDir(a, b string) bool {
 }
 
 func replayFileSHA256(path string) (string, []byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadRegularFile(path)
 	if err != nil {
 		return "", nil, err
 	}
