@@ -18,7 +18,6 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,7 +26,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -292,35 +290,12 @@ func assertSameResults(t *testing.T, clean, dirty runOutput) {
 	t.Helper()
 	// The spec's hash is a column of every row; cases that change the spec
 	// (how an input is spelled) compare everything else.
-	if diff := cmp.Diff(withoutSpecHash(t, clean.results), withoutSpecHash(t, dirty.results)); diff != "" {
+	if diff := cmp.Diff(pipeline.BlankSpecHash(t, clean.results), pipeline.BlankSpecHash(t, dirty.results)); diff != "" {
 		t.Errorf("results.csv differs from the run without the bad rows (-clean +dirty):\n%s", diff)
 	}
 	if diff := cmp.Diff(string(clean.decisions), string(dirty.decisions)); diff != "" {
 		t.Errorf("decisions.json differs from the run without the bad rows (-clean +dirty):\n%s", diff)
 	}
-}
-
-// withoutSpecHash returns results.csv with its spec_sha256 column blanked.
-func withoutSpecHash(t *testing.T, b []byte) string {
-	t.Helper()
-	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
-	if err != nil || len(rows) == 0 {
-		t.Fatalf("results.csv: %v", err)
-	}
-	col := slices.Index(rows[0], "spec_sha256")
-	if col < 0 {
-		t.Fatal("results.csv has no spec_sha256 column")
-	}
-	var out bytes.Buffer
-	w := csv.NewWriter(&out)
-	for i, r := range rows {
-		if i > 0 {
-			r[col] = "-"
-		}
-		w.Write(r)
-	}
-	w.Flush()
-	return out.String()
 }
 
 // assertNoManifest checks that a failed run left no folder with a manifest

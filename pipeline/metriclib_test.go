@@ -105,7 +105,7 @@ func TestMetricLibrary(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, inlineResults := run(inline, filepath.Join(inlineDir, "out"))
-	if blankSpecHash(t, refResults) != blankSpecHash(t, inlineResults) {
+	if BlankSpecHash(t, refResults) != BlankSpecHash(t, inlineResults) {
 		t.Errorf("a library metric gives other numbers than the same definition inline")
 	}
 	want := []MetricDefinitionRecord{{Ref: "revenue@v1", Path: "metrics/revenue/v1.yaml", SHA256: fileSHA(t, v1)}}
@@ -185,9 +185,10 @@ func fileSHA(t *testing.T, path string) string {
 	return sha256Hex(b)
 }
 
-// blankSpecHash returns results.csv with its spec_sha256 column blanked
-// (the two specs differ by the ref, so their hashes do).
-func blankSpecHash(t *testing.T, b []byte) string {
+// BlankSpecHash returns results.csv with its spec_sha256 column blanked,
+// for comparing the results of two specs that must give the same numbers
+// (exported to the package's external tests).
+func BlankSpecHash(t *testing.T, b []byte) string {
 	t.Helper()
 	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
 	if err != nil || len(rows) == 0 {

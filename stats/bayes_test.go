@@ -287,19 +287,7 @@ func TestBayesCalibration(t *testing.T) {
 	}
 	const reps = 4000
 	rng := rand.New(rand.NewPCG(19, 2026))
-	draw := func(n int, mu, sd float64) Arm {
-		var s, ss float64
-		xs := make([]float64, n)
-		for i := range xs {
-			xs[i] = mu + sd*rng.NormFloat64()
-			s += xs[i]
-		}
-		m := s / float64(n)
-		for _, x := range xs {
-			ss += (x - m) * (x - m)
-		}
-		return Arm{N: float64(n), Mean: m, Var: ss / float64(n-1)}
-	}
+	draw := func(n int, mu, sd float64) Arm { return normalArm(rng, n, mu, sd) }
 	check := func(name string, hits int, p float64) {
 		t.Helper()
 		rate := float64(hits) / reps
@@ -334,4 +322,20 @@ func TestBayesCalibration(t *testing.T) {
 	check("relative coverage", relCover, 0.95)
 	check("A/A ship", ship, 0.05)
 	check("A/A rollback", rollback, 0.05)
+}
+
+// normalArm draws n units from N(mu, sd²) and returns their arm moments
+// (sample mean and unbiased variance), for the simulations.
+func normalArm(rng *rand.Rand, n int, mu, sd float64) Arm {
+	var s, ss float64
+	xs := make([]float64, n)
+	for i := range xs {
+		xs[i] = mu + sd*rng.NormFloat64()
+		s += xs[i]
+	}
+	m := s / float64(n)
+	for _, x := range xs {
+		ss += (x - m) * (x - m)
+	}
+	return Arm{N: float64(n), Mean: m, Var: ss / float64(n-1)}
 }

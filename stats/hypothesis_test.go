@@ -166,19 +166,7 @@ func TestHypothesisFalsePositiveRate(t *testing.T) {
 	}
 	const reps = 6000
 	rng := rand.New(rand.NewPCG(19, 7))
-	draw := func(n int, mu, sd float64) Arm {
-		var s, ss float64
-		xs := make([]float64, n)
-		for i := range xs {
-			xs[i] = mu + sd*rng.NormFloat64()
-			s += xs[i]
-		}
-		m := s / float64(n)
-		for _, x := range xs {
-			ss += (x - m) * (x - m)
-		}
-		return Arm{N: float64(n), Mean: m, Var: ss / float64(n-1)}
-	}
+	draw := func(n int, mu, sd float64) Arm { return normalArm(rng, n, mu, sd) }
 	const alpha = 0.05
 	var absFP, relFP, tost, lessFP int
 	for range reps {

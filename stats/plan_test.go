@@ -185,19 +185,7 @@ func TestPlanAchievesPower(t *testing.T) {
 	}
 	const reps = 2000
 	rng := rand.New(rand.NewPCG(19, 3))
-	draw := func(n int, mu, sd float64) Arm {
-		var s, ss float64
-		xs := make([]float64, n)
-		for i := range xs {
-			xs[i] = mu + sd*rng.NormFloat64()
-			s += xs[i]
-		}
-		m := s / float64(n)
-		for _, x := range xs {
-			ss += (x - m) * (x - m)
-		}
-		return Arm{N: float64(n), Mean: m, Var: ss / float64(n-1)}
-	}
+	draw := func(n int, mu, sd float64) Arm { return normalArm(rng, n, mu, sd) }
 	hits := 0
 	for range reps {
 		c := Compare(draw(int(p.ControlUnits), 10, 3), draw(int(p.TreatmentUnits), 10.5, 4), Mean, Options{})

@@ -42,9 +42,7 @@ It rewrites bayes_reference.json beside it, deterministically (seeded
 numpy.random.default_rng draws, floats written with repr).
 """
 
-import json
 import math
-import os
 import sys
 
 import numpy as np
@@ -55,24 +53,8 @@ from scipy.stats import norm, truncnorm
 GBSTATS = "gbstats 0.8.0 (growthbook/growthbook 8f1db4456915a8e7b7faf23d5632ca7219d2f469); log-normal model of 07561c76a8"
 
 
-def f(x):
-    return float(x)
-
-
-def moments(x, y=None, c=None):
-    arm = {"N": f(len(x)), "Mean": f(np.mean(x)), "Var": f(np.var(x, ddof=1))}
-    if y is not None:
-        arm["DenMean"] = f(np.mean(y))
-        arm["DenVar"] = f(np.var(y, ddof=1))
-        arm["CovXY"] = f(np.cov(x, y, ddof=1)[0, 1])
-    if c is not None:
-        arm["HasCovariate"] = True
-        arm["CovMean"] = f(np.mean(c))
-        arm["CovVar"] = f(np.var(c, ddof=1))
-        arm["CovXC"] = f(np.cov(x, c, ddof=1)[0, 1])
-        if y is not None:
-            arm["CovYC"] = f(np.cov(y, c, ddof=1)[0, 1])
-    return arm
+# f and moments are the ones reference.py uses (same folder).
+from reference import f, moments, write_reference  # noqa: E402
 
 
 # --- gbstats, from its formulas -------------------------------------------
@@ -313,11 +295,7 @@ def main():
         "bayes": bayes_cases(),
         "effect": effect_cases(),
     }
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bayes_reference.json")
-    with open(path + ".tmp", "w") as fh:
-        json.dump(ref, fh, indent=1, sort_keys=True, allow_nan=False)
-        fh.write("\n")
-    os.replace(path + ".tmp", path)
+    write_reference("bayes_reference.json", ref)
 
 
 if __name__ == "__main__":

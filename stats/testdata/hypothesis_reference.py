@@ -29,9 +29,7 @@ Run from the repository root with Debian's Python:
 It rewrites hypothesis_reference.json beside it, deterministically.
 """
 
-import json
 import math
-import os
 import sys
 
 import numpy as np
@@ -41,22 +39,8 @@ from scipy import optimize, stats
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW, ttest_ind, ttost_ind
 
 
-def f(x):
-    return float(x)
-
-
-def moments(x, y=None, c=None):
-    arm = {"N": f(len(x)), "Mean": f(np.mean(x)), "Var": f(np.var(x, ddof=1))}
-    if y is not None:
-        arm["DenMean"] = f(np.mean(y))
-        arm["DenVar"] = f(np.var(y, ddof=1))
-        arm["CovXY"] = f(np.cov(x, y, ddof=1)[0, 1])
-    if c is not None:
-        arm["HasCovariate"] = True
-        arm["CovMean"] = f(np.mean(c))
-        arm["CovVar"] = f(np.var(c, ddof=1))
-        arm["CovXC"] = f(np.cov(x, c, ddof=1)[0, 1])
-    return arm
+# f and moments are the ones reference.py uses (same folder).
+from reference import f, moments, write_reference  # noqa: E402
 
 
 SM_ALT = {"two-sided": "two-sided", "greater": "larger", "less": "smaller"}
@@ -285,11 +269,7 @@ def main():
                       "numpy": np.__version__, "scipy": scipy.__version__, "statsmodels": statsmodels.__version__},
         "cases": cases(),
     }
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hypothesis_reference.json")
-    with open(path + ".tmp", "w") as fh:
-        json.dump(ref, fh, indent=1, sort_keys=True, allow_nan=False)
-        fh.write("\n")
-    os.replace(path + ".tmp", path)
+    write_reference("hypothesis_reference.json", ref)
 
 
 if __name__ == "__main__":

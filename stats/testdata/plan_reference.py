@@ -32,9 +32,7 @@ Run from the repository root with Debian's Python:
 It rewrites plan_reference.json beside it, deterministically.
 """
 
-import json
 import math
-import os
 import sys
 import warnings
 
@@ -176,6 +174,9 @@ def horizon_cases():
     return out
 
 
+from reference import write_reference  # noqa: E402 (same folder)
+
+
 def main():
     ref = {
         "generator": {"script": "stats/testdata/plan_reference.py", "python": sys.version.split()[0],
@@ -183,11 +184,7 @@ def main():
         "plan": plan_cases(),
         "horizon": horizon_cases(),
     }
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plan_reference.json")
-    with open(path + ".tmp", "w") as fh:
-        json.dump(ref, fh, indent=1, sort_keys=True, allow_nan=False)
-        fh.write("\n")
-    os.replace(path + ".tmp", path)
+    write_reference("plan_reference.json", ref)
 
 
 if __name__ == "__main__":

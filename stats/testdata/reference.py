@@ -671,6 +671,15 @@ def mde_cases():
     return out
 
 
+def write_reference(name, ref):
+    """Write ref as stats/testdata/<name>, atomically, in the layout the Go tests read."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    with open(path + ".tmp", "w") as fh:
+        json.dump(ref, fh, indent=1, sort_keys=True, allow_nan=False)
+        fh.write("\n")
+    os.replace(path + ".tmp", path)
+
+
 def main():
     ref = {
         "generator": {"script": "stats/testdata/reference.py", "python": sys.version.split()[0],
@@ -688,11 +697,7 @@ def main():
         "multitest": multitest_cases(),
         "mde": mde_cases(),
     }
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference.json")
-    with open(path + ".tmp", "w") as fh:
-        json.dump(ref, fh, indent=1, sort_keys=True, allow_nan=False)
-        fh.write("\n")
-    os.replace(path + ".tmp", path)
+    write_reference("reference.json", ref)
 
 
 if __name__ == "__main__":
