@@ -5,7 +5,9 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -198,7 +200,7 @@ func verifiedOutput(m *Manifest, manifestPath, name string) ([]byte, error) {
 
 func compareSnapshot(rep *AgainstReport, table *csvTable, r io.Reader, tols Tolerances) error {
 	for col := range tols.PerColumn {
-		if _, ok := table.col[col]; !ok || contains(resultKeyColumns, col) || col == "experiment" {
+		if _, ok := table.col[col]; !ok || slices.Contains(resultKeyColumns, col) || col == "experiment" {
 			return fmt.Errorf("%w: --tol %s: not a results.csv value column", ErrUsage, col)
 		}
 	}
@@ -235,7 +237,7 @@ func compareSnapshot(rep *AgainstReport, table *csvTable, r io.Reader, tols Tole
 			continue
 		}
 		ci, ok := table.col[col]
-		if !ok || contains(resultKeyColumns, col) || col == "experiment" {
+		if !ok || slices.Contains(resultKeyColumns, col) || col == "experiment" {
 			return fmt.Errorf("%w: %s: line %d: column %q is not a results.csv value column", ErrUsage, rep.Snapshot, line, col)
 		}
 		key := coh + "\x00" + met + "\x00" + va
@@ -256,7 +258,7 @@ func compareSnapshot(rep *AgainstReport, table *csvTable, r io.Reader, tols Tole
 		}
 	}
 	sort.SliceStable(rep.Diffs, func(i, j int) bool { return rep.Diffs[i].Line < rep.Diffs[j].Line })
-	for _, k := range sortedKeys(missing) {
+	for _, k := range slices.Sorted(maps.Keys(missing)) {
 		lines := missing[k]
 		rep.Missing = append(rep.Missing, fmt.Sprintf("%s (snapshot line %d, %d values)", k, lines[0], len(lines)))
 	}
@@ -331,7 +333,7 @@ func ExportSnapshot(manifestPath string, columns []string, w io.Writer) error {
 		columns = DefaultSnapshotColumns
 	}
 	for _, c := range columns {
-		if _, ok := t.col[c]; !ok || contains(resultKeyColumns, c) || c == "experiment" {
+		if _, ok := t.col[c]; !ok || slices.Contains(resultKeyColumns, c) || c == "experiment" {
 			return fmt.Errorf("%w: --columns: %q is not a results.csv value column", ErrUsage, c)
 		}
 	}

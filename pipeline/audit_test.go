@@ -157,7 +157,9 @@ func auditDataset(t *testing.T, minUnits int, extraT []fixtures.TraceRow, extraE
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	dir := t.TempDir()
-	replayCopyTree(t, filepath.Join(filepath.Dir(file), "..", "fixtures", "data", "basic"), filepath.Join(dir, "data", "basic"))
+	if err := os.CopyFS(filepath.Join(dir, "data", "basic"), os.DirFS(filepath.Join(filepath.Dir(file), "..", "fixtures", "data", "basic"))); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "specs"), 0o755); err != nil {
 		t.Fatal(err)
 	}

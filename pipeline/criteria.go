@@ -373,12 +373,3 @@ func applyCriteria(spec *Spec, date, expDir string, history *CriteriaHistory, de
 	dec.Criteria = criteriaInfo(date, c, sum, *history)
 	return c, history, nil
 }
-
-// replayCriteriaHistory is the history a replay decides with: the one
-// the run recorded (none, for a run recorded before criteria were).
-func replayCriteriaHistory(old *Manifest) *CriteriaHistory {
-	if old.CriteriaHistory != nil {
-		return old.CriteriaHistory
-	}
-	return &CriteriaHistory{Segments: []CriteriaSegment{}}
-}

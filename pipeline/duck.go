@@ -172,13 +172,6 @@ func classifySQLError(ctx context.Context, err error) error {
 	return &TransientError{Err: err}
 }
 
-// IntegrityError is a template that cannot run as released against the
-// inputs or the code (a binder or parser error). Exit code 78.
-type IntegrityError struct{ Err error }
-
-func (e *IntegrityError) Error() string { return e.Err.Error() }
-func (e *IntegrityError) Unwrap() error { return e.Err }
-
 // transientOrNil classifies a DuckDB error that does not concern the data:
 // a *TransientError for an interrupt, a *MemoryLimitError (a configuration
 // error) when DuckDB ran out of its memory limit, else nil.

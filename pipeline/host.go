@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -269,7 +271,7 @@ func privateHostReady(h Host, files []InputFile, key privacy.Key) (Source, error
 	if err != nil {
 		return Source{}, err
 	}
-	if len(src.Keys) > 0 && !contains(src.Keys, key.Fingerprint()) {
+	if len(src.Keys) > 0 && !slices.Contains(src.Keys, key.Fingerprint()) {
 		return Source{}, &HostError{Path: filepath.Join(h.StateDir, registryFile), Err: fmt.Errorf("the noise key (fingerprint %s) is not one the host registered for data source %q (%s)", key.Fingerprint(), src.Name, strings.Join(src.Keys, ", "))}
 	}
 	if _, err := readLedger(filepath.Join(h.StateDir, src.Ledger)); err != nil {
@@ -364,7 +366,7 @@ func LedgerStatus(stateDir string, w io.Writer) error {
 		}
 		unit := ledgerUnit(l)
 		fmt.Fprintf(w, "source %s  root %s  scope %s  accounting %s\n", s.Name, s.Root, l.Scope, l.Accounting)
-		fmt.Fprintf(w, "  budget: ε %s, δ %s; total %s %s (%s)\n", FormatFloat(l.Budget.Epsilon), FormatFloat(l.Budget.Delta), unit, l.Total.RatString(), ratDecimal(l.Total))
+		fmt.Fprintf(w, "  budget: ε %s, δ %s; total %s %s (%s)\n", strconv.FormatFloat(l.Budget.Epsilon, 'g', -1, 64), strconv.FormatFloat(l.Budget.Delta, 'g', -1, 64), unit, l.Total.RatString(), ratDecimal(l.Total))
 		scopes := map[string]bool{"": l.Scope == privacy.ScopeSource}
 		for _, e := range l.Entries {
 			if l.Scope == privacy.ScopeExperiment {
@@ -374,7 +376,7 @@ func LedgerStatus(stateDir string, w io.Writer) error {
 		if len(scopes) == 1 && !scopes[""] {
 			fmt.Fprintf(w, "  each experiment: nothing spent yet; each may spend %s %s (%s)\n", unit, l.Total.RatString(), ratDecimal(l.Total))
 		}
-		for _, k := range sortedKeys(scopes) {
+		for _, k := range slices.Sorted(maps.Keys(scopes)) {
 			if !scopes[k] {
 				continue
 			}
@@ -394,7 +396,7 @@ func LedgerStatus(stateDir string, w io.Writer) error {
 			}
 			fmt.Fprintf(w, "  %s: spent %s %s (%s), remaining %s %s (%s); ε spent %s, ε remaining %s of %s (δ %s)\n",
 				label, unit, spent.RatString(), ratDecimal(spent), unit, remaining.RatString(), ratDecimal(remaining),
-				decimal(epsSpent), decimal(epsLeft), FormatFloat(l.Budget.Epsilon), FormatFloat(l.Budget.Delta))
+				decimal(epsSpent), decimal(epsLeft), strconv.FormatFloat(l.Budget.Epsilon, 'g', -1, 64), strconv.FormatFloat(l.Budget.Delta, 'g', -1, 64))
 		}
 		for _, e := range l.Entries {
 			fmt.Fprintf(w, "  %s  %s  spent %s %s (%s)  release %.12s  key %s\n", e.NominalDate, e.Experiment, unit, e.Spent.RatString(), ratDecimal(e.Spent), e.ReleaseDigest, e.KeyFingerprint)
@@ -408,7 +410,7 @@ func LedgerStatus(stateDir string, w io.Writer) error {
 func epsilonText(l privacy.Ledger, r *big.Rat) string {
 	f, _ := r.Float64()
 	if l.Accounting != privacy.AccountingZCDP {
-		return "ε " + FormatFloat(f)
+		return "ε " + strconv.FormatFloat(f, 'g', -1, 64)
 	}
 	if f == 0 {
 		return "ε 0"
@@ -417,7 +419,7 @@ func epsilonText(l privacy.Ledger, r *big.Rat) string {
 	if err != nil {
 		return "ε ?"
 	}
-	return fmt.Sprintf("ε %.4g at δ %s", eps, FormatFloat(l.Budget.Delta))
+	return fmt.Sprintf("ε %.4g at δ %s", eps, strconv.FormatFloat(l.Budget.Delta, 'g', -1, 64))
 }
 
 // ledgerUnit names the unit a ledger keeps: ρ (zCDP) or ε (pure DP).
@@ -437,6 +439,16 @@ func ratDecimal(r *big.Rat) string {
 
 func decimal(f float64) string { return strconv.FormatFloat(f, 'g', 6, 64) }
 
+// RestrictedDir is where the restricted record of a private release lives:
+// <restricted>/<experiment>/<date>/<first 16 hex digits of its digest>/.
+func RestrictedDir(root, experiment, date, releaseDigest string) string {
+	d := releaseDigest
+	if len(d) > 16 {
+		d = d[:16]
+	}
+	return filepath.Join(root, experiment, date, d)
+}
+
 // fileLock is an exclusive flock on a lock file.
 type fileLock struct{ f *os.File }
 
@@ -455,18 +467,4 @@ func lockFile(path string) (*fileLock, error) {
 func (l *fileLock) Unlock() {
 	syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
 	l.f.Close()
-}
-
-// writeAtomicMode replaces path with data through a synced temporary file
-// with the given permissions.
-func writeAtomicMode(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	os.Remove(tmp)
-	if err := writeSyncedMode(tmp, data, mode); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }

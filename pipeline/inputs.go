@@ -3,15 +3,16 @@ package pipeline
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -233,97 +234,6 @@ func relSlash(base, p string) string {
 	return filepath.ToSlash(rel)
 }
 
-// regularFile resolves path (following symlinks) and checks, without
-// opening it, that it is a regular file. It returns the resolved absolute
-// path, or an error saying what the path is instead.
-func regularFile(path string) (string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	if err := checkRegular(st); err != nil {
-		return "", err
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return "", err
-	}
-	return filepath.Abs(real)
-}
-
-// checkRegular returns an error naming the kind of a file that is not a
-// regular file.
-func checkRegular(st fs.FileInfo) error {
-	if st.Mode().IsRegular() {
-		return nil
-	}
-	return fmt.Errorf("is a %s, not a regular file", fileKind(st.Mode()))
-}
-
-// notRegularInput adds what an input must be to a checkRegular error.
-func notRegularInput(err error) error {
-	return fmt.Errorf("%w; inputs must be regular Parquet files (or symlinks to them)", err)
-}
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "block device"
-	case m&fs.ModeSymlink != 0:
-		return "symbolic link"
-	default:
-		return "special file (" + m.Type().String() + ")"
-	}
-}
-
-// OpenRegular opens path for reading only if it is a regular file (a
-// symlink to one is fine). It never blocks or reads for ever on what is not
-// one: the path is checked with Stat first, then opened with O_NONBLOCK (so
-// a FIFO swapped in between cannot block open(2)) and checked again on the
-// open descriptor. Inputs, specs, manifests, snapshots and key files are
-// opened through it.
-func OpenRegular(path string) (*os.File, fs.FileInfo, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := checkRegular(st); err != nil {
-		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	// Go clears O_NONBLOCK again on a regular file (it cannot be polled).
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err = f.Stat()
-	if err == nil {
-		err = checkRegular(st)
-	}
-	if err != nil {
-		f.Close()
-		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	return f, st, nil
-}
-
-// ReadRegularFile is os.ReadFile for regular files only (see OpenRegular).
-func ReadRegularFile(path string) ([]byte, error) {
-	f, _, err := OpenRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(f)
-}
-
 // fileIdent is what identifies a file's state without reading it: a
 // rewrite changes its ctime (which no user call can set back) even when
 // size and mtime are restored, and a replacement by rename changes its
@@ -451,80 +361,6 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// inspect reads a file's Parquet footer (row count, writer) and its schema
-// as DuckDB sees it. A file DuckDB cannot read is an InputError naming it.
-func (s *session) inspect(ctx context.Context, f *InputFile) error {
-	meta, err := queries.Load(s.fsys, "file_metadata", "v1")
-	if err != nil {
-		return err
-	}
-	schema, err := queries.Load(s.fsys, "file_schema", "v1")
-	if err != nil {
-		return err
-	}
-	found := false
-	err = s.query(ctx, rendered{Name: meta.Name, Version: meta.Version, SQL: meta.Text}, map[string]any{"file": f.abs}, func(r *sql.Rows) error {
-		found = true
-		return r.Scan(&f.Rows, &f.CreatedBy)
-	})
-	if err != nil {
-		if t := transientOrNil(ctx, err); t != nil {
-			return t
-		}
-		return &InputError{File: f.Path, Err: fmt.Errorf("not a readable Parquet file: %s", cleanDuckErr(err))}
-	}
-	if !found {
-		return &InputError{File: f.Path, Err: errors.New("not a readable Parquet file: no footer metadata")}
-	}
-	f.columns = map[string]string{}
-	err = s.query(ctx, rendered{Name: schema.Name, Version: schema.Version, SQL: schema.Text}, map[string]any{"file": f.abs}, func(r *sql.Rows) error {
-		var name, typ string
-		if err := r.Scan(&name, &typ); err != nil {
-			return err
-		}
-		f.columns[name] = typ
-		return nil
-	})
-	if err != nil {
-		if t := transientOrNil(ctx, err); t != nil {
-			return t
-		}
-		return &InputError{File: f.Path, Err: fmt.Errorf("schema unreadable: %s", cleanDuckErr(err))}
-	}
-	return nil
-}
-
-// findDamaged decodes every column of each file in turn after a scan
-// failed with an error that was neither an interrupt nor out-of-memory,
-// and returns an InputError for the first file that cannot be read (a data
-// page damaged behind an intact footer), or nil when every file reads.
-func (s *session) findDamaged(ctx context.Context, files []InputFile) error {
-	t, err := queries.Load(s.fsys, "file_check", "v1")
-	if err != nil {
-		return err
-	}
-	for _, f := range files {
-		err := s.query(ctx, rendered{Name: t.Name, Version: t.Version, SQL: t.Text}, map[string]any{"file": f.abs}, func(r *sql.Rows) error { return nil })
-		if err == nil {
-			continue
-		}
-		if tr := transientOrNil(ctx, err); tr != nil {
-			return tr
-		}
-		return &InputError{File: f.Path, Err: fmt.Errorf("a data page cannot be decoded (the footer is intact): %s", cleanDuckErr(err))}
-	}
-	return nil
-}
-
-// cleanDuckErr shortens a DuckDB error to its first line.
-func cleanDuckErr(err error) string {
-	msg := err.Error()
-	if i := strings.IndexByte(msg, '\n'); i >= 0 {
-		msg = msg[:i]
-	}
-	return msg
-}
-
 // checkSchema checks one file against the contract for its role, with the
 // spec's column mapping applied. It returns the contract columns present.
 func checkSchema(f *InputFile, contract []contractColumn, mapping map[string]string) error {
@@ -540,7 +376,7 @@ func checkSchema(f *InputFile, contract []contractColumn, mapping map[string]str
 				if src != c.Name {
 					col = fmt.Sprintf("%s (mapped from %s)", src, c.Name)
 				}
-				return &InputError{File: f.Path, Column: col, Err: fmt.Errorf("required column is missing (the file has %s)", strings.Join(sortedKeys(f.columns), ", "))}
+				return &InputError{File: f.Path, Column: col, Err: fmt.Errorf("required column is missing (the file has %s)", strings.Join(slices.Sorted(maps.Keys(f.columns)), ", "))}
 			}
 			continue
 		}
@@ -597,7 +433,7 @@ func typeAllowed(allowed []string, typ string) bool {
 	if strings.HasPrefix(typ, "DECIMAL(") {
 		typ = "DECIMAL"
 	}
-	return contains(allowed, typ)
+	return slices.Contains(allowed, typ)
 }
 
 // afterDate reports whether path lies in a hive partition (dt=YYYY-MM-DD or

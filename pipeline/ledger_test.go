@@ -30,7 +30,9 @@ func newLedgerRig(t *testing.T, epsilon float64) *ledgerRig {
 	fx := filepath.Join(filepath.Dir(file), "..", "fixtures")
 	dir := t.TempDir()
 	for _, sub := range []string{"specs", filepath.Join("data", "basic")} {
-		replayCopyTree(t, filepath.Join(fx, sub), filepath.Join(dir, sub))
+		if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(fx, sub))); err != nil {
+			t.Fatal(err)
+		}
 	}
 	state := filepath.Join(dir, "state")
 	if _, err := LedgerInit(state, "fixtures", filepath.Join(dir, "data"), privacy.ScopeSource, privacy.Budget{Epsilon: epsilon, Delta: 1e-6}, nil); err != nil {

@@ -65,13 +65,6 @@ type DuckDBInfo struct {
 	Settings []Setting `json:"settings"`
 }
 
-// OutputFile is one output's name, size and SHA-256.
-type OutputFile struct {
-	Name   string `json:"name"`
-	Size   int    `json:"size"`
-	SHA256 string `json:"sha256"`
-}
-
 // BuildInfo identifies the binary that produced a run. ExecutableSHA256
 // is always present, whatever the build recorded (go run, -buildvcs=false,
 // a container build without .git): two runs with the same executable hash
@@ -125,12 +118,6 @@ type Volatile struct {
 	Scan       *Scan     `json:"scan,omitempty"`
 	// Ledger is the privacy ledger after this run (private runs only).
 	Ledger *LedgerState `json:"privacy_ledger,omitempty"`
-}
-
-// Phase is the wall time of one phase of the run.
-type Phase struct {
-	Name   string  `json:"name"`
-	Millis float64 `json:"ms"`
 }
 
 // Stable returns the manifest without Build and Volatile: the part that a

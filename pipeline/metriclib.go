@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -336,7 +338,7 @@ func metricDefinitionCauses(old, cur []MetricDefinitionRecord, pinned map[string
 		names[k] = true
 	}
 	var causes []string
-	for _, name := range sortedKeys(names) {
+	for _, name := range slices.Sorted(maps.Keys(names)) {
 		a, inO := o[name]
 		b, inN := n[name]
 		suffix := ""

@@ -20,14 +20,6 @@ func TemplateParams(specs []*Spec, traceFiles, eventFiles []string) map[string]a
 	return mergedParams(specs, asInputs(traceFiles), asInputs(eventFiles))
 }
 
-// StageParams returns p as the template named stage reads it.
-func StageParams(stage string, p map[string]any) map[string]any { return templateParams(stage, p) }
-
-// BindParams returns the named arguments a rendered statement uses, in the
-// order a run binds them; a parameter the statement uses but p lacks is an
-// error.
-func BindParams(sqlText string, p map[string]any) ([]any, error) { return boundParams(sqlText, p) }
-
 // RenderWithAllColumns renders t for inputs that have every contract
 // column, under its own name.
 func RenderWithAllColumns(t queries.Template) (string, error) {
@@ -40,7 +32,3 @@ func RenderWithAllColumns(t queries.Template) (string, error) {
 	}
 	return t.Render(renderData{Traces: all(traceContract), Events: all(eventContract)})
 }
-
-// Statements splits a rendered template into the statements a run executes
-// one after another.
-func Statements(sqlText string) []string { return statements(sqlText) }

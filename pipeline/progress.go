@@ -3,11 +3,9 @@ package pipeline
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -50,9 +48,9 @@ func statementKey(r rendered, i, n int) string {
 }
 
 // newSQLProgress prepares the report of one pass over the given templates
-// (in the order runSQL runs them). prev is the previous night's manifest
-// of an exact spec of the pass, if there is one.
-func newSQLProgress(log *slog.Logger, private bool, tmpls []rendered, inputBytes int64, prev *Manifest) *sqlProgress {
+// (in the order runSQL runs them). prev is the previous night's scan and
+// phases, from the manifest of an exact spec of the pass, if there is one.
+func newSQLProgress(log *slog.Logger, private bool, tmpls []rendered, inputBytes int64, prev *Scan, prevPhases []Phase) *sqlProgress {
 	byName := map[string]rendered{}
 	for _, t := range tmpls {
 		byName[t.Name] = t
@@ -68,10 +66,10 @@ func newSQLProgress(log *slog.Logger, private bool, tmpls []rendered, inputBytes
 			p.keys = append(p.keys, statementKey(r, i, n))
 		}
 	}
-	if !private && prev != nil && prev.Volatile != nil && prev.Volatile.Scan != nil && prev.Volatile.Scan.InputBytes > 0 {
-		scale := float64(inputBytes) / float64(prev.Volatile.Scan.InputBytes)
+	if !private && prev != nil && prev.InputBytes > 0 {
+		scale := float64(inputBytes) / float64(prev.InputBytes)
 		p.prev = map[string]float64{}
-		for _, ph := range prev.Volatile.Phases {
+		for _, ph := range prevPhases {
 			if strings.HasPrefix(ph.Name, "sql ") {
 				p.prev[ph.Name] = ph.Millis * scale
 			}
@@ -219,56 +217,4 @@ func (p *sqlProgress) watch(key string, t0 time.Time) (stop func()) {
 			wg.Wait()
 		})
 	}
-}
-
-// previousManifest reads the manifest of the night before date in an
-// experiment's output folder, if it exists and parses.
-func previousManifest(expDir, date string) *Manifest {
-	d, err := time.Parse("2006-01-02", date)
-	if err != nil {
-		return nil
-	}
-	b, err := ReadRegularFile(filepath.Join(expDir, d.AddDate(0, 0, -1).Format("2006-01-02"), "manifest.json"))
-	if err != nil {
-		return nil
-	}
-	var m Manifest
-	if json.Unmarshal(b, &m) != nil {
-		return nil
-	}
-	return &m
-}
-
-// passLogger is the logger of a shared pass: the run and the experiments
-// it serves. A pass serving a private spec logs untimed, like the spec.
-func passLogger(jobs []*job, opts Options) (log *slog.Logger, private bool) {
-	var exps []string
-	for _, j := range jobs {
-		exps = append(exps, j.spec.Experiment)
-		private = private || (j.spec.Privacy != nil && j.spec.Privacy.Enabled)
-	}
-	h := opts.Logger.Handler()
-	if private {
-		h = untimed{h}
-	}
-	return slog.New(h).With("run_id", opts.RunID, "experiments", exps), private
-}
-
-// passProgress prepares the progress report of a group's pass, with the
-// previous night's timings of its first spec when every spec is exact.
-func passProgress(ctx context.Context, jobs []*job, opts Options, st *groupState, inputBytes int64) *sqlProgress {
-	log, private := passLogger(jobs, opts)
-	var prev *Manifest
-	if !private {
-		prev = previousManifest(filepath.Join(opts.OutDir, jobs[0].spec.OutputName()), jobs[0].date)
-	}
-	p := newSQLProgress(log, private, st.tmpls, inputBytes, prev)
-	if private {
-		// A private pass announces its statements once, up front: a line
-		// per statement as it starts would let a log collector's
-		// timestamps time each statement on the data.
-		log.Info("sql pass", "phase", "sql", "of", len(p.keys), "statements", p.keys)
-	}
-	p.attach(ctx, st.sess)
-	return p
 }

@@ -9,8 +9,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -56,8 +57,6 @@ type Options struct {
 	// now is the clock for the volatile timestamps (tests may set it).
 	now func() time.Time
 }
-
-var dateRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 
 // Validate checks the options.
 func (o *Options) Validate() error {
@@ -426,7 +425,7 @@ func groupKey(spec *Spec, traces, events []InputFile) string {
 	}
 	fmt.Fprintf(h, "decimals %d\n", *spec.Statistics.FixedPointDecimals)
 	for _, m := range []map[string]string{spec.Inputs.Columns.Traces, spec.Inputs.Columns.Events} {
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			fmt.Fprintf(h, "column %s %s\n", k, m[k])
 		}
 		fmt.Fprintln(h, "--")
@@ -444,21 +443,10 @@ func groupKey(spec *Spec, traces, events []InputFile) string {
 			used[m.Denominator.Event] = true
 		}
 	}
-	for _, e := range sortedKeys(used) {
+	for _, e := range slices.Sorted(maps.Keys(used)) {
 		fmt.Fprintf(h, "event %q\n", e)
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// Scan records how the data was read for a run: which experiments shared
-// the pass and how many times the trace template ran. It is volatile: an
-// experiment's numbers do not depend on its companions.
-type Scan struct {
-	Experiments  []string `json:"experiments"`
-	TracesPasses int      `json:"traces_template_runs"`
-	EventsPasses int      `json:"events_template_runs"`
-	InputFiles   int      `json:"input_files"`
-	InputBytes   int64    `json:"input_bytes"`
 }
 
 // groupState is a group's open session and everything known before the
@@ -503,7 +491,7 @@ func inspectGroup(ctx context.Context, jobs []*job, opts Options) (*groupState, 
 		mapping map[string]string
 		name    string
 	}{{st.traces, first.spec.Inputs.Columns.Traces, "traces"}, {st.events, first.spec.Inputs.Columns.Events, "events"}} {
-		for _, contractName := range sortedKeys(role.mapping) {
+		for _, contractName := range slices.Sorted(maps.Keys(role.mapping)) {
 			src := role.mapping[contractName]
 			found := false
 			for _, f := range role.files {
@@ -599,7 +587,7 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 		if perExp[j.spec.Experiment] != nil {
 			continue
 		}
-		missing, err := st.sess.findMissingEvents(ctx, j.spec, cells[j.spec.Experiment], st.events)
+		missing, err := findMissingEvents(ctx, st.sess, j.spec, cells[j.spec.Experiment], st.events)
 		if err != nil {
 			setErr(classifySQLError(ctx, err))
 			return

@@ -8,9 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -429,7 +430,7 @@ func (s *Spec) Validate() error {
 		}
 	}
 	for name := range s.Templates {
-		if !contains(TemplateNames, name) {
+		if !slices.Contains(TemplateNames, name) {
 			return s.errf("templates."+name, "unknown template; want one of %s", strings.Join(TemplateNames, ", "))
 		}
 	}
@@ -703,8 +704,8 @@ func (s *Spec) validateTemplateFeatures() error {
 			// An unknown version is reported when the template is loaded.
 			continue
 		}
-		for _, f := range sortedKeys(need) {
-			if !contains(feats, f) {
+		for _, f := range slices.Sorted(maps.Keys(need)) {
+			if !slices.Contains(feats, f) {
 				return s.errf("templates."+name, "%s@%s cannot compute %s metrics (%s); pin a version that can, such as v2", name, v, f, need[f])
 			}
 		}
@@ -726,7 +727,7 @@ func (s *Spec) validateTemplateFeatures() error {
 	}
 	inSet, outSet := []string{}, []string{}
 	for _, m := range singleJoin {
-		if contains(m[1:], s.Templates[m[0]]) {
+		if slices.Contains(m[1:], s.Templates[m[0]]) {
 			inSet = append(inSet, m[0]+"@"+s.Templates[m[0]])
 		} else {
 			outSet = append(outSet, m[0]+"@"+strings.Join(m[1:], "/"))
@@ -764,9 +765,9 @@ func (s *Spec) validateTemplateFeatures() error {
 
 func (s *Spec) validateMapping(key string, m map[string]string, contract []string) error {
 	targets := map[string]string{}
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		v := m[k]
-		if !contains(contract, k) {
+		if !slices.Contains(contract, k) {
 			return s.errf(key+"."+k, "not a contract column; want one of %s", strings.Join(contract, ", "))
 		}
 		if !queries.ValidIdent(v) {
@@ -837,20 +838,7 @@ func (s *Spec) Canonical() ([]byte, string, error) {
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+var (
+	sha256RE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	versionRE = regexp.MustCompile(`^v[1-9][0-9]*$`)
+)
