@@ -53,18 +53,7 @@ func SpecFromManifest(m *Manifest, specPath string) (*Spec, error) {
 	if got := sha256Hex(compact.Bytes()); got != m.SpecSHA256 {
 		return nil, fmt.Errorf("spec does not match spec_sha256 (recorded %s, the spec hashes to %s): the manifest was edited", m.SpecSHA256, got)
 	}
-	dec := json.NewDecoder(bytes.NewReader(compact.Bytes()))
-	dec.DisallowUnknownFields()
-	var s Spec
-	if err := dec.Decode(&s); err != nil {
-		return nil, &SpecError{File: specPath, Err: fmt.Errorf("pinned spec in the manifest: %v", err)}
-	}
-	s.path = specPath
-	s.metricDefs = append([]MetricDefinitionRecord(nil), m.MetricDefinitions...)
-	if err := s.Validate(); err != nil {
-		return nil, err
-	}
-	return &s, nil
+	return DecodePinnedSpec(compact.Bytes(), specPath, m.MetricDefinitions)
 }
 
 // ReplayOptions configures Replay.

@@ -354,12 +354,7 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]Input
 		// The resolved spec records the window actually analysed and, when
 		// that ends before the design's end, the planned end (horizon.go).
 		cut := *spec
-		if _, specEnd := spec.Window.Bounds(); end.Before(specEnd) && cut.Window.PlannedEnd == "" {
-			cut.Window.plannedEnd = spec.Window.Planned()
-			cut.Window.PlannedEnd = cut.Window.plannedEnd.Format(time.RFC3339Nano)
-		}
-		cut.Window.end = end
-		cut.Window.End = end.Format(time.RFC3339Nano)
+		cut.Window = spec.Window.CutAt(end)
 		j.spec = &cut
 		spec = j.spec
 	}

@@ -842,3 +842,33 @@ var (
 	sha256RE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	versionRE = regexp.MustCompile(`^v[1-9][0-9]*$`)
 )
+
+// DecodePinnedSpec rebuilds a spec from its canonical JSON (as a manifest
+// pins it): decoded strictly, with the metric-library definitions its refs
+// resolved to, and validated. path names the spec for error messages and is
+// the base of its relative input globs (the file is not read).
+func DecodePinnedSpec(canonical []byte, path string, defs []MetricDefinitionRecord) (*Spec, error) {
+	dec := json.NewDecoder(bytes.NewReader(canonical))
+	dec.DisallowUnknownFields()
+	var s Spec
+	if err := dec.Decode(&s); err != nil {
+		return nil, &SpecError{File: path, Err: fmt.Errorf("pinned spec in the manifest: %v", err)}
+	}
+	s.path = path
+	s.metricDefs = append([]MetricDefinitionRecord(nil), defs...)
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// CutAt returns the window analysed by a nightly run that ends at end: when
+// end is before the design's end, the planned end is recorded (horizon.go).
+func (w Window) CutAt(end time.Time) Window {
+	if end.Before(w.end) && w.PlannedEnd == "" {
+		w.PlannedEnd = w.plannedEnd.Format(time.RFC3339Nano)
+	}
+	w.end = end
+	w.End = end.Format(time.RFC3339Nano)
+	return w
+}
