@@ -10,7 +10,7 @@ BIN      := bin/verity
 # A release build stamps its version: make build VERSION=v1.2.3. Every build
 # records the executable's SHA-256 and module versions in each manifest.
 VERSION  ?=
-LDFLAGS_ := $(if $(VERSION),-ldflags "-X github.com/verity-analytics/verity/pipeline.stampedVersion=$(VERSION)")
+LDFLAGS_ := $(if $(VERSION),-ldflags "-X github.com/verity-analytics/verity/pipeline/publish.stampedVersion=$(VERSION)")
 
 build:
 	$(GO) build $(GOFLAGS_) -buildvcs=auto $(LDFLAGS_) -o $(BIN) ./cmd/verity

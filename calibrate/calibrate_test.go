@@ -5,7 +5,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
 	"github.com/verity-analytics/verity/stats"
 )
 
@@ -82,8 +82,8 @@ func TestJudgeFailsMiscalibration(t *testing.T) {
 // covering.
 func TestObserveJudgesFiellerSets(t *testing.T) {
 	m := Mode{Name: "private", Private: true}
-	row := func() pipeline.ResultRow {
-		return pipeline.ResultRow{Cohort: "a/*", Metric: "revenue", Status: stats.StatusRelativeUnbounded}
+	row := func() analysis.ResultRow {
+		return analysis.ResultRow{Cohort: "a/*", Metric: "revenue", Status: stats.StatusRelativeUnbounded}
 	}
 	rel := func(obs []observation) observation { return obs[1] }
 	// Control mean 2 ± √2 (not distinguishable from zero at q = 1.96),

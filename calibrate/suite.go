@@ -14,6 +14,9 @@ import (
 
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
 	"github.com/verity-analytics/verity/stats"
 )
 
@@ -303,7 +306,7 @@ func (t Tally) merge(o Tally) {
 // cohortType classifies a released cohort label.
 func cohortType(label string) string {
 	switch {
-	case label == pipeline.AllCohort:
+	case label == expspec.AllCohort:
 		return "all"
 	case strings.HasSuffix(label, "*"):
 		return "parent"
@@ -388,18 +391,18 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 	}
 	// Specs: the pass uses the CUPED spec (its cells carry the covariate);
 	// each mode analyses those cells under its own spec.
-	specs := map[string]map[Mode]*pipeline.Spec{}
-	var passSpecs []*pipeline.Spec
+	specs := map[string]map[Mode]*expspec.Spec{}
+	var passSpecs []*expspec.Spec
 	for _, e := range experiments {
-		specs[e.id] = map[Mode]*pipeline.Spec{}
+		specs[e.id] = map[Mode]*expspec.Spec{}
 		for _, m := range Modes {
-			s, err := pipeline.ParseSpec(filepath.Join(dir, e.id+".yaml"), []byte(specYAML(e, cfg.Units, m.CUPED, m.Sequential, m.Private)))
+			s, err := expspec.ParseSpec(filepath.Join(dir, e.id+".yaml"), []byte(specYAML(e, cfg.Units, m.CUPED, m.Sequential, m.Private)))
 			if err != nil {
 				return nil, fmt.Errorf("spec %s %s: %w", e.id, m.Name, err)
 			}
 			specs[e.id][m] = s
 		}
-		s, err := pipeline.ParseSpec(filepath.Join(dir, e.id+".yaml"), []byte(specYAML(e, cfg.Units, true, false, false)))
+		s, err := expspec.ParseSpec(filepath.Join(dir, e.id+".yaml"), []byte(specYAML(e, cfg.Units, true, false, false)))
 		if err != nil {
 			return nil, err
 		}
@@ -413,7 +416,7 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 	for night := windowDays - cfg.Nights + 1; night <= windowDays; night++ {
 		date := windowStart.AddDate(0, 0, night-1).Format("2006-01-02")
 		final := night == windowDays
-		ins, err := pipeline.CalibrationPass(ctx, passSpecs, pipeline.Options{Date: date, Engine: pipeline.Engine{Threads: 1}})
+		ins, err := pipeline.CalibrationPass(ctx, passSpecs, pipeline.Options{Date: date, Engine: engine.Engine{Threads: 1}})
 		if err != nil {
 			return nil, err
 		}
@@ -421,9 +424,9 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 			in := ins[k]
 			for _, m := range Modes {
 				spec := specs[e.id][m]
-				var rows []pipeline.ResultRow
+				var rows []analysis.ResultRow
 				var cmps []stats.Comparison
-				var dec pipeline.Decisions
+				var dec analysis.Decisions
 				var blocked []string
 				if m.Private {
 					key := sha256.Sum256([]byte(fmt.Sprintf("verity calibration key %d %s %s", seed, e.id, m.Name)))
@@ -445,7 +448,7 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 				for i, r := range rows {
 					kind := metricKind[r.Metric]
 					sig := r.PValue != nil && *r.PValue < alpha
-					if e.aa && r.Cohort == pipeline.AllCohort {
+					if e.aa && r.Cohort == expspec.AllCohort {
 						key := m.Name + "/" + e.id + "/" + r.Metric
 						aaSig[key] = aaSig[key] || sig
 						if final {
@@ -480,7 +483,7 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 
 // observe compares one row's absolute and relative intervals with the
 // truth tr (control, treatment); cmp is the comparison behind the row.
-func observe(m Mode, r pipeline.ResultRow, cmp stats.Comparison, tr [2]float64) []observation {
+func observe(m Mode, r analysis.ResultRow, cmp stats.Comparison, tr [2]float64) []observation {
 	ct := cohortType(r.Cohort)
 	kind := metricKind[r.Metric]
 	abs := tr[1] - tr[0]
@@ -532,7 +535,7 @@ func observe(m Mode, r pipeline.ResultRow, cmp stats.Comparison, tr [2]float64) 
 // (pipeline.CalibrationPrivate: keyed noise on the exact cells and the gate
 // statistics, collapsing, noise-aware analysis, gates on noisy per-unit
 // counts; no ledger, no restricted record).
-func privateAnalysis(spec *pipeline.Spec, in pipeline.CalibrationInput, key []byte, date string) ([]pipeline.ResultRow, []stats.Comparison, pipeline.Decisions, []string, error) {
+func privateAnalysis(spec *expspec.Spec, in pipeline.CalibrationInput, key []byte, date string) ([]analysis.ResultRow, []stats.Comparison, analysis.Decisions, []string, error) {
 	return pipeline.CalibrationPrivate(spec, in, key, spec.Experiment+" "+date)
 }
 

@@ -14,6 +14,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/ledgers"
+	"github.com/verity-analytics/verity/pipeline/publish"
 	"github.com/verity-analytics/verity/privacy"
 )
 
@@ -39,20 +44,20 @@ func caseName(specPath string) string {
 // output's bytes, with the manifest reduced to its stable part.
 func runCase(t *testing.T, specPath string, threads int) map[string][]byte {
 	t.Helper()
-	spec, err := pipeline.LoadSpec(specPath)
+	spec, err := expspec.LoadSpec(specPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
 	res, err := pipeline.Run(context.Background(), spec, pipeline.Options{
 		OutDir: out,
-		Engine: pipeline.Engine{Threads: threads, MemoryLimit: "1GB"},
-		Build:  pipeline.CurrentBuild(),
+		Engine: engine.Engine{Threads: threads, MemoryLimit: "1GB"},
+		Build:  publish.CurrentBuild(),
 		Host:   fixtureHost(t),
 	})
 	// A blocking check (or a sample-ratio mismatch) still commits the
 	// outputs, which the goldens pin; any other error fails.
-	var gate *pipeline.GateError
+	var gate *analysis.GateError
 	if err != nil && !(errors.As(err, &gate) && res != nil) {
 		t.Fatalf("run %s with %d threads: %v", specPath, threads, err)
 	}
@@ -64,7 +69,7 @@ func runCase(t *testing.T, specPath string, threads int) map[string][]byte {
 		}
 		got[name] = b
 	}
-	var m pipeline.Manifest
+	var m publish.Manifest
 	if err := json.Unmarshal(got["manifest.json"], &m); err != nil {
 		t.Fatalf("manifest.json: %v", err)
 	}
@@ -83,13 +88,13 @@ func runCase(t *testing.T, specPath string, threads int) map[string][]byte {
 // fixtureHost is a host whose state folder registers the committed
 // fixtures' data as one data source (ledger scope: source; ε 40, δ 1e-6) and
 // that accepts the committed test-only key.
-func fixtureHost(t *testing.T) pipeline.Host {
+func fixtureHost(t *testing.T) ledgers.Host {
 	t.Helper()
 	state := t.TempDir()
-	if _, err := pipeline.LedgerInit(state, "fixtures", "../fixtures/data", privacy.ScopeSource, privacy.Budget{Epsilon: 40, Delta: 1e-6}, nil); err != nil {
+	if _, err := ledgers.LedgerInit(state, "fixtures", "../fixtures/data", privacy.ScopeSource, privacy.Budget{Epsilon: 40, Delta: 1e-6}, nil); err != nil {
 		t.Fatal(err)
 	}
-	return pipeline.Host{StateDir: state, AllowTestKey: true}
+	return ledgers.Host{StateDir: state, AllowTestKey: true}
 }
 
 func TestGolden(t *testing.T) {

@@ -17,6 +17,11 @@ import (
 
 	"github.com/verity-analytics/verity/fixtures/reference"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/ledgers"
+	"github.com/verity-analytics/verity/pipeline/publish"
 )
 
 // relTol is the agreement required between the DuckDB pipeline and the
@@ -68,17 +73,17 @@ func refMomentsOf(c reference.Cell, scale int64) refMoments {
 func TestResultsMatchReference(t *testing.T) {
 	for _, p := range specPaths(t) {
 		t.Run(caseName(p), func(t *testing.T) {
-			spec, err := pipeline.LoadSpec(p)
+			spec, err := expspec.LoadSpec(p)
 			if err != nil {
 				t.Fatal(err)
 			}
 			host := fixtureHost(t)
-			res, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: t.TempDir(), Engine: pipeline.Engine{Threads: 2}, Host: host})
-			var gate *pipeline.GateError
+			res, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: t.TempDir(), Engine: engine.Engine{Threads: 2}, Host: host})
+			var gate *analysis.GateError
 			if err != nil && !(errors.As(err, &gate) && res != nil) { // a blocked run still commits
 				t.Fatal(err)
 			}
-			var m pipeline.Manifest
+			var m publish.Manifest
 			readJSON(t, filepath.Join(res.Dir, "manifest.json"), &m)
 			// A private run's exact record (inputs, quality counts, the exact
 			// value behind every noisy number) is in the restricted area.
@@ -87,7 +92,7 @@ func TestResultsMatchReference(t *testing.T) {
 				if len(m.Inputs) != 0 || m.InputDigest != "" {
 					t.Errorf("the published manifest of a private run lists inputs or their digest")
 				}
-				exactDir = pipeline.RestrictedDir(host.RestrictedRoot(), spec.Experiment, m.NominalDate, m.Privacy.ReleaseDigest)
+				exactDir = ledgers.RestrictedDir(host.RestrictedRoot(), spec.Experiment, m.NominalDate, m.Privacy.ReleaseDigest)
 				readJSON(t, filepath.Join(exactDir, "manifest.json"), &m)
 			}
 			var traces, events []string
@@ -139,7 +144,7 @@ func TestResultsMatchReference(t *testing.T) {
 			for _, c := range cells {
 				cohort := c.Cohort
 				if cohort == reference.CohortUnclassified {
-					cohort = pipeline.UnclassifiedLeaf
+					cohort = expspec.UnclassifiedLeaf
 				}
 				ref[key{cohort, c.Variant, c.Metric}] = refMomentsOf(c, spec.Scale())
 			}
@@ -285,16 +290,16 @@ func atoi(t *testing.T, s string) int64 {
 
 // checkRestrictedExact compares the exact values a private run recorded
 // behind its noisy leaf-cell counts and sums with the reference's cells.
-func checkRestrictedExact(t *testing.T, dir string, cells []reference.Cell, spec *pipeline.Spec) {
+func checkRestrictedExact(t *testing.T, dir string, cells []reference.Cell, spec *expspec.Spec) {
 	t.Helper()
-	var rec pipeline.RestrictedRecord
+	var rec publish.RestrictedRecord
 	readJSON(t, filepath.Join(dir, "release.json"), &rec)
 	type key struct{ c, v, m string }
 	n, sum := map[key]int64{}, map[key]string{}
 	for _, c := range cells {
 		cohort := c.Cohort
 		if cohort == reference.CohortUnclassified {
-			cohort = pipeline.UnclassifiedLeaf
+			cohort = expspec.UnclassifiedLeaf
 		}
 		n[key{cohort, c.Variant, ""}] = c.N
 		sum[key{cohort, c.Variant, c.Metric}] = c.Sum.String()

@@ -18,6 +18,10 @@ import (
 
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/publish"
 )
 
 // The single-join set replaces all six templates at once: it is a new
@@ -36,13 +40,13 @@ var (
 // runGroupWithPins runs specs together (one SQL pass for those that share
 // inputs, as a nightly run does) with the given pins on 2 DuckDB threads and
 // returns each experiment's outputs.
-func runGroupWithPins(t *testing.T, specs []*pipeline.Spec, pins map[string]string) map[string]map[string][]byte {
+func runGroupWithPins(t *testing.T, specs []*expspec.Spec, pins map[string]string) map[string]map[string][]byte {
 	return runGroupWithPinsThreads(t, specs, pins, 2)
 }
 
-func runGroupWithPinsThreads(t *testing.T, specs []*pipeline.Spec, pins map[string]string, threads int) map[string]map[string][]byte {
+func runGroupWithPinsThreads(t *testing.T, specs []*expspec.Spec, pins map[string]string, threads int) map[string]map[string][]byte {
 	t.Helper()
-	var pinned []*pipeline.Spec
+	var pinned []*expspec.Spec
 	for _, spec := range specs {
 		s := *spec
 		s.Templates = map[string]string{}
@@ -55,8 +59,8 @@ func runGroupWithPinsThreads(t *testing.T, specs []*pipeline.Spec, pins map[stri
 		pinned = append(pinned, &s)
 	}
 	out := map[string]map[string][]byte{}
-	for _, res := range pipeline.RunAll(context.Background(), pinned, pipeline.Options{OutDir: t.TempDir(), Engine: pipeline.Engine{Threads: threads}}) {
-		var gate *pipeline.GateError
+	for _, res := range pipeline.RunAll(context.Background(), pinned, pipeline.Options{OutDir: t.TempDir(), Engine: engine.Engine{Threads: threads}}) {
+		var gate *analysis.GateError
 		if res.Outcome == nil || (res.Err != nil && !errors.As(res.Err, &gate)) { // a blocked run still commits
 			t.Fatalf("%s with pins %v: %v %s", res.Experiment, pins, res.Err, res.Skipped)
 		}
@@ -73,7 +77,7 @@ func runGroupWithPinsThreads(t *testing.T, specs []*pipeline.Spec, pins map[stri
 	return out
 }
 
-func checkSingleJoin(t *testing.T, specs ...*pipeline.Spec) {
+func checkSingleJoin(t *testing.T, specs ...*expspec.Spec) {
 	t.Helper()
 	a := runGroupWithPins(t, specs, perEventPins)
 	if len(a) != len(specs) {
@@ -130,14 +134,14 @@ func withoutSpecHash(t *testing.T, name string, b []byte) []byte {
 		w.Flush()
 		return out.Bytes()
 	case "results.parquet":
-		rows, err := parquet.Read[pipeline.ResultRow](bytes.NewReader(b), int64(len(b)))
+		rows, err := parquet.Read[analysis.ResultRow](bytes.NewReader(b), int64(len(b)))
 		if err != nil {
 			t.Fatalf("results.parquet: %v", err)
 		}
 		for i := range rows {
 			rows[i].SpecSHA256 = "-"
 		}
-		out, err := pipeline.EncodeResultsParquet(rows)
+		out, err := publish.EncodeResultsParquet(rows)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,11 +189,11 @@ func firstDiff(a, b []byte) string {
 	return "(binary difference)"
 }
 
-func loadSpecs(t *testing.T, private bool) []*pipeline.Spec {
+func loadSpecs(t *testing.T, private bool) []*expspec.Spec {
 	t.Helper()
-	var out []*pipeline.Spec
+	var out []*expspec.Spec
 	for _, p := range specPaths(t) {
-		spec, err := pipeline.LoadSpec(p)
+		spec, err := expspec.LoadSpec(p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -208,7 +212,7 @@ func TestSingleJoinOnFixtures(t *testing.T) {
 		t.Run(s.Experiment, func(t *testing.T) { checkSingleJoin(t, s) })
 	}
 	// One spec per experiment: a run analyses an experiment once.
-	var together []*pipeline.Spec
+	var together []*expspec.Spec
 	seen := map[string]bool{}
 	for _, s := range specs {
 		if !seen[s.Experiment] {
@@ -228,7 +232,7 @@ func TestSingleJoinOnFixtures(t *testing.T) {
 // conversion windows (so one event meets several attribution windows).
 func TestSingleJoinUnderFaults(t *testing.T) {
 	dir := faultyDataset(t)
-	var specs []*pipeline.Spec
+	var specs []*expspec.Spec
 	for _, name := range []string{"checkout-button", "onboarding-flow"} {
 		base, err := os.ReadFile("../fixtures/specs/" + name + ".yaml")
 		if err != nil {
@@ -254,7 +258,7 @@ func TestSingleJoinUnderFaults(t *testing.T) {
 		if err := os.WriteFile(p, base, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		spec, err := pipeline.LoadSpec(p)
+		spec, err := expspec.LoadSpec(p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -283,12 +287,12 @@ func TestSingleJoinWithWholeWindowAttribution(t *testing.T) {
 		t.Run(caseName(spec.Path()), func(t *testing.T) {
 			start, end := spec.Window.Bounds()
 			whole := *spec
-			whole.Metrics = append([]pipeline.Metric(nil), spec.Metrics...)
+			whole.Metrics = append([]expspec.Metric(nil), spec.Metrics...)
 			for i := range whole.Metrics {
 				whole.Metrics[i].AttributionHours = int(end.Sub(start).Hours())
 			}
-			a := runGroupWithPins(t, []*pipeline.Spec{spec}, spec.Templates)
-			b := runGroupWithPins(t, []*pipeline.Spec{&whole}, singleJoinPins)
+			a := runGroupWithPins(t, []*expspec.Spec{spec}, spec.Templates)
+			b := runGroupWithPins(t, []*expspec.Spec{&whole}, singleJoinPins)
 			for f, want := range a[spec.Experiment] {
 				got := withoutSpecHash(t, f, b[spec.Experiment][f])
 				if want := withoutSpecHash(t, f, want); !bytes.Equal(want, got) {
@@ -345,14 +349,14 @@ privacy: {enabled: false}
 	if err := os.WriteFile(p, []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sp, err := pipeline.LoadSpec(p)
+	sp, err := expspec.LoadSpec(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, pins := range []map[string]string{perEventPins, singleJoinPins, singleJoinV3Pins} {
 		s := *sp
 		s.Templates = pins
-		_, err := pipeline.Run(context.Background(), &s, pipeline.Options{OutDir: t.TempDir(), Engine: pipeline.Engine{Threads: 2}})
+		_, err := pipeline.Run(context.Background(), &s, pipeline.Options{OutDir: t.TempDir(), Engine: engine.Engine{Threads: 2}})
 		if err == nil || pipeline.ExitCode(err) != pipeline.ExitData || !strings.Contains(strings.ToLower(err.Error()), "overflow") {
 			t.Errorf("pins %v: want a data error (exit %d) about the overflow, got exit %d: %v", pins, pipeline.ExitData, pipeline.ExitCode(err), err)
 		}

@@ -11,6 +11,9 @@ import (
 
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
 )
 
 // equivalentVersions lists template versions released as faster or leaner
@@ -26,7 +29,7 @@ var equivalentVersions = []struct {
 
 // runWithPins runs spec with the given template pins and returns its
 // outputs (the manifest, which names the templates, is left out).
-func runWithPins(t *testing.T, spec *pipeline.Spec, pins map[string]string) map[string][]byte {
+func runWithPins(t *testing.T, spec *expspec.Spec, pins map[string]string) map[string][]byte {
 	t.Helper()
 	s := *spec
 	s.Templates = map[string]string{}
@@ -39,8 +42,8 @@ func runWithPins(t *testing.T, spec *pipeline.Spec, pins map[string]string) map[
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	res, err := pipeline.Run(context.Background(), &s, pipeline.Options{OutDir: t.TempDir(), Engine: pipeline.Engine{Threads: 2}})
-	var gate *pipeline.GateError
+	res, err := pipeline.Run(context.Background(), &s, pipeline.Options{OutDir: t.TempDir(), Engine: engine.Engine{Threads: 2}})
+	var gate *analysis.GateError
 	if err != nil && !(errors.As(err, &gate) && res != nil) { // a blocked run still commits
 		t.Fatalf("pins %v: %v", pins, err)
 	}
@@ -55,7 +58,7 @@ func runWithPins(t *testing.T, spec *pipeline.Spec, pins map[string]string) map[
 	return out
 }
 
-func checkEquivalent(t *testing.T, spec *pipeline.Spec) {
+func checkEquivalent(t *testing.T, spec *expspec.Spec) {
 	t.Helper()
 	old := map[string]string{}
 	new := map[string]string{}
@@ -77,7 +80,7 @@ func checkEquivalent(t *testing.T, spec *pipeline.Spec) {
 func TestEquivalentVersionsOnFixtures(t *testing.T) {
 	for _, p := range specPaths(t) {
 		t.Run(caseName(p), func(t *testing.T) {
-			spec, err := pipeline.LoadSpec(p)
+			spec, err := expspec.LoadSpec(p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +107,7 @@ func TestEquivalentVersionsUnderFaults(t *testing.T) {
 	if err := os.WriteFile(p, base, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	spec, err := pipeline.LoadSpec(p)
+	spec, err := expspec.LoadSpec(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +144,7 @@ func TestEquivalentVersionsOnConflictingCopies(t *testing.T) {
 // units also have several distinct traces whose personas differ (later,
 // at the same time with a NULL persona, at the same time with a smaller
 // one), so that the earliest-row persona rule decides their cohort.
-func conflictingCopiesSpec(t *testing.T) *pipeline.Spec {
+func conflictingCopiesSpec(t *testing.T) *expspec.Spec {
 	t.Helper()
 	dir := t.TempDir()
 	s := func(v string) *string { return &v }
@@ -226,7 +229,7 @@ privacy: {enabled: false}
 `
 	p := filepath.Join(dir, "spec.yaml")
 	os.WriteFile(p, []byte(spec), 0o644)
-	sp, err := pipeline.LoadSpec(p)
+	sp, err := expspec.LoadSpec(p)
 	if err != nil {
 		t.Fatal(err)
 	}

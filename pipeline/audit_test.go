@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"bytes"
@@ -17,6 +17,14 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/verity-analytics/verity/fixtures"
+	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/diskio"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/ledgers"
+	"github.com/verity-analytics/verity/pipeline/privatize"
+	"github.com/verity-analytics/verity/pipeline/publish"
 	"github.com/verity-analytics/verity/privacy"
 )
 
@@ -145,12 +153,12 @@ func auditNeighbours(traceIDs, eventIDs []string) map[string]func(u string) ([]f
 // restricted record, its outcome and the host it was charged to.
 type auditRun struct {
 	dir, restricted string
-	outcome         *Outcome
+	outcome         *pipeline.Outcome
 	err             error
-	host            Host
-	spec            *Spec
-	manifest        Manifest
-	record          RestrictedRecord
+	host            ledgers.Host
+	spec            *expspec.Spec
+	manifest        publish.Manifest
+	record          publish.RestrictedRecord
 }
 
 func auditDataset(t *testing.T, minUnits int, extraT []fixtures.TraceRow, extraE []fixtures.EventRow) string {
@@ -201,18 +209,18 @@ func addNeighbour(t *testing.T, dir string, extraT []fixtures.TraceRow, extraE [
 func runAudit(t *testing.T, dir, tag string) auditRun {
 	t.Helper()
 	t.Setenv("VERITY_AUDIT_KEY", "hex:5c0f6a9e21d3b4c78e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f")
-	spec, err := LoadSpec(filepath.Join(dir, "specs", "audit.yaml"))
+	spec, err := expspec.LoadSpec(filepath.Join(dir, "specs", "audit.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "state-"+tag)
-	if _, err := LedgerInit(state, "audit", filepath.Join(dir, "data"), privacy.ScopeSource, privacy.Budget{Epsilon: 40, Delta: 1e-6}, nil); err != nil {
+	if _, err := ledgers.LedgerInit(state, "audit", filepath.Join(dir, "data"), privacy.ScopeSource, privacy.Budget{Epsilon: 40, Delta: 1e-6}, nil); err != nil {
 		t.Fatal(err)
 	}
-	r := auditRun{host: Host{StateDir: state, RestrictedDir: filepath.Join(dir, "restricted-"+tag)}, spec: spec}
-	r.outcome, r.err = Run(context.Background(), spec, Options{OutDir: filepath.Join(dir, "runs-"+tag), Engine: Engine{Threads: 2},
-		Build: BuildInfo{Module: "audit"}, RunID: "audit-run", Host: r.host})
-	var gate *GateError
+	r := auditRun{host: ledgers.Host{StateDir: state, RestrictedDir: filepath.Join(dir, "restricted-"+tag)}, spec: spec}
+	r.outcome, r.err = pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: filepath.Join(dir, "runs-"+tag), Engine: engine.Engine{Threads: 2},
+		Build: publish.BuildInfo{Module: "audit"}, RunID: "audit-run", Host: r.host})
+	var gate *analysis.GateError
 	if r.err != nil && !errors.As(r.err, &gate) {
 		t.Fatalf("private run: %v", r.err)
 	}
@@ -224,7 +232,7 @@ func runAudit(t *testing.T, dir, tag string) auditRun {
 	if err := json.Unmarshal(b, &r.manifest); err != nil {
 		t.Fatal(err)
 	}
-	r.restricted = RestrictedDir(r.host.RestrictedRoot(), spec.Experiment, r.manifest.NominalDate, r.manifest.Privacy.ReleaseDigest)
+	r.restricted = ledgers.RestrictedDir(r.host.RestrictedRoot(), spec.Experiment, r.manifest.NominalDate, r.manifest.Privacy.ReleaseDigest)
 	b, err = os.ReadFile(filepath.Join(r.restricted, "release.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -239,30 +247,30 @@ func runAudit(t *testing.T, dir, tag string) auditRun {
 // noisy numbers and the published manifest's facts.
 func (r auditRun) republish(t *testing.T, key privacy.Key) {
 	t.Helper()
-	alloc, err := allocate(r.spec)
+	alloc, err := privatize.Allocate(r.spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	noisy := map[numberKey]*big.Int{}
+	noisy := map[privatize.NumberKey]*big.Int{}
 	for _, n := range r.record.Numbers {
 		v, ok := new(big.Int).SetString(n.Noisy, 10)
 		if !ok {
 			t.Fatalf("noisy value %q", n.Noisy)
 		}
-		noisy[numberKey{n.Cohort, n.Variant, n.Metric, n.Statistic}] = v
+		noisy[privatize.NumberKey{Cohort: n.Cohort, Variant: n.Variant, Metric: n.Metric, Statistic: n.Statistic}] = v
 	}
-	rel, err := assemblePrivate(r.spec, alloc, noisy)
+	rel, err := privatize.AssemblePrivate(r.spec, alloc, noisy)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rel.Digest, rel.Count = r.manifest.Privacy.ReleaseDigest, len(r.record.Numbers)
-	ledger, err := readLedger(filepath.Join(r.host.StateDir, "ledgers", "audit.json"))
+	ledger, err := ledgers.ReadLedger(filepath.Join(r.host.StateDir, "ledgers", "audit.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	spent, _ := new(big.Rat).SetString(r.manifest.Volatile.Ledger.SpentThisRun)
 	m := r.manifest
-	pub, err := publishPrivate(privateFacts{
+	pub, err := publish.PublishPrivate(publish.PrivateFacts{
 		Spec: r.spec, SpecJSON: m.Spec, SpecHash: m.SpecSHA256, Date: m.NominalDate, DateFromFlag: m.DateFromFlag,
 		Templates: m.Templates, DuckDB: m.DuckDB, Build: *m.Build, Key: key, Ledger: ledger, SpentNow: spent,
 		Baseline: m.Baseline, Criteria: m.CriteriaHistory, RunID: m.Volatile.RunID, ParentRun: m.Volatile.ParentRun, Execution: m.Volatile.Execution, SpecFile: m.Volatile.SpecFile,
@@ -270,7 +278,7 @@ func (r auditRun) republish(t *testing.T, key privacy.Key) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range append(pub.Files, outputFile{Name: "manifest.json", Data: pub.Manifest}) {
+	for _, f := range append(pub.Files, diskio.StagedFile{Name: "manifest.json", Data: pub.Manifest}) {
 		got, err := os.ReadFile(filepath.Join(r.dir, f.Name))
 		if err != nil {
 			t.Fatal(err)
@@ -286,11 +294,11 @@ func (r auditRun) republish(t *testing.T, key privacy.Key) {
 	if r.outcome.Verdict != pub.Verdict || r.outcome.Rows != pub.Rows || strings.Join(r.outcome.Blocked, ",") != strings.Join(pub.Blocked, ",") {
 		t.Errorf("outcome %q/%d/%v is not the release's %q/%d/%v", r.outcome.Verdict, r.outcome.Rows, r.outcome.Blocked, pub.Verdict, pub.Rows, pub.Blocked)
 	}
-	wantExit := ExitOK
+	wantExit := pipeline.ExitOK
 	if len(pub.Blocked) > 0 {
-		wantExit = ExitData
+		wantExit = pipeline.ExitData
 	}
-	if got := ExitCode(r.err); got != wantExit {
+	if got := pipeline.ExitCode(r.err); got != wantExit {
 		t.Errorf("exit status %d, the release says %d", got, wantExit)
 	}
 }
@@ -299,10 +307,10 @@ func (r auditRun) republish(t *testing.T, key privacy.Key) {
 // decide (checks, cohorts, the number of released numbers, the release
 // digest, the output hashes). The two runs of a pair share their folder,
 // spec file and a fresh host each, so everything else must be equal.
-func publicFacts(m Manifest) string {
+func publicFacts(m publish.Manifest) string {
 	m.Privacy.ReleaseDigest, m.Privacy.Cohorts, m.Privacy.Released = "", nil, 0
 	m.Checks, m.Outputs = nil, nil
-	var execution []Setting
+	var execution []engine.Setting
 	for _, s := range m.Volatile.Execution {
 		if s.Name != "temp_directory" {
 			execution = append(execution, s)
@@ -373,7 +381,7 @@ func checkSensitivity(t *testing.T, a, b auditRun) {
 		for _, c := range r.manifest.Privacy.Cohorts {
 			m[c.Label] = strings.Join(c.Leaves, ",")
 		}
-		for _, l := range privateLeaves(r.spec) {
+		for _, l := range privatize.PrivateLeaves(r.spec) {
 			if _, ok := m[l]; !ok {
 				m[l] = l // stage-one counts are per leaf
 			}
@@ -381,9 +389,9 @@ func checkSensitivity(t *testing.T, a, b auditRun) {
 		return m
 	}
 	la, lb := leaves(a), leaves(b)
-	exact := map[numberKey]releasedNumber{}
+	exact := map[privatize.NumberKey]privatize.ReleasedNumber{}
 	for _, n := range a.record.Numbers {
-		exact[numberKey{n.Cohort, n.Variant, n.Metric, n.Statistic}] = n
+		exact[privatize.NumberKey{Cohort: n.Cohort, Variant: n.Variant, Metric: n.Metric, Statistic: n.Statistic}] = n
 	}
 	compared, moved := 0, 0
 	// A unit touches one cell per statistic: over the cells of one
@@ -391,7 +399,7 @@ func checkSensitivity(t *testing.T, a, b auditRun) {
 	// parallel composition (one cell's cost is the run's) does not hold.
 	share := map[string]float64{}
 	for _, n := range b.record.Numbers {
-		k := numberKey{n.Cohort, n.Variant, n.Metric, n.Statistic}
+		k := privatize.NumberKey{Cohort: n.Cohort, Variant: n.Variant, Metric: n.Metric, Statistic: n.Statistic}
 		o, ok := exact[k]
 		if !ok || la[n.Cohort] != lb[n.Cohort] {
 			continue
@@ -458,17 +466,17 @@ func TestUnitKeyedDedupBoundsOneUnit(t *testing.T) {
 		}
 	}
 	tr, ev := auditNeighbours(traceIDs, eventIDs)["reuses other units' ids"]("audit-unit-1")
-	run := func(data string, pins string) Quality {
+	run := func(data string, pins string) engine.Quality {
 		spec := strings.Replace(fmt.Sprintf(auditSpec, 0), "templates: {traces: v6, assignment: v5, events: v5, unit_metrics: v5, sufstats: v3, quality: v4}", pins, 1)
 		spec = strings.Replace(spec, "privacy: {enabled: true, epsilon: 4, delta: 1.0e-6, run_share: 0.25, key_env: VERITY_AUDIT_KEY}", "privacy: {enabled: false}", 1)
 		if err := os.WriteFile(filepath.Join(data, "specs", "exact.yaml"), []byte(spec), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s, err := LoadSpec(filepath.Join(data, "specs", "exact.yaml"))
+		s, err := expspec.LoadSpec(filepath.Join(data, "specs", "exact.yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := Run(context.Background(), s, Options{OutDir: t.TempDir(), Engine: Engine{Threads: 2}})
+		out, err := pipeline.Run(context.Background(), s, pipeline.Options{OutDir: t.TempDir(), Engine: engine.Engine{Threads: 2}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,6 +23,10 @@ import (
 
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/publish"
+	"github.com/verity-analytics/verity/pipeline/replay"
 	"github.com/verity-analytics/verity/queries"
 )
 
@@ -31,7 +35,7 @@ import (
 // hang to unblock what the run is stuck on, so the test can end.
 func runWithin(t *testing.T, dir string, limit time.Duration, release func()) error {
 	t.Helper()
-	spec, err := pipeline.LoadSpec(filepath.Join(dir, "spec.yaml"))
+	spec, err := expspec.LoadSpec(filepath.Join(dir, "spec.yaml"))
 	if err != nil {
 		t.Fatalf("load spec: %v", err)
 	}
@@ -41,7 +45,7 @@ func runWithin(t *testing.T, dir string, limit time.Duration, release func()) er
 	go func() {
 		_, err := pipeline.Run(ctx, spec, pipeline.Options{
 			OutDir: filepath.Join(dir, "out"),
-			Engine: pipeline.Engine{Threads: 2, MemoryLimit: "1GB", TempDir: filepath.Join(dir, "spill")},
+			Engine: engine.Engine{Threads: 2, MemoryLimit: "1GB", TempDir: filepath.Join(dir, "spill")},
 		})
 		done <- err
 	}()
@@ -152,7 +156,7 @@ func readManifestInputs(t *testing.T, final string) map[string][]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m pipeline.Manifest
+	var m publish.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +241,7 @@ privacy: {enabled: false}
 			if strings.Contains(msg, "Out of Range Error") || strings.Contains(msg, "\n") {
 				t.Errorf("message shows DuckDB's raw text or spans lines:\n%s", msg)
 			}
-			var oe *pipeline.OverflowError
+			var oe *engine.OverflowError
 			if !errors.As(err, &oe) || oe.Metric != "revenue" || oe.Experiment != "exp" {
 				t.Errorf("error is not an *OverflowError for exp/revenue: %#v", err)
 			}
@@ -253,7 +257,7 @@ privacy: {enabled: false}
 func TestMemoryLimitTooSmallIsConfiguration(t *testing.T) {
 	dir := t.TempDir()
 	baseData().write(t, dir)
-	spec, err := pipeline.LoadSpec(filepath.Join(dir, "spec.yaml"))
+	spec, err := expspec.LoadSpec(filepath.Join(dir, "spec.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +265,7 @@ func TestMemoryLimitTooSmallIsConfiguration(t *testing.T) {
 		t.Run(limit, func(t *testing.T) {
 			_, err := pipeline.Run(context.Background(), spec, pipeline.Options{
 				OutDir: filepath.Join(dir, "out"),
-				Engine: pipeline.Engine{Threads: 2, MemoryLimit: limit},
+				Engine: engine.Engine{Threads: 2, MemoryLimit: limit},
 			})
 			if err == nil {
 				t.Skipf("the run fits in %s", limit)
@@ -375,13 +379,13 @@ func TestBadInputRewrittenDuringRun(t *testing.T) {
 					}
 				}
 			}}
-			spec, err := pipeline.LoadSpec(filepath.Join(dir, "spec.yaml"))
+			spec, err := expspec.LoadSpec(filepath.Join(dir, "spec.yaml"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			_, err = pipeline.Run(context.Background(), spec, pipeline.Options{
 				OutDir:  filepath.Join(dir, "out"),
-				Engine:  pipeline.Engine{Threads: 2},
+				Engine:  engine.Engine{Threads: 2},
 				Queries: h,
 			})
 			if !fired {
@@ -464,15 +468,15 @@ func TestInputIdentityDoesNotDependOnSpelling(t *testing.T) {
 		{"absolute globs, spec through a symlinked folder", "links/deep/specs/abs.yaml"},
 		{"globs through a symlinked data folder", "specs/link.yaml"},
 	}
-	var want *pipeline.Manifest
+	var want *publish.Manifest
 	manifests := map[string]string{}
 	for i, r := range runs {
 		t.Run(r.name, func(t *testing.T) {
-			spec, err := pipeline.LoadSpec(r.spec)
+			spec, err := expspec.LoadSpec(r.spec)
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: fmt.Sprintf("out-%d", i), Engine: pipeline.Engine{Threads: 2}})
+			res, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: fmt.Sprintf("out-%d", i), Engine: engine.Engine{Threads: 2}})
 			if err != nil {
 				t.Fatalf("run: %v", err)
 			}
@@ -481,7 +485,7 @@ func TestInputIdentityDoesNotDependOnSpelling(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var m pipeline.Manifest
+			var m publish.Manifest
 			if err := json.Unmarshal(b, &m); err != nil {
 				t.Fatal(err)
 			}
@@ -510,7 +514,7 @@ func TestInputIdentityDoesNotDependOnSpelling(t *testing.T) {
 				if manifests[r.name] == "" {
 					t.Skip("the run failed")
 				}
-				rep, err := pipeline.Replay(context.Background(), manifests[r.name], pipeline.ReplayOptions{InputsDir: inputsDir, Engine: pipeline.Engine{Threads: 2}})
+				rep, err := replay.Replay(context.Background(), manifests[r.name], replay.ReplayOptions{InputsDir: inputsDir, Engine: engine.Engine{Threads: 2}})
 				if err != nil {
 					t.Fatalf("replay: %v", err)
 				}
@@ -521,7 +525,7 @@ func TestInputIdentityDoesNotDependOnSpelling(t *testing.T) {
 		}
 	}
 	t.Run("error about a symlinked spec", func(t *testing.T) {
-		spec, err := pipeline.LoadSpec("links/deep/specs/none.yaml")
+		spec, err := expspec.LoadSpec("links/deep/specs/none.yaml")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -585,7 +589,7 @@ func testSymlinkedPartition(t *testing.T, dir, spec string, clean runOutput) {
 func TestOutputFolderUnusableIsCantCreate(t *testing.T) {
 	dir := t.TempDir()
 	baseData().write(t, dir)
-	spec, err := pipeline.LoadSpec(filepath.Join(dir, "spec.yaml"))
+	spec, err := expspec.LoadSpec(filepath.Join(dir, "spec.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,7 +600,7 @@ func TestOutputFolderUnusableIsCantCreate(t *testing.T) {
 		t.Skipf("symlink: %v", err)
 	}
 	for _, out := range []string{file, link} {
-		_, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: out, Engine: pipeline.Engine{Threads: 2}})
+		_, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: out, Engine: engine.Engine{Threads: 2}})
 		if code := pipeline.ExitCode(err); code != pipeline.ExitCantCreate || err == nil || !strings.Contains(err.Error(), out) {
 			t.Errorf("--out %s: exit %d, %v; want exit 73 naming it", out, code, err)
 		}

@@ -35,6 +35,10 @@ import (
 
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/intake"
+	"github.com/verity-analytics/verity/pipeline/publish"
 )
 
 // badSpec analyses experiment "exp" over [2026-11-16, 2026-11-20): a
@@ -175,7 +179,7 @@ func baseData() dataset {
 }
 
 // baseQuality is the quality count of baseData, computed by hand.
-func baseQuality() pipeline.Quality {
+func baseQuality() engine.Quality {
 	var buys, views, unclassified int64
 	for i := 0; i < baseUnits; i++ {
 		if i%3 == 0 {
@@ -186,7 +190,7 @@ func baseQuality() pipeline.Quality {
 			unclassified++
 		}
 	}
-	return pipeline.Quality{
+	return engine.Quality{
 		TraceFiles: 1, EventFiles: 1,
 		TraceRowsRead: baseUnits, EventRowsRead: buys + views,
 		TraceRows:    baseUnits,
@@ -224,7 +228,7 @@ func (d dataset) write(t testing.TB, dir string) {
 
 // runOutput is what a run committed.
 type runOutput struct {
-	quality   pipeline.Quality
+	quality   engine.Quality
 	results   []byte
 	decisions []byte
 }
@@ -233,13 +237,13 @@ type runOutput struct {
 // of pipeline.Run.
 func runIn(t testing.TB, dir string) error {
 	t.Helper()
-	spec, err := pipeline.LoadSpec(filepath.Join(dir, "spec.yaml"))
+	spec, err := expspec.LoadSpec(filepath.Join(dir, "spec.yaml"))
 	if err != nil {
 		t.Fatalf("load spec: %v", err)
 	}
 	_, err = pipeline.Run(context.Background(), spec, pipeline.Options{
 		OutDir: filepath.Join(dir, "out"),
-		Engine: pipeline.Engine{Threads: 2, MemoryLimit: "1GB", TempDir: filepath.Join(dir, "spill")},
+		Engine: engine.Engine{Threads: 2, MemoryLimit: "1GB", TempDir: filepath.Join(dir, "spill")},
 	})
 	return err
 }
@@ -267,7 +271,7 @@ func runData(t testing.TB, d dataset) runOutput {
 func readOutput(t testing.TB, final string) runOutput {
 	t.Helper()
 	var out runOutput
-	var qr pipeline.QualityReport
+	var qr publish.QualityReport
 	b, err := os.ReadFile(filepath.Join(final, "quality.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +294,7 @@ func assertSameResults(t *testing.T, clean, dirty runOutput) {
 	t.Helper()
 	// The spec's hash is a column of every row; cases that change the spec
 	// (how an input is spelled) compare everything else.
-	if diff := cmp.Diff(pipeline.BlankSpecHash(t, clean.results), pipeline.BlankSpecHash(t, dirty.results)); diff != "" {
+	if diff := cmp.Diff(BlankSpecHash(t, clean.results), BlankSpecHash(t, dirty.results)); diff != "" {
 		t.Errorf("results.csv differs from the run without the bad rows (-clean +dirty):\n%s", diff)
 	}
 	if diff := cmp.Diff(string(clean.decisions), string(dirty.decisions)); diff != "" {
@@ -335,7 +339,7 @@ func TestBadInputCounted(t *testing.T) {
 	tests := []struct {
 		name  string
 		rows  func() ([]fixtures.TraceRow, []fixtures.EventRow) // the bad rows added
-		delta func(q *pipeline.Quality)                         // their expected counts
+		delta func(q *engine.Quality)                           // their expected counts
 	}{
 		{
 			name: "trace with NULL unit_id",
@@ -344,7 +348,7 @@ func TestBadInputCounted(t *testing.T) {
 				r.UnitID, r.EventID = nil, str("t-bad-1")
 				return []fixtures.TraceRow{r}, nil
 			},
-			delta: func(q *pipeline.Quality) { q.TraceRowsRead++; q.TraceRows++; q.TraceNullKeys++ },
+			delta: func(q *engine.Quality) { q.TraceRowsRead++; q.TraceRows++; q.TraceNullKeys++ },
 		},
 		{
 			// Kept, it would move u005's exposure an hour earlier and its
@@ -355,7 +359,7 @@ func TestBadInputCounted(t *testing.T) {
 				r.Variant, r.Persona, r.EventID = nil, str("a/y"), str("t-bad-2")
 				return []fixtures.TraceRow{r}, nil
 			},
-			delta: func(q *pipeline.Quality) { q.TraceRowsRead++; q.TraceRows++; q.TraceNullKeys++ },
+			delta: func(q *engine.Quality) { q.TraceRowsRead++; q.TraceRows++; q.TraceNullKeys++ },
 		},
 		{
 			// Kept, it would make u006 a multi-variant unit.
@@ -365,7 +369,7 @@ func TestBadInputCounted(t *testing.T) {
 				r.TS, r.Variant, r.EventID = nil, str(otherVariant(6)), str("t-bad-3")
 				return []fixtures.TraceRow{r}, nil
 			},
-			delta: func(q *pipeline.Quality) { q.TraceRowsRead++; q.TraceRows++; q.TraceNullKeys++ },
+			delta: func(q *engine.Quality) { q.TraceRowsRead++; q.TraceRows++; q.TraceNullKeys++ },
 		},
 		{
 			name: "trace with NULL experiment_id",
@@ -374,7 +378,7 @@ func TestBadInputCounted(t *testing.T) {
 				r.ExperimentID, r.Variant, r.EventID = nil, str(otherVariant(8)), str("t-bad-4")
 				return []fixtures.TraceRow{r}, nil
 			},
-			delta: func(q *pipeline.Quality) { q.TraceRowsRead++; q.TraceNullExperiment++ },
+			delta: func(q *engine.Quality) { q.TraceRowsRead++; q.TraceNullExperiment++ },
 		},
 		{
 			name: "events with NULL ts and NULL unit_id",
@@ -385,7 +389,7 @@ func TestBadInputCounted(t *testing.T) {
 				b.UnitID, b.Value, b.EventID = nil, num(50), str("b-bad-2")
 				return nil, []fixtures.EventRow{a, b}
 			},
-			delta: func(q *pipeline.Quality) { q.EventRowsRead += 2; q.EventRows += 2; q.EventNullKeys += 2 },
+			delta: func(q *engine.Quality) { q.EventRowsRead += 2; q.EventRows += 2; q.EventNullKeys += 2 },
 		},
 		{
 			// A later trace of u009 and an empty-string variant of u011 are
@@ -401,7 +405,7 @@ func TestBadInputCounted(t *testing.T) {
 				c.UnitID, c.Variant, c.EventID = str("u-new"), str("legacy"), str("t-bad-7")
 				return []fixtures.TraceRow{a, b, c}, nil
 			},
-			delta: func(q *pipeline.Quality) { q.TraceRowsRead += 3; q.TraceRows += 3; q.TraceUnknownVariant += 3 },
+			delta: func(q *engine.Quality) { q.TraceRowsRead += 3; q.TraceRows += 3; q.TraceUnknownVariant += 3 },
 		},
 		{
 			name: "NaN, +Inf and -Inf values",
@@ -417,7 +421,7 @@ func TestBadInputCounted(t *testing.T) {
 				e.Value, e.EventID = num(math.NaN()), str("v-inv")
 				return nil, append(ev, e)
 			},
-			delta: func(q *pipeline.Quality) { q.EventRowsRead += 4; q.EventRows += 4; q.EventInvalidValue += 4 },
+			delta: func(q *engine.Quality) { q.EventRowsRead += 4; q.EventRows += 4; q.EventInvalidValue += 4 },
 		},
 		{
 			// 9.23e12 is just past int64 after ×10^6 (9.223e18); the others
@@ -432,7 +436,7 @@ func TestBadInputCounted(t *testing.T) {
 				}
 				return nil, ev
 			},
-			delta: func(q *pipeline.Quality) { q.EventRowsRead += 6; q.EventRows += 6; q.EventInvalidValue += 6 },
+			delta: func(q *engine.Quality) { q.EventRowsRead += 6; q.EventRows += 6; q.EventInvalidValue += 6 },
 		},
 		{
 			// Kept, each would make its unit multi-variant.
@@ -449,7 +453,7 @@ func TestBadInputCounted(t *testing.T) {
 				}
 				return tr, nil
 			},
-			delta: func(q *pipeline.Quality) { q.TraceRowsRead += 4; q.TraceRows += 4; q.TraceOutOfWindow += 4 },
+			delta: func(q *engine.Quality) { q.TraceRowsRead += 4; q.TraceRows += 4; q.TraceOutOfWindow += 4 },
 		},
 		{
 			name: "event timestamps decades away",
@@ -465,7 +469,7 @@ func TestBadInputCounted(t *testing.T) {
 				}
 				return nil, ev
 			},
-			delta: func(q *pipeline.Quality) {
+			delta: func(q *engine.Quality) {
 				q.EventRowsRead += 4
 				q.EventRows += 4
 				q.EventAfterWindow += 2
@@ -486,7 +490,7 @@ func TestBadInputCounted(t *testing.T) {
 				other.Variant = str(otherVariant(3))
 				return []fixtures.TraceRow{exact, retry, other}, nil
 			},
-			delta: func(q *pipeline.Quality) { q.TraceRowsRead += 3; q.TraceRows += 3; q.TraceDuplicates += 3 },
+			delta: func(q *engine.Quality) { q.TraceRowsRead += 3; q.TraceRows += 3; q.TraceDuplicates += 3 },
 		},
 		{
 			// u006's later copy carries another value: keeping it would
@@ -501,7 +505,7 @@ func TestBadInputCounted(t *testing.T) {
 				view := viewOf(2, 1)
 				return nil, []fixtures.EventRow{exact, retry, revalued, view}
 			},
-			delta: func(q *pipeline.Quality) { q.EventRowsRead += 4; q.EventRows += 4; q.EventDuplicates += 4 },
+			delta: func(q *engine.Quality) { q.EventRowsRead += 4; q.EventRows += 4; q.EventDuplicates += 4 },
 		},
 	}
 	for _, tc := range tests {
@@ -711,7 +715,7 @@ func TestBadInputErrors(t *testing.T) {
 			d.extra[tc.file] = tc.write
 			d.write(t, dir)
 			err := runIn(t, dir)
-			var ie *pipeline.InputError
+			var ie *intake.InputError
 			if tc.bug != "" && err != nil && !errors.As(err, &ie) {
 				assertNoManifest(t, filepath.Join(dir, "out"))
 				t.Logf("got exit %d: %v", pipeline.ExitCode(err), err)
@@ -744,7 +748,7 @@ func checkInputError(t *testing.T, err error, file, column, msg string) {
 	if err == nil {
 		t.Fatal("run succeeded; want an input error")
 	}
-	var ie *pipeline.InputError
+	var ie *intake.InputError
 	if !errors.As(err, &ie) {
 		t.Fatalf("error %T %q is not an *InputError (exit %d)", err, err, pipeline.ExitCode(err))
 	}
@@ -1009,7 +1013,7 @@ func TestBadInputMillionPersonas(t *testing.T) {
 	}
 	t.Logf("run took %v", time.Since(t1).Round(time.Millisecond))
 	final := filepath.Join(dir, "out", badExperiment, badDate)
-	var qr pipeline.QualityReport
+	var qr publish.QualityReport
 	b, err := os.ReadFile(filepath.Join(final, "quality.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -1017,7 +1021,7 @@ func TestBadInputMillionPersonas(t *testing.T) {
 	if err := json.Unmarshal(b, &qr); err != nil {
 		t.Fatal(err)
 	}
-	want := pipeline.Quality{
+	want := engine.Quality{
 		TraceFiles: 1, EventFiles: 1, TraceRowsRead: units, EventRowsRead: units / 100,
 		TraceRows: units, UnitsExposed: units, UnitsAssigned: units, UnitsUnclassified: units,
 		EventRows: units / 100, EventAttributed: units / 100,
@@ -1037,7 +1041,7 @@ func TestBadInputMillionPersonas(t *testing.T) {
 			got[f[1]] = f[7] + "/" + f[8]
 		}
 	}
-	wantN := map[string]string{"(all)": "500000/500000", "a/x": "0/0", "a/y": "0/0", pipeline.UnclassifiedLeaf: "500000/500000"}
+	wantN := map[string]string{"(all)": "500000/500000", "a/x": "0/0", "a/y": "0/0", expspec.UnclassifiedLeaf: "500000/500000"}
 	if diff := cmp.Diff(wantN, got); diff != "" {
 		t.Errorf("n_control/n_variant by cohort (-want +got):\n%s\n%s", diff, results)
 	}
@@ -1050,7 +1054,7 @@ func TestBadInputMillionPersonas(t *testing.T) {
 func TestBadInputCancelledRunIsNotBlamedOnInput(t *testing.T) {
 	dir := t.TempDir()
 	baseData().write(t, dir)
-	spec, err := pipeline.LoadSpec(filepath.Join(dir, "spec.yaml"))
+	spec, err := expspec.LoadSpec(filepath.Join(dir, "spec.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1061,7 +1065,7 @@ func TestBadInputCancelledRunIsNotBlamedOnInput(t *testing.T) {
 		t.Fatal("a cancelled run succeeded")
 	}
 	assertNoManifest(t, filepath.Join(dir, "out"))
-	var ie *pipeline.InputError
+	var ie *intake.InputError
 	if errors.As(err, &ie) {
 		t.Logf("got exit %d: %v", pipeline.ExitCode(err), err)
 		t.Skip("BUG: a cancelled run fails with an *InputError blaming a healthy input (exit 65, no retry): hashFile/inspect wrap ctx.Err() — see report")

@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"context"
@@ -7,6 +7,10 @@ import (
 	"testing"
 
 	"github.com/verity-analytics/verity/fixtures"
+	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/privatize"
 )
 
 // TestBlankKeysAreCountedNotMerged: rows whose unit_id is empty or blank
@@ -38,7 +42,7 @@ func TestBlankKeysAreCountedNotMerged(t *testing.T) {
 	if err := fixtures.WriteEventFile(filepath.Join(dir, "e.parquet"), events); err != nil {
 		t.Fatal(err)
 	}
-	run := func(pins string) Quality {
+	run := func(pins string) engine.Quality {
 		spec := `version: 1
 experiment: exp
 inputs: {traces: [t.parquet], events: [e.parquet]}
@@ -56,11 +60,11 @@ privacy: {enabled: false}
 		if err := os.WriteFile(p, []byte(spec), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s, err := LoadSpec(p)
+		s, err := expspec.LoadSpec(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		o, err := Run(context.Background(), s, Options{OutDir: t.TempDir(), Engine: Engine{Threads: 1}})
+		o, err := pipeline.Run(context.Background(), s, pipeline.Options{OutDir: t.TempDir(), Engine: engine.Engine{Threads: 1}})
 		if o == nil {
 			t.Fatalf("run: %v", err)
 		}
@@ -76,14 +80,14 @@ privacy: {enabled: false}
 	if q.UnitsExposed != 4 || q.UnitsAssigned != 4 {
 		t.Errorf("unit-keyed set: %d units exposed, %d assigned; want the 4 real units", q.UnitsExposed, q.UnitsAssigned)
 	}
-	if opt64(q.TraceNoUnit) != 6 || q.TraceNullKeys != 6 {
-		t.Errorf("trace rows with no unit: %d (null keys %d), want 6", opt64(q.TraceNoUnit), q.TraceNullKeys)
+	if privatize.Opt64(q.TraceNoUnit) != 6 || q.TraceNullKeys != 6 {
+		t.Errorf("trace rows with no unit: %d (null keys %d), want 6", privatize.Opt64(q.TraceNoUnit), q.TraceNullKeys)
 	}
-	if opt64(q.EventNoUnit) != 6 || q.EventNullKeys != 6 {
-		t.Errorf("events with no unit: %d (null keys %d), want 6", opt64(q.EventNoUnit), q.EventNullKeys)
+	if privatize.Opt64(q.EventNoUnit) != 6 || q.EventNullKeys != 6 {
+		t.Errorf("events with no unit: %d (null keys %d), want 6", privatize.Opt64(q.EventNoUnit), q.EventNullKeys)
 	}
-	if opt64(q.EventNullMetric) != 3 || opt64(q.UnitsEventNullMetric) != 1 {
-		t.Errorf("events with no metric name: %d rows, %d units; want 3 rows of 1 unit", opt64(q.EventNullMetric), opt64(q.UnitsEventNullMetric))
+	if privatize.Opt64(q.EventNullMetric) != 3 || privatize.Opt64(q.UnitsEventNullMetric) != 1 {
+		t.Errorf("events with no metric name: %d rows, %d units; want 3 rows of 1 unit", privatize.Opt64(q.EventNullMetric), privatize.Opt64(q.UnitsEventNullMetric))
 	}
 	if q.EventAttributed != 4 {
 		t.Errorf("attributed events %d, want the 4 real units' events", q.EventAttributed)

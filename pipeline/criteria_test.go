@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"context"
@@ -10,13 +10,20 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/publish"
+	"github.com/verity-analytics/verity/pipeline/replay"
 )
 
 // criteriaNight runs spec for one night into out and returns its
 // decisions.json criteria block and report.
-func criteriaNight(t *testing.T, spec *Spec, out, date string) (CriteriaInfo, string) {
+func criteriaNight(t *testing.T, spec *expspec.Spec, out, date string) (analysis.CriteriaInfo, string) {
 	t.Helper()
-	for _, r := range RunAll(context.Background(), []*Spec{spec}, Options{OutDir: out, Date: date, Engine: Engine{Threads: 1}}) {
+	for _, r := range pipeline.RunAll(context.Background(), []*expspec.Spec{spec}, pipeline.Options{OutDir: out, Date: date, Engine: engine.Engine{Threads: 1}}) {
 		if r.Err != nil {
 			t.Fatalf("%s: %v", date, r.Err)
 		}
@@ -26,7 +33,7 @@ func criteriaNight(t *testing.T, spec *Spec, out, date string) (CriteriaInfo, st
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d Decisions
+	var d analysis.Decisions
 	if err := json.Unmarshal(b, &d); err != nil {
 		t.Fatal(err)
 	}
@@ -37,9 +44,9 @@ func criteriaNight(t *testing.T, spec *Spec, out, date string) (CriteriaInfo, st
 	return d.Criteria, string(page)
 }
 
-func loadFixtureSpec(t *testing.T, name string, edit func(*Spec)) *Spec {
+func loadFixtureSpec(t *testing.T, name string, edit func(*expspec.Spec)) *expspec.Spec {
 	t.Helper()
-	s, err := LoadSpec(filepath.Join("..", "fixtures", "specs", name))
+	s, err := expspec.LoadSpec(filepath.Join("..", "fixtures", "specs", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +71,8 @@ func loadFixtureSpec(t *testing.T, name string, edit func(*Spec)) *Spec {
 func TestCriteriaLockedAndChanged(t *testing.T) {
 	out := t.TempDir()
 	original := loadFixtureSpec(t, "checkout-button.yaml", nil)
-	described := loadFixtureSpec(t, "checkout-button.yaml", func(s *Spec) { s.Description = "reworded, not a criterion" })
-	changed := loadFixtureSpec(t, "checkout-button.yaml", func(s *Spec) {
+	described := loadFixtureSpec(t, "checkout-button.yaml", func(s *expspec.Spec) { s.Description = "reworded, not a criterion" })
+	changed := loadFixtureSpec(t, "checkout-button.yaml", func(s *expspec.Spec) {
 		s.Statistics.Alpha = 0.1
 		s.Metrics[1].Role, s.Metrics[1].Direction = "secondary", "" // revenue stops being a goal
 	})
@@ -86,7 +93,7 @@ func TestCriteriaLockedAndChanged(t *testing.T) {
 	if !c18.Changed || c18.LockedNight != "2026-11-16" || c18.LockedSHA256 != c16.SHA256 || c18.SHA256 == c16.SHA256 {
 		t.Fatalf("changed criteria not flagged: %+v", c18)
 	}
-	want := []CriteriaChange{{Night: "2026-11-18", From: c16.SHA256, To: c18.SHA256,
+	want := []analysis.CriteriaChange{{Night: "2026-11-18", From: c16.SHA256, To: c18.SHA256,
 		Fields: []string{"metrics[name=revenue]", "statistics.alpha"}}}
 	if !reflect.DeepEqual(c18.Changes, want) {
 		t.Errorf("changes\n got %+v\nwant %+v", c18.Changes, want)
@@ -120,8 +127,8 @@ func TestCriteriaLockedAndChanged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rep, err := Replay(context.Background(), filepath.Join(out, original.OutputName(), "2026-11-18", "manifest.json"),
-		ReplayOptions{Engine: Engine{Threads: 1}, Build: CurrentBuild(), InputsDir: filepath.Join("..", "fixtures", "specs")})
+	rep, err := replay.Replay(context.Background(), filepath.Join(out, original.OutputName(), "2026-11-18", "manifest.json"),
+		replay.ReplayOptions{Engine: engine.Engine{Threads: 1}, Build: publish.CurrentBuild(), InputsDir: filepath.Join("..", "fixtures", "specs")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,12 +142,12 @@ func TestCriteriaLockedAndChanged(t *testing.T) {
 func TestChangedFields(t *testing.T) {
 	a := json.RawMessage(`{"statistics":{"alpha":0.05},"metrics":[{"name":"a","role":"goal"},{"name":"b","role":"goal"}]}`)
 	b := json.RawMessage(`{"statistics":{"alpha":0.05},"metrics":[{"name":"a","role":"guardrail"},{"name":"c","role":"goal"}]}`)
-	got := changedFields(a, b)
+	got := analysis.ChangedFields(a, b)
 	want := []string{"metrics[name=a].role", "metrics[name=b]", "metrics[name=c]"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
-	if got := changedFields(a, a); len(got) != 0 {
+	if got := analysis.ChangedFields(a, a); len(got) != 0 {
 		t.Errorf("no change gave %v", got)
 	}
 }
@@ -153,14 +160,14 @@ func TestChangedFields(t *testing.T) {
 func TestCriteriaHistoryEdges(t *testing.T) {
 	out := t.TempDir()
 	base := loadFixtureSpec(t, "onboarding-flow.yaml", nil)
-	reordered := loadFixtureSpec(t, "onboarding-flow.yaml", func(s *Spec) {
+	reordered := loadFixtureSpec(t, "onboarding-flow.yaml", func(s *expspec.Spec) {
 		s.Variants[1], s.Variants[2] = s.Variants[2], s.Variants[1]
 	})
 	c16, _ := criteriaNight(t, base, out, "2026-11-16")
 	if c17, _ := criteriaNight(t, reordered, out, "2026-11-17"); c17.Changed || c17.SHA256 != c16.SHA256 {
 		t.Errorf("reordering the variants changed the criteria: %+v", c17)
 	}
-	taxonomy := loadFixtureSpec(t, "onboarding-flow.yaml", func(s *Spec) { s.Cohorts.Taxonomy = s.Cohorts.Taxonomy[:1] })
+	taxonomy := loadFixtureSpec(t, "onboarding-flow.yaml", func(s *expspec.Spec) { s.Cohorts.Taxonomy = s.Cohorts.Taxonomy[:1] })
 	c18, _ := criteriaNight(t, taxonomy, out, "2026-11-18")
 	if !c18.Changed || len(c18.Changes) != 1 || !reflect.DeepEqual(c18.Changes[0].Fields, []string{"cohorts.taxonomy[1]", "cohorts.taxonomy[2]", "cohorts.taxonomy[3]"}) {
 		t.Errorf("a cut taxonomy: %+v", c18)
@@ -207,9 +214,9 @@ func TestPreviousNightFIFO(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	done := make(chan []Result, 1)
+	done := make(chan []pipeline.Result, 1)
 	go func() {
-		done <- RunAll(context.Background(), []*Spec{spec}, Options{OutDir: out, Date: "2026-11-19", Engine: Engine{Threads: 1}})
+		done <- pipeline.RunAll(context.Background(), []*expspec.Spec{spec}, pipeline.Options{OutDir: out, Date: "2026-11-19", Engine: engine.Engine{Threads: 1}})
 	}()
 	select {
 	case res := <-done:

@@ -4,6 +4,13 @@ import (
 	"errors"
 	"io/fs"
 
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/diskio"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/intake"
+	"github.com/verity-analytics/verity/pipeline/ledgers"
+	"github.com/verity-analytics/verity/pipeline/publish"
 	"github.com/verity-analytics/verity/privacy"
 	"github.com/verity-analytics/verity/queries"
 )
@@ -26,22 +33,22 @@ func ExitCode(err error) int {
 		return ExitOK
 	}
 	var (
-		specErr     *SpecError
+		specErr     *expspec.SpecError
 		mismatch    *queries.MismatchError
-		inputErr    *InputError
-		missingErr  *MissingInputError
-		transient   *TransientError
-		overflowErr *OverflowError
-		gateErr     *GateError
-		manifestErr *ManifestError
-		dataErr     *DataError
-		integrity   *IntegrityError
-		hostErr     *HostError
+		inputErr    *intake.InputError
+		missingErr  *intake.MissingInputError
+		transient   *diskio.TransientError
+		overflowErr *engine.OverflowError
+		gateErr     *analysis.GateError
+		manifestErr *publish.ManifestError
+		dataErr     *engine.DataError
+		integrity   *expspec.IntegrityError
+		hostErr     *ledgers.HostError
 	)
 	switch {
 	case errors.As(err, &missingErr):
 		return ExitNoInput
-	case errors.Is(err, ErrReplayMismatch):
+	case errors.Is(err, publish.ErrReplayMismatch):
 		return ExitMismatch
 	case errors.As(err, &manifestErr) && errors.Is(err, fs.ErrNotExist):
 		return ExitNoInput // the manifest, or an output beside it, is missing
@@ -50,16 +57,16 @@ func ExitCode(err error) int {
 	case errors.As(err, &inputErr), errors.As(err, &overflowErr), errors.As(err, &gateErr), errors.As(err, &dataErr):
 		return ExitData
 	case errors.As(err, &specErr), errors.As(err, &mismatch), errors.As(err, &integrity), errors.As(err, &hostErr), errors.Is(err, queries.ErrNotLocked),
-		errors.Is(err, queries.ErrUnknownTemplate), errors.Is(err, ErrNoOverwrite), errors.Is(err, ErrUsage):
+		errors.Is(err, queries.ErrUnknownTemplate), errors.Is(err, diskio.ErrNoOverwrite), errors.Is(err, expspec.ErrUsage):
 		return ExitConfig
 	case errors.Is(err, privacy.ErrNoKey), errors.Is(err, privacy.ErrBadKey), errors.Is(err, privacy.ErrKeyTooShort),
 		errors.Is(err, privacy.ErrBudgetExhausted):
 		return ExitConfig
-	case errors.As(err, new(*OutputDirError)):
+	case errors.As(err, new(*diskio.OutputDirError)):
 		return ExitCantCreate
-	case errors.As(err, new(*MemoryLimitError)), errors.As(err, new(*URLPathError)):
+	case errors.As(err, new(*engine.MemoryLimitError)), errors.As(err, new(*diskio.URLPathError)):
 		return ExitConfig
-	case errors.Is(err, ErrLocked):
+	case errors.Is(err, diskio.ErrLocked):
 		return ExitTransient
 	case errors.As(err, &transient):
 		return ExitTransient

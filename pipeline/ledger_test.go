@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"context"
@@ -12,6 +12,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/ledgers"
+	"github.com/verity-analytics/verity/pipeline/privatize"
+	"github.com/verity-analytics/verity/pipeline/replay"
 	"github.com/verity-analytics/verity/privacy"
 	"github.com/verity-analytics/verity/queries"
 )
@@ -21,7 +28,7 @@ import (
 type ledgerRig struct {
 	t    *testing.T
 	dir  string
-	host Host
+	host ledgers.Host
 }
 
 func newLedgerRig(t *testing.T, epsilon float64) *ledgerRig {
@@ -35,14 +42,14 @@ func newLedgerRig(t *testing.T, epsilon float64) *ledgerRig {
 		}
 	}
 	state := filepath.Join(dir, "state")
-	if _, err := LedgerInit(state, "fixtures", filepath.Join(dir, "data"), privacy.ScopeSource, privacy.Budget{Epsilon: epsilon, Delta: 1e-6}, nil); err != nil {
+	if _, err := ledgers.LedgerInit(state, "fixtures", filepath.Join(dir, "data"), privacy.ScopeSource, privacy.Budget{Epsilon: epsilon, Delta: 1e-6}, nil); err != nil {
 		t.Fatal(err)
 	}
-	return &ledgerRig{t: t, dir: dir, host: Host{StateDir: state}}
+	return &ledgerRig{t: t, dir: dir, host: ledgers.Host{StateDir: state}}
 }
 
 // run runs the private fixture spec, edited by edit, with key k.
-func (r *ledgerRig) run(out, date string, k string, edit func(string) string) (*Outcome, error) {
+func (r *ledgerRig) run(out, date string, k string, edit func(string) string) (*pipeline.Outcome, error) {
 	r.t.Helper()
 	b, err := os.ReadFile(filepath.Join(r.dir, "specs", "checkout-button-private.yaml"))
 	if err != nil {
@@ -58,11 +65,11 @@ func (r *ledgerRig) run(out, date string, k string, edit func(string) string) (*
 	}
 	sum := sha256.Sum256([]byte(k))
 	r.t.Setenv("VERITY_LEDGER_TEST_KEY", fmt.Sprintf("hex:%x", sum))
-	spec, err := LoadSpec(path)
+	spec, err := expspec.LoadSpec(path)
 	if err != nil {
 		return nil, err
 	}
-	return Run(context.Background(), spec, Options{OutDir: filepath.Join(r.dir, out), Date: date, Engine: Engine{Threads: 2}, Host: r.host})
+	return pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: filepath.Join(r.dir, out), Date: date, Engine: engine.Engine{Threads: 2}, Host: r.host})
 }
 
 func (r *ledgerRig) spent() string {
@@ -70,7 +77,7 @@ func (r *ledgerRig) spent() string {
 	return readSourceLedger(r.t, r.host).Spent().RatString()
 }
 
-func (r *ledgerRig) results(o *Outcome) string {
+func (r *ledgerRig) results(o *pipeline.Outcome) string {
 	r.t.Helper()
 	b, err := os.ReadFile(filepath.Join(o.Dir, "results.csv"))
 	if err != nil {
@@ -144,7 +151,7 @@ func TestLedgerRoutes(t *testing.T) {
 	for _, col := range []string{"experiment_id", "unit_id"} {
 		spec := strings.Replace(mustRead(t, filepath.Join(r.dir, "specs", "checkout-button-private.yaml")), "events: [\"../data/basic/events/\"]",
 			"events: [\"../data/basic/events/\"]\n  columns: {traces: {"+col+": "+col+"}}", 1)
-		if _, err := ParseSpec("mapped.yaml", []byte(spec)); err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), "cannot map "+col) {
+		if _, err := expspec.ParseSpec("mapped.yaml", []byte(spec)); err == nil || pipeline.ExitCode(err) != pipeline.ExitConfig || !strings.Contains(err.Error(), "cannot map "+col) {
 			t.Errorf("mapping %s in a private spec: want a refusal naming it, got %v", col, err)
 		}
 	}
@@ -191,7 +198,7 @@ func TestLedgerMissingCorruptOrUnregistered(t *testing.T) {
 			state := filepath.Join(r.dir, "state2")
 			other := filepath.Join(r.dir, "elsewhere")
 			os.MkdirAll(other, 0o755)
-			if _, err := LedgerInit(state, "other", other, privacy.ScopeSource, privacy.Budget{Epsilon: 4, Delta: 1e-6}, nil); err != nil {
+			if _, err := ledgers.LedgerInit(state, "other", other, privacy.ScopeSource, privacy.Budget{Epsilon: 4, Delta: 1e-6}, nil); err != nil {
 				t.Fatal(err)
 			}
 			r.host.StateDir = state
@@ -203,8 +210,8 @@ func TestLedgerMissingCorruptOrUnregistered(t *testing.T) {
 			r := newLedgerRig(t, 40)
 			want := c.damage(r)
 			_, err := r.run("out", "", "key", nil)
-			if err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), want) {
-				t.Fatalf("want exit 78 naming %s, got %v (exit %d)", want, err, ExitCode(err))
+			if err == nil || pipeline.ExitCode(err) != pipeline.ExitConfig || !strings.Contains(err.Error(), want) {
+				t.Fatalf("want exit 78 naming %s, got %v (exit %d)", want, err, pipeline.ExitCode(err))
 			}
 			if entries, _ := os.ReadDir(filepath.Join(r.dir, "out", "checkout-button-private")); len(entries) > 1 {
 				t.Errorf("a refused release left %v", entries)
@@ -219,26 +226,29 @@ func TestLedgerInitRefuses(t *testing.T) {
 	state, data := t.TempDir(), t.TempDir()
 	os.MkdirAll(filepath.Join(data, "a", "b"), 0o755)
 	b := privacy.Budget{Epsilon: 1, Delta: 1e-6}
-	if _, err := LedgerInit(state, "a", filepath.Join(data, "a"), privacy.ScopeSource, b, nil); err != nil {
+	if _, err := ledgers.LedgerInit(state, "a", filepath.Join(data, "a"), privacy.ScopeSource, b, nil); err != nil {
 		t.Fatal(err)
 	}
 	for name, call := range map[string]func() error{
 		"same name": func() error {
-			_, err := LedgerInit(state, "a", filepath.Join(data, "a"), privacy.ScopeSource, b, nil)
+			_, err := ledgers.LedgerInit(state, "a", filepath.Join(data, "a"), privacy.ScopeSource, b, nil)
 			return err
 		},
 		"nested root": func() error {
-			_, err := LedgerInit(state, "b", filepath.Join(data, "a", "b"), privacy.ScopeSource, b, nil)
+			_, err := ledgers.LedgerInit(state, "b", filepath.Join(data, "a", "b"), privacy.ScopeSource, b, nil)
 			return err
 		},
-		"outer root": func() error { _, err := LedgerInit(state, "c", data, privacy.ScopeSource, b, nil); return err },
-		"bad name":   func() error { _, err := LedgerInit(state, "../x", data, privacy.ScopeSource, b, nil); return err },
+		"outer root": func() error { _, err := ledgers.LedgerInit(state, "c", data, privacy.ScopeSource, b, nil); return err },
+		"bad name": func() error {
+			_, err := ledgers.LedgerInit(state, "../x", data, privacy.ScopeSource, b, nil)
+			return err
+		},
 		"bad scope": func() error {
-			_, err := LedgerInit(state, "d", t.TempDir(), privacy.Scope("everything"), b, nil)
+			_, err := ledgers.LedgerInit(state, "d", t.TempDir(), privacy.Scope("everything"), b, nil)
 			return err
 		},
 	} {
-		if err := call(); err == nil || ExitCode(err) != ExitConfig {
+		if err := call(); err == nil || pipeline.ExitCode(err) != pipeline.ExitConfig {
 			t.Errorf("%s: want a refusal (exit 78), got %v", name, err)
 		}
 	}
@@ -264,11 +274,11 @@ func TestLedgerImportsVersionOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := t.TempDir()
-	path, err := LedgerInit(state, "prod", t.TempDir(), privacy.ScopeSource, privacy.Budget{Epsilon: 4, Delta: 1e-6}, []string{old})
+	path, err := ledgers.LedgerInit(state, "prod", t.TempDir(), privacy.ScopeSource, privacy.Budget{Epsilon: 4, Delta: 1e-6}, []string{old})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := readLedger(path)
+	l, err := ledgers.ReadLedger(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +286,7 @@ func TestLedgerImportsVersionOne(t *testing.T) {
 		t.Errorf("imported ledger: spent %s, entries %+v", l.Spent().RatString(), l.Entries)
 	}
 	// A pure-ε ledger cannot take zCDP entries.
-	if _, err := LedgerInit(t.TempDir(), "pure", t.TempDir(), privacy.ScopeSource, privacy.Budget{Epsilon: 4}, []string{old}); err == nil {
+	if _, err := ledgers.LedgerInit(t.TempDir(), "pure", t.TempDir(), privacy.ScopeSource, privacy.Budget{Epsilon: 4}, []string{old}); err == nil {
 		t.Error("a pure-epsilon ledger imported zCDP entries")
 	}
 }
@@ -286,21 +296,21 @@ func TestLedgerImportsVersionOne(t *testing.T) {
 // binary's released ones, a restricted area inside --out.
 func TestPrivateRunRefusals(t *testing.T) {
 	r := newLedgerRig(t, 40)
-	spec, err := LoadSpec(filepath.Join(r.dir, "specs", "checkout-button-private.yaml"))
+	spec, err := expspec.LoadSpec(filepath.Join(r.dir, "specs", "checkout-button-private.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, file, _, _ := runtime.Caller(0)
 	spec.Privacy.KeyFile = filepath.Join(filepath.Dir(file), "..", "fixtures", "keys", "TEST-ONLY-noise.key")
 	out := filepath.Join(r.dir, "out")
-	if _, err := Run(context.Background(), spec, Options{OutDir: out, Host: r.host}); err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), "--allow-test-key") {
+	if _, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: out, Host: r.host}); err == nil || pipeline.ExitCode(err) != pipeline.ExitConfig || !strings.Contains(err.Error(), "--allow-test-key") {
 		t.Errorf("test key without permission: want exit 78 naming --allow-test-key, got %v", err)
 	}
 
 	bare := filepath.Join(r.dir, "bare.key")
 	os.WriteFile(bare, []byte(strings.Repeat("3f", 32)+"\n"), 0o600)
 	spec.Privacy.KeyFile = bare
-	if _, err := Run(context.Background(), spec, Options{OutDir: out, Host: r.host}); err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), `"hex:<digits>"`) {
+	if _, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: out, Host: r.host}); err == nil || pipeline.ExitCode(err) != pipeline.ExitConfig || !strings.Contains(err.Error(), `"hex:<digits>"`) {
 		t.Errorf("bare hex key file: want exit 78 with the hex: hint, got %v", err)
 	}
 
@@ -337,13 +347,13 @@ func TestPrivateRunRefusals(t *testing.T) {
 	spec.Privacy.KeyFile = ""
 	spec.Privacy.KeyEnv = "VERITY_LEDGER_TEST_KEY"
 	t.Setenv("VERITY_LEDGER_TEST_KEY", "hex:"+strings.Repeat("5a17", 16))
-	if _, err := Run(context.Background(), spec, Options{OutDir: out, Host: r.host, Queries: os.DirFS(qdir)}); err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), "unit_metrics/v5.sql") {
+	if _, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: out, Host: r.host, Queries: os.DirFS(qdir)}); err == nil || pipeline.ExitCode(err) != pipeline.ExitConfig || !strings.Contains(err.Error(), "unit_metrics/v5.sql") {
 		t.Errorf("edited template folder: want exit 78 naming unit_metrics/v5.sql, got %v", err)
 	}
 
 	h := r.host
 	h.RestrictedDir = filepath.Join(out, "restricted")
-	if _, err := Run(context.Background(), spec, Options{OutDir: out, Host: h}); err == nil || !errors.Is(err, ErrUsage) {
+	if _, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: out, Host: h}); err == nil || !errors.Is(err, expspec.ErrUsage) {
 		t.Errorf("restricted area inside --out: want a usage error, got %v", err)
 	}
 	if entries, _ := os.ReadDir(out); len(entries) > 1 {
@@ -351,7 +361,7 @@ func TestPrivateRunRefusals(t *testing.T) {
 	}
 
 	// The restricted record is the host's only: folders 0700, files 0600.
-	if _, err := Run(context.Background(), spec, Options{OutDir: out, Host: r.host}); err != nil {
+	if _, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: out, Host: r.host}); err != nil {
 		t.Fatal(err)
 	}
 	err = filepath.WalkDir(r.host.RestrictedRoot(), func(p string, d fs.DirEntry, err error) error {
@@ -385,8 +395,8 @@ func TestPrivateReplayIsCharged(t *testing.T) {
 	before := r.spent()
 	sum := sha256.Sum256([]byte("a different key"))
 	t.Setenv("VERITY_LEDGER_TEST_KEY", fmt.Sprintf("hex:%x", sum))
-	_, err = Replay(context.Background(), filepath.Join(o.Dir, "manifest.json"), ReplayOptions{OutDir: filepath.Join(r.dir, "replayed"), Host: r.host})
-	var mm *ReplayMismatchError
+	_, err = replay.Replay(context.Background(), filepath.Join(o.Dir, "manifest.json"), replay.ReplayOptions{OutDir: filepath.Join(r.dir, "replayed"), Host: r.host})
+	var mm *replay.ReplayMismatchError
 	if !errors.As(err, &mm) {
 		t.Fatalf("replay with another key: want a mismatch, got %v", err)
 	}
@@ -407,12 +417,12 @@ func TestPrivateClampsCannotOverflow(t *testing.T) {
 			return strings.Replace(s, "clamp: {lower: 0, upper: 60}", "clamp: {lower: 0, upper: 9.0e9}", 1) + "statistics: {fixed_point_decimals: 9}\n"
 		},
 	} {
-		_, err := ParseSpec("wide.yaml", []byte(edit(base)))
-		if err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), "2^31") {
+		_, err := expspec.ParseSpec("wide.yaml", []byte(edit(base)))
+		if err == nil || pipeline.ExitCode(err) != pipeline.ExitConfig || !strings.Contains(err.Error(), "2^31") {
 			t.Errorf("%s: want a refusal naming the 2^31 bound, got %v", name, err)
 		}
 	}
-	if _, err := ParseSpec("ok.yaml", []byte(base)); err != nil {
+	if _, err := expspec.ParseSpec("ok.yaml", []byte(base)); err != nil {
 		t.Errorf("the fixture's clamp fits: %v", err)
 	}
 }
@@ -437,8 +447,8 @@ func TestPrivateMissingEvent(t *testing.T) {
 	o, err = r.run("out2", "", "key", func(s string) string {
 		return typo(s) + "quality: {metric_event_missing: {block: 0}}\n"
 	})
-	var gate *GateError
-	if !errors.As(err, &gate) || ExitCode(err) != ExitData || o.Verdict != "invalid" {
+	var gate *analysis.GateError
+	if !errors.As(err, &gate) || pipeline.ExitCode(err) != pipeline.ExitData || o.Verdict != "invalid" {
 		t.Fatalf("misspelt goal event with an explicit block: want a blocking gate (exit 65, invalid), got %v", err)
 	}
 	o, err = r.run("out3", "", "key", nil)
@@ -452,21 +462,21 @@ func TestPrivateMissingEvent(t *testing.T) {
 // exact or empty figure.
 func TestEveryGateHasAPrivateForm(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
-	spec, err := LoadSpec(filepath.Join(filepath.Dir(file), "..", "fixtures", "specs", "checkout-button-private.yaml"))
+	spec, err := expspec.LoadSpec(filepath.Join(filepath.Dir(file), "..", "fixtures", "specs", "checkout-button-private.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	key := sha256.Sum256([]byte("gates"))
-	rel, err := privatize(spec, nil, Quality{}, key[:], "h", "2026-11-19")
+	rel, err := privatize.Privatize(spec, nil, engine.Quality{}, key[:], "h", "2026-11-19")
 	if err != nil {
 		t.Fatal(err)
 	}
-	checks, _ := evaluatePrivateGates(spec, rel, &Baseline{Date: "2026-11-18", UnitsExposed: 100})
-	if len(checks) != len(gateDefaults) {
-		t.Fatalf("%d checks, want one per gate (%d)", len(checks), len(gateDefaults))
+	checks, _ := analysis.EvaluatePrivateGates(spec, rel, &analysis.Baseline{Date: "2026-11-18", UnitsExposed: 100})
+	if len(checks) != len(expspec.GateDefaults) {
+		t.Fatalf("%d checks, want one per gate (%d)", len(checks), len(expspec.GateDefaults))
 	}
 	for i, c := range checks {
-		if c.Name != gateDefaults[i].name || !strings.Contains(c.Rule, "noisy") && c.Outcome != "skipped" && !strings.Contains(c.Rule, "noise") && !strings.Contains(c.Rule, "private run") {
+		if c.Name != expspec.GateDefaults[i].Name || !strings.Contains(c.Rule, "noisy") && c.Outcome != "skipped" && !strings.Contains(c.Rule, "noise") && !strings.Contains(c.Rule, "private run") {
 			t.Errorf("check %s: rule %q, outcome %s: not decided on noisy values", c.Name, c.Rule, c.Outcome)
 		}
 	}
@@ -488,11 +498,11 @@ func TestSourceBoundToItsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Symlink(other, filepath.Join(r.dir, "data"))
-	if _, err := LedgerInit(state, "bound", other, privacy.ScopeSource, privacy.Budget{Epsilon: 40, Delta: 1e-6}, nil, k.Fingerprint()); err != nil {
+	if _, err := ledgers.LedgerInit(state, "bound", other, privacy.ScopeSource, privacy.Budget{Epsilon: 40, Delta: 1e-6}, nil, k.Fingerprint()); err != nil {
 		t.Fatal(err)
 	}
-	r.host = Host{StateDir: state}
-	if _, err := r.run("out", "", "a spec author's key", nil); err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), "not one the host registered") {
+	r.host = ledgers.Host{StateDir: state}
+	if _, err := r.run("out", "", "a spec author's key", nil); err == nil || pipeline.ExitCode(err) != pipeline.ExitConfig || !strings.Contains(err.Error(), "not one the host registered") {
 		t.Errorf("unregistered key: want exit 78, got %v", err)
 	}
 	if _, err := r.run("out", "", "host key", nil); err != nil {

@@ -26,6 +26,10 @@ import (
 
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/intake"
+	"github.com/verity-analytics/verity/pipeline/publish"
 )
 
 // memoryLimit is the limit of the limited run. With one DuckDB thread it is
@@ -219,13 +223,13 @@ func TestLargerThanMemory(t *testing.T) {
 func TestOutOfMemoryReadingFooterIsNotBlamedOnInput(t *testing.T) {
 	dir := t.TempDir()
 	baseData().write(t, dir)
-	spec, err := pipeline.LoadSpec(filepath.Join(dir, "spec.yaml"))
+	spec, err := expspec.LoadSpec(filepath.Join(dir, "spec.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = pipeline.Run(context.Background(), spec, pipeline.Options{
 		OutDir: filepath.Join(dir, "out"),
-		Engine: pipeline.Engine{Threads: 1, MemoryLimit: "256KB", TempDir: t.TempDir()},
+		Engine: engine.Engine{Threads: 1, MemoryLimit: "256KB", TempDir: t.TempDir()},
 	})
 	if err == nil {
 		t.Fatal("a run with a 256KB memory limit succeeded")
@@ -234,7 +238,7 @@ func TestOutOfMemoryReadingFooterIsNotBlamedOnInput(t *testing.T) {
 	if !strings.Contains(err.Error(), "Out of Memory Error") {
 		t.Fatalf("want an out-of-memory error, got %v", err)
 	}
-	var ie *pipeline.InputError
+	var ie *intake.InputError
 	if errors.As(err, &ie) {
 		t.Logf("got exit %d: %v", pipeline.ExitCode(err), err)
 		t.Skip("BUG: an out-of-memory error while reading a healthy footer is reported as an unreadable input (exit 65): inspect wraps every error as *InputError — see report")
@@ -244,13 +248,13 @@ func TestOutOfMemoryReadingFooterIsNotBlamedOnInput(t *testing.T) {
 	}
 }
 
-func readManifest(t *testing.T, dir string) pipeline.Manifest {
+func readManifest(t *testing.T, dir string) publish.Manifest {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m pipeline.Manifest
+	var m publish.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatalf("%s/manifest.json: %v", dir, err)
 	}
@@ -260,7 +264,7 @@ func readManifest(t *testing.T, dir string) pipeline.Manifest {
 	return m
 }
 
-func stableJSON(t *testing.T, m pipeline.Manifest) string {
+func stableJSON(t *testing.T, m publish.Manifest) string {
 	t.Helper()
 	b, err := json.MarshalIndent(m.Stable(), "", "  ")
 	if err != nil {

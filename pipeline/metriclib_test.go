@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"bytes"
@@ -11,6 +11,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/diskio"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/publish"
+	"github.com/verity-analytics/verity/pipeline/replay"
 )
 
 // metricLibSpec is checkout-button with its revenue goal taken from a
@@ -67,23 +74,23 @@ func TestMetricLibrary(t *testing.T) {
 	lib := filepath.Join(dir, "metrics")
 	v1 := writeDefinition(t, lib, "revenue", "v1", "name: revenue\ndescription: purchase value per unit\nkind: mean\nevent: purchase\naggregate: sum\nclamp: {lower: 0, upper: 500}\n")
 	writeDefinition(t, lib, "revenue", "v2", "name: revenue\nkind: mean\nevent: purchase\naggregate: sum\nclamp: {lower: 0, upper: 60}\n")
-	added, err := LockMetricLibrary(lib)
+	added, err := expspec.LockMetricLibrary(lib)
 	if err != nil || !reflect.DeepEqual(added, []string{"revenue@v1", "revenue@v2"}) {
 		t.Fatalf("lock: %v %v", added, err)
 	}
-	if again, err := LockMetricLibrary(lib); err != nil || len(again) != 0 {
+	if again, err := expspec.LockMetricLibrary(lib); err != nil || len(again) != 0 {
 		t.Fatalf("relock: %v %v", again, err)
 	}
 
-	run := func(spec *Spec, out string) (*Manifest, []byte) {
+	run := func(spec *expspec.Spec, out string) (*publish.Manifest, []byte) {
 		t.Helper()
-		for _, r := range RunAll(context.Background(), []*Spec{spec}, Options{OutDir: out, Engine: Engine{Threads: 1}}) {
+		for _, r := range pipeline.RunAll(context.Background(), []*expspec.Spec{spec}, pipeline.Options{OutDir: out, Engine: engine.Engine{Threads: 1}}) {
 			if r.Err != nil {
 				t.Fatal(r.Err)
 			}
 		}
 		runDir := filepath.Join(out, spec.OutputName(), "2026-11-19")
-		m, _, err := ReadManifestFile(filepath.Join(runDir, "manifest.json"))
+		m, _, err := publish.ReadManifestFile(filepath.Join(runDir, "manifest.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,14 +100,14 @@ func TestMetricLibrary(t *testing.T) {
 		}
 		return m, b
 	}
-	byRef, err := LoadSpec(metricLibSpec(t, dir, "{ref: revenue@v1, role: goal}"))
+	byRef, err := expspec.LoadSpec(metricLibSpec(t, dir, "{ref: revenue@v1, role: goal}"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	refManifest, refResults := run(byRef, filepath.Join(dir, "by-ref"))
 	inlineDir := t.TempDir()
 	os.MkdirAll(filepath.Join(inlineDir, "metrics"), 0o755)
-	inline, err := LoadSpec(metricLibSpec(t, inlineDir, "{name: revenue, kind: mean, event: purchase, aggregate: sum, clamp: {lower: 0, upper: 500}, role: goal}"))
+	inline, err := expspec.LoadSpec(metricLibSpec(t, inlineDir, "{name: revenue, kind: mean, event: purchase, aggregate: sum, clamp: {lower: 0, upper: 500}, role: goal}"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +115,7 @@ func TestMetricLibrary(t *testing.T) {
 	if BlankSpecHash(t, refResults) != BlankSpecHash(t, inlineResults) {
 		t.Errorf("a library metric gives other numbers than the same definition inline")
 	}
-	want := []MetricDefinitionRecord{{Ref: "revenue@v1", Path: "metrics/revenue/v1.yaml", SHA256: fileSHA(t, v1)}}
+	want := []expspec.MetricDefinitionRecord{{Ref: "revenue@v1", Path: "metrics/revenue/v1.yaml", SHA256: fileSHA(t, v1)}}
 	if !reflect.DeepEqual(refManifest.MetricDefinitions, want) {
 		t.Errorf("manifest metric_definitions %+v, want %+v", refManifest.MetricDefinitions, want)
 	}
@@ -118,13 +125,13 @@ func TestMetricLibrary(t *testing.T) {
 
 	// Replay: identical; pinned to v2, the definition is a named cause.
 	manifest := filepath.Join(dir, "by-ref", byRef.OutputName(), "2026-11-19", "manifest.json")
-	rep, err := Replay(context.Background(), manifest, ReplayOptions{Engine: Engine{Threads: 1}, Build: CurrentBuild()})
+	rep, err := replay.Replay(context.Background(), manifest, replay.ReplayOptions{Engine: engine.Engine{Threads: 1}, Build: publish.CurrentBuild()})
 	if err != nil || !rep.Identical() {
 		t.Fatalf("replay: %v %+v", err, rep)
 	}
-	_, err = Replay(context.Background(), manifest, ReplayOptions{Engine: Engine{Threads: 1}, Build: CurrentBuild(), Pins: map[string]string{"metric:revenue": "v2"}})
-	var mm *ReplayMismatchError
-	if !errors.As(err, &mm) || ExitCode(err) != ExitMismatch {
+	_, err = replay.Replay(context.Background(), manifest, replay.ReplayOptions{Engine: engine.Engine{Threads: 1}, Build: publish.CurrentBuild(), Pins: map[string]string{"metric:revenue": "v2"}})
+	var mm *replay.ReplayMismatchError
+	if !errors.As(err, &mm) || pipeline.ExitCode(err) != pipeline.ExitMismatch {
 		t.Fatalf("a replay on another definition (clamp 500 -> 60): want a mismatch (exit 70), got %v", err)
 	}
 	rep = mm.Report
@@ -165,13 +172,13 @@ func TestMetricLibrary(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		_, err := LoadSpec(path)
-		var se *SpecError
-		if err == nil || !errors.As(err, &se) || !strings.Contains(err.Error(), tc.want) || ExitCode(err) != ExitConfig {
-			t.Errorf("%s: got %v (exit %d), want a spec error containing %q", tc.name, err, ExitCode(err), tc.want)
+		_, err := expspec.LoadSpec(path)
+		var se *expspec.SpecError
+		if err == nil || !errors.As(err, &se) || !strings.Contains(err.Error(), tc.want) || pipeline.ExitCode(err) != pipeline.ExitConfig {
+			t.Errorf("%s: got %v (exit %d), want a spec error containing %q", tc.name, err, pipeline.ExitCode(err), tc.want)
 		}
 	}
-	if _, err := LockMetricLibrary(lib); err == nil || !strings.Contains(err.Error(), "revenue@v1 changed after its release") {
+	if _, err := expspec.LockMetricLibrary(lib); err == nil || !strings.Contains(err.Error(), "revenue@v1 changed after its release") {
 		t.Errorf("lock of an edited release: %v", err)
 	}
 }
@@ -182,7 +189,7 @@ func fileSHA(t *testing.T, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sha256Hex(b)
+	return diskio.SHA256Hex(b)
 }
 
 // BlankSpecHash returns results.csv with its spec_sha256 column blanked,

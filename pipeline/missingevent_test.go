@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/publish"
 )
 
 // TestMissingMetricEvent: a goal or guardrail whose event matches no row
@@ -35,7 +37,7 @@ func TestMissingMetricEvent(t *testing.T) {
 			baseData().write(t, dir)
 			specVariant(t, dir, tc.repl...)
 			err := runIn(t, dir)
-			var gate *pipeline.GateError
+			var gate *analysis.GateError
 			if !errors.As(err, &gate) || pipeline.ExitCode(err) != pipeline.ExitData {
 				t.Fatalf("run returned %v (exit %d), want a blocking quality gate (exit 65)", err, pipeline.ExitCode(err))
 			}
@@ -52,7 +54,7 @@ func TestMissingMetricEvent(t *testing.T) {
 			if r, _ := d["reason"].(string); !strings.Contains(r, tc.metric) || !strings.Contains(r, tc.event) {
 				t.Errorf("reason %q does not name the metric and the event", r)
 			}
-			var qr pipeline.QualityReport
+			var qr publish.QualityReport
 			b, _ := os.ReadFile(filepath.Join(final, "quality.json"))
 			if err := json.Unmarshal(b, &qr); err != nil {
 				t.Fatal(err)
@@ -103,7 +105,7 @@ func TestMissingEventNotATypo(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "out", badExperiment, badDate, "quality.json"))
-	var qr pipeline.QualityReport
+	var qr publish.QualityReport
 	if err := json.Unmarshal(b, &qr); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +127,7 @@ func TestMissingSecondaryEventWarns(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	final := filepath.Join(dir, "out", badExperiment, badDate)
-	var qr pipeline.QualityReport
+	var qr publish.QualityReport
 	b, _ := os.ReadFile(filepath.Join(final, "quality.json"))
 	if err := json.Unmarshal(b, &qr); err != nil {
 		t.Fatal(err)

@@ -1,564 +1,118 @@
 package pipeline
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"context"
+	"encoding/json"
 	"fmt"
-	"io/fs"
-	"math"
-	"math/big"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"time"
 
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/diskio"
+	"github.com/verity-analytics/verity/pipeline/intake"
+	"github.com/verity-analytics/verity/pipeline/ledgers"
+	"github.com/verity-analytics/verity/pipeline/privatize"
+	"github.com/verity-analytics/verity/pipeline/publish"
 	"github.com/verity-analytics/verity/privacy"
-	"github.com/verity-analytics/verity/queries"
 )
 
-// loadKey reads the noise key of a private spec. A missing or malformed key
-// is a configuration error (exit 78); the key never appears in a message.
-func loadKey(spec *Spec, host Host) (privacy.Key, error) {
-	p := spec.Privacy
-	path := ""
-	if p.KeyFile != "" {
-		path = p.KeyFile
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(filepath.Dir(spec.Path()), filepath.FromSlash(path))
-		}
+// finishPrivate computes a private release, charges it to its data
+// source's ledger, writes the restricted record, and commits the public
+// outputs.
+func (j *job) finishPrivate(ctx context.Context, opts Options) (*Outcome, error) {
+	spec, date, log := j.spec, j.date, j.log
+	t0 := time.Now()
+	inputs := append(append([]intake.InputFile{}, j.traces...), j.events...)
+	src := j.source // resolved and checked in prepare
+	rel, perr := privatize.Privatize(spec, j.cells, j.quality, j.key, j.specHash, date)
+	if rel == nil {
+		return nil, perr
 	}
-	k, err := privacy.LoadKey(p.KeyEnv, path, os.Getenv, ReadRegularFile)
-	if err != nil {
-		return nil, &SpecError{File: spec.Path(), Key: "privacy", Err: fmt.Errorf("no usable noise key, so no private release: %w", err)}
-	}
-	if k.Fingerprint() == TestKeyFingerprint && !host.AllowTestKey {
-		return nil, &SpecError{File: spec.Path(), Key: "privacy", Err: fmt.Errorf("%w: this is the committed TEST-ONLY key, which is public and protects nothing; it is accepted only with --allow-test-key (tests)", privacy.ErrBadKey)}
-	}
-	return k, nil
-}
-
-// internalTemplates are the templates the code pins (not the spec).
-var internalTemplates = []string{"session/v1.sql", "settings/v1.sql", "file_metadata/v1.sql", "file_schema/v1.sql", "file_check/v1.sql", "event_names/v1.sql"}
-
-// releasedTemplatesOnly refuses, for a private spec, any template that is
-// not byte for byte the one released in the binary's own lock: a template
-// folder with its own lock (--queries-dir) could drop a clamp or a
-// de-duplication key and so break the sensitivity the noise is calibrated
-// for.
-func releasedTemplatesOnly(fsys fs.FS, spec *Spec) error {
-	lock, err := queries.ReadLock(queries.FS())
-	if err != nil {
-		return err
-	}
-	released := map[string]string{}
-	for _, e := range lock.Entries {
-		released[e.Path] = e.SHA256
-	}
-	paths := append([]string{}, internalTemplates...)
-	for _, name := range TemplateNames {
-		paths = append(paths, name+"/"+spec.Templates[name]+".sql")
-	}
-	for _, p := range paths {
-		data, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return &SpecError{File: spec.Path(), Key: "templates", Err: fmt.Errorf("template %s: %w", p, err)}
-		}
-		if sum := queries.Sum(data); released[p] != sum {
-			return &SpecError{File: spec.Path(), Key: "templates", Err: fmt.Errorf("a private run uses only the templates released in this binary: %s has sha256 %s, the binary's lock %q", p, sum, released[p])}
-		}
-	}
-	return nil
-}
-
-// statSumIndex maps Cell.sums() positions to the released statistics.
-var statOfSum = []privacy.Statistic{
-	privacy.StatSumX, privacy.StatSumX2, privacy.StatSumY, privacy.StatSumY2, privacy.StatSumXY,
-	privacy.StatSumC, privacy.StatSumC2, privacy.StatSumXC, privacy.StatSumYC,
-}
-
-// Pseudo-metric names of the count releases in the budget allocation; a
-// real metric name cannot contain parentheses.
-const (
-	stageOneMetric = "(stage1)" // noisy unit count per leaf, all arms together
-	cellNMetric    = "(cell)"   // noisy unit count per released cohort × variant
-)
-
-// releasedStats returns, for one metric, the positions in Cell.sums() that
-// are released and their sensitivities (scaled integer units, at least 1).
-func releasedStats(spec *Spec, m Metric) (idx []int, sens []*big.Int) {
-	scale := big.NewInt(spec.Scale())
-	lo, hi := new(big.Int), new(big.Int).Set(scale) // proportion: x in {0, S}
-	if m.Clamp != nil {
-		lo, hi = big.NewInt(scaleBound(m.Clamp.Lower, spec.Scale())), big.NewInt(scaleBound(m.Clamp.Upper, spec.Scale()))
-	}
-	ylo, yhi := new(big.Int), new(big.Int)
-	if m.Denominator != nil {
-		ylo = big.NewInt(scaleBound(m.Denominator.Clamp.Lower, spec.Scale()))
-		yhi = big.NewInt(scaleBound(m.Denominator.Clamp.Upper, spec.Scale()))
-	}
-	add := func(i int, s *big.Int) {
-		if s.Sign() == 0 {
-			s = big.NewInt(1) // a constant statistic: any positive sensitivity is safe
-		}
-		idx, sens = append(idx, i), append(sens, s)
-	}
-	// A proportion's x is 0 or S, so Σx² = S·Σx: derived, never released.
-	prop := m.Kind == "proportion"
-	add(0, privacy.SumSensitivity(lo, hi))
-	if !prop {
-		add(1, privacy.SquareSensitivity(lo, hi))
-	}
-	ratio := m.Kind == "ratio"
-	if ratio {
-		add(2, privacy.SumSensitivity(ylo, yhi))
-		add(3, privacy.SquareSensitivity(ylo, yhi))
-		add(4, privacy.ProductSensitivity(lo, hi, ylo, yhi))
-	}
-	if spec.Statistics.CUPED != nil {
-		add(5, privacy.SumSensitivity(lo, hi))
-		if !prop {
-			add(6, privacy.SquareSensitivity(lo, hi))
-		}
-		add(7, privacy.ProductSensitivity(lo, hi, lo, hi))
-		if ratio {
-			add(8, privacy.ProductSensitivity(ylo, yhi, lo, hi))
-		}
-	}
-	return idx, sens
-}
-
-// gateStat is one per-unit statistic a private run's quality gates decide
-// on, released with noise like any cell statistic.
-type gateStat struct {
-	name  string
-	value func(q Quality) int64
-	// sens is the statistic's sensitivity: the most one unit's rows can
-	// change it.
-	sens func(spec *Spec) int64
-}
-
-func one(*Spec) int64 { return 1 }
-
-// eventNames is the number of distinct event names a spec reads: a unit
-// counts at most once per event name in a per-event-name unit count.
-func eventNames(spec *Spec) int64 {
-	names := map[string]bool{}
-	for _, m := range spec.Metrics {
-		names[m.Event] = true
-		if m.Denominator != nil {
-			names[m.Denominator.Event] = true
-		}
-	}
-	return int64(len(names))
-}
-
-func opt64(p *int64) int64 {
-	if p == nil {
-		return 0
-	}
-	return *p
-}
-
-// gateStats are the statistics behind a private run's quality gates, each
-// bounded per unit. Rows with a NULL, empty or blank unit_id belong to no
-// unit: adding or removing a unit's history leaves their number unchanged
-// (sensitivity 0), so they could be released exactly; they are noised
-// with sensitivity 1 anyway, which costs little and keeps every gate input
-// noisy.
-var gateStats = []gateStat{
-	{"units_exposed", func(q Quality) int64 { return q.UnitsExposed }, one},
-	{"units_multi_variant", func(q Quality) int64 { return q.UnitsMultiVariant }, one},
-	{"units_trace_null_keys", func(q Quality) int64 { return opt64(q.UnitsTraceNullKeys) }, one},
-	{"trace_no_unit", func(q Quality) int64 { return opt64(q.TraceNoUnit) }, one},
-	{"units_trace_duplicate", func(q Quality) int64 { return opt64(q.UnitsTraceDuplicate) }, one},
-	{"units_trace_version_mismatch", func(q Quality) int64 { return opt64(q.UnitsTraceVersionMismatch) }, one},
-	{"units_trace_unknown_variant", func(q Quality) int64 { return opt64(q.UnitsTraceUnknownVariant) }, one},
-	{"units_event_null_keys", func(q Quality) int64 { return opt64(q.UnitsEventNullKeys) }, eventNames},
-	{"event_no_unit", func(q Quality) int64 { return opt64(q.EventNoUnit) }, one},
-	{"units_event_duplicate", func(q Quality) int64 { return opt64(q.UnitsEventDuplicate) }, eventNames},
-	{"units_event_invalid_value", func(q Quality) int64 { return opt64(q.UnitsEventInvalidValue) }, eventNames},
-	{"units_event_null_metric", func(q Quality) int64 { return opt64(q.UnitsEventNullMetric) }, one},
-}
-
-// gateMetric is the pseudo-metric name of the gate statistics in the
-// allocation and the noise streams.
-const gateMetric = "(gates)"
-
-// allocate splits the run budget across the statistics one unit can touch:
-// its leaf's stage-one count (when collapsing), its cell's count, every
-// released sum of every metric (1 − gate_share of the run), and every
-// gate statistic (gate_share). Each unit is in one leaf and one cell, so the
-// run's cost is the allocation's total.
-func allocate(spec *Spec) (privacy.Allocation, error) {
-	var req []privacy.StatSpec
-	if spec.Cohorts.MinUnits > 0 {
-		req = append(req, privacy.StatSpec{Metric: stageOneMetric, Statistic: privacy.StatN, Sensitivity: big.NewInt(1), Weight: privacy.DefaultWeight(privacy.StatN)})
-	}
-	req = append(req, privacy.StatSpec{Metric: cellNMetric, Statistic: privacy.StatN, Sensitivity: big.NewInt(1), Weight: privacy.DefaultWeight(privacy.StatN)})
-	for _, m := range spec.Metrics {
-		idx, sens := releasedStats(spec, m)
-		for i, k := range idx {
-			req = append(req, privacy.StatSpec{Metric: m.Name, Statistic: statOfSum[k], Sensitivity: sens[i], Weight: privacy.DefaultWeight(statOfSum[k])})
-		}
-	}
-	var gates []privacy.StatSpec
-	for _, g := range gateStats {
-		gates = append(gates, privacy.StatSpec{Metric: gateMetric, Statistic: privacy.Statistic(g.name), Sensitivity: big.NewInt(g.sens(spec)), Weight: 1})
-	}
-	share := new(big.Rat).SetFloat64(spec.Privacy.gateShare())
-	rest := new(big.Rat).Sub(big.NewRat(1, 1), share)
-	return privacy.AllocateGroups(spec.Privacy.budget(), []privacy.Group{{Fraction: rest, Stats: req}, {Fraction: share, Stats: gates}})
-}
-
-// noiseSD is the standard deviation of the noise added to one released
-// cell's numbers, in scaled units: the count and each sum position.
-type noiseSD struct {
-	N    float64
-	Sums [9]float64
-}
-
-func noiseKey(cohort, metric string) string { return cohort + "\x00" + metric }
-
-// noisyGate is one released gate statistic.
-type noisyGate struct {
-	Name        string  `json:"name"`
-	Value       int64   `json:"value"`
-	NoiseSD     float64 `json:"noise_sd"`
-	Sensitivity int64   `json:"sensitivity"`
-}
-
-// releasedNumber records one noisy number with the exact value behind it.
-// It is restricted material: the audit and the operators read it, the
-// release never does.
-type releasedNumber struct {
-	Cohort      string `json:"cohort"`
-	Variant     string `json:"variant"`
-	Metric      string `json:"metric"`
-	Statistic   string `json:"statistic"`
-	Exact       string `json:"exact"`
-	Noisy       string `json:"noisy"`
-	Sensitivity string `json:"sensitivity"`
-	Mechanism   string `json:"mechanism"`
-}
-
-// privateRelease is what a private run publishes and spends. Everything a
-// private run writes to its output folder, prints or exits with is computed
-// from it and from data-independent facts (spec, templates, code, key
-// fingerprint): see publishPrivate.
-type privateRelease struct {
-	Cells      []Cell // noisy, per released cohort (and (all)) × variant × metric
-	Cohorts    []privacy.Cohort
-	Noise      map[string]noiseSD // by noiseKey(cohort, metric); the same for every variant
-	Gates      []noisyGate
-	Allocation privacy.Allocation
-	Digest     string // RunDigest over every released number
-	Count      int    // numbers released
-	// Numbers is the restricted record of every released number.
-	Numbers []releasedNumber
-	// DataDigest binds the noise to the exact values (restricted).
-	DataDigest string
-}
-
-// dataDigest is the SHA-256 of every exact value a private release is
-// computed from — the leaf cells and the gate statistics — and the night.
-// Noise streams are derived from it, so two runs whose exact values are
-// identical draw identical noise (a byte-identical, free rerun, whatever
-// build or template version computed them), and any change in any exact
-// value draws fresh noise everywhere.
-func dataDigest(date string, cells []Cell, q Quality) string {
-	sorted := append([]Cell(nil), cells...)
-	sort.Slice(sorted, func(i, j int) bool {
-		a, b := sorted[i], sorted[j]
-		if a.Cohort != b.Cohort {
-			return a.Cohort < b.Cohort
-		}
-		if a.Variant != b.Variant {
-			return a.Variant < b.Variant
-		}
-		return a.Metric < b.Metric
-	})
-	h := sha256.New()
-	fmt.Fprintf(h, "verity/private/data-digest/v1\x00date %q\n", date)
-	for _, c := range sorted {
-		fmt.Fprintf(h, "cell %q %q %q %d", c.Cohort, c.Variant, c.Metric, c.N)
-		for _, p := range c.sums() {
-			fmt.Fprintf(h, " %s", (*p).String())
-		}
-		fmt.Fprintln(h)
-	}
-	for _, g := range gateStats {
-		fmt.Fprintf(h, "gate %s %d\n", g.name, g.value(q))
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// publishedDigestMarker replaces the data digest in the descriptions the
-// run digest covers.
-const publishedDigestMarker = "(published)"
-
-// numberKey identifies one released number: cohort ("*" for the gate
-// statistics), variant ("*" for stage-one counts and gates), metric (or a
-// pseudo-metric) and statistic.
-type numberKey struct{ Cohort, Variant, Metric, Statistic string }
-
-// privatize releases the exact leaf cells and gate statistics with keyed
-// noise. Stage one adds noise to each leaf's unit count (all arms together)
-// and collapses leaves below cohorts.min_units; stage two adds noise to every
-// count and sum of each released cohort × variant × metric, and to every
-// gate statistic. The release is then assembled from the noisy numbers
-// alone (assemblePrivate). specHash and the data digest bind the noise to
-// the analysis and to the exact values.
-//
-// When no cohort reaches min_units, privatize returns the stage-one release
-// (to be charged: the failure is decided on its noisy counts) with an error.
-func privatize(spec *Spec, cells []Cell, q Quality, key privacy.Key, specHash, date string) (*privateRelease, error) {
-	alloc, err := allocate(spec)
-	if err != nil {
-		return nil, fmt.Errorf("privacy budget: %w", err)
-	}
-	shares := sharesByStat(alloc)
-	type key3 struct{ c, v, m string }
-	exact := map[key3]Cell{}
-	for _, c := range cells {
-		exact[key3{c.Cohort, c.Variant, c.Metric}] = c
-	}
-	digest := dataDigest(date, cells, q)
-	noisy := map[numberKey]*big.Int{}
-	var released []privacy.Released
-	var numbers []releasedNumber
-	draw := func(k numberKey, value *big.Int) error {
-		sh, ok := shares[k.Metric+"\x00"+k.Statistic]
-		if !ok {
-			return fmt.Errorf("privacy: no allocation for %s/%s", k.Metric, k.Statistic)
-		}
-		r := privacy.Release{Analysis: spec.Experiment, SpecHash: specHash, DataDigest: digest,
-			Cohort: k.Cohort, Variant: k.Variant, Metric: k.Metric, Statistic: privacy.Statistic(k.Statistic), Mechanism: sh.Mechanism}
-		out, err := privacy.AddNoise(privacy.NewStream(key, r), value, sh.Mechanism)
-		if err != nil {
-			return fmt.Errorf("privacy: release %s/%s/%s/%s: %w", k.Cohort, k.Variant, k.Metric, k.Statistic, err)
-		}
-		noisy[k] = out
-		// The run digest identifies what is published: the public part of
-		// each description and the noisy value. The data digest is left
-		// out, or the published digest would be an unkeyed hash of the
-		// exact values, which anyone could test candidate datasets against.
-		pub := r
-		pub.DataDigest = publishedDigestMarker
-		released = append(released, privacy.Released{Release: pub, Value: out})
-		numbers = append(numbers, releasedNumber{Cohort: k.Cohort, Variant: k.Variant, Metric: k.Metric, Statistic: k.Statistic,
-			Exact: value.String(), Noisy: out.String(), Sensitivity: sh.Sensitivity.String(), Mechanism: sh.Mechanism.String()})
-		return nil
-	}
-	leafN := func(leaves []string, variant string) *big.Int {
-		n := int64(0)
-		for _, l := range leaves {
-			for _, v := range spec.Variants {
-				if variant == "*" || v.Name == variant {
-					n += exact[key3{l, v.Name, spec.Metrics[0].Name}].N
-				}
-			}
-		}
-		return big.NewInt(n)
-	}
-	// Stage one: noisy unit counts per leaf, every arm together.
-	if spec.Cohorts.MinUnits > 0 {
-		for _, l := range privateLeaves(spec) {
-			if err := draw(numberKey{l, "*", stageOneMetric, string(privacy.StatN)}, leafN([]string{l}, "*")); err != nil {
-				return nil, err
-			}
-		}
-	}
-	cohorts, cerr := releasedCohorts(spec, noisy)
-	if cerr == nil {
-		// Stage two: every count and sum of each released cohort × variant,
-		// then the gate statistics.
-		for _, coh := range cohorts {
-			for _, v := range spec.Variants {
-				if err := draw(numberKey{coh.Label, v.Name, cellNMetric, string(privacy.StatN)}, leafN(coh.Leaves, v.Name)); err != nil {
-					return nil, err
-				}
-				for _, m := range spec.Metrics {
-					sums := newCell(coh.Label, v.Name, m.Name)
-					ps := sums.sums()
-					for _, l := range coh.Leaves {
-						if src := exact[key3{l, v.Name, m.Name}]; src.Sum != nil {
-							for i, p := range src.sums() {
-								(*ps[i]).Add(*ps[i], *p)
-							}
-						}
-					}
-					idx, _ := releasedStats(spec, m)
-					for _, k := range idx {
-						if err := draw(numberKey{coh.Label, v.Name, m.Name, string(statOfSum[k])}, *ps[k]); err != nil {
-							return nil, err
-						}
-					}
-				}
-			}
-		}
-		for _, g := range gateStats {
-			if err := draw(numberKey{"*", "*", gateMetric, g.name}, big.NewInt(g.value(q))); err != nil {
-				return nil, err
-			}
-		}
-	}
-	count := len(released)
-	runDigest, err := privacy.RunDigest(key.Fingerprint(), released)
+	entry := privacy.Entry{Experiment: spec.Experiment, NominalDate: date, ReleaseDigest: rel.Digest, Spent: rel.Allocation.Spent, KeyFingerprint: j.key.Fingerprint()}
+	// The charge comes before anything is released, including a failure
+	// decided on noisy values.
+	ledger, spentNow, err := ledgers.ChargeLedger(opts.Host.StateDir, src, entry, spec.Privacy.Budget())
 	if err != nil {
 		return nil, err
 	}
-	if cerr != nil {
-		return &privateRelease{Allocation: alloc, Digest: runDigest, Count: count, Numbers: numbers, DataDigest: digest}, cerr
+	log.Info("privacy budget", "phase", "privacy", "data_source", src.Name, "spent_this_run", spentNow.RatString(), "key_fingerprint", j.key.Fingerprint())
+	if perr != nil {
+		return nil, perr
 	}
-	rel, err := assemblePrivate(spec, alloc, noisy)
+	expDir := filepath.Join(opts.OutDir, spec.OutputName()) // locked since prepare
+	baseline := opts.Baseline
+	if !opts.BaselinePinned {
+		baseline = analysis.ReadBaseline(expDir, date)
+	}
+	history := opts.CriteriaHistory
+	if history == nil {
+		h := analysis.ReadCriteriaHistory(expDir, spec.Experiment, spec.Window.Start, date)
+		history = &h
+	}
+	specAbs, _ := filepath.Abs(spec.Path())
+	pub, err := publish.PublishPrivate(publish.PrivateFacts{
+		Spec: spec, SpecJSON: j.specJSON, SpecHash: j.specHash, Date: date, DateFromFlag: opts.Date != "",
+		Templates: publish.PublicTemplates(j.recs), DuckDB: j.duck, Build: opts.Build, Key: j.key,
+		Ledger: ledger, SpentNow: spentNow, Baseline: baseline, Criteria: history,
+		RunID: opts.RunID, ParentRun: opts.ParentRun, Execution: j.execSet, SpecFile: specAbs,
+	}, rel)
 	if err != nil {
 		return nil, err
 	}
-	rel.Digest, rel.Count, rel.Numbers, rel.DataDigest = runDigest, count, numbers, digest
-	return rel, nil
-}
-
-func sharesByStat(alloc privacy.Allocation) map[string]privacy.Share {
-	m := map[string]privacy.Share{}
-	for _, sh := range alloc.Shares {
-		m[sh.Metric+"\x00"+string(sh.Statistic)] = sh
+	j.phase("statistics", t0)
+	if err := ctx.Err(); err != nil {
+		return nil, &diskio.TransientError{Err: fmt.Errorf("interrupted before commit: %w", err)}
 	}
-	return m
-}
-
-// privateLeaves are the collapsible leaves: the taxonomy and _unclassified.
-func privateLeaves(spec *Spec) []string {
-	leaves := append(append([]string{}, spec.Cohorts.Taxonomy...), UnclassifiedLeaf)
-	sort.Strings(leaves)
-	return leaves
-}
-
-// releasedCohorts decides the released cohorts from the noisy stage-one
-// counts alone (every leaf when the spec does not collapse).
-func releasedCohorts(spec *Spec, noisy map[numberKey]*big.Int) ([]privacy.Cohort, error) {
-	leaves := privateLeaves(spec)
-	if spec.Cohorts.MinUnits <= 0 {
-		var out []privacy.Cohort
-		for _, l := range leaves {
-			out = append(out, privacy.Cohort{Label: l, Leaves: []string{l}})
-		}
-		return out, nil
+	if err := j.writeRestricted(opts, rel, pub, inputs); err != nil {
+		return nil, err
 	}
-	counts := map[string]int64{}
-	for _, l := range leaves {
-		nv := noisy[numberKey{l, "*", stageOneMetric, string(privacy.StatN)}]
-		if nv == nil || !nv.IsInt64() {
-			return nil, fmt.Errorf("privacy: noisy count of %s missing or out of range", l)
-		}
-		counts[l] = nv.Int64()
+	final := filepath.Join(expDir, date)
+	if err := diskio.CommitFolder(final, pub.Files, func([]diskio.OutputFile) ([]byte, error) { return pub.Manifest, nil }); err != nil {
+		return nil, fmt.Errorf("commit %s: %w", final, err)
 	}
-	out, err := privacy.Collapse(leaves, counts, spec.Cohorts.MinUnits)
-	if err != nil {
-		return nil, &SpecError{File: spec.Path(), Key: "cohorts.min_units", Err: fmt.Errorf("nothing can be released (decided on noisy counts, charged to the ledger): %w", err)}
+	log.Info("run committed", "phase", "commit", "dir", final, "rows", pub.Rows, "verdict", pub.Verdict)
+	out := &Outcome{Experiment: spec.Experiment, Dir: final, Rows: pub.Rows, Quality: j.quality, Verdict: pub.Verdict, Blocked: pub.Blocked}
+	if len(pub.Blocked) > 0 {
+		return out, &analysis.GateError{Experiment: spec.Experiment, Checks: pub.Blocked, Dir: final, Details: pub.Details}
 	}
 	return out, nil
 }
 
-// assemblePrivate builds the release from the noisy numbers alone: the
-// released cohorts, every released cell (with (all) as the sum of the
-// released cohorts' cells), the noise of each, and the gate statistics.
-// It reads no exact value, so everything computed from its result is a
-// function of charged noisy values and the spec.
-func assemblePrivate(spec *Spec, alloc privacy.Allocation, noisy map[numberKey]*big.Int) (*privateRelease, error) {
-	shares := sharesByStat(alloc)
-	sd := func(metric, stat string) float64 { return shares[metric+"\x00"+stat].Mechanism.StdDev() }
-	get := func(k numberKey) (*big.Int, error) {
-		v := noisy[k]
-		if v == nil {
-			return nil, fmt.Errorf("privacy: released number %s/%s/%s/%s missing", k.Cohort, k.Variant, k.Metric, k.Statistic)
-		}
-		return new(big.Int).Set(v), nil
+// writeRestricted writes the exact operational record of a private run:
+// the full manifest (inputs, digests, row counts, rendered SQL, timings),
+// the exact quality counts and checks, and every released number's exact
+// value. Folders 0700, files 0600.
+func (j *job) writeRestricted(opts Options, rel *privatize.PrivateRelease, pub *publish.Publication, inputs []intake.InputFile) error {
+	dir := ledgers.RestrictedDir(opts.Host.RestrictedRoot(), j.spec.Experiment, j.date, rel.Digest)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return &ledgers.HostError{Path: dir, Err: err}
 	}
-	cohorts, err := releasedCohorts(spec, noisy)
-	if err != nil {
-		return nil, err
+	var m publish.Manifest
+	if err := json.Unmarshal(pub.Manifest, &m); err != nil {
+		return err
 	}
-	rel := &privateRelease{Allocation: alloc, Noise: map[string]noiseSD{}, Cohorts: cohorts}
-	type key3 struct{ c, v, m string }
-	all := map[key3]Cell{}
-	for _, coh := range cohorts {
-		for _, v := range spec.Variants {
-			nv, err := get(numberKey{coh.Label, v.Name, cellNMetric, string(privacy.StatN)})
-			if err != nil {
-				return nil, err
-			}
-			if !nv.IsInt64() {
-				return nil, fmt.Errorf("privacy: noisy count of %s/%s out of range", coh.Label, v.Name)
-			}
-			// A count is never negative: clamping the noisy value is
-			// post-processing and costs no privacy.
-			if nv.Sign() < 0 {
-				nv.SetInt64(0)
-			}
-			for _, m := range spec.Metrics {
-				nsd := noiseSD{N: sd(cellNMetric, string(privacy.StatN))}
-				c := newCell(coh.Label, v.Name, m.Name)
-				c.N = nv.Int64()
-				sums := c.sums()
-				idx, _ := releasedStats(spec, m)
-				for _, k := range idx {
-					out, err := get(numberKey{coh.Label, v.Name, m.Name, string(statOfSum[k])})
-					if err != nil {
-						return nil, err
-					}
-					*sums[k] = out
-					nsd.Sums[k] = sd(m.Name, string(statOfSum[k]))
-				}
-				if m.Kind == "proportion" {
-					// Post-processing: x ∈ {0, S} ⇒ x² = S·x.
-					sc := big.NewInt(spec.Scale())
-					c.SumSq.Mul(c.Sum, sc)
-					if spec.Statistics.CUPED != nil {
-						c.SumC2.Mul(c.SumC, sc)
-					}
-				}
-				rel.Noise[noiseKey(coh.Label, m.Name)] = nsd
-				rel.Cells = append(rel.Cells, c)
-				a := all[key3{AllCohort, v.Name, m.Name}]
-				if a.Sum == nil {
-					a = newCell(AllCohort, v.Name, m.Name)
-				}
-				a.N += c.N
-				as, cs := a.sums(), c.sums()
-				for i := range as {
-					(*as[i]).Add(*as[i], *cs[i])
-				}
-				all[key3{AllCohort, v.Name, m.Name}] = a
-			}
-		}
+	exactCells, _ := analysis.CompleteCells(j.spec, j.cells)
+	checks, _ := analysis.EvaluateGates(j.spec, j.quality, exactCells, nil, nil)
+	m.Templates, m.Inputs, m.InputDigest = j.recs, inputs, intake.InputDigest(inputs)
+	m.Volatile.StartedAt = j.started.UTC().Format(time.RFC3339Nano)
+	m.Volatile.FinishedAt = opts.now().UTC().Format(time.RFC3339Nano)
+	m.Volatile.Phases, m.Volatile.Scan = j.phases, &j.scan
+	files := map[string]any{
+		"manifest.json": m,
+		"quality.json":  publish.QualityReport{Experiment: j.spec.Experiment, NominalDate: j.date, Counts: j.quality, Checks: checks},
+		"release.json":  publish.RestrictedRecord{Experiment: j.spec.Experiment, NominalDate: j.date, ReleaseDigest: rel.Digest, DataDigest: rel.DataDigest, Numbers: rel.Numbers},
 	}
-	// (all) sums independent noise of every released cohort.
-	for _, m := range spec.Metrics {
-		var sum noiseSD
-		for _, coh := range cohorts {
-			s := rel.Noise[noiseKey(coh.Label, m.Name)]
-			sum.N = math.Hypot(sum.N, s.N)
-			for i := range sum.Sums {
-				sum.Sums[i] = math.Hypot(sum.Sums[i], s.Sums[i])
-			}
-		}
-		rel.Noise[noiseKey(AllCohort, m.Name)] = sum
-	}
-	var withAll []Cell
-	for _, v := range spec.Variants {
-		for _, m := range spec.Metrics {
-			withAll = append(withAll, all[key3{AllCohort, v.Name, m.Name}])
-		}
-	}
-	rel.Cells = append(withAll, rel.Cells...)
-	for _, g := range gateStats {
-		out, err := get(numberKey{"*", "*", gateMetric, g.name})
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		b, err := diskio.MarshalJSON(files[name])
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if !out.IsInt64() {
-			return nil, fmt.Errorf("privacy: noisy %s out of range", g.name)
+		if err := diskio.WriteAtomicMode(filepath.Join(dir, name), b, 0o600); err != nil {
+			return &ledgers.HostError{Path: dir, Err: err}
 		}
-		rel.Gates = append(rel.Gates, noisyGate{Name: g.name, Value: out.Int64(), NoiseSD: sd(gateMetric, g.name), Sensitivity: g.sens(spec)})
 	}
-	return rel, nil
+	return nil
 }

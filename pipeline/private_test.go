@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"bytes"
@@ -15,6 +15,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/ledgers"
+	"github.com/verity-analytics/verity/pipeline/privatize"
+	"github.com/verity-analytics/verity/pipeline/publish"
+	"github.com/verity-analytics/verity/pipeline/replay"
 	"github.com/verity-analytics/verity/privacy"
 )
 
@@ -37,7 +45,7 @@ privacy: {enabled: true, epsilon: 0.5, delta: 1.0e-6, run_share: 1}
 // cover the true effect 93–97% of the time, and intervals that ignore the
 // noise do not.
 func TestNoiseAwareCoverage(t *testing.T) {
-	spec, err := ParseSpec("sim.yaml", []byte(privateSpecYAML))
+	spec, err := expspec.ParseSpec("sim.yaml", []byte(privateSpecYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +56,7 @@ func TestNoiseAwareCoverage(t *testing.T) {
 	cover, coverNaive := 0, 0
 	var noiseSD, samplingSE float64
 	for s := 0; s < sims; s++ {
-		var cells []Cell
+		var cells []engine.Cell
 		for _, arm := range []struct {
 			name string
 			p    float64
@@ -59,27 +67,27 @@ func TestNoiseAwareCoverage(t *testing.T) {
 					k++
 				}
 			}
-			c := newCell("a", arm.name, "converted")
+			c := engine.NewCell("a", arm.name, "converted")
 			c.N = n
 			c.Sum.SetInt64(k * scale)
 			c.SumSq.Mul(c.Sum, big.NewInt(scale))
-			cells = append(cells, c, newCell(UnclassifiedLeaf, arm.name, "converted"))
+			cells = append(cells, c, engine.NewCell(expspec.UnclassifiedLeaf, arm.name, "converted"))
 		}
 		key := sha256.Sum256([]byte(fmt.Sprintf("simulation key %d", s)))
-		rel, err := privatize(spec, cells, Quality{}, privacy.Key(key[:]), "spec", "2026-11-19")
+		rel, err := privatize.Privatize(spec, cells, engine.Quality{}, privacy.Key(key[:]), "spec", "2026-11-19")
 		if err != nil {
 			t.Fatal(err)
 		}
-		cohorts := []cohortRelease{{Label: AllCohort}}
-		aware, _, err := analyse(spec, rel.Cells, cohorts, rel.Noise, "2026-11-19")
+		cohorts := []analysis.CohortRelease{{Label: expspec.AllCohort}}
+		aware, _, err := analysis.Analyse(spec, rel.Cells, cohorts, rel.Noise, "2026-11-19")
 		if err != nil {
 			t.Fatal(err)
 		}
-		naive, _, err := analyse(spec, rel.Cells, cohorts, nil, "2026-11-19")
+		naive, _, err := analysis.Analyse(spec, rel.Cells, cohorts, nil, "2026-11-19")
 		if err != nil {
 			t.Fatal(err)
 		}
-		covers := func(r ResultRow) bool {
+		covers := func(r analysis.ResultRow) bool {
 			return r.AbsCILow != nil && *r.AbsCILow <= pt-pc && pt-pc <= *r.AbsCIHigh
 		}
 		if covers(aware[0]) {
@@ -107,19 +115,19 @@ func TestNoiseAwareCoverage(t *testing.T) {
 // fixtureHost returns a host whose state folder registers the committed
 // fixtures' data as one source with the given total ε (δ 1e-6, scope
 // source) and accepts the test-only key.
-func fixtureHost(t *testing.T, epsilon float64) Host {
+func fixtureHost(t *testing.T, epsilon float64) ledgers.Host {
 	t.Helper()
 	state := t.TempDir()
-	if _, err := LedgerInit(state, "fixtures", "../fixtures/data", privacy.ScopeSource, privacy.Budget{Epsilon: epsilon, Delta: 1e-6}, nil); err != nil {
+	if _, err := ledgers.LedgerInit(state, "fixtures", "../fixtures/data", privacy.ScopeSource, privacy.Budget{Epsilon: epsilon, Delta: 1e-6}, nil); err != nil {
 		t.Fatal(err)
 	}
-	return Host{StateDir: state, AllowTestKey: true}
+	return ledgers.Host{StateDir: state, AllowTestKey: true}
 }
 
 // readSourceLedger reads the fixtures source's ledger of a host.
-func readSourceLedger(t *testing.T, h Host) privacy.Ledger {
+func readSourceLedger(t *testing.T, h ledgers.Host) privacy.Ledger {
 	t.Helper()
-	l, err := readLedger(filepath.Join(h.StateDir, "ledgers", "fixtures.json"))
+	l, err := ledgers.ReadLedger(filepath.Join(h.StateDir, "ledgers", "fixtures.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,9 +136,9 @@ func readSourceLedger(t *testing.T, h Host) privacy.Ledger {
 
 // runPrivate runs the committed private fixture spec with the given key
 // (hex) into out and returns the results bytes.
-func runPrivate(t *testing.T, host Host, specFile, out string, key []byte, date string, windowEnd ...string) ([]byte, error) {
+func runPrivate(t *testing.T, host ledgers.Host, specFile, out string, key []byte, date string, windowEnd ...string) ([]byte, error) {
 	t.Helper()
-	spec, err := LoadSpec(specFile)
+	spec, err := expspec.LoadSpec(specFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +151,7 @@ func runPrivate(t *testing.T, host Host, specFile, out string, key []byte, date 
 	spec.Privacy.KeyFile = ""
 	spec.Privacy.KeyEnv = "VERITY_TEST_NOISE_KEY"
 	t.Setenv("VERITY_TEST_NOISE_KEY", "hex:"+fmt.Sprintf("%x", key))
-	res, err := Run(context.Background(), spec, Options{OutDir: out, Date: date, Engine: Engine{Threads: 2}, Host: host})
+	res, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: out, Date: date, Engine: engine.Engine{Threads: 2}, Host: host})
 	if err != nil {
 		return nil, err
 	}
@@ -180,17 +188,17 @@ func TestPrivateReproducibleAndKeyed(t *testing.T) {
 // digest and so every noise stream, not just the affected sum; identical
 // exact values draw identical noise, whatever computed them.
 func TestOneValueChangesNoise(t *testing.T) {
-	spec, err := LoadSpec(privateFixture)
+	spec, err := expspec.LoadSpec(privateFixture)
 	if err != nil {
 		t.Fatal(err)
 	}
 	k := sha256.Sum256([]byte("key"))
-	mk := func(bump int64) []Cell {
-		cells := []Cell{}
-		for _, l := range []string{"casual/desktop", "casual/mobile", "power/desktop", "power/mobile", UnclassifiedLeaf} {
+	mk := func(bump int64) []engine.Cell {
+		cells := []engine.Cell{}
+		for _, l := range []string{"casual/desktop", "casual/mobile", "power/desktop", "power/mobile", expspec.UnclassifiedLeaf} {
 			for _, v := range []string{"control", "treatment"} {
 				for _, m := range []string{"converted", "revenue"} {
-					c := newCell(l, v, m)
+					c := engine.NewCell(l, v, m)
 					c.N = 100
 					c.Sum.SetInt64(40_000_000)
 					c.SumSq.SetInt64(900_000_000_000_000)
@@ -201,15 +209,15 @@ func TestOneValueChangesNoise(t *testing.T) {
 		cells[len(cells)-1].Sum.Add(cells[len(cells)-1].Sum, big.NewInt(bump))
 		return cells
 	}
-	r1, err := privatize(spec, mk(0), Quality{}, k[:], "h", "2026-11-19")
+	r1, err := privatize.Privatize(spec, mk(0), engine.Quality{}, k[:], "h", "2026-11-19")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r1b, err := privatize(spec, mk(0), Quality{}, k[:], "h", "2026-11-19")
+	r1b, err := privatize.Privatize(spec, mk(0), engine.Quality{}, k[:], "h", "2026-11-19")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := privatize(spec, mk(1), Quality{}, k[:], "h", "2026-11-19")
+	r2, err := privatize.Privatize(spec, mk(1), engine.Quality{}, k[:], "h", "2026-11-19")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +236,7 @@ func TestOneValueChangesNoise(t *testing.T) {
 }
 
 func TestPrivateNeedsKey(t *testing.T) {
-	spec, err := LoadSpec(privateFixture)
+	spec, err := expspec.LoadSpec(privateFixture)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,9 +244,9 @@ func TestPrivateNeedsKey(t *testing.T) {
 	spec.Privacy.KeyEnv = "VERITY_TEST_ABSENT_KEY"
 	os.Unsetenv("VERITY_TEST_ABSENT_KEY")
 	out := t.TempDir()
-	_, err = Run(context.Background(), spec, Options{OutDir: out, Host: fixtureHost(t, 40)})
-	if err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), "no usable noise key") {
-		t.Fatalf("want exit 78 naming the missing key, got %v (exit %d)", err, ExitCode(err))
+	_, err = pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: out, Host: fixtureHost(t, 40)})
+	if err == nil || pipeline.ExitCode(err) != pipeline.ExitConfig || !strings.Contains(err.Error(), "no usable noise key") {
+		t.Fatalf("want exit 78 naming the missing key, got %v (exit %d)", err, pipeline.ExitCode(err))
 	}
 	if entries, _ := os.ReadDir(out); len(entries) != 0 {
 		t.Errorf("a keyless private run wrote %v", entries)
@@ -276,7 +284,7 @@ func TestLedgerOverNights(t *testing.T) {
 			t.Fatalf("ledger spent %s exceeds total %s", l.Spent().RatString(), l.Total.RatString())
 		}
 		if err != nil {
-			if !errors.Is(err, privacy.ErrBudgetExhausted) || ExitCode(err) != ExitConfig {
+			if !errors.Is(err, privacy.ErrBudgetExhausted) || pipeline.ExitCode(err) != pipeline.ExitConfig {
 				t.Fatalf("night %d: want a budget refusal (exit 78), got %v", night, err)
 			}
 			if _, statErr := os.Stat(filepath.Join(out, "checkout-button-private", fmt.Sprintf("2026-11-%d", night))); statErr == nil {
@@ -300,7 +308,7 @@ func TestPrivateRerunSameFolder(t *testing.T) {
 	k := sha256.Sum256([]byte("rerun key"))
 	out := t.TempDir()
 	host := fixtureHost(t, 40)
-	read := func() (map[string][]byte, Manifest) {
+	read := func() (map[string][]byte, publish.Manifest) {
 		dir := filepath.Join(out, "checkout-button-private", "2026-11-19")
 		files := map[string][]byte{}
 		for _, f := range []string{"results.csv", "results.parquet", "quality.json", "decisions.json", "report.html"} {
@@ -310,7 +318,7 @@ func TestPrivateRerunSameFolder(t *testing.T) {
 			}
 			files[f] = b
 		}
-		var m Manifest
+		var m publish.Manifest
 		b, _ := os.ReadFile(filepath.Join(dir, "manifest.json"))
 		if err := json.Unmarshal(b, &m); err != nil {
 			t.Fatal(err)
@@ -360,12 +368,12 @@ func TestPrivateReplayRefusesPins(t *testing.T) {
 		t.Fatal(err)
 	}
 	manifest := filepath.Join(out, "checkout-button-private", "2026-11-19", "manifest.json")
-	_, err := Replay(context.Background(), manifest, ReplayOptions{Pins: map[string]string{"traces": "v2"}, Host: host})
-	if err == nil || ExitCode(err) != ExitConfig || !strings.Contains(err.Error(), "outside the privacy ledger") {
+	_, err := replay.Replay(context.Background(), manifest, replay.ReplayOptions{Pins: map[string]string{"traces": "v2"}, Host: host})
+	if err == nil || pipeline.ExitCode(err) != pipeline.ExitConfig || !strings.Contains(err.Error(), "outside the privacy ledger") {
 		t.Fatalf("pinned private replay: want exit 78, got %v", err)
 	}
 	spent := readSourceLedger(t, host).Spent()
-	rep, err := Replay(context.Background(), manifest, ReplayOptions{Host: host})
+	rep, err := replay.Replay(context.Background(), manifest, replay.ReplayOptions{Host: host})
 	if err != nil {
 		t.Fatalf("unpinned private replay: %v", err)
 	}

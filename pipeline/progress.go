@@ -2,219 +2,69 @@ package pipeline
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
+	"encoding/json"
 	"log/slog"
-	"math"
-	"reflect"
-	"strings"
-	"sync"
+	"path/filepath"
 	"time"
-	"unsafe"
 
-	"github.com/duckdb/duckdb-go/v2/mapping"
-
-	"github.com/verity-analytics/verity/queries"
+	"github.com/verity-analytics/verity/pipeline/diskio"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/publish"
 )
 
-// The shared SQL pass is the long part of a run. It reports its progress
-// statement by statement: "step n of m" with the statement's template, an
-// estimate of the time left in the pass from the previous night's
-// per-statement timings scaled by tonight's input bytes, and, while a
-// statement runs, DuckDB's own percentage of it. A pass that serves a
-// private spec reports only the steps: the number of statements depends
-// on the templates alone, while timings, percentages and row counts
-// depend on the data; it announces them once, before the pass.
-
-// progressEvery is how often a running statement's percentage is logged.
-var progressEvery = 5 * time.Second
-
-// sqlProgress reports one pass. A nil *sqlProgress reports nothing.
-type sqlProgress struct {
-	log     *slog.Logger
-	private bool
-	keys    []string           // every statement of the pass, in order
-	prev    map[string]float64 // previous night's ms per statement, scaled to tonight's input bytes
-	raw     mapping.Connection // DuckDB's connection, for its query progress
-	hasRaw  bool
-	step    int
-	timings []Phase
-}
-
-// statementKey names one statement of a template in logs and in the
-// manifest's volatile phases: "sql events@v5 1/2".
-func statementKey(r rendered, i, n int) string {
-	return fmt.Sprintf("sql %s@%s %d/%d", r.Name, r.Version, i+1, n)
-}
-
-// newSQLProgress prepares the report of one pass over the given templates
-// (in the order runSQL runs them). prev is the previous night's scan and
-// phases, from the manifest of an exact spec of the pass, if there is one.
-func newSQLProgress(log *slog.Logger, private bool, tmpls []rendered, inputBytes int64, prev *Scan, prevPhases []Phase) *sqlProgress {
-	byName := map[string]rendered{}
-	for _, t := range tmpls {
-		byName[t.Name] = t
-	}
-	p := &sqlProgress{log: log, private: private}
-	for _, name := range sqlPassOrder {
-		r := byName[name]
-		n := 1
-		if name != "sufstats" && name != "quality" {
-			n = len(statements(r.SQL))
-		}
-		for i := 0; i < n; i++ {
-			p.keys = append(p.keys, statementKey(r, i, n))
-		}
-	}
-	if !private && prev != nil && prev.InputBytes > 0 {
-		scale := float64(inputBytes) / float64(prev.InputBytes)
-		p.prev = map[string]float64{}
-		for _, ph := range prevPhases {
-			if strings.HasPrefix(ph.Name, "sql ") {
-				p.prev[ph.Name] = ph.Millis * scale
-			}
-		}
-	}
-	return p
-}
-
-// sqlPassOrder is the order runSQL runs the templates in.
-var sqlPassOrder = []string{"traces", "assignment", "events", "unit_metrics", "sufstats", "quality"}
-
-// attach lets the report read DuckDB's progress of the statements that
-// run on the session's connection, once the internal progress@v1 template
-// has enabled it (DuckDB refreshes the progress only with its progress
-// bar on). Without it (another driver layout, a template folder without
-// progress@v1), steps are still shown.
-func (p *sqlProgress) attach(ctx context.Context, s *session) {
-	if p == nil || p.private {
-		return
-	}
-	t, err := queries.Load(s.fsys, "progress", "v1")
+// PreviousManifest reads the manifest of the night before date in an
+// experiment's output folder, if it exists and parses.
+func PreviousManifest(expDir, date string) *publish.Manifest {
+	d, err := time.Parse("2006-01-02", date)
 	if err != nil {
-		return
-	}
-	if p.raw, p.hasRaw = rawConnection(ctx, s.conn); !p.hasRaw {
-		return
-	}
-	if err := s.exec(ctx, rendered{Name: t.Name, Version: t.Version, SQL: t.Text}, nil); err != nil {
-		p.hasRaw = false
-	}
-}
-
-// rawConnection returns DuckDB's C connection behind a database/sql
-// connection. duckdb-go v2.5.6 exposes query progress only through its
-// mapping package (duckdb_query_progress, safe to call while another
-// thread runs the query) and keeps the connection in the unexported field
-// conn of *duckdb.Conn: it is read here by reflection, and any other
-// layout gives ok = false.
-func rawConnection(ctx context.Context, conn *sql.Conn) (raw mapping.Connection, ok bool) {
-	_ = conn.Raw(func(dc any) error {
-		v := reflect.ValueOf(dc)
-		if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
-			return nil
-		}
-		f := v.Elem().FieldByName("conn")
-		if !f.IsValid() || f.Type() != reflect.TypeOf(mapping.Connection{}) {
-			return nil
-		}
-		raw = *(*mapping.Connection)(unsafe.Pointer(f.UnsafeAddr()))
-		ok = raw.Ptr != nil
 		return nil
-	})
-	return raw, ok
+	}
+	b, err := diskio.ReadRegularFile(filepath.Join(expDir, d.AddDate(0, 0, -1).Format("2006-01-02"), "manifest.json"))
+	if err != nil {
+		return nil
+	}
+	var m publish.Manifest
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return &m
 }
 
-// run runs one statement (fn) as the next step of the pass.
-func (p *sqlProgress) run(key string, fn func() error) error {
-	if p == nil {
-		return fn()
+// passLogger is the logger of a shared pass: the run and the experiments
+// it serves. A pass serving a private spec logs untimed, like the spec.
+func passLogger(jobs []*job, opts Options) (log *slog.Logger, private bool) {
+	var exps []string
+	for _, j := range jobs {
+		exps = append(exps, j.spec.Experiment)
+		private = private || (j.spec.Privacy != nil && j.spec.Privacy.Enabled)
 	}
-	p.step++
-	t0 := time.Now()
-	if p.private {
-		// The statements were announced before the pass; the time is
-		// kept for the restricted record only.
-		err := fn()
-		p.timings = append(p.timings, Phase{Name: key, Millis: float64(time.Since(t0).Microseconds()) / 1000})
-		return err
+	h := opts.Logger.Handler()
+	if private {
+		h = untimed{h}
 	}
-	attrs := []any{"phase", "sql", "step", p.step, "of", len(p.keys), "statement", key}
-	if left, ok := p.estimate(); ok {
-		attrs = append(attrs, "estimate_s", left)
-	}
-	p.log.Info("sql statement", attrs...)
-	stop := p.watch(key, t0)
-	defer stop() // also if fn panics: the watcher must not outlive the connection
-	err := fn()
-	stop()
-	ms := float64(time.Since(t0).Microseconds()) / 1000
-	p.timings = append(p.timings, Phase{Name: key, Millis: ms})
-	p.log.Info("sql statement done", "phase", "sql", "step", p.step, "of", len(p.keys), "statement", key, "ms", ms)
-	return err
+	return slog.New(h).With("run_id", opts.RunID, "experiments", exps), private
 }
 
-// estimate is the time left in the pass, in seconds, from this step on:
-// the previous night's timings of the remaining statements, scaled by
-// tonight's input bytes. ok is false without a comparable previous night.
-func (p *sqlProgress) estimate() (seconds float64, ok bool) {
-	if p.private || p.prev == nil || p.step < 1 || p.step > len(p.keys) {
-		return 0, false
-	}
-	var ms float64
-	for _, k := range p.keys[p.step-1:] {
-		v, found := p.prev[k]
-		if !found {
-			return 0, false
+// passProgress prepares the progress report of a group's pass, with the
+// previous night's timings of its first spec when every spec is exact.
+func passProgress(ctx context.Context, jobs []*job, opts Options, st *groupState, inputBytes int64) *engine.SQLProgress {
+	log, private := passLogger(jobs, opts)
+	var (
+		prevScan   *engine.Scan
+		prevPhases []engine.Phase
+	)
+	if !private {
+		if prev := PreviousManifest(filepath.Join(opts.OutDir, jobs[0].spec.OutputName()), jobs[0].date); prev != nil && prev.Volatile != nil {
+			prevScan, prevPhases = prev.Volatile.Scan, prev.Volatile.Phases
 		}
-		ms += v
 	}
-	return math.Round(ms/100) / 10, true
-}
-
-// watch logs DuckDB's percentage of the running statement every
-// progressEvery until the returned stop is called; stop returns only once
-// the watcher has stopped reading the connection.
-func (p *sqlProgress) watch(key string, t0 time.Time) (stop func()) {
-	if p.private || !p.hasRaw {
-		return func() {}
+	p := engine.NewSQLProgress(log, private, st.tmpls, inputBytes, prevScan, prevPhases)
+	if private {
+		// A private pass announces its statements once, up front: a line
+		// per statement as it starts would let a log collector's
+		// timestamps time each statement on the data.
+		log.Info("sql pass", "phase", "sql", "of", len(p.Keys), "statements", p.Keys)
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(progressEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				q := mapping.QueryProgress(p.raw)
-				pct, rows, total := mapping.QueryProgressTypeMembers(&q)
-				// DuckDB reports -1 when it cannot tell, and a figure
-				// without rows between pipelines: only a percentage of
-				// rows actually counted is shown.
-				pct = math.Round(pct*10) / 10
-				if !(pct > 0 && pct <= 100) || total == 0 || rows == 0 || rows > total {
-					continue
-				}
-				attrs := []any{"phase", "sql", "step", p.step, "of", len(p.keys), "statement", key,
-					"percent", pct, "rows_processed", rows, "rows_total", total}
-				if pct >= 1 { // below 1% an extrapolation says nothing
-					left := time.Since(t0).Seconds() * (100 - pct) / pct
-					attrs = append(attrs, "statement_left_s", math.Round(left*10)/10)
-				}
-				p.log.Info("sql progress", attrs...)
-			}
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			close(done)
-			wg.Wait()
-		})
-	}
+	p.Attach(ctx, st.sess)
+	return p
 }

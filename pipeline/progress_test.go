@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"bytes"
@@ -13,16 +13,19 @@ import (
 	"time"
 
 	"github.com/verity-analytics/verity/fixtures"
+	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
 	"github.com/verity-analytics/verity/queries"
 )
 
 // progressRecords runs specs with a JSON logger and returns the records
 // of the shared SQL pass (phase "sql" with a step).
-func progressRecords(t *testing.T, specs []*Spec, opts Options) []map[string]any {
+func progressRecords(t *testing.T, specs []*expspec.Spec, opts pipeline.Options) []map[string]any {
 	t.Helper()
 	var buf bytes.Buffer
 	opts.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
-	for _, r := range RunAll(context.Background(), specs, opts) {
+	for _, r := range pipeline.RunAll(context.Background(), specs, opts) {
 		if r.Err != nil {
 			t.Fatalf("%s: %v", r.SpecFile, r.Err)
 		}
@@ -62,7 +65,7 @@ func checkSteps(t *testing.T, recs []map[string]any, want int) {
 // passStatements counts the statements of a spec's pinned templates from
 // their released text: one per line ending in ";" for the statement
 // templates, one each for the two queries.
-func passStatements(t *testing.T, spec *Spec) int {
+func passStatements(t *testing.T, spec *expspec.Spec) int {
 	t.Helper()
 	n := 0
 	for _, name := range []string{"traces", "assignment", "events", "unit_metrics"} {
@@ -87,8 +90,8 @@ func passStatements(t *testing.T, spec *Spec) int {
 // some templates), logs each statement's time, and on the next night
 // estimates the time left from the previous night's timings.
 func TestProgressExact(t *testing.T) {
-	defer func(d time.Duration) { progressEvery = d }(progressEvery)
-	progressEvery = 10 * time.Millisecond
+	defer func(d time.Duration) { engine.ProgressEvery = d }(engine.ProgressEvery)
+	engine.ProgressEvery = 10 * time.Millisecond
 
 	dir := t.TempDir()
 	cfg := fixtures.DefaultConfig()
@@ -103,14 +106,14 @@ func TestProgressExact(t *testing.T) {
 	specText = bytes.ReplaceAll(specText, []byte("../data/basic/"), []byte("data/"))
 	specText = bytes.ReplaceAll(specText, []byte("templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}"),
 		[]byte("templates: {traces: v6, assignment: v5, events: v5, unit_metrics: v5, sufstats: v3, quality: v4}"))
-	spec, err := ParseSpec(filepath.Join(dir, "spec.yaml"), specText)
+	spec, err := expspec.ParseSpec(filepath.Join(dir, "spec.yaml"), specText)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := passStatements(t, spec)
 
 	out := filepath.Join(dir, "out")
-	night1 := progressRecords(t, []*Spec{spec}, Options{OutDir: out, Date: "2026-11-18"})
+	night1 := progressRecords(t, []*expspec.Spec{spec}, pipeline.Options{OutDir: out, Date: "2026-11-18"})
 	checkSteps(t, night1, want)
 	var percents []float64
 	done := 0
@@ -139,7 +142,7 @@ func TestProgressExact(t *testing.T) {
 	t.Logf("%d statements, %d progress records (TestProgressPercentage checks them on a longer statement)", want, len(percents))
 
 	// The night's manifest keeps each statement's time for the next night.
-	m := previousManifest(filepath.Join(out, spec.OutputName()), "2026-11-19")
+	m := pipeline.PreviousManifest(filepath.Join(out, spec.OutputName()), "2026-11-19")
 	if m == nil {
 		t.Fatal("no manifest of 2026-11-18")
 	}
@@ -153,7 +156,7 @@ func TestProgressExact(t *testing.T) {
 		t.Fatalf("the manifest times %d statements, want %d: %v", len(timed), want, timed)
 	}
 
-	night2 := progressRecords(t, []*Spec{spec}, Options{OutDir: out, Date: "2026-11-19"})
+	night2 := progressRecords(t, []*expspec.Spec{spec}, pipeline.Options{OutDir: out, Date: "2026-11-19"})
 	checkSteps(t, night2, want)
 	var estimates []float64
 	for _, r := range night2 {
@@ -182,15 +185,15 @@ func TestProgressExact(t *testing.T) {
 // that depends on the data: no time of day, no duration, no percentage,
 // no estimate.
 func TestProgressPrivate(t *testing.T) {
-	defer func(d time.Duration) { progressEvery = d }(progressEvery)
-	progressEvery = time.Millisecond
-	spec, err := LoadSpec(filepath.Join("..", "fixtures", "specs", "checkout-button-private.yaml"))
+	defer func(d time.Duration) { engine.ProgressEvery = d }(engine.ProgressEvery)
+	engine.ProgressEvery = time.Millisecond
+	spec, err := expspec.LoadSpec(filepath.Join("..", "fixtures", "specs", "checkout-button-private.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	opts := Options{OutDir: t.TempDir(), Host: fixtureHost(t, 40), Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
-	for _, r := range RunAll(context.Background(), []*Spec{spec}, opts) {
+	opts := pipeline.Options{OutDir: t.TempDir(), Host: fixtureHost(t, 40), Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
+	for _, r := range pipeline.RunAll(context.Background(), []*expspec.Spec{spec}, opts) {
 		if r.Err != nil {
 			t.Fatal(r.Err)
 		}
@@ -224,26 +227,26 @@ func TestProgressPrivate(t *testing.T) {
 // percentage of it is logged, within (0, 100], never going back, with
 // the rows read so far and the rows to read.
 func TestProgressPercentage(t *testing.T) {
-	defer func(d time.Duration) { progressEvery = d }(progressEvery)
-	progressEvery = 20 * time.Millisecond
+	defer func(d time.Duration) { engine.ProgressEvery = d }(engine.ProgressEvery)
+	engine.ProgressEvery = 20 * time.Millisecond
 	ctx := context.Background()
-	s, err := openSession(ctx, Engine{Threads: 2}, queries.FS())
+	s, err := engine.OpenSession(ctx, engine.Engine{Threads: 2}, queries.FS())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	file := filepath.Join(t.TempDir(), "rows.parquet")
-	if _, err := s.conn.ExecContext(ctx, fmt.Sprintf("COPY (SELECT i, md5(i::VARCHAR) AS h FROM range(6000000) t(i)) TO '%s' (FORMAT parquet)", file)); err != nil {
+	if _, err := s.Conn.ExecContext(ctx, fmt.Sprintf("COPY (SELECT i, md5(i::VARCHAR) AS h FROM range(6000000) t(i)) TO '%s' (FORMAT parquet)", file)); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	p := &sqlProgress{log: slog.New(slog.NewJSONHandler(&buf, nil)), keys: []string{"sql test@v1 1/1"}}
-	p.attach(ctx, s)
-	if !p.hasRaw {
+	p := &engine.SQLProgress{Log: slog.New(slog.NewJSONHandler(&buf, nil)), Keys: []string{"sql test@v1 1/1"}}
+	p.Attach(ctx, s)
+	if !p.HasRaw {
 		t.Fatal("no access to DuckDB's connection: the duckdb-go layout changed (see rawConnection)")
 	}
-	err = p.run("sql test@v1 1/1", func() error {
-		_, err := s.conn.ExecContext(ctx, fmt.Sprintf("CREATE TEMP TABLE g AS SELECT h, count(*) AS n FROM read_parquet('%s') GROUP BY h", file))
+	err = p.Run("sql test@v1 1/1", func() error {
+		_, err := s.Conn.ExecContext(ctx, fmt.Sprintf("CREATE TEMP TABLE g AS SELECT h, count(*) AS n FROM read_parquet('%s') GROUP BY h", file))
 		return err
 	})
 	if err != nil {

@@ -16,6 +16,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/diskio"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/intake"
+	"github.com/verity-analytics/verity/pipeline/ledgers"
+	"github.com/verity-analytics/verity/pipeline/privatize"
+	"github.com/verity-analytics/verity/pipeline/publish"
 	"github.com/verity-analytics/verity/pipeline/report"
 	"github.com/verity-analytics/verity/privacy"
 	"github.com/verity-analytics/verity/queries"
@@ -30,14 +38,14 @@ type Options struct {
 	// the spec's window.
 	Date string
 	// Engine holds the DuckDB settings.
-	Engine Engine
+	Engine engine.Engine
 	// Queries is the template file system; nil means the templates
 	// compiled into the binary.
 	Queries fs.FS
 	// Logger receives structured progress logs; nil discards them.
 	Logger *slog.Logger
 	// Build identifies the binary, for the manifest.
-	Build BuildInfo
+	Build publish.BuildInfo
 	// RunID identifies this run in logs and the manifest; empty means a
 	// fresh random id.
 	RunID string
@@ -46,14 +54,14 @@ type Options struct {
 	// Baseline and BaselinePinned fix the previous night's figures the
 	// volume check compares with (a replay passes the manifest's);
 	// otherwise they are read from the previous night's run in OutDir.
-	Baseline       *Baseline
+	Baseline       *analysis.Baseline
 	BaselinePinned bool
 	// CriteriaHistory fixes the earlier nights' success criteria (a replay
 	// passes the manifest's); nil means they are read from OutDir.
-	CriteriaHistory *CriteriaHistory
+	CriteriaHistory *analysis.CriteriaHistory
 	// Host is the host configuration of private runs: the state folder
 	// with the privacy ledgers, the restricted area, the test-key switch.
-	Host Host
+	Host ledgers.Host
 	// now is the clock for the volatile timestamps (tests may set it).
 	now func() time.Time
 }
@@ -61,15 +69,15 @@ type Options struct {
 // Validate checks the options.
 func (o *Options) Validate() error {
 	if o.OutDir == "" {
-		return fmt.Errorf("%w: an output folder is required (--out)", ErrUsage)
+		return fmt.Errorf("%w: an output folder is required (--out)", expspec.ErrUsage)
 	}
 	if o.Date != "" {
-		if _, err := time.Parse("2006-01-02", o.Date); err != nil || !dateRE.MatchString(o.Date) {
-			return fmt.Errorf("%w: --date wants YYYY-MM-DD, got %q", ErrUsage, o.Date)
+		if _, err := time.Parse("2006-01-02", o.Date); err != nil || !intake.DateRE.MatchString(o.Date) {
+			return fmt.Errorf("%w: --date wants YYYY-MM-DD, got %q", expspec.ErrUsage, o.Date)
 		}
 	}
 	if err := o.Engine.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
+		return fmt.Errorf("%w: %v", expspec.ErrUsage, err)
 	}
 	// The restricted area holds exact data: never inside the release.
 	if r := o.Host.RestrictedRoot(); r != "" {
@@ -82,8 +90,8 @@ func (o *Options) Validate() error {
 			if rr, err := filepath.EvalSymlinks(res); err == nil {
 				res = rr
 			}
-			if within(out, res) || within(res, out) {
-				return fmt.Errorf("%w: the restricted area %s and the output folder %s overlap; the restricted area holds exact data and must stay out of every release", ErrUsage, r, o.OutDir)
+			if ledgers.Within(out, res) || ledgers.Within(res, out) {
+				return fmt.Errorf("%w: the restricted area %s and the output folder %s overlap; the restricted area holds exact data and must stay out of every release", expspec.ErrUsage, r, o.OutDir)
 			}
 		}
 	}
@@ -96,7 +104,7 @@ type Outcome struct {
 	Dir        string // the committed output folder
 	Rows       int    // result rows written
 	Verdict    string // from decisions.json
-	Quality    Quality
+	Quality    engine.Quality
 	Blocked    []string // blocking quality checks that failed (the run exits 65)
 }
 
@@ -128,45 +136,45 @@ func (r Result) Label() string {
 // never leaves a folder that looks complete. A blocking quality gate
 // commits the outputs (so the on-call engineer can read why) and returns a
 // *GateError.
-func Run(ctx context.Context, spec *Spec, opts Options) (*Outcome, error) {
-	res := RunAll(ctx, []*Spec{spec}, opts)[0]
+func Run(ctx context.Context, spec *expspec.Spec, opts Options) (*Outcome, error) {
+	res := RunAll(ctx, []*expspec.Spec{spec}, opts)[0]
 	if res.Skipped != "" {
-		return nil, &SpecError{File: spec.Path(), Key: "window", Err: errors.New(res.Skipped)}
+		return nil, &expspec.SpecError{File: spec.Path(), Key: "window", Err: errors.New(res.Skipped)}
 	}
 	return res.Outcome, res.Err
 }
 
 // job is one spec's run as it moves through the phases.
 type job struct {
-	spec     *Spec
+	spec     *expspec.Spec
 	log      *slog.Logger
 	date     string
 	key      privacy.Key
 	specJSON []byte
 	specHash string
-	traces   []InputFile
-	events   []InputFile
-	phases   []Phase
+	traces   []intake.InputFile
+	events   []intake.InputFile
+	phases   []engine.Phase
 	started  time.Time
 
 	// filled by the shared SQL pass
-	cells    []Cell
-	quality  Quality
-	missing  []MissingEvent // metric events with no row in the window (eventnames.go)
-	recs     []TemplateRecord
-	duck     DuckDBInfo
-	execSet  []Setting
-	scan     Scan
+	cells    []engine.Cell
+	quality  engine.Quality
+	missing  []analysis.MissingEvent // metric events with no row in the window (eventnames.go)
+	recs     []engine.TemplateRecord
+	duck     publish.DuckDBInfo
+	execSet  []engine.Setting
+	scan     engine.Scan
 	err      error
 	skipped  string
 	outcome  *Outcome
 	groupKey string
-	lock     *folderLock // held from prepare to the end of RunAll
-	source   Source      // a private spec's data source (its ledger)
+	lock     *diskio.FolderLock // held from prepare to the end of RunAll
+	source   ledgers.Source     // a private spec's data source (its ledger)
 }
 
 func (j *job) phase(name string, t0 time.Time) {
-	j.phases = append(j.phases, Phase{Name: name, Millis: float64(time.Since(t0).Microseconds()) / 1000})
+	j.phases = append(j.phases, engine.Phase{Name: name, Millis: float64(time.Since(t0).Microseconds()) / 1000})
 	if j.spec.Privacy.Enabled {
 		// A private run's logs carry no timing: how long a phase took
 		// depends on the data (the restricted record keeps it).
@@ -204,8 +212,8 @@ func (o Options) withDefaults() (Options, error) {
 // planJobs prepares a job per spec (lock: take each experiment folder's
 // lock) and groups the prepared ones by the pass they can share, in spec
 // order.
-func planJobs(ctx context.Context, specs []*Spec, opts Options, lock bool) (jobs []*job, groups [][]*job) {
-	hashes := map[string]InputFile{}
+func planJobs(ctx context.Context, specs []*expspec.Spec, opts Options, lock bool) (jobs []*job, groups [][]*job) {
+	hashes := map[string]intake.InputFile{}
 	dup := duplicateNames(specs)
 	index := map[string]int{}
 	// Results of a pass are split by experiment, so two specs of the same
@@ -245,7 +253,7 @@ func planJobs(ctx context.Context, specs []*Spec, opts Options, lock bool) (jobs
 // traces and events are scanned once for all of them. Each experiment then
 // finishes on its own, so one broken spec or input fails only the
 // experiments that depend on it. Results are in spec order.
-func RunAll(ctx context.Context, specs []*Spec, opts Options) []Result {
+func RunAll(ctx context.Context, specs []*expspec.Spec, opts Options) []Result {
 	results := make([]Result, len(specs))
 	for i, s := range specs {
 		results[i] = Result{SpecFile: s.Path(), Experiment: s.Experiment, Name: s.OutputName()}
@@ -276,9 +284,9 @@ func RunAll(ctx context.Context, specs []*Spec, opts Options) []Result {
 		if j.err != nil && ctx.Err() != nil {
 			// Whatever phase the signal reached (even opening DuckDB,
 			// whose error is already transient), say it was interrupted.
-			var tr *TransientError
+			var tr *diskio.TransientError
 			if !errors.As(j.err, &tr) || !strings.Contains(j.err.Error(), "interrupt") {
-				j.err = &TransientError{Err: fmt.Errorf("interrupted: %w", j.err)}
+				j.err = &diskio.TransientError{Err: fmt.Errorf("interrupted: %w", j.err)}
 			}
 		}
 		results[i].Outcome, results[i].Err, results[i].Skipped = j.outcome, j.err, j.skipped
@@ -292,7 +300,7 @@ func RunAll(ctx context.Context, specs []*Spec, opts Options) []Result {
 // duplicateNames returns, by spec index, an error for every spec whose
 // output name (name:, default the experiment) another spec of the same run
 // also uses: both would write the same output folder.
-func duplicateNames(specs []*Spec) map[int]error {
+func duplicateNames(specs []*expspec.Spec) map[int]error {
 	byName := map[string][]int{}
 	for i, s := range specs {
 		byName[s.OutputName()] = append(byName[s.OutputName()], i)
@@ -311,7 +319,7 @@ func duplicateNames(specs []*Spec) map[int]error {
 			if specs[k].Name != "" {
 				key = "name"
 			}
-			out[k] = &SpecError{File: specs[k].Path(), Key: key, Err: fmt.Errorf("output folder %s is written by %d specs in one run (%s); give each spec its own name: (it defaults to the experiment)", name, len(idx), strings.Join(files, ", "))}
+			out[k] = &expspec.SpecError{File: specs[k].Path(), Key: key, Err: fmt.Errorf("output folder %s is written by %d specs in one run (%s); give each spec its own name: (it defaults to the experiment)", name, len(idx), strings.Join(files, ", "))}
 		}
 	}
 	return out
@@ -320,7 +328,7 @@ func duplicateNames(specs []*Spec) map[int]error {
 // EffectiveWindow returns the window a nominal date analyses: the spec's
 // window cut at the end of the nominal date (never later than the spec's
 // end). ok is false when the window has not started by then.
-func EffectiveWindow(spec *Spec, date string) (start, end time.Time, ok bool) {
+func EffectiveWindow(spec *expspec.Spec, date string) (start, end time.Time, ok bool) {
 	start, end = spec.Window.Bounds()
 	if date == "" {
 		return start, end, true
@@ -338,7 +346,7 @@ func EffectiveWindow(spec *Spec, date string) (start, end time.Time, ok bool) {
 // prepare does everything before SQL that needs only the spec: the
 // effective window, the key, the canonical spec, and resolving and hashing
 // the inputs (each file once per process, shared through hashes).
-func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]InputFile, lock bool) {
+func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]intake.InputFile, lock bool) {
 	spec := j.spec
 	j.date = opts.Date
 	if j.date == "" {
@@ -360,17 +368,17 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]Input
 	}
 	// A private spec without its key stops here, before any I/O on data.
 	if spec.Privacy.Enabled {
-		if j.key, j.err = loadKey(spec, opts.Host); j.err != nil {
+		if j.key, j.err = privatize.LoadKey(spec, opts.Host); j.err != nil {
 			return
 		}
-		if j.err = releasedTemplatesOnly(opts.Queries, spec); j.err != nil {
+		if j.err = privatize.ReleasedTemplatesOnly(opts.Queries, spec); j.err != nil {
 			return
 		}
 	}
 	// One run at a time per experiment folder: a second run fails at once
 	// (exit 1, retry) instead of after doing all its work.
 	if lock {
-		if j.lock, j.err = lockDir(filepath.Join(opts.OutDir, spec.OutputName())); j.err != nil {
+		if j.lock, j.err = diskio.LockDir(filepath.Join(opts.OutDir, spec.OutputName())); j.err != nil {
 			return
 		}
 	}
@@ -378,34 +386,34 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]Input
 		return
 	}
 	t0 := time.Now()
-	if j.traces, j.err = resolveGlobsAt(spec, "traces", spec.Inputs.Traces, opts.Date); j.err != nil {
+	if j.traces, j.err = intake.ResolveGlobsAt(spec, "traces", spec.Inputs.Traces, opts.Date); j.err != nil {
 		return
 	}
-	if j.events, j.err = resolveGlobsAt(spec, "events", spec.Inputs.Events, opts.Date); j.err != nil {
+	if j.events, j.err = intake.ResolveGlobsAt(spec, "events", spec.Inputs.Events, opts.Date); j.err != nil {
 		return
 	}
-	var todo []*InputFile
-	for _, files := range [][]InputFile{j.traces, j.events} {
+	var todo []*intake.InputFile
+	for _, files := range [][]intake.InputFile{j.traces, j.events} {
 		for i := range files {
-			if h, ok := hashes[files[i].abs]; ok {
-				files[i].Size, files[i].SHA256, files[i].ident = h.Size, h.SHA256, h.ident
+			if h, ok := hashes[files[i].Abs]; ok {
+				files[i].Size, files[i].SHA256, files[i].Ident = h.Size, h.SHA256, h.Ident
 				continue
 			}
 			todo = append(todo, &files[i])
 		}
 	}
-	if j.err = hashFiles(ctx, todo); j.err != nil {
+	if j.err = intake.HashFiles(ctx, todo); j.err != nil {
 		return
 	}
 	for _, f := range todo {
-		hashes[f.abs] = *f
+		hashes[f.Abs] = *f
 	}
 	j.phase("hash_inputs", t0)
 	// A private release needs its data source's ledger and the restricted
 	// area: checked before any SQL, so that no outcome of a private run is
 	// decided on data it could not be charged for.
 	if spec.Privacy.Enabled {
-		if j.source, j.err = privateHostReady(opts.Host, append(append([]InputFile{}, j.traces...), j.events...), j.key); j.err != nil {
+		if j.source, j.err = ledgers.PrivateHostReady(opts.Host, append(append([]intake.InputFile{}, j.traces...), j.events...), j.key); j.err != nil {
 			return
 		}
 	}
@@ -413,9 +421,9 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]Input
 }
 
 // groupKey identifies the specs that can share one SQL pass.
-func groupKey(spec *Spec, traces, events []InputFile) string {
+func groupKey(spec *expspec.Spec, traces, events []intake.InputFile) string {
 	h := sha256.New()
-	for _, name := range TemplateNames {
+	for _, name := range expspec.TemplateNames {
 		fmt.Fprintf(h, "template %s %s\n", name, spec.Templates[name])
 	}
 	fmt.Fprintf(h, "decimals %d\n", *spec.Statistics.FixedPointDecimals)
@@ -425,8 +433,8 @@ func groupKey(spec *Spec, traces, events []InputFile) string {
 		}
 		fmt.Fprintln(h, "--")
 	}
-	for _, f := range append(append([]InputFile{}, traces...), events...) {
-		fmt.Fprintf(h, "%s %s\n", f.Role, f.abs)
+	for _, f := range append(append([]intake.InputFile{}, traces...), events...) {
+		fmt.Fprintf(h, "%s %s\n", f.Role, f.Abs)
 	}
 	// events@v1 and v2 resolve duplicate event_ids among the events the
 	// whole pass uses; sharing a pass only between specs that use the same
@@ -447,12 +455,12 @@ func groupKey(spec *Spec, traces, events []InputFile) string {
 // groupState is a group's open session and everything known before the
 // templates run: inspected inputs, rendered templates, DuckDB settings.
 type groupState struct {
-	sess           *session
-	traces, events []InputFile
-	tmpls          []rendered
-	recs           []TemplateRecord
-	duck           DuckDBInfo
-	execSet        []Setting
+	sess           *engine.Session
+	traces, events []intake.InputFile
+	tmpls          []engine.Rendered
+	recs           []engine.TemplateRecord
+	duck           publish.DuckDBInfo
+	execSet        []engine.Setting
 }
 
 // inspectGroup opens the group's DuckDB session, reads every input's
@@ -460,29 +468,29 @@ type groupState struct {
 // templates. The caller closes st.sess.
 func inspectGroup(ctx context.Context, jobs []*job, opts Options) (*groupState, error) {
 	first := jobs[0]
-	sess, err := openSession(ctx, opts.Engine, opts.Queries)
+	sess, err := engine.OpenSession(ctx, opts.Engine, opts.Queries)
 	if err != nil {
 		return nil, err
 	}
 	st := &groupState{sess: sess}
-	inputs := append(append([]InputFile{}, first.traces...), first.events...)
+	inputs := append(append([]intake.InputFile{}, first.traces...), first.events...)
 	for i := range inputs {
-		if err := sess.inspect(ctx, &inputs[i]); err != nil {
+		if err := sess.Inspect(ctx, &inputs[i]); err != nil {
 			sess.Close()
 			return nil, err
 		}
-		contract, mapping := traceContract, first.spec.Inputs.Columns.Traces
+		contract, mapping := intake.TraceContract, first.spec.Inputs.Columns.Traces
 		if inputs[i].Role == "events" {
-			contract, mapping = eventContract, first.spec.Inputs.Columns.Events
+			contract, mapping = intake.EventContract, first.spec.Inputs.Columns.Events
 		}
-		if err := checkSchema(&inputs[i], contract, mapping); err != nil {
+		if err := intake.CheckSchema(&inputs[i], contract, mapping); err != nil {
 			sess.Close()
 			return nil, err
 		}
 	}
 	st.traces, st.events = inputs[:len(first.traces)], inputs[len(first.traces):]
 	for _, role := range []struct {
-		files   []InputFile
+		files   []intake.InputFile
 		mapping map[string]string
 		name    string
 	}{{st.traces, first.spec.Inputs.Columns.Traces, "traces"}, {st.events, first.spec.Inputs.Columns.Events, "events"}} {
@@ -490,27 +498,27 @@ func inspectGroup(ctx context.Context, jobs []*job, opts Options) (*groupState, 
 			src := role.mapping[contractName]
 			found := false
 			for _, f := range role.files {
-				if _, ok := f.columns[src]; ok {
+				if _, ok := f.Columns[src]; ok {
 					found = true
 					break
 				}
 			}
 			if !found {
 				sess.Close()
-				return nil, &SpecError{File: first.spec.Path(), Key: "inputs.columns." + role.name + "." + contractName,
+				return nil, &expspec.SpecError{File: first.spec.Path(), Key: "inputs.columns." + role.name + "." + contractName,
 					Err: fmt.Errorf("maps %s to column %q, which no %s file has", contractName, src, role.name)}
 			}
 		}
 	}
-	data := renderData{
-		Traces: columnsFor(st.traces, traceContract, first.spec.Inputs.Columns.Traces),
-		Events: columnsFor(st.events, eventContract, first.spec.Inputs.Columns.Events),
+	data := engine.RenderData{
+		Traces: intake.ColumnsFor(st.traces, intake.TraceContract, first.spec.Inputs.Columns.Traces),
+		Events: intake.ColumnsFor(st.events, intake.EventContract, first.spec.Inputs.Columns.Events),
 	}
-	if st.tmpls, st.recs, err = loadTemplates(opts.Queries, first.spec, data); err != nil {
+	if st.tmpls, st.recs, err = engine.LoadTemplates(opts.Queries, first.spec, data); err != nil {
 		sess.Close()
 		return nil, err
 	}
-	resultSet, execSet, err := sess.settings(ctx)
+	resultSet, execSet, err := sess.Settings(ctx)
 	if err != nil {
 		sess.Close()
 		return nil, err
@@ -541,37 +549,37 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 		return
 	}
 	defer st.sess.Close()
-	specs := make([]*Spec, len(jobs))
+	specs := make([]*expspec.Spec, len(jobs))
 	for i, j := range jobs {
 		specs[i] = j.spec
 		j.phase("inspect_inputs", t0)
 	}
-	all := append(append([]InputFile{}, st.traces...), st.events...)
+	all := append(append([]intake.InputFile{}, st.traces...), st.events...)
 	var inputBytes int64
 	for _, f := range all {
 		inputBytes += f.Size
 	}
 	t0 = time.Now()
 	progress := passProgress(ctx, jobs, opts, st, inputBytes)
-	cells, quality, perExp, err := st.sess.runSQL(ctx, specs, st.tmpls, mergedParams(specs, st.traces, st.events), progress)
+	cells, quality, perExp, err := st.sess.RunSQL(ctx, specs, st.tmpls, engine.MergedParams(specs, st.traces, st.events), progress)
 	if err != nil {
-		if t := transientOrNil(ctx, err); t != nil {
+		if t := engine.TransientOrNil(ctx, err); t != nil {
 			setErr(t)
 			return
 		}
 		// A scan that fails for another reason is most often a damaged
 		// data page behind an intact footer: name the file if one is.
-		if damaged := st.sess.findDamaged(ctx, all); damaged != nil {
+		if damaged := st.sess.FindDamaged(ctx, all); damaged != nil {
 			setErr(damaged)
 			return
 		}
-		setErr(explainOverflow(classifySQLError(ctx, err), specs, st.traces))
+		setErr(engine.ExplainOverflow(engine.ClassifySQLError(ctx, err), specs, st.traces))
 		return
 	}
 	// The inputs were hashed before the queries ran: a file rewritten in
 	// between would be analysed under a stale hash.
 	for _, f := range all {
-		if err := f.checkUnchanged(); err != nil {
+		if err := f.CheckUnchanged(); err != nil {
 			setErr(err)
 			return
 		}
@@ -584,36 +592,36 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 		}
 		missing, err := findMissingEvents(ctx, st.sess, j.spec, cells[j.spec.Experiment], st.events)
 		if err != nil {
-			setErr(classifySQLError(ctx, err))
+			setErr(engine.ClassifySQLError(ctx, err))
 			return
 		}
 		j.missing = missing
 	}
 	// Close now to see its error; the deferred Close covers early returns.
 	if err := st.sess.Close(); err != nil {
-		setErr(&TransientError{Err: fmt.Errorf("close duckdb: %w", err)})
+		setErr(&diskio.TransientError{Err: fmt.Errorf("close duckdb: %w", err)})
 		return
 	}
-	scan := Scan{TracesPasses: st.sess.runs["traces"], EventsPasses: st.sess.runs["events"], InputFiles: len(all)}
+	scan := engine.Scan{TracesPasses: st.sess.Runs["traces"], EventsPasses: st.sess.Runs["events"], InputFiles: len(all)}
 	for _, j := range jobs {
 		scan.Experiments = append(scan.Experiments, j.spec.Experiment)
 	}
 	sort.Strings(scan.Experiments)
 	scan.InputBytes = inputBytes
-	inspected := map[string]InputFile{}
+	inspected := map[string]intake.InputFile{}
 	for _, f := range all {
-		inspected[f.abs] = f
+		inspected[f.Abs] = f
 	}
 	for _, j := range jobs {
-		j.phases = append(j.phases, progress.timings...)
+		j.phases = append(j.phases, progress.Timings...)
 		j.phase("sql", t0)
 		// Each spec keeps its own input list (paths relative to its own
 		// folder, so its manifest and input digest do not depend on its
 		// companions); only what DuckDB read is copied in.
-		for _, files := range [][]InputFile{j.traces, j.events} {
+		for _, files := range [][]intake.InputFile{j.traces, j.events} {
 			for i := range files {
-				in := inspected[files[i].abs]
-				files[i].Rows, files[i].CreatedBy, files[i].columns = in.Rows, in.CreatedBy, in.columns
+				in := inspected[files[i].Abs]
+				files[i].Rows, files[i].CreatedBy, files[i].Columns = in.Rows, in.CreatedBy, in.Columns
 			}
 		}
 		j.cells, j.quality, j.err = cells[j.spec.Experiment], quality[j.spec.Experiment], perExp[j.spec.Experiment]
@@ -635,17 +643,17 @@ type PlannedGroup struct {
 	// shows no data-dependent figure (sizes, rows, hashes).
 	Private     bool
 	Experiments []string
-	Inputs      []InputFile
-	Templates   []TemplateRecord
-	DuckDB      DuckDBInfo
-	Execution   []Setting
+	Inputs      []intake.InputFile
+	Templates   []engine.TemplateRecord
+	DuckDB      publish.DuckDBInfo
+	Execution   []engine.Setting
 }
 
 // Plan does everything Run does before the first template runs — spec
 // checks, keys, input resolution and hashing, Parquet footers and schemas,
 // template verification and rendering — and reports the plan. It writes
 // nothing. Results carry each spec's error or skip reason (Outcome is nil).
-func Plan(ctx context.Context, specs []*Spec, opts Options) ([]PlannedGroup, []Result) {
+func Plan(ctx context.Context, specs []*expspec.Spec, opts Options) ([]PlannedGroup, []Result) {
 	results := make([]Result, len(specs))
 	for i, s := range specs {
 		results[i] = Result{SpecFile: s.Path(), Experiment: s.Experiment, Name: s.OutputName()}
@@ -671,7 +679,7 @@ func Plan(ctx context.Context, specs []*Spec, opts Options) ([]PlannedGroup, []R
 			continue
 		}
 		st.sess.Close()
-		pg := PlannedGroup{Inputs: append(append([]InputFile{}, st.traces...), st.events...), Templates: st.recs, DuckDB: st.duck, Execution: st.execSet}
+		pg := PlannedGroup{Inputs: append(append([]intake.InputFile{}, st.traces...), st.events...), Templates: st.recs, DuckDB: st.duck, Execution: st.execSet}
 		for _, j := range g {
 			pg.Experiments = append(pg.Experiments, j.spec.Experiment)
 			pg.Private = pg.Private || j.spec.Privacy.Enabled
@@ -688,37 +696,37 @@ func Plan(ctx context.Context, specs []*Spec, opts Options) ([]PlannedGroup, []R
 func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	spec, date, log := j.spec, j.date, j.log
 	if err := ctx.Err(); err != nil {
-		return nil, &TransientError{Err: fmt.Errorf("interrupted: %w", err)}
+		return nil, &diskio.TransientError{Err: fmt.Errorf("interrupted: %w", err)}
 	}
 	if spec.Privacy.Enabled {
 		return j.finishPrivate(ctx, opts)
 	}
 	t0 := time.Now()
-	inputs := append(append([]InputFile{}, j.traces...), j.events...)
-	digest := inputDigest(inputs)
-	released, err := completeCells(spec, j.cells)
+	inputs := append(append([]intake.InputFile{}, j.traces...), j.events...)
+	digest := intake.InputDigest(inputs)
+	released, err := analysis.CompleteCells(spec, j.cells)
 	if err != nil {
 		return nil, err
 	}
-	var cohorts []cohortRelease
-	for _, c := range cohortOrder(spec) {
-		cohorts = append(cohorts, cohortRelease{Label: c})
+	var cohorts []analysis.CohortRelease
+	for _, c := range analysis.CohortOrder(spec) {
+		cohorts = append(cohorts, analysis.CohortRelease{Label: c})
 	}
-	rows, decisions, err := analyse(spec, released, cohorts, nil, date)
+	rows, decisions, err := analysis.Analyse(spec, released, cohorts, nil, date)
 	if err != nil {
 		return nil, err
 	}
-	annotateRows(spec, rows)
+	publish.AnnotateRows(spec, rows)
 	j.phase("statistics", t0)
 
 	expDir := filepath.Join(opts.OutDir, spec.OutputName()) // locked since prepare
 
 	baseline := opts.Baseline
 	if !opts.BaselinePinned {
-		baseline = readBaseline(expDir, date)
+		baseline = analysis.ReadBaseline(expDir, date)
 	}
-	checks, blocked := evaluateGates(spec, j.quality, released, baseline, j.missing)
-	checks = applyMissingEvents(checks, rows, j.missing, spec.Privacy.Enabled)
+	checks, blocked := analysis.EvaluateGates(spec, j.quality, released, baseline, j.missing)
+	checks = analysis.ApplyMissingEvents(checks, rows, j.missing, spec.Privacy.Enabled)
 	var details []string
 	for _, c := range checks {
 		if c.Outcome == "block" && c.Detail != "" {
@@ -735,34 +743,34 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	}
 	// A sample-ratio mismatch invalidates the verdict as a blocking gate
 	// does: the same exit status and stdout line.
-	blocked, details = blockOnSRM(decisions, blocked, details)
-	criteria, history, err := applyCriteria(spec, date, expDir, opts.CriteriaHistory, &decisions)
+	blocked, details = analysis.BlockOnSRM(decisions, blocked, details)
+	criteria, history, err := analysis.ApplyCriteria(spec, date, expDir, opts.CriteriaHistory, &decisions)
 	if err != nil {
 		return nil, err
 	}
-	privInfo := PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}
-	page, err := report.Render(buildReport(reportInput{
-		spec: spec, date: date, rows: rows, decisions: decisions, checks: checks, privacy: privInfo,
-		templates: j.recs, digest: digest, specHash: j.specHash, duckdb: j.duck.Version,
+	privInfo := publish.PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}
+	page, err := report.Render(publish.BuildReport(publish.ReportInput{
+		Spec: spec, Date: date, Rows: rows, Decisions: decisions, Checks: checks, Privacy: privInfo,
+		Templates: j.recs, Digest: digest, SpecHash: j.specHash, DuckDB: j.duck.Version,
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("report.html: %w", err)
 	}
-	files, err := encodeOutputs(rowStamp{spec.OutputName(), date, j.specHash}, rows, QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: checks}, decisions, page)
+	files, err := publish.EncodeOutputs(publish.RowStamp{Name: spec.OutputName(), Date: date, SpecHash: j.specHash}, rows, publish.QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: checks}, decisions, page)
 	if err != nil {
 		return nil, err
 	}
 	// An interrupted run (SIGTERM, Ctrl-C) commits nothing it has not
 	// committed yet; the next run starts clean.
 	if err := ctx.Err(); err != nil {
-		return nil, &TransientError{Err: fmt.Errorf("interrupted before commit: %w", err)}
+		return nil, &diskio.TransientError{Err: fmt.Errorf("interrupted before commit: %w", err)}
 	}
 	final := filepath.Join(expDir, date)
 	specAbs, _ := filepath.Abs(spec.Path())
 	build := opts.Build
-	err = commitFolder(final, files, func(outs []OutputFile) ([]byte, error) {
-		m := Manifest{
-			Format:            ManifestFormat,
+	err = diskio.CommitFolder(final, files, func(outs []diskio.OutputFile) ([]byte, error) {
+		m := publish.Manifest{
+			Format:            publish.ManifestFormat,
 			Experiment:        spec.Experiment,
 			NominalDate:       date,
 			DateFromFlag:      opts.Date != "",
@@ -772,17 +780,17 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 			Inputs:            inputs,
 			InputDigest:       digest,
 			DuckDB:            j.duck,
-			Statistics:        statisticsInfo(spec),
-			Effective:         effectiveOf(spec),
+			Statistics:        analysis.StatisticsInfoOf(spec),
+			Effective:         publish.EffectiveOf(spec),
 			Criteria:          criteria,
-			MetricDefinitions: spec.metricDefs,
+			MetricDefinitions: spec.MetricDefs,
 			CriteriaHistory:   history,
 			Privacy:           privInfo,
 			Checks:            checks,
 			Baseline:          baseline,
 			Outputs:           outs,
 			Build:             &build,
-			Volatile: &Volatile{
+			Volatile: &publish.Volatile{
 				RunID:      opts.RunID,
 				ParentRun:  opts.ParentRun,
 				StartedAt:  j.started.UTC().Format(time.RFC3339Nano),
@@ -793,7 +801,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 				Scan:       &j.scan,
 			},
 		}
-		return marshalJSON(m)
+		return diskio.MarshalJSON(m)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", final, err)
@@ -801,7 +809,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	log.Info("run committed", "phase", "commit", "dir", final, "rows", len(rows), "verdict", decisions.Verdict)
 	out := &Outcome{Experiment: spec.Experiment, Dir: final, Rows: len(rows), Quality: j.quality, Verdict: decisions.Verdict, Blocked: blocked}
 	if len(blocked) > 0 {
-		return out, &GateError{Experiment: spec.Experiment, Checks: blocked, Dir: final, Details: details}
+		return out, &analysis.GateError{Experiment: spec.Experiment, Checks: blocked, Dir: final, Details: details}
 	}
 	return out, nil
 }
@@ -827,7 +835,7 @@ func newRunID() string {
 
 // jobLogAttrs are the attributes of every log line about one spec: the
 // run, the experiment and, when the spec names itself, its name.
-func jobLogAttrs(runID string, s *Spec) []any {
+func jobLogAttrs(runID string, s *expspec.Spec) []any {
 	attrs := []any{"run_id", runID, "experiment", s.Experiment}
 	if s.Name != "" {
 		attrs = append(attrs, "name", s.Name)

@@ -1,4 +1,4 @@
-package pipeline
+package pipeline_test
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/expspec"
 )
 
 // TestSensitivity runs the checkout-button fixture two days into its
@@ -31,12 +33,12 @@ func TestSensitivity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := parquet.Read[ResultRow](bytes.NewReader(b), int64(len(b)))
+	rows, err := parquet.Read[analysis.ResultRow](bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := Horizon{DaysElapsed: 2}
-	now := sensitivityOf(spec, rows, h)
+	h := analysis.Horizon{DaysElapsed: 2}
+	now := analysis.SensitivityOf(spec, rows, h)
 	if len(now) != 2 { // converted and revenue, treatment
 		t.Fatalf("want 2 goal comparisons, got %+v", now)
 	}
@@ -55,14 +57,14 @@ func TestSensitivity(t *testing.T) {
 		} {
 			sp := *spec
 			sp.Statistics.MaxRelativeMDE = tc.target
-			got := sensitivityOf(&sp, rows, h)
+			got := analysis.SensitivityOf(&sp, rows, h)
 			g := got[indexOf(got, s.Metric)]
 			if g.Status != "ok" || math.Abs(g.UnitsNeeded-tc.units) > 2+1e-6*tc.units || g.DaysNeeded != tc.days {
 				t.Errorf("%s target %.4g: units %v days %v, want %v ±2 and %v", s.Metric, tc.target, g.UnitsNeeded, g.DaysNeeded, tc.units, tc.days)
 			}
 			seq := sp
-			seq.Statistics.Sequential = &Sequential{NStar: 20000}
-			gs := sensitivityOf(&seq, rows, h)[indexOf(got, s.Metric)]
+			seq.Statistics.Sequential = &expspec.Sequential{NStar: 20000}
+			gs := analysis.SensitivityOf(&seq, rows, h)[indexOf(got, s.Metric)]
 			if gs.Status != "ok" || !(gs.UnitsNeeded > g.UnitsNeeded) {
 				t.Errorf("%s: always-valid needs %v units, fixed %v: want more", s.Metric, gs.UnitsNeeded, g.UnitsNeeded)
 			}
@@ -75,7 +77,7 @@ func TestSensitivity(t *testing.T) {
 	}
 }
 
-func indexOf(s []Sensitivity, metric string) int {
+func indexOf(s []analysis.Sensitivity, metric string) int {
 	for i, x := range s {
 		if x.Metric == metric {
 			return i

@@ -13,6 +13,10 @@ import (
 	"testing"
 
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/publish"
+	"github.com/verity-analytics/verity/pipeline/replay"
 )
 
 // singleJoinPins is the single-join template set.
@@ -52,14 +56,14 @@ func decisionsOf(t *testing.T, final string) map[string]any {
 // fixed-horizon window does not ship; it says where the experiment stands.
 // The same night replays byte for byte, and the last night decides.
 func TestFixedHorizonBeforePlannedEnd(t *testing.T) {
-	spec, err := pipeline.LoadSpec("../fixtures/specs/checkout-button.yaml")
+	spec, err := expspec.LoadSpec("../fixtures/specs/checkout-button.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
 	run := func(date string) map[string]any {
 		t.Helper()
-		o, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: out, Date: date, Engine: pipeline.Engine{Threads: 1}, Build: pipeline.CurrentBuild()})
+		o, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: out, Date: date, Engine: engine.Engine{Threads: 1}, Build: publish.CurrentBuild()})
 		if err != nil {
 			t.Fatalf("run %s: %v", date, err)
 		}
@@ -81,7 +85,7 @@ func TestFixedHorizonBeforePlannedEnd(t *testing.T) {
 	if !strings.Contains(string(page), "day 3 of 4") || !strings.Contains(string(page), "1 day remaining") {
 		t.Error("report.html does not show days elapsed and remaining")
 	}
-	rep, err := pipeline.Replay(context.Background(), filepath.Join(out, "checkout-button", "2026-11-18", "manifest.json"), pipeline.ReplayOptions{Engine: pipeline.Engine{Threads: 1}, Build: pipeline.CurrentBuild()})
+	rep, err := replay.Replay(context.Background(), filepath.Join(out, "checkout-button", "2026-11-18", "manifest.json"), replay.ReplayOptions{Engine: engine.Engine{Threads: 1}, Build: publish.CurrentBuild()})
 	if err != nil || !rep.Identical() {
 		t.Fatalf("replay of the day-3 run: %v", err)
 	}
@@ -89,11 +93,11 @@ func TestFixedHorizonBeforePlannedEnd(t *testing.T) {
 		t.Errorf("last day: verdict %v, want ship", d["verdict"])
 	}
 	// A sequential design is safe to read every night.
-	seq, err := pipeline.LoadSpec("../fixtures/specs/pricing-page-guardrail.yaml")
+	seq, err := expspec.LoadSpec("../fixtures/specs/pricing-page-guardrail.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := pipeline.Run(context.Background(), seq, pipeline.Options{OutDir: out, Date: "2026-11-18", Engine: pipeline.Engine{Threads: 1}})
+	o, err := pipeline.Run(context.Background(), seq, pipeline.Options{OutDir: out, Date: "2026-11-18", Engine: engine.Engine{Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +130,7 @@ func TestEffectiveDefaultsShown(t *testing.T) {
 			}
 			final := filepath.Join(dir, "out", badExperiment, badDate)
 			b, _ := os.ReadFile(filepath.Join(final, "manifest.json"))
-			var m pipeline.Manifest
+			var m publish.Manifest
 			if err := json.Unmarshal(b, &m); err != nil {
 				t.Fatal(err)
 			}
@@ -143,7 +147,7 @@ func TestEffectiveDefaultsShown(t *testing.T) {
 			if strings.Contains(string(m.Spec), "attribution_hours") {
 				t.Error("the default went into the resolved spec (and its hash)")
 			}
-			spec, err := pipeline.LoadSpec(filepath.Join(dir, "spec.yaml"))
+			spec, err := expspec.LoadSpec(filepath.Join(dir, "spec.yaml"))
 			if err != nil {
 				t.Fatal(err)
 			}

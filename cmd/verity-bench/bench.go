@@ -21,7 +21,7 @@ import (
 type benchOptions struct {
 	Scales      []int
 	Cache       string
-	Engine      engine
+	Engine      duckConfig
 	Verity      string
 	Experiments int
 	Runs        int

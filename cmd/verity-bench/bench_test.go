@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/verity-analytics/verity/fixtures"
-	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/expspec"
 )
 
 func TestParseScale(t *testing.T) {
@@ -52,7 +52,7 @@ func TestBenchSpecsAreValid(t *testing.T) {
 				t.Fatalf("%d specs for %d experiments", len(specs), len(cfg.Experiments))
 			}
 			for _, s := range specs {
-				if _, err := pipeline.ParseSpec(filepath.Join(t.TempDir(), "spec.yaml"), s.yaml()); err != nil {
+				if _, err := expspec.ParseSpec(filepath.Join(t.TempDir(), "spec.yaml"), s.yaml()); err != nil {
 					t.Errorf("spec for %s: %v\n%s", s.Experiment, err, s.yaml())
 				}
 			}
@@ -101,7 +101,7 @@ func TestNaiveMatchesTemplatesOnCleanData(t *testing.T) {
 	specs, _ := specsFor(cfg, "v1")
 	traces, _ := inputFiles(ds, "traces")
 	events, _ := inputFiles(ds, "events")
-	e := engine{Threads: 2, MemoryLimit: "1GB"}
+	e := duckConfig{Threads: 2, MemoryLimit: "1GB"}
 	p, err := templateParams(specs[:1], traces, events)
 	if err != nil {
 		t.Fatal(err)

@@ -19,15 +19,15 @@ import (
 //go:embed naive.sql
 var naiveSQL string
 
-// engine holds the DuckDB settings shared by the reference query and the
+// duckConfig holds the DuckDB settings shared by the reference query and the
 // profiling commands; they mirror what `verity run` applies.
-type engine struct {
+type duckConfig struct {
 	Threads     int
 	MemoryLimit string
 	TempDir     string
 }
 
-func (e *engine) register(fs *flag.FlagSet) {
+func (e *duckConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&e.Threads, "threads", 2, "DuckDB worker threads")
 	fs.StringVar(&e.MemoryLimit, "memory-limit", "4GB", "DuckDB memory limit (DuckDB units: 1GB = 10^9 bytes)")
 	fs.StringVar(&e.TempDir, "temp-dir", "", "DuckDB spill folder (default: DuckDB's)")
@@ -36,7 +36,7 @@ func (e *engine) register(fs *flag.FlagSet) {
 // open returns an in-memory DuckDB with e's settings and Verity's fixed
 // ones (no extension downloads, insertion order not preserved), so that the
 // only difference from `verity run` is the SQL.
-func (e engine) open() (*sql.DB, error) {
+func (e duckConfig) open() (*sql.DB, error) {
 	q := url.Values{}
 	q.Set("autoinstall_known_extensions", "false")
 	q.Set("autoload_known_extensions", "false")
@@ -79,7 +79,7 @@ type naiveCell struct {
 func naiveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("naive", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var e engine
+	var e duckConfig
 	e.register(fs)
 	var traces, events, metrics listFlag
 	fs.Var(&traces, "traces", "trace Parquet glob (repeatable)")

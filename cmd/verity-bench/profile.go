@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/engine"
 )
 
 // profileCmd runs the pipeline's SQL stages one by one on a bench dataset and
@@ -35,7 +35,7 @@ import (
 func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("profile", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var e engine
+	var e duckConfig
 	e.register(fs)
 	data := fs.String("data", "", "a dataset folder from the bench's cache (.bench/data/...)")
 	nexp := fs.Int("experiments", 1, "analyse the first K experiments of the dataset in one session (0: all)")
@@ -149,7 +149,7 @@ func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 			return exitFailed, err
 		}
 		sp := stageParams(name, p)
-		stmts := pipeline.Statements(text)
+		stmts := engine.Statements(text)
 		for i, stmt := range stmts {
 			label := name + "@" + version
 			if len(stmts) > 1 {

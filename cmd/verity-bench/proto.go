@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/queries"
 )
 
@@ -124,7 +124,7 @@ func variants() []variant {
 func protoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("proto", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var e engine
+	var e duckConfig
 	e.register(fs)
 	data := fs.String("data", "", "a dataset folder (with truth.json) from the bench's cache, or a committed fixture")
 	nexp := fs.Int("experiments", 1, "analyse the first K experiments of the dataset in one session (0: all)")
@@ -294,7 +294,7 @@ type variantRun struct {
 // runVariant runs one pipeline in a fresh session. CPU time is this
 // process's (getrusage), which is DuckDB's worker threads: less disturbed by
 // other work on the machine than the wall time.
-func runVariant(ctx context.Context, e engine, v variant, p map[string]any, explain string, top int) (variantRun, error) {
+func runVariant(ctx context.Context, e duckConfig, v variant, p map[string]any, explain string, top int) (variantRun, error) {
 	out := variantRun{wall: map[string]time.Duration{}, cpu: map[string]time.Duration{}}
 	db, err := e.open()
 	if err != nil {
@@ -372,7 +372,7 @@ func stepSQL(st step) (string, error) {
 		return "", err
 	}
 	t := queries.Template{Name: strings.TrimSuffix(st.Source, ".sql"), Version: "proto", Path: st.Source, Text: string(b)}
-	return pipeline.RenderWithAllColumns(t)
+	return engine.RenderWithAllColumns(t)
 }
 
 func equalRows(a, b [][]string) bool {

@@ -19,7 +19,7 @@ import (
 func sqlCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("sql", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var e engine
+	var e duckConfig
 	e.register(fs)
 	file := fs.String("file", "", "read one more statement from this file (after the arguments)")
 	if err := fs.Parse(args); err != nil {

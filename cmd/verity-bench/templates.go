@@ -9,7 +9,8 @@ import (
 	"path/filepath"
 
 	"github.com/verity-analytics/verity/fixtures"
-	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
 	"github.com/verity-analytics/verity/queries"
 )
 
@@ -19,7 +20,7 @@ import (
 // the pipeline's own parameters (pipeline.TemplateParams and friends).
 
 // stageOrder is the order in which the pipeline executes the templates.
-var stageOrder = pipeline.TemplateNames
+var stageOrder = expspec.TemplateNames
 
 // renderStage loads and renders one template from the embedded queries.
 func renderStage(name, version string) (string, error) {
@@ -27,7 +28,7 @@ func renderStage(name, version string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return pipeline.RenderWithAllColumns(t)
+	return engine.RenderWithAllColumns(t)
 }
 
 // loadBench reads a dataset folder written by the bench: its truth.json
@@ -55,22 +56,22 @@ func loadBench(dir string, n int, set string) (dataset, []benchSpec, error) {
 // templateParams builds the bound parameters of one shared pass for the
 // bench's specs, with the pipeline's own code.
 func templateParams(specs []benchSpec, traces, events []string) (map[string]any, error) {
-	parsed := make([]*pipeline.Spec, len(specs))
+	parsed := make([]*expspec.Spec, len(specs))
 	for i, s := range specs {
-		sp, err := pipeline.ParseSpec("spec-"+s.Experiment+".yaml", s.yaml())
+		sp, err := expspec.ParseSpec("spec-"+s.Experiment+".yaml", s.yaml())
 		if err != nil {
 			return nil, err
 		}
 		parsed[i] = sp
 	}
-	return pipeline.TemplateParams(parsed, traces, events), nil
+	return engine.TemplateParams(parsed, traces, events), nil
 }
 
 // stageParams returns the parameters of one template.
-func stageParams(name string, p map[string]any) map[string]any { return pipeline.StageParams(name, p) }
+func stageParams(name string, p map[string]any) map[string]any { return engine.StageParams(name, p) }
 
 // bind returns the named arguments a statement uses.
-func bind(sqlText string, p map[string]any) ([]any, error) { return pipeline.BindParams(sqlText, p) }
+func bind(sqlText string, p map[string]any) ([]any, error) { return engine.BindParams(sqlText, p) }
 
 // execSQL runs one statement with its parameters bound from p.
 func execSQL(ctx context.Context, conn *sql.Conn, label, text string, p map[string]any) error {

@@ -11,6 +11,10 @@ import (
 	"strings"
 
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/diskio"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/publish"
 	"github.com/verity-analytics/verity/queries"
 )
 
@@ -101,7 +105,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return &helpRequested{text: helpFor(fs.Name(), fs)}
 		}
-		return fmt.Errorf("%w: %v (verity %s -h lists the flags)", pipeline.ErrUsage, err, fs.Name())
+		return fmt.Errorf("%w: %v (verity %s -h lists the flags)", expspec.ErrUsage, err, fs.Name())
 	}
 	return nil
 }
@@ -142,7 +146,7 @@ func worse(a, b int) int {
 
 func queriesCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: queries needs verify, lock or list (verity queries -h)", pipeline.ErrUsage)
+		return fmt.Errorf("%w: queries needs verify, lock or list (verity queries -h)", expspec.ErrUsage)
 	}
 	sub := args[0]
 	if isHelpArg(sub) {
@@ -151,7 +155,7 @@ func queriesCmd(args []string, stdout, stderr io.Writer) error {
 	switch sub {
 	case "verify", "list", "lock":
 	default:
-		return fmt.Errorf("%w: queries needs verify, lock or list, got %q (verity queries -h)", pipeline.ErrUsage, sub)
+		return fmt.Errorf("%w: queries needs verify, lock or list, got %q (verity queries -h)", expspec.ErrUsage, sub)
 	}
 	fs := newFlags("queries " + sub)
 	dir := fs.String("dir", "", "template folder (default: the templates embedded in this binary; lock needs a folder)")
@@ -188,7 +192,7 @@ func queriesCmd(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "lock":
 		if *dir == "" {
-			return fmt.Errorf("%w: queries lock writes a file and needs --dir (the repository's queries folder)", pipeline.ErrUsage)
+			return fmt.Errorf("%w: queries lock writes a file and needs --dir (the repository's queries folder)", expspec.ErrUsage)
 		}
 		lock, added, err := queries.Relock(fsys)
 		if err != nil {
@@ -204,7 +208,7 @@ func queriesCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	default:
-		return fmt.Errorf("%w: queries needs verify, lock or list, got %q", pipeline.ErrUsage, sub)
+		return fmt.Errorf("%w: queries needs verify, lock or list, got %q", expspec.ErrUsage, sub)
 	}
 }
 
@@ -230,8 +234,8 @@ func versionCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	b := pipeline.CurrentBuild()
-	v, err := pipeline.DuckDBVersion(ctx)
+	b := publish.CurrentBuild()
+	v, err := engine.DuckDBVersion(ctx)
 	if err != nil {
 		return err
 	}
@@ -270,7 +274,7 @@ func checkLocalPaths(fs *flag.FlagSet, what string, args []string) error {
 			values = *m
 		}
 		for _, v := range values {
-			if e := pipeline.CheckLocalPath("--"+f.Name, v); e != nil {
+			if e := diskio.CheckLocalPath("--"+f.Name, v); e != nil {
 				err = e
 				return
 			}
@@ -280,7 +284,7 @@ func checkLocalPaths(fs *flag.FlagSet, what string, args []string) error {
 		return err
 	}
 	for _, a := range args {
-		if e := pipeline.CheckLocalPath(what, a); e != nil {
+		if e := diskio.CheckLocalPath(what, a); e != nil {
 			return e
 		}
 	}
@@ -291,12 +295,12 @@ func checkLocalPaths(fs *flag.FlagSet, what string, args []string) error {
 func metricsCmd(args []string, stdout io.Writer) error {
 	if len(args) == 0 || isHelpArg(args[0]) {
 		if len(args) == 0 {
-			return fmt.Errorf("%w: metrics needs lock (verity metrics -h)", pipeline.ErrUsage)
+			return fmt.Errorf("%w: metrics needs lock (verity metrics -h)", expspec.ErrUsage)
 		}
 		return &helpRequested{text: helpFor("metrics", nil)}
 	}
 	if args[0] != "lock" {
-		return fmt.Errorf("%w: metrics needs lock, got %q (verity metrics -h)", pipeline.ErrUsage, args[0])
+		return fmt.Errorf("%w: metrics needs lock, got %q (verity metrics -h)", expspec.ErrUsage, args[0])
 	}
 	fs := newFlags("metrics lock")
 	dir := fs.String("dir", "", "the metric library `DIR` (holding <name>/v<N>.yaml and metrics.lock)")
@@ -304,17 +308,17 @@ func metricsCmd(args []string, stdout io.Writer) error {
 		return err
 	}
 	if *dir == "" || fs.NArg() > 0 {
-		return fmt.Errorf("%w: metrics lock needs --dir LIBRARY and no arguments", pipeline.ErrUsage)
+		return fmt.Errorf("%w: metrics lock needs --dir LIBRARY and no arguments", expspec.ErrUsage)
 	}
 	if err := checkLocalPaths(fs, "", nil); err != nil {
 		return err
 	}
-	added, err := pipeline.LockMetricLibrary(*dir)
+	added, err := expspec.LockMetricLibrary(*dir)
 	if err != nil {
 		return err
 	}
 	if len(added) == 0 {
-		fmt.Fprintln(stdout, pipeline.MetricLockFile+" is up to date")
+		fmt.Fprintln(stdout, expspec.MetricLockFile+" is up to date")
 	} else {
 		fmt.Fprintf(stdout, "released %s\n", strings.Join(added, ", "))
 	}

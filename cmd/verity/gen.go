@@ -17,6 +17,8 @@ import (
 
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/diskio"
+	"github.com/verity-analytics/verity/pipeline/expspec"
 )
 
 // genCmd is `verity gen`: synthetic traces and metric events with planted
@@ -33,9 +35,9 @@ func genCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 		return pipeline.ExitConfig, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return pipeline.ExitConfig, fmt.Errorf("%w: gen: %v", pipeline.ErrUsage, err)
+		return pipeline.ExitConfig, fmt.Errorf("%w: gen: %v", expspec.ErrUsage, err)
 	}
-	if err := pipeline.CheckOutputDir(out, ""); err != nil {
+	if err := diskio.CheckOutputDir(out, ""); err != nil {
 		return pipeline.ExitCode(err), err
 	}
 	if err := checkEmptyDir(out); err != nil {
@@ -84,10 +86,10 @@ func parseGenArgs(args []string) (fixtures.Config, string, []string, error) {
 		return fixtures.Config{}, "", nil, err
 	}
 	if fs.NArg() > 0 {
-		return fixtures.Config{}, "", nil, fmt.Errorf("%w: gen takes no arguments, got %q", pipeline.ErrUsage, fs.Args())
+		return fixtures.Config{}, "", nil, fmt.Errorf("%w: gen takes no arguments, got %q", expspec.ErrUsage, fs.Args())
 	}
 	if *out == "" {
-		return fixtures.Config{}, "", nil, fmt.Errorf("%w: gen needs --out DIR", pipeline.ErrUsage)
+		return fixtures.Config{}, "", nil, fmt.Errorf("%w: gen needs --out DIR", expspec.ErrUsage)
 	}
 	if err := checkLocalPaths(fs, "", nil); err != nil {
 		return fixtures.Config{}, "", nil, err
@@ -218,19 +220,19 @@ func formatEffect(e fixtures.Effect) string {
 func readGenConfig(path string, cfg *fixtures.Config) (map[string]bool, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: gen --config: %v", pipeline.ErrUsage, err)
+		return nil, fmt.Errorf("%w: gen --config: %v", expspec.ErrUsage, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(cfg); err != nil {
-		return nil, fmt.Errorf("%w: gen --config %s: %v", pipeline.ErrUsage, path, err)
+		return nil, fmt.Errorf("%w: gen --config %s: %v", expspec.ErrUsage, path, err)
 	}
 	if dec.More() {
-		return nil, fmt.Errorf("%w: gen --config %s: more than one JSON value", pipeline.ErrUsage, path)
+		return nil, fmt.Errorf("%w: gen --config %s: more than one JSON value", expspec.ErrUsage, path)
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(b, &fields); err != nil {
-		return nil, fmt.Errorf("%w: gen --config %s: %v", pipeline.ErrUsage, path, err)
+		return nil, fmt.Errorf("%w: gen --config %s: %v", expspec.ErrUsage, path, err)
 	}
 	keys := map[string]bool{}
 	for k := range fields {
@@ -247,10 +249,10 @@ func checkEmptyDir(dir string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("%w: gen --out %s: %v", pipeline.ErrUsage, dir, err)
+		return fmt.Errorf("%w: gen --out %s: %v", expspec.ErrUsage, dir, err)
 	}
 	if len(entries) > 0 {
-		return fmt.Errorf("%w: gen --out %s: folder is not empty", pipeline.ErrUsage, dir)
+		return fmt.Errorf("%w: gen --out %s: folder is not empty", expspec.ErrUsage, dir)
 	}
 	return nil
 }

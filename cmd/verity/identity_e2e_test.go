@@ -21,7 +21,7 @@ func TestCodeIdentityWithoutVCS(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "verity-novcs")
 	build := exec.Command("go", "build", "-buildvcs=false",
-		"-ldflags", "-X github.com/verity-analytics/verity/pipeline.stampedVersion=v9.9.9-test", "-o", bin, ".")
+		"-ldflags", "-X github.com/verity-analytics/verity/pipeline/publish.stampedVersion=v9.9.9-test", "-o", bin, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		t.Fatalf("build: %v", err)

@@ -6,7 +6,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/diskio"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/ledgers"
 	"github.com/verity-analytics/verity/privacy"
 )
 
@@ -18,14 +20,14 @@ import (
 //	verity ledger show --state-dir DIR
 func ledgerCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: ledger needs init or show (verity ledger -h)", pipeline.ErrUsage)
+		return fmt.Errorf("%w: ledger needs init or show (verity ledger -h)", expspec.ErrUsage)
 	}
 	sub := args[0]
 	if isHelpArg(sub) {
 		return &helpRequested{text: helpFor("ledger", nil)}
 	}
 	if sub != "init" && sub != "show" {
-		return fmt.Errorf("%w: ledger %s: want init or show (verity ledger -h)", pipeline.ErrUsage, sub)
+		return fmt.Errorf("%w: ledger %s: want init or show (verity ledger -h)", expspec.ErrUsage, sub)
 	}
 	fs := newFlags("ledger " + sub)
 	state := fs.String("state-dir", envOr("VERITY_STATE_DIR", ""), "host state folder `DIR` (env VERITY_STATE_DIR)")
@@ -44,7 +46,7 @@ func ledgerCmd(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if fs.NArg() != 0 || *source == "" || *root == "" {
-			return fmt.Errorf("%w: ledger init needs --source and --root (and no other arguments)", pipeline.ErrUsage)
+			return fmt.Errorf("%w: ledger init needs --source and --root (and no other arguments)", expspec.ErrUsage)
 		}
 		if err := checkLocalPaths(fs, "", nil); err != nil {
 			return err
@@ -53,18 +55,18 @@ func ledgerCmd(args []string, stdout, stderr io.Writer) error {
 		for _, e := range keyEnvs {
 			k, err := privacy.LoadKey(e, "", os.Getenv, nil)
 			if err != nil {
-				return fmt.Errorf("%w: --key-env %s: %v", pipeline.ErrUsage, e, err)
+				return fmt.Errorf("%w: --key-env %s: %v", expspec.ErrUsage, e, err)
 			}
 			fingerprints = append(fingerprints, k.Fingerprint())
 		}
 		for _, f := range keyFiles {
-			k, err := privacy.LoadKey("", f, nil, pipeline.ReadRegularFile)
+			k, err := privacy.LoadKey("", f, nil, diskio.ReadRegularFile)
 			if err != nil {
-				return fmt.Errorf("%w: --key-file %s: %v", pipeline.ErrUsage, f, err)
+				return fmt.Errorf("%w: --key-file %s: %v", expspec.ErrUsage, f, err)
 			}
 			fingerprints = append(fingerprints, k.Fingerprint())
 		}
-		path, err := pipeline.LedgerInit(*state, *source, *root, privacy.Scope(*scope), privacy.Budget{Epsilon: *eps, Delta: *delta}, imports, fingerprints...)
+		path, err := ledgers.LedgerInit(*state, *source, *root, privacy.Scope(*scope), privacy.Budget{Epsilon: *eps, Delta: *delta}, imports, fingerprints...)
 		if err != nil {
 			return err
 		}
@@ -75,14 +77,14 @@ func ledgerCmd(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if fs.NArg() != 0 {
-			return fmt.Errorf("%w: ledger show takes no arguments, got %q", pipeline.ErrUsage, fs.Args())
+			return fmt.Errorf("%w: ledger show takes no arguments, got %q", expspec.ErrUsage, fs.Args())
 		}
 		if err := checkLocalPaths(fs, "", nil); err != nil {
 			return err
 		}
-		return pipeline.LedgerStatus(*state, stdout)
+		return ledgers.LedgerStatus(*state, stdout)
 	default:
-		return fmt.Errorf("%w: ledger %s: want init or show", pipeline.ErrUsage, sub)
+		return fmt.Errorf("%w: ledger %s: want init or show", expspec.ErrUsage, sub)
 	}
 }
 

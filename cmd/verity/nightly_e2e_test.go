@@ -12,6 +12,8 @@ import (
 
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/publish"
 )
 
 const nightlySpec = `version: 1
@@ -100,7 +102,7 @@ func TestNightlyFolder(t *testing.T) {
 	for _, e := range exps {
 		runDir := filepath.Join(dir, "runs", e, "2026-11-19")
 		first[e] = readOutputs(t, runDir)
-		var m pipeline.Manifest
+		var m publish.Manifest
 		b, _ := os.ReadFile(filepath.Join(runDir, "manifest.json"))
 		if err := json.Unmarshal(b, &m); err != nil {
 			t.Fatal(err)
@@ -181,7 +183,7 @@ func TestDatePrunesLaterPartitions(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("%+v", r)
 	}
-	var m pipeline.Manifest
+	var m publish.Manifest
 	b, _ := os.ReadFile(filepath.Join(dir, "runs", "exp-a", "2026-11-17", "manifest.json"))
 	json.Unmarshal(b, &m)
 	for _, in := range m.Inputs {
@@ -207,7 +209,7 @@ func TestBlockingGate(t *testing.T) {
 		t.Fatalf("want exit 65 naming the check: %+v", r)
 	}
 	runDir := filepath.Join(dir, "runs", "exp-a", "2026-11-29")
-	var d pipeline.Decisions
+	var d analysis.Decisions
 	b, err := os.ReadFile(filepath.Join(runDir, "decisions.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +218,7 @@ func TestBlockingGate(t *testing.T) {
 	if d.Verdict != "invalid" || d.Rule != "quality_gate" {
 		t.Errorf("verdict %s rule %s, want invalid quality_gate", d.Verdict, d.Rule)
 	}
-	var q pipeline.QualityReport
+	var q publish.QualityReport
 	b, _ = os.ReadFile(filepath.Join(runDir, "quality.json"))
 	json.Unmarshal(b, &q)
 	found := false
@@ -240,7 +242,7 @@ func stableManifest(t *testing.T, runDir string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m pipeline.Manifest
+	var m publish.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +261,7 @@ func TestConsecutiveNightsReplay(t *testing.T) {
 			t.Fatalf("%s: %+v", d, r)
 		}
 	}
-	var m pipeline.Manifest
+	var m publish.Manifest
 	b, _ := os.ReadFile(filepath.Join(dir, "runs", "exp-a", "2026-11-19", "manifest.json"))
 	json.Unmarshal(b, &m)
 	if m.Baseline == nil || m.Baseline.Date != "2026-11-18" || m.Baseline.UnitsExposed == 0 {

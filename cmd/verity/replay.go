@@ -16,6 +16,11 @@ import (
 	"time"
 
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/diskio"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/publish"
+	"github.com/verity-analytics/verity/pipeline/replay"
 )
 
 // replayCmd is `verity replay`, in three modes:
@@ -38,7 +43,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	maxDiffs := fs.Int("max-diffs", 200, "list at most `N` differing numbers")
 	logFormat := fs.String("log", "json", "log `FORMAT` of the rerun: json or none")
 	against := fs.String("against", "", "compare the run's results.csv with the snapshot CSV `FILE` instead of rerunning")
-	tols := tolFlag{t: pipeline.Tolerances{Default: pipeline.DefaultTolerance, PerColumn: map[string]pipeline.Tolerance{}}}
+	tols := tolFlag{t: replay.Tolerances{Default: replay.DefaultTolerance, PerColumn: map[string]replay.Tolerance{}}}
 	fs.Var(&tols, "tol", "with --against: tolerance `COLUMN=abs:X|rel:X|exact` (repeatable; COLUMN * sets the default, rel:1e-9)")
 	export := fs.String("export-snapshot", "", "write the run's results.csv in the --against snapshot layout to `FILE` (- for stdout) instead of rerunning")
 	columns := fs.String("columns", "", "with --export-snapshot: comma-separated results.csv columns (default: every number)")
@@ -49,7 +54,7 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 		return pipeline.ExitConfig, err
 	}
 	if len(rest) != 1 {
-		return pipeline.ExitConfig, fmt.Errorf("%w: replay needs exactly one manifest.json (or run folder), got %d arguments", pipeline.ErrUsage, len(rest))
+		return pipeline.ExitConfig, fmt.Errorf("%w: replay needs exactly one manifest.json (or run folder), got %d arguments", expspec.ErrUsage, len(rest))
 	}
 	if err := checkLocalPaths(fs, "manifest", rest); err != nil {
 		return pipeline.ExitCode(err), err
@@ -61,46 +66,46 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *against != "" && *export != "" {
-		return pipeline.ExitConfig, fmt.Errorf("%w: --against and --export-snapshot exclude each other", pipeline.ErrUsage)
+		return pipeline.ExitConfig, fmt.Errorf("%w: --against and --export-snapshot exclude each other", expspec.ErrUsage)
 	}
 	if *against != "" || *export != "" {
 		for _, name := range []string{"pin", "inputs-dir", "out", "threads", "memory-limit", "temp-dir", "queries-dir"} {
 			if set[name] {
-				return pipeline.ExitConfig, fmt.Errorf("%w: --%s applies to a rerun, not to --against or --export-snapshot", pipeline.ErrUsage, name)
+				return pipeline.ExitConfig, fmt.Errorf("%w: --%s applies to a rerun, not to --against or --export-snapshot", expspec.ErrUsage, name)
 			}
 		}
 	}
 	if set["tol"] && *against == "" {
-		return pipeline.ExitConfig, fmt.Errorf("%w: --tol applies to --against only", pipeline.ErrUsage)
+		return pipeline.ExitConfig, fmt.Errorf("%w: --tol applies to --against only", expspec.ErrUsage)
 	}
 	if set["columns"] && *export == "" {
-		return pipeline.ExitConfig, fmt.Errorf("%w: --columns applies to --export-snapshot only", pipeline.ErrUsage)
+		return pipeline.ExitConfig, fmt.Errorf("%w: --columns applies to --export-snapshot only", expspec.ErrUsage)
 	}
 
 	switch {
 	case *against != "":
-		rep, err := pipeline.CompareAgainst(manifest, *against, tols.t)
+		rep, err := replay.CompareAgainst(manifest, *against, tols.t)
 		if rep != nil {
 			if werr := rep.WriteText(stdout); werr != nil && err == nil {
 				err = werr
 			}
 		}
-		return pipeline.ReplayExitCode(err), err
+		return replay.ReplayExitCode(err), err
 	case *export != "":
 		var cols []string
 		if *columns != "" {
 			cols = strings.Split(*columns, ",")
 		}
 		var buf bytes.Buffer
-		if err := pipeline.ExportSnapshot(manifest, cols, &buf); err != nil {
-			return pipeline.ReplayExitCode(err), err
+		if err := replay.ExportSnapshot(manifest, cols, &buf); err != nil {
+			return replay.ReplayExitCode(err), err
 		}
 		if *export == "-" {
 			_, err := stdout.Write(buf.Bytes())
-			return pipeline.ReplayExitCode(err), err
+			return replay.ReplayExitCode(err), err
 		}
 		if err := writeFileAtomic(*export, buf.Bytes()); err != nil {
-			err = pipeline.OutputFileError(*export, "--export-snapshot", err)
+			err = diskio.OutputFileError(*export, "--export-snapshot", err)
 			return pipeline.ExitCode(err), err
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", *export)
@@ -114,36 +119,36 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (in
 	case "none":
 		logger = slog.New(slog.DiscardHandler)
 	default:
-		return pipeline.ExitConfig, fmt.Errorf("%w: --log wants json or none, got %q", pipeline.ErrUsage, *logFormat)
+		return pipeline.ExitConfig, fmt.Errorf("%w: --log wants json or none, got %q", expspec.ErrUsage, *logFormat)
 	}
 	if *out != "" {
-		if err := pipeline.CheckOutputDir(*out, ""); err != nil {
+		if err := diskio.CheckOutputDir(*out, ""); err != nil {
 			return pipeline.ExitCode(err), err
 		}
 	}
 	if *maxDiffs < 1 {
-		return pipeline.ExitConfig, fmt.Errorf("%w: --max-diffs wants a positive number, got %d", pipeline.ErrUsage, *maxDiffs)
+		return pipeline.ExitConfig, fmt.Errorf("%w: --max-diffs wants a positive number, got %d", expspec.ErrUsage, *maxDiffs)
 	}
-	opts := pipeline.ReplayOptions{
+	opts := replay.ReplayOptions{
 		InputsDir: *inputsDir,
 		Pins:      pins.m,
 		OutDir:    *out,
-		Engine:    pipeline.Engine{Threads: *threads, MemoryLimit: *mem, TempDir: *tmp},
+		Engine:    engine.Engine{Threads: *threads, MemoryLimit: *mem, TempDir: *tmp},
 		Logger:    logger,
-		Build:     pipeline.CurrentBuild(),
+		Build:     publish.CurrentBuild(),
 		MaxDiffs:  *maxDiffs,
 		Host:      host.host(),
 	}
 	if *qdir != "" {
 		opts.Queries = os.DirFS(*qdir)
 	}
-	rep, err := pipeline.Replay(ctx, manifest, opts)
+	rep, err := replay.Replay(ctx, manifest, opts)
 	if rep != nil {
 		if werr := rep.WriteText(stdout); werr != nil && err == nil {
 			err = werr
 		}
 	}
-	return pipeline.ReplayExitCode(err), err
+	return replay.ReplayExitCode(err), err
 }
 
 // manifestArg resolves the manifest a command was pointed at: a
@@ -173,7 +178,7 @@ func manifestArg(arg string) (string, error) {
 		list = append(append([]string{}, list[:most/2]...), append([]string{fmt.Sprintf("… (%d more)", len(runs)-most)}, list[len(list)-most/2:]...)...)
 	}
 	return "", fmt.Errorf("%w: %s is not a run folder (it has no manifest.json) but %s %s; name one run, such as %s",
-		pipeline.ErrUsage, arg, what, strings.Join(list, ", "), filepath.Join(arg, filepath.FromSlash(runs[len(runs)-1])))
+		expspec.ErrUsage, arg, what, strings.Join(list, ", "), filepath.Join(arg, filepath.FromSlash(runs[len(runs)-1])))
 }
 
 // runsBelow lists the completed runs in dir: the date folders
@@ -255,12 +260,12 @@ func (p *pinFlag) Set(s string) error {
 }
 
 // tolFlag collects --tol COLUMN=KIND:X.
-type tolFlag struct{ t pipeline.Tolerances }
+type tolFlag struct{ t replay.Tolerances }
 
 func (f *tolFlag) String() string { return "" }
 
 func (f *tolFlag) Set(s string) error {
-	col, tol, err := pipeline.ParseTolerance(s)
+	col, tol, err := replay.ParseTolerance(s)
 	if err != nil {
 		return err
 	}

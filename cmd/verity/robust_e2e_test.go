@@ -30,6 +30,7 @@ import (
 
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/publish"
 )
 
 const (
@@ -207,13 +208,13 @@ func assertSameRun(t *testing.T, want, got committedRun) {
 // assertValidRunFolder checks that dir is a complete run folder: manifest.json
 // parses, lists at least the known outputs, every listed file has the
 // recorded size and SHA-256, and the folder holds nothing unlisted.
-func assertValidRunFolder(t *testing.T, dir string) pipeline.Manifest {
+func assertValidRunFolder(t *testing.T, dir string) publish.Manifest {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
 		t.Fatalf("%s has its final name but no manifest.json: %v", dir, err)
 	}
-	var m pipeline.Manifest
+	var m publish.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatalf("%s/manifest.json is not valid JSON: %v", dir, err)
 	}

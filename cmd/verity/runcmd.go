@@ -13,6 +13,12 @@ import (
 	"strings"
 
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/diskio"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/ledgers"
+	"github.com/verity-analytics/verity/pipeline/publish"
 )
 
 // runFlags are the flags shared by run and validate.
@@ -36,8 +42,8 @@ func (h *hostFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&h.allowTestKey, "allow-test-key", false, "accept the committed TEST-ONLY noise key (tests and demos: its noise protects nothing)")
 }
 
-func (h hostFlags) host() pipeline.Host {
-	return pipeline.Host{StateDir: h.state, RestrictedDir: h.restricted, AllowTestKey: h.allowTestKey}
+func (h hostFlags) host() ledgers.Host {
+	return ledgers.Host{StateDir: h.state, RestrictedDir: h.restricted, AllowTestKey: h.allowTestKey}
 }
 
 func (f *runFlags) register(fs *flag.FlagSet, withRun bool) {
@@ -58,8 +64,8 @@ func (f *runFlags) options(stderr io.Writer) (pipeline.Options, error) {
 	opts := pipeline.Options{
 		OutDir: f.out,
 		Date:   f.date,
-		Engine: pipeline.Engine{Threads: f.threads, MemoryLimit: f.mem, TempDir: f.tmp},
-		Build:  pipeline.CurrentBuild(),
+		Engine: engine.Engine{Threads: f.threads, MemoryLimit: f.mem, TempDir: f.tmp},
+		Build:  publish.CurrentBuild(),
 		Host:   f.host.host(),
 	}
 	if f.qdir != "" {
@@ -79,7 +85,7 @@ func (f *runFlags) options(stderr io.Writer) (pipeline.Options, error) {
 			opts.Logger = slog.New(slog.NewJSONHandler(stderr, nil))
 		}
 	default:
-		return opts, fmt.Errorf("%w: --log wants json, text, none or auto, got %q", pipeline.ErrUsage, f.logFormat)
+		return opts, fmt.Errorf("%w: --log wants json, text, none or auto, got %q", expspec.ErrUsage, f.logFormat)
 	}
 	return opts, nil
 }
@@ -112,7 +118,7 @@ func expandSpecs(args []string) ([]string, error) {
 			found = append(found, m...)
 		}
 		if len(found) == 0 {
-			return nil, fmt.Errorf("%w: folder %s has no *.yaml spec", pipeline.ErrUsage, a)
+			return nil, fmt.Errorf("%w: folder %s has no *.yaml spec", expspec.ErrUsage, a)
 		}
 		sort.Strings(found)
 		out = append(out, found...)
@@ -122,12 +128,12 @@ func expandSpecs(args []string) ([]string, error) {
 
 // loadSpecs loads every spec; a spec that fails to load is reported and
 // counted, and the others go on.
-func loadSpecs(paths []string, stdout io.Writer) ([]*pipeline.Spec, int, []error) {
-	var specs []*pipeline.Spec
+func loadSpecs(paths []string, stdout io.Writer) ([]*expspec.Spec, int, []error) {
+	var specs []*expspec.Spec
 	worst := 0
 	var errs []error
 	for _, p := range paths {
-		s, err := pipeline.LoadSpec(p)
+		s, err := expspec.LoadSpec(p)
 		if err != nil {
 			code := pipeline.ExitCode(err)
 			fmt.Fprintf(stdout, "FAIL   %s  exit %d: %v\n", p, code, err)
@@ -148,7 +154,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 		return pipeline.ExitConfig, err
 	}
 	if fs.NArg() == 0 {
-		return pipeline.ExitConfig, fmt.Errorf("%w: run needs at least one spec file or folder", pipeline.ErrUsage)
+		return pipeline.ExitConfig, fmt.Errorf("%w: run needs at least one spec file or folder", expspec.ErrUsage)
 	}
 	if err := checkLocalPaths(fs, "spec", fs.Args()); err != nil {
 		return pipeline.ExitCode(err), err
@@ -156,7 +162,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	if !f.dryRun {
 		// An --out that can never hold the results fails once, up front,
 		// with exit 73, rather than once per spec after the analysis.
-		if err := pipeline.CheckOutputDir(f.out, ""); err != nil {
+		if err := diskio.CheckOutputDir(f.out, ""); err != nil {
 			return pipeline.ExitCode(err), err
 		}
 	}
@@ -176,7 +182,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 		return planReport(ctx, specs, opts, stdout, worst, errs, true)
 	}
 	for _, r := range pipeline.RunAll(ctx, specs, opts) {
-		var gate *pipeline.GateError
+		var gate *analysis.GateError
 		switch {
 		case r.Skipped != "":
 			fmt.Fprintf(stdout, "skip   %s  %s\n", r.Label(), r.Skipped)
@@ -215,7 +221,7 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (
 		return pipeline.ExitConfig, err
 	}
 	if fs.NArg() == 0 {
-		return pipeline.ExitConfig, fmt.Errorf("%w: validate needs at least one spec file or folder", pipeline.ErrUsage)
+		return pipeline.ExitConfig, fmt.Errorf("%w: validate needs at least one spec file or folder", expspec.ErrUsage)
 	}
 	if err := checkLocalPaths(fs, "spec", fs.Args()); err != nil {
 		return pipeline.ExitCode(err), err
@@ -237,7 +243,7 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (
 }
 
 // dataReport prints each spec's outcome of validate --data.
-func dataReport(ctx context.Context, specs []*pipeline.Spec, opts pipeline.Options, stdout io.Writer, worst int, errs []error) (int, error) {
+func dataReport(ctx context.Context, specs []*expspec.Spec, opts pipeline.Options, stdout io.Writer, worst int, errs []error) (int, error) {
 	_, results := pipeline.CheckData(ctx, specs, opts)
 	for _, r := range results {
 		switch {
@@ -259,7 +265,7 @@ func dataReport(ctx context.Context, specs []*pipeline.Spec, opts pipeline.Optio
 
 // planReport prints each spec's validation outcome and, with details, the
 // plan: which experiments share a pass, the inputs, templates and settings.
-func planReport(ctx context.Context, specs []*pipeline.Spec, opts pipeline.Options, stdout io.Writer, worst int, errs []error, details bool) (int, error) {
+func planReport(ctx context.Context, specs []*expspec.Spec, opts pipeline.Options, stdout io.Writer, worst int, errs []error, details bool) (int, error) {
 	plan, results := pipeline.Plan(ctx, specs, opts)
 	for _, r := range results {
 		switch {
@@ -297,7 +303,7 @@ func planReport(ctx context.Context, specs []*pipeline.Spec, opts pipeline.Optio
 				fmt.Fprintf(stdout, " %s@%s(%.12s)", t.Name, t.Version, t.SHA256)
 			}
 			fmt.Fprintf(stdout, "\n  duckdb %s;", g.DuckDB.Version)
-			for _, s := range append(append([]pipeline.Setting{}, g.DuckDB.Settings...), g.Execution...) {
+			for _, s := range append(append([]engine.Setting{}, g.DuckDB.Settings...), g.Execution...) {
 				fmt.Fprintf(stdout, " %s=%s", s.Name, s.Value)
 			}
 			fmt.Fprintln(stdout)

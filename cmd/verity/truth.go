@@ -19,6 +19,10 @@ import (
 
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/publish"
+	"github.com/verity-analytics/verity/pipeline/replay"
 )
 
 // checkTruthCmd is `verity check-truth`: does a run find what `verity gen`
@@ -71,10 +75,10 @@ func checkTruthCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return pipeline.ExitConfig, err
 	}
 	if *truthPath == "" || len(runs) == 0 {
-		return pipeline.ExitConfig, fmt.Errorf("%w: check-truth needs --truth FILE and at least one run folder or manifest", pipeline.ErrUsage)
+		return pipeline.ExitConfig, fmt.Errorf("%w: check-truth needs --truth FILE and at least one run folder or manifest", expspec.ErrUsage)
 	}
 	if !(*tail > 0 && *tail < 0.5) {
-		return pipeline.ExitConfig, fmt.Errorf("%w: --aa-tail wants a probability in (0, 0.5), got %v", pipeline.ErrUsage, *tail)
+		return pipeline.ExitConfig, fmt.Errorf("%w: --aa-tail wants a probability in (0, 0.5), got %v", expspec.ErrUsage, *tail)
 	}
 	if err := checkLocalPaths(fs, "run", runs); err != nil {
 		return pipeline.ExitCode(err), err
@@ -94,7 +98,7 @@ func checkTruthCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		c, err := checkRunTruth(manifest, truth)
 		if err != nil {
-			code := pipeline.ReplayExitCode(err)
+			code := replay.ReplayExitCode(err)
 			if code == pipeline.ExitTransient {
 				code = pipeline.ExitConfig
 			}
@@ -115,16 +119,16 @@ func checkTruthCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 func readTruth(path string) (*fixtures.Truth, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --truth: %v", pipeline.ErrUsage, err)
+		return nil, fmt.Errorf("%w: --truth: %v", expspec.ErrUsage, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var t fixtures.Truth
 	if err := dec.Decode(&t); err != nil {
-		return nil, fmt.Errorf("%w: truth %s: %v", pipeline.ErrUsage, path, err)
+		return nil, fmt.Errorf("%w: truth %s: %v", expspec.ErrUsage, path, err)
 	}
 	if t.Format != fixtures.TruthFormat {
-		return nil, fmt.Errorf("%w: truth %s: format %q, want %q", pipeline.ErrUsage, path, t.Format, fixtures.TruthFormat)
+		return nil, fmt.Errorf("%w: truth %s: format %q, want %q", expspec.ErrUsage, path, t.Format, fixtures.TruthFormat)
 	}
 	return &t, nil
 }
@@ -163,7 +167,7 @@ func (c *truthChecks) merge(o *truthChecks) {
 // says whether a conversion window shorter than the analysis window makes
 // the statistic differ from the truth's (windowed: only A/A comparisons
 // can be checked).
-func metricStat(m *pipeline.Manifest, spec *pipeline.Spec, mt pipeline.Metric) (stat string, windowed bool, why string) {
+func metricStat(m *publish.Manifest, spec *expspec.Spec, mt expspec.Metric) (stat string, windowed bool, why string) {
 	hours := attributionHours(m, spec, mt)
 	start, end := spec.Window.Bounds()
 	if hours != nil && time.Duration(*hours)*time.Hour < end.Sub(start) {
@@ -184,7 +188,7 @@ func metricStat(m *pipeline.Manifest, spec *pipeline.Spec, mt pipeline.Metric) (
 // attributionHours is a metric's conversion window in hours, nil when
 // events count until the window end: the manifest's effective block when
 // the run recorded one, else the template defaults of the time.
-func attributionHours(m *pipeline.Manifest, spec *pipeline.Spec, mt pipeline.Metric) *int {
+func attributionHours(m *publish.Manifest, spec *expspec.Spec, mt expspec.Metric) *int {
 	if m.Effective != nil {
 		for _, e := range m.Effective.Metrics {
 			if e.Name == mt.Name {
@@ -197,34 +201,34 @@ func attributionHours(m *pipeline.Manifest, spec *pipeline.Spec, mt pipeline.Met
 	}
 	h := mt.AttributionHours
 	if h == 0 {
-		h = pipeline.UnitMetricsV3DefaultAttributionHours
+		h = engine.UnitMetricsV3DefaultAttributionHours
 	}
 	return &h
 }
 
 // checkRunTruth collects the checks of one run.
 func checkRunTruth(manifestPath string, truth *fixtures.Truth) (*truthChecks, error) {
-	m, results, err := pipeline.ReadRunOutput(manifestPath, "results.csv")
+	m, results, err := replay.ReadRunOutput(manifestPath, "results.csv")
 	if err != nil {
 		return nil, err
 	}
-	spec, err := pipeline.SpecFromManifest(m, manifestPath)
+	spec, err := replay.SpecFromManifest(m, manifestPath)
 	if err != nil {
-		return nil, &pipeline.ManifestError{File: manifestPath, Err: err}
+		return nil, &publish.ManifestError{File: manifestPath, Err: err}
 	}
 	ti := slices.IndexFunc(truth.Experiments, func(e fixtures.ExperimentTruth) bool { return e.ID == spec.Experiment })
 	if ti < 0 {
-		return nil, fmt.Errorf("%w: the truth has no experiment %q", pipeline.ErrUsage, spec.Experiment)
+		return nil, fmt.Errorf("%w: the truth has no experiment %q", expspec.ErrUsage, spec.Experiment)
 	}
 	et := truth.Experiments[ti]
 	cfg := truth.Config
 	start, end := spec.Window.Bounds()
 	if !start.Equal(cfg.WindowStart) || !end.Equal(cfg.WindowEnd) {
 		return nil, fmt.Errorf("%w: %s: the spec's window [%s, %s) is not the generator's [%s, %s), so the truth does not apply",
-			pipeline.ErrUsage, spec.Experiment, spec.Window.Start, spec.Window.End, cfg.WindowStart.Format("2006-01-02T15:04:05Z07:00"), cfg.WindowEnd.Format("2006-01-02T15:04:05Z07:00"))
+			expspec.ErrUsage, spec.Experiment, spec.Window.Start, spec.Window.End, cfg.WindowStart.Format("2006-01-02T15:04:05Z07:00"), cfg.WindowEnd.Format("2006-01-02T15:04:05Z07:00"))
 	}
 	if spec.Control() != et.Control {
-		return nil, fmt.Errorf("%w: %s: the spec's control %q is not the generator's %q", pipeline.ErrUsage, spec.Experiment, spec.Control(), et.Control)
+		return nil, fmt.Errorf("%w: %s: the spec's control %q is not the generator's %q", expspec.ErrUsage, spec.Experiment, spec.Control(), et.Control)
 	}
 
 	// Cohorts whose units are exactly the truth's.
@@ -275,7 +279,7 @@ func checkRunTruth(manifestPath string, truth *fixtures.Truth) (*truthChecks, er
 	r := csv.NewReader(bytes.NewReader(results))
 	recs, err := r.ReadAll()
 	if err != nil || len(recs) == 0 {
-		return nil, &pipeline.ManifestError{File: manifestPath, Err: fmt.Errorf("results.csv: unreadable (%v)", err)}
+		return nil, &publish.ManifestError{File: manifestPath, Err: fmt.Errorf("results.csv: unreadable (%v)", err)}
 	}
 	col := map[string]int{}
 	for i, h := range recs[0] {
@@ -283,7 +287,7 @@ func checkRunTruth(manifestPath string, truth *fixtures.Truth) (*truthChecks, er
 	}
 	for _, h := range []string{"cohort", "metric", "variant", "n_control", "n_variant", "abs_ci_low", "abs_ci_high", "p_value", "status"} {
 		if _, ok := col[h]; !ok {
-			return nil, &pipeline.ManifestError{File: manifestPath, Err: fmt.Errorf("results.csv has no %s column", h)}
+			return nil, &publish.ManifestError{File: manifestPath, Err: fmt.Errorf("results.csv has no %s column", h)}
 		}
 	}
 	unitsSeen := map[string]bool{}
@@ -293,7 +297,7 @@ func checkRunTruth(manifestPath string, truth *fixtures.Truth) (*truthChecks, er
 		if !cohorts[cohort] {
 			continue
 		}
-		mi := slices.IndexFunc(spec.Metrics, func(x pipeline.Metric) bool { return x.Name == metric })
+		mi := slices.IndexFunc(spec.Metrics, func(x expspec.Metric) bool { return x.Name == metric })
 		if mi < 0 {
 			continue
 		}
@@ -345,7 +349,7 @@ func checkRunTruth(manifestPath string, truth *fixtures.Truth) (*truthChecks, er
 // whose persona is not a declared leaf are "_unclassified" in results and
 // "*" in truth.json.
 func truthCohort(c string) string {
-	if c == pipeline.UnclassifiedLeaf {
+	if c == expspec.UnclassifiedLeaf {
 		return fixtures.CohortUnclassified
 	}
 	return c

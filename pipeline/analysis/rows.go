@@ -1,0 +1,97 @@
+package analysis
+
+import (
+	"math"
+	"strconv"
+)
+
+// ResultRow is one row of results.csv and results.parquet: one cohort ×
+// metric × treatment-versus-control comparison. Optional numbers are nil
+// where they are undefined (Status says why); they are written as an empty
+// CSV field and a Parquet NULL, never as NaN. The columns are documented in
+// README.md.
+type ResultRow struct {
+	Experiment     string   `parquet:"experiment"`
+	Cohort         string   `parquet:"cohort"`
+	Metric         string   `parquet:"metric"`
+	Kind           string   `parquet:"kind"`
+	Role           string   `parquet:"role"`
+	Variant        string   `parquet:"variant"`
+	Control        string   `parquet:"control"`
+	NControl       int64    `parquet:"n_control"`
+	NVariant       int64    `parquet:"n_variant"`
+	MeanControl    *float64 `parquet:"mean_control,optional"`
+	MeanVariant    *float64 `parquet:"mean_variant,optional"`
+	SDControl      *float64 `parquet:"sd_control,optional"`
+	SDVariant      *float64 `parquet:"sd_variant,optional"`
+	AbsEffect      *float64 `parquet:"abs_effect,optional"`
+	AbsCILow       *float64 `parquet:"abs_ci_low,optional"`
+	AbsCIHigh      *float64 `parquet:"abs_ci_high,optional"`
+	RelEffect      *float64 `parquet:"rel_effect,optional"`
+	RelCILow       *float64 `parquet:"rel_ci_low,optional"`
+	RelCIHigh      *float64 `parquet:"rel_ci_high,optional"`
+	DF             *float64 `parquet:"df,optional"`
+	PValue         *float64 `parquet:"p_value,optional"`
+	PValueAdjusted *float64 `parquet:"p_value_adjusted,optional"`
+	AdjCILow       *float64 `parquet:"adj_ci_low,optional"`
+	AdjCIHigh      *float64 `parquet:"adj_ci_high,optional"`
+	// Correction is the multiple-testing correction of the row's family
+	// (holm, bh or none), or "nominal" for a row outside the family, whose
+	// p-value is not corrected.
+	Correction string  `parquet:"correction"`
+	CILevel    float64 `parquet:"ci_level"`
+	Interval   string  `parquet:"interval"`
+	// AttributionHours is the conversion window in effect; nil when every
+	// event until the window end counts (no conversion window, or one at
+	// least as long as the window analysed).
+	AttributionHours *int64   `parquet:"attribution_hours,optional"`
+	CUPEDTheta       *float64 `parquet:"cuped_theta,optional"`
+	MDEAbs           *float64 `parquet:"mde_abs,optional"`
+	MDERel           *float64 `parquet:"mde_rel,optional"`
+	Underpowered     bool     `parquet:"underpowered"`
+	SRMPValue        *float64 `parquet:"srm_p_value,optional"`
+	SRM              bool     `parquet:"srm"`
+	Private          bool     `parquet:"private"`
+	NoiseSDN         *float64 `parquet:"noise_sd_n,optional"`
+	NoiseSDSum       *float64 `parquet:"noise_sd_sum,optional"`
+	CollapsedFrom    string   `parquet:"collapsed_from"`
+	Status           string   `parquet:"status"`
+	// Name is the spec's output name (name:, default the experiment);
+	// NominalDate and SpecSHA256 identify the night and the spec, so that
+	// nightly outputs stack without parsing paths. NominalDate is a Parquet
+	// DATE (days since 1970-01-01) and YYYY-MM-DD in the CSV. They come
+	// last, so that the earlier columns keep their positions.
+	Name        string `parquet:"name"`
+	NominalDate int32  `parquet:"nominal_date,date"`
+	SpecSHA256  string `parquet:"spec_sha256"`
+}
+
+// FormatFloat writes a float in Verity's canonical form: the shortest
+// decimal that round-trips.
+func FormatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+// opt returns a pointer to v, or nil when v is not a finite number.
+func opt(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+// Check is one data-quality check: what was observed, its warn and block
+// thresholds, and the outcome: pass, warn, block, or skipped (not
+// computable, such as a volume change on the first night). Threshold is
+// the one that decided the outcome (the warn threshold unless blocked).
+type Check struct {
+	Name      string  `json:"name"`
+	Observed  float64 `json:"observed"`
+	Threshold float64 `json:"threshold"`
+	Warn      float64 `json:"warn"`
+	Block     float64 `json:"block"`
+	Rule      string  `json:"rule"`
+	Severity  string  `json:"severity"`
+	Outcome   string  `json:"outcome"`
+	// Detail says what a failing check found, in words (the metrics and
+	// events concerned); empty when there is nothing more to say.
+	Detail string `json:"detail,omitempty"`
+}

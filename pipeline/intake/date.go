@@ -1,0 +1,7 @@
+package intake
+
+import (
+	"regexp"
+)
+
+var DateRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)

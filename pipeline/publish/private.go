@@ -1,0 +1,177 @@
+package publish
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/verity-analytics/verity/pipeline/analysis"
+	"github.com/verity-analytics/verity/pipeline/diskio"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/intake"
+	"github.com/verity-analytics/verity/pipeline/privatize"
+	"github.com/verity-analytics/verity/pipeline/report"
+	"github.com/verity-analytics/verity/privacy"
+)
+
+// The release surface of a private run. Everything a private run publishes
+// — the files of its output folder, its stdout line, its log fields and its
+// exit status — is one of:
+//
+//   - a charged noisy value (privateRelease: the noisy counts, sums and
+//     gate statistics);
+//   - a data-independent fact (the spec, the template names, versions and
+//     hashes, the code identity, DuckDB's version and settings, the key's
+//     fingerprint, the host's ledger source, scope and total, the run id);
+//   - a function of those two (statistics, verdicts, gate outcomes, the
+//     report, the release digest, the output hashes, the ledger's state).
+//
+// PublishPrivate computes every published byte from exactly these
+// (privateFacts and privateRelease); the exact counts, input digests, row
+// counts, rendered-SQL hashes, timings and exact gate statistics go to the
+// restricted record (writeRestricted), which is never inside --out.
+
+// PrivateFacts are the data-independent facts a private release shows.
+type PrivateFacts struct {
+	Spec         *expspec.Spec
+	SpecJSON     json.RawMessage
+	SpecHash     string
+	Date         string
+	DateFromFlag bool
+	Templates    []engine.TemplateRecord // name, version, SHA-256 (no rendered hash)
+	DuckDB       DuckDBInfo
+	Build        BuildInfo
+	Key          privacy.Key
+	Ledger       privacy.Ledger // after this release was charged
+	SpentNow     *big.Rat
+	Baseline     *analysis.Baseline // the previous night's release, if any
+	Criteria     *analysis.CriteriaHistory
+	RunID        string
+	ParentRun    string
+	Execution    []engine.Setting
+	SpecFile     string
+}
+
+// Publication is what a private run publishes.
+type Publication struct {
+	Files    []diskio.StagedFile
+	Manifest []byte
+	Rows     int
+	Verdict  string
+	Blocked  []string
+	Details  []string // what each blocking check found
+}
+
+// PublishPrivate renders a private release from the noisy release and the
+// data-independent facts alone.
+func PublishPrivate(f PrivateFacts, rel *privatize.PrivateRelease) (*Publication, error) {
+	spec, date := f.Spec, f.Date
+	cohorts := []analysis.CohortRelease{{Label: expspec.AllCohort}}
+	for _, c := range rel.Cohorts {
+		cohorts = append(cohorts, analysis.CohortRelease{Label: c.Label, CollapsedFrom: c.CollapsedFrom})
+	}
+	rows, decisions, err := analysis.Analyse(spec, rel.Cells, cohorts, rel.Noise, date)
+	if err != nil {
+		return nil, err
+	}
+	AnnotateRows(spec, rows)
+	checks, blocked := analysis.EvaluatePrivateGates(spec, rel, f.Baseline)
+	var details []string
+	for _, c := range checks {
+		if c.Outcome == "block" && c.Detail != "" {
+			details = append(details, c.Detail)
+		}
+	}
+	if len(blocked) > 0 {
+		decisions.Verdict, decisions.Rule = "invalid", "quality_gate"
+		decisions.Reason = "a blocking data-quality check failed on noisy per-unit counts (" + strings.Join(blocked, ", ") + "), so no verdict"
+		if len(details) > 0 {
+			decisions.Reason += ": " + strings.Join(details, "; ")
+		}
+		decisions.Variants = []string{}
+	}
+	// A sample-ratio mismatch invalidates the verdict as a blocking gate
+	// does: the same exit status and stdout line.
+	blocked, details = analysis.BlockOnSRM(decisions, blocked, details)
+	criteria, history, err := analysis.ApplyCriteria(spec, date, "", f.Criteria, &decisions)
+	if err != nil {
+		return nil, err
+	}
+	info, state := privacyInfo(spec, f.Key, rel, f.Ledger, f.SpentNow)
+	page, err := report.Render(BuildReport(ReportInput{
+		Spec: spec, Date: date, Rows: rows, Decisions: decisions, Checks: checks, Privacy: info,
+		Templates: f.Templates, SpecHash: f.SpecHash, DuckDB: f.DuckDB.Version,
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("report.html: %w", err)
+	}
+	files, err := EncodeOutputs(RowStamp{spec.OutputName(), date, f.SpecHash}, rows, analysis.PrivateQuality{
+		Experiment: spec.Experiment, NominalDate: date,
+		Note:       "private release: the quality gates are decided on noisy per-unit counts (each statistic's noise sd is given); the exact counts are restricted operator data, not part of this release",
+		Statistics: rel.Gates, Checks: checks,
+	}, decisions, page)
+	if err != nil {
+		return nil, err
+	}
+	var outs []diskio.OutputFile
+	for _, o := range files {
+		outs = append(outs, diskio.OutputFile{Name: o.Name, Size: len(o.Data), SHA256: diskio.SHA256Hex(o.Data)})
+	}
+	build := f.Build
+	m := Manifest{
+		Format:            ManifestFormat,
+		Experiment:        spec.Experiment,
+		NominalDate:       date,
+		DateFromFlag:      f.DateFromFlag,
+		Spec:              f.SpecJSON,
+		SpecSHA256:        f.SpecHash,
+		Templates:         f.Templates,
+		Inputs:            []intake.InputFile{},
+		DuckDB:            f.DuckDB,
+		Statistics:        analysis.StatisticsInfoOf(spec),
+		Effective:         EffectiveOf(spec),
+		Criteria:          criteria,
+		MetricDefinitions: spec.MetricDefs,
+		CriteriaHistory:   history,
+		Privacy:           info,
+		Checks:            checks,
+		Baseline:          f.Baseline,
+		Outputs:           outs,
+		Build:             &build,
+		Volatile: &Volatile{
+			RunID:     f.RunID,
+			ParentRun: f.ParentRun,
+			Execution: f.Execution,
+			SpecFile:  f.SpecFile,
+			Ledger:    &state,
+		},
+	}
+	mb, err := diskio.MarshalJSON(m)
+	if err != nil {
+		return nil, err
+	}
+	return &Publication{Files: files, Manifest: mb, Rows: len(rows), Verdict: decisions.Verdict, Blocked: blocked, Details: details}, nil
+}
+
+// PublicTemplates drops the rendered-SQL hashes, which depend on the
+// columns the input files carry.
+func PublicTemplates(recs []engine.TemplateRecord) []engine.TemplateRecord {
+	out := make([]engine.TemplateRecord, len(recs))
+	for i, r := range recs {
+		out[i] = engine.TemplateRecord{Name: r.Name, Version: r.Version, SHA256: r.SHA256}
+	}
+	return out
+}
+
+// RestrictedRecord is release.json in a private run's restricted record:
+// every released number with the exact value behind it, its sensitivity and
+// mechanism. The audit reads it; so may an operator; the release never does.
+type RestrictedRecord struct {
+	Experiment    string                     `json:"experiment"`
+	NominalDate   string                     `json:"nominal_date"`
+	ReleaseDigest string                     `json:"release_digest"`
+	DataDigest    string                     `json:"data_digest"`
+	Numbers       []privatize.ReleasedNumber `json:"numbers"`
+}
