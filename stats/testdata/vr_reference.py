@@ -36,6 +36,17 @@ regression_adjustment — Lin (2013): statsmodels OLS of y on (1, x − x̄)
     HC2 needs each unit's leverage). Ratio metrics are linearised per unit,
     ℓ_i = R + (x_i − R·y_i)/ȳ* with the pooled R and ȳ*, before the
     regression.
+
+interaction — the a×b table of cells of units in two experiments:
+    statsmodels OLS of y on A's and B's arm indicators and their products
+    (saturated, so each cell has its own mean) with cov_type='HC2'; its
+    interaction coefficients are the contrasts θ_ij, their HC2 covariance
+    is Σ s²/n over the cells involved, and the Wald statistic is
+    results.wald_test(R, use_f=False); its p-value is scipy.stats.f.sf(W/m,
+    m, ν_min) with ν_min the smallest contrast's Satterthwaite ν computed
+    from the cells. For 2×2 the Welch–Satterthwaite ν is computed from the
+    cells and the p-value and interval from SciPy's t.
+    Assignment independence is scipy.stats.chi2_contingency(correction=False).
 """
 
 import math
@@ -303,12 +314,110 @@ def regression_cases():
     return out
 
 
+# ---------------------------------------------------------------------------
+# Interaction
+
+
+def interaction_case(name, units, alpha=0.05):
+    """units[i][j]: the outcome array of the cell (A's arm i, B's arm j)."""
+    a, b = len(units), len(units[0])
+    y = np.concatenate([units[i][j] for i in range(a) for j in range(b)])
+    ai = np.concatenate([np.full(len(units[i][j]), i) for i in range(a) for j in range(b)])
+    bj = np.concatenate([np.full(len(units[i][j]), j) for i in range(a) for j in range(b)])
+    cols, names = [], []
+    for i in range(1, a):
+        cols.append((ai == i).astype(float))
+    for j in range(1, b):
+        cols.append((bj == j).astype(float))
+    inter = []
+    for i in range(1, a):
+        for j in range(1, b):
+            inter.append(len(cols))
+            cols.append(((ai == i) & (bj == j)).astype(float))
+    fit = sm.OLS(y, sm.add_constant(np.column_stack(cols))).fit(cov_type="HC2")
+    idx = [k + 1 for k in inter]  # after the constant
+    theta = fit.params[idx]
+    cov = fit.cov_params()[np.ix_(idx, idx)]
+    want = {"Contrasts": [f(v) for v in theta], "Cov": [f(v) for v in cov.ravel()]}
+    effects = []
+    for i in range(1, a):
+        for j in range(b):
+            yc, yt = units[0][j], units[i][j]
+            effects.append({"ArmA": i, "ArmB": j, "Estimate": f(np.mean(yt) - np.mean(yc)),
+                            "SE": f(math.sqrt(np.var(yt, ddof=1) / len(yt) + np.var(yc, ddof=1) / len(yc)))})
+    want["Effects"] = effects
+    if len(idx) == 1:
+        d = [np.var(units[i][j], ddof=1) / len(units[i][j]) for i in range(a) for j in range(b)]
+        n = [len(units[i][j]) for i in range(a) for j in range(b)]
+        v = sum(d)
+        assert abs(v - cov[0, 0]) <= 1e-9 * v
+        df = v ** 2 / sum(x ** 2 / (m - 1) for x, m in zip(d, n))
+        est, se = float(theta[0]), math.sqrt(v)
+        want.update({"Method": "welch_t", "Estimate": f(est), "SE": f(se), "DF": f(df)})
+        ti = t_interval(est, se, df, alpha)
+        want.update({"Statistic": ti["Statistic"], "PValue": ti["PValue"], "Low": ti["Low"], "High": ti["High"]})
+    else:
+        R = np.zeros((len(idx), len(fit.params)))
+        for r, k in enumerate(idx):
+            R[r, k] = 1
+        w = fit.wald_test(R, use_f=False, scalar=True)
+        m = len(idx)
+        # ν_min: the smallest Satterthwaite ν of one contrast, from the cells.
+        nus = []
+        for i in range(1, a):
+            for j in range(1, b):
+                d = [np.var(units[r][c], ddof=1) / len(units[r][c]) for r, c in ((i, j), (0, j), (i, 0), (0, 0))]
+                n = [len(units[r][c]) for r, c in ((i, j), (0, j), (i, 0), (0, 0))]
+                nus.append(sum(d) ** 2 / sum(x ** 2 / (k - 1) for x, k in zip(d, n)))
+        nu = min(nus)
+        want.update({"Method": "wald_f", "Statistic": f(w.statistic), "DF": f(m), "DFDenominator": f(nu),
+                     "PValue": f(stats.f.sf(w.statistic / m, m, nu))})
+    return {"name": name, "alpha": alpha, "cells": [[cell(units[i][j]) for j in range(b)] for i in range(a)],
+            "want": want}
+
+
+def interaction_cases():
+    rng = np.random.default_rng(777)
+    out = []
+    # 2×2 with an interaction: A's lift is larger when B is on.
+    units = [[rng.normal(10, 3, 2400), rng.normal(10.2, 3.5, 2500)],
+             [rng.normal(10.3, 3.2, 2450), rng.normal(11.0, 4, 2380)]]
+    out.append(interaction_case("2x2 interaction", units))
+    # 2×2 proportions, no interaction, small cells.
+    units = [[(rng.random(n) < p).astype(float) for n, p in row] for row in
+             [[(60, 0.2), (45, 0.25)], [(52, 0.22), (70, 0.27)]]]
+    out.append(interaction_case("2x2 proportions small", units, alpha=0.1))
+    # 3×2 and 3×3, skewed revenue.
+    units = [[rng.exponential(mu, n) for mu, n in row] for row in
+             [[(20, 900), (21, 950)], [(22, 880), (23, 910)], [(19, 930), (24, 905)]]]
+    out.append(interaction_case("3x2 revenue", units))
+    units = [[rng.normal(mu, 2 + j, 300 + 10 * i + j) for j, mu in enumerate(row)] for i, row in
+             enumerate([[5, 5.1, 5.2], [5.3, 5.3, 5.9], [5.0, 5.4, 5.1]])]
+    out.append(interaction_case("3x3 normal", units))
+    return out
+
+
+def independence_cases():
+    out = []
+    for name, counts in [("balanced", [[25010, 24890], [24950, 25150]]),
+                         ("dependent", [[15000, 25000], [35000, 25000]]),
+                         ("3x2 unequal shares", [[3000, 1010], [2950, 990], [6100, 1900]]),
+                         ("small counts", [[3, 7], [9, 2]])]:
+        chi2, p, dof, expected = stats.chi2_contingency(np.array(counts, dtype=float), correction=False)
+        out.append({"name": name, "counts": [[f(c) for c in row] for row in counts],
+                    "want": {"ChiSquare": f(chi2), "PValue": f(p), "DF": int(dof),
+                             "Expected": [f(e) for e in np.ravel(expected)]}})
+    return out
+
+
 def main():
     ref = {
         "generator": {"script": "stats/testdata/vr_reference.py", "python": sys.version.split()[0],
                       "numpy": np.__version__, "scipy": scipy.__version__, "statsmodels": statsmodels.__version__},
         "post_stratification": post_stratification_cases(),
         "regression_adjustment": regression_cases(),
+        "interaction": interaction_cases(),
+        "independence": independence_cases(),
     }
     write_reference("vr_reference.json", ref)
 
