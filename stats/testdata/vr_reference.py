@@ -410,6 +410,74 @@ def independence_cases():
     return out
 
 
+# ---------------------------------------------------------------------------
+# Anomaly
+
+
+def anomaly_case(name, values, ses, missing, use_se, trend, alpha=0.01, checks=1):
+    """The last night of values is checked against the others (those not
+    missing), all of which form the history."""
+    t0 = len(values) - 1
+    hist = [j for j in range(t0) if j not in missing]
+    y = np.array([values[j] for j in hist])
+    w = np.array([1 / ses[j] ** 2 if use_se else 1.0 for j in hist])
+    X = np.ones((len(hist), 1))
+    x0 = np.ones((1, 1))
+    if trend:
+        X = np.column_stack([X, np.array(hist, dtype=float)])
+        x0 = np.array([[1.0, float(t0)]])
+    fit = sm.WLS(y, X, weights=w).fit()
+    w0 = 1 / ses[t0] ** 2 if use_se else 1.0
+    pred = fit.get_prediction(x0, weights=np.array([w0]))
+    predicted = float(pred.predicted_mean[0])
+    se = float(np.squeeze(pred.se_obs))
+    stat = (values[t0] - predicted) / se
+    p = 2 * stats.t.sf(abs(stat), fit.df_resid)
+    level = alpha / checks
+    series = [{"Value": f(v), "SE": f(e), "Missing": j in missing} for j, (v, e) in enumerate(zip(values, ses))]
+    return {"name": name, "series": series,
+            "options": {"Window": len(hist), "MinHistory": len(hist), "Alpha": alpha, "Checks": checks,
+                        "UseSE": use_se, "Trend": trend},
+            "want": {"Predicted": f(predicted), "PredSE": f(se), "Statistic": f(stat), "DF": f(fit.df_resid),
+                     "PValue": f(p), "History": len(hist), "Flagged": bool(p <= level)}}
+
+
+def anomaly_cases():
+    rng = np.random.default_rng(1405)
+    out = []
+    v = list(10 + rng.normal(0, 0.1, 15))
+    v[-1] -= 0.69  # volume halved
+    out.append(anomaly_case("log volume halved", v, [1.0] * 15, set(), False, False))
+    v = list(3 + 0.05 * np.arange(12) + rng.normal(0, 0.2, 12))
+    out.append(anomaly_case("trend, a missing night", v, [1.0] * 12, {4}, False, True))
+    ses = list(0.5 + 0.5 * rng.random(13))
+    v = list(20 + np.array(ses) * rng.normal(0, 1, 13))
+    v[-1] += 3 * ses[-1]
+    out.append(anomaly_case("control mean with SEs, shift of 3 SE", v, ses, {2, 7}, True, False, alpha=0.01, checks=4))
+    ses = list(0.2 + rng.random(9))
+    v = list(1 - 0.02 * np.arange(9) + np.array(ses) * rng.normal(0, 1.3, 9))
+    out.append(anomaly_case("SEs and trend", v, ses, set(), True, True, alpha=0.05))
+    return out
+
+
+def anomaly_power():
+    """Detection probability of a shift δ at the last night: T is noncentral
+    t with h − q degrees of freedom and ncp = δ/σ_pred, σ_pred² =
+    κ(1/w₀ + 1/Σw) for a level model."""
+    out = []
+    for name, h, level, shift_over_sd in [
+        ("volume halved, night-to-night sd 0.1", 14, 0.01, math.log(2) / 0.1),
+        ("logger break of 5 SE", 14, 0.01, 5.0),
+        ("logger break of 4 SE, 20 checks", 14, 0.05 / 20, 4.0),
+    ]:
+        df = h - 1
+        ncp = shift_over_sd / math.sqrt(1 + 1 / h)
+        c = t_ppf(1 - level / 2, df)
+        power = stats.nct.sf(c, df, ncp) + stats.nct.cdf(-c, df, ncp)
+        out.append({"name": name, "history": h, "level": f(level), "shift_sd": f(shift_over_sd), "power": f(power)})
+    return out
+
+
 def main():
     ref = {
         "generator": {"script": "stats/testdata/vr_reference.py", "python": sys.version.split()[0],
@@ -418,6 +486,8 @@ def main():
         "regression_adjustment": regression_cases(),
         "interaction": interaction_cases(),
         "independence": independence_cases(),
+        "anomaly": anomaly_cases(),
+        "anomaly_power": anomaly_power(),
     }
     write_reference("vr_reference.json", ref)
 
