@@ -116,4 +116,15 @@
 //
 // with c = z_{1−α/2} for a fixed horizon and the confidence sequence's
 // h(t) for the always-valid design (see plan.go).
+//
+// # Variance reduction, interactions, anomalies (PostStratify, RegressionAdjust, Interaction, NightlyAnomalies)
+//
+// Post-stratification τ̂ = Σ w_k(ȳ_kt − ȳ_kc) with Miratrix, Sekhon & Yu's
+// (2013) conditional variance; Lin's (2013) interacted regression
+// adjustment from each arm's moments of (y, x₁…x_k), Eppo's CUPED++ without
+// its ridge penalty; the interaction θ = (ȳ_11 − ȳ_01) − (ȳ_10 − ȳ_00) of
+// two experiments (Welch t, or a Wald F test for larger tables) with a
+// Benjamini–Hochberg flag rule; night-over-night checks against a weighted
+// least-squares prediction, exact Student's t at Alpha/Checks. See
+// poststrat.go, regadjust.go, interaction.go and anomaly.go.
 package stats
