@@ -1,0 +1,196 @@
+#!/usr/bin/python3
+"""Reference values for the quantile statistics of the Go package stats:
+Histogram.Quantile, PooledQuantile, CappedMoments, EstimateQuantile and
+CompareQuantiles.
+
+What it reproduces, computed from unit-level NumPy arrays (the Go test
+receives the same integer arrays, builds its histograms and must agree):
+
+  * quantiles: NumPy's np.quantile(x, p, method="inverted_cdf") (Hyndman
+    and Fan's definition 1, NumPy >= 1.22) on the fixed-point integers; the
+    script checks each against the ⌈n·p⌉-th order statistic with p read as
+    its decimal (fractions.Fraction(repr(p))), the Go definition, so a case
+    where NumPy's floating-point n·p would pick another rank is refused
+    rather than written;
+  * the unit-level order-statistic variance GrowthBook documents (Deng,
+    Knoblich and Lu, KDD 2018; docs/statistics/quantile.mdx and gbstats
+    0.8.0's QuantileStatistic in growthbook/growthbook at commit
+    8f1db4456915a8e7b7faf23d5632ca7219d2f469), with the exact n instead of
+    gbstats' n* grid and without its (n−1)/n factor:
+    δ = z·√(p(1−p)/n), z = norm.ppf(0.975),
+    lower, upper = np.quantile(x, p ∓ δ, method="inverted_cdf"),
+    Var = ((upper − lower)/(2z))²;
+  * the comparison: Δ = q_t − q_c, SE = √(V_c + V_t), Δ ± norm.ppf(1−α/2)·SE,
+    p = 2·norm.sf(|Δ|/SE); relative L = Δ/|q_c| with the delta-method
+    SE_L² = V_t/q_c² + q_t²·V_c/q_c⁴ (gbstats' variance_of_ratios), and
+    Fieller's interval by root-finding (reference.fieller_numeric);
+  * percentile capping: the cap is np.quantile of the arms' arrays
+    concatenated (inverted_cdf); capped sums are Python-integer sums of
+    np.clip(x, lower, upper), exact; the capped arm's mean and sample
+    variance are np.mean and np.var(ddof=1) of the capped values.
+
+Fixed-point values x are integers round(value·10^d); a reported value is
+float(Fraction(x, 10^d)), correctly rounded as the Go code's.
+
+Run from the repository root with Debian's Python (NumPy 1.24, SciPy 1.10,
+statsmodels 0.13):
+
+    /usr/bin/python3 stats/testdata/quantile_reference.py
+
+It rewrites quantile_reference.json beside it, deterministically (seeded
+numpy.random.default_rng draws, floats written with repr).
+"""
+
+import math
+import sys
+from fractions import Fraction
+
+import numpy as np
+import scipy
+import statsmodels
+from scipy import stats
+
+# f and write_reference are the ones reference.py uses (same folder);
+# fieller_numeric is its root-finding Fieller interval.
+from reference import f, fieller_numeric, write_reference  # noqa: E402
+
+Z_BAND = stats.norm.ppf(0.975)
+
+
+def fixed(v, d):
+    """The fixed-point integer v at scale 10^-d as the nearest float."""
+    return float(Fraction(int(v), 10 ** d))
+
+
+def inverted_cdf(x, u):
+    """np.quantile(x, u, method="inverted_cdf") as a Python int."""
+    return int(np.quantile(x, u, method="inverted_cdf"))
+
+
+def decimal_rank(n, p):
+    """⌈n·p⌉ with p read as its shortest decimal, the Go definition."""
+    return math.ceil(n * Fraction(repr(p)))
+
+
+def quantile_checked(x, p):
+    """The definition-1 quantile from NumPy, refused if NumPy's rank
+    differs from the decimal one (float rounding of n·p)."""
+    q = inverted_cdf(x, p)
+    s = np.sort(x)
+    if s[decimal_rank(len(x), p) - 1] != q:
+        raise SystemExit(f"n={len(x)} p={p}: NumPy's inverted_cdf picks another rank; choose another case")
+    return q
+
+
+def unit_estimate(x, p, d):
+    """An arm's quantile and its order-statistic variance from its array."""
+    n = len(x)
+    delta = Z_BAND * math.sqrt(p * (1 - p) / n)
+    if not (p - delta > 0 and p + delta < 1):
+        return None
+    q = quantile_checked(x, p)
+    lo, hi = inverted_cdf(x, p - delta), inverted_cdf(x, p + delta)
+    if lo == hi:
+        return None
+    s = np.sort(x)
+    rl, ru = max(1, math.ceil(n * (p - delta))), min(n, math.ceil(n * (p + delta)))
+    assert s[rl - 1] == lo and s[ru - 1] == hi
+    se = float(Fraction(hi - lo, 10 ** d)) / (2 * Z_BAND)
+    return {"Quantile": fixed(q, d), "Lower": fixed(lo, d), "Upper": fixed(hi, d),
+            "RankLower": rl, "RankUpper": ru, "Var": f(se * se), "SE": f(se), "N": f(n),
+            "BandLevel": f(delta), "CDFVar": f(p * (1 - p) / n), "DesignEffect": 1.0}
+
+
+def compare(c, t, alpha):
+    """Normal difference and delta-method / Fieller relative effect."""
+    z = stats.norm.ppf(1 - alpha / 2)
+    diff = t["Quantile"] - c["Quantile"]
+    se = math.sqrt(c["Var"] + t["Var"])
+    out = {"Diff": f(diff), "SE": f(se), "Statistic": f(diff / se), "PValue": f(2 * stats.norm.sf(abs(diff / se))),
+           "DiffLow": f(diff - z * se), "DiffHigh": f(diff + z * se), "Critical": f(z), "HasRelative": False}
+    mc, mt = c["Quantile"], t["Quantile"]
+    if mc != 0:
+        rel = diff / abs(mc)
+        relse = math.sqrt(t["Var"] / mc ** 2 + mt ** 2 * c["Var"] / mc ** 4)
+        lo, hi = fieller_numeric(mc, mt, c["Var"], t["Var"], z)
+        out.update(HasRelative=True, RelDiff=f(rel), RelSE=f(relse), RelLow=f(rel - z * relse),
+                   RelHigh=f(rel + z * relse), FiellerBounded=lo is not None,
+                   FiellerLow=f(lo) if lo is not None else 0.0, FiellerHigh=f(hi) if hi is not None else 0.0)
+    return out
+
+
+def to_fixed(values, d):
+    return np.rint(np.asarray(values) * 10 ** d).astype(np.int64)
+
+
+def unit_cases():
+    rng = np.random.default_rng(20261220)
+    cases = []
+
+    def add(name, xc, xt, p, d, alpha=0.05):
+        c, t = unit_estimate(xc, p, d), unit_estimate(xt, p, d)
+        want = None
+        if c is not None and t is not None:
+            want = compare(c, t, alpha)
+            want["Control"], want["Treatment"] = c, t
+        cases.append({"name": name, "decimals": d, "p": p, "alpha": alpha,
+                      "control": xc.tolist(), "treatment": xt.tolist(),
+                      "degenerate": want is None, "want": want})
+
+    add("median exponential spend", to_fixed(rng.exponential(20.0, 800), 2), to_fixed(rng.exponential(22.0, 900), 2), 0.5, 2)
+    add("p90 lognormal latency", to_fixed(rng.lognormal(5.0, 0.6, 1500), 3), to_fixed(rng.lognormal(4.95, 0.6, 1400), 3), 0.9, 3)
+    add("p99 gamma, 600 units", to_fixed(rng.gamma(2.0, 3.0, 600), 2), to_fixed(rng.gamma(2.0, 3.3, 650), 2), 0.99, 2)
+    add("p25 negative values alpha 0.1", to_fixed(rng.normal(-3.0, 2.0, 500), 4), to_fixed(rng.normal(-2.6, 2.5, 520), 4), 0.25, 4, 0.1)
+    add("p10 small arms", to_fixed(rng.exponential(5.0, 60), 1), to_fixed(rng.exponential(6.0, 70), 1), 0.1, 1)
+    # Poisson counts: ties, but a band still wider than one value.
+    add("median poisson counts", rng.poisson(40, 400).astype(np.int64), rng.poisson(43, 380).astype(np.int64), 0.5, 0)
+    # A control quantile of exactly zero: no relative effect.
+    xc = to_fixed(rng.normal(0.0, 10.0, 801), 2)
+    xc = xc - np.sort(xc)[400]
+    add("control median zero", xc, to_fixed(rng.normal(1.0, 10.0, 790), 2), 0.5, 2)
+    # Degenerate: a tie wider than the band (70% zeros at the median).
+    zc = to_fixed(np.where(rng.random(900) < 0.7, 0.0, rng.exponential(30.0, 900)), 2)
+    zt = to_fixed(np.where(rng.random(900) < 0.7, 0.0, rng.exponential(33.0, 900)), 2)
+    add("median in a tie of zeros", zc, zt, 0.5, 2)
+    # Degenerate: too few units for p99 (needs more than 380).
+    add("p99 too few units", to_fixed(rng.exponential(1.0, 300), 3), to_fixed(rng.exponential(1.0, 300), 3), 0.99, 3)
+    return cases
+
+
+def cap_cases():
+    rng = np.random.default_rng(20261221)
+    cases = []
+    for name, d, p_lo, p_hi, xc, xt in [
+        ("revenue p99 cap", 2, None, 0.99, rng.lognormal(3, 1.5, 1200), rng.lognormal(3.05, 1.5, 1100)),
+        ("p1 and p99 caps, negative values", 3, 0.01, 0.99, rng.standard_t(2, 1000) * 50, rng.standard_t(2, 1000) * 55),
+        ("p95 cap of counts with ties", 0, None, 0.95, rng.poisson(3, 700), rng.poisson(3.2, 720)),
+    ]:
+        xc, xt = to_fixed(xc, d), to_fixed(xt, d)
+        pooled = np.concatenate([xc, xt])
+        hi = quantile_checked(pooled, p_hi)
+        lo = quantile_checked(pooled, p_lo) if p_lo is not None else None
+        arms = []
+        for x in (xc, xt):
+            capped = np.clip(x, lo if lo is not None else np.iinfo(np.int64).min, hi)
+            ints = [int(v) for v in capped.tolist()]
+            vals = np.array([fixed(v, d) for v in ints])
+            arms.append({"N": len(ints), "Sum": sum(ints), "SumSq": sum(v * v for v in ints),
+                         "Mean": f(np.mean(vals)), "Var": f(np.var(vals, ddof=1))})
+        cases.append({"name": name, "decimals": d, "lower_p": p_lo, "upper_p": p_hi,
+                      "control": xc.tolist(), "treatment": xt.tolist(),
+                      "lower": lo, "upper": hi, "arms": arms})
+    return cases
+
+
+def main():
+    ref = {
+        "generator": {"script": "stats/testdata/quantile_reference.py", "python": sys.version.split()[0],
+                      "numpy": np.__version__, "scipy": scipy.__version__, "statsmodels": statsmodels.__version__},
+        "unit": unit_cases(),
+        "caps": cap_cases(),
+    }
+    write_reference("quantile_reference.json", ref)
+
+
+if __name__ == "__main__":
+    main()
