@@ -135,7 +135,7 @@ func EstimateQuantile(h Histogram, p float64) (QuantileEstimate, error) {
 	}
 	n := h.N()
 	if n == 0 {
-		return QuantileEstimate{}, fmt.Errorf("quantile: no units: %w", ErrDegenerate)
+		return QuantileEstimate{}, fmt.Errorf("quantile: no values (an empty arm): %w", ErrDegenerate)
 	}
 	z := normalQuantileTwoSided(quantileBandAlpha)
 	nf := float64(n)
@@ -143,7 +143,7 @@ func EstimateQuantile(h Histogram, p float64) (QuantileEstimate, error) {
 	delta := float64(z * math.Sqrt(cdfVar))
 	lo, hi := p-delta, p+delta
 	if !(lo > 0 && hi < 1) {
-		return QuantileEstimate{}, fmt.Errorf("quantile: %d units are too few for the order-statistic interval at p = %v (need more than %.4g): %w",
+		return QuantileEstimate{}, fmt.Errorf("quantile: %d values are too few for the order-statistic interval at p = %v (need more than %.4g): %w",
 			n, p, z*z*math.Max(p/(1-p), (1-p)/p), ErrDegenerate)
 	}
 	e := QuantileEstimate{P: p, N: nf, BandLevel: delta, DesignEffect: 1, CDFVar: cdfVar}

@@ -20,6 +20,7 @@ func checkQuantileError(t *testing.T, r QuantileComparison, err, want error, arm
 	if r != (QuantileComparison{}) {
 		t.Errorf("result %+v with an error, want the zero value", r)
 	}
+	t.Logf("%v", err)
 	if err.Error() == "" {
 		t.Error("empty error message")
 	}
@@ -74,5 +75,83 @@ func TestCompareQuantilesHostile(t *testing.T) {
 	three := mustHistogramOf(t, 0, []int64{1, 2, 3})
 	if _, err := EstimateQuantile(three, 0.5); !errors.Is(err, ErrDegenerate) {
 		t.Errorf("three units at the median: %v, want ErrDegenerate", err)
+	}
+}
+
+func TestCompareEventQuantilesHostile(t *testing.T) {
+	// 60 units with 1 to 3 events of distinct values.
+	units := make([][]int64, 60)
+	for i := range units {
+		for j := range 1 + i%3 {
+			units[i] = append(units[i], int64(i*31+j*17)%997)
+		}
+	}
+	ok, _ := eventArm(t, 2, units, 0.5)
+	oneUnit, _ := eventArm(t, 2, [][]int64{{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}, 0.5)
+	// Every unit has one event below the median and one above: the share
+	// below is 1/2 in every unit, so the cluster variance is zero.
+	halves := make([][]int64, 40)
+	for i := range halves {
+		halves[i] = []int64{int64(i), int64(100 + i)}
+	}
+	even, _ := eventArm(t, 2, halves, 0.5)
+	wrongCount := ok
+	wrongCount.Clusters.Events++
+	otherThreshold := ok
+	at03, _ := eventArm(t, 2, units, 0.3)
+	otherThreshold.Clusters = at03.Clusters
+	otherScale := ok
+	otherScale.Events = mustHistogramOf(t, 3, nil)
+	for _, c := range []struct {
+		name     string
+		control  EventQuantileArm
+		treat    EventQuantileArm
+		p        float64
+		want     error
+		wantsArm string
+	}{
+		{"no events", EventQuantileArm{Events: Histogram{decimals: 2}}, ok, 0.5, ErrDegenerate, "control"},
+		{"one unit", ok, oneUnit, 0.5, ErrDegenerate, "treatment"},
+		{"zero cluster variance", even, ok, 0.5, ErrDegenerate, "control"},
+		{"passes disagree on events", ok, wrongCount, 0.5, ErrInvalidInput, "treatment"},
+		{"pass 2 at another threshold", otherThreshold, ok, 0.5, ErrInvalidInput, "control"},
+		{"p 1", ok, ok, 1, ErrInvalidInput, ""},
+		{"p 0", ok, ok, 0, ErrInvalidInput, ""},
+		{"scales differ", ok, otherScale, 0.5, ErrInvalidInput, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := CompareEventQuantiles(c.control, c.treat, c.p, QuantileOptions{})
+			checkQuantileError(t, r, err, c.want, c.wantsArm)
+		})
+	}
+	if _, err := CompareEventQuantiles(ok, ok, 0.5, QuantileOptions{}); err != nil {
+		t.Errorf("valid arms: %v", err)
+	}
+}
+
+func TestClusterSums(t *testing.T) {
+	var s ClusterSums
+	if err := s.AddUnit(3, 4); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("below > events: %v", err)
+	}
+	if err := s.AddUnit(0, 0); err != nil || s != (ClusterSums{}) {
+		t.Errorf("a unit without events: %v, %+v", err, s)
+	}
+	if err := s.AddUnit(5, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddUnit(3, 3); err != nil {
+		t.Fatal(err)
+	}
+	if want := (ClusterSums{Units: 2, Events: 8, Below: 5, EventsSq: 34, BelowSq: 13, BelowEvents: 19}); s != want {
+		t.Errorf("sums %+v, want %+v", s, want)
+	}
+	before := s
+	if err := s.AddUnit(1<<32, 0); !errors.Is(err, ErrOverflow) || s != before {
+		t.Errorf("square overflow: %v, sums %+v", err, s)
+	}
+	big := ClusterSums{Units: 1, Events: math.MaxUint64, Below: 1}
+	if _, err := big.Merge(ClusterSums{Units: 1, Events: 1}); !errors.Is(err, ErrOverflow) {
+		t.Errorf("sum overflow: %v", err)
 	}
 }

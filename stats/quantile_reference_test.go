@@ -10,8 +10,9 @@ import (
 // testdata/quantile_reference.py: NumPy's np.quantile(method=
 // "inverted_cdf") and its order statistics on the unit-level integer
 // arrays this test also receives, the order-statistic variance GrowthBook
-// documents, and Python-integer sums of np.clip for the caps (see the
-// script):
+// documents, Python-integer sums of np.clip for the caps, and statsmodels'
+// cluster-robust variance of the fraction of events below the quantile
+// for the event level, from per-unit event arrays (see the script):
 //
 //	/usr/bin/python3 stats/testdata/quantile_reference.py
 //
@@ -25,8 +26,12 @@ type refQuantileEstimate struct {
 	BandLevel, CDFVar, DesignEffect    float64
 	RankLower, RankUpper               uint64
 	Clusters                           uint64
+	Threshold                          int64
+	Below                              uint64
 }
 
+// refQuantileComparison's estimates carry, at the event level, the arm's
+// threshold and its count of events at or below it.
 type refQuantileComparison struct {
 	Control, Treatment                    refQuantileEstimate
 	Diff, SE, Statistic, PValue, Critical float64
@@ -43,6 +48,13 @@ type quantileReference struct {
 		P, Alpha           float64
 		Control, Treatment []int64
 		Degenerate         bool
+		Want               *refQuantileComparison
+	}
+	Event []struct {
+		Name               string
+		Decimals           int
+		P, Alpha           float64
+		Control, Treatment [][]int64 // each unit's events
 		Want               *refQuantileComparison
 	}
 	Caps []struct {
@@ -65,7 +77,7 @@ func loadQuantileReference(t *testing.T) quantileReference {
 	t.Helper()
 	var ref quantileReference
 	loadJSON(t, "testdata/quantile_reference.json", &ref)
-	if len(ref.Unit) == 0 || len(ref.Caps) == 0 {
+	if len(ref.Unit) == 0 || len(ref.Caps) == 0 || len(ref.Event) == 0 {
 		t.Fatal("no reference cases")
 	}
 	return ref
@@ -181,6 +193,60 @@ func TestQuantileReferenceCaps(t *testing.T) {
 				checkClose(t, "Mean", a.Mean, w.Mean, 0)
 				checkClose(t, "Var", a.Var, w.Var, 0)
 			}
+		})
+	}
+}
+
+// eventArm runs the two passes the pipeline runs on an arm's events
+// (unit i's events in units[i]): the histogram of every event value, its
+// p-quantile as the threshold, then each unit's events and events at or
+// below the threshold added to the cluster sums in two shards merged.
+func eventArm(t *testing.T, d int, units [][]int64, p float64) (EventQuantileArm, int64) {
+	t.Helper()
+	var all []int64
+	for _, u := range units {
+		all = append(all, u...)
+	}
+	a := EventQuantileArm{Events: mustHistogramOf(t, d, all)}
+	threshold, err := a.Events.Quantile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shards [2]ClusterSums
+	for i, u := range units {
+		var below uint64
+		for _, v := range u {
+			if v <= threshold {
+				below++
+			}
+		}
+		if err := shards[i%2].AddUnit(uint64(len(u)), below); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Clusters, err = shards[0].Merge(shards[1]); err != nil {
+		t.Fatal(err)
+	}
+	return a, threshold
+}
+
+func TestQuantileReferenceEvent(t *testing.T) {
+	ref := loadQuantileReference(t)
+	for _, c := range ref.Event {
+		t.Run(c.Name, func(t *testing.T) {
+			ca, cq := eventArm(t, c.Decimals, c.Control, c.P)
+			ta, tq := eventArm(t, c.Decimals, c.Treatment, c.P)
+			w := c.Want
+			if cq != w.Control.Threshold || tq != w.Treatment.Threshold ||
+				ca.Clusters.Below != w.Control.Below || ta.Clusters.Below != w.Treatment.Below {
+				t.Fatalf("thresholds %d, %d with %d, %d events below; want %d, %d with %d, %d", cq, tq,
+					ca.Clusters.Below, ta.Clusters.Below, w.Control.Threshold, w.Treatment.Threshold, w.Control.Below, w.Treatment.Below)
+			}
+			got, err := CompareEventQuantiles(ca, ta, c.P, QuantileOptions{Alpha: c.Alpha})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkQuantileComparison(t, got, w)
 		})
 	}
 }

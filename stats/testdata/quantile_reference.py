@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Reference values for the quantile statistics of the Go package stats:
-Histogram.Quantile, PooledQuantile, CappedMoments, EstimateQuantile and
-CompareQuantiles.
+Histogram.Quantile, PooledQuantile, CappedMoments, EstimateQuantile,
+CompareQuantiles, EstimateEventQuantile and CompareEventQuantiles.
 
 What it reproduces, computed from unit-level NumPy arrays (the Go test
 receives the same integer arrays, builds its histograms and must agree):
@@ -24,6 +24,15 @@ receives the same integer arrays, builds its histograms and must agree):
     p = 2·norm.sf(|Δ|/SE); relative L = Δ/|q_c| with the delta-method
     SE_L² = V_t/q_c² + q_t²·V_c/q_c⁴ (gbstats' variance_of_ratios), and
     Fieller's interval by root-finding (reference.fieller_numeric);
+  * the event-level (clustered) variance of Yao, Li and Lu (2024) as
+    GrowthBook implements it (QuantileClusteredStatistic, same commit):
+    q̂ and the band from the pooled events as above, the indicator
+    I_ij = 1{Y_ij ≤ q̂} per event, and Var_c(Ī) from statsmodels' OLS of I
+    on a constant with cov_type="cluster" grouped by unit (the CR1
+    cluster-robust variance of a mean: its small-sample factor is
+    K/(K−1)·(n−1)/(n−1)), cross-checked against gbstats' ratio-of-means
+    formula on the per-unit arrays m_i, n_i with np.var/np.cov (ddof=1);
+    Var = Var_iid·Var_c(Ī)/(p(1−p)/n);
   * percentile capping: the cap is np.quantile of the arms' arrays
     concatenated (inverted_cdf); capped sums are Python-integer sums of
     np.clip(x, lower, upper), exact; the capped arm's mean and sample
@@ -48,6 +57,7 @@ from fractions import Fraction
 import numpy as np
 import scipy
 import statsmodels
+import statsmodels.api as sm
 from scipy import stats
 
 # f and write_reference are the ones reference.py uses (same folder);
@@ -182,12 +192,69 @@ def cap_cases():
     return cases
 
 
+def cluster_variance(events, units, q):
+    """Var_c of the fraction of events at or below q: statsmodels' CR1
+    cluster-robust variance of the mean of I, checked against gbstats'
+    ratio-of-means formula on per-unit sums."""
+    ind = (events <= q).astype(float)
+    fit = sm.OLS(ind, np.ones((len(ind), 1))).fit(cov_type="cluster", cov_kwds={"groups": units})
+    v = float(fit.bse[0] ** 2)
+    k = int(units.max()) + 1
+    m = np.bincount(units, weights=ind, minlength=k)
+    n = np.bincount(units, minlength=k).astype(float)
+    mu_s, mu_n = m.mean(), n.mean()
+    cov = np.cov(m, n, ddof=1)
+    gb = (cov[0, 0] - 2 * mu_s * cov[0, 1] / mu_n + mu_s ** 2 * cov[1, 1] / mu_n ** 2) / (k * mu_n ** 2)
+    assert abs(gb - v) <= 1e-12 * v, (gb, v)
+    return v, int(m.sum())
+
+
+def event_estimate(per_unit, p, d):
+    events = np.concatenate(per_unit)
+    units = np.repeat(np.arange(len(per_unit)), [len(u) for u in per_unit])
+    e = unit_estimate(events, p, d)
+    q = quantile_checked(events, p)
+    vc, below = cluster_variance(events, units, q)
+    n = len(events)
+    deff = vc / (p * (1 - p) / n)
+    e.update(Var=f(e["Var"] * deff), SE=f(math.sqrt(e["Var"] * deff)), CDFVar=f(vc), DesignEffect=f(deff),
+             Clusters=len(per_unit), Threshold=q, Below=below)
+    return e
+
+
+def event_cases():
+    """Sessions within users: unit effect u_i ~ N(mu, su²), events
+    exp(u_i + e_ij), e_ij ~ N(0, se²), 1 + Poisson(lam) events per unit."""
+    rng = np.random.default_rng(20261222)
+
+    def arm(k, mu, su, se, lam, d):
+        out = []
+        for _ in range(k):
+            m = 1 + rng.poisson(lam)
+            out.append(to_fixed(np.exp(rng.normal(mu, su) + rng.normal(0, se, m)), d))
+        return out
+
+    cases = []
+    for name, p, d, alpha, c, t in [
+        ("p90 latency, strongly clustered", 0.9, 3, 0.05, arm(400, 5.0, 0.8, 0.3, 4, 3), arm(420, 4.9, 0.8, 0.3, 4, 3)),
+        ("median, one event per unit", 0.5, 2, 0.05, arm(600, 1.0, 1.0, 0.5, 0, 2), arm(610, 1.1, 1.0, 0.5, 0, 2)),
+        ("p25 weakly clustered alpha 0.1", 0.25, 2, 0.1, arm(300, 2.0, 0.1, 1.0, 6, 2), arm(310, 2.1, 0.1, 1.0, 6, 2)),
+    ]:
+        ce, te = event_estimate(c, p, d), event_estimate(t, p, d)
+        want = compare(ce, te, alpha)
+        want["Control"], want["Treatment"] = ce, te
+        cases.append({"name": name, "decimals": d, "p": p, "alpha": alpha,
+                      "control": [u.tolist() for u in c], "treatment": [u.tolist() for u in t], "want": want})
+    return cases
+
+
 def main():
     ref = {
         "generator": {"script": "stats/testdata/quantile_reference.py", "python": sys.version.split()[0],
                       "numpy": np.__version__, "scipy": scipy.__version__, "statsmodels": statsmodels.__version__},
         "unit": unit_cases(),
         "caps": cap_cases(),
+        "event": event_cases(),
     }
     write_reference("quantile_reference.json", ref)
 
