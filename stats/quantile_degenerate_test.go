@@ -3,6 +3,7 @@ package stats
 import (
 	"errors"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -153,5 +154,63 @@ func TestClusterSums(t *testing.T) {
 	big := ClusterSums{Units: 1, Events: math.MaxUint64, Below: 1}
 	if _, err := big.Merge(ClusterSums{Units: 1, Events: 1}); !errors.Is(err, ErrOverflow) {
 		t.Errorf("sum overflow: %v", err)
+	}
+}
+
+func TestCompareGridQuantilesHostile(t *testing.T) {
+	edges := []int64{0, 100, 200, 300, 400, 500}
+	valid := GridCounts{Edges: edges, Decimals: 2, Counts: []float64{300, 500, 420, 200, 80}, NoiseVar: []float64{4, 4, 4, 4, 4}}
+	with := func(f func(g *GridCounts)) GridCounts {
+		g := valid
+		g.Edges = slices.Clone(valid.Edges)
+		g.Counts = slices.Clone(valid.Counts)
+		g.NoiseVar = slices.Clone(valid.NoiseVar)
+		f(&g)
+		return g
+	}
+	for _, c := range []struct {
+		name     string
+		control  GridCounts
+		treat    GridCounts
+		p        float64
+		want     error
+		wantsArm string
+	}{
+		{"one edge", with(func(g *GridCounts) { g.Edges = g.Edges[:1]; g.Counts, g.NoiseVar = nil, nil }),
+			with(func(g *GridCounts) { g.Edges = g.Edges[:1]; g.Counts, g.NoiseVar = nil, nil }), 0.5, ErrInvalidInput, "control"},
+		{"edges not increasing", with(func(g *GridCounts) { g.Edges[3] = 200 }), with(func(g *GridCounts) { g.Edges[3] = 200 }), 0.5, ErrInvalidInput, "control"},
+		{"too few counts", valid, with(func(g *GridCounts) { g.Counts = g.Counts[:4] }), 0.5, ErrLength, "treatment"},
+		{"NaN count", with(func(g *GridCounts) { g.Counts[2] = math.NaN() }), valid, 0.5, ErrInvalidInput, "control"},
+		{"infinite count", valid, with(func(g *GridCounts) { g.Counts[0] = math.Inf(1) }), 0.5, ErrInvalidInput, "treatment"},
+		{"negative noise variance", valid, with(func(g *GridCounts) { g.NoiseVar[1] = -1 }), 0.5, ErrInvalidInput, "treatment"},
+		{"every count negative", with(func(g *GridCounts) { g.Counts = []float64{-3, -1, -7, -2, -1} }), valid, 0.5, ErrDegenerate, "control"},
+		{"noise swamps the counts", valid, with(func(g *GridCounts) { g.NoiseVar = []float64{1e6, 1e6, 1e6, 1e6, 1e6} }), 0.5, ErrDegenerate, "treatment"},
+		{"different grids", valid, with(func(g *GridCounts) { g.Edges[5] = 600 }), 0.5, ErrInvalidInput, ""},
+		{"different scales", valid, with(func(g *GridCounts) { g.Decimals = 3 }), 0.5, ErrInvalidInput, ""},
+		{"p 0", valid, valid, 0, ErrInvalidInput, ""},
+		{"p 1", valid, valid, 1, ErrInvalidInput, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := CompareGridQuantiles(c.control, c.treat, c.p, QuantileOptions{})
+			checkQuantileError(t, r, err, c.want, c.wantsArm)
+		})
+	}
+	if _, err := CompareGridQuantiles(valid, valid, 0.5, QuantileOptions{}); err != nil {
+		t.Errorf("valid release: %v", err)
+	}
+	if _, err := (Histogram{}).BucketCounts([]int64{3, 3}); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("BucketCounts with equal edges: %v", err)
+	}
+}
+
+// TestBucketCounts: each value lands in the bucket (e_j, e_{j+1}], the end
+// buckets taking everything beyond the grid.
+func TestBucketCounts(t *testing.T) {
+	edges := []int64{-50, 0, 10, 11, 200}
+	values := []int64{-1000, -50, -49, 0, 1, 10, 11, 12, 200, 201, 5000, 10, 10}
+	want := []uint64{4, 4, 1, 4} // ≤0: -1000 -50 -49 0; (0,10]: 1 10 10 10; (10,11]: 11; >11: 12 200 201 5000
+	got, err := mustHistogramOf(t, 0, values).BucketCounts(edges)
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("BucketCounts = %v, %v; want %v", got, err, want)
 	}
 }

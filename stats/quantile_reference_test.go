@@ -3,6 +3,7 @@ package stats
 import (
 	"errors"
 	"math/big"
+	"slices"
 	"testing"
 )
 
@@ -16,10 +17,11 @@ import (
 //
 //	/usr/bin/python3 stats/testdata/quantile_reference.py
 //
-// Tolerances: quantiles, band bounds, ranks, caps and capped sums are
-// exact (integers, or the same correctly rounded float); everything else
-// is compared at relTol (1e-9) relative, a bound or difference against
-// the scale of its standard error, a p-value against itself.
+// Tolerances: quantiles, band bounds, ranks, caps, capped sums and bucket
+// counts are exact (integers, or the same correctly rounded float), except
+// the private grid's interpolated quantile and bounds; everything else,
+// and those, is compared at relTol (1e-9) relative, a bound or difference
+// against the scale of its standard error, a p-value against itself.
 
 type refQuantileEstimate struct {
 	Quantile, Lower, Upper, Var, SE, N float64
@@ -41,6 +43,15 @@ type refQuantileComparison struct {
 	FiellerLow, FiellerHigh               float64
 }
 
+// refGridArm is one arm of a private grid case: its unit values, the
+// exact bucket counts, and the noise the script added to each.
+type refGridArm struct {
+	Values   []int64
+	Exact    []uint64
+	Noise    []float64
+	NoiseVar []float64 `json:"noise_var"`
+}
+
 type quantileReference struct {
 	Unit []struct {
 		Name               string
@@ -55,6 +66,15 @@ type quantileReference struct {
 		Decimals           int
 		P, Alpha           float64
 		Control, Treatment [][]int64 // each unit's events
+		Want               *refQuantileComparison
+	}
+	Grid []struct {
+		Name               string
+		Decimals           int
+		P, Alpha           float64
+		Edges              []int64
+		Control, Treatment refGridArm
+		Degenerate         bool
 		Want               *refQuantileComparison
 	}
 	Caps []struct {
@@ -77,7 +97,7 @@ func loadQuantileReference(t *testing.T) quantileReference {
 	t.Helper()
 	var ref quantileReference
 	loadJSON(t, "testdata/quantile_reference.json", &ref)
-	if len(ref.Unit) == 0 || len(ref.Caps) == 0 || len(ref.Event) == 0 {
+	if len(ref.Unit) == 0 || len(ref.Caps) == 0 || len(ref.Event) == 0 || len(ref.Grid) == 0 {
 		t.Fatal("no reference cases")
 	}
 	return ref
@@ -92,12 +112,22 @@ func mustHistogramOf(t *testing.T, d int, values []int64) Histogram {
 	return h
 }
 
-func checkQuantileEstimate(t *testing.T, arm string, got QuantileEstimate, w refQuantileEstimate) {
+// checkQuantileEstimate compares an arm's estimate with the reference:
+// the quantile and band bounds exactly when exact (data values), else at
+// relTol on the scale of the standard error (the private grid's
+// interpolation).
+func checkQuantileEstimate(t *testing.T, arm string, got QuantileEstimate, w refQuantileEstimate, exact bool) {
 	t.Helper()
-	if got.Quantile != w.Quantile || got.Lower != w.Lower || got.Upper != w.Upper {
-		t.Errorf("%s: quantile %v band [%v, %v], want %v [%v, %v]", arm, got.Quantile, got.Lower, got.Upper, w.Quantile, w.Lower, w.Upper)
+	if exact {
+		if got.Quantile != w.Quantile || got.Lower != w.Lower || got.Upper != w.Upper {
+			t.Errorf("%s: quantile %v band [%v, %v], want %v [%v, %v]", arm, got.Quantile, got.Lower, got.Upper, w.Quantile, w.Lower, w.Upper)
+		}
+	} else {
+		checkClose(t, arm+".Quantile", got.Quantile, w.Quantile, w.SE)
+		checkClose(t, arm+".Lower", got.Lower, w.Lower, w.SE)
+		checkClose(t, arm+".Upper", got.Upper, w.Upper, w.SE)
 	}
-	if w.RankLower != 0 && (got.RankLower != w.RankLower || got.RankUpper != w.RankUpper) {
+	if got.RankLower != w.RankLower || got.RankUpper != w.RankUpper {
 		t.Errorf("%s: ranks %d, %d, want %d, %d", arm, got.RankLower, got.RankUpper, w.RankLower, w.RankUpper)
 	}
 	checkClose(t, arm+".N", got.N, w.N, 0)
@@ -111,10 +141,10 @@ func checkQuantileEstimate(t *testing.T, arm string, got QuantileEstimate, w ref
 	}
 }
 
-func checkQuantileComparison(t *testing.T, got QuantileComparison, w *refQuantileComparison) {
+func checkQuantileComparison(t *testing.T, got QuantileComparison, w *refQuantileComparison, exact bool) {
 	t.Helper()
-	checkQuantileEstimate(t, "control", got.Control, w.Control)
-	checkQuantileEstimate(t, "treatment", got.Treatment, w.Treatment)
+	checkQuantileEstimate(t, "control", got.Control, w.Control, exact)
+	checkQuantileEstimate(t, "treatment", got.Treatment, w.Treatment, exact)
 	checkClose(t, "Critical", got.Critical, w.Critical, 0)
 	checkClose(t, "Diff", got.Diff, w.Diff, w.SE)
 	checkClose(t, "SE", got.SE, w.SE, 0)
@@ -160,7 +190,7 @@ func TestQuantileReferenceUnit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkQuantileComparison(t, got, c.Want)
+			checkQuantileComparison(t, got, c.Want, true)
 		})
 	}
 }
@@ -246,7 +276,46 @@ func TestQuantileReferenceEvent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkQuantileComparison(t, got, w)
+			checkQuantileComparison(t, got, w, true)
+		})
+	}
+}
+
+// gridArm builds an arm's release as the pipeline would: the histogram of
+// its values, the bucket counts on the grid, plus the script's noise.
+func gridArm(t *testing.T, d int, edges []int64, a refGridArm) GridCounts {
+	t.Helper()
+	exact, err := mustHistogramOf(t, d, a.Values).BucketCounts(edges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(exact, a.Exact) {
+		t.Fatalf("bucket counts %v, want %v", exact, a.Exact)
+	}
+	g := GridCounts{Edges: edges, Decimals: d, Counts: make([]float64, len(exact)), NoiseVar: a.NoiseVar}
+	for j, c := range exact {
+		g.Counts[j] = float64(c) + a.Noise[j]
+	}
+	return g
+}
+
+func TestQuantileReferenceGrid(t *testing.T) {
+	ref := loadQuantileReference(t)
+	for _, c := range ref.Grid {
+		t.Run(c.Name, func(t *testing.T) {
+			gc := gridArm(t, c.Decimals, c.Edges, c.Control)
+			gt := gridArm(t, c.Decimals, c.Edges, c.Treatment)
+			got, err := CompareGridQuantiles(gc, gt, c.P, QuantileOptions{Alpha: c.Alpha})
+			if c.Degenerate {
+				if !errors.Is(err, ErrDegenerate) {
+					t.Fatalf("error %v, want ErrDegenerate", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkQuantileComparison(t, got, c.Want, false)
 		})
 	}
 }
