@@ -49,10 +49,10 @@ import (
 // interval Compare reports for means.
 //
 // Refusals, as gbstats': an arm whose band ν ± δ leaves (0, 1), that is
-// n ≤ z²·max(ν/(1−ν), (1−ν)/ν) (380 units at p = 0.99, 4 at the median,
-// and every arm of one unit), and an arm whose x_(L) = x_(U) (the quantile
-// sits in a tie wider than the band: the variance estimate would be 0)
-// are ErrDegenerate.
+// n ≤ z²·max(ν/(1−ν), (1−ν)/ν) (so an arm needs at least 381 units at
+// p = 0.99 and 4 at the median, and an arm of one unit never suffices),
+// and an arm whose x_(L) = x_(U) (the quantile sits in a tie wider than
+// the band: the variance estimate would be 0) are ErrDegenerate.
 
 // quantileBandAlpha is the level of the order-statistic band whose width
 // estimates the variance (gbstats fixes it at 0.05 too).
@@ -101,9 +101,11 @@ type QuantileEstimate struct {
 	// of the fraction of events at or below q̂ (1 at the unit level and on
 	// the private grid).
 	DesignEffect float64
-	// CDFVar is the variance of the estimated CDF at the quantile the band
-	// was built from: ν(1−ν)/n, plus the count noise's share on the
-	// private grid.
+	// CDFVar is the variance of the estimated CDF at the quantile:
+	// ν(1−ν)/n at the unit level (the band's), the cluster-robust Var_c(Ī)
+	// at the event level (whose band is the iid one, its variance scaled
+	// by DesignEffect), and ν(1−ν)/T plus the count noise's share on the
+	// private grid (the band's).
 	CDFVar float64
 }
 
@@ -120,7 +122,10 @@ type QuantileComparison struct {
 	RelDiff, RelSE  float64 // L = Δ/|q̂_c| and its delta-method standard error
 	RelLow, RelHigh float64 // L ∓ z_{1−α/2}·SE_L (delta method, as GrowthBook)
 	// FiellerLow, FiellerHigh and FiellerShape are Fieller's confidence
-	// set for L at the same level (see fieller and SetShape).
+	// set for L at the same level (see fieller and SetShape): an interval
+	// when the control quantile is distinguishable from zero, otherwise
+	// the complement of (FiellerLow, FiellerHigh), one of which may then
+	// be infinite, or the whole line (both zero).
 	FiellerLow, FiellerHigh float64
 	FiellerShape            SetShape
 }

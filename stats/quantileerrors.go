@@ -6,10 +6,11 @@ import "errors"
 // MergeHistograms, PooledQuantile and ClusterSums' methods when a count or
 // sum exceeds uint64, and by the quantile comparisons when a result
 // overflows float64. The quantile functions also return ErrInvalidInput
-// (a level outside (0, 1), NaN, a bad grid, mismatched scales) and
+// (a level outside (0, 1), NaN, a bad grid, mismatched scales or passes),
+// ErrLength (a grid release whose counts do not match its buckets) and
 // ErrDegenerate (an empty arm, too few units for the interval, a
-// zero-width interval from ties), each wrapped in an ArmError when it
-// concerns one arm.
+// zero-width interval from ties, fewer than two units at the event
+// level), each wrapped in an ArmError when it concerns one arm.
 var ErrOverflow = errors.New("stats: overflow")
 
 // ArmError says which arm of a quantile comparison an error concerns.
