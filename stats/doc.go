@@ -116,4 +116,6 @@
 //
 // with c = z_{1−α/2} for a fixed horizon and the confidence sequence's
 // h(t) for the always-valid design (see plan.go).
+//
+// Quantiles and percentile caps: histogram.go, quantile.go, quantileevent.go, quantilegrid.go.
 package stats
