@@ -127,4 +127,8 @@
 // Benjamini–Hochberg flag rule; night-over-night checks against a weighted
 // least-squares prediction, exact Student's t at Alpha/Checks. See
 // poststrat.go, regadjust.go, interaction.go and anomaly.go.
+//
+// # Quantiles and percentile caps
+//
+// Quantiles and percentile caps: histogram.go, quantile.go, quantileevent.go, quantilegrid.go.
 package stats
