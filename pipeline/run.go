@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -537,15 +538,10 @@ func inspectGroup(ctx context.Context, jobs []*job, opts Options) (*groupState, 
 // runGroup runs the SQL once for jobs that share their inputs. An error
 // that concerns the shared data fails every job of the group.
 func runGroup(ctx context.Context, jobs []*job, opts Options) {
-	setErr := func(err error) {
-		for _, j := range jobs {
-			j.err = err
-		}
-	}
 	t0 := time.Now()
 	st, err := inspectGroup(ctx, jobs, opts)
 	if err != nil {
-		setErr(err)
+		failJobs(jobs, err)
 		return
 	}
 	defer st.sess.Close()
@@ -561,53 +557,24 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 	}
 	t0 = time.Now()
 	progress := passProgress(ctx, jobs, opts, st, inputBytes)
-	cells, quality, perExp, err := st.sess.RunSQL(ctx, specs, st.tmpls, engine.MergedParams(specs, st.traces, st.events), progress)
+	pass, err := runPass(ctx, st, specs, all, progress)
+	if err == nil {
+		err = checkInputsUnchanged(all)
+	}
+	if err == nil {
+		err = findGroupMissingEvents(ctx, st, jobs, pass)
+	}
+	if err == nil {
+		// Close now to see its error; the deferred Close covers early returns.
+		if cerr := st.sess.Close(); cerr != nil {
+			err = &diskio.TransientError{Err: fmt.Errorf("close duckdb: %w", cerr)}
+		}
+	}
 	if err != nil {
-		if t := engine.TransientOrNil(ctx, err); t != nil {
-			setErr(t)
-			return
-		}
-		// A scan that fails for another reason is most often a damaged
-		// data page behind an intact footer: name the file if one is.
-		if damaged := st.sess.FindDamaged(ctx, all); damaged != nil {
-			setErr(damaged)
-			return
-		}
-		setErr(engine.ExplainOverflow(engine.ClassifySQLError(ctx, err), specs, st.traces))
+		failJobs(jobs, err)
 		return
 	}
-	// The inputs were hashed before the queries ran: a file rewritten in
-	// between would be analysed under a stale hash.
-	for _, f := range all {
-		if err := f.CheckUnchanged(); err != nil {
-			setErr(err)
-			return
-		}
-	}
-	// Metrics whose event has no row in the window (cheap test first; the
-	// event names are looked up only for a metric with a constant value).
-	for _, j := range jobs {
-		if perExp[j.spec.Experiment] != nil {
-			continue
-		}
-		missing, err := findMissingEvents(ctx, st.sess, j.spec, cells[j.spec.Experiment], st.events)
-		if err != nil {
-			setErr(engine.ClassifySQLError(ctx, err))
-			return
-		}
-		j.missing = missing
-	}
-	// Close now to see its error; the deferred Close covers early returns.
-	if err := st.sess.Close(); err != nil {
-		setErr(&diskio.TransientError{Err: fmt.Errorf("close duckdb: %w", err)})
-		return
-	}
-	scan := engine.Scan{TracesPasses: st.sess.Runs["traces"], EventsPasses: st.sess.Runs["events"], InputFiles: len(all)}
-	for _, j := range jobs {
-		scan.Experiments = append(scan.Experiments, j.spec.Experiment)
-	}
-	sort.Strings(scan.Experiments)
-	scan.InputBytes = inputBytes
+	scan := scanRecord(st, jobs, len(all), inputBytes)
 	inspected := map[string]intake.InputFile{}
 	for _, f := range all {
 		inspected[f.Abs] = f
@@ -615,25 +582,104 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 	for _, j := range jobs {
 		j.phases = append(j.phases, progress.Timings...)
 		j.phase("sql", t0)
-		// Each spec keeps its own input list (paths relative to its own
-		// folder, so its manifest and input digest do not depend on its
-		// companions); only what DuckDB read is copied in.
-		for _, files := range [][]intake.InputFile{j.traces, j.events} {
-			for i := range files {
-				in := inspected[files[i].Abs]
-				files[i].Rows, files[i].CreatedBy, files[i].Columns = in.Rows, in.CreatedBy, in.Columns
-			}
-		}
-		j.cells, j.quality, j.err = cells[j.spec.Experiment], quality[j.spec.Experiment], perExp[j.spec.Experiment]
-		j.recs, j.duck, j.execSet, j.scan = st.recs, st.duck, st.execSet, scan
-		for _, f := range j.traces {
-			j.quality.TraceRowsRead += f.Rows
-		}
-		for _, f := range j.events {
-			j.quality.EventRowsRead += f.Rows
-		}
-		j.quality.TraceFiles, j.quality.EventFiles = len(j.traces), len(j.events)
+		j.takePass(st, pass, scan, inspected)
 	}
+}
+
+// failJobs gives every job of a group the group's error.
+func failJobs(jobs []*job, err error) {
+	for _, j := range jobs {
+		j.err = err
+	}
+}
+
+// passResult is what a group's shared SQL pass returns, per experiment.
+type passResult struct {
+	cells   map[string][]engine.Cell
+	quality map[string]engine.Quality
+	perExp  map[string]error
+}
+
+// runPass runs the group's templates once for all its experiments and, when
+// the pass fails, names the cause: a transient failure, a damaged data page
+// behind an intact footer (the file is named), or an overflow.
+func runPass(ctx context.Context, st *groupState, specs []*expspec.Spec, all []intake.InputFile, progress *engine.SQLProgress) (passResult, error) {
+	cells, quality, perExp, err := st.sess.RunSQL(ctx, specs, st.tmpls, engine.MergedParams(specs, st.traces, st.events), progress)
+	if err == nil {
+		return passResult{cells, quality, perExp}, nil
+	}
+	if t := engine.TransientOrNil(ctx, err); t != nil {
+		return passResult{}, t
+	}
+	// A scan that fails for another reason is most often a damaged
+	// data page behind an intact footer: name the file if one is.
+	if damaged := st.sess.FindDamaged(ctx, all); damaged != nil {
+		return passResult{}, damaged
+	}
+	return passResult{}, engine.ExplainOverflow(engine.ClassifySQLError(ctx, err), specs, st.traces)
+}
+
+// checkInputsUnchanged rechecks every input's identity: the inputs were
+// hashed before the queries ran, and a file rewritten in between would be
+// analysed under a stale hash.
+func checkInputsUnchanged(all []intake.InputFile) error {
+	for _, f := range all {
+		if err := f.CheckUnchanged(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// findGroupMissingEvents finds, per experiment, the metrics whose event has
+// no row in the window (cheap test first; the event names are looked up
+// only for a metric with a constant value).
+func findGroupMissingEvents(ctx context.Context, st *groupState, jobs []*job, pass passResult) error {
+	for _, j := range jobs {
+		if pass.perExp[j.spec.Experiment] != nil {
+			continue
+		}
+		missing, err := findMissingEvents(ctx, st.sess, j.spec, pass.cells[j.spec.Experiment], st.events)
+		if err != nil {
+			return engine.ClassifySQLError(ctx, err)
+		}
+		j.missing = missing
+	}
+	return nil
+}
+
+// scanRecord is the manifest's record of the shared pass.
+func scanRecord(st *groupState, jobs []*job, files int, inputBytes int64) engine.Scan {
+	scan := engine.Scan{TracesPasses: st.sess.Runs["traces"], EventsPasses: st.sess.Runs["events"], InputFiles: files}
+	for _, j := range jobs {
+		scan.Experiments = append(scan.Experiments, j.spec.Experiment)
+	}
+	sort.Strings(scan.Experiments)
+	scan.InputBytes = inputBytes
+	return scan
+}
+
+// takePass gives a job its experiment's share of the pass. Each spec keeps
+// its own input list (paths relative to its own folder, so its manifest and
+// input digest do not depend on its companions); only what DuckDB read is
+// copied in.
+func (j *job) takePass(st *groupState, pass passResult, scan engine.Scan, inspected map[string]intake.InputFile) {
+	for _, files := range [][]intake.InputFile{j.traces, j.events} {
+		for i := range files {
+			in := inspected[files[i].Abs]
+			files[i].Rows, files[i].CreatedBy, files[i].Columns = in.Rows, in.CreatedBy, in.Columns
+		}
+	}
+	exp := j.spec.Experiment
+	j.cells, j.quality, j.err = pass.cells[exp], pass.quality[exp], pass.perExp[exp]
+	j.recs, j.duck, j.execSet, j.scan = st.recs, st.duck, st.execSet, scan
+	for _, f := range j.traces {
+		j.quality.TraceRowsRead += f.Rows
+	}
+	for _, f := range j.events {
+		j.quality.EventRowsRead += f.Rows
+	}
+	j.quality.TraceFiles, j.quality.EventFiles = len(j.traces), len(j.events)
 }
 
 // PlannedGroup is one shared pass of a planned run: the experiments it
@@ -694,7 +740,7 @@ func Plan(ctx context.Context, specs []*expspec.Spec, opts Options) ([]PlannedGr
 
 // finish computes one experiment's statistics and commits its outputs.
 func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
-	spec, date, log := j.spec, j.date, j.log
+	spec, date := j.spec, j.date
 	if err := ctx.Err(); err != nil {
 		return nil, &diskio.TransientError{Err: fmt.Errorf("interrupted: %w", err)}
 	}
@@ -702,8 +748,6 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 		return j.finishPrivate(ctx, opts)
 	}
 	t0 := time.Now()
-	inputs := append(append([]intake.InputFile{}, j.traces...), j.events...)
-	digest := intake.InputDigest(inputs)
 	released, err := analysis.CompleteCells(spec, j.cells)
 	if err != nil {
 		return nil, err
@@ -720,14 +764,37 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	j.phase("statistics", t0)
 
 	expDir := filepath.Join(opts.OutDir, spec.OutputName()) // locked since prepare
-
 	baseline := opts.Baseline
 	if !opts.BaselinePinned {
 		baseline = analysis.ReadBaseline(expDir, date)
 	}
 	checks, blocked := analysis.EvaluateGates(spec, j.quality, released, baseline, j.missing)
 	checks = analysis.ApplyMissingEvents(checks, rows, j.missing, spec.Privacy.Enabled)
-	var details []string
+	details := invalidateOnBlock(&decisions, checks, blocked)
+	// A sample-ratio mismatch invalidates the verdict as a blocking gate
+	// does: the same exit status and stdout line.
+	blocked, details = analysis.BlockOnSRM(decisions, blocked, details)
+	criteria, history, err := analysis.ApplyCriteria(spec, date, expDir, opts.CriteriaHistory, &decisions)
+	if err != nil {
+		return nil, err
+	}
+	rel := exactRelease{rows: rows, decisions: decisions, checks: checks, baseline: baseline, criteria: criteria, history: history,
+		privacy: publish.PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}}
+	final := filepath.Join(expDir, date)
+	if err := j.commitExact(ctx, opts, final, rel); err != nil {
+		return nil, err
+	}
+	j.log.Info("run committed", "phase", "commit", "dir", final, "rows", len(rows), "verdict", decisions.Verdict)
+	out := &Outcome{Experiment: spec.Experiment, Dir: final, Rows: len(rows), Quality: j.quality, Verdict: decisions.Verdict, Blocked: blocked}
+	if len(blocked) > 0 {
+		return out, &analysis.GateError{Experiment: spec.Experiment, Checks: blocked, Dir: final, Details: details}
+	}
+	return out, nil
+}
+
+// invalidateOnBlock turns the verdict into "invalid" when a blocking
+// data-quality check failed, and returns the failed checks' details.
+func invalidateOnBlock(decisions *analysis.Decisions, checks []analysis.Check, blocked []string) (details []string) {
 	for _, c := range checks {
 		if c.Outcome == "block" && c.Detail != "" {
 			details = append(details, c.Detail)
@@ -741,77 +808,63 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 		}
 		decisions.Variants = []string{}
 	}
-	// A sample-ratio mismatch invalidates the verdict as a blocking gate
-	// does: the same exit status and stdout line.
-	blocked, details = analysis.BlockOnSRM(decisions, blocked, details)
-	criteria, history, err := analysis.ApplyCriteria(spec, date, expDir, opts.CriteriaHistory, &decisions)
-	if err != nil {
-		return nil, err
-	}
-	privInfo := publish.PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}
+	return details
+}
+
+// exactRelease is what an exact run publishes.
+type exactRelease struct {
+	rows      []analysis.ResultRow
+	decisions analysis.Decisions
+	checks    []analysis.Check
+	baseline  *analysis.Baseline
+	criteria  json.RawMessage
+	history   *analysis.CriteriaHistory
+	privacy   publish.PrivacyInfo
+}
+
+// commitExact renders and encodes an exact run's outputs and commits them
+// into final with the manifest written last.
+func (j *job) commitExact(ctx context.Context, opts Options, final string, rel exactRelease) error {
+	spec, date := j.spec, j.date
+	inputs := append(append([]intake.InputFile{}, j.traces...), j.events...)
+	digest := intake.InputDigest(inputs)
 	page, err := report.Render(publish.BuildReport(publish.ReportInput{
-		Spec: spec, Date: date, Rows: rows, Decisions: decisions, Checks: checks, Privacy: privInfo,
+		Spec: spec, Date: date, Rows: rel.rows, Decisions: rel.decisions, Checks: rel.checks, Privacy: rel.privacy,
 		Templates: j.recs, Digest: digest, SpecHash: j.specHash, DuckDB: j.duck.Version,
 	}))
 	if err != nil {
-		return nil, fmt.Errorf("report.html: %w", err)
+		return fmt.Errorf("report.html: %w", err)
 	}
-	files, err := publish.EncodeOutputs(publish.RowStamp{Name: spec.OutputName(), Date: date, SpecHash: j.specHash}, rows, publish.QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: checks}, decisions, page)
+	files, err := publish.EncodeOutputs(publish.RowStamp{Name: spec.OutputName(), Date: date, SpecHash: j.specHash}, rel.rows, publish.QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: rel.checks}, rel.decisions, page)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// An interrupted run (SIGTERM, Ctrl-C) commits nothing it has not
 	// committed yet; the next run starts clean.
 	if err := ctx.Err(); err != nil {
-		return nil, &diskio.TransientError{Err: fmt.Errorf("interrupted before commit: %w", err)}
+		return &diskio.TransientError{Err: fmt.Errorf("interrupted before commit: %w", err)}
 	}
-	final := filepath.Join(expDir, date)
 	specAbs, _ := filepath.Abs(spec.Path())
 	build := opts.Build
 	err = diskio.CommitFolder(final, files, func(outs []diskio.OutputFile) ([]byte, error) {
-		m := publish.Manifest{
-			Format:            publish.ManifestFormat,
-			Experiment:        spec.Experiment,
-			NominalDate:       date,
-			DateFromFlag:      opts.Date != "",
-			Spec:              j.specJSON,
-			SpecSHA256:        j.specHash,
-			Templates:         j.recs,
-			Inputs:            inputs,
-			InputDigest:       digest,
-			DuckDB:            j.duck,
-			Statistics:        analysis.StatisticsInfoOf(spec),
-			Effective:         publish.EffectiveOf(spec),
-			Criteria:          criteria,
-			MetricDefinitions: spec.MetricDefs,
-			CriteriaHistory:   history,
-			Privacy:           privInfo,
-			Checks:            checks,
-			Baseline:          baseline,
-			Outputs:           outs,
-			Build:             &build,
+		return diskio.MarshalJSON(publish.Manifest{
+			Format: publish.ManifestFormat, Experiment: spec.Experiment, NominalDate: date, DateFromFlag: opts.Date != "",
+			Spec: j.specJSON, SpecSHA256: j.specHash, Templates: j.recs, Inputs: inputs, InputDigest: digest, DuckDB: j.duck,
+			Statistics: analysis.StatisticsInfoOf(spec), Effective: publish.EffectiveOf(spec),
+			Criteria: rel.criteria, MetricDefinitions: spec.MetricDefs, CriteriaHistory: rel.history,
+			Privacy: rel.privacy, Checks: rel.checks, Baseline: rel.baseline, Outputs: outs, Build: &build,
 			Volatile: &publish.Volatile{
-				RunID:      opts.RunID,
-				ParentRun:  opts.ParentRun,
+				RunID: opts.RunID, ParentRun: opts.ParentRun,
 				StartedAt:  j.started.UTC().Format(time.RFC3339Nano),
 				FinishedAt: opts.now().UTC().Format(time.RFC3339Nano),
-				Phases:     j.phases,
-				Execution:  j.execSet,
-				SpecFile:   specAbs,
-				Scan:       &j.scan,
+				Phases:     j.phases, Execution: j.execSet, SpecFile: specAbs, Scan: &j.scan,
 			},
-		}
-		return diskio.MarshalJSON(m)
+		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("commit %s: %w", final, err)
+		return fmt.Errorf("commit %s: %w", final, err)
 	}
-	log.Info("run committed", "phase", "commit", "dir", final, "rows", len(rows), "verdict", decisions.Verdict)
-	out := &Outcome{Experiment: spec.Experiment, Dir: final, Rows: len(rows), Quality: j.quality, Verdict: decisions.Verdict, Blocked: blocked}
-	if len(blocked) > 0 {
-		return out, &analysis.GateError{Experiment: spec.Experiment, Checks: blocked, Dir: final, Details: details}
-	}
-	return out, nil
+	return nil
 }
 
 // untimed drops the time of every record: a private run's log lines carry

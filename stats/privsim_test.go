@@ -42,7 +42,7 @@ func pageViewUnit(r *rand.Rand) float64 {
 }
 
 // privateArm draws one arm's units, adds noise to Σx and Σx² and builds
-// the Arm as the pipeline does for a comparison (pipeline/statistics.go
+// the Arm as the pipeline does for a comparison (pipeline/analysis/statistics.go
 // armOf): the unclamped noisy mean and the raw noisy variance (Compare
 // truncates it at zero), the noise variance of the mean, and the noise
 // variance of s².

@@ -172,6 +172,57 @@ func CommitFolder(final string, files []StagedFile, manifest func([]OutputFile) 
 
 func commitFolderSteps(final string, files []StagedFile, manifest func([]OutputFile) ([]byte, error)) error {
 	parent, base := filepath.Dir(final), filepath.Base(final)
+	if err := cleanInterrupted(parent, base, final); err != nil {
+		return err
+	}
+	if st, err := os.Stat(final); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%s: %w", final, ErrNoOverwrite)
+		}
+		if _, err := os.Stat(filepath.Join(final, "manifest.json")); err != nil {
+			return fmt.Errorf("%s: %w", final, ErrNoOverwrite)
+		}
+	}
+	staging, err := mkdirStaging(parent, StagingPrefix+base+".")
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(staging)
+		}
+	}()
+	if err := stageFiles(staging, files, manifest); err != nil {
+		return err
+	}
+	var replaced string
+	if _, err := os.Stat(final); err == nil {
+		replaced = filepath.Join(parent, ReplacedPrefix+base+"."+filepath.Base(staging)[len(StagingPrefix+base+"."):])
+		if err := os.Rename(final, replaced); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(staging, final); err != nil {
+		if replaced != "" {
+			os.Rename(replaced, final)
+		}
+		return err
+	}
+	ok = true
+	if err := syncDir(parent); err != nil {
+		return err
+	}
+	if replaced != "" {
+		return os.RemoveAll(replaced)
+	}
+	return nil
+}
+
+// cleanInterrupted removes what an interrupted commit of final left in
+// parent — except a replaced run whose replacement never arrived, which is
+// the last complete result and is put back.
+func cleanInterrupted(parent, base, final string) error {
 	entries, err := os.ReadDir(parent)
 	if err != nil {
 		return err
@@ -196,24 +247,12 @@ func commitFolderSteps(final string, files []StagedFile, manifest func([]OutputF
 			}
 		}
 	}
-	if st, err := os.Stat(final); err == nil {
-		if !st.IsDir() {
-			return fmt.Errorf("%s: %w", final, ErrNoOverwrite)
-		}
-		if _, err := os.Stat(filepath.Join(final, "manifest.json")); err != nil {
-			return fmt.Errorf("%s: %w", final, ErrNoOverwrite)
-		}
-	}
-	staging, err := mkdirStaging(parent, StagingPrefix+base+".")
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(staging)
-		}
-	}()
+	return nil
+}
+
+// stageFiles writes the outputs into staging, synced, then the manifest
+// built from their records, last.
+func stageFiles(staging string, files []StagedFile, manifest func([]OutputFile) ([]byte, error)) error {
 	var recs []OutputFile
 	for _, f := range files {
 		if err := writeSynced(filepath.Join(staging, f.Name), f.Data); err != nil {
@@ -228,30 +267,7 @@ func commitFolderSteps(final string, files []StagedFile, manifest func([]OutputF
 	if err := writeSynced(filepath.Join(staging, "manifest.json"), m); err != nil {
 		return err
 	}
-	if err := syncDir(staging); err != nil {
-		return err
-	}
-	var replaced string
-	if _, err := os.Stat(final); err == nil {
-		replaced = filepath.Join(parent, ReplacedPrefix+base+"."+filepath.Base(staging)[len(StagingPrefix+base+"."):])
-		if err := os.Rename(final, replaced); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(staging, final); err != nil {
-		if replaced != "" {
-			os.Rename(replaced, final)
-		}
-		return err
-	}
-	ok = true
-	if err := syncDir(parent); err != nil {
-		return err
-	}
-	if replaced != "" {
-		return os.RemoveAll(replaced)
-	}
-	return nil
+	return syncDir(staging)
 }
 
 // Public outputs are created with modes 0777 (folders) and 0666 (files)

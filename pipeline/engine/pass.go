@@ -385,97 +385,16 @@ func (s *Session) RunSQL(ctx context.Context, specs []*expspec.Spec, tmpls []Ren
 	for _, sp := range specs {
 		want[sp.Experiment] = true
 	}
-	cells, quality, perExp = map[string][]Cell{}, map[string]Quality{}, map[string]error{}
 	for _, name := range sqlPassOrder[:4] {
 		if err := s.exec(ctx, byName[name], StageParams(name, p)); err != nil {
 			return nil, nil, nil, err
 		}
 	}
-	err = s.query(ctx, byName["sufstats"], p, func(rows *sql.Rows) error {
-		row, err := scanSufstats(rows)
-		if err != nil {
-			return err
-		}
-		e := row.experiment
-		if !want[e] {
-			return fmt.Errorf("sufficient statistics for an experiment not analysed: %q", e)
-		}
-		cohort := row.cohort
-		if cohort == sqlUnclassified {
-			cohort = expspec.UnclassifiedLeaf
-		}
-		variant := row.variant
-		metric := row.metric
-		c := NewCell(cohort, variant, metric)
-		c.N = row.n
-		for i, p := range c.Sums() {
-			v, present, ok := row.sum(sumColumns[i])
-			if !present {
-				continue
-			}
-			if !ok {
-				return fmt.Errorf("experiment %s cohort %s variant %s metric %s: NULL %s", e, cohort, variant, metric, sumColumns[i])
-			}
-			*p = v
-		}
-		// Each unit adds at most max|x|², max|x||y|, ... to a sum, so
-		// n·max² < 2^126 proves that no 128-bit sum wrapped.
-		maxAbs := new(big.Int)
-		for _, v := range row.maxAbs {
-			if v == nil {
-				return fmt.Errorf("experiment %s cohort %s variant %s metric %s: NULL maximum", e, cohort, variant, metric)
-			}
-			if v.CmpAbs(maxAbs) > 0 {
-				maxAbs = v
-			}
-		}
-		bound := new(big.Int).Mul(maxAbs, maxAbs)
-		bound.Mul(bound, big.NewInt(c.N))
-		if bound.BitLen() > 126 {
-			if perExp[e] == nil {
-				perExp[e] = &OverflowError{Experiment: e, Cohort: c.Cohort, Variant: c.Variant, Metric: c.Metric}
-			}
-			return nil
-		}
-		cells[e] = append(cells[e], c)
-		return nil
-	})
+	cells, perExp, err = s.readSufstats(ctx, byName["sufstats"], p, want)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	err = s.query(ctx, byName["quality"], StageParams("quality", p), func(r *sql.Rows) error {
-		names, err := r.Columns()
-		if err != nil {
-			return err
-		}
-		var exp string
-		var q Quality
-		fields, optional := q.fields(), q.optional()
-		dest := make([]any, len(names))
-		for i, n := range names {
-			f, ok := fields[n]
-			o, isOpt := optional[n]
-			switch {
-			case n == "experiment_id":
-				dest[i] = &exp
-			case ok:
-				dest[i] = f
-			case isOpt:
-				*o = new(int64)
-				dest[i] = *o
-			default:
-				return fmt.Errorf("quality column %q has no field in Quality", n)
-			}
-		}
-		if err := r.Scan(dest...); err != nil {
-			return err
-		}
-		if !want[exp] {
-			return fmt.Errorf("quality row for an experiment not analysed: %q", exp)
-		}
-		quality[exp] = q
-		return nil
-	})
+	quality, err = s.readQuality(ctx, byName["quality"], StageParams("quality", p), want)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -485,6 +404,130 @@ func (s *Session) RunSQL(ctx context.Context, specs []*expspec.Spec, tmpls []Ren
 		}
 	}
 	return cells, quality, perExp, nil
+}
+
+// readSufstats reads the sufficient statistics, one cell per row; an
+// experiment with a cell whose 128-bit sums could have wrapped gets an
+// OverflowError in perExp instead of cells.
+func (s *Session) readSufstats(ctx context.Context, r Rendered, p map[string]any, want map[string]bool) (cells map[string][]Cell, perExp map[string]error, err error) {
+	cells, perExp = map[string][]Cell{}, map[string]error{}
+	err = s.query(ctx, r, p, func(rows *sql.Rows) error {
+		row, err := scanSufstats(rows)
+		if err != nil {
+			return err
+		}
+		e := row.experiment
+		if !want[e] {
+			return fmt.Errorf("sufficient statistics for an experiment not analysed: %q", e)
+		}
+		c, err := cellOf(row)
+		if err != nil {
+			return err
+		}
+		wrapped, err := mayHaveWrapped(row, c)
+		if err != nil {
+			return err
+		}
+		if wrapped {
+			if perExp[e] == nil {
+				perExp[e] = &OverflowError{Experiment: e, Cohort: c.Cohort, Variant: c.Variant, Metric: c.Metric}
+			}
+			return nil
+		}
+		cells[e] = append(cells[e], c)
+		return nil
+	})
+	return cells, perExp, err
+}
+
+// cellOf turns a sufstats row into a cell (the SQL's root remainder label
+// relabelled as the unclassified leaf); a NULL sum is an error.
+func cellOf(row sufstatsRow) (Cell, error) {
+	cohort := row.cohort
+	if cohort == sqlUnclassified {
+		cohort = expspec.UnclassifiedLeaf
+	}
+	c := NewCell(cohort, row.variant, row.metric)
+	c.N = row.n
+	for i, p := range c.Sums() {
+		v, present, ok := row.sum(sumColumns[i])
+		if !present {
+			continue
+		}
+		if !ok {
+			return Cell{}, fmt.Errorf("experiment %s cohort %s variant %s metric %s: NULL %s", row.experiment, cohort, row.variant, row.metric, sumColumns[i])
+		}
+		*p = v
+	}
+	return c, nil
+}
+
+// mayHaveWrapped is the overflow proof: each unit adds at most max|x|²,
+// max|x||y|, ... to a sum, so n·max² < 2^126 proves that no 128-bit sum
+// wrapped; false means proven.
+func mayHaveWrapped(row sufstatsRow, c Cell) (bool, error) {
+	maxAbs := new(big.Int)
+	for _, v := range row.maxAbs {
+		if v == nil {
+			return false, fmt.Errorf("experiment %s cohort %s variant %s metric %s: NULL maximum", row.experiment, c.Cohort, c.Variant, c.Metric)
+		}
+		if v.CmpAbs(maxAbs) > 0 {
+			maxAbs = v
+		}
+	}
+	bound := new(big.Int).Mul(maxAbs, maxAbs)
+	bound.Mul(bound, big.NewInt(c.N))
+	return bound.BitLen() > 126, nil
+}
+
+// readQuality reads the quality template's one row per experiment into
+// Quality by column name; a column Quality has no field for is an error.
+func (s *Session) readQuality(ctx context.Context, r Rendered, p map[string]any, want map[string]bool) (map[string]Quality, error) {
+	quality := map[string]Quality{}
+	err := s.query(ctx, r, p, func(rows *sql.Rows) error {
+		exp, q, err := scanQuality(rows)
+		if err != nil {
+			return err
+		}
+		if !want[exp] {
+			return fmt.Errorf("quality row for an experiment not analysed: %q", exp)
+		}
+		quality[exp] = q
+		return nil
+	})
+	return quality, err
+}
+
+// scanQuality scans one quality row: experiment_id, the counts every
+// version has, and the optional counts of later versions.
+func scanQuality(r *sql.Rows) (string, Quality, error) {
+	names, err := r.Columns()
+	if err != nil {
+		return "", Quality{}, err
+	}
+	var exp string
+	var q Quality
+	fields, optional := q.fields(), q.optional()
+	dest := make([]any, len(names))
+	for i, n := range names {
+		f, ok := fields[n]
+		o, isOpt := optional[n]
+		switch {
+		case n == "experiment_id":
+			dest[i] = &exp
+		case ok:
+			dest[i] = f
+		case isOpt:
+			*o = new(int64)
+			dest[i] = *o
+		default:
+			return "", Quality{}, fmt.Errorf("quality column %q has no field in Quality", n)
+		}
+	}
+	if err := r.Scan(dest...); err != nil {
+		return "", Quality{}, err
+	}
+	return exp, q, nil
 }
 
 // sqlUnclassified is how assignment@v1 labels units whose persona is not a
