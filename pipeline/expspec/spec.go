@@ -63,7 +63,7 @@ type Spec struct {
 	// Statistics holds the statistical settings.
 	Statistics Statistics `yaml:"statistics" json:"statistics"`
 	// Quality overrides the thresholds of data-quality checks, by name
-	// (see gateDefaults); unlisted checks keep their defaults.
+	// (see GateDefaults); unlisted checks keep their defaults.
 	Quality map[string]Gate `yaml:"quality,omitempty" json:"quality,omitempty"`
 	// Privacy says whether the release is differentially private, with
 	// what budget and key. Required.
@@ -228,7 +228,7 @@ type CUPEDSettings struct {
 }
 
 // SpecError is a problem in a spec file: the file, the key (a dotted path)
-// and what was expected. Run maps it to exit code 78.
+// and what was expected. pipeline.ExitCode maps it to exit code 78.
 type SpecError struct {
 	File string
 	Key  string
@@ -651,8 +651,6 @@ var templateFeatures = map[string]map[string][]string{
 	"sufstats":     {"v1": {}, "v2": {"ratio", "cuped"}, "v3": {"ratio", "cuped"}},
 }
 
-// validateTemplateFeatures checks that the pinned template versions can
-// compute what the spec asks for, and that they fit together.
 // UnitKeyedSet is the single-join set whose de-duplication keys include
 // unit_id, whose empty or blank keys are counted exclusions, and whose
 // quality counts include the per-unit gate statistics: the only set a
@@ -680,6 +678,8 @@ func (s *Spec) unitKeyed() bool {
 	return true
 }
 
+// validateTemplateFeatures checks that the pinned template versions can
+// compute what the spec asks for, and that they fit together.
 func (s *Spec) validateTemplateFeatures() error {
 	need := map[string]string{}
 	for i, m := range s.Metrics {
@@ -864,7 +864,8 @@ func DecodePinnedSpec(canonical []byte, path string, defs []MetricDefinitionReco
 }
 
 // CutAt returns the window analysed by a nightly run that ends at end: when
-// end is before the design's end, the planned end is recorded (horizon.go).
+// end is before the design's end, the planned end is recorded (see
+// pipeline/analysis/horizon.go).
 func (w Window) CutAt(end time.Time) Window {
 	if end.Before(w.end) && w.PlannedEnd == "" {
 		w.PlannedEnd = w.plannedEnd.Format(time.RFC3339Nano)
