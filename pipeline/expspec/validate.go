@@ -21,7 +21,38 @@ var (
 )
 
 // Validate checks the spec and fills in defaults. It does no I/O.
+//
+// The steps run in the order listed and the first failing check is the
+// error users and tests see, so the order is part of the behaviour. Each
+// step fills in its own defaults (and parses its own times) just before
+// checking them.
 func (s *Spec) Validate() error {
+	steps := []func() error{
+		s.validateIdentity,
+		s.validateInputs,
+		s.validateWindow,
+		s.validateVariants,
+		s.validatePersonaAlgoVersion,
+		s.validateTemplatePins,
+		s.validateCohorts,
+		s.validateMetrics,
+		s.validateStatistics,
+		s.validateClampScaling,
+		s.validateGates,
+		s.validatePrivacy,
+		s.validateTemplateFeatures,
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateIdentity checks the format version, the experiment key and the
+// analysis name, which name the output folder.
+func (s *Spec) validateIdentity() error {
 	if s.Version != SpecVersion {
 		return s.errf("version", "want %d, got %d", SpecVersion, s.Version)
 	}
@@ -31,6 +62,12 @@ func (s *Spec) Validate() error {
 	if s.Name != "" && (!keyRE.MatchString(s.Name) || s.Name == "." || s.Name == "..") {
 		return s.errf("name", "want 1-128 letters, digits, '.', '_' or '-' starting with a letter or digit (it names the output folder), got %q", s.Name)
 	}
+	return nil
+}
+
+// validateInputs checks that traces and events each have non-empty globs
+// and that the column mappings map contract columns to safe names.
+func (s *Spec) validateInputs() error {
 	if len(s.Inputs.Traces) == 0 {
 		return s.errf("inputs.traces", "want at least one glob")
 	}
@@ -45,9 +82,12 @@ func (s *Spec) Validate() error {
 	if err := s.validateMapping("inputs.columns.traces", s.Inputs.Columns.Traces, contractT); err != nil {
 		return err
 	}
-	if err := s.validateMapping("inputs.columns.events", s.Inputs.Columns.Events, contractE); err != nil {
-		return err
-	}
+	return s.validateMapping("inputs.columns.events", s.Inputs.Columns.Events, contractE)
+}
+
+// validateWindow parses the window's start, end and planned end, checks
+// that they are in order, and rewrites them in canonical RFC 3339 form.
+func (s *Spec) validateWindow() error {
 	var err error
 	if s.Window.start, err = parseUTC(s.Window.Start); err != nil {
 		return s.errf("window.start", "%v", err)
@@ -71,6 +111,12 @@ func (s *Spec) Validate() error {
 		}
 		s.Window.PlannedEnd = s.Window.plannedEnd.Format(time.RFC3339Nano)
 	}
+	return nil
+}
+
+// validateVariants checks that there are at least two variants with
+// distinct names, allocations in (0, 1] summing to 1, and one control.
+func (s *Spec) validateVariants() error {
 	if len(s.Variants) < 2 {
 		return s.errf("variants", "want at least two variants (a control and a treatment), got %d", len(s.Variants))
 	}
@@ -100,9 +146,21 @@ func (s *Spec) Validate() error {
 	if controls != 1 {
 		return s.errf("variants", "exactly one variant must have control: true, got %d", controls)
 	}
+	return nil
+}
+
+// validatePersonaAlgoVersion checks the pinned persona-algorithm version,
+// if one is pinned.
+func (s *Spec) validatePersonaAlgoVersion() error {
 	if s.PersonaAlgoVersion != "" && !keyRE.MatchString(s.PersonaAlgoVersion) {
 		return s.errf("persona_algo_version", "want 1-128 letters, digits, '.', '_' or '-', got %q", s.PersonaAlgoVersion)
 	}
+	return nil
+}
+
+// validateTemplatePins checks that every template in TemplateNames is
+// pinned to a version like v1 and that no other template is named.
+func (s *Spec) validateTemplatePins() error {
 	for _, name := range TemplateNames {
 		v, ok := s.Templates[name]
 		if !ok {
@@ -117,9 +175,27 @@ func (s *Spec) Validate() error {
 			return s.errf("templates."+name, "unknown template; want one of %s", strings.Join(TemplateNames, ", "))
 		}
 	}
+	return nil
+}
+
+// validateCohorts checks the cohort dimension, its taxonomy and the
+// minimum cell size.
+func (s *Spec) validateCohorts() error {
 	if s.Cohorts.Dimension != "persona" {
 		return s.errf("cohorts.dimension", "want persona, got %q", s.Cohorts.Dimension)
 	}
+	if err := s.validateTaxonomy(); err != nil {
+		return err
+	}
+	if s.Cohorts.MinUnits < 0 {
+		return s.errf("cohorts.min_units", "want >= 0, got %d", s.Cohorts.MinUnits)
+	}
+	return nil
+}
+
+// validateTaxonomy checks that the taxonomy lists distinct, well-formed
+// leaf paths and that no listed path is the parent of another.
+func (s *Spec) validateTaxonomy() error {
 	leaves := map[string]bool{}
 	for i, l := range s.Cohorts.Taxonomy {
 		key := fmt.Sprintf("cohorts.taxonomy[%d]", i)
@@ -139,88 +215,130 @@ func (s *Spec) Validate() error {
 			}
 		}
 	}
-	if s.Cohorts.MinUnits < 0 {
-		return s.errf("cohorts.min_units", "want >= 0, got %d", s.Cohorts.MinUnits)
-	}
+	return nil
+}
+
+// validateMetrics checks that there is at least one metric, then each
+// metric in order, filling in its role and direction defaults.
+func (s *Spec) validateMetrics() error {
 	if len(s.Metrics) == 0 {
 		return s.errf("metrics", "want at least one metric")
 	}
 	names := map[string]bool{}
 	for i := range s.Metrics {
-		m := s.Metrics[i]
-		key := fmt.Sprintf("metrics[%d]", i)
-		if !keyRE.MatchString(m.Name) {
-			return s.errf(key+".name", "want 1-128 letters, digits, '.', '_' or '-', got %q", m.Name)
-		}
-		if names[m.Name] {
-			return s.errf(key+".name", "duplicate metric %q", m.Name)
-		}
-		names[m.Name] = true
-		if m.Event == "" || len(m.Event) > 256 {
-			return s.errf(key+".event", "want the metric-event name (1-256 bytes)")
-		}
-		switch m.Kind {
-		case "proportion":
-			if m.Aggregate != "" {
-				return s.errf(key+".aggregate", "not allowed for a proportion (a unit converts or not)")
-			}
-			if m.Clamp != nil {
-				return s.errf(key+".clamp", "not allowed for a proportion (values are 0 or 1)")
-			}
-		case "mean", "ratio":
-			if err := s.validatePart(key, Part{Event: m.Event, Aggregate: m.Aggregate, Clamp: m.Clamp}); err != nil {
-				return err
-			}
-		default:
-			return s.errf(key+".kind", "want proportion, mean or ratio, got %q", m.Kind)
-		}
-		if m.Kind == "ratio" {
-			if m.Denominator == nil {
-				return s.errf(key+".denominator", "required for a ratio metric")
-			}
-			if err := s.validatePart(key+".denominator", *m.Denominator); err != nil {
-				return err
-			}
-		} else if m.Denominator != nil {
-			return s.errf(key+".denominator", "only ratio metrics have a denominator")
-		}
-		if m.Role == "" {
-			s.Metrics[i].Role = "secondary"
-		}
-		switch s.Metrics[i].Role {
-		case "goal", "secondary":
-			if m.Guardrail != nil {
-				return s.errf(key+".guardrail", "only metrics with role guardrail have a guardrail rule")
-			}
-		case "guardrail":
-			if m.Guardrail == nil {
-				return s.errf(key+".guardrail", "required for role guardrail: {harmful: increase|decrease, margin: M, relative: bool}")
-			}
-			if m.Guardrail.Harmful != "increase" && m.Guardrail.Harmful != "decrease" {
-				return s.errf(key+".guardrail.harmful", "want increase or decrease, got %q", m.Guardrail.Harmful)
-			}
-			if !finite(m.Guardrail.Margin) || m.Guardrail.Margin < 0 {
-				return s.errf(key+".guardrail.margin", "want a finite margin >= 0, got %v", m.Guardrail.Margin)
-			}
-		default:
-			return s.errf(key+".role", "want goal, guardrail or secondary, got %q", m.Role)
-		}
-		if m.AttributionHours < 0 || m.AttributionHours > 24*366 {
-			return s.errf(key+".attribution_hours", "want 1 to 8784 hours, got %d", m.AttributionHours)
-		}
-		switch m.Direction {
-		case "":
-			if s.Metrics[i].Role == "goal" {
-				s.Metrics[i].Direction = "increase"
-			}
-		case "increase", "decrease":
-			if s.Metrics[i].Role != "goal" {
-				return s.errf(key+".direction", "only goals have a desired direction (guardrails declare guardrail.harmful)")
-			}
-		default:
-			return s.errf(key+".direction", "want increase or decrease, got %q", m.Direction)
+		if err := s.validateMetric(i, names); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// validateMetric checks metric i (its name not already in names, to which
+// it is added), filling in its role and direction defaults.
+func (s *Spec) validateMetric(i int, names map[string]bool) error {
+	m := &s.Metrics[i]
+	key := fmt.Sprintf("metrics[%d]", i)
+	if !keyRE.MatchString(m.Name) {
+		return s.errf(key+".name", "want 1-128 letters, digits, '.', '_' or '-', got %q", m.Name)
+	}
+	if names[m.Name] {
+		return s.errf(key+".name", "duplicate metric %q", m.Name)
+	}
+	names[m.Name] = true
+	if err := s.validateMetricKind(key, *m); err != nil {
+		return err
+	}
+	if err := s.validateMetricRole(key, m); err != nil {
+		return err
+	}
+	if m.AttributionHours < 0 || m.AttributionHours > 24*366 {
+		return s.errf(key+".attribution_hours", "want 1 to 8784 hours, got %d", m.AttributionHours)
+	}
+	return s.validateMetricDirection(key, m)
+}
+
+// validateMetricKind checks a metric's event and kind, and that it has the
+// aggregate, clamp and denominator its kind needs, and only those.
+func (s *Spec) validateMetricKind(key string, m Metric) error {
+	if m.Event == "" || len(m.Event) > 256 {
+		return s.errf(key+".event", "want the metric-event name (1-256 bytes)")
+	}
+	switch m.Kind {
+	case "proportion":
+		if m.Aggregate != "" {
+			return s.errf(key+".aggregate", "not allowed for a proportion (a unit converts or not)")
+		}
+		if m.Clamp != nil {
+			return s.errf(key+".clamp", "not allowed for a proportion (values are 0 or 1)")
+		}
+	case "mean", "ratio":
+		if err := s.validatePart(key, Part{Event: m.Event, Aggregate: m.Aggregate, Clamp: m.Clamp}); err != nil {
+			return err
+		}
+	default:
+		return s.errf(key+".kind", "want proportion, mean or ratio, got %q", m.Kind)
+	}
+	if m.Kind == "ratio" {
+		if m.Denominator == nil {
+			return s.errf(key+".denominator", "required for a ratio metric")
+		}
+		if err := s.validatePart(key+".denominator", *m.Denominator); err != nil {
+			return err
+		}
+	} else if m.Denominator != nil {
+		return s.errf(key+".denominator", "only ratio metrics have a denominator")
+	}
+	return nil
+}
+
+// validateMetricRole defaults a metric's role to secondary and checks that
+// exactly the guardrails have a well-formed guardrail rule.
+func (s *Spec) validateMetricRole(key string, m *Metric) error {
+	if m.Role == "" {
+		m.Role = "secondary"
+	}
+	switch m.Role {
+	case "goal", "secondary":
+		if m.Guardrail != nil {
+			return s.errf(key+".guardrail", "only metrics with role guardrail have a guardrail rule")
+		}
+	case "guardrail":
+		if m.Guardrail == nil {
+			return s.errf(key+".guardrail", "required for role guardrail: {harmful: increase|decrease, margin: M, relative: bool}")
+		}
+		if m.Guardrail.Harmful != "increase" && m.Guardrail.Harmful != "decrease" {
+			return s.errf(key+".guardrail.harmful", "want increase or decrease, got %q", m.Guardrail.Harmful)
+		}
+		if !finite(m.Guardrail.Margin) || m.Guardrail.Margin < 0 {
+			return s.errf(key+".guardrail.margin", "want a finite margin >= 0, got %v", m.Guardrail.Margin)
+		}
+	default:
+		return s.errf(key+".role", "want goal, guardrail or secondary, got %q", m.Role)
+	}
+	return nil
+}
+
+// validateMetricDirection defaults a goal's direction to increase and
+// checks that only goals declare one.
+func (s *Spec) validateMetricDirection(key string, m *Metric) error {
+	switch m.Direction {
+	case "":
+		if m.Role == "goal" {
+			m.Direction = "increase"
+		}
+	case "increase", "decrease":
+		if m.Role != "goal" {
+			return s.errf(key+".direction", "only goals have a desired direction (guardrails declare guardrail.harmful)")
+		}
+	default:
+		return s.errf(key+".direction", "want increase or decrease, got %q", m.Direction)
+	}
+	return nil
+}
+
+// validateStatistics fills in each statistical setting's default and
+// checks its range, setting by setting.
+func (s *Spec) validateStatistics() error {
 	st := &s.Statistics
 	if st.Alpha == 0 {
 		st.Alpha = 0.05
@@ -276,7 +394,14 @@ func (s *Spec) Validate() error {
 	if !(st.MaxRelativeMDE > 0) || !finite(st.MaxRelativeMDE) {
 		return s.errf("statistics.max_relative_mde", "want a positive relative effect, got %v", st.MaxRelativeMDE)
 	}
-	scale := math.Pow10(*st.FixedPointDecimals)
+	return nil
+}
+
+// validateClampScaling checks that every clamp bound, scaled by
+// 10^fixed_point_decimals, fits in an int64.
+func (s *Spec) validateClampScaling() error {
+	decimals := *s.Statistics.FixedPointDecimals
+	scale := math.Pow10(decimals)
 	for i, m := range s.Metrics {
 		for _, c := range []*Clamp{m.Clamp, denClamp(m)} {
 			if c == nil {
@@ -284,21 +409,21 @@ func (s *Spec) Validate() error {
 			}
 			for _, b := range []float64{c.Lower, c.Upper} {
 				if math.Abs(b*scale) >= 9.2e18 {
-					return s.errf(fmt.Sprintf("metrics[%d]", i), "clamp bound %v overflows int64 after scaling by 10^%d", b, *st.FixedPointDecimals)
+					return s.errf(fmt.Sprintf("metrics[%d]", i), "clamp bound %v overflows int64 after scaling by 10^%d", b, decimals)
 				}
 			}
 		}
 	}
-	if err := s.validateGates(); err != nil {
-		return err
-	}
+	return nil
+}
+
+// validatePrivacy checks that the privacy section is present and that it
+// fits the rest of the spec.
+func (s *Spec) validatePrivacy() error {
 	if s.Privacy == nil {
 		return s.errf("privacy", "required: {enabled: false} for exact numbers, or {enabled: true, epsilon: E, delta: D, run_share: S} for a differentially private release")
 	}
-	if err := s.Privacy.validate(s); err != nil {
-		return err
-	}
-	return s.validateTemplateFeatures()
+	return s.Privacy.validate(s)
 }
 
 func denClamp(m Metric) *Clamp {
