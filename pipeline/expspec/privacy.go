@@ -58,6 +58,11 @@ const DefaultKeyEnv = "VERITY_NOISE_KEY"
 // leaf for collapsing; in private runs a small one merges into "*".
 const UnclassifiedLeaf = "_unclassified"
 
+// validate checks the privacy section against the rest of the spec s: no
+// budget or key when disabled; when enabled, a valid budget, one valid key
+// source, a gate share in (0, 1), the unit-keyed templates, no mapping of
+// the privacy unit or ledger scope, and clamps whose exact sums cannot
+// overflow. It defaults KeyEnv to DefaultKeyEnv.
 func (p *Privacy) validate(s *Spec) error {
 	if !p.Enabled {
 		if p.Epsilon != 0 || p.Delta != 0 || p.RunShare != 0 || p.KeyEnv != "" || p.KeyFile != "" || p.GateShare != 0 {

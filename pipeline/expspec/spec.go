@@ -324,6 +324,7 @@ func (s *Spec) OutputName() string {
 	return s.Experiment
 }
 
+// errf returns a *SpecError for the spec's file at key (a dotted path).
 func (s *Spec) errf(key, format string, args ...any) error {
 	return &SpecError{File: s.path, Key: key, Err: fmt.Errorf(format, args...)}
 }

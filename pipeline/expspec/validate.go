@@ -13,6 +13,9 @@ import (
 	"github.com/verity-analytics/verity/queries"
 )
 
+// keyRE is what names (experiment, variant, metric, output folder) may be;
+// leafRE a taxonomy leaf path; contractT and contractE the trace and event
+// contract columns a mapping may name.
 var (
 	keyRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 	leafRE    = regexp.MustCompile(`^[A-Za-z0-9-][A-Za-z0-9_-]*(/[A-Za-z0-9-][A-Za-z0-9_-]*)*$`)
@@ -426,6 +429,7 @@ func (s *Spec) validatePrivacy() error {
 	return s.Privacy.validate(s)
 }
 
+// denClamp returns a ratio metric's denominator clamp, nil for the others.
 func denClamp(m Metric) *Clamp {
 	if m.Denominator == nil {
 		return nil
@@ -451,6 +455,8 @@ func (s *Spec) validatePart(key string, p Part) error {
 	return nil
 }
 
+// validateMapping checks a column mapping, in key order: contract columns
+// only, each mapped to a distinct safe identifier.
 func (s *Spec) validateMapping(key string, m map[string]string, contract []string) error {
 	targets := map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(m)) {
@@ -469,6 +475,8 @@ func (s *Spec) validateMapping(key string, m map[string]string, contract []strin
 	return nil
 }
 
+// parseUTC parses a window bound: a date (midnight UTC) or an RFC 3339
+// timestamp with a zero offset.
 func parseUTC(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, errors.New("missing; want an RFC 3339 UTC timestamp such as 2026-11-16T00:00:00Z or a date such as 2026-11-16")
