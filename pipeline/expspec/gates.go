@@ -39,6 +39,8 @@ var GateDefaults = []gateDefault{
 	{"volume_drop", 0.01, 0.2, "drop in exposed units since the previous night's run (1 - today/yesterday, 0 when it grew)"},
 }
 
+// validateGates checks the quality overrides: known checks only, finite
+// thresholds >= 0, and warn not above block.
 func (s *Spec) validateGates() error {
 	known := map[string]bool{}
 	for _, g := range GateDefaults {

@@ -38,6 +38,8 @@ type Privacy struct {
 // gates' noisy statistics get when the spec does not say.
 const DefaultGateShare = 0.1
 
+// EffectiveGateShare returns GateShare, or DefaultGateShare when the spec
+// does not set it.
 func (p Privacy) EffectiveGateShare() float64 {
 	if p.GateShare == 0 {
 		return DefaultGateShare
@@ -56,6 +58,11 @@ const DefaultKeyEnv = "VERITY_NOISE_KEY"
 // leaf for collapsing; in private runs a small one merges into "*".
 const UnclassifiedLeaf = "_unclassified"
 
+// validate checks the privacy section against the rest of the spec s: no
+// budget or key when disabled; when enabled, a valid budget, one valid key
+// source, a gate share in (0, 1), the unit-keyed templates, no mapping of
+// the privacy unit or ledger scope, and clamps whose exact sums cannot
+// overflow. It defaults KeyEnv to DefaultKeyEnv.
 func (p *Privacy) validate(s *Spec) error {
 	if !p.Enabled {
 		if p.Epsilon != 0 || p.Delta != 0 || p.RunShare != 0 || p.KeyEnv != "" || p.KeyFile != "" || p.GateShare != 0 {
@@ -121,10 +128,12 @@ func (p *Privacy) validate(s *Spec) error {
 // have: (2^31)² · 2^63 units < 2^126, the exact sums' proven range.
 const privateMaxScaled = 1 << 31
 
+// Budget returns the section's total budget and per-run share.
 func (p Privacy) Budget() privacy.Budget {
 	return privacy.Budget{Epsilon: p.Epsilon, Delta: p.Delta, RunShare: p.RunShare}
 }
 
+// BudgetPtr returns Budget as a pointer to a fresh copy.
 func (p Privacy) BudgetPtr() *privacy.Budget {
 	b := p.Budget()
 	return &b

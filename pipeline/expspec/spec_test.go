@@ -76,8 +76,8 @@ func TestParseSpecSingleJoinSet(t *testing.T) {
 	}
 }
 
-// statements splits a template at lines whose code ends with ";", not at a
-// ";" inside a comment or in the middle of a line.
+// engine.Statements splits a template at lines whose code ends with ";",
+// not at a ";" inside a comment or in the middle of a line.
 func TestStatements(t *testing.T) {
 	text := "-- header; not an end\nCREATE TABLE a AS SELECT 1;\n\nSELECT ';' AS x, 2; -- end\nSELECT 3\n"
 	got := engine.Statements(text)
