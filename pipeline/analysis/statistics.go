@@ -78,6 +78,8 @@ type StatisticsInfo struct {
 	MaxRelativeMDE  float64 `json:"max_relative_mde"`
 }
 
+// StatisticsInfoOf is the manifest record of how a spec's numbers are
+// computed.
 func StatisticsInfoOf(spec *expspec.Spec) StatisticsInfo {
 	st := spec.Statistics
 	info := StatisticsInfo{
@@ -321,7 +323,7 @@ type CohortRelease struct {
 }
 
 // Analyse computes every result row and the decision from the complete
-// cells (completeCells). Rows come in the fixed output order: cohort, then
+// cells (CompleteCells). Rows come in the fixed output order: cohort, then
 // metric in spec order, then treatment in spec order.
 //
 // cohorts lists the released cohorts in output order; noise is nil for an
@@ -330,7 +332,7 @@ func Analyse(spec *expspec.Spec, cells []engine.Cell, cohortList []CohortRelease
 	return AnalyseRecording(spec, cells, cohortList, noise, date, nil)
 }
 
-// AnalyseRecording is analyse; record, when not nil, receives the
+// AnalyseRecording is Analyse; record, when not nil, receives the
 // comparison behind each result row, in row order (the calibration suite
 // judges Fieller's relative confidence set from it, which a row reports
 // only when it is bounded).

@@ -73,7 +73,7 @@ func ReleasedTemplatesOnly(fsys fs.FS, spec *expspec.Spec) error {
 	return nil
 }
 
-// statSumIndex maps Cell.sums() positions to the released statistics.
+// statOfSum maps Cell.Sums() positions to the released statistics.
 var statOfSum = []privacy.Statistic{
 	privacy.StatSumX, privacy.StatSumX2, privacy.StatSumY, privacy.StatSumY2, privacy.StatSumXY,
 	privacy.StatSumC, privacy.StatSumC2, privacy.StatSumXC, privacy.StatSumYC,
@@ -86,7 +86,7 @@ const (
 	cellNMetric    = "(cell)"   // noisy unit count per released cohort × variant
 )
 
-// releasedStats returns, for one metric, the positions in Cell.sums() that
+// releasedStats returns, for one metric, the positions in Cell.Sums() that
 // are released and their sensitivities (scaled integer units, at least 1).
 func releasedStats(spec *expspec.Spec, m expspec.Metric) (idx []int, sens []*big.Int) {
 	scale := big.NewInt(spec.Scale())
@@ -155,6 +155,8 @@ func eventNames(spec *expspec.Spec) int64 {
 	return int64(len(names))
 }
 
+// Opt64 is *p, or 0 when p is nil (a count the quality template's version
+// does not compute).
 func Opt64(p *int64) int64 {
 	if p == nil {
 		return 0
@@ -220,6 +222,8 @@ type NoiseSD struct {
 	Sums [9]float64
 }
 
+// NoiseKey is the key of a released cohort × metric in
+// PrivateRelease.Noise.
 func NoiseKey(cohort, metric string) string { return cohort + "\x00" + metric }
 
 // NoisyGate is one released gate statistic.
@@ -247,11 +251,11 @@ type ReleasedNumber struct {
 // PrivateRelease is what a private run publishes and spends. Everything a
 // private run writes to its output folder, prints or exits with is computed
 // from it and from data-independent facts (spec, templates, code, key
-// fingerprint): see publishPrivate.
+// fingerprint): see publish.PublishPrivate.
 type PrivateRelease struct {
 	Cells      []engine.Cell // noisy, per released cohort (and (all)) × variant × metric
 	Cohorts    []privacy.Cohort
-	Noise      map[string]NoiseSD // by noiseKey(cohort, metric); the same for every variant
+	Noise      map[string]NoiseSD // by NoiseKey(cohort, metric); the same for every variant
 	Gates      []NoisyGate
 	Allocation privacy.Allocation
 	Digest     string // RunDigest over every released number
@@ -309,10 +313,10 @@ type NumberKey struct{ Cohort, Variant, Metric, Statistic string }
 // and collapses leaves below cohorts.min_units; stage two adds noise to every
 // count and sum of each released cohort × variant × metric, and to every
 // gate statistic. The release is then assembled from the noisy numbers
-// alone (assemblePrivate). specHash and the data digest bind the noise to
+// alone (AssemblePrivate). specHash and the data digest bind the noise to
 // the analysis and to the exact values.
 //
-// When no cohort reaches min_units, privatize returns the stage-one release
+// When no cohort reaches min_units, Privatize returns the stage-one release
 // (to be charged: the failure is decided on its noisy counts) with an error.
 func Privatize(spec *expspec.Spec, cells []engine.Cell, q engine.Quality, key privacy.Key, specHash, date string) (*PrivateRelease, error) {
 	alloc, err := Allocate(spec)
