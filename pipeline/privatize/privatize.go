@@ -323,106 +323,165 @@ func Privatize(spec *expspec.Spec, cells []engine.Cell, q engine.Quality, key pr
 	if err != nil {
 		return nil, fmt.Errorf("privacy budget: %w", err)
 	}
-	shares := sharesByStat(alloc)
-	type key3 struct{ c, v, m string }
-	exact := map[key3]engine.Cell{}
-	for _, c := range cells {
-		exact[key3{c.Cohort, c.Variant, c.Metric}] = c
+	exact := indexCells(cells)
+	d := &noiseDrawer{spec: spec, shares: sharesByStat(alloc), key: key, specHash: specHash, digest: dataDigest(date, cells, q), noisy: map[NumberKey]*big.Int{}}
+	if err := d.noisyLeafCounts(exact); err != nil {
+		return nil, err
 	}
-	digest := dataDigest(date, cells, q)
-	noisy := map[NumberKey]*big.Int{}
-	var released []privacy.Released
-	var numbers []ReleasedNumber
-	draw := func(k NumberKey, value *big.Int) error {
-		sh, ok := shares[k.Metric+"\x00"+k.Statistic]
-		if !ok {
-			return fmt.Errorf("privacy: no allocation for %s/%s", k.Metric, k.Statistic)
-		}
-		r := privacy.Release{Analysis: spec.Experiment, SpecHash: specHash, DataDigest: digest,
-			Cohort: k.Cohort, Variant: k.Variant, Metric: k.Metric, Statistic: privacy.Statistic(k.Statistic), Mechanism: sh.Mechanism}
-		out, err := privacy.AddNoise(privacy.NewStream(key, r), value, sh.Mechanism)
-		if err != nil {
-			return fmt.Errorf("privacy: release %s/%s/%s/%s: %w", k.Cohort, k.Variant, k.Metric, k.Statistic, err)
-		}
-		noisy[k] = out
-		// The run digest identifies what is published: the public part of
-		// each description and the noisy value. The data digest is left
-		// out, or the published digest would be an unkeyed hash of the
-		// exact values, which anyone could test candidate datasets against.
-		pub := r
-		pub.DataDigest = publishedDigestMarker
-		released = append(released, privacy.Released{Release: pub, Value: out})
-		numbers = append(numbers, ReleasedNumber{Cohort: k.Cohort, Variant: k.Variant, Metric: k.Metric, Statistic: k.Statistic,
-			Exact: value.String(), Noisy: out.String(), Sensitivity: sh.Sensitivity.String(), Mechanism: sh.Mechanism.String()})
-		return nil
-	}
-	leafN := func(leaves []string, variant string) *big.Int {
-		n := int64(0)
-		for _, l := range leaves {
-			for _, v := range spec.Variants {
-				if variant == "*" || v.Name == variant {
-					n += exact[key3{l, v.Name, spec.Metrics[0].Name}].N
-				}
-			}
-		}
-		return big.NewInt(n)
-	}
-	// Stage one: noisy unit counts per leaf, every arm together.
-	if spec.Cohorts.MinUnits > 0 {
-		for _, l := range PrivateLeaves(spec) {
-			if err := draw(NumberKey{l, "*", stageOneMetric, string(privacy.StatN)}, leafN([]string{l}, "*")); err != nil {
-				return nil, err
-			}
-		}
-	}
-	cohorts, cerr := releasedCohorts(spec, noisy)
+	cohorts, cerr := releasedCohorts(spec, d.noisy)
 	if cerr == nil {
-		// Stage two: every count and sum of each released cohort × variant,
-		// then the gate statistics.
-		for _, coh := range cohorts {
-			for _, v := range spec.Variants {
-				if err := draw(NumberKey{coh.Label, v.Name, cellNMetric, string(privacy.StatN)}, leafN(coh.Leaves, v.Name)); err != nil {
-					return nil, err
-				}
-				for _, m := range spec.Metrics {
-					sums := engine.NewCell(coh.Label, v.Name, m.Name)
-					ps := sums.Sums()
-					for _, l := range coh.Leaves {
-						if src := exact[key3{l, v.Name, m.Name}]; src.Sum != nil {
-							for i, p := range src.Sums() {
-								(*ps[i]).Add(*ps[i], *p)
-							}
-						}
-					}
-					idx, _ := releasedStats(spec, m)
-					for _, k := range idx {
-						if err := draw(NumberKey{coh.Label, v.Name, m.Name, string(statOfSum[k])}, *ps[k]); err != nil {
-							return nil, err
-						}
-					}
-				}
-			}
+		if err := d.noisyCohortCells(cohorts, exact); err != nil {
+			return nil, err
 		}
-		for _, g := range gateStats {
-			if err := draw(NumberKey{"*", "*", gateMetric, g.name}, big.NewInt(g.value(q))); err != nil {
-				return nil, err
-			}
+		if err := d.noisyGateStats(q); err != nil {
+			return nil, err
 		}
 	}
-	count := len(released)
-	runDigest, err := privacy.RunDigest(key.Fingerprint(), released)
+	count := len(d.released)
+	runDigest, err := privacy.RunDigest(key.Fingerprint(), d.released)
 	if err != nil {
 		return nil, err
 	}
 	if cerr != nil {
-		return &PrivateRelease{Allocation: alloc, Digest: runDigest, Count: count, Numbers: numbers, DataDigest: digest}, cerr
+		return &PrivateRelease{Allocation: alloc, Digest: runDigest, Count: count, Numbers: d.numbers, DataDigest: d.digest}, cerr
 	}
-	rel, err := AssemblePrivate(spec, alloc, noisy)
+	rel, err := AssemblePrivate(spec, alloc, d.noisy)
 	if err != nil {
 		return nil, err
 	}
-	rel.Digest, rel.Count, rel.Numbers, rel.DataDigest = runDigest, count, numbers, digest
+	rel.Digest, rel.Count, rel.Numbers, rel.DataDigest = runDigest, count, d.numbers, d.digest
 	return rel, nil
+}
+
+// cellKey identifies a cell: cohort, variant, metric.
+type cellKey struct{ c, v, m string }
+
+// indexCells indexes cells by cohort × variant × metric.
+func indexCells(cells []engine.Cell) map[cellKey]engine.Cell {
+	exact := map[cellKey]engine.Cell{}
+	for _, c := range cells {
+		exact[cellKey{c.Cohort, c.Variant, c.Metric}] = c
+	}
+	return exact
+}
+
+// noiseDrawer draws the keyed noise of one private run and keeps, in draw
+// order, every number it released.
+type noiseDrawer struct {
+	spec     *expspec.Spec
+	shares   map[string]privacy.Share // by metric and statistic (sharesByStat)
+	key      privacy.Key
+	specHash string
+	digest   string // dataDigest of the exact values
+
+	noisy    map[NumberKey]*big.Int
+	released []privacy.Released // public descriptions, for the run digest
+	numbers  []ReleasedNumber   // restricted record
+}
+
+// draw releases one number: its exact value plus noise from the keyed
+// stream its description names, with the mechanism of its allocation share.
+func (d *noiseDrawer) draw(k NumberKey, value *big.Int) error {
+	sh, ok := d.shares[k.Metric+"\x00"+k.Statistic]
+	if !ok {
+		return fmt.Errorf("privacy: no allocation for %s/%s", k.Metric, k.Statistic)
+	}
+	r := privacy.Release{Analysis: d.spec.Experiment, SpecHash: d.specHash, DataDigest: d.digest,
+		Cohort: k.Cohort, Variant: k.Variant, Metric: k.Metric, Statistic: privacy.Statistic(k.Statistic), Mechanism: sh.Mechanism}
+	out, err := privacy.AddNoise(privacy.NewStream(d.key, r), value, sh.Mechanism)
+	if err != nil {
+		return fmt.Errorf("privacy: release %s/%s/%s/%s: %w", k.Cohort, k.Variant, k.Metric, k.Statistic, err)
+	}
+	d.noisy[k] = out
+	// The run digest identifies what is published: the public part of
+	// each description and the noisy value. The data digest is left
+	// out, or the published digest would be an unkeyed hash of the
+	// exact values, which anyone could test candidate datasets against.
+	pub := r
+	pub.DataDigest = publishedDigestMarker
+	d.released = append(d.released, privacy.Released{Release: pub, Value: out})
+	d.numbers = append(d.numbers, ReleasedNumber{Cohort: k.Cohort, Variant: k.Variant, Metric: k.Metric, Statistic: k.Statistic,
+		Exact: value.String(), Noisy: out.String(), Sensitivity: sh.Sensitivity.String(), Mechanism: sh.Mechanism.String()})
+	return nil
+}
+
+// exactUnits is the exact number of units in the leaves, of one variant or
+// of every variant ("*"): the first metric's n, which every assigned unit
+// has.
+func exactUnits(spec *expspec.Spec, exact map[cellKey]engine.Cell, leaves []string, variant string) *big.Int {
+	n := int64(0)
+	for _, l := range leaves {
+		for _, v := range spec.Variants {
+			if variant == "*" || v.Name == variant {
+				n += exact[cellKey{l, v.Name, spec.Metrics[0].Name}].N
+			}
+		}
+	}
+	return big.NewInt(n)
+}
+
+// noisyLeafCounts is stage one: when the spec collapses cohorts, a noisy
+// unit count per leaf, every arm together.
+func (d *noiseDrawer) noisyLeafCounts(exact map[cellKey]engine.Cell) error {
+	if d.spec.Cohorts.MinUnits <= 0 {
+		return nil
+	}
+	for _, l := range PrivateLeaves(d.spec) {
+		if err := d.draw(NumberKey{l, "*", stageOneMetric, string(privacy.StatN)}, exactUnits(d.spec, exact, []string{l}, "*")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// noisyCohortCells is stage two: for each released cohort × variant, the
+// noisy unit count, then every released sum of each metric, summed
+// exactly over the cohort's leaves.
+func (d *noiseDrawer) noisyCohortCells(cohorts []privacy.Cohort, exact map[cellKey]engine.Cell) error {
+	for _, coh := range cohorts {
+		for _, v := range d.spec.Variants {
+			if err := d.draw(NumberKey{coh.Label, v.Name, cellNMetric, string(privacy.StatN)}, exactUnits(d.spec, exact, coh.Leaves, v.Name)); err != nil {
+				return err
+			}
+			for _, m := range d.spec.Metrics {
+				sums := leafSums(exact, coh, v.Name, m.Name)
+				ps := sums.Sums()
+				idx, _ := releasedStats(d.spec, m)
+				for _, k := range idx {
+					if err := d.draw(NumberKey{coh.Label, v.Name, m.Name, string(statOfSum[k])}, *ps[k]); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// leafSums is the exact cell of a released cohort × variant × metric: the
+// sums of its leaves' cells (its count is left at zero).
+func leafSums(exact map[cellKey]engine.Cell, coh privacy.Cohort, variant, metric string) engine.Cell {
+	sums := engine.NewCell(coh.Label, variant, metric)
+	ps := sums.Sums()
+	for _, l := range coh.Leaves {
+		if src := exact[cellKey{l, variant, metric}]; src.Sum != nil {
+			for i, p := range src.Sums() {
+				(*ps[i]).Add(*ps[i], *p)
+			}
+		}
+	}
+	return sums
+}
+
+// noisyGateStats releases every gate statistic with noise, after the
+// cells.
+func (d *noiseDrawer) noisyGateStats(q engine.Quality) error {
+	for _, g := range gateStats {
+		if err := d.draw(NumberKey{"*", "*", gateMetric, g.name}, big.NewInt(g.value(q))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func sharesByStat(alloc privacy.Allocation) map[string]privacy.Share {
