@@ -21,8 +21,9 @@ type CohortRelease struct {
 // cells (CompleteCells). Rows come in the fixed output order: cohort, then
 // metric in spec order, then treatment in spec order.
 //
-// cohorts lists the released cohorts in output order; noise is nil for an
-// exact release, else the noise standard deviations by cohort label.
+// cohortList lists the released cohorts in output order; noise is nil for
+// an exact release, else the noise standard deviations by
+// privatize.NoiseKey(cohort, metric).
 func Analyse(spec *expspec.Spec, cells []engine.Cell, cohortList []CohortRelease, noise map[string]privatize.NoiseSD, date string) ([]ResultRow, Decisions, error) {
 	return AnalyseRecording(spec, cells, cohortList, noise, date, nil)
 }
