@@ -335,7 +335,7 @@ func decodeAny(b json.RawMessage) any {
 	return v
 }
 
-// elementAdded returns the shortest list element on path k (flattenJSON's
+// elementAdded returns the shortest list element on path k (FlattenJSON's
 // "[name=...]") present on one side only — the element added or removed —
 // or k itself when every element on its path is on both sides.
 func elementAdded(k string, fa, fb map[string]string) string {

@@ -8,6 +8,10 @@ import (
 	"strings"
 )
 
+// FlattenJSON writes every leaf of the decoded JSON value v into out as
+// JSON text, keyed by its path under prefix: object keys joined with ".",
+// array elements as [name=...] when every element has a distinct
+// identifying field (elementID), else by index.
 func FlattenJSON(prefix string, v any, out map[string]string) {
 	join := func(k string) string {
 		if prefix == "" {

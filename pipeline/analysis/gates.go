@@ -155,90 +155,125 @@ const (
 // release. Each rule says what noise its figure carries; a rate blocks only
 // when it exceeds its block threshold by privateBlockZ noise sds.
 func EvaluatePrivateGates(spec *expspec.Spec, rel *privatize.PrivateRelease, prev *Baseline) ([]Check, []string) {
-	val := map[string]privatize.NoisyGate{}
-	for _, g := range rel.Gates {
-		val[g.Name] = g
-	}
-	exposed := val["units_exposed"]
-	den := float64(max(1, exposed.Value))
-	observed, sds, notes := map[string]float64{}, map[string]float64{}, map[string]string{}
-	for name, pg := range privateGates {
-		num, v := 0.0, 0.0
-		for _, n := range pg.num {
-			num += float64(val[n].Value)
-			v += val[n].NoiseSD * val[n].NoiseSD
-		}
-		observed[name] = max(0, num) / den
-		sds[name] = math.Sqrt(v) / den
-		notes[name] = fmt.Sprintf("%s; noisy figure (noise sd of the rate about %.3g; numerator noise sd %.3g units, exposed units noise sd %.3g); warns only when above the warn threshold by %.3g noise sds and blocks only when above the block threshold by %.3g", pg.rule, sds[name], math.Sqrt(v), exposed.NoiseSD, privateWarnZ, privateBlockZ)
-	}
+	rates := noisyGateRates(rel)
 	var checks []Check
 	var blocked []string
 	raw, _ := EvaluateGates(spec, engine.Quality{EventNullMetric: new(int64)}, rel.Cells, nil, nil)
 	for _, c := range raw {
-		sd := 0.0
-		switch {
-		case c.Name == "zero_exposure_arms":
-			c.Rule += " (noisy cell counts)"
-		case c.Name == "volume_drop":
-			if prev == nil || prev.UnitsExposed <= 0 {
-				c.Outcome, c.Rule = "skipped", c.Rule+"; no previous night's release to compare with"
-				checks = append(checks, c)
-				continue
-			}
-			c.Observed = max(0, 1-float64(exposed.Value)/float64(prev.UnitsExposed))
-			sd = math.Sqrt2 * exposed.NoiseSD / float64(prev.UnitsExposed)
-			c.Rule += fmt.Sprintf(" (noisy exposed units, noise sd %.3g each night; blocks only when above the block threshold by %.3g noise sds)", exposed.NoiseSD, privateBlockZ)
-			c.Outcome, c.Threshold = "pass", c.Warn
-		case c.Name == "metric_event_missing" || c.Name == "secondary_metric_event_missing":
-			// The event names present in the data are restricted; the check
-			// rests on the noisy (all) sums instead: an event counts as
-			// present only when they show evidence of it.
-			lacking := privateEventEvidence(spec, rel, c.Name == "secondary_metric_event_missing")
-			c.Observed, c.Detail = float64(len(lacking)), strings.Join(lacking, "; ")
-			c.Rule += fmt.Sprintf("; in a private run, an event counts as present only when the noisy (all) sum of its metric differs from that of units without events by more than %.3g noise sds (the names present in the data are not released)", privateBlockZ)
-			// A noisy release cannot tell a missing event from a rare one,
-			// so the check only warns unless the spec sets its block
-			// threshold explicitly.
-			g, explicit := spec.Quality[c.Name]
-			c.Outcome, c.Threshold = "pass", c.Warn
-			switch {
-			case explicit && g.Block != nil && c.Observed > c.Block:
-				c.Outcome, c.Threshold = "block", c.Block
-			case c.Observed > c.Warn:
-				c.Outcome = "warn"
-				c.Rule += "; warns only (a spec's explicit block threshold makes it block)"
-			}
-			if c.Outcome == "block" {
-				blocked = append(blocked, c.Name)
-			}
-			checks = append(checks, c)
-			continue
-		case privateGates[c.Name].rule == "":
-			// A check with no private form is not evaluated: deciding it on
-			// exact data would publish that data.
-			c.Observed, c.Outcome, c.Detail = 0, "skipped", ""
-			c.Rule += "; not evaluated in a private run (it has no noisy per-unit form)"
-			checks = append(checks, c)
-			continue
-		default:
-			c.Observed, c.Rule, sd = observed[c.Name], notes[c.Name], sds[c.Name]
-			c.Outcome, c.Threshold = "pass", c.Warn
-		}
-		if c.Name != "zero_exposure_arms" {
-			switch {
-			case c.Observed-privateBlockZ*sd > c.Block:
-				c.Outcome, c.Threshold = "block", c.Block
-			case c.Observed-privateWarnZ*sd > c.Warn:
-				c.Outcome = "warn"
-			}
-		}
+		c = privateCheck(spec, rel, prev, rates, c)
 		if c.Outcome == "block" {
 			blocked = append(blocked, c.Name)
 		}
 		checks = append(checks, c)
 	}
 	return checks, blocked
+}
+
+// noisyRates are the figures of the private rate checks (privateGates),
+// by check name: the rate, its noise sd and the rule that says so; and
+// the noisy exposed units they are rates of.
+type noisyRates struct {
+	exposed       privatize.NoisyGate
+	observed, sds map[string]float64
+	notes         map[string]string
+}
+
+// noisyGateRates computes every private rate check's figure from the
+// noisy gate statistics: the numerators' sum over the noisy exposed units
+// (at least 1), with the noise sd that ratio carries.
+func noisyGateRates(rel *privatize.PrivateRelease) noisyRates {
+	val := map[string]privatize.NoisyGate{}
+	for _, g := range rel.Gates {
+		val[g.Name] = g
+	}
+	exposed := val["units_exposed"]
+	den := float64(max(1, exposed.Value))
+	r := noisyRates{exposed: exposed, observed: map[string]float64{}, sds: map[string]float64{}, notes: map[string]string{}}
+	for name, pg := range privateGates {
+		num, v := 0.0, 0.0
+		for _, n := range pg.num {
+			num += float64(val[n].Value)
+			v += val[n].NoiseSD * val[n].NoiseSD
+		}
+		r.observed[name] = max(0, num) / den
+		r.sds[name] = math.Sqrt(v) / den
+		r.notes[name] = fmt.Sprintf("%s; noisy figure (noise sd of the rate about %.3g; numerator noise sd %.3g units, exposed units noise sd %.3g); warns only when above the warn threshold by %.3g noise sds and blocks only when above the block threshold by %.3g", pg.rule, r.sds[name], math.Sqrt(v), exposed.NoiseSD, privateWarnZ, privateBlockZ)
+	}
+	return r
+}
+
+// privateCheck decides one check of a private run (as EvaluateGates
+// computed it on the noisy cells alone) from the noisy release.
+func privateCheck(spec *expspec.Spec, rel *privatize.PrivateRelease, prev *Baseline, rates noisyRates, c Check) Check {
+	switch {
+	case c.Name == "zero_exposure_arms":
+		c.Rule += " (noisy cell counts)"
+		return c
+	case c.Name == "volume_drop":
+		return noisyVolumeDrop(c, rates.exposed, prev)
+	case c.Name == "metric_event_missing" || c.Name == "secondary_metric_event_missing":
+		return noisyEventMissing(spec, rel, c)
+	case privateGates[c.Name].rule == "":
+		// A check with no private form is not evaluated: deciding it on
+		// exact data would publish that data.
+		c.Observed, c.Outcome, c.Detail = 0, "skipped", ""
+		c.Rule += "; not evaluated in a private run (it has no noisy per-unit form)"
+		return c
+	default:
+		c.Observed, c.Rule = rates.observed[c.Name], rates.notes[c.Name]
+		return decideNoisy(c, rates.sds[c.Name])
+	}
+}
+
+// noisyVolumeDrop decides volume_drop on the noisy exposed units of this
+// night and of the previous night's release, or skips it when there is no
+// previous release.
+func noisyVolumeDrop(c Check, exposed privatize.NoisyGate, prev *Baseline) Check {
+	if prev == nil || prev.UnitsExposed <= 0 {
+		c.Outcome, c.Rule = "skipped", c.Rule+"; no previous night's release to compare with"
+		return c
+	}
+	c.Observed = max(0, 1-float64(exposed.Value)/float64(prev.UnitsExposed))
+	sd := math.Sqrt2 * exposed.NoiseSD / float64(prev.UnitsExposed)
+	c.Rule += fmt.Sprintf(" (noisy exposed units, noise sd %.3g each night; blocks only when above the block threshold by %.3g noise sds)", exposed.NoiseSD, privateBlockZ)
+	return decideNoisy(c, sd)
+}
+
+// decideNoisy sets the outcome of a noisy figure with noise sd sd: block
+// only above the block threshold by privateBlockZ sds, warn only above the
+// warn threshold by privateWarnZ sds.
+func decideNoisy(c Check, sd float64) Check {
+	c.Outcome, c.Threshold = "pass", c.Warn
+	switch {
+	case c.Observed-privateBlockZ*sd > c.Block:
+		c.Outcome, c.Threshold = "block", c.Block
+	case c.Observed-privateWarnZ*sd > c.Warn:
+		c.Outcome = "warn"
+	}
+	return c
+}
+
+// noisyEventMissing decides metric_event_missing or
+// secondary_metric_event_missing of a private run. The event names present
+// in the data are restricted; the check rests on the noisy (all) sums
+// instead: an event counts as present only when they show evidence of it
+// (privateEventEvidence). A noisy release cannot tell a missing event from
+// a rare one, so the check only warns unless the spec sets its block
+// threshold explicitly.
+func noisyEventMissing(spec *expspec.Spec, rel *privatize.PrivateRelease, c Check) Check {
+	lacking := privateEventEvidence(spec, rel, c.Name == "secondary_metric_event_missing")
+	c.Observed, c.Detail = float64(len(lacking)), strings.Join(lacking, "; ")
+	c.Rule += fmt.Sprintf("; in a private run, an event counts as present only when the noisy (all) sum of its metric differs from that of units without events by more than %.3g noise sds (the names present in the data are not released)", privateBlockZ)
+	g, explicit := spec.Quality[c.Name]
+	c.Outcome, c.Threshold = "pass", c.Warn
+	switch {
+	case explicit && g.Block != nil && c.Observed > c.Block:
+		c.Outcome, c.Threshold = "block", c.Block
+	case c.Observed > c.Warn:
+		c.Outcome = "warn"
+		c.Rule += "; warns only (a spec's explicit block threshold makes it block)"
+	}
+	return c
 }
 
 // PrivateQuality is a private run's published quality.json: the noisy

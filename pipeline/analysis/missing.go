@@ -33,6 +33,9 @@ func (m MissingEvent) String() string {
 	return s + "; nearest event names present: " + strings.Join(m.Nearest, ", ")
 }
 
+// MissingEventCheck names the check a missing event fails:
+// MetricEventCheck for a goal or guardrail, secondaryEventCheck for a
+// secondary metric.
 func MissingEventCheck(m MissingEvent) string {
 	if m.Role == "secondary" {
 		return secondaryEventCheck
@@ -44,7 +47,7 @@ func MissingEventCheck(m MissingEvent) string {
 // experiment can have had an event for: every unit has the same value
 // (pooled over every cohort and variant, n·Σx² = (Σx)²). That is the cheap
 // test, on sums the run has anyway; only such parts make the run look up
-// the event names present (eventNamesIn).
+// the event names present (engine.Session.EventNamesIn).
 func SuspectParts(spec *expspec.Spec, cells []engine.Cell) []MissingEvent {
 	type pooled struct {
 		n          int64

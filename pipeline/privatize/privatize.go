@@ -4,214 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
-	"math"
 	"math/big"
-	"os"
-	"path/filepath"
 	"sort"
 
-	"github.com/verity-analytics/verity/pipeline/diskio"
 	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/pipeline/expspec"
-	"github.com/verity-analytics/verity/pipeline/ledgers"
 	"github.com/verity-analytics/verity/privacy"
-	"github.com/verity-analytics/verity/queries"
 )
-
-// LoadKey reads the noise key of a private spec. A missing or malformed key
-// is a configuration error (exit 78); the key never appears in a message.
-func LoadKey(spec *expspec.Spec, host ledgers.Host) (privacy.Key, error) {
-	p := spec.Privacy
-	path := ""
-	if p.KeyFile != "" {
-		path = p.KeyFile
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(filepath.Dir(spec.Path()), filepath.FromSlash(path))
-		}
-	}
-	k, err := privacy.LoadKey(p.KeyEnv, path, os.Getenv, diskio.ReadRegularFile)
-	if err != nil {
-		return nil, &expspec.SpecError{File: spec.Path(), Key: "privacy", Err: fmt.Errorf("no usable noise key, so no private release: %w", err)}
-	}
-	if k.Fingerprint() == ledgers.TestKeyFingerprint && !host.AllowTestKey {
-		return nil, &expspec.SpecError{File: spec.Path(), Key: "privacy", Err: fmt.Errorf("%w: this is the committed TEST-ONLY key, which is public and protects nothing; it is accepted only with --allow-test-key (tests)", privacy.ErrBadKey)}
-	}
-	return k, nil
-}
-
-// internalTemplates are the templates the code pins (not the spec).
-var internalTemplates = []string{"session/v1.sql", "settings/v1.sql", "file_metadata/v1.sql", "file_schema/v1.sql", "file_check/v1.sql", "event_names/v1.sql"}
-
-// ReleasedTemplatesOnly refuses, for a private spec, any template that is
-// not byte for byte the one released in the binary's own lock: a template
-// folder with its own lock (--queries-dir) could drop a clamp or a
-// de-duplication key and so break the sensitivity the noise is calibrated
-// for.
-func ReleasedTemplatesOnly(fsys fs.FS, spec *expspec.Spec) error {
-	lock, err := queries.ReadLock(queries.FS())
-	if err != nil {
-		return err
-	}
-	released := map[string]string{}
-	for _, e := range lock.Entries {
-		released[e.Path] = e.SHA256
-	}
-	paths := append([]string{}, internalTemplates...)
-	for _, name := range expspec.TemplateNames {
-		paths = append(paths, name+"/"+spec.Templates[name]+".sql")
-	}
-	for _, p := range paths {
-		data, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return &expspec.SpecError{File: spec.Path(), Key: "templates", Err: fmt.Errorf("template %s: %w", p, err)}
-		}
-		if sum := queries.Sum(data); released[p] != sum {
-			return &expspec.SpecError{File: spec.Path(), Key: "templates", Err: fmt.Errorf("a private run uses only the templates released in this binary: %s has sha256 %s, the binary's lock %q", p, sum, released[p])}
-		}
-	}
-	return nil
-}
-
-// statSumIndex maps Cell.sums() positions to the released statistics.
-var statOfSum = []privacy.Statistic{
-	privacy.StatSumX, privacy.StatSumX2, privacy.StatSumY, privacy.StatSumY2, privacy.StatSumXY,
-	privacy.StatSumC, privacy.StatSumC2, privacy.StatSumXC, privacy.StatSumYC,
-}
-
-// Pseudo-metric names of the count releases in the budget allocation; a
-// real metric name cannot contain parentheses.
-const (
-	stageOneMetric = "(stage1)" // noisy unit count per leaf, all arms together
-	cellNMetric    = "(cell)"   // noisy unit count per released cohort × variant
-)
-
-// releasedStats returns, for one metric, the positions in Cell.sums() that
-// are released and their sensitivities (scaled integer units, at least 1).
-func releasedStats(spec *expspec.Spec, m expspec.Metric) (idx []int, sens []*big.Int) {
-	scale := big.NewInt(spec.Scale())
-	lo, hi := new(big.Int), new(big.Int).Set(scale) // proportion: x in {0, S}
-	if m.Clamp != nil {
-		lo, hi = big.NewInt(expspec.ScaleBound(m.Clamp.Lower, spec.Scale())), big.NewInt(expspec.ScaleBound(m.Clamp.Upper, spec.Scale()))
-	}
-	ylo, yhi := new(big.Int), new(big.Int)
-	if m.Denominator != nil {
-		ylo = big.NewInt(expspec.ScaleBound(m.Denominator.Clamp.Lower, spec.Scale()))
-		yhi = big.NewInt(expspec.ScaleBound(m.Denominator.Clamp.Upper, spec.Scale()))
-	}
-	add := func(i int, s *big.Int) {
-		if s.Sign() == 0 {
-			s = big.NewInt(1) // a constant statistic: any positive sensitivity is safe
-		}
-		idx, sens = append(idx, i), append(sens, s)
-	}
-	// A proportion's x is 0 or S, so Σx² = S·Σx: derived, never released.
-	prop := m.Kind == "proportion"
-	add(0, privacy.SumSensitivity(lo, hi))
-	if !prop {
-		add(1, privacy.SquareSensitivity(lo, hi))
-	}
-	ratio := m.Kind == "ratio"
-	if ratio {
-		add(2, privacy.SumSensitivity(ylo, yhi))
-		add(3, privacy.SquareSensitivity(ylo, yhi))
-		add(4, privacy.ProductSensitivity(lo, hi, ylo, yhi))
-	}
-	if spec.Statistics.CUPED != nil {
-		add(5, privacy.SumSensitivity(lo, hi))
-		if !prop {
-			add(6, privacy.SquareSensitivity(lo, hi))
-		}
-		add(7, privacy.ProductSensitivity(lo, hi, lo, hi))
-		if ratio {
-			add(8, privacy.ProductSensitivity(ylo, yhi, lo, hi))
-		}
-	}
-	return idx, sens
-}
-
-// gateStat is one per-unit statistic a private run's quality gates decide
-// on, released with noise like any cell statistic.
-type gateStat struct {
-	name  string
-	value func(q engine.Quality) int64
-	// sens is the statistic's sensitivity: the most one unit's rows can
-	// change it.
-	sens func(spec *expspec.Spec) int64
-}
-
-func one(*expspec.Spec) int64 { return 1 }
-
-// eventNames is the number of distinct event names a spec reads: a unit
-// counts at most once per event name in a per-event-name unit count.
-func eventNames(spec *expspec.Spec) int64 {
-	names := map[string]bool{}
-	for _, m := range spec.Metrics {
-		names[m.Event] = true
-		if m.Denominator != nil {
-			names[m.Denominator.Event] = true
-		}
-	}
-	return int64(len(names))
-}
-
-func Opt64(p *int64) int64 {
-	if p == nil {
-		return 0
-	}
-	return *p
-}
-
-// gateStats are the statistics behind a private run's quality gates, each
-// bounded per unit. Rows with a NULL, empty or blank unit_id belong to no
-// unit: adding or removing a unit's history leaves their number unchanged
-// (sensitivity 0), so they could be released exactly; they are noised
-// with sensitivity 1 anyway, which costs little and keeps every gate input
-// noisy.
-var gateStats = []gateStat{
-	{"units_exposed", func(q engine.Quality) int64 { return q.UnitsExposed }, one},
-	{"units_multi_variant", func(q engine.Quality) int64 { return q.UnitsMultiVariant }, one},
-	{"units_trace_null_keys", func(q engine.Quality) int64 { return Opt64(q.UnitsTraceNullKeys) }, one},
-	{"trace_no_unit", func(q engine.Quality) int64 { return Opt64(q.TraceNoUnit) }, one},
-	{"units_trace_duplicate", func(q engine.Quality) int64 { return Opt64(q.UnitsTraceDuplicate) }, one},
-	{"units_trace_version_mismatch", func(q engine.Quality) int64 { return Opt64(q.UnitsTraceVersionMismatch) }, one},
-	{"units_trace_unknown_variant", func(q engine.Quality) int64 { return Opt64(q.UnitsTraceUnknownVariant) }, one},
-	{"units_event_null_keys", func(q engine.Quality) int64 { return Opt64(q.UnitsEventNullKeys) }, eventNames},
-	{"event_no_unit", func(q engine.Quality) int64 { return Opt64(q.EventNoUnit) }, one},
-	{"units_event_duplicate", func(q engine.Quality) int64 { return Opt64(q.UnitsEventDuplicate) }, eventNames},
-	{"units_event_invalid_value", func(q engine.Quality) int64 { return Opt64(q.UnitsEventInvalidValue) }, eventNames},
-	{"units_event_null_metric", func(q engine.Quality) int64 { return Opt64(q.UnitsEventNullMetric) }, one},
-}
-
-// gateMetric is the pseudo-metric name of the gate statistics in the
-// allocation and the noise streams.
-const gateMetric = "(gates)"
-
-// Allocate splits the run budget across the statistics one unit can touch:
-// its leaf's stage-one count (when collapsing), its cell's count, every
-// released sum of every metric (1 − gate_share of the run), and every
-// gate statistic (gate_share). Each unit is in one leaf and one cell, so the
-// run's cost is the allocation's total.
-func Allocate(spec *expspec.Spec) (privacy.Allocation, error) {
-	var req []privacy.StatSpec
-	if spec.Cohorts.MinUnits > 0 {
-		req = append(req, privacy.StatSpec{Metric: stageOneMetric, Statistic: privacy.StatN, Sensitivity: big.NewInt(1), Weight: privacy.DefaultWeight(privacy.StatN)})
-	}
-	req = append(req, privacy.StatSpec{Metric: cellNMetric, Statistic: privacy.StatN, Sensitivity: big.NewInt(1), Weight: privacy.DefaultWeight(privacy.StatN)})
-	for _, m := range spec.Metrics {
-		idx, sens := releasedStats(spec, m)
-		for i, k := range idx {
-			req = append(req, privacy.StatSpec{Metric: m.Name, Statistic: statOfSum[k], Sensitivity: sens[i], Weight: privacy.DefaultWeight(statOfSum[k])})
-		}
-	}
-	var gates []privacy.StatSpec
-	for _, g := range gateStats {
-		gates = append(gates, privacy.StatSpec{Metric: gateMetric, Statistic: privacy.Statistic(g.name), Sensitivity: big.NewInt(g.sens(spec)), Weight: 1})
-	}
-	share := new(big.Rat).SetFloat64(spec.Privacy.EffectiveGateShare())
-	rest := new(big.Rat).Sub(big.NewRat(1, 1), share)
-	return privacy.AllocateGroups(spec.Privacy.Budget(), []privacy.Group{{Fraction: rest, Stats: req}, {Fraction: share, Stats: gates}})
-}
 
 // NoiseSD is the standard deviation of the noise added to one released
 // cell's numbers, in scaled units: the count and each sum position.
@@ -220,6 +19,8 @@ type NoiseSD struct {
 	Sums [9]float64
 }
 
+// NoiseKey is the key of a released cohort × metric in
+// PrivateRelease.Noise.
 func NoiseKey(cohort, metric string) string { return cohort + "\x00" + metric }
 
 // NoisyGate is one released gate statistic.
@@ -247,11 +48,11 @@ type ReleasedNumber struct {
 // PrivateRelease is what a private run publishes and spends. Everything a
 // private run writes to its output folder, prints or exits with is computed
 // from it and from data-independent facts (spec, templates, code, key
-// fingerprint): see publishPrivate.
+// fingerprint): see publish.PublishPrivate.
 type PrivateRelease struct {
 	Cells      []engine.Cell // noisy, per released cohort (and (all)) × variant × metric
 	Cohorts    []privacy.Cohort
-	Noise      map[string]NoiseSD // by noiseKey(cohort, metric); the same for every variant
+	Noise      map[string]NoiseSD // by NoiseKey(cohort, metric); the same for every variant
 	Gates      []NoisyGate
 	Allocation privacy.Allocation
 	Digest     string // RunDigest over every released number
@@ -309,116 +110,175 @@ type NumberKey struct{ Cohort, Variant, Metric, Statistic string }
 // and collapses leaves below cohorts.min_units; stage two adds noise to every
 // count and sum of each released cohort × variant × metric, and to every
 // gate statistic. The release is then assembled from the noisy numbers
-// alone (assemblePrivate). specHash and the data digest bind the noise to
+// alone (AssemblePrivate). specHash and the data digest bind the noise to
 // the analysis and to the exact values.
 //
-// When no cohort reaches min_units, privatize returns the stage-one release
+// When no cohort reaches min_units, Privatize returns the stage-one release
 // (to be charged: the failure is decided on its noisy counts) with an error.
 func Privatize(spec *expspec.Spec, cells []engine.Cell, q engine.Quality, key privacy.Key, specHash, date string) (*PrivateRelease, error) {
 	alloc, err := Allocate(spec)
 	if err != nil {
 		return nil, fmt.Errorf("privacy budget: %w", err)
 	}
-	shares := sharesByStat(alloc)
-	type key3 struct{ c, v, m string }
-	exact := map[key3]engine.Cell{}
-	for _, c := range cells {
-		exact[key3{c.Cohort, c.Variant, c.Metric}] = c
+	exact := indexCells(cells)
+	d := &noiseDrawer{spec: spec, shares: sharesByStat(alloc), key: key, specHash: specHash, digest: dataDigest(date, cells, q), noisy: map[NumberKey]*big.Int{}}
+	if err := d.noisyLeafCounts(exact); err != nil {
+		return nil, err
 	}
-	digest := dataDigest(date, cells, q)
-	noisy := map[NumberKey]*big.Int{}
-	var released []privacy.Released
-	var numbers []ReleasedNumber
-	draw := func(k NumberKey, value *big.Int) error {
-		sh, ok := shares[k.Metric+"\x00"+k.Statistic]
-		if !ok {
-			return fmt.Errorf("privacy: no allocation for %s/%s", k.Metric, k.Statistic)
-		}
-		r := privacy.Release{Analysis: spec.Experiment, SpecHash: specHash, DataDigest: digest,
-			Cohort: k.Cohort, Variant: k.Variant, Metric: k.Metric, Statistic: privacy.Statistic(k.Statistic), Mechanism: sh.Mechanism}
-		out, err := privacy.AddNoise(privacy.NewStream(key, r), value, sh.Mechanism)
-		if err != nil {
-			return fmt.Errorf("privacy: release %s/%s/%s/%s: %w", k.Cohort, k.Variant, k.Metric, k.Statistic, err)
-		}
-		noisy[k] = out
-		// The run digest identifies what is published: the public part of
-		// each description and the noisy value. The data digest is left
-		// out, or the published digest would be an unkeyed hash of the
-		// exact values, which anyone could test candidate datasets against.
-		pub := r
-		pub.DataDigest = publishedDigestMarker
-		released = append(released, privacy.Released{Release: pub, Value: out})
-		numbers = append(numbers, ReleasedNumber{Cohort: k.Cohort, Variant: k.Variant, Metric: k.Metric, Statistic: k.Statistic,
-			Exact: value.String(), Noisy: out.String(), Sensitivity: sh.Sensitivity.String(), Mechanism: sh.Mechanism.String()})
-		return nil
-	}
-	leafN := func(leaves []string, variant string) *big.Int {
-		n := int64(0)
-		for _, l := range leaves {
-			for _, v := range spec.Variants {
-				if variant == "*" || v.Name == variant {
-					n += exact[key3{l, v.Name, spec.Metrics[0].Name}].N
-				}
-			}
-		}
-		return big.NewInt(n)
-	}
-	// Stage one: noisy unit counts per leaf, every arm together.
-	if spec.Cohorts.MinUnits > 0 {
-		for _, l := range PrivateLeaves(spec) {
-			if err := draw(NumberKey{l, "*", stageOneMetric, string(privacy.StatN)}, leafN([]string{l}, "*")); err != nil {
-				return nil, err
-			}
-		}
-	}
-	cohorts, cerr := releasedCohorts(spec, noisy)
+	cohorts, cerr := releasedCohorts(spec, d.noisy)
 	if cerr == nil {
-		// Stage two: every count and sum of each released cohort × variant,
-		// then the gate statistics.
-		for _, coh := range cohorts {
-			for _, v := range spec.Variants {
-				if err := draw(NumberKey{coh.Label, v.Name, cellNMetric, string(privacy.StatN)}, leafN(coh.Leaves, v.Name)); err != nil {
-					return nil, err
-				}
-				for _, m := range spec.Metrics {
-					sums := engine.NewCell(coh.Label, v.Name, m.Name)
-					ps := sums.Sums()
-					for _, l := range coh.Leaves {
-						if src := exact[key3{l, v.Name, m.Name}]; src.Sum != nil {
-							for i, p := range src.Sums() {
-								(*ps[i]).Add(*ps[i], *p)
-							}
-						}
-					}
-					idx, _ := releasedStats(spec, m)
-					for _, k := range idx {
-						if err := draw(NumberKey{coh.Label, v.Name, m.Name, string(statOfSum[k])}, *ps[k]); err != nil {
-							return nil, err
-						}
-					}
-				}
-			}
+		if err := d.noisyCohortCells(cohorts, exact); err != nil {
+			return nil, err
 		}
-		for _, g := range gateStats {
-			if err := draw(NumberKey{"*", "*", gateMetric, g.name}, big.NewInt(g.value(q))); err != nil {
-				return nil, err
-			}
+		if err := d.noisyGateStats(q); err != nil {
+			return nil, err
 		}
 	}
-	count := len(released)
-	runDigest, err := privacy.RunDigest(key.Fingerprint(), released)
+	count := len(d.released)
+	runDigest, err := privacy.RunDigest(key.Fingerprint(), d.released)
 	if err != nil {
 		return nil, err
 	}
 	if cerr != nil {
-		return &PrivateRelease{Allocation: alloc, Digest: runDigest, Count: count, Numbers: numbers, DataDigest: digest}, cerr
+		return &PrivateRelease{Allocation: alloc, Digest: runDigest, Count: count, Numbers: d.numbers, DataDigest: d.digest}, cerr
 	}
-	rel, err := AssemblePrivate(spec, alloc, noisy)
+	rel, err := AssemblePrivate(spec, alloc, d.noisy)
 	if err != nil {
 		return nil, err
 	}
-	rel.Digest, rel.Count, rel.Numbers, rel.DataDigest = runDigest, count, numbers, digest
+	rel.Digest, rel.Count, rel.Numbers, rel.DataDigest = runDigest, count, d.numbers, d.digest
 	return rel, nil
+}
+
+// cellKey identifies a cell: cohort, variant, metric.
+type cellKey struct{ c, v, m string }
+
+// indexCells indexes cells by cohort × variant × metric.
+func indexCells(cells []engine.Cell) map[cellKey]engine.Cell {
+	exact := map[cellKey]engine.Cell{}
+	for _, c := range cells {
+		exact[cellKey{c.Cohort, c.Variant, c.Metric}] = c
+	}
+	return exact
+}
+
+// noiseDrawer draws the keyed noise of one private run and keeps, in draw
+// order, every number it released.
+type noiseDrawer struct {
+	spec     *expspec.Spec
+	shares   map[string]privacy.Share // by metric and statistic (sharesByStat)
+	key      privacy.Key
+	specHash string
+	digest   string // dataDigest of the exact values
+
+	noisy    map[NumberKey]*big.Int
+	released []privacy.Released // public descriptions, for the run digest
+	numbers  []ReleasedNumber   // restricted record
+}
+
+// draw releases one number: its exact value plus noise from the keyed
+// stream its description names, with the mechanism of its allocation share.
+func (d *noiseDrawer) draw(k NumberKey, value *big.Int) error {
+	sh, ok := d.shares[k.Metric+"\x00"+k.Statistic]
+	if !ok {
+		return fmt.Errorf("privacy: no allocation for %s/%s", k.Metric, k.Statistic)
+	}
+	r := privacy.Release{Analysis: d.spec.Experiment, SpecHash: d.specHash, DataDigest: d.digest,
+		Cohort: k.Cohort, Variant: k.Variant, Metric: k.Metric, Statistic: privacy.Statistic(k.Statistic), Mechanism: sh.Mechanism}
+	out, err := privacy.AddNoise(privacy.NewStream(d.key, r), value, sh.Mechanism)
+	if err != nil {
+		return fmt.Errorf("privacy: release %s/%s/%s/%s: %w", k.Cohort, k.Variant, k.Metric, k.Statistic, err)
+	}
+	d.noisy[k] = out
+	// The run digest identifies what is published: the public part of
+	// each description and the noisy value. The data digest is left
+	// out, or the published digest would be an unkeyed hash of the
+	// exact values, which anyone could test candidate datasets against.
+	pub := r
+	pub.DataDigest = publishedDigestMarker
+	d.released = append(d.released, privacy.Released{Release: pub, Value: out})
+	d.numbers = append(d.numbers, ReleasedNumber{Cohort: k.Cohort, Variant: k.Variant, Metric: k.Metric, Statistic: k.Statistic,
+		Exact: value.String(), Noisy: out.String(), Sensitivity: sh.Sensitivity.String(), Mechanism: sh.Mechanism.String()})
+	return nil
+}
+
+// exactUnits is the exact number of units in the leaves, of one variant or
+// of every variant ("*"): the first metric's n, which every assigned unit
+// has.
+func exactUnits(spec *expspec.Spec, exact map[cellKey]engine.Cell, leaves []string, variant string) *big.Int {
+	n := int64(0)
+	for _, l := range leaves {
+		for _, v := range spec.Variants {
+			if variant == "*" || v.Name == variant {
+				n += exact[cellKey{l, v.Name, spec.Metrics[0].Name}].N
+			}
+		}
+	}
+	return big.NewInt(n)
+}
+
+// noisyLeafCounts is stage one: when the spec collapses cohorts, a noisy
+// unit count per leaf, every arm together.
+func (d *noiseDrawer) noisyLeafCounts(exact map[cellKey]engine.Cell) error {
+	if d.spec.Cohorts.MinUnits <= 0 {
+		return nil
+	}
+	for _, l := range PrivateLeaves(d.spec) {
+		if err := d.draw(NumberKey{l, "*", stageOneMetric, string(privacy.StatN)}, exactUnits(d.spec, exact, []string{l}, "*")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// noisyCohortCells is stage two: for each released cohort × variant, the
+// noisy unit count, then every released sum of each metric, summed
+// exactly over the cohort's leaves.
+func (d *noiseDrawer) noisyCohortCells(cohorts []privacy.Cohort, exact map[cellKey]engine.Cell) error {
+	for _, coh := range cohorts {
+		for _, v := range d.spec.Variants {
+			if err := d.draw(NumberKey{coh.Label, v.Name, cellNMetric, string(privacy.StatN)}, exactUnits(d.spec, exact, coh.Leaves, v.Name)); err != nil {
+				return err
+			}
+			for _, m := range d.spec.Metrics {
+				sums := leafSums(exact, coh, v.Name, m.Name)
+				ps := sums.Sums()
+				idx, _ := releasedStats(d.spec, m)
+				for _, k := range idx {
+					if err := d.draw(NumberKey{coh.Label, v.Name, m.Name, string(statOfSum[k])}, *ps[k]); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// leafSums is the exact cell of a released cohort × variant × metric: the
+// sums of its leaves' cells (its count is left at zero).
+func leafSums(exact map[cellKey]engine.Cell, coh privacy.Cohort, variant, metric string) engine.Cell {
+	sums := engine.NewCell(coh.Label, variant, metric)
+	ps := sums.Sums()
+	for _, l := range coh.Leaves {
+		if src := exact[cellKey{l, variant, metric}]; src.Sum != nil {
+			for i, p := range src.Sums() {
+				(*ps[i]).Add(*ps[i], *p)
+			}
+		}
+	}
+	return sums
+}
+
+// noisyGateStats releases every gate statistic with noise, after the
+// cells.
+func (d *noiseDrawer) noisyGateStats(q engine.Quality) error {
+	for _, g := range gateStats {
+		if err := d.draw(NumberKey{"*", "*", gateMetric, g.name}, big.NewInt(g.value(q))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func sharesByStat(alloc privacy.Allocation) map[string]privacy.Share {
@@ -460,109 +320,4 @@ func releasedCohorts(spec *expspec.Spec, noisy map[NumberKey]*big.Int) ([]privac
 		return nil, &expspec.SpecError{File: spec.Path(), Key: "cohorts.min_units", Err: fmt.Errorf("nothing can be released (decided on noisy counts, charged to the ledger): %w", err)}
 	}
 	return out, nil
-}
-
-// AssemblePrivate builds the release from the noisy numbers alone: the
-// released cohorts, every released cell (with (all) as the sum of the
-// released cohorts' cells), the noise of each, and the gate statistics.
-// It reads no exact value, so everything computed from its result is a
-// function of charged noisy values and the spec.
-func AssemblePrivate(spec *expspec.Spec, alloc privacy.Allocation, noisy map[NumberKey]*big.Int) (*PrivateRelease, error) {
-	shares := sharesByStat(alloc)
-	sd := func(metric, stat string) float64 { return shares[metric+"\x00"+stat].Mechanism.StdDev() }
-	get := func(k NumberKey) (*big.Int, error) {
-		v := noisy[k]
-		if v == nil {
-			return nil, fmt.Errorf("privacy: released number %s/%s/%s/%s missing", k.Cohort, k.Variant, k.Metric, k.Statistic)
-		}
-		return new(big.Int).Set(v), nil
-	}
-	cohorts, err := releasedCohorts(spec, noisy)
-	if err != nil {
-		return nil, err
-	}
-	rel := &PrivateRelease{Allocation: alloc, Noise: map[string]NoiseSD{}, Cohorts: cohorts}
-	type key3 struct{ c, v, m string }
-	all := map[key3]engine.Cell{}
-	for _, coh := range cohorts {
-		for _, v := range spec.Variants {
-			nv, err := get(NumberKey{coh.Label, v.Name, cellNMetric, string(privacy.StatN)})
-			if err != nil {
-				return nil, err
-			}
-			if !nv.IsInt64() {
-				return nil, fmt.Errorf("privacy: noisy count of %s/%s out of range", coh.Label, v.Name)
-			}
-			// A count is never negative: clamping the noisy value is
-			// post-processing and costs no privacy.
-			if nv.Sign() < 0 {
-				nv.SetInt64(0)
-			}
-			for _, m := range spec.Metrics {
-				nsd := NoiseSD{N: sd(cellNMetric, string(privacy.StatN))}
-				c := engine.NewCell(coh.Label, v.Name, m.Name)
-				c.N = nv.Int64()
-				sums := c.Sums()
-				idx, _ := releasedStats(spec, m)
-				for _, k := range idx {
-					out, err := get(NumberKey{coh.Label, v.Name, m.Name, string(statOfSum[k])})
-					if err != nil {
-						return nil, err
-					}
-					*sums[k] = out
-					nsd.Sums[k] = sd(m.Name, string(statOfSum[k]))
-				}
-				if m.Kind == "proportion" {
-					// Post-processing: x ∈ {0, S} ⇒ x² = S·x.
-					sc := big.NewInt(spec.Scale())
-					c.SumSq.Mul(c.Sum, sc)
-					if spec.Statistics.CUPED != nil {
-						c.SumC2.Mul(c.SumC, sc)
-					}
-				}
-				rel.Noise[NoiseKey(coh.Label, m.Name)] = nsd
-				rel.Cells = append(rel.Cells, c)
-				a := all[key3{expspec.AllCohort, v.Name, m.Name}]
-				if a.Sum == nil {
-					a = engine.NewCell(expspec.AllCohort, v.Name, m.Name)
-				}
-				a.N += c.N
-				as, cs := a.Sums(), c.Sums()
-				for i := range as {
-					(*as[i]).Add(*as[i], *cs[i])
-				}
-				all[key3{expspec.AllCohort, v.Name, m.Name}] = a
-			}
-		}
-	}
-	// (all) sums independent noise of every released cohort.
-	for _, m := range spec.Metrics {
-		var sum NoiseSD
-		for _, coh := range cohorts {
-			s := rel.Noise[NoiseKey(coh.Label, m.Name)]
-			sum.N = math.Hypot(sum.N, s.N)
-			for i := range sum.Sums {
-				sum.Sums[i] = math.Hypot(sum.Sums[i], s.Sums[i])
-			}
-		}
-		rel.Noise[NoiseKey(expspec.AllCohort, m.Name)] = sum
-	}
-	var withAll []engine.Cell
-	for _, v := range spec.Variants {
-		for _, m := range spec.Metrics {
-			withAll = append(withAll, all[key3{expspec.AllCohort, v.Name, m.Name}])
-		}
-	}
-	rel.Cells = append(withAll, rel.Cells...)
-	for _, g := range gateStats {
-		out, err := get(NumberKey{"*", "*", gateMetric, g.name})
-		if err != nil {
-			return nil, err
-		}
-		if !out.IsInt64() {
-			return nil, fmt.Errorf("privacy: noisy %s out of range", g.name)
-		}
-		rel.Gates = append(rel.Gates, NoisyGate{Name: g.name, Value: out.Int64(), NoiseSD: sd(gateMetric, g.name), Sensitivity: g.sens(spec)})
-	}
-	return rel, nil
 }
