@@ -20,8 +20,8 @@ import (
 // — the files of its output folder, its stdout line, its log fields and its
 // exit status — is one of:
 //
-//   - a charged noisy value (privateRelease: the noisy counts, sums and
-//     gate statistics);
+//   - a charged noisy value (privatize.PrivateRelease: the noisy counts,
+//     sums and gate statistics);
 //   - a data-independent fact (the spec, the template names, versions and
 //     hashes, the code identity, DuckDB's version and settings, the key's
 //     fingerprint, the host's ledger source, scope and total, the run id);
@@ -29,9 +29,10 @@ import (
 //     report, the release digest, the output hashes, the ledger's state).
 //
 // PublishPrivate computes every published byte from exactly these
-// (privateFacts and privateRelease); the exact counts, input digests, row
-// counts, rendered-SQL hashes, timings and exact gate statistics go to the
-// restricted record (writeRestricted), which is never inside --out.
+// (PrivateFacts and privatize.PrivateRelease); the exact counts, input
+// digests, row counts, rendered-SQL hashes, timings and exact gate
+// statistics go to the restricted record (written by package pipeline),
+// which is never inside --out.
 
 // PrivateFacts are the data-independent facts a private release shows.
 type PrivateFacts struct {

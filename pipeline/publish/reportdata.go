@@ -28,6 +28,8 @@ type ReportInput struct {
 	DuckDB    string                  `json:"-" yaml:"-"`
 }
 
+// ratFloat converts an exact rational such as "3/250" to the nearest
+// float64, or 0 when s is not one.
 func ratFloat(s string) float64 {
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
@@ -37,6 +39,8 @@ func ratFloat(s string) float64 {
 	return f
 }
 
+// BuildReport fills the data report.html shows from a run's in-memory
+// results, decisions, checks and provenance.
 func BuildReport(in ReportInput) report.Data {
 	st := in.Spec.Statistics
 	d := report.Data{

@@ -34,19 +34,19 @@ import (
 //
 // The order is fixed: the manifest is read and checked; every output beside
 // it is checked against its recorded SHA-256 (an edited output stops the
-// replay: exit 70, naming it); every input it
-// lists is re-hashed (a changed, missing or new file stops the replay
-// before any query runs); the spec is rebuilt from the manifest's pinned
-// canonical JSON (the spec file on disk is not read), with optional
-// template-version pins applied; Run writes a fresh output folder with the
-// same nominal date and ParentRun set to the old run id; and every output
-// the manifest lists is compared byte for byte. When bytes differ, the
-// report holds a per-number diff of results.csv, the differing
-// quality.json counts and decision verdict, and the causes found by
-// comparing the two manifests (inputs, templates, spec, build, DuckDB).
+// replay: exit 70, naming it); every input it lists is re-hashed (a
+// changed, missing or new file stops the replay before any query runs); the
+// spec is rebuilt from the manifest's pinned canonical JSON (the spec file
+// on disk is not read), with optional template-version pins applied;
+// pipeline.Run writes a fresh output folder with the same nominal date and
+// ParentRun set to the old run id; and every output the manifest lists is
+// compared byte for byte. When bytes differ, the report holds a per-number
+// diff of results.csv, the differing quality.json counts and decision
+// verdict, and the causes found by comparing the two manifests (inputs,
+// templates, spec, build, DuckDB).
 
 // ReplayExitCode maps an error of Replay or CompareAgainst to an exit
-// code; ExitCode knows every replay error type.
+// code; pipeline.ExitCode knows every replay error type.
 func ReplayExitCode(err error) int { return pipeline.ExitCode(err) }
 
 // SpecFromManifest rebuilds the spec a run used from the manifest's
@@ -75,7 +75,7 @@ type ReplayOptions struct {
 	// OutDir is the output root of the rerun; empty means a temporary
 	// folder, removed when Replay returns.
 	OutDir string
-	// Engine, Queries, Logger and Build are passed to Run.
+	// Engine, Queries, Logger and Build are passed to pipeline.Run.
 	Engine  engine.Engine
 	Queries fs.FS
 	Logger  *slog.Logger
@@ -168,7 +168,7 @@ func (r *ReplayReport) Summary() string {
 }
 
 // ReplayMismatchError is returned by Replay when an output differs. The
-// report says what and why. It wraps ErrReplayMismatch (exit code 70).
+// report says what and why. It wraps publish.ErrReplayMismatch (exit code 70).
 type ReplayMismatchError struct{ Report *ReplayReport }
 
 func (e *ReplayMismatchError) Error() string {
@@ -240,8 +240,9 @@ func (e *ReplayInputError) Unwrap() error {
 // Replay reruns the analysis recorded in the manifest at manifestPath and
 // compares every output byte for byte. It returns the report and, when an
 // output differs, a *ReplayMismatchError. Errors before the rerun: a
-// *ManifestError (bad manifest), a *ReplayInputError (inputs changed), a
-// *SpecError (a pin the spec cannot use), or whatever Run returns.
+// *publish.ManifestError (bad manifest), a *ReplayInputError (inputs
+// changed), a *expspec.SpecError (a pin the spec cannot use), or whatever
+// pipeline.Run returns.
 func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*ReplayReport, error) {
 	if err := opts.Engine.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", expspec.ErrUsage, err)
