@@ -179,10 +179,7 @@ func CompareAgainst(manifestPath, snapshotPath string, tols Tolerances) (*Agains
 		return nil, fmt.Errorf("%w: --against: %v", expspec.ErrUsage, err)
 	}
 	defer f.Close()
-	rep := &AgainstReport{Experiment: m.Experiment, NominalDate: m.NominalDate, Snapshot: snapshotPath, RunID: "(unknown)"}
-	if m.Volatile != nil && m.Volatile.RunID != "" {
-		rep.RunID = m.Volatile.RunID
-	}
+	rep := &AgainstReport{Experiment: m.Experiment, NominalDate: m.NominalDate, Snapshot: snapshotPath, RunID: manifestRunID(m)}
 	if err := compareSnapshot(rep, table, f, tols); err != nil {
 		return nil, err
 	}

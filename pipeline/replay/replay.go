@@ -72,6 +72,56 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 	if err := opts.Engine.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", expspec.ErrUsage, err)
 	}
+	old, err := readReplayedManifest(manifestPath, opts.Host)
+	if err != nil {
+		return nil, err
+	}
+	oldRun := manifestRunID(old)
+	base, specName, err := locateInputs(manifestPath, old, opts.InputsDir)
+	if err != nil {
+		return nil, err
+	}
+	spec, notes, err := rebuildSpec(manifestPath, old, filepath.Join(base, specName))
+	if err != nil {
+		return nil, err
+	}
+	pinned, err := applyReplayPins(spec, old, opts.Pins)
+	if err != nil {
+		return nil, err
+	}
+	date := replayDate(old)
+	if err := checkInputs(ctx, manifestPath, oldRun, base, old, spec, date); err != nil {
+		return nil, err
+	}
+	outRoot, removeOutRoot, err := rerunRoot(manifestPath, old, spec, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer removeOutRoot()
+	newDir, newM, err := rerun(ctx, spec, old, outRoot, date, oldRun, opts)
+	if err != nil {
+		return nil, err
+	}
+
+	rep := &ReplayReport{ManifestPath: manifestPath, Old: old, New: newM, Pinned: pinned, Notes: notes}
+	if opts.OutDir != "" {
+		rep.NewDir = newDir
+	}
+	compareOutputs(rep, filepath.Dir(manifestPath), newDir, maxDiffsOf(opts))
+	if old.Privacy.Enabled {
+		maskPrivateValues(rep)
+	}
+	if rep.Identical() {
+		return rep, nil
+	}
+	rep.Causes = replayCauses(old, newM, pinned)
+	return rep, &ReplayMismatchError{Report: rep}
+}
+
+// readReplayedManifest reads the manifest at manifestPath, checks the
+// outputs beside it against their recorded SHA-256 and, for a private
+// release, returns the restricted record's manifest, which lists the inputs.
+func readReplayedManifest(manifestPath string, host ledgers.Host) (*publish.Manifest, error) {
 	old, _, err := publish.ReadManifestFile(manifestPath)
 	if err != nil {
 		return nil, err
@@ -84,18 +134,27 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 	if old.Privacy.Enabled {
 		// A private release publishes no inputs: they are in its
 		// restricted record, which only the host can read.
-		if old, err = restrictedManifest(manifestPath, old, opts.Host); err != nil {
+		if old, err = restrictedManifest(manifestPath, old, host); err != nil {
 			return nil, err
 		}
 	}
-	oldRun := "(unknown)"
-	if old.Volatile != nil && old.Volatile.RunID != "" {
-		oldRun = old.Volatile.RunID
-	}
+	return old, nil
+}
 
-	// Where the inputs are: the spec's folder, unless overridden.
-	specName := "spec.yaml"
-	base := opts.InputsDir
+// manifestRunID is the run id a manifest records, or "(unknown)".
+func manifestRunID(m *publish.Manifest) string {
+	if m.Volatile != nil && m.Volatile.RunID != "" {
+		return m.Volatile.RunID
+	}
+	return "(unknown)"
+}
+
+// locateInputs returns the folder the manifest's input paths are relative
+// to (the spec's folder, unless inputsDir overrides it) and the spec's file
+// name there.
+func locateInputs(manifestPath string, old *publish.Manifest, inputsDir string) (base, specName string, err error) {
+	specName = "spec.yaml"
+	base = inputsDir
 	if old.Volatile != nil && old.Volatile.SpecFile != "" {
 		if n := filepath.Base(old.Volatile.SpecFile); n != "." && n != string(filepath.Separator) {
 			specName = n
@@ -105,53 +164,67 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 		}
 	}
 	if base == "" {
-		return nil, &publish.ManifestError{File: manifestPath, Err: errors.New("volatile.spec_file is not recorded, so the inputs cannot be found; pass --inputs-dir (the folder the input paths are relative to)")}
+		return "", "", &publish.ManifestError{File: manifestPath, Err: errors.New("volatile.spec_file is not recorded, so the inputs cannot be found; pass --inputs-dir (the folder the input paths are relative to)")}
 	}
+	return base, specName, nil
+}
 
-	spec, err := SpecFromManifest(old, filepath.Join(base, specName))
+// rebuildSpec rebuilds the run's spec from the manifest's pinned JSON,
+// checks that it names the manifest's experiment, and returns a note when
+// this binary resolves it to another hash.
+func rebuildSpec(manifestPath string, old *publish.Manifest, specPath string) (*expspec.Spec, []string, error) {
+	spec, err := SpecFromManifest(old, specPath)
 	if err != nil {
 		var se *expspec.SpecError
 		if errors.As(err, &se) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, &publish.ManifestError{File: manifestPath, Err: err}
+		return nil, nil, &publish.ManifestError{File: manifestPath, Err: err}
 	}
 	if spec.Experiment != old.Experiment {
-		return nil, &publish.ManifestError{File: manifestPath, Err: fmt.Errorf("experiment %q, but its spec says %q", old.Experiment, spec.Experiment)}
+		return nil, nil, &publish.ManifestError{File: manifestPath, Err: fmt.Errorf("experiment %q, but its spec says %q", old.Experiment, spec.Experiment)}
 	}
 	var notes []string
 	if _, h, err := spec.Canonical(); err == nil && h != old.SpecSHA256 {
 		notes = append(notes, fmt.Sprintf("this binary resolves the pinned spec to sha256 %s, not %s (a default changed in the code)", h, old.SpecSHA256))
 	}
-	if old.Privacy.Enabled && len(opts.Pins) > 0 {
+	return spec, notes, nil
+}
+
+// applyReplayPins applies the --pin overrides to the rebuilt spec, which a
+// private release refuses.
+func applyReplayPins(spec *expspec.Spec, old *publish.Manifest, pins map[string]string) ([]string, error) {
+	if old.Privacy.Enabled && len(pins) > 0 {
 		// Other templates mean other noise streams: a pinned rerun would be
 		// a new release, published outside the experiment's ledger.
 		return nil, fmt.Errorf("%w: --pin on a private run would publish a new noisy release outside the privacy ledger; pin the versions in the spec and run it (its data source's ledger charges it)", expspec.ErrUsage)
 	}
-	pinned, err := applyPins(spec, opts.Pins)
-	if err != nil {
-		return nil, err
-	}
+	return applyPins(spec, pins)
+}
 
-	date := replayDate(old)
-	if err := checkInputs(ctx, manifestPath, oldRun, base, old, spec, date); err != nil {
-		return nil, err
-	}
-
-	outRoot := opts.OutDir
-	if outRoot == "" {
+// rerunRoot returns the output root of the rerun and a function that
+// removes it when it is a scratch folder; an --out that would replace the
+// run being replayed is refused.
+func rerunRoot(manifestPath string, old *publish.Manifest, spec *expspec.Spec, opts ReplayOptions) (string, func(), error) {
+	if opts.OutDir == "" {
 		// The rerun goes to a scratch folder under --temp-dir when one is
 		// given (where the operator wants scratch data), else $TMPDIR.
 		tmp, err := os.MkdirTemp(opts.Engine.TempDir, "verity-replay-")
 		if err != nil {
-			return nil, &diskio.TransientError{Err: fmt.Errorf("replay: temporary folder: %w", err)}
+			return "", nil, &diskio.TransientError{Err: fmt.Errorf("replay: temporary folder: %w", err)}
 		}
-		defer os.RemoveAll(tmp)
-		outRoot = tmp
-	} else if replaySameDir(filepath.Join(outRoot, spec.OutputName(), old.NominalDate), filepath.Dir(manifestPath)) {
-		return nil, fmt.Errorf("%w: --out %s would replace the run being replayed; choose another folder", expspec.ErrUsage, outRoot)
+		return tmp, func() { os.RemoveAll(tmp) }, nil
 	}
+	if replaySameDir(filepath.Join(opts.OutDir, spec.OutputName(), old.NominalDate), filepath.Dir(manifestPath)) {
+		return "", nil, fmt.Errorf("%w: --out %s would replace the run being replayed; choose another folder", expspec.ErrUsage, opts.OutDir)
+	}
+	return opts.OutDir, func() {}, nil
+}
 
+// rerun runs the rebuilt spec into outRoot as a child of the old run, with
+// its baseline and criteria history, and returns the output folder and the
+// manifest the rerun committed.
+func rerun(ctx context.Context, spec *expspec.Spec, old *publish.Manifest, outRoot, date, oldRun string, opts ReplayOptions) (string, *publish.Manifest, error) {
 	outcome, err := pipeline.Run(ctx, spec, pipeline.Options{
 		OutDir:          outRoot,
 		Date:            date,
@@ -168,40 +241,36 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 	// A blocking quality gate still commits the outputs: compare them.
 	var gate *analysis.GateError
 	if err != nil && !(errors.As(err, &gate) && outcome != nil) {
-		return nil, err
+		return "", nil, err
 	}
 	newM, _, err := publish.ReadManifestFile(filepath.Join(outcome.Dir, "manifest.json"))
 	if err != nil {
-		return nil, fmt.Errorf("replay: read the rerun's manifest: %w", err)
+		return "", nil, fmt.Errorf("replay: read the rerun's manifest: %w", err)
 	}
+	return outcome.Dir, newM, nil
+}
 
-	rep := &ReplayReport{ManifestPath: manifestPath, Old: old, New: newM, Pinned: pinned, Notes: notes}
-	if opts.OutDir != "" {
-		rep.NewDir = outcome.Dir
+// maxDiffsOf is the bound on listed differences: opts.MaxDiffs, else 200.
+func maxDiffsOf(opts ReplayOptions) int {
+	if opts.MaxDiffs <= 0 {
+		return 200
 	}
-	maxDiffs := opts.MaxDiffs
-	if maxDiffs <= 0 {
-		maxDiffs = 200
+	return opts.MaxDiffs
+}
+
+// maskPrivateValues hides the values of a private release's differing
+// numbers and leaves their names. The same streams add the same noise, so
+// a difference between two noisy numbers would be the exact difference of
+// the true ones: name what moved, never the values.
+func maskPrivateValues(rep *ReplayReport) {
+	for i := range rep.Cells {
+		rep.Cells[i].Old, rep.Cells[i].New = "(private)", "(private)"
 	}
-	compareOutputs(rep, filepath.Dir(manifestPath), outcome.Dir, maxDiffs)
-	if old.Privacy.Enabled {
-		// The same streams add the same noise, so a difference between two
-		// noisy numbers would be the exact difference of the true ones:
-		// name what moved, never the values.
-		for i := range rep.Cells {
-			rep.Cells[i].Old, rep.Cells[i].New = "(private)", "(private)"
+	for _, d := range [][]ValueDiff{rep.Quality, rep.Decision} {
+		for i := range d {
+			d[i].Old, d[i].New = "(private)", "(private)"
 		}
-		for _, d := range [][]ValueDiff{rep.Quality, rep.Decision} {
-			for i := range d {
-				d[i].Old, d[i].New = "(private)", "(private)"
-			}
-		}
 	}
-	if rep.Identical() {
-		return rep, nil
-	}
-	rep.Causes = replayCauses(old, newM, pinned)
-	return rep, &ReplayMismatchError{Report: rep}
 }
 
 // restrictedManifest returns the exact manifest a private release keeps in

@@ -65,11 +65,9 @@ func (r *ReplayReport) Identical() bool {
 	return true
 }
 
+// oldRunID is the replayed run's id, or "(unknown)".
 func (r *ReplayReport) oldRunID() string {
-	if r.Old.Volatile != nil && r.Old.Volatile.RunID != "" {
-		return r.Old.Volatile.RunID
-	}
-	return "(unknown)"
+	return manifestRunID(r.Old)
 }
 
 // Summary is the one-line outcome.
