@@ -111,22 +111,42 @@ func (r *ReplayReport) WriteText(w io.Writer) error {
 		_, err := w.Write(b.Bytes())
 		return err
 	}
+	r.writeRerunHeader(&b)
+	r.writeOutputs(&b)
+	writeBullets(&b, "causes", r.Causes)
+	r.writeResultsDiff(&b)
+	writeValueDiffs(&b, "quality.json", r.Quality, r.QualityTotal)
+	writeValueDiffs(&b, "decisions.json", r.Decision, r.DecisionTotal)
+	if len(r.Notes) > 0 {
+		writeBullets(&b, "notes", r.Notes)
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// writeRerunHeader writes which manifest was replayed, where the rerun
+// went and the --pin overrides.
+func (r *ReplayReport) writeRerunHeader(b *bytes.Buffer) {
 	newRun := "(unknown)"
 	if r.New.Volatile != nil {
 		newRun = r.New.Volatile.RunID
 	}
-	fmt.Fprintf(&b, "  manifest  %s\n", r.ManifestPath)
+	fmt.Fprintf(b, "  manifest  %s\n", r.ManifestPath)
 	where := "a temporary folder, removed"
 	if r.NewDir != "" {
 		where = r.NewDir
 	}
-	fmt.Fprintf(&b, "  rerun     run %s in %s\n", newRun, where)
+	fmt.Fprintf(b, "  rerun     run %s in %s\n", newRun, where)
 	if len(r.Pinned) > 0 {
-		fmt.Fprintf(&b, "  pinned    %s\n", strings.Join(r.Pinned, " "))
+		fmt.Fprintf(b, "  pinned    %s\n", strings.Join(r.Pinned, " "))
 	}
+}
 
-	fmt.Fprintln(&b, "\noutputs")
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+// writeOutputs writes the table of outputs: each one's state and its old
+// and new hash prefixes.
+func (r *ReplayReport) writeOutputs(b *bytes.Buffer) {
+	fmt.Fprintln(b, "\noutputs")
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 	for _, o := range r.Outputs {
 		state := "identical"
 		if !o.Identical {
@@ -142,43 +162,42 @@ func (r *ReplayReport) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", o.Name, state, replayShortHash(o.OldSHA256), replayShortHash(nh))
 	}
 	tw.Flush()
+}
 
-	fmt.Fprintln(&b, "\ncauses")
-	for _, c := range r.Causes {
-		fmt.Fprintf(&b, "  - %s\n", c)
+// writeBullets writes a heading after a blank line, then one "  - " line
+// per item.
+func writeBullets(b *bytes.Buffer, heading string, items []string) {
+	fmt.Fprintln(b, "\n"+heading)
+	for _, s := range items {
+		fmt.Fprintf(b, "  - %s\n", s)
 	}
+}
 
-	if r.CellsTotal > 0 || len(r.RowsOnlyOld) > 0 || len(r.RowsOnlyNew) > 0 {
-		fmt.Fprintf(&b, "\nresults.csv: %d numbers differ", r.CellsTotal)
-		if len(r.Cells) < r.CellsTotal {
-			fmt.Fprintf(&b, " (the first %d are shown)", len(r.Cells))
-		}
-		fmt.Fprintln(&b)
-		if len(r.Cells) > 0 {
-			tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "  cohort\tmetric\tvariant\tcolumn\told\tnew")
-			for _, c := range r.Cells {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.Cohort, c.Metric, c.Variant, c.Column, replayEmptyDash(c.Old), replayEmptyDash(c.New))
-			}
-			tw.Flush()
-		}
-		for _, k := range r.RowsOnlyOld {
-			fmt.Fprintf(&b, "  row %s: only in the old run\n", k)
-		}
-		for _, k := range r.RowsOnlyNew {
-			fmt.Fprintf(&b, "  row %s: only in the rerun\n", k)
-		}
+// writeResultsDiff writes the differing results.csv numbers as a table,
+// then the rows only one side has; nothing when results.csv matched.
+func (r *ReplayReport) writeResultsDiff(b *bytes.Buffer) {
+	if !(r.CellsTotal > 0 || len(r.RowsOnlyOld) > 0 || len(r.RowsOnlyNew) > 0) {
+		return
 	}
-	writeValueDiffs(&b, "quality.json", r.Quality, r.QualityTotal)
-	writeValueDiffs(&b, "decisions.json", r.Decision, r.DecisionTotal)
-	if len(r.Notes) > 0 {
-		fmt.Fprintln(&b, "\nnotes")
-		for _, n := range r.Notes {
-			fmt.Fprintf(&b, "  - %s\n", n)
-		}
+	fmt.Fprintf(b, "\nresults.csv: %d numbers differ", r.CellsTotal)
+	if len(r.Cells) < r.CellsTotal {
+		fmt.Fprintf(b, " (the first %d are shown)", len(r.Cells))
 	}
-	_, err := w.Write(b.Bytes())
-	return err
+	fmt.Fprintln(b)
+	if len(r.Cells) > 0 {
+		tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  cohort\tmetric\tvariant\tcolumn\told\tnew")
+		for _, c := range r.Cells {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.Cohort, c.Metric, c.Variant, c.Column, replayEmptyDash(c.Old), replayEmptyDash(c.New))
+		}
+		tw.Flush()
+	}
+	for _, k := range r.RowsOnlyOld {
+		fmt.Fprintf(b, "  row %s: only in the old run\n", k)
+	}
+	for _, k := range r.RowsOnlyNew {
+		fmt.Fprintf(b, "  row %s: only in the rerun\n", k)
+	}
 }
 
 func writeValueDiffs(b *bytes.Buffer, name string, d []ValueDiff, total int) {
