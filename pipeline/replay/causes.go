@@ -231,6 +231,7 @@ func noRecordedCause(old, cur *publish.BuildInfo) string {
 	return c + " (non-deterministic output?)"
 }
 
+// replayOrNull is b, or the JSON null for a field one manifest lacks.
 func replayOrNull(b json.RawMessage) []byte {
 	if len(b) == 0 {
 		return []byte("null")
@@ -238,6 +239,7 @@ func replayOrNull(b json.RawMessage) []byte {
 	return b
 }
 
+// orUnknown is s, or "unknown" when it is empty.
 func orUnknown(s string) string {
 	if s == "" {
 		return "unknown"
@@ -245,6 +247,7 @@ func orUnknown(s string) string {
 	return s
 }
 
+// replaySettingsMap indexes DuckDB settings by name.
 func replaySettingsMap(s []engine.Setting) map[string]string {
 	m := map[string]string{}
 	for _, x := range s {
@@ -253,6 +256,7 @@ func replaySettingsMap(s []engine.Setting) map[string]string {
 	return m
 }
 
+// replayUnionKeys is the sorted union of the keys of a and b.
 func replayUnionKeys(a, b map[string]string) []string {
 	u := map[string]bool{}
 	for k := range a {

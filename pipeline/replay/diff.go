@@ -75,6 +75,8 @@ func compareOutputs(rep *ReplayReport, oldDir, newDir string, maxDiffs int) {
 	}
 }
 
+// replayDecisionRank orders decisions.json diffs: verdict, rule, reason,
+// then the evidence.
 func replayDecisionRank(path string) int {
 	switch path {
 	case "verdict":
@@ -87,6 +89,7 @@ func replayDecisionRank(path string) int {
 	return 3
 }
 
+// replayBoundDiffs keeps the first n diffs.
 func replayBoundDiffs(d []ValueDiff, n int) []ValueDiff {
 	if len(d) > n {
 		return d[:n]
@@ -97,6 +100,7 @@ func replayBoundDiffs(d []ValueDiff, n int) []ValueDiff {
 // resultKeyColumns identify a results.csv row.
 var resultKeyColumns = []string{"cohort", "metric", "variant"}
 
+// csvTable is a results.csv indexed by its cohort / metric / variant key.
 type csvTable struct {
 	header []string
 	col    map[string]int
@@ -105,6 +109,8 @@ type csvTable struct {
 	parts  map[string][3]string
 }
 
+// readResultsCSV reads a results.csv into a csvTable; an empty file, a
+// missing key column or a repeated row is an error.
 func readResultsCSV(b []byte) (*csvTable, error) {
 	r := csv.NewReader(bytes.NewReader(b))
 	r.FieldsPerRecord = 0

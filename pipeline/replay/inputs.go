@@ -46,6 +46,7 @@ func (e *ReplayInputError) Error() string {
 	return b.String()
 }
 
+// describe is one line of a ReplayInputError: the file and how it changed.
 func (c InputChange) describe() string {
 	rows := func(n int64) string {
 		if n < 0 {
@@ -138,6 +139,8 @@ func checkInputs(ctx context.Context, manifestPath, runID, base string, m *publi
 	return &ReplayInputError{Manifest: manifestPath, RunID: runID, Base: base, Changes: changes}
 }
 
+// inputAbs resolves a manifest input path against the spec folder base (an
+// absolute path stays as it is).
 func inputAbs(base, p string) string {
 	p = filepath.FromSlash(p)
 	if filepath.IsAbs(p) {

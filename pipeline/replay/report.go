@@ -200,6 +200,8 @@ func (r *ReplayReport) writeResultsDiff(b *bytes.Buffer) {
 	}
 }
 
+// writeValueDiffs writes the differing leaves of one JSON output as a
+// table, bounded as the report holds them; nothing when none differ.
 func writeValueDiffs(b *bytes.Buffer, name string, d []ValueDiff, total int) {
 	if total == 0 {
 		return
@@ -217,6 +219,7 @@ func writeValueDiffs(b *bytes.Buffer, name string, d []ValueDiff, total int) {
 	tw.Flush()
 }
 
+// replayEmptyDash shows an empty results.csv or snapshot field as "(empty)".
 func replayEmptyDash(s string) string {
 	if s == "" {
 		return "(empty)"
@@ -224,6 +227,8 @@ func replayEmptyDash(s string) string {
 	return s
 }
 
+// replayShortHash is the first 16 characters of a hash, as the outputs
+// table shows it.
 func replayShortHash(h string) string {
 	if len(h) > 16 {
 		return h[:16]
