@@ -46,12 +46,12 @@ type Manifest struct {
 	// Effective holds the settings in effect that the spec may not spell
 	// out (defaults, template behaviour); derived, so not in SpecSHA256.
 	Effective *Effective `json:"effective,omitempty"`
-	// Criteria is the decision-relevant part of the spec (criteria.go),
+	// Criteria is the decision-relevant part of the spec (analysis/criteria.go),
 	// and CriteriaHistory what the earlier nights' manifests of the
 	// window said of theirs, as this run read them.
 	Criteria json.RawMessage `json:"criteria"`
 	// MetricDefinitions are the metric-library files the spec's refs
-	// resolved to, with their SHA-256 (metriclib.go).
+	// resolved to, with their SHA-256 (expspec/metriclib.go).
 	MetricDefinitions []expspec.MetricDefinitionRecord `json:"metric_definitions,omitempty"`
 	CriteriaHistory   *analysis.CriteriaHistory        `json:"criteria_history"`
 	Privacy           PrivacyInfo                      `json:"privacy"`

@@ -20,11 +20,11 @@ import (
 
 // ErrReplayMismatch is wrapped by every error that means "the numbers are
 // not the ones recorded": a replay whose outputs differ
-// (ReplayMismatchError), an input that changed since the run
-// (ReplayInputError without missing files), a run folder whose outputs were
-// edited since the run (OutputsModifiedError), and a run that disagrees
-// with an external snapshot (AgainstMismatchError). It maps to exit code 70
-// (ExitMismatch); see ReplayExitCode.
+// (replay.ReplayMismatchError), an input that changed since the run
+// (replay.ReplayInputError without missing files), a run folder whose
+// outputs were edited since the run (OutputsModifiedError), and a run that
+// disagrees with an external snapshot (replay.AgainstMismatchError). It
+// maps to exit code 70 (pipeline.ExitMismatch); see replay.ReplayExitCode.
 var ErrReplayMismatch = errors.New("replay mismatch")
 
 // ManifestError is a manifest.json that cannot be used: unreadable, not

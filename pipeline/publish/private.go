@@ -20,8 +20,8 @@ import (
 // — the files of its output folder, its stdout line, its log fields and its
 // exit status — is one of:
 //
-//   - a charged noisy value (privateRelease: the noisy counts, sums and
-//     gate statistics);
+//   - a charged noisy value (privatize.PrivateRelease: the noisy counts,
+//     sums and gate statistics);
 //   - a data-independent fact (the spec, the template names, versions and
 //     hashes, the code identity, DuckDB's version and settings, the key's
 //     fingerprint, the host's ledger source, scope and total, the run id);
@@ -29,9 +29,10 @@ import (
 //     report, the release digest, the output hashes, the ledger's state).
 //
 // PublishPrivate computes every published byte from exactly these
-// (privateFacts and privateRelease); the exact counts, input digests, row
-// counts, rendered-SQL hashes, timings and exact gate statistics go to the
-// restricted record (writeRestricted), which is never inside --out.
+// (PrivateFacts and privatize.PrivateRelease); the exact counts, input
+// digests, row counts, rendered-SQL hashes, timings and exact gate
+// statistics go to the restricted record (written by package pipeline),
+// which is never inside --out.
 
 // PrivateFacts are the data-independent facts a private release shows.
 type PrivateFacts struct {
@@ -68,29 +69,15 @@ type Publication struct {
 // data-independent facts alone.
 func PublishPrivate(f PrivateFacts, rel *privatize.PrivateRelease) (*Publication, error) {
 	spec, date := f.Spec, f.Date
-	cohorts := []analysis.CohortRelease{{Label: expspec.AllCohort}}
-	for _, c := range rel.Cohorts {
-		cohorts = append(cohorts, analysis.CohortRelease{Label: c.Label, CollapsedFrom: c.CollapsedFrom})
-	}
-	rows, decisions, err := analysis.Analyse(spec, rel.Cells, cohorts, rel.Noise, date)
+	rows, decisions, err := analysis.Analyse(spec, rel.Cells, releasedCohorts(rel), rel.Noise, date)
 	if err != nil {
 		return nil, err
 	}
 	AnnotateRows(spec, rows)
 	checks, blocked := analysis.EvaluatePrivateGates(spec, rel, f.Baseline)
-	var details []string
-	for _, c := range checks {
-		if c.Outcome == "block" && c.Detail != "" {
-			details = append(details, c.Detail)
-		}
-	}
+	details := blockingDetails(checks)
 	if len(blocked) > 0 {
-		decisions.Verdict, decisions.Rule = "invalid", "quality_gate"
-		decisions.Reason = "a blocking data-quality check failed on noisy per-unit counts (" + strings.Join(blocked, ", ") + "), so no verdict"
-		if len(details) > 0 {
-			decisions.Reason += ": " + strings.Join(details, "; ")
-		}
-		decisions.Variants = []string{}
+		invalidateOnBlockingGates(&decisions, blocked, details)
 	}
 	// A sample-ratio mismatch invalidates the verdict as a blocking gate
 	// does: the same exit status and stdout line.
@@ -100,6 +87,53 @@ func PublishPrivate(f PrivateFacts, rel *privatize.PrivateRelease) (*Publication
 		return nil, err
 	}
 	info, state := privacyInfo(spec, f.Key, rel, f.Ledger, f.SpentNow)
+	files, err := encodePrivateOutputs(f, rel, rows, decisions, checks, info)
+	if err != nil {
+		return nil, err
+	}
+	mb, err := diskio.MarshalJSON(privateManifest(f, files, criteria, history, checks, info, state))
+	if err != nil {
+		return nil, err
+	}
+	return &Publication{Files: files, Manifest: mb, Rows: len(rows), Verdict: decisions.Verdict, Blocked: blocked, Details: details}, nil
+}
+
+// releasedCohorts lists the cohorts a release reports: all units first,
+// then each released cohort with the cohorts collapsed into it.
+func releasedCohorts(rel *privatize.PrivateRelease) []analysis.CohortRelease {
+	cohorts := []analysis.CohortRelease{{Label: expspec.AllCohort}}
+	for _, c := range rel.Cohorts {
+		cohorts = append(cohorts, analysis.CohortRelease{Label: c.Label, CollapsedFrom: c.CollapsedFrom})
+	}
+	return cohorts
+}
+
+// blockingDetails lists what each blocking check found, where it says.
+func blockingDetails(checks []analysis.Check) []string {
+	var details []string
+	for _, c := range checks {
+		if c.Outcome == "block" && c.Detail != "" {
+			details = append(details, c.Detail)
+		}
+	}
+	return details
+}
+
+// invalidateOnBlockingGates replaces the verdict with "invalid" by the
+// quality_gate rule, naming the blocking checks and what they found.
+func invalidateOnBlockingGates(decisions *analysis.Decisions, blocked, details []string) {
+	decisions.Verdict, decisions.Rule = "invalid", "quality_gate"
+	decisions.Reason = "a blocking data-quality check failed on noisy per-unit counts (" + strings.Join(blocked, ", ") + "), so no verdict"
+	if len(details) > 0 {
+		decisions.Reason += ": " + strings.Join(details, "; ")
+	}
+	decisions.Variants = []string{}
+}
+
+// encodePrivateOutputs renders report.html and encodes the release's
+// output files, its quality.json holding the noisy gate statistics.
+func encodePrivateOutputs(f PrivateFacts, rel *privatize.PrivateRelease, rows []analysis.ResultRow, decisions analysis.Decisions, checks []analysis.Check, info PrivacyInfo) ([]diskio.StagedFile, error) {
+	spec, date := f.Spec, f.Date
 	page, err := report.Render(BuildReport(ReportInput{
 		Spec: spec, Date: date, Rows: rows, Decisions: decisions, Checks: checks, Privacy: info,
 		Templates: f.Templates, SpecHash: f.SpecHash, DuckDB: f.DuckDB.Version,
@@ -107,23 +141,23 @@ func PublishPrivate(f PrivateFacts, rel *privatize.PrivateRelease) (*Publication
 	if err != nil {
 		return nil, fmt.Errorf("report.html: %w", err)
 	}
-	files, err := EncodeOutputs(RowStamp{spec.OutputName(), date, f.SpecHash}, rows, analysis.PrivateQuality{
+	return EncodeOutputs(RowStamp{spec.OutputName(), date, f.SpecHash}, rows, analysis.PrivateQuality{
 		Experiment: spec.Experiment, NominalDate: date,
 		Note:       "private release: the quality gates are decided on noisy per-unit counts (each statistic's noise sd is given); the exact counts are restricted operator data, not part of this release",
 		Statistics: rel.Gates, Checks: checks,
 	}, decisions, page)
-	if err != nil {
-		return nil, err
-	}
-	var outs []diskio.OutputFile
-	for _, o := range files {
-		outs = append(outs, diskio.OutputFile{Name: o.Name, Size: len(o.Data), SHA256: diskio.SHA256Hex(o.Data)})
-	}
+}
+
+// privateManifest is the release's public manifest: data-independent facts,
+// the criteria, the noisy release's checks and privacy accounting, and the
+// output hashes; no inputs.
+func privateManifest(f PrivateFacts, files []diskio.StagedFile, criteria json.RawMessage, history *analysis.CriteriaHistory, checks []analysis.Check, info PrivacyInfo, state LedgerState) Manifest {
+	spec := f.Spec
 	build := f.Build
-	m := Manifest{
+	return Manifest{
 		Format:            ManifestFormat,
 		Experiment:        spec.Experiment,
-		NominalDate:       date,
+		NominalDate:       f.Date,
 		DateFromFlag:      f.DateFromFlag,
 		Spec:              f.SpecJSON,
 		SpecSHA256:        f.SpecHash,
@@ -138,7 +172,7 @@ func PublishPrivate(f PrivateFacts, rel *privatize.PrivateRelease) (*Publication
 		Privacy:           info,
 		Checks:            checks,
 		Baseline:          f.Baseline,
-		Outputs:           outs,
+		Outputs:           outputRecords(files),
 		Build:             &build,
 		Volatile: &Volatile{
 			RunID:     f.RunID,
@@ -148,11 +182,15 @@ func PublishPrivate(f PrivateFacts, rel *privatize.PrivateRelease) (*Publication
 			Ledger:    &state,
 		},
 	}
-	mb, err := diskio.MarshalJSON(m)
-	if err != nil {
-		return nil, err
+}
+
+// outputRecords records each output file's name, size and SHA-256.
+func outputRecords(files []diskio.StagedFile) []diskio.OutputFile {
+	var outs []diskio.OutputFile
+	for _, o := range files {
+		outs = append(outs, diskio.OutputFile{Name: o.Name, Size: len(o.Data), SHA256: diskio.SHA256Hex(o.Data)})
 	}
-	return &Publication{Files: files, Manifest: mb, Rows: len(rows), Verdict: decisions.Verdict, Blocked: blocked, Details: details}, nil
+	return outs
 }
 
 // PublicTemplates drops the rendered-SQL hashes, which depend on the

@@ -11,6 +11,7 @@ import (
 	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/pipeline/expspec"
 	"github.com/verity-analytics/verity/pipeline/report"
+	"github.com/verity-analytics/verity/stats"
 )
 
 // ReportInput is everything report.html shows, taken from the same
@@ -28,6 +29,8 @@ type ReportInput struct {
 	DuckDB    string                  `json:"-" yaml:"-"`
 }
 
+// ratFloat converts an exact rational such as "3/250" to the nearest
+// float64, or 0 when s is not one.
 func ratFloat(s string) float64 {
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
@@ -37,6 +40,8 @@ func ratFloat(s string) float64 {
 	return f
 }
 
+// BuildReport fills the data report.html shows from a run's in-memory
+// results, decisions, checks and provenance.
 func BuildReport(in ReportInput) report.Data {
 	st := in.Spec.Statistics
 	d := report.Data{
@@ -59,108 +64,185 @@ func BuildReport(in ReportInput) report.Data {
 	eff := EffectiveOf(in.Spec)
 	d.Family, d.Nominal = eff.Correction.Family, eff.Correction.Nominal
 	d.Settings = settingsOf(eff)
-	h := in.Decisions.Horizon
-	d.Horizon = report.Horizon{PlannedEnd: h.PlannedEnd, DaysElapsed: h.DaysElapsed, DaysPlanned: h.DaysPlanned,
+	d.Horizon = reportHorizon(in.Decisions.Horizon)
+	d.Sequential = reportSequential(st)
+	d.Verdict.Evidence = reportEvidence(in.Decisions.Evidence)
+	d.SRM = reportSRM(in.Spec, in.Decisions.SRM)
+	d.Checks = reportChecks(in.Checks)
+	d.Privacy = reportPrivacy(in.Privacy)
+	d.Provenance.Templates = reportTemplates(in.Templates)
+	d.Guardrails = reportGuardrails(in.Spec.Metrics)
+	d.Sensitivity = reportSensitivity(analysis.SensitivityOf(in.Spec, in.Rows, in.Decisions.Horizon))
+	d.Rows = reportRows(in.Spec, in.Rows)
+	return d
+}
+
+// reportHorizon is where the run stands in the design, for the page.
+func reportHorizon(h analysis.Horizon) report.Horizon {
+	return report.Horizon{PlannedEnd: h.PlannedEnd, DaysElapsed: h.DaysElapsed, DaysPlanned: h.DaysPlanned,
 		DaysRemaining: h.DaysRemaining, Reached: h.Reached, FixedHorizon: h.Design == "fixed_horizon"}
-	if st.Sequential != nil {
-		d.Sequential = report.Sequential{Enabled: true, Description: "always-valid confidence sequences (normal mixture), tuned for " + analysis.FormatFloat(st.Sequential.NStar) + " units: safe to read every night"}
+}
+
+// reportSequential describes always-valid intervals when the spec asks
+// for them (zero otherwise).
+func reportSequential(st expspec.Statistics) report.Sequential {
+	if st.Sequential == nil {
+		return report.Sequential{}
 	}
-	for _, e := range in.Decisions.Evidence {
-		d.Verdict.Evidence = append(d.Verdict.Evidence, report.Evidence{
+	return report.Sequential{Enabled: true, Description: "always-valid confidence sequences (normal mixture), tuned for " + analysis.FormatFloat(st.Sequential.NStar) + " units: safe to read every night"}
+}
+
+// reportEvidence is the verdict's evidence, in decisions.json order.
+func reportEvidence(evidence []stats.Evidence) []report.Evidence {
+	var out []report.Evidence
+	for _, e := range evidence {
+		ev := report.Evidence{
 			Role: e.Role, Metric: e.Metric, Variant: e.Variant, Cohort: e.Cohort, Status: e.Status,
 			Scale: e.Scale, Desired: e.DesiredDirection, Harmful: e.HarmfulDirection, Estimate: report.Float(e.Estimate), Low: report.Float(e.Low),
 			High: report.Float(e.High), Margin: e.Margin, PValue: report.Float(e.PValue), Outcome: e.Outcome, Fired: e.Fired,
-		})
-		if e.PValueAdjusted != nil {
-			d.Verdict.Evidence[len(d.Verdict.Evidence)-1].PAdjusted = report.Float(*e.PValueAdjusted)
 		}
+		if e.PValueAdjusted != nil {
+			ev.PAdjusted = report.Float(*e.PValueAdjusted)
+		}
+		out = append(out, ev)
 	}
-	for _, s := range in.Decisions.SRM {
+	return out
+}
+
+// reportSRM is the overall sample-ratio-mismatch test with its arms; a
+// cohort that mismatched marks it invalid and is named in its note.
+func reportSRM(spec *expspec.Spec, checks []analysis.SRMCheck) report.SRM {
+	var out report.SRM
+	for _, s := range checks {
 		if s.Cohort != expspec.AllCohort {
 			continue
 		}
-		d.SRM = report.SRM{Invalid: s.Invalid, Threshold: s.Threshold}
+		out = report.SRM{Invalid: s.Invalid, Threshold: s.Threshold}
 		if s.Status == "ok" {
-			d.SRM.PValue, d.SRM.ChiSquare = report.Float(s.PValue), report.Float(s.ChiSquare)
+			out.PValue, out.ChiSquare = report.Float(s.PValue), report.Float(s.ChiSquare)
 		} else {
-			d.SRM.Note = s.Status
+			out.Note = s.Status
 		}
-		for i, v := range in.Spec.Variants {
-			d.SRM.Arms = append(d.SRM.Arms, report.SRMArm{Variant: v.Name, Observed: float64(s.Observed[i]), ExpectedShare: v.Allocation})
+		for i, v := range spec.Variants {
+			out.Arms = append(out.Arms, report.SRMArm{Variant: v.Name, Observed: float64(s.Observed[i]), ExpectedShare: v.Allocation})
 		}
 	}
 	var notes []string
-	if d.SRM.Note != "" {
-		notes = append(notes, d.SRM.Note)
+	if out.Note != "" {
+		notes = append(notes, out.Note)
 	}
-	for _, s := range in.Decisions.SRM {
+	for _, s := range checks {
 		if s.Cohort != expspec.AllCohort && s.Invalid {
-			d.SRM.Invalid = true
+			out.Invalid = true
 			notes = append(notes, fmt.Sprintf("cohort %s mismatched (Bonferroni-adjusted p %.3g)", s.Cohort, s.AdjPValue))
 		}
 	}
-	d.SRM.Note = strings.Join(notes, "; ")
-	for _, c := range in.Checks {
-		// In a private run the checks are the noisy ones (their rules say
-		// so); the exact figures stay in the restricted record.
-		d.Checks = append(d.Checks, report.Check{Name: c.Name, Observed: c.Observed, Warn: c.Warn, Block: c.Block, Rule: c.Rule, Severity: c.Severity, Outcome: c.Outcome, Detail: c.Detail})
+	out.Note = strings.Join(notes, "; ")
+	return out
+}
+
+// reportChecks is every data-quality check. In a private run the checks
+// are the noisy ones (their rules say so); the exact figures stay in the
+// restricted record.
+func reportChecks(checks []analysis.Check) []report.Check {
+	var out []report.Check
+	for _, c := range checks {
+		out = append(out, report.Check{Name: c.Name, Observed: c.Observed, Warn: c.Warn, Block: c.Block, Rule: c.Rule, Severity: c.Severity, Outcome: c.Outcome, Detail: c.Detail})
 	}
-	p := in.Privacy
-	d.Privacy = report.Privacy{Enabled: p.Enabled}
-	if p.Enabled {
-		d.Privacy.Mechanism, d.Privacy.Accounting, d.Privacy.KeyFingerprint = p.Mechanism, p.Accounting, p.KeyFingerprint
-		// The page shows what this release costs, not what earlier runs
-		// spent: a rerun must reproduce it byte for byte.
-		d.Privacy.Spent = ratFloat(p.RunCost)
-		d.Privacy.Total = ratFloat(p.Total)
-		d.Privacy.Remaining = math.NaN()
-		if p.Budget != nil {
-			d.Privacy.Epsilon, d.Privacy.Delta = p.Budget.Epsilon, p.Budget.Delta
-		}
-		d.Privacy.Covers = p.Covers
+	return out
+}
+
+// reportPrivacy is the privacy card: mechanism, accounting, key and what
+// this release costs.
+func reportPrivacy(p PrivacyInfo) report.Privacy {
+	out := report.Privacy{Enabled: p.Enabled}
+	if !p.Enabled {
+		return out
 	}
-	for _, t := range in.Templates {
-		d.Provenance.Templates = append(d.Provenance.Templates, report.Template{Name: t.Name, Version: t.Version, SHA256: t.SHA256})
+	out.Mechanism, out.Accounting, out.KeyFingerprint = p.Mechanism, p.Accounting, p.KeyFingerprint
+	// The page shows what this release costs, not what earlier runs
+	// spent: a rerun must reproduce it byte for byte.
+	out.Spent = ratFloat(p.RunCost)
+	out.Total = ratFloat(p.Total)
+	out.Remaining = math.NaN()
+	if p.Budget != nil {
+		out.Epsilon, out.Delta = p.Budget.Epsilon, p.Budget.Delta
 	}
-	for _, m := range in.Spec.Metrics {
+	out.Covers = p.Covers
+	return out
+}
+
+// reportTemplates lists the templates' names, versions and SHA-256.
+func reportTemplates(recs []engine.TemplateRecord) []report.Template {
+	var out []report.Template
+	for _, t := range recs {
+		out = append(out, report.Template{Name: t.Name, Version: t.Version, SHA256: t.SHA256})
+	}
+	return out
+}
+
+// reportGuardrails lists the guardrail metrics with their margins, in
+// spec order.
+func reportGuardrails(metrics []expspec.Metric) []report.Guardrail {
+	var out []report.Guardrail
+	for _, m := range metrics {
 		if m.Guardrail != nil {
-			d.Guardrails = append(d.Guardrails, report.Guardrail{Metric: m.Name, Harmful: m.Guardrail.Harmful, Margin: m.Guardrail.Margin, Relative: m.Guardrail.Relative})
+			out = append(out, report.Guardrail{Metric: m.Name, Harmful: m.Guardrail.Harmful, Margin: m.Guardrail.Margin, Relative: m.Guardrail.Relative})
 		}
 	}
-	for _, s := range analysis.SensitivityOf(in.Spec, in.Rows, in.Decisions.Horizon) {
-		d.Sensitivity = append(d.Sensitivity, report.Sensitivity{Metric: s.Metric, Variant: s.Variant, TargetRelMDE: s.TargetRelMDE,
+	return out
+}
+
+// reportSensitivity is each goal comparison's distance to its target MDE.
+func reportSensitivity(sens []analysis.Sensitivity) []report.Sensitivity {
+	var out []report.Sensitivity
+	for _, s := range sens {
+		out = append(out, report.Sensitivity{Metric: s.Metric, Variant: s.Variant, TargetRelMDE: s.TargetRelMDE,
 			RelMDE: s.RelMDE, Units: s.Units, UnitsNeeded: s.UnitsNeeded, DaysNeeded: s.DaysNeeded, Status: s.Status})
 	}
+	return out
+}
+
+// reportRows is one page row per result row, in results order, with its
+// significance and tone.
+func reportRows(spec *expspec.Spec, rows []analysis.ResultRow) []report.Row {
 	metrics := map[string]expspec.Metric{}
-	for _, m := range in.Spec.Metrics {
+	for _, m := range spec.Metrics {
 		metrics[m.Name] = m
 	}
-	for _, r := range in.Rows {
-		row := report.Row{
-			Cohort: r.Cohort, Metric: r.Metric, Kind: r.Kind, Variant: r.Variant, Control: r.Control,
-			NControl: r.NControl, NVariant: r.NVariant, MeanControl: r.MeanControl, MeanVariant: r.MeanVariant,
-			AbsEffect: r.AbsEffect, AbsLow: r.AbsCILow, AbsHigh: r.AbsCIHigh,
-			RelEffect: r.RelEffect, RelLow: r.RelCILow, RelHigh: r.RelCIHigh,
-			PValue: r.PValue, PAdjusted: r.PValueAdjusted, MDE: r.MDERel,
-			Underpowered: r.Underpowered, SRM: r.SRM, NoiseScale: r.NoiseSDSum, Status: r.Status,
-		}
-		if r.CollapsedFrom != "" {
-			row.CollapsedFrom = strings.Split(r.CollapsedFrom, ";")
-		}
-		// Significant at the level the row is judged on: the adjusted
-		// p-value in the correction family, else the raw one, which the
-		// page then labels nominal.
-		row.Corrected = r.Correction != "nominal" && r.Correction != ""
-		p := r.PValue
-		if row.Corrected {
-			p = r.PValueAdjusted
-		}
-		row.Significant = r.Status == "ok" && p != nil && *p <= st.Alpha
-		row.Role = r.Role
-		row.Tone = tone(metrics[r.Metric], r.AbsEffect)
-		d.Rows = append(d.Rows, row)
+	var out []report.Row
+	for _, r := range rows {
+		out = append(out, reportRow(r, metrics[r.Metric], spec.Statistics.Alpha))
 	}
-	return d
+	return out
+}
+
+// reportRow is one comparison for the page: its numbers, flags, whether it
+// is significant at alpha, and its tone.
+func reportRow(r analysis.ResultRow, metric expspec.Metric, alpha float64) report.Row {
+	row := report.Row{
+		Cohort: r.Cohort, Metric: r.Metric, Kind: r.Kind, Variant: r.Variant, Control: r.Control,
+		NControl: r.NControl, NVariant: r.NVariant, MeanControl: r.MeanControl, MeanVariant: r.MeanVariant,
+		AbsEffect: r.AbsEffect, AbsLow: r.AbsCILow, AbsHigh: r.AbsCIHigh,
+		RelEffect: r.RelEffect, RelLow: r.RelCILow, RelHigh: r.RelCIHigh,
+		PValue: r.PValue, PAdjusted: r.PValueAdjusted, MDE: r.MDERel,
+		Underpowered: r.Underpowered, SRM: r.SRM, NoiseScale: r.NoiseSDSum, Status: r.Status,
+	}
+	if r.CollapsedFrom != "" {
+		row.CollapsedFrom = strings.Split(r.CollapsedFrom, ";")
+	}
+	// Significant at the level the row is judged on: the adjusted
+	// p-value in the correction family, else the raw one, which the
+	// page then labels nominal.
+	row.Corrected = r.Correction != "nominal" && r.Correction != ""
+	p := r.PValue
+	if row.Corrected {
+		p = r.PValueAdjusted
+	}
+	row.Significant = r.Status == "ok" && p != nil && *p <= alpha
+	row.Role = r.Role
+	row.Tone = tone(metric, r.AbsEffect)
+	return row
 }
 
 // tone says whether an effect goes the way the metric wants: a goal's

@@ -92,7 +92,7 @@ func (t Tolerances) of(col string) Tolerance {
 	return t.Default
 }
 
-// within reports whether ours and theirs agree under tol. Equal text
+// withinTolerance reports whether ours and theirs agree under tol. Equal text
 // always agrees; otherwise both must be numbers within the tolerance.
 func withinTolerance(ours, theirs string, tol Tolerance) bool {
 	if ours == theirs {
@@ -137,7 +137,7 @@ type AgainstReport struct {
 func (r *AgainstReport) OK() bool { return len(r.Diffs) == 0 && len(r.Missing) == 0 && r.Compared > 0 }
 
 // AgainstMismatchError is returned when the run disagrees with the
-// snapshot. It wraps ErrReplayMismatch (exit code 70).
+// snapshot. It wraps publish.ErrReplayMismatch (exit code 70).
 type AgainstMismatchError struct{ Report *AgainstReport }
 
 func (e *AgainstMismatchError) Error() string {
@@ -157,9 +157,10 @@ func (e *AgainstMismatchError) Unwrap() error { return publish.ErrReplayMismatch
 
 // CompareAgainst compares the results.csv beside the manifest at
 // manifestPath with the snapshot CSV at snapshotPath. results.csv must still
-// match the SHA-256 its manifest recorded (else *OutputsModifiedError). It returns the report and, when
-// a number differs or a snapshot row is missing, an *AgainstMismatchError.
-// A malformed snapshot is an ErrUsage error (exit 78).
+// match the SHA-256 its manifest recorded (else a
+// *publish.OutputsModifiedError). It returns the report and, when a number
+// differs or a snapshot row is missing, an *AgainstMismatchError. A
+// malformed snapshot is an expspec.ErrUsage error (exit 78).
 func CompareAgainst(manifestPath, snapshotPath string, tols Tolerances) (*AgainstReport, error) {
 	m, _, err := publish.ReadManifestFile(manifestPath)
 	if err != nil {
@@ -178,10 +179,7 @@ func CompareAgainst(manifestPath, snapshotPath string, tols Tolerances) (*Agains
 		return nil, fmt.Errorf("%w: --against: %v", expspec.ErrUsage, err)
 	}
 	defer f.Close()
-	rep := &AgainstReport{Experiment: m.Experiment, NominalDate: m.NominalDate, Snapshot: snapshotPath, RunID: "(unknown)"}
-	if m.Volatile != nil && m.Volatile.RunID != "" {
-		rep.RunID = m.Volatile.RunID
-	}
+	rep := &AgainstReport{Experiment: m.Experiment, NominalDate: m.NominalDate, Snapshot: snapshotPath, RunID: manifestRunID(m)}
 	if err := compareSnapshot(rep, table, f, tols); err != nil {
 		return nil, err
 	}
@@ -192,8 +190,8 @@ func CompareAgainst(manifestPath, snapshotPath string, tols Tolerances) (*Agains
 }
 
 // verifiedOutput reads one output beside the manifest and checks it against
-// the recorded SHA-256: an edited output is an *OutputsModifiedError (exit
-// 70), as in Replay.
+// the recorded SHA-256: an edited output is a *publish.OutputsModifiedError
+// (exit 70), as in Replay.
 func verifiedOutput(m *publish.Manifest, manifestPath, name string) ([]byte, error) {
 	files, err := publish.VerifyOutputs(m, manifestPath, name)
 	if err != nil {
@@ -362,7 +360,8 @@ func ExportSnapshot(manifestPath string, columns []string, w io.Writer) error {
 
 // ReadRunOutput reads the manifest at manifestPath and one of the outputs
 // beside it, checked against the SHA-256 the manifest records (a mismatch
-// is a *ManifestError: the run folder was modified).
+// is a *publish.OutputsModifiedError: the run folder was modified; a
+// missing output is a *publish.ManifestError).
 func ReadRunOutput(manifestPath, name string) (*publish.Manifest, []byte, error) {
 	m, _, err := publish.ReadManifestFile(manifestPath)
 	if err != nil {

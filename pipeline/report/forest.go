@@ -165,8 +165,21 @@ func tickLabel(v float64, dec int) string {
 
 // buildForest lays out one metric's forest plot.
 func buildForest(id int, metric string, rows []Row, g *Guardrail, ciLabel string) forestPlot {
-	// Relative margin (signed in the harmful direction), and per-row
-	// absolute margins converted to the relative scale.
+	relMargin, rowMargin := guardrailMargins(g, rows)
+	sc, ticks, dec := axis(axisValues(rows, rowMargin, relMargin))
+	fp := forestFrame(id, metric, sc, ticks, dec)
+	var bottom float64
+	fp.Rows, bottom, fp.Clipped = layoutForestRows(rows, rowMargin, sc, ciLabel)
+	placeAxis(&fp, bottom)
+	fp.Margin, fp.AbsMargin = marginMarks(g, relMargin, sc)
+	fp.Desc = forestDesc(rows, g, ciLabel, fp)
+	return fp
+}
+
+// guardrailMargins returns a guardrail's relative margin (signed in the
+// harmful direction), or, for an absolute margin, each row's margin
+// converted to the relative scale with its control mean.
+func guardrailMargins(g *Guardrail, rows []Row) (*float64, []*float64) {
 	var relMargin *float64
 	rowMargin := make([]*float64, len(rows))
 	if g != nil && finite(g.Margin) && g.Margin >= 0 {
@@ -185,26 +198,16 @@ func buildForest(id int, metric string, rows []Row, g *Guardrail, ciLabel string
 			}
 		}
 	}
+	return relMargin, rowMargin
+}
 
-	// The axis covers every point, every margin, and every interval that
-	// is not much wider than the typical one: a few very wide intervals
-	// (tiny cohorts) would otherwise squash all other rows. Those are
-	// clipped at the axis and drawn with an arrow; their text shows the
-	// full interval.
-	var widths []float64
-	for _, r := range rows {
-		lo, okL := get(r.RelLow)
-		hi, okH := get(r.RelHigh)
-		if okL && okH {
-			widths = append(widths, hi-lo)
-		}
-	}
-	limit := math.Inf(1)
-	if len(widths) >= 3 {
-		sorted := append([]float64(nil), widths...)
-		sort.Float64s(sorted)
-		limit = float64(wideFactor * sorted[len(sorted)/2])
-	}
+// axisValues are the values the axis must cover: every point, every
+// margin, and every interval that is not much wider than the typical one.
+// A few very wide intervals (tiny cohorts) would otherwise squash all
+// other rows; those are clipped at the axis and drawn with an arrow, and
+// their text shows the full interval.
+func axisValues(rows []Row, rowMargin []*float64, relMargin *float64) []float64 {
+	limit := wideIntervalLimit(rows)
 	var vals []float64
 	for i, r := range rows {
 		for _, p := range []*float64{r.RelEffect, rowMargin[i]} {
@@ -221,8 +224,32 @@ func buildForest(id int, metric string, rows []Row, g *Guardrail, ciLabel string
 	if relMargin != nil {
 		vals = append(vals, *relMargin)
 	}
-	sc, ticks, dec := axis(vals)
+	return vals
+}
 
+// wideIntervalLimit is the widest interval that may stretch the axis:
+// wideFactor times the median width, or no limit below three intervals.
+func wideIntervalLimit(rows []Row) float64 {
+	var widths []float64
+	for _, r := range rows {
+		lo, okL := get(r.RelLow)
+		hi, okH := get(r.RelHigh)
+		if okL && okH {
+			widths = append(widths, hi-lo)
+		}
+	}
+	limit := math.Inf(1)
+	if len(widths) >= 3 {
+		sorted := append([]float64(nil), widths...)
+		sort.Float64s(sorted)
+		limit = float64(wideFactor * sorted[len(sorted)/2])
+	}
+	return limit
+}
+
+// forestFrame is the plot's fixed geometry, title and ticks, before its
+// rows are laid out.
+func forestFrame(id int, metric string, sc scale, ticks []float64, dec int) forestPlot {
 	fp := forestPlot{
 		ID:      "fp-" + strconv.Itoa(id),
 		Metric:  metric,
@@ -240,105 +267,161 @@ func buildForest(id int, metric string, rows []Row, g *Guardrail, ciLabel string
 	for _, t := range ticks {
 		fp.Ticks = append(fp.Ticks, tick{X: coord(sc.x(t)), Label: tickLabel(t, dec)})
 	}
+	return fp
+}
 
+// layoutForestRows lays the rows out top to bottom from fpTop. It returns
+// them, the y below the last one, and whether any interval was clipped at
+// the axis.
+func layoutForestRows(rows []Row, rowMargin []*float64, sc scale, ciLabel string) ([]forestRow, float64, bool) {
+	var out []forestRow
 	y := fpTop
-	nSig, nNom, nNA := 0, 0, 0
+	clipped := false
 	for i, r := range rows {
-		h := fpRowH
-		sub := ""
-		if len(r.CollapsedFrom) > 0 {
-			h = fpRowHSub
-			sub = "← " + strings.Join(r.CollapsedFrom, ", ")
-		}
-		label := r.Cohort + " · " + r.Variant
-		fr := forestRow{
-			Key:    r.Cohort + "|" + r.Variant,
-			Y:      coord(y),
-			H:      coord(h),
-			Mid:    coord(y + fpRowH/2 + 4),
-			SubY:   coord(y + fpRowH/2 + 18),
-			Stripe: i%2 == 1,
-			Label:  truncate(label, fpLabelRune),
-			Sub:    truncate(sub, fpSubRune),
-			Sig:    r.Significant,
-		}
-		fr.PtClass = "pt"
-		if r.Significant {
-			fr.SigLabel, fr.PtClass = "★ sig.", "pt sig"
-			if !r.Corrected {
-				fr.SigLabel, fr.PtClass = "☆ nominal", "pt nom"
-			}
-			if r.Tone == "worse" {
-				fr.PtClass += " worse"
-			}
-		}
-		cy := y + fpRowH/2
-		fr.CapMid = coord(cy)
-		tip := []string{r.Cohort + " · " + r.Variant + " vs " + r.Control}
-		if sub != "" {
-			tip = append(tip, "collapsed from "+strings.Join(r.CollapsedFrom, ", "))
-		}
-		est, okE := get(r.RelEffect)
-		lo, okL := get(r.RelLow)
-		hi, okH := get(r.RelHigh)
-		if okE {
-			fr.Point = true
-			fr.X = coord(sc.x(est))
-			fr.Value = pct(est, sigEffect)
-			if okL && okH {
-				fr.CI = true
-				x1, x2 := sc.x(max(lo, sc.lo)), sc.x(min(hi, sc.hi))
-				fr.X1, fr.X2 = coord(x1), coord(x2)
-				fr.CapY1, fr.CapY2 = coord(cy-5), coord(cy+5)
-				if lo < sc.lo {
-					fr.ArrowLo = "M" + coord(x1) + " " + coord(cy) + "l7 -5v10z"
-					fp.Clipped = true
-				}
-				if hi > sc.hi {
-					fr.ArrowHi = "M" + coord(x2) + " " + coord(cy) + "l-7 -5v10z"
-					fp.Clipped = true
-				}
-				fr.Value += " [" + pct(lo, sigEffect) + ", " + pct(hi, sigEffect) + "]"
-			} else {
-				fr.Value += " (no interval)"
-			}
-			tip = append(tip, "relative effect "+fr.Value+" ("+ciLabel+" CI)")
-			switch {
-			case r.Significant && r.Corrected:
-				nSig++
-				tip = append(tip, "significant after correction")
-			case r.Significant:
-				nNom++
-				tip = append(tip, "nominally significant (not corrected)")
-			}
-			if r.Significant && r.Tone == "worse" {
-				tip = append(tip, "in the harmful direction")
-			}
-		} else {
-			nNA++
-			status := r.Status
-			if status == "" || status == "ok" {
-				status = "no estimate"
-			}
-			fr.NA = na + " (" + status + ")"
-			fr.Value = na
-			tip = append(tip, fr.NA)
-		}
-		if rowMargin[i] != nil {
-			fr.MarginX = coord(sc.x(*rowMargin[i]))
-			fr.MarginY1, fr.MarginY2 = coord(y+3), coord(y+h-3)
-		}
-		fr.Tooltip = strings.Join(tip, "; ")
-		fp.Rows = append(fp.Rows, fr)
+		fr, h, c := layoutForestRow(i, r, y, sc, rowMargin[i], ciLabel)
+		clipped = clipped || c
+		out = append(out, fr)
 		y += h
 	}
+	return out, y, clipped
+}
+
+// layoutForestRow lays out row i with its top at y: its band and labels,
+// its point and interval (or n/a), its absolute-margin tick and its
+// tooltip. It returns the row, its height, and whether its interval was
+// clipped at the axis.
+func layoutForestRow(i int, r Row, y float64, sc scale, rowMargin *float64, ciLabel string) (forestRow, float64, bool) {
+	fr, h := forestRowBand(i, r, y)
+	cy := y + fpRowH/2
+	fr.CapMid = coord(cy)
+	clipped := false
+	if est, ok := get(r.RelEffect); ok {
+		clipped = plotEstimate(&fr, r, est, sc, cy)
+	} else {
+		markNoEstimate(&fr, r)
+	}
+	if rowMargin != nil {
+		fr.MarginX = coord(sc.x(*rowMargin))
+		fr.MarginY1, fr.MarginY2 = coord(y+3), coord(y+h-3)
+	}
+	fr.Tooltip = forestRowTooltip(r, fr, ciLabel)
+	return fr, h, clipped
+}
+
+// forestRowBand is a row's band at y (taller when the row lists collapsed
+// cohorts), its labels and its significance marks; it returns the row and
+// its height.
+func forestRowBand(i int, r Row, y float64) (forestRow, float64) {
+	h := fpRowH
+	sub := ""
+	if len(r.CollapsedFrom) > 0 {
+		h = fpRowHSub
+		sub = "← " + strings.Join(r.CollapsedFrom, ", ")
+	}
+	label := r.Cohort + " · " + r.Variant
+	fr := forestRow{
+		Key:    r.Cohort + "|" + r.Variant,
+		Y:      coord(y),
+		H:      coord(h),
+		Mid:    coord(y + fpRowH/2 + 4),
+		SubY:   coord(y + fpRowH/2 + 18),
+		Stripe: i%2 == 1,
+		Label:  truncate(label, fpLabelRune),
+		Sub:    truncate(sub, fpSubRune),
+		Sig:    r.Significant,
+	}
+	fr.PtClass = "pt"
+	if r.Significant {
+		fr.SigLabel, fr.PtClass = "★ sig.", "pt sig"
+		if !r.Corrected {
+			fr.SigLabel, fr.PtClass = "☆ nominal", "pt nom"
+		}
+		if r.Tone == "worse" {
+			fr.PtClass += " worse"
+		}
+	}
+	return fr, h
+}
+
+// plotEstimate draws a row's point at est and its interval, clipped with
+// an arrow where it runs beyond the axis, and writes its value text. It
+// reports whether the interval was clipped.
+func plotEstimate(fr *forestRow, r Row, est float64, sc scale, cy float64) bool {
+	fr.Point = true
+	fr.X = coord(sc.x(est))
+	fr.Value = pct(est, sigEffect)
+	lo, okL := get(r.RelLow)
+	hi, okH := get(r.RelHigh)
+	if !okL || !okH {
+		fr.Value += " (no interval)"
+		return false
+	}
+	clipped := false
+	fr.CI = true
+	x1, x2 := sc.x(max(lo, sc.lo)), sc.x(min(hi, sc.hi))
+	fr.X1, fr.X2 = coord(x1), coord(x2)
+	fr.CapY1, fr.CapY2 = coord(cy-5), coord(cy+5)
+	if lo < sc.lo {
+		fr.ArrowLo = "M" + coord(x1) + " " + coord(cy) + "l7 -5v10z"
+		clipped = true
+	}
+	if hi > sc.hi {
+		fr.ArrowHi = "M" + coord(x2) + " " + coord(cy) + "l-7 -5v10z"
+		clipped = true
+	}
+	fr.Value += " [" + pct(lo, sigEffect) + ", " + pct(hi, sigEffect) + "]"
+	return clipped
+}
+
+// markNoEstimate marks a row without an estimate "n/a (status)".
+func markNoEstimate(fr *forestRow, r Row) {
+	status := r.Status
+	if status == "" || status == "ok" {
+		status = "no estimate"
+	}
+	fr.NA = na + " (" + status + ")"
+	fr.Value = na
+}
+
+// forestRowTooltip is a row's <title>: the comparison, the cohorts
+// collapsed into it, and its effect and significance or why it has none.
+func forestRowTooltip(r Row, fr forestRow, ciLabel string) string {
+	tip := []string{r.Cohort + " · " + r.Variant + " vs " + r.Control}
+	if len(r.CollapsedFrom) > 0 {
+		tip = append(tip, "collapsed from "+strings.Join(r.CollapsedFrom, ", "))
+	}
+	if !fr.Point {
+		return strings.Join(append(tip, fr.NA), "; ")
+	}
+	tip = append(tip, "relative effect "+fr.Value+" ("+ciLabel+" CI)")
+	switch {
+	case r.Significant && r.Corrected:
+		tip = append(tip, "significant after correction")
+	case r.Significant:
+		tip = append(tip, "nominally significant (not corrected)")
+	}
+	if r.Significant && r.Tone == "worse" {
+		tip = append(tip, "in the harmful direction")
+	}
+	return strings.Join(tip, "; ")
+}
+
+// placeAxis puts the grid's bottom, the axis, its tick labels and title
+// below the last row (bottom), and sizes the plot to fit.
+func placeAxis(fp *forestPlot, bottom float64) {
+	y := bottom
 	fp.GridBot = coord(y)
 	fp.GridH = coord(y - fpTop)
 	fp.AxisY = coord(y)
 	fp.TickY = coord(y + 16)
 	fp.AxisTextY = coord(y + 38)
 	fp.Height = coord(y + fpBottom)
+}
 
+// marginMarks draws a guardrail's margin: a relative one as a line across
+// the plot with its harmful region shaded; an absolute one only as a note,
+// its ticks being drawn per row.
+func marginMarks(g *Guardrail, relMargin *float64, sc scale) (*marginLine, string) {
 	if relMargin != nil {
 		mx := sc.x(*relMargin)
 		ml := &marginLine{X: coord(mx), Label: "margin " + pct(*relMargin, sigEffect)}
@@ -347,11 +430,28 @@ func buildForest(id int, metric string, rows []Row, g *Guardrail, ciLabel string
 		} else {
 			ml.RegionX, ml.RegionW = coord(fpPlotX0), coord(mx-fpPlotX0)
 		}
-		fp.Margin = ml
-	} else if g != nil {
-		fp.AbsMargin = "margin " + signedMargin(g) + " (absolute), drawn per row relative to its control mean"
+		return ml, ""
 	}
+	if g != nil {
+		return nil, "margin " + signedMargin(g) + " (absolute), drawn per row relative to its control mean"
+	}
+	return nil, ""
+}
 
+// forestDesc is the plot's <desc>: what a row shows, how many rows are
+// significant, nominal or without an estimate, and the guardrail.
+func forestDesc(rows []Row, g *Guardrail, ciLabel string, fp forestPlot) string {
+	nSig, nNom, nNA := 0, 0, 0
+	for _, r := range rows {
+		switch _, ok := get(r.RelEffect); {
+		case !ok:
+			nNA++
+		case r.Significant && r.Corrected:
+			nSig++
+		case r.Significant:
+			nNom++
+		}
+	}
 	desc := []string{
 		strconv.Itoa(len(rows)) + " rows, one per cohort and treatment variant: the relative effect (variant minus control, over control) with its " + ciLabel + " confidence interval; the vertical line is zero.",
 		strconv.Itoa(nSig) + " significant after correction (filled marker, ★ sig.).",
@@ -365,8 +465,7 @@ func buildForest(id int, metric string, rows []Row, g *Guardrail, ciLabel string
 	if g != nil {
 		desc = append(desc, "Guardrail: harmful "+g.Harmful+", "+strings.TrimPrefix(fp.marginText(g), "margin ")+".")
 	}
-	fp.Desc = strings.Join(desc, " ")
-	return fp
+	return strings.Join(desc, " ")
 }
 
 func (fp forestPlot) marginText(g *Guardrail) string {
