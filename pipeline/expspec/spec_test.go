@@ -225,3 +225,26 @@ func FuzzParseSpec(f *testing.F) {
 		}
 	})
 }
+
+// A spec with several faults of one kind gets the same error every time:
+// the message must not depend on map iteration order.
+func TestValidateErrorsAreDeterministic(t *testing.T) {
+	cases := []struct{ name, edit, want string }{
+		{"two unknown templates", "quality: v1, zeta: v1, alpha: v1", `templates.alpha`},
+		{"a parent of two leaves", "taxonomy: [power/mobile/a, power/mobile/b, power/mobile, casual/mobile]", `"power/mobile" is listed as a leaf but is the parent of "power/mobile/a"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			text := strings.Replace(baseSpec, "quality: v1", c.edit, 1)
+			if strings.HasPrefix(c.edit, "taxonomy") {
+				text = strings.Replace(baseSpec, "taxonomy: [power/mobile, casual/mobile]", c.edit, 1)
+			}
+			for i := 0; i < 50; i++ {
+				_, err := expspec.ParseSpec("specs/a.yaml", []byte(text))
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("run %d: got %v, want an error naming %s", i, err, c.want)
+				}
+			}
+		})
+	}
+}

@@ -173,7 +173,8 @@ func (s *Spec) validateTemplatePins() error {
 			return s.errf("templates."+name, "want a version like v1, got %q", v)
 		}
 	}
-	for name := range s.Templates {
+	// Sorted, so that the same spec always names the same template.
+	for _, name := range slices.Sorted(maps.Keys(s.Templates)) {
 		if !slices.Contains(TemplateNames, name) {
 			return s.errf("templates."+name, "unknown template; want one of %s", strings.Join(TemplateNames, ", "))
 		}
@@ -210,7 +211,8 @@ func (s *Spec) validateTaxonomy() error {
 		}
 		leaves[l] = true
 	}
-	for l := range leaves {
+	// In the spec's order, so that the same spec always names the same pair.
+	for _, l := range s.Cohorts.Taxonomy {
 		for p := l; strings.Contains(p, "/"); {
 			p = p[:strings.LastIndex(p, "/")]
 			if leaves[p] {
