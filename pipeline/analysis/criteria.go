@@ -66,6 +66,10 @@ type criteriaStatistics struct {
 	Sequential         *expspec.Sequential    `json:"sequential,omitempty"`
 	CUPED              *expspec.CUPEDSettings `json:"cuped,omitempty"`
 	SRMThreshold       float64                `json:"srm_threshold"`
+	// The engine and its decision thresholds (empty for the default
+	// frequentist engine, so that earlier criteria keep their hash).
+	Engine   string                    `json:"engine,omitempty"`
+	Bayesian *expspec.BayesianSettings `json:"bayesian,omitempty"`
 }
 
 // criteriaOf returns a validated spec's criteria, as canonical JSON, and
@@ -89,6 +93,8 @@ func criteriaOf(spec *expspec.Spec) (json.RawMessage, string, error) {
 			Sequential:         spec.Statistics.Sequential,
 			CUPED:              spec.Statistics.CUPED,
 			SRMThreshold:       spec.Statistics.SRMThreshold,
+			Engine:             spec.Statistics.Engine,
+			Bayesian:           spec.Statistics.Bayesian,
 		},
 		Quality:            spec.Quality,
 		Templates:          spec.Templates,

@@ -154,6 +154,14 @@ type Metric struct {
 	// end). Needs unit_metrics@v3, whose default is 72; v1 and v2 count
 	// every event until the window end.
 	AttributionHours int `yaml:"attribution_hours,omitempty" json:"attribution_hours,omitempty"`
+	// Prior is this metric's prior under the Bayesian engine (default:
+	// statistics.bayesian.prior). See inference.go.
+	Prior *Prior `yaml:"prior,omitempty" json:"prior,omitempty"`
+	// Hypothesis states the metric's frequentist test when it is not the
+	// default two-sided test of no effect: a one-sided alternative, a
+	// superiority or non-inferiority margin, its own α and power. See
+	// inference.go.
+	Hypothesis *Hypothesis `yaml:"hypothesis,omitempty" json:"hypothesis,omitempty"`
 }
 
 // Part is one aggregated per-unit quantity: a ratio's denominator.
@@ -208,6 +216,13 @@ type Statistics struct {
 	// MaxRelativeMDE flags a comparison as underpowered when its relative
 	// MDE exceeds it; default 0.05.
 	MaxRelativeMDE float64 `yaml:"max_relative_mde,omitempty" json:"max_relative_mde"`
+	// Engine is the inference engine that decides: frequentist (empty,
+	// the default) or bayesian. Empty is never filled in, so that specs
+	// written before the Bayesian engine keep their hash.
+	Engine string `yaml:"engine,omitempty" json:"engine,omitempty"`
+	// Bayesian configures the Bayesian engine (engine: bayesian only):
+	// the default prior and the decision thresholds. See inference.go.
+	Bayesian *BayesianSettings `yaml:"bayesian,omitempty" json:"bayesian,omitempty"`
 }
 
 // Sequential configures always-valid confidence sequences.

@@ -40,6 +40,7 @@ func (s *Spec) Validate() error {
 		s.validateCohorts,
 		s.validateMetrics,
 		s.validateStatistics,
+		s.validateInference,
 		s.validateClampScaling,
 		s.validateGates,
 		s.validatePrivacy,
