@@ -50,6 +50,12 @@ type GoalResult struct {
 	AdjPValue float64
 	// Alpha is the family-wise or FDR level; zero means DefaultAlpha.
 	Alpha float64
+	// Test, when set, is the goal's own hypothesis test (TestHypothesis
+	// at the adjusted alpha, TestKind superiority or non_inferiority):
+	// AdjPValue then adjusts its p-value, and the goal wins when the test
+	// rejects — significantly better (superiority) or non-inferior.
+	Test     *HypothesisTest
+	TestKind string
 }
 
 // Guardrail is a metric that must not get worse than a margin.
@@ -63,6 +69,10 @@ type Guardrail struct {
 	// (0.02 tolerates a 2% change in the harmful direction).
 	Margin   float64
 	Relative bool
+	// Alternative is "" for the two-sided rule; "greater" or "less" (the
+	// safe direction) when the guardrail is judged one-sided at level α:
+	// Comparison is then at level 2α, whose bounds are the one-sided tests.
+	Alternative string
 }
 
 // GuardrailResult is one guardrail's comparison for one variant and cohort.
@@ -108,6 +118,15 @@ type Evidence struct {
 	Alpha          float64  `json:"alpha"`
 	Outcome        string   `json:"outcome"`
 	Fired          bool     `json:"fired"` // this item triggered the rule
+	// Test, Alternative, NullValue and Bound describe a goal's own
+	// hypothesis test (Test superiority or non_inferiority; NullValue the
+	// margin signed in the direction of the test, on Scale; Bound its
+	// one-sided confidence bound at Alpha); Alternative also a one-sided
+	// guardrail's. Omitted for the default two-sided rule.
+	Test        string   `json:"test,omitempty"`
+	Alternative string   `json:"alternative,omitempty"`
+	NullValue   *float64 `json:"null_value,omitempty"`
+	Bound       *float64 `json:"bound,omitempty"`
 }
 
 // Decision is the verdict for one experiment.
@@ -225,7 +244,7 @@ func DecideUnder(goals []GoalResult, guardrails []GuardrailResult, c Conditions)
 	for _, v := range variants {
 		won := false
 		for i := range goals {
-			if d.Evidence[i].Variant == v && d.Evidence[i].Outcome == OutcomeBetter {
+			if d.Evidence[i].Variant == v && goalWins(d.Evidence[i]) {
 				won = true
 			}
 		}
@@ -244,7 +263,7 @@ func DecideUnder(goals []GoalResult, guardrails []GuardrailResult, c Conditions)
 		}
 		d.Variants = append(d.Variants, v)
 		for i := range goals {
-			if d.Evidence[i].Variant == v && d.Evidence[i].Outcome == OutcomeBetter {
+			if d.Evidence[i].Variant == v && goalWins(d.Evidence[i]) {
 				d.Evidence[i].Fired = true
 			}
 		}
@@ -258,6 +277,11 @@ func DecideUnder(goals []GoalResult, guardrails []GuardrailResult, c Conditions)
 	case len(d.Variants) > 0:
 		d.Verdict, d.Rule = VerdictShip, RuleGoalWin
 		d.Reason = fmt.Sprintf("a goal metric is significantly better and every guardrail is non-inferior in variant(s) %q", d.Variants)
+		for i := range goals {
+			if d.Evidence[i].Fired && d.Evidence[i].Outcome == OutcomeNonInferior {
+				d.Reason = fmt.Sprintf("a goal metric is significantly better or shown non-inferior by its test, and every guardrail is non-inferior in variant(s) %q", d.Variants)
+			}
+		}
 	case goalWon:
 		d.Verdict, d.Rule = VerdictHold, RuleGuardrailUnconfirmed
 		d.Reason = "a goal metric is significantly better but a guardrail is not shown non-inferior"
@@ -273,7 +297,22 @@ func DecideUnder(goals []GoalResult, guardrails []GuardrailResult, c Conditions)
 	return d
 }
 
+// goalWins reports whether a goal's evidence qualifies its variant for a
+// ship: significantly better, or shown non-inferior by its own test.
+func goalWins(e Evidence) bool {
+	return e.Outcome == OutcomeBetter || (e.Test == TestNonInferiority && e.Outcome == OutcomeNonInferior)
+}
+
+// Kinds of a goal's own test (GoalResult.TestKind).
+const (
+	TestSuperiority    = "superiority"
+	TestNonInferiority = "non_inferiority"
+)
+
 func goalEvidence(g GoalResult) Evidence {
+	if g.Test != nil {
+		return goalTestEvidence(g)
+	}
 	c := g.Comparison
 	alpha := g.Alpha
 	if alpha == 0 {
@@ -324,6 +363,11 @@ func guardrailEvidence(g GuardrailResult) Evidence {
 		e.Estimate, e.Low, e.High = c.RelDiff, c.RelLow, c.RelHigh
 		valid = c.Status == StatusOK
 	}
+	if g.Alternative != "" {
+		// One-sided at α: the interval is the 1−2α one, each bound a
+		// one-sided test at α.
+		e.Alternative, e.Alpha = g.Alternative, c.Alpha/2
+	}
 	m := g.Margin
 	if !finite(m) || m < 0 {
 		e.Outcome = OutcomeInvalid
@@ -347,6 +391,55 @@ func guardrailEvidence(g GuardrailResult) Evidence {
 		e.Outcome = OutcomeNonInferior
 	default:
 		e.Outcome = OutcomeInconclusive
+	}
+	return e
+}
+
+// goalTestEvidence is a goal judged on its own hypothesis test: on the
+// test's scale, with its (adjusted) p-value and one-sided bound.
+func goalTestEvidence(g GoalResult) Evidence {
+	c, t := g.Comparison, g.Test
+	alpha := g.Alpha
+	if alpha == 0 {
+		alpha = DefaultAlpha
+	}
+	h := t.Hypothesis
+	e := Evidence{
+		Role: "goal", Metric: g.Metric, Variant: g.Variant, Cohort: g.Cohort,
+		Status: t.Status, Scale: "absolute", DesiredDirection: g.Desired.String(),
+		Estimate: c.Diff, Low: c.DiffLow, High: c.DiffHigh, PValue: t.PValue, Alpha: alpha,
+		Test: g.TestKind, Alternative: h.Alternative.String(),
+	}
+	if h.Relative {
+		e.Scale = "relative"
+		e.Estimate, e.Low, e.High = c.RelDiff, c.RelLow, c.RelHigh
+	}
+	null := h.Null
+	e.NullValue = &null
+	if t.HasLow && h.Alternative == Greater {
+		b := t.Low
+		e.Bound = &b
+	}
+	if t.HasHigh && h.Alternative == Less {
+		b := t.High
+		e.Bound = &b
+	}
+	adj := g.AdjPValue
+	if !finite(adj) {
+		adj = 1
+	}
+	e.PValueAdjusted = &adj
+	switch {
+	case t.Status != StatusOK:
+		e.Outcome = OutcomeInvalid
+	case adj <= alpha && g.TestKind == TestNonInferiority:
+		e.Outcome = OutcomeNonInferior
+	case adj <= alpha:
+		e.Outcome = OutcomeBetter
+	case g.TestKind == TestNonInferiority:
+		e.Outcome = OutcomeInconclusive
+	default:
+		e.Outcome = OutcomeNotSig
 	}
 	return e
 }

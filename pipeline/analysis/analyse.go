@@ -115,6 +115,9 @@ type decisionInputs struct {
 	goals      []stats.GoalResult
 	goalRows   []int // the row of each goal
 	guardrails []stats.GuardrailResult
+	// The Bayesian engine's goals and guardrails (engine: bayesian).
+	bayesGoals      []stats.BayesGoal
+	bayesGuardrails []stats.BayesGuardrail
 }
 
 // familyMember is one comparison in the multiple-testing family: its row
@@ -124,6 +127,9 @@ type familyMember struct {
 	control, treatment stats.Arm
 	kind               stats.Kind
 	opts               stats.Options
+	// test is the goal's own hypothesis (nil for the two-sided rule): the
+	// family corrects its p-value instead.
+	test *stats.Hypothesis
 }
 
 // cohortComparisons compares every treatment with the control for each
@@ -143,12 +149,26 @@ func (a *analyser) cohortComparisons(srm map[string]SRMCheck, record func(stats.
 					continue
 				}
 				cmp := stats.Compare(cm.controlCmp, cm.cmpArms[i], cm.kind, cm.opts)
-				rows = append(rows, a.resultRow(cm, i, cmp, srm[coh]))
+				row := a.resultRow(cm, i, cmp, srm[coh])
+				var br *stats.BayesResult
+				if a.spec.IsBayesian() {
+					b := a.bayesOf(cm, i)
+					br = &b
+				}
+				row.Ext = a.rowExt(cm, i, br)
+				rows = append(rows, row)
 				if record != nil {
 					record(cmp)
 				}
 				member := familyMember{row: len(rows) - 1, control: cm.controlCmp, treatment: cm.cmpArms[i], kind: cm.kind, opts: cm.opts}
-				in.collect(a.spec.Statistics, cm, v.Name, member, cmp)
+				if m.Role == "goal" && m.Hypothesis != nil {
+					h, _ := hypothesisOf(a.spec, m)
+					member.test = &h
+				}
+				in.collect(a.spec, cm, v.Name, member, a.guardrailComparison(cm, i, cmp))
+				if br != nil {
+					in.collectBayes(cm, v.Name, *br)
+				}
 			}
 		}
 	}
@@ -194,6 +214,7 @@ func (a *analyser) cohortMetricArms(coh string, m expspec.Metric) (*cohortMetric
 		cm.cmpArms = append(cm.cmpArms, armOf(c, kind, a.scale, cuped, sd, bx, by, rawVariances(kind, cuped)))
 	}
 	cm.opts, cm.theta = fitCUPED(a.opts, cm.arms, kind, cuped)
+	cm.opts = a.metricOptions(cm.opts, m)
 	for i, v := range a.spec.Variants {
 		if v.Control {
 			cm.controlArm, cm.controlCmp, cm.controlCell = cm.arms[i], cm.cmpArms[i], cm.cells[i]
@@ -234,12 +255,11 @@ func fitCUPED(opts stats.Options, arms []stats.Arm, kind stats.Kind, cuped bool)
 // resultRow is the row of variant i against the control in one cohort ×
 // metric, before the multiple-testing correction.
 func (a *analyser) resultRow(cm *cohortMetric, i int, cmp stats.Comparison, srm SRMCheck) ResultRow {
-	st := a.spec.Statistics
 	m := cm.metric
 	row := ResultRow{
 		Experiment: a.spec.Experiment, Cohort: cm.cohort, Metric: m.Name, Kind: m.Kind, Role: m.Role,
 		Variant: a.spec.Variants[i].Name, Control: a.control, NControl: cm.controlCell.N, NVariant: cm.cells[i].N,
-		CILevel: 1 - st.Alpha, Interval: a.interval, Status: cmp.Status,
+		CILevel: 1 - cm.opts.Alpha, Interval: a.interval, Status: cmp.Status,
 		SRMPValue: opt(srm.AdjPValue), SRM: srm.Invalid, Underpowered: cmp.Underpowered,
 		Private: cm.sd != nil, CollapsedFrom: a.collapsed[cm.cohort],
 	}
@@ -283,23 +303,60 @@ func setEstimates(row *ResultRow, cmp stats.Comparison, theta *float64) {
 // read: a goal joins the family in the (all) cohort, or in every cohort
 // with correction_scope cohorts; the (all) cohort's goals and guardrails
 // are the decision's.
-func (in *decisionInputs) collect(st expspec.Statistics, cm *cohortMetric, variant string, member familyMember, cmp stats.Comparison) {
+func (in *decisionInputs) collect(spec *expspec.Spec, cm *cohortMetric, variant string, member familyMember, cmp stats.Comparison) {
+	st := spec.Statistics
 	coh, m := cm.cohort, cm.metric
 	if m.Role == "goal" && (coh == expspec.AllCohort || st.CorrectionScope == "cohorts") {
 		in.family = append(in.family, member)
 	}
 	if coh == expspec.AllCohort && m.Role == "goal" {
 		dir, _ := stats.ParseDirection(m.Direction)
-		in.goals = append(in.goals, stats.GoalResult{Metric: m.Name, Variant: variant, Cohort: coh, Desired: dir, Comparison: cmp, Alpha: st.Alpha})
+		g := stats.GoalResult{Metric: m.Name, Variant: variant, Cohort: coh, Desired: dir, Comparison: cmp, Alpha: spec.MetricAlpha(m)}
+		if member.test != nil {
+			_, g.TestKind = hypothesisOf(spec, m)
+		}
+		in.goals = append(in.goals, g)
 		in.goalRows = append(in.goalRows, member.row)
 	}
 	if coh == expspec.AllCohort && m.Role == "guardrail" {
 		harm, _ := stats.ParseDirection(m.Guardrail.Harmful)
-		in.guardrails = append(in.guardrails, stats.GuardrailResult{
-			Guardrail: stats.Guardrail{Metric: m.Name, Harmful: harm, Margin: m.Guardrail.Margin, Relative: m.Guardrail.Relative},
-			Variant:   variant, Cohort: coh, Comparison: cmp,
-		})
+		g := stats.Guardrail{Metric: m.Name, Harmful: harm, Margin: m.Guardrail.Margin, Relative: m.Guardrail.Relative}
+		if h := m.Hypothesis; h != nil && h.Alternative != expspec.AltTwoSided {
+			g.Alternative = h.Alternative
+		}
+		in.guardrails = append(in.guardrails, stats.GuardrailResult{Guardrail: g, Variant: variant, Cohort: coh, Comparison: cmp})
 	}
+}
+
+// collectBayes adds a Bayesian comparison of the (all) cohort's goals and
+// guardrails to what the Bayesian verdict reads.
+func (in *decisionInputs) collectBayes(cm *cohortMetric, variant string, br stats.BayesResult) {
+	coh, m := cm.cohort, cm.metric
+	if coh != expspec.AllCohort {
+		return
+	}
+	switch m.Role {
+	case "goal":
+		in.bayesGoals = append(in.bayesGoals, stats.BayesGoal{Metric: m.Name, Variant: variant, Cohort: coh, Desired: desiredOf(m), Result: br})
+	case "guardrail":
+		harm, _ := stats.ParseDirection(m.Guardrail.Harmful)
+		in.bayesGuardrails = append(in.bayesGuardrails, stats.BayesGuardrail{
+			Guardrail: stats.Guardrail{Metric: m.Name, Harmful: harm, Margin: m.Guardrail.Margin, Relative: m.Guardrail.Relative},
+			Variant:   variant, Cohort: coh, Result: br})
+	}
+}
+
+// guardrailComparison is the comparison a guardrail is judged on: the
+// row's, or for a one-sided guardrail the one at level 2α (whose bounds
+// are the one-sided tests at α).
+func (a *analyser) guardrailComparison(cm *cohortMetric, i int, cmp stats.Comparison) stats.Comparison {
+	h := cm.metric.Hypothesis
+	if cm.metric.Role != "guardrail" || h == nil || h.Alternative == expspec.AltTwoSided {
+		return cmp
+	}
+	o := cm.opts
+	o.Alpha *= 2
+	return stats.Compare(cm.controlCmp, cm.cmpArms[i], cm.kind, o)
 }
 
 // correctFamily corrects the family for multiple testing: each member's
@@ -314,8 +371,9 @@ func correctFamily(rows []ResultRow, in *decisionInputs, st expspec.Statistics) 
 	p := make([]float64, len(in.family))
 	for i, f := range in.family {
 		p[i] = 1
-		if rows[f.row].PValue != nil {
-			p[i] = *rows[f.row].PValue
+		switch pv := familyPValue(rows[f.row], f); {
+		case pv != nil:
+			p[i] = *pv
 		}
 	}
 	corr, err := stats.ParseCorrection(st.Correction)
@@ -323,19 +381,39 @@ func correctFamily(rows []ResultRow, in *decisionInputs, st expspec.Statistics) 
 		return err
 	}
 	adj := stats.Adjust(corr, p)
-	adjCmp := adjustedComparisons(rows, in.family, adj, stats.AdjustedAlphas(corr, p, st.Alpha))
-	adjustGoals(in, adj, adjCmp, st.Alpha)
+	alphas := stats.AdjustedAlphas(corr, p, st.Alpha)
+	if corr == stats.NoCorrection {
+		// Without a correction each goal keeps its own level.
+		for i, f := range in.family {
+			alphas[i] = f.opts.Alpha
+		}
+	}
+	adjCmp, adjTest := adjustedComparisons(rows, in.family, adj, alphas)
+	adjustGoals(in, adj, adjCmp, adjTest)
 	return nil
+}
+
+// familyPValue is the p-value a family member is corrected on: its own
+// test's when it has one, else the two-sided comparison's.
+func familyPValue(r ResultRow, f familyMember) *float64 {
+	if f.test != nil {
+		if r.Ext == nil || r.Ext.TestPValue == nil {
+			return nil
+		}
+		return r.Ext.TestPValue
+	}
+	return r.PValue
 }
 
 // adjustedComparisons writes each family row's adjusted p-value and its
 // interval at the adjusted alpha, and returns those comparisons by row.
 // A row with no p-value is left as it is.
-func adjustedComparisons(rows []ResultRow, family []familyMember, adj, alphas []float64) map[int]stats.Comparison {
+func adjustedComparisons(rows []ResultRow, family []familyMember, adj, alphas []float64) (map[int]stats.Comparison, map[int]stats.HypothesisTest) {
 	adjCmp := map[int]stats.Comparison{}
+	adjTest := map[int]stats.HypothesisTest{}
 	for i, f := range family {
 		row := &rows[f.row]
-		if row.PValue == nil {
+		if familyPValue(*row, f) == nil {
 			continue
 		}
 		row.PValueAdjusted = opt(adj[i])
@@ -343,16 +421,31 @@ func adjustedComparisons(rows []ResultRow, family []familyMember, adj, alphas []
 		o.Alpha = alphas[i]
 		ac := stats.Compare(f.control, f.treatment, f.kind, o)
 		adjCmp[f.row] = ac
+		if f.test != nil {
+			// The adjusted confidence set of the goal's own test: one
+			// side only for a one-sided test.
+			h := *f.test
+			h.Alpha = alphas[i]
+			t := stats.TestHypothesis(f.control, f.treatment, f.kind, f.opts.CUPED, h)
+			adjTest[f.row] = t
+			if t.Status == stats.StatusOK && t.HasLow {
+				row.AdjCILow = opt(t.Low)
+			}
+			if t.Status == stats.StatusOK && t.HasHigh {
+				row.AdjCIHigh = opt(t.High)
+			}
+			continue
+		}
 		if ac.Valid() {
 			row.AdjCILow, row.AdjCIHigh = opt(ac.DiffLow), opt(ac.DiffHigh)
 		}
 	}
-	return adjCmp
+	return adjCmp, adjTest
 }
 
 // adjustGoals gives each goal its row's adjusted p-value and, where there
 // is one, the comparison at the adjusted alpha.
-func adjustGoals(in *decisionInputs, adj []float64, adjCmp map[int]stats.Comparison, alpha float64) {
+func adjustGoals(in *decisionInputs, adj []float64, adjCmp map[int]stats.Comparison, adjTest map[int]stats.HypothesisTest) {
 	adjByRow := map[int]float64{}
 	for i, f := range in.family {
 		adjByRow[f.row] = adj[i]
@@ -362,7 +455,12 @@ func adjustGoals(in *decisionInputs, adj []float64, adjCmp map[int]stats.Compari
 		if ac, ok := adjCmp[r]; ok {
 			in.goals[i].Comparison = ac
 		}
-		in.goals[i].Alpha = alpha
+		if t, ok := adjTest[r]; ok {
+			in.goals[i].Test = &t
+		} else if in.goals[i].TestKind != "" {
+			// No p-value (an invalid comparison): judged invalid.
+			in.goals[i].Test = &stats.HypothesisTest{Status: stats.StatusInvalidInput, PValue: 1}
+		}
 	}
 }
 
@@ -378,6 +476,9 @@ func (a *analyser) decide(date string, srm []SRMCheck, in decisionInputs) Decisi
 	}
 	if dec.Evidence == nil {
 		dec.Evidence = []stats.Evidence{}
+	}
+	if a.spec.IsBayesian() {
+		a.decideBayes(&dec, srmInvalid(srm), in)
 	}
 	return dec
 }

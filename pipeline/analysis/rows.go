@@ -64,6 +64,66 @@ type ResultRow struct {
 	Name        string `parquet:"name"`
 	NominalDate int32  `parquet:"nominal_date,date"`
 	SpecSHA256  string `parquet:"spec_sha256"`
+	// Ext holds the columns of the extended layout (RowExt), written only
+	// for specs that use the Bayesian engine or a metric hypothesis; nil
+	// otherwise, so that every other spec keeps its results bytes.
+	Ext *RowExt `parquet:"-"`
+}
+
+// RowExt is the extended layout's extra columns, after spec_sha256 (so
+// that every earlier column keeps its position). The Bayesian columns are
+// set under the Bayesian engine, the test columns for a metric with a
+// hypothesis; the others are empty. Columns are documented in README.md.
+type RowExt struct {
+	// Engine is the engine that decides: frequentist or bayesian.
+	Engine string `parquet:"engine"`
+	// Prior names the prior in words ("flat", "normal(mean 0, sd 0.3) on
+	// the relative effect"); CredibleLevel is 1 − statistics.alpha.
+	Prior         string   `parquet:"prior"`
+	CredibleLevel *float64 `parquet:"credible_level,optional"`
+	// Posterior mean and sd of the absolute and relative effect, and
+	// their equal-tailed credible intervals.
+	PostAbsMean *float64 `parquet:"post_abs_mean,optional"`
+	PostAbsSD   *float64 `parquet:"post_abs_sd,optional"`
+	CredAbsLow  *float64 `parquet:"cred_abs_low,optional"`
+	CredAbsHigh *float64 `parquet:"cred_abs_high,optional"`
+	PostRelMean *float64 `parquet:"post_rel_mean,optional"`
+	PostRelSD   *float64 `parquet:"post_rel_sd,optional"`
+	CredRelLow  *float64 `parquet:"cred_rel_low,optional"`
+	CredRelHigh *float64 `parquet:"cred_rel_high,optional"`
+	// ChanceToBeatControl is the posterior probability (on DecisionScale)
+	// that the effect is in the metric's desired direction (a goal's
+	// direction, away from a guardrail's harm, up for a secondary metric);
+	// RiskControl and RiskTreatment the expected loss of keeping control
+	// and of shipping, on DecisionScale.
+	DecisionScale       string   `parquet:"decision_scale"`
+	ChanceToBeatControl *float64 `parquet:"chance_to_beat_control,optional"`
+	RiskControl         *float64 `parquet:"risk_control,optional"`
+	RiskTreatment       *float64 `parquet:"risk_treatment,optional"`
+	BayesStatus         string   `parquet:"bayes_status"`
+	// The metric's hypothesis test: alternative (two-sided, greater,
+	// less), test (two-sided, superiority, non_inferiority), its scale,
+	// null value δ₀ (the margin, signed), level, statistic, p-value, the
+	// matching confidence set (one side empty for a one-sided test) and
+	// whether H₀ is rejected at test_alpha (before any correction).
+	Alternative   string   `parquet:"alternative"`
+	Test          string   `parquet:"test"`
+	TestScale     string   `parquet:"test_scale"`
+	NullValue     *float64 `parquet:"null_value,optional"`
+	TestAlpha     *float64 `parquet:"test_alpha,optional"`
+	TestStatistic *float64 `parquet:"test_statistic,optional"`
+	TestPValue    *float64 `parquet:"test_p_value,optional"`
+	TestCILow     *float64 `parquet:"test_ci_low,optional"`
+	TestCIHigh    *float64 `parquet:"test_ci_high,optional"`
+	TestReject    *bool    `parquet:"test_reject,optional"`
+	TestStatus    string   `parquet:"test_status"`
+}
+
+// ExtendedRow is a result row in the extended layout: ResultRow's
+// columns, then RowExt's (Parquet flattens both embedded structs).
+type ExtendedRow struct {
+	ResultRow
+	RowExt
 }
 
 // FormatFloat writes a float in Verity's canonical form: the shortest

@@ -72,6 +72,60 @@ var resultColumns = []struct {
 	{"spec_sha256", func(r *analysis.ResultRow) string { return r.SpecSHA256 }},
 }
 
+// extColumns are the extended layout's columns (analysis.RowExt), written
+// after resultColumns for specs that use the Bayesian engine or a metric
+// hypothesis (rows with Ext set).
+var extColumns = []struct {
+	name string
+	get  func(*analysis.RowExt) string
+}{
+	{"engine", func(e *analysis.RowExt) string { return e.Engine }},
+	{"prior", func(e *analysis.RowExt) string { return e.Prior }},
+	{"credible_level", func(e *analysis.RowExt) string { return fmtOpt(e.CredibleLevel) }},
+	{"post_abs_mean", func(e *analysis.RowExt) string { return fmtOpt(e.PostAbsMean) }},
+	{"post_abs_sd", func(e *analysis.RowExt) string { return fmtOpt(e.PostAbsSD) }},
+	{"cred_abs_low", func(e *analysis.RowExt) string { return fmtOpt(e.CredAbsLow) }},
+	{"cred_abs_high", func(e *analysis.RowExt) string { return fmtOpt(e.CredAbsHigh) }},
+	{"post_rel_mean", func(e *analysis.RowExt) string { return fmtOpt(e.PostRelMean) }},
+	{"post_rel_sd", func(e *analysis.RowExt) string { return fmtOpt(e.PostRelSD) }},
+	{"cred_rel_low", func(e *analysis.RowExt) string { return fmtOpt(e.CredRelLow) }},
+	{"cred_rel_high", func(e *analysis.RowExt) string { return fmtOpt(e.CredRelHigh) }},
+	{"decision_scale", func(e *analysis.RowExt) string { return e.DecisionScale }},
+	{"chance_to_beat_control", func(e *analysis.RowExt) string { return fmtOpt(e.ChanceToBeatControl) }},
+	{"risk_control", func(e *analysis.RowExt) string { return fmtOpt(e.RiskControl) }},
+	{"risk_treatment", func(e *analysis.RowExt) string { return fmtOpt(e.RiskTreatment) }},
+	{"bayes_status", func(e *analysis.RowExt) string { return e.BayesStatus }},
+	{"alternative", func(e *analysis.RowExt) string { return e.Alternative }},
+	{"test", func(e *analysis.RowExt) string { return e.Test }},
+	{"test_scale", func(e *analysis.RowExt) string { return e.TestScale }},
+	{"null_value", func(e *analysis.RowExt) string { return fmtOpt(e.NullValue) }},
+	{"test_alpha", func(e *analysis.RowExt) string { return fmtOpt(e.TestAlpha) }},
+	{"test_statistic", func(e *analysis.RowExt) string { return fmtOpt(e.TestStatistic) }},
+	{"test_p_value", func(e *analysis.RowExt) string { return fmtOpt(e.TestPValue) }},
+	{"test_ci_low", func(e *analysis.RowExt) string { return fmtOpt(e.TestCILow) }},
+	{"test_ci_high", func(e *analysis.RowExt) string { return fmtOpt(e.TestCIHigh) }},
+	{"test_reject", func(e *analysis.RowExt) string {
+		if e.TestReject == nil {
+			return ""
+		}
+		return strconv.FormatBool(*e.TestReject)
+	}},
+	{"test_status", func(e *analysis.RowExt) string { return e.TestStatus }},
+}
+
+func isExtColumn(name string) bool {
+	for _, c := range extColumns {
+		if c.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// isExtended reports whether rows are in the extended layout (every row
+// carries RowExt, or none does).
+func isExtended(rows []analysis.ResultRow) bool { return len(rows) > 0 && rows[0].Ext != nil }
+
 func fmtOpt(v *float64) string {
 	if v == nil {
 		return ""
@@ -83,17 +137,32 @@ func fmtOpt(v *float64) string {
 func EncodeResultsCSV(rows []analysis.ResultRow) ([]byte, error) {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	header := make([]string, len(resultColumns))
-	for i, c := range resultColumns {
-		header[i] = c.name
+	ext := isExtended(rows)
+	header := make([]string, 0, len(resultColumns)+len(extColumns))
+	for _, c := range resultColumns {
+		header = append(header, c.name)
+	}
+	if ext {
+		for _, c := range extColumns {
+			header = append(header, c.name)
+		}
 	}
 	if err := w.Write(header); err != nil {
 		return nil, err
 	}
-	rec := make([]string, len(resultColumns))
+	rec := make([]string, len(header))
 	for i := range rows {
 		for j, c := range resultColumns {
 			rec[j] = c.get(&rows[i])
+		}
+		if ext {
+			e := rows[i].Ext
+			if e == nil {
+				return nil, fmt.Errorf("results.csv: row %d lacks the extended columns of the others", i)
+			}
+			for j, c := range extColumns {
+				rec[len(resultColumns)+j] = c.get(e)
+			}
 		}
 		if err := w.Write(rec); err != nil {
 			return nil, err
@@ -109,8 +178,22 @@ func EncodeResultsCSV(rows []analysis.ResultRow) ([]byte, error) {
 // EncodeResultsParquet writes rows as a Parquet file. The bytes depend only
 // on the rows and the parquet-go version pinned in go.mod.
 func EncodeResultsParquet(rows []analysis.ResultRow) ([]byte, error) {
+	if isExtended(rows) {
+		ext := make([]analysis.ExtendedRow, len(rows))
+		for i, r := range rows {
+			if r.Ext == nil {
+				return nil, fmt.Errorf("results.parquet: row %d lacks the extended columns of the others", i)
+			}
+			ext[i] = analysis.ExtendedRow{ResultRow: r, RowExt: *r.Ext}
+		}
+		return encodeParquet(ext)
+	}
+	return encodeParquet(rows)
+}
+
+func encodeParquet[T any](rows []T) ([]byte, error) {
 	var b bytes.Buffer
-	w := parquet.NewGenericWriter[analysis.ResultRow](&b, parquet.Compression(&parquet.Zstd))
+	w := parquet.NewGenericWriter[T](&b, parquet.Compression(&parquet.Zstd))
 	if _, err := w.Write(rows); err != nil {
 		return nil, fmt.Errorf("results.parquet: %w", err)
 	}
@@ -152,13 +235,17 @@ func EncodeOutputs(st RowStamp, rows []analysis.ResultRow, quality any, decision
 	if err != nil {
 		return nil, err
 	}
+	schema := resultsSchema
+	if isExtended(rows) {
+		schema = extendedSchema
+	}
 	return []diskio.StagedFile{
 		{Name: "results.csv", Data: csvBytes},
 		{Name: "results.parquet", Data: pq},
 		{Name: "quality.json", Data: qualityJSON},
 		{Name: "decisions.json", Data: decisionsJSON},
 		{Name: "report.html", Data: page},
-		{Name: "results.schema.json", Data: resultsSchema},
+		{Name: "results.schema.json", Data: schema},
 	}, nil
 }
 
@@ -186,7 +273,10 @@ func (st RowStamp) apply(rows []analysis.ResultRow) error {
 // with the types of results.parquet rather than guessing (an all-empty
 // collapsed_from column is text, not a float of NaNs). It is derived from
 // ResultRow and resultColumns, so it cannot drift from the files.
-var resultsSchema = mustResultsSchema()
+var resultsSchema = mustResultsSchema(false)
+
+// extendedSchema is results.schema.json of the extended layout.
+var extendedSchema = mustResultsSchema(true)
 
 // SchemaField is one column of results.schema.json.
 type SchemaField struct {
@@ -206,8 +296,8 @@ type ResultsSchema struct {
 	PrimaryKey    []string      `json:"primaryKey"`
 }
 
-func mustResultsSchema() []byte {
-	s, err := buildResultsSchema()
+func mustResultsSchema(extended bool) []byte {
+	s, err := buildResultsSchema(extended)
 	if err != nil {
 		panic(err) // a programming error in ResultRow's tags, caught by every test
 	}
@@ -218,17 +308,28 @@ func mustResultsSchema() []byte {
 	return b
 }
 
-func buildResultsSchema() (ResultsSchema, error) {
+func buildResultsSchema(extended bool) (ResultsSchema, error) {
 	s := ResultsSchema{Profile: "tabular-data-resource", MissingValues: []string{""},
 		PrimaryKey: []string{"experiment", "name", "nominal_date", "cohort", "metric", "variant"}}
 	byTag := map[string]reflect.StructField{}
-	t := reflect.TypeOf(analysis.ResultRow{})
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("parquet"), ",")
-		byTag[name] = f
+	for _, t := range []reflect.Type{reflect.TypeOf(analysis.ResultRow{}), reflect.TypeOf(analysis.RowExt{})} {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("parquet"), ",")
+			byTag[name] = f
+		}
 	}
+	names := make([]string, 0, len(resultColumns)+len(extColumns))
 	for _, c := range resultColumns {
+		names = append(names, c.name)
+	}
+	if extended {
+		for _, c := range extColumns {
+			names = append(names, c.name)
+		}
+	}
+	for _, name := range names {
+		c := struct{ name string }{name}
 		f, ok := byTag[c.name]
 		if !ok {
 			return s, fmt.Errorf("results.csv column %q has no ResultRow field", c.name)
@@ -245,7 +346,9 @@ func buildResultsSchema() (ResultsSchema, error) {
 			field.Description = "parse with parse_dates=['" + c.name + "']"
 		case typ.Kind() == reflect.String:
 			field.Type, field.PandasDType = "string", "string"
-			field.Nullable = c.name == "collapsed_from"
+			// Text that may be empty: collapsed_from, and the extended
+			// columns that apply to some rows only.
+			field.Nullable = c.name == "collapsed_from" || (byTag[c.name].Type != nil && extended && isExtColumn(c.name) && c.name != "engine")
 		case typ.Kind() == reflect.Int64:
 			field.Type, field.PandasDType = "integer", "Int64"
 		case typ.Kind() == reflect.Float64:

@@ -62,3 +62,49 @@ func TestResultsCSVAndParquetAgree(t *testing.T) {
 }
 
 func f64(v float64) *float64 { return &v }
+
+// TestExtendedLayout: rows with RowExt get the extended columns after
+// spec_sha256, identical in CSV, Parquet and the schema; rows without it
+// keep the base layout (and its schema) byte for byte.
+func TestExtendedLayout(t *testing.T) {
+	yes := true
+	rows := []analysis.ResultRow{{Experiment: "e", Cohort: "(all)", Metric: "m", Kind: "mean", Role: "goal", Variant: "t", Control: "c", CILevel: 0.95,
+		Interval: "fixed_horizon", Status: "ok", NominalDate: 20411,
+		Ext: &analysis.RowExt{Engine: "bayesian", Prior: "flat", ChanceToBeatControl: f64(0.97), TestReject: &yes}}}
+	csvBytes, err := EncodeResultsCSV(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := strings.Split(strings.SplitN(string(csvBytes), "\n", 2)[0], ",")
+	if header[len(resultColumns)-1] != "spec_sha256" || header[len(resultColumns)] != "engine" || len(header) != len(resultColumns)+len(extColumns) {
+		t.Fatalf("extended header: %v", header)
+	}
+	pq, err := EncodeResultsParquet(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(pq), int64(len(pq)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, fld := range f.Schema().Fields() {
+		names = append(names, fld.Name())
+	}
+	if diff := cmp.Diff(header, names); diff != "" {
+		t.Errorf("CSV header and Parquet columns differ (-csv +parquet):\n%s", diff)
+	}
+	back, err := parquet.Read[analysis.ExtendedRow](bytes.NewReader(pq), int64(len(pq)))
+	if err != nil || len(back) != 1 || *back[0].ChanceToBeatControl != 0.97 || back[0].Prior != "flat" || !*back[0].TestReject {
+		t.Fatalf("extended parquet round trip: %v %+v", err, back)
+	}
+	s, err := buildResultsSchema(true)
+	if err != nil || len(s.Fields) != len(header) || s.Fields[len(resultColumns)+len(extColumns)-1].Name != "test_status" {
+		t.Fatalf("extended schema: %v %+v", err, s.Fields)
+	}
+	rows[0].Ext = nil
+	base, _ := EncodeResultsCSV(rows)
+	if strings.Contains(string(base), "engine") {
+		t.Error("a row without RowExt got the extended columns")
+	}
+}
