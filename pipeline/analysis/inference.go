@@ -202,20 +202,20 @@ const BayesLooksNote = "Bayesian engine: the posteriors, credible intervals and 
 // bayesDecisionJSON is decisions.json under the Bayesian engine: the
 // frequentist layout with the engine, the rule and Bayesian evidence.
 type bayesDecisionJSON struct {
-	Experiment  string                `json:"experiment"`
-	NominalDate string                `json:"nominal_date"`
-	Engine      string                `json:"engine"`
-	Verdict     string                `json:"verdict"`
-	Rule        string                `json:"rule"`
-	Reason      string                `json:"reason"`
-	Variants    []string              `json:"variants"`
+	Experiment   string                `json:"experiment"`
+	NominalDate  string                `json:"nominal_date"`
+	Engine       string                `json:"engine"`
+	Verdict      string                `json:"verdict"`
+	Rule         string                `json:"rule"`
+	Reason       string                `json:"reason"`
+	Variants     []string              `json:"variants"`
 	DecisionRule BayesRuleInfo         `json:"decision_rule"`
-	Interval    string                `json:"interval"`
-	LooksNote   string                `json:"looks_note"`
-	Horizon     Horizon               `json:"horizon"`
-	SRM         []SRMCheck            `json:"srm"`
-	Evidence    []stats.BayesEvidence `json:"evidence"`
-	Criteria    CriteriaInfo          `json:"criteria"`
+	Interval     string                `json:"interval"`
+	LooksNote    string                `json:"looks_note"`
+	Horizon      Horizon               `json:"horizon"`
+	SRM          []SRMCheck            `json:"srm"`
+	Evidence     []stats.BayesEvidence `json:"evidence"`
+	Criteria     CriteriaInfo          `json:"criteria"`
 }
 
 // MarshalJSON writes decisions.json: the frequentist layout, or the
