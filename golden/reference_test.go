@@ -195,7 +195,15 @@ func TestResultsMatchReference(t *testing.T) {
 				df := (a + b) * (a + b) / (a*a/float64(c.n-1) + b*b/float64(tr.n-1))
 				dist := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}
 				diff := tr.mean - c.mean
-				q := dist.Quantile(1 - spec.Statistics.Alpha/2)
+				// At the row's level: the metric's own alpha when its
+				// hypothesis sets one.
+				alpha := spec.Statistics.Alpha
+				for _, mt := range spec.Metrics {
+					if mt.Name == r["metric"] {
+						alpha = spec.MetricAlpha(mt)
+					}
+				}
+				q := dist.Quantile(1 - alpha/2)
 				expect(t, where, "df", r, df, 0)
 				expect(t, where, "abs_ci_low", r, diff-q*se, se)
 				expect(t, where, "abs_ci_high", r, diff+q*se, se)

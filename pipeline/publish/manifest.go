@@ -217,6 +217,34 @@ type Effective struct {
 	// Gates: every data-quality check's thresholds and whether the spec
 	// set them or they are the defaults.
 	Gates []EffectiveGate `json:"quality_gates"`
+	// Engine: the Bayesian engine's settings in effect (omitted for the
+	// frequentist default, so that earlier manifests keep their bytes).
+	Engine *EffectiveEngine `json:"engine,omitempty"`
+}
+
+// EffectiveEngine is the Bayesian engine in effect, defaults included.
+type EffectiveEngine struct {
+	Name          string  `json:"name"` // bayesian
+	Model         string  `json:"model"`
+	CredibleLevel float64 `json:"credible_level"`
+	ChanceToWin   float64 `json:"chance_to_win"`
+	MaxRisk       float64 `json:"max_risk"` // 0: not used
+	Scale         string  `json:"scale"`
+	DefaultPrior  string  `json:"default_prior"`
+	Horizon       string  `json:"horizon"`
+	Correction    string  `json:"correction"`
+}
+
+// EffectiveTest is a metric's hypothesis test in effect, defaults
+// included (specs that state a hypothesis for some metric).
+type EffectiveTest struct {
+	Test        string  `json:"test"` // two-sided, superiority or non_inferiority
+	Alternative string  `json:"alternative"`
+	Scale       string  `json:"scale"`
+	NullValue   float64 `json:"null_value"`
+	Alpha       float64 `json:"alpha"`
+	Power       float64 `json:"power"`
+	Words       string  `json:"words"`
 }
 
 // EffectiveDesign is the statistical design in effect.
@@ -259,6 +287,11 @@ type EffectiveMetric struct {
 	Denominator string `json:"denominator,omitempty"`
 	// Covariate, with CUPED: what the pre-exposure covariate is.
 	Covariate string `json:"covariate,omitempty"`
+	// Prior, under the Bayesian engine: the metric's prior and its source.
+	Prior string `json:"prior,omitempty"`
+	// Test, when some metric of the spec states a hypothesis: this
+	// metric's test (the two-sided default included).
+	Test *EffectiveTest `json:"test,omitempty"`
 }
 
 // EffectiveGate is one data-quality check's thresholds in effect.
@@ -336,7 +369,27 @@ func EffectiveOf(spec *expspec.Spec) *Effective {
 		if st.CUPED != nil {
 			em.Covariate = fmt.Sprintf("the same value over the %d days before exposure, clamped like it", st.CUPED.LookbackDays)
 		}
+		if spec.IsBayesian() {
+			src := "statistics.bayesian.prior"
+			if m.Prior != nil {
+				src = "the metric's prior"
+			}
+			em.Prior = analysis.PriorWords(spec.PriorOf(m)) + " (" + src + ")"
+		}
+		if spec.HasHypotheses() {
+			em.Test = effectiveTest(spec, m)
+		}
 		e.Metrics = append(e.Metrics, em)
+	}
+	if spec.IsBayesian() {
+		b := st.Bayesian
+		e.Engine = &EffectiveEngine{Name: expspec.EngineBayesian,
+			Model:         "normal likelihood of the effect with a flat or normal prior (gbstats 0.8.0 EffectBayesianABTest); relative effect by the delta method",
+			CredibleLevel: 1 - st.Alpha, ChanceToWin: b.ChanceToWin, MaxRisk: b.MaxRisk, Scale: b.Scale,
+			DefaultPrior: analysis.PriorWords(*b.Prior),
+			Horizon:      "decides at the planned end only (in_progress before it)",
+			Correction:   "none: posterior probabilities are not corrected; the frequentist columns keep " + st.Correction,
+		}
 	}
 	for _, g := range expspec.GateDefaults {
 		w, b := spec.Gate(g.Name)
@@ -389,4 +442,47 @@ func AnnotateRows(spec *expspec.Spec, rows []analysis.ResultRow) {
 			r.Correction = st.Correction
 		}
 	}
+}
+
+// effectiveTest is metric m's test in effect: its own hypothesis, or the
+// two-sided test of no effect; a guardrail's is its non-inferiority rule.
+func effectiveTest(spec *expspec.Spec, m expspec.Metric) *EffectiveTest {
+	t := &EffectiveTest{Test: "two-sided", Alternative: expspec.AltTwoSided, Scale: "absolute",
+		Alpha: spec.MetricAlpha(m), Power: spec.MetricPower(m)}
+	src := "the default"
+	if h := m.Hypothesis; h != nil {
+		src = "the metric's hypothesis"
+		t.Alternative = h.Alternative
+		if h.Relative {
+			t.Scale = "relative"
+		}
+		if m.Role == "goal" && h.Test != "" {
+			t.Test = h.Test
+			t.NullValue = h.Margin
+			if h.Test == expspec.TestNonInferiorty {
+				t.NullValue = -h.Margin
+			}
+			if m.Direction == "decrease" {
+				t.NullValue = -t.NullValue
+			}
+		}
+	}
+	if m.Role == "guardrail" {
+		t.Test = "non_inferiority"
+		if m.Guardrail.Relative {
+			t.Scale = "relative"
+		}
+		t.NullValue = m.Guardrail.Margin
+		if m.Guardrail.Harmful == "decrease" {
+			t.NullValue = -t.NullValue
+		}
+		if t.Alternative == expspec.AltTwoSided {
+			t.Words = fmt.Sprintf("guardrail non-inferiority on the %s effect with margin %s, judged on the two-sided %s%% interval (each bound a one-sided test at α/2 = %s); power %s (%s)",
+				t.Scale, analysis.FormatFloat(t.NullValue), analysis.FormatFloat((1-t.Alpha)*100), analysis.FormatFloat(t.Alpha/2), analysis.FormatFloat(t.Power), src)
+			return t
+		}
+	}
+	t.Words = fmt.Sprintf("%s test, alternative %s, on the %s effect, null value %s, α %s, power %s (%s)",
+		t.Test, t.Alternative, t.Scale, analysis.FormatFloat(t.NullValue), analysis.FormatFloat(t.Alpha), analysis.FormatFloat(t.Power), src)
+	return t
 }

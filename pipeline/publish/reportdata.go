@@ -74,7 +74,51 @@ func BuildReport(in ReportInput) report.Data {
 	d.Guardrails = reportGuardrails(in.Spec.Metrics)
 	d.Sensitivity = reportSensitivity(analysis.SensitivityOf(in.Spec, in.Rows, in.Decisions.Horizon))
 	d.Rows = reportRows(in.Spec, in.Rows)
+	d.Inference = reportInference(in.Rows)
+	if b := in.Decisions.Bayes; b != nil {
+		d.Engine, d.BayesRule = expspec.EngineBayesian, b.Rule.Rule
+		d.BayesEvidence = reportBayesEvidence(b.Evidence)
+	}
 	return d
+}
+
+// reportBayesEvidence is the Bayesian verdict's evidence, in
+// decisions.json order.
+func reportBayesEvidence(evidence []stats.BayesEvidence) []report.BayesEvidence {
+	var out []report.BayesEvidence
+	for _, e := range evidence {
+		out = append(out, report.BayesEvidence{Role: e.Role, Metric: e.Metric, Variant: e.Variant, Cohort: e.Cohort, Status: e.Status,
+			Scale: e.Scale, Harmful: e.HarmfulDirection, Mean: report.Float(e.PosteriorMean), Low: report.Float(e.CredibleLow),
+			High: report.Float(e.CredibleHigh), CredibleLevel: e.CredibleLevel, Chance: e.ChanceToBeatControl,
+			RiskControl: e.RiskOfControl, RiskTreatment: e.RiskOfTreatment, Margin: e.Margin, ProbHarm: e.ProbabilityHarm,
+			ProbWithin: e.ProbabilityWithinMargin, Outcome: e.Outcome, Fired: e.Fired})
+	}
+	return out
+}
+
+// reportInference is each extended row's posterior and test.
+func reportInference(rows []analysis.ResultRow) []report.InferenceRow {
+	var out []report.InferenceRow
+	for _, r := range rows {
+		e := r.Ext
+		if e == nil {
+			continue
+		}
+		ir := report.InferenceRow{Cohort: r.Cohort, Metric: r.Metric, Variant: r.Variant}
+		if e.Engine == expspec.EngineBayesian {
+			ir.Prior, ir.DecisionScale, ir.BayesStatus = e.Prior, e.DecisionScale, e.BayesStatus
+			ir.PostRel, ir.RelLow, ir.RelHigh = e.PostRelMean, e.CredRelLow, e.CredRelHigh
+			ir.PostAbs, ir.AbsLow, ir.AbsHigh = e.PostAbsMean, e.CredAbsLow, e.CredAbsHigh
+			ir.Chance, ir.RiskControl, ir.RiskTreat = e.ChanceToBeatControl, e.RiskControl, e.RiskTreatment
+		}
+		if e.Test != "" {
+			ir.Test, ir.Alternative, ir.TestScale, ir.TestStatus = e.Test, e.Alternative, e.TestScale, e.TestStatus
+			ir.Null, ir.TestAlpha, ir.Statistic, ir.PValue = e.NullValue, e.TestAlpha, e.TestStatistic, e.TestPValue
+			ir.TestLow, ir.TestHigh, ir.Reject = e.TestCILow, e.TestCIHigh, e.TestReject
+		}
+		out = append(out, ir)
+	}
+	return out
 }
 
 // reportHorizon is where the run stands in the design, for the page.
@@ -302,5 +346,21 @@ func settingsOf(e *Effective) []report.Setting {
 		gates = append(gates, g.Name+" warn "+analysis.FormatFloat(g.Warn)+" block "+analysis.FormatFloat(g.Block)+" ("+g.Source+")")
 	}
 	add("quality gates", strings.Join(gates, "; "))
+	if b := e.Engine; b != nil {
+		risk := "not used"
+		if b.MaxRisk != 0 {
+			risk = analysis.FormatFloat(b.MaxRisk) + " (" + b.Scale + ")"
+		}
+		add("engine", "Bayesian ("+b.Model+"); credible level "+analysis.FormatFloat(b.CredibleLevel*100)+"%; chance to win threshold "+
+			analysis.FormatFloat(b.ChanceToWin)+"; risk threshold "+risk+"; decision scale "+b.Scale+"; default prior "+b.DefaultPrior+"; "+b.Horizon)
+	}
+	for _, m := range e.Metrics {
+		if m.Prior != "" {
+			add("prior "+m.Name, m.Prior)
+		}
+		if t := m.Test; t != nil {
+			add("test "+m.Name, t.Words)
+		}
+	}
 	return out
 }

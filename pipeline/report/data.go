@@ -45,6 +45,15 @@ type Data struct {
 	// from detecting the target relative effect (MDE); shown while the
 	// design's horizon is not reached.
 	Sensitivity []Sensitivity
+	// Engine is "bayesian" when the Bayesian engine decided ("" for the
+	// frequentist default); BayesRule states its rule in words and
+	// BayesEvidence the posteriors it read (Verdict.Evidence is empty).
+	Engine        string
+	BayesRule     string
+	BayesEvidence []BayesEvidence
+	// Inference is, per result row in results order, its posterior and/or
+	// hypothesis test; empty for specs that use neither.
+	Inference []InferenceRow
 }
 
 // Sensitivity is one goal comparison's distance to its target MDE.

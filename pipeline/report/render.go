@@ -58,6 +58,12 @@ type view struct {
 	// effect at 80% power, fixed horizon").
 	Sensitivity        []sensitivityView
 	SensitivityCaption string
+	// Bayesian engine and hypothesis tests (empty for other specs).
+	Engine        string
+	BayesRule     string
+	BayesEvidence []bayesEvidenceView
+	Bayes         []inferenceView // rows with a posterior
+	Tests         []inferenceView // rows with a test
 }
 
 type sensitivityView struct {
@@ -234,6 +240,19 @@ func build(d Data) view {
 		Provenance:  buildProvenance(d.Provenance),
 	}
 	v.Progress = progress(d.Horizon)
+	v.Engine, v.BayesRule = d.Engine, d.BayesRule
+	for _, e := range d.BayesEvidence {
+		v.BayesEvidence = append(v.BayesEvidence, buildBayesEvidence(e))
+	}
+	for _, r := range d.Inference {
+		iv := buildInference(r)
+		if r.Prior != "" {
+			v.Bayes = append(v.Bayes, iv)
+		}
+		if r.Test != "" {
+			v.Tests = append(v.Tests, iv)
+		}
+	}
 	v.Sensitivity, v.SensitivityCaption = sensitivity(d)
 	if finite(d.Alpha) && d.Alpha > 0 {
 		v.Alpha = "α = " + numTrim(d.Alpha, sigStat)
