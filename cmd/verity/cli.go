@@ -28,6 +28,7 @@ commands:
                export a snapshot:                 verity replay --export-snapshot FILE [--columns C,...] MANIFEST|RUN_DIR
   gen          synthetic traces with truth:       verity gen --out DIR [--config FILE] [--units N] [--seed N] [...]
   check-truth  check a run against truth:         verity check-truth --truth truth.json RUN...
+  plan         sample size and duration:          verity plan --pre-start YYYY-MM-DD --pre-end YYYY-MM-DD [--json] SPEC
   queries      check or release SQL templates:    verity queries verify|lock|list [--dir DIR]
   metrics      release metric definitions:        verity metrics lock --dir LIBRARY
   ledger       the host's privacy ledgers:        verity ledger init --state-dir DIR --source NAME --root DATA_DIR --epsilon E --delta D [...]
@@ -68,6 +69,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		return genCmd(ctx, args[1:], stdout, stderr)
 	case "check-truth":
 		return checkTruthCmd(ctx, args[1:], stdout, stderr)
+	case "plan":
+		return planCmd(ctx, args[1:], stdout, stderr)
 	case "queries":
 		err = queriesCmd(args[1:], stdout, stderr)
 	case "ledger":

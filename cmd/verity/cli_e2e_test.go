@@ -48,6 +48,8 @@ func TestHelp(t *testing.T) {
 		{[]string{"ledger", "show", "--help"}, []string{"--state-dir", "ε spent"}, nil},
 		{[]string{"help", "ledger", "show"}, []string{"--state-dir"}, nil},
 		{[]string{"version", "-h"}, nil, nil},
+		{[]string{"plan", "-h"}, []string{"arguments:", "SPEC", "--pre-start", "--pre-end", "--json", "--log", "--threads", "private spec is refused", "78"}, []string{`(default "auto")`}},
+		{[]string{"help", "plan"}, []string{"--pre-start"}, nil},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			r := verityEnv(t, dir, nil, tc.args...)

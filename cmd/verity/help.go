@@ -86,6 +86,19 @@ var docs = map[string]commandDoc{
 			"verity check-truth --truth data/truth.json runs/checkout/2026-11-19",
 		},
 	},
+	"plan": {
+		synopsis: []string{"plan --pre-start YYYY-MM-DD --pre-end YYYY-MM-DD [--json] [flags] SPEC"},
+		summary: "Estimate each goal's sample size and duration from a pre-period of real traffic: the spec's pinned templates run over [--pre-start, --pre-end) exactly as a run would (nothing is written); every assigned unit, all variants pooled, gives each metric's baseline mean and per-unit variance (delta method for ratios; the CUPED correlation when the spec sets CUPED) and the units per day; stats.PlanSampleSize then plans each goal × treatment in the spec's design (fixed horizon, or the always-valid sequence), at the metric's α (uncorrected), power and alternative, for a relative effect of max_relative_mde (plus a superiority margin). " +
+			"A private spec is refused: its exact baselines would be a release the ledger never charged.",
+		args: [][2]string{
+			{"SPEC", "one spec file"},
+		},
+		notes: exitNotes,
+		examples: []string{
+			"verity plan --pre-start 2026-11-01 --pre-end 2026-11-15 specs/checkout-button.yaml",
+			"verity plan --pre-start 2026-11-01 --pre-end 2026-11-15 --json specs/checkout-button.yaml",
+		},
+	},
 	"queries": {
 		synopsis: []string{"queries verify|list|lock [--dir DIR]"},
 		summary:  "Check, list or release the versioned SQL templates.",
