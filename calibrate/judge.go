@@ -84,6 +84,7 @@ func Judge(t Tally) ([]Check, bool) {
 		// the threshold.
 		add("srm/"+m.Name, "at most", "false SRM (experiment invalid)", 2*srmThreshold)
 		add("gate/"+m.Name, "at most", "false blocking gate", 0)
+		add("aa-decision/"+m.Name, "at most", "A/A experiment shipped or rolled back (decision error)", aaDecisionBound(m))
 	}
 	m := len(checks)
 	failed := false

@@ -135,7 +135,17 @@ func genConfig(seed uint64, units int) fixtures.Config {
 
 // specYAML is the analysis spec of one experiment; mode adds the
 // statistics and privacy sections that differ.
-func specYAML(e experiment, units int, cuped, sequential, private bool) string {
+func specYAML(e experiment, units int, cuped, sequential, private bool, extra ...Mode) string {
+	var bayes, oneSided bool
+	for _, m := range extra {
+		bayes, oneSided = bayes || m.Bayes, oneSided || m.OneSided
+	}
+	// One-sided mode: each goal's superiority test (margin 0, alternative
+	// its direction) and the guardrail's one-sided non-inferiority test.
+	goalH, guardH := "", ""
+	if oneSided {
+		goalH, guardH = ", hypothesis: {alternative: greater}", ", hypothesis: {alternative: greater}"
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\nexperiment: %s\n", e.id)
 	b.WriteString("inputs: {traces: [traces.parquet], events: [events.parquet]}\n")
@@ -150,9 +160,9 @@ func specYAML(e experiment, units int, cuped, sequential, private bool) string {
 	b.WriteString("}\n")
 	h := windowDays * 24
 	fmt.Fprintf(&b, `metrics:
-  - {name: converted, kind: proportion, event: purchase, role: goal, attribution_hours: %d}
-  - {name: revenue, kind: mean, event: purchase, aggregate: sum, clamp: {lower: 0, upper: 1000}, role: goal, attribution_hours: %d}
-  - {name: page_views, kind: mean, event: page_view, aggregate: count, clamp: {lower: 0, upper: 60}, role: guardrail, guardrail: {harmful: decrease, margin: 0.05, relative: true}, attribution_hours: %d}
+  - {name: converted, kind: proportion, event: purchase, role: goal, attribution_hours: %d%s}
+  - {name: revenue, kind: mean, event: purchase, aggregate: sum, clamp: {lower: 0, upper: 1000}, role: goal, attribution_hours: %d%s}
+  - {name: page_views, kind: mean, event: page_view, aggregate: count, clamp: {lower: 0, upper: 60}, role: guardrail, guardrail: {harmful: decrease, margin: 0.05, relative: true}, attribution_hours: %d%s}
   - name: revenue_per_session
     kind: ratio
     event: purchase
@@ -160,10 +170,14 @@ func specYAML(e experiment, units int, cuped, sequential, private bool) string {
     clamp: {lower: 0, upper: 1000}
     denominator: {event: session, aggregate: count, clamp: {lower: 0, upper: 40}}
     attribution_hours: %d
-`, h, h, h, h)
+`, h, goalH, h, goalH, h, guardH, h)
 	fmt.Fprintf(&b, "statistics:\n  alpha: %g\n  fixed_point_decimals: 2\n  correction: holm\n  srm_threshold: %g\n", alpha, srmThreshold)
 	if cuped {
 		b.WriteString("  cuped: {lookback_days: 2}\n")
+	}
+	if bayes {
+		// Flat prior, GrowthBook's default threshold.
+		b.WriteString("  engine: bayesian\n  bayesian: {chance_to_win: 0.95}\n")
 	}
 	if sequential {
 		fmt.Fprintf(&b, "  sequential: {n_star: %d}\n", units)
@@ -182,16 +196,38 @@ type Mode struct {
 	Private    bool
 	CUPED      bool
 	Sequential bool
+	// Bayes decides with the Bayesian engine (flat prior, chance to win
+	// 0.95): its credible intervals are judged for coverage.
+	Bayes bool
+	// OneSided tests each goal one-sided (superiority, margin 0) and the
+	// guardrail one-sided (non-inferiority at α).
+	OneSided bool
 }
 
 // Modes are every mode the suite checks.
 var Modes = []Mode{
-	{"exact", false, false, false},
-	{"exact+cuped", false, true, false},
-	{"private", true, false, false},
-	{"private+cuped", true, true, false},
-	{"exact always-valid", false, false, true},
-	{"private always-valid", true, false, true},
+	{"exact", false, false, false, false, false},
+	{"exact+cuped", false, true, false, false, false},
+	{"private", true, false, false, false, false},
+	{"private+cuped", true, true, false, false, false},
+	{"exact always-valid", false, false, true, false, false},
+	{"private always-valid", true, false, true, false, false},
+	{"exact bayesian", false, false, false, true, false},
+	{"private bayesian", true, false, false, true, false},
+	{"exact one-sided", false, false, false, false, true},
+}
+
+// aaDecisionBound is the most often an A/A experiment may ship or roll
+// back in mode m: the union of the two goals' one-sided errors. Two-sided
+// goals under Holm at α wrongly ship at most α (only the desired side
+// ships), one-sided goals under Holm at most α, and the Bayesian rule at
+// most 2·(1 − chance_to_win) = 0.10 (each goal's chance to win, under a
+// flat prior, exceeds 0.95 with probability 0.05 when nothing changed).
+func aaDecisionBound(m Mode) float64 {
+	if m.Bayes {
+		return 2 * (1 - 0.95)
+	}
+	return alpha
 }
 
 // metricKind maps the spec's metrics to the kinds the suite reports.
@@ -396,7 +432,7 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 	for _, e := range experiments {
 		specs[e.id] = map[Mode]*expspec.Spec{}
 		for _, m := range Modes {
-			s, err := expspec.ParseSpec(filepath.Join(dir, e.id+".yaml"), []byte(specYAML(e, cfg.Units, m.CUPED, m.Sequential, m.Private)))
+			s, err := expspec.ParseSpec(filepath.Join(dir, e.id+".yaml"), []byte(specYAML(e, cfg.Units, m.CUPED, m.Sequential, m.Private, m)))
 			if err != nil {
 				return nil, fmt.Errorf("spec %s %s: %w", e.id, m.Name, err)
 			}
@@ -444,6 +480,11 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 					}
 					tl.add("srm/"+m.Name, srm)
 					tl.add("gate/"+m.Name, len(blocked) > 0)
+					if e.aa {
+						// A decision error: an A/A experiment ships or
+						// rolls back.
+						tl.add("aa-decision/"+m.Name, dec.Verdict == stats.VerdictShip || dec.Verdict == stats.VerdictRollback)
+					}
 				}
 				for i, r := range rows {
 					kind := metricKind[r.Metric]
@@ -460,6 +501,9 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 						continue
 					}
 					tr := truths[e.id][r.Metric]
+					if m.Bayes {
+						r = credibleRow(r)
+					}
 					for _, o := range observe(m, r, cmps[i], tr) {
 						base := o.mode + "/" + o.cohort + "/" + o.kind + "/" + o.scale
 						tl.add("interval/"+base, o.hasInterval)
@@ -547,4 +591,19 @@ func (t Tally) sortedKeys() []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// credibleRow is r with its credible intervals in place of its confidence
+// intervals, so that observe judges their frequentist coverage (under a
+// flat prior they should cover the truth 1 − α of the time).
+func credibleRow(r analysis.ResultRow) analysis.ResultRow {
+	e := r.Ext
+	r.AbsCILow, r.AbsCIHigh, r.RelCILow, r.RelCIHigh = nil, nil, nil, nil
+	if e == nil {
+		return r
+	}
+	r.AbsCILow, r.AbsCIHigh = e.CredAbsLow, e.CredAbsHigh
+	r.RelCILow, r.RelCIHigh = e.CredRelLow, e.CredRelHigh
+	r.Status = e.BayesStatus
+	return r
 }
