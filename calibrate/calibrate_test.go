@@ -122,3 +122,23 @@ func TestObserveJudgesFiellerSets(t *testing.T) {
 		})
 	}
 }
+
+// TestJudgeBayesianScope: a Bayesian mode's (all) and absolute intervals
+// are judged (85% coverage fails); its persona cohorts' relative ones are
+// reported only (see bayesRelativeReported).
+func TestJudgeBayesianScope(t *testing.T) {
+	bad := func(key string) Tally { return Tally{key: {Hits: 1700, N: 2000}} }
+	for _, k := range []string{"coverage/exact bayesian/all/mean/relative", "coverage/exact bayesian/leaf/mean/absolute", "coverage/private bayesian/parent/ratio/absolute"} {
+		if _, failed := Judge(bad(k)); !failed {
+			t.Errorf("%s at 85%% judged as passing", k)
+		}
+	}
+	checks, failed := Judge(bad("coverage/exact bayesian/leaf/mean/relative"))
+	if failed || len(checks) != 0 {
+		t.Errorf("a Bayesian leaf relative interval was judged: %+v", checks)
+	}
+	var b bytes.Buffer
+	if err := WriteReport(&b, bad("coverage/exact bayesian/leaf/mean/relative"), nil, false); err != nil || !bytes.Contains(b.Bytes(), []byte("coverage/exact bayesian/leaf/mean/relative")) {
+		t.Errorf("the reported rate is missing from the report: %v\n%s", err, b.String())
+	}
+}
