@@ -96,7 +96,7 @@ func hypothesisOf(spec *expspec.Spec, m expspec.Metric) (stats.Hypothesis, strin
 		switch h.Test {
 		case expspec.TestSuperiority:
 			return stats.Superiority(desired, h.Margin, h.Relative, alpha), stats.TestSuperiority
-		case expspec.TestNonInferiorty:
+		case expspec.TestNonInferiority:
 			return stats.NonInferiority(desired, h.Margin, h.Relative, alpha), stats.TestNonInferiority
 		}
 	}

@@ -135,7 +135,7 @@ func PlanGoals(spec *expspec.Spec, baselines []MetricBaseline, days float64) []P
 					row.RelativeMDE += h.Margin
 					in.MDE = row.RelativeMDE
 				}
-				if h.Test == expspec.TestNonInferiorty {
+				if h.Test == expspec.TestNonInferiority {
 					// The effect to detect is no effect against the margin.
 					in.MDE = h.Margin
 					in.Relative = h.Relative

@@ -90,7 +90,7 @@ const (
 	AltGreater        = "greater"
 	AltLess           = "less"
 	TestSuperiority   = "superiority"
-	TestNonInferiorty = "non_inferiority"
+	TestNonInferiority = "non_inferiority"
 )
 
 // IsBayesian reports whether the spec decides with the Bayesian engine.
@@ -278,7 +278,7 @@ func (s *Spec) validateHypothesis(key string, m *Metric) error {
 		return s.errf(key+".alternative", "want two-sided, greater or less, got %q", h.Alternative)
 	}
 	switch h.Test {
-	case "", TestSuperiority, TestNonInferiorty:
+	case "", TestSuperiority, TestNonInferiority:
 	default:
 		return s.errf(key+".test", "want superiority or non_inferiority, got %q", h.Test)
 	}
@@ -325,7 +325,7 @@ func (s *Spec) validateGoalHypothesis(key string, m *Metric) error {
 	if h.Test == "" {
 		h.Test = TestSuperiority
 	}
-	if h.Test == TestNonInferiorty && !(h.Margin > 0) {
+	if h.Test == TestNonInferiority && !(h.Margin > 0) {
 		return s.errf(key+".margin", "a non-inferiority test needs a margin > 0 (the largest tolerated loss); with margin 0 it is a superiority test")
 	}
 	return nil

@@ -459,7 +459,7 @@ func effectiveTest(spec *expspec.Spec, m expspec.Metric) *EffectiveTest {
 		if m.Role == "goal" && h.Test != "" {
 			t.Test = h.Test
 			t.NullValue = h.Margin
-			if h.Test == expspec.TestNonInferiorty {
+			if h.Test == expspec.TestNonInferiority {
 				t.NullValue = -h.Margin
 			}
 			if m.Direction == "decrease" {
