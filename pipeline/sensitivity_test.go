@@ -85,3 +85,43 @@ func indexOf(s []analysis.Sensitivity, metric string) int {
 	}
 	return -1
 }
+
+// TestSensitivityAtMetricLevel: a goal with its own α and power (a
+// hypothesis block) publishes its MDE at that level, and the days still
+// needed are planned at the same level: a target equal to tonight's MDE is
+// reached and half of it needs four times the units.
+func TestSensitivityAtMetricLevel(t *testing.T) {
+	spec := loadFixtureSpec(t, "checkout-button.yaml", func(s *expspec.Spec) {
+		s.Statistics.Correction = "none"
+		for i := range s.Metrics {
+			if s.Metrics[i].Role == "goal" {
+				s.Metrics[i].Hypothesis = &expspec.Hypothesis{Alpha: 0.01, Power: 0.9}
+			}
+		}
+	})
+	out := t.TempDir()
+	criteriaNight(t, spec, out, "2026-11-17")
+	b, err := os.ReadFile(filepath.Join(out, spec.OutputName(), "2026-11-17", "results.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := parquet.Read[analysis.ResultRow](bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := analysis.Horizon{DaysElapsed: 2}
+	for _, s := range analysis.SensitivityOf(spec, rows, h) {
+		if s.Status != "ok" {
+			t.Fatalf("%+v", s)
+		}
+		for _, tc := range []struct{ target, units, days float64 }{{s.RelMDE, s.Units, 0}, {s.RelMDE / 2, 4 * s.Units, 6}} {
+			sp := *spec
+			sp.Statistics.MaxRelativeMDE = tc.target
+			got := analysis.SensitivityOf(&sp, rows, h)
+			g := got[indexOf(got, s.Metric)]
+			if math.Abs(g.UnitsNeeded-tc.units) > 2+1e-6*tc.units || g.DaysNeeded != tc.days {
+				t.Errorf("%s target %.4g at α 0.01, power 0.9: units %v days %v, want %v ±2 and %v", s.Metric, tc.target, g.UnitsNeeded, g.DaysNeeded, tc.units, tc.days)
+			}
+		}
+	}
+}

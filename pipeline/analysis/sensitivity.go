@@ -59,12 +59,20 @@ func (s *Sensitivity) plan(spec *expspec.Spec, r ResultRow, h Horizon) error {
 		return fmt.Errorf("no day elapsed")
 	}
 	s.RelMDE = *r.MDERel
+	// The row's MDE is at the metric's own α and power (a hypothesis may
+	// set them), so the plan is too.
+	alpha, power := st.Alpha, st.Power
+	for _, m := range spec.Metrics {
+		if m.Name == r.Metric {
+			alpha, power = spec.MetricAlpha(m), spec.MetricPower(m)
+		}
+	}
 	// The control mean the relative MDE is relative to (CUPED-adjusted
 	// where the comparison is).
 	control := *r.MDEAbs / *r.MDERel
 	// MDE = k·SE with k from the power equation (stats.MDEFromSE is
 	// linear in SE).
-	k, err := stats.MDEFromSE(1, st.Alpha, st.Power)
+	k, err := stats.MDEFromSE(1, alpha, power)
 	if err != nil {
 		return err
 	}
@@ -82,7 +90,7 @@ func (s *Sensitivity) plan(spec *expspec.Spec, r ResultRow, h Horizon) error {
 	w := at / (ac + at)
 	in := stats.PlanInput{
 		BaselineMean: control, BaselineVar: unitVar * w * (1 - w), MDE: st.MaxRelativeMDE, Relative: true,
-		Alpha: st.Alpha, Power: st.Power, TreatmentShare: w, Design: stats.FixedHorizon,
+		Alpha: alpha, Power: power, TreatmentShare: w, Design: stats.FixedHorizon,
 	}
 	if st.Sequential != nil {
 		in.Design, in.NStar = stats.AlwaysValid, st.Sequential.NStar
