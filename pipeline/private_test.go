@@ -299,6 +299,33 @@ func TestLedgerOverNights(t *testing.T) {
 	if !refused {
 		t.Fatal("the ledger never refused a run")
 	}
+	// The published volume_drop rule says what was compared: the first
+	// night had no previous release (said once), the next compared with it.
+	for night, want := range map[string]string{"2026-11-19": "no previous night's release to compare with", "2026-11-20": "noisy exposed units"} {
+		q, err := os.ReadFile(filepath.Join(out, "checkout-button-private", night, "quality.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Checks []struct{ Name, Rule, Outcome string } `json:"checks"`
+		}
+		if err := json.Unmarshal(q, &doc); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, c := range doc.Checks {
+			if c.Name != "volume_drop" {
+				continue
+			}
+			found = true
+			if strings.Count(c.Rule, want) != 1 || strings.Count(c.Rule, "no previous") > 1 || (night != "2026-11-19" && strings.Contains(c.Rule, "no previous")) {
+				t.Errorf("%s: volume_drop rule %q (outcome %s), want it to say %q once and nothing else about a previous night", night, c.Rule, c.Outcome, want)
+			}
+		}
+		if !found {
+			t.Errorf("%s: quality.json has no volume_drop check", night)
+		}
+	}
 }
 
 // TestPrivateRerunSameFolder: the second run of a private spec into the

@@ -229,6 +229,14 @@ func privateCheck(spec *expspec.Spec, rel *privatize.PrivateRelease, prev *Basel
 // night and of the previous night's release, or skips it when there is no
 // previous release.
 func noisyVolumeDrop(c Check, exposed privatize.NoisyGate, prev *Baseline) Check {
+	// c comes from EvaluateGates without a previous night (the exact
+	// comparison is not made in a private run): start from the rule itself,
+	// not from that call's "no previous night" note.
+	for _, d := range expspec.GateDefaults {
+		if d.Name == c.Name {
+			c.Rule = d.Rule
+		}
+	}
 	if prev == nil || prev.UnitsExposed <= 0 {
 		c.Outcome, c.Rule = "skipped", c.Rule+"; no previous night's release to compare with"
 		return c
