@@ -353,11 +353,38 @@ func TestPrivacyAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, minUnits := range []int{0, 300} {
+	// Each neighbour pair under the frequentist engine with and without
+	// collapsing, and under the Bayesian engine with an informative prior
+	// (its posteriors, chances and risks are published too).
+	for _, cfg := range []struct {
+		name     string
+		minUnits int
+		extra    string
+	}{
+		{"min_units=0", 0, ""},
+		{"min_units=300", 300, ""},
+		{"bayesian", 0, "statistics:\n  engine: bayesian\n  bayesian: {prior: {type: normal, mean: 0, sd: 0.3}, chance_to_win: 0.9, max_risk: 0.01}\n"},
+	} {
+		minUnits := cfg.minUnits
 		for name, extra := range auditNeighbours(traceIDs, eventIDs) {
-			t.Run(fmt.Sprintf("min_units=%d/%s", minUnits, name), func(t *testing.T) {
+			t.Run(cfg.name+"/"+name, func(t *testing.T) {
 				dir := auditDataset(t, minUnits, nil, nil)
+				if cfg.extra != "" {
+					f, err := os.OpenFile(filepath.Join(dir, "specs", "audit.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := f.WriteString(cfg.extra); err != nil {
+						t.Fatal(err)
+					}
+					if err := f.Close(); err != nil {
+						t.Fatal(err)
+					}
+				}
 				base := runAudit(t, dir, "a")
+				if base.spec.IsBayesian() != (cfg.name == "bayesian") {
+					t.Fatalf("spec engine %q, configuration %s", base.spec.Statistics.Engine, cfg.name)
+				}
 				base.republish(t, key)
 				tr, ev := extra("audit-unit-1")
 				addNeighbour(t, dir, tr, ev)
