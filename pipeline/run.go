@@ -162,21 +162,21 @@ type job struct {
 	started  time.Time
 
 	// filled by the shared SQL pass
-	cells    []engine.Cell
-	quality  engine.Quality
-	missing  []analysis.MissingEvent // metric events with no row in the window (eventnames.go)
+	cells   []engine.Cell
+	quality engine.Quality
+	missing []analysis.MissingEvent // metric events with no row in the window (eventnames.go)
 	// eventNames counts the event names of a shard's rows (RunShard).
 	eventNames map[string]int64
-	recs     []engine.TemplateRecord
-	duck     publish.DuckDBInfo
-	execSet  []engine.Setting
-	scan     engine.Scan
-	err      error
-	skipped  string
-	outcome  *Outcome
-	groupKey string
-	lock     *diskio.FolderLock // held from prepare to the end of RunAll
-	source   ledgers.Source     // a private spec's data source (its ledger)
+	recs       []engine.TemplateRecord
+	duck       publish.DuckDBInfo
+	execSet    []engine.Setting
+	scan       engine.Scan
+	err        error
+	skipped    string
+	outcome    *Outcome
+	groupKey   string
+	lock       *diskio.FolderLock // held from prepare to the end of RunAll
+	source     ledgers.Source     // a private spec's data source (its ledger)
 }
 
 func (j *job) phase(name string, t0 time.Time) {
