@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -263,16 +265,65 @@ func copyShard(ctx context.Context, st *groupState, spec *expspec.Spec, files []
 		}
 		unitCol := intake.ColumnsFor([]intake.InputFile{f}, contract, mapping).Source["unit_id"]
 		dst := filepath.Join(tmp, fmt.Sprintf("%s-%05d.parquet", f.Role, i))
-		if err := st.sess.CopyShard(ctx, f.Abs, dst, unitCol, salt, buckets, sh.Index, sh.Count); err != nil {
+		out[i] = f
+		b, bucketed, err := BucketOfPath(f.Path, buckets)
+		switch {
+		case err != nil:
+			return nil, &engine.DataError{Err: fmt.Errorf("input %s: %w", f.Path, err)}
+		case bucketed && b%sh.Count != sh.Index:
+			// Another shard's bucket: only its columns are needed.
+			out[i].Abs = dst
+			err = st.sess.CopyEmpty(ctx, f.Abs, dst)
+		case bucketed:
+			out[i].Abs = f.Abs // read in place, each row's bucket verified
+			err = checkBucket(ctx, st, f, unitCol, salt, buckets, b)
+		default:
+			out[i].Abs = dst
+			err = st.sess.CopyShard(ctx, f.Abs, dst, unitCol, salt, buckets, sh.Index, sh.Count)
+		}
+		if err != nil {
 			if t := engine.TransientOrNil(ctx, err); t != nil {
 				return nil, t
 			}
+			var de *engine.DataError
+			if errors.As(err, &de) {
+				return nil, err
+			}
 			return nil, &engine.DataError{Err: fmt.Errorf("input %s: %w", f.Path, err)}
 		}
-		out[i] = f
-		out[i].Abs = dst
 	}
 	return out, nil
+}
+
+// checkBucket verifies that every row of a file in folder unit_bucket=b
+// belongs to bucket b.
+func checkBucket(ctx context.Context, st *groupState, f intake.InputFile, unitCol, salt string, buckets, b int) error {
+	n, example, err := st.sess.WrongBucketRows(ctx, f.Abs, unitCol, salt, buckets, b)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return &engine.DataError{Err: fmt.Errorf("input %s: column unit_id: %d rows are not in bucket %d of its folder unit_bucket=%d (e.g. unit %q); expected bucket = first 8 bytes of MD5(salt ‖ unit_id) mod %d, with the spec's sharding salt", f.Path, n, b, b, example, buckets)}
+	}
+	return nil
+}
+
+// BucketOfPath returns the bucket of a file under a Hive folder
+// unit_bucket=b (the innermost one), and whether there is one.
+func BucketOfPath(path string, buckets int) (int, bool, error) {
+	parts := strings.Split(filepath.ToSlash(path), "/")
+	for i := len(parts) - 2; i >= 0; i-- {
+		v, ok := strings.CutPrefix(parts[i], "unit_bucket=")
+		if !ok {
+			continue
+		}
+		b, err := strconv.Atoi(v)
+		if err != nil || b < 0 || b >= buckets || strconv.Itoa(b) != v {
+			return 0, false, fmt.Errorf("folder unit_bucket=%s: want a bucket 0 to %d (the spec's sharding.buckets)", v, buckets-1)
+		}
+		return b, true, nil
+	}
+	return 0, false, nil
 }
 
 // writePartial writes the job's partial result (0600 in a 0700 folder: a

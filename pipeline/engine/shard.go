@@ -17,6 +17,12 @@ func ShardPredicate(col string) string {
 	return "coalesce(CAST('0x' || left(md5(CAST($2 AS VARCHAR) || CAST(" + col + " AS VARCHAR)), 16) AS UBIGINT) % CAST($3 AS UBIGINT), 0) % CAST($5 AS UBIGINT) = CAST($4 AS UBIGINT)"
 }
 
+// ShardPredicateBucket is the bucket expression of unit column col alone
+// (salt $2, buckets $3): what a producer computes to partition its files.
+func ShardPredicateBucket(col string) string {
+	return "coalesce(CAST('0x' || left(md5(CAST($2 AS VARCHAR) || CAST(" + col + " AS VARCHAR)), 16) AS UBIGINT) % CAST($3 AS UBIGINT), 0)"
+}
+
 // ShardBucketSQL returns a query of the bucket of one unit id ($1) under
 // salt $2 and $3 buckets: what producers compute to partition their files.
 const ShardBucketSQL = "SELECT coalesce(CAST('0x' || left(md5(CAST($2 AS VARCHAR) || CAST($1 AS VARCHAR)), 16) AS UBIGINT) % CAST($3 AS UBIGINT), 0)"
@@ -38,6 +44,35 @@ func (s *Session) CopyShard(ctx context.Context, src, dst, unitCol, salt string,
 		return fmt.Errorf("shard %d/%d of %s: %w", i, k, src, oneLine(err))
 	}
 	return nil
+}
+
+// CopyEmpty writes a Parquet file dst with src's columns and no rows
+// (reading only src's metadata): a bucketed file that belongs to another
+// shard.
+func (s *Session) CopyEmpty(ctx context.Context, src, dst string) error {
+	if _, err := s.Conn.ExecContext(ctx, "COPY (SELECT * FROM read_parquet($1) LIMIT 0) TO $2 (FORMAT parquet)", src, dst); err != nil {
+		return fmt.Errorf("empty copy of %s: %w", src, oneLine(err))
+	}
+	return nil
+}
+
+// WrongBucketRows counts the rows of a file from folder unit_bucket=b
+// whose unit is not in bucket b, with the smallest such unit id (NULL ids
+// belong to bucket 0).
+func (s *Session) WrongBucketRows(ctx context.Context, src, unitCol, salt string, buckets, b int) (n int64, example string, err error) {
+	col := "NULL"
+	if unitCol != "" {
+		if !queries.ValidIdent(unitCol) {
+			return 0, "", fmt.Errorf("bucket check of %s: unit column %q is not a valid identifier", src, unitCol)
+		}
+		col = `"` + unitCol + `"`
+	}
+	q := "SELECT count(*), coalesce(min(CAST(" + col + " AS VARCHAR)), '(NULL)') FROM read_parquet($1) WHERE NOT (" + ShardPredicate(col) + ")"
+	err = s.Conn.QueryRowContext(ctx, q, src, salt, buckets, b, buckets).Scan(&n, &example)
+	if err != nil {
+		return 0, "", fmt.Errorf("bucket check of %s: %w", src, oneLine(err))
+	}
+	return n, example, nil
 }
 
 // ShardBucket returns the bucket of one unit id, computed by DuckDB.
