@@ -100,4 +100,3 @@ func mergeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	}
 	return summarize(worst, errs, len(paths))
 }
-
