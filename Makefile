@@ -5,7 +5,7 @@ GO       ?= go
 GOFLAGS_ :=
 BIN      := bin/verity
 
-.PHONY: build test unit golden lint bench bench-go fixtures run-fixtures clean replay-check calibrate deploy-check
+.PHONY: build test unit golden lint bench bench-go fixtures run-fixtures clean replay-check calibrate deploy-check slurm-check
 
 # A release build stamps its version: make build VERSION=v1.2.3. Every build
 # records the executable's SHA-256 and module versions in each manifest.
@@ -18,7 +18,7 @@ build:
 # The whole test suite: unit, statistics references and simulations, golden
 # outputs, end-to-end tests of the real binary, the synthetic replay check,
 # then the deploy check. CI runs exactly this (.ci/run).
-test: unit replay-check deploy-check
+test: unit replay-check deploy-check slurm-check
 
 unit:
 	$(GO) vet $(GOFLAGS_) ./...
@@ -40,6 +40,14 @@ deploy-check: build
 	deploy/check
 	cd deploy/kubernetes && VERITY_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 ./...
 	VERITY_BIN=$(CURDIR)/$(BIN) python3 deploy/airflow/test_dag.py
+
+# Sharded nightly pass on a one-node Slurm cluster (.ci/slurm-up starts it,
+# installing Debian's slurm-wlm daemons and munge when missing; needs root):
+# a job array of shards and a dependent merge, judged by job states and by
+# the outputs, byte for byte a single-node run (deploy/slurm/test.sh).
+slurm-check: build
+	.ci/slurm-up
+	VERITY_BIN=$(CURDIR)/$(BIN) deploy/slurm/test.sh
 
 # Rewrite the golden outputs after a reviewed change of behaviour (and the
 # README's screenshot, docs/report-example.png, from the golden report).

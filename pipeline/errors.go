@@ -45,7 +45,12 @@ func ExitCode(err error) int {
 		integrity   *expspec.IntegrityError
 		hostErr     *ledgers.HostError
 	)
+	var shardErr *ShardError
 	switch {
+	case errors.As(err, &shardErr) && shardErr.Missing:
+		return ExitNoInput
+	case errors.As(err, &shardErr):
+		return ExitConfig
 	case errors.As(err, &missingErr):
 		return ExitNoInput
 	case errors.Is(err, publish.ErrReplayMismatch):

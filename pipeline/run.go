@@ -63,6 +63,9 @@ type Options struct {
 	// Host is the host configuration of private runs: the state folder
 	// with the privacy ledgers, the restricted area, the test-key switch.
 	Host ledgers.Host
+	// noHash skips hashing the inputs (a merge takes their identity from
+	// the shards' partials).
+	noHash bool
 	// now is the clock for the volatile timestamps (tests may set it).
 	now func() time.Time
 }
@@ -159,19 +162,21 @@ type job struct {
 	started  time.Time
 
 	// filled by the shared SQL pass
-	cells    []engine.Cell
-	quality  engine.Quality
-	missing  []analysis.MissingEvent // metric events with no row in the window (eventnames.go)
-	recs     []engine.TemplateRecord
-	duck     publish.DuckDBInfo
-	execSet  []engine.Setting
-	scan     engine.Scan
-	err      error
-	skipped  string
-	outcome  *Outcome
-	groupKey string
-	lock     *diskio.FolderLock // held from prepare to the end of RunAll
-	source   ledgers.Source     // a private spec's data source (its ledger)
+	cells   []engine.Cell
+	quality engine.Quality
+	missing []analysis.MissingEvent // metric events with no row in the window (eventnames.go)
+	// eventNames counts the event names of a shard's rows (RunShard).
+	eventNames map[string]int64
+	recs       []engine.TemplateRecord
+	duck       publish.DuckDBInfo
+	execSet    []engine.Setting
+	scan       engine.Scan
+	err        error
+	skipped    string
+	outcome    *Outcome
+	groupKey   string
+	lock       *diskio.FolderLock // held from prepare to the end of RunAll
+	source     ledgers.Source     // a private spec's data source (its ledger)
 }
 
 func (j *job) phase(name string, t0 time.Time) {
@@ -273,6 +278,12 @@ func RunAll(ctx context.Context, specs []*expspec.Spec, opts Options) []Result {
 	for _, g := range groups {
 		runGroup(ctx, g, opts)
 	}
+	return finishJobs(ctx, jobs, opts, results)
+}
+
+// finishJobs finishes every job whose pass succeeded, releases the
+// experiment folders' locks and fills in the results.
+func finishJobs(ctx context.Context, jobs []*job, opts Options, results []Result) []Result {
 	for _, j := range jobs {
 		if j.err == nil && j.skipped == "" {
 			j.outcome, j.err = j.finish(ctx, opts)
@@ -402,6 +413,9 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]intak
 			}
 			todo = append(todo, &files[i])
 		}
+	}
+	if opts.noHash {
+		todo = nil
 	}
 	if j.err = intake.HashFiles(ctx, todo); j.err != nil {
 		return

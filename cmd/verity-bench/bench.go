@@ -26,6 +26,7 @@ type benchOptions struct {
 	Experiments int
 	Runs        int
 	Templates   string
+	Shards      int
 	Base        fixtures.Config
 }
 
@@ -78,6 +79,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	fs.StringVar(&o.Verity, "verity", "bin/verity", "the verity binary to measure")
 	fs.IntVar(&o.Experiments, "experiments", 20, "nightly comparison: a run of this many experiments vs one, at the smallest scale (0 skips it)")
 	fs.StringVar(&o.Templates, "templates", "single-join", "template set of the specs verity runs: unit-keyed, single-join, per-event or v1")
+	fs.IntVar(&o.Shards, "shards", 4, "sharded comparison: one spec run as this many shards one after another plus the merge, vs one run, at the smallest scale (0 skips it)")
 	fs.IntVar(&o.Runs, "runs", 1, "runs of each measurement; the fastest is reported")
 	// The generator's own flags (seed, events, faults, ...) change the
 	// datasets; --units is ignored (the scales set it).
@@ -157,7 +159,26 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 			nightly = &nr
 		}
 	}
+	var sharded *shardResult
+	if o.Shards > 0 {
+		cfg := o.Base
+		cfg.Units = o.Scales[0]
+		sr, err := benchShards(ctx, o, cfg, verity, logf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return exitFailed, err
+			}
+			logf("sharded comparison failed: %s", firstLine(err.Error()))
+			failed = true
+		} else {
+			sharded = &sr
+			mismatch = mismatch || !sr.Identical
+		}
+	}
 	printReport(stdout, o, env, results, nightly)
+	if sharded != nil {
+		printShards(stdout, *sharded)
+	}
 	switch {
 	case mismatch:
 		return exitMismatch, errors.New("Verity and the reference query disagree (see above)")

@@ -22,6 +22,8 @@ const usage = `usage: verity <command> [flags] [args]
 
 commands:
   run          analyse specs and write results:   verity run [--out DIR] [--date YYYY-MM-DD] [--log FORMAT] [...] SPEC|DIR...
+               one shard of a sharded run:        verity run --shard I/K --partials DIR [...] SPEC|DIR...
+  merge        merge the shards and release:      verity merge --shards K --partials DIR [--out DIR] [...] SPEC|DIR...
   validate     check specs and inputs, run nothing: verity validate [--date YYYY-MM-DD] [--data] SPEC|DIR...
   replay       rerun a past run and compare:      verity replay [--pin NAME=vN|metric:NAME=vN]... [--inputs-dir DIR] [--out DIR] MANIFEST|RUN_DIR
                compare with a snapshot:           verity replay --against FILE [--tol COLUMN=abs:X|rel:X|exact]... MANIFEST|RUN_DIR
@@ -61,6 +63,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	switch args[0] {
 	case "run":
 		return runCmd(ctx, args[1:], stdout, stderr)
+	case "merge":
+		return mergeCmd(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return validateCmd(ctx, args[1:], stdout, stderr)
 	case "replay":

@@ -22,8 +22,9 @@ type commandDoc struct {
 // docs holds the help of every command, keyed by its flag set's name.
 var docs = map[string]commandDoc{
 	"run": {
-		synopsis: []string{"run [flags] SPEC|DIR..."},
-		summary:  "Analyse each spec and write its results to OUT/<experiment>/<date>/ (report.html, results.csv, results.parquet, decisions.json, quality.json, manifest.json). Specs that share their inputs are analysed in one pass over the data.",
+		synopsis: []string{"run [flags] SPEC|DIR...", "run --shard I/K --partials DIR [flags] SPEC|DIR..."},
+		summary: "Analyse each spec and write its results to OUT/<experiment>/<date>/ (report.html, results.csv, results.parquet, decisions.json, quality.json, manifest.json). Specs that share their inputs are analysed in one pass over the data. " +
+			"With --shard I/K, analyse only the units of shard I of K (bucket = first 8 bytes of MD5(salt ‖ unit_id) mod buckets, shard = bucket mod K; the spec's sharding: section, default salt verity-units-v1 and 1024 buckets) and write that shard's exact partial result to DIR/<name>/<date>/shard-I-of-K.json instead of releasing anything; verity merge releases. Specs must pin the unit-keyed templates.",
 		args: [][2]string{
 			{"SPEC|DIR", "a spec file, or a folder: each of its *.yaml and *.yml specs, in name order (one or more)"},
 		},
@@ -32,6 +33,18 @@ var docs = map[string]commandDoc{
 			"verity run --out runs fixtures/specs/checkout-button.yaml",
 			"verity run --date 2026-11-20 --out /srv/results --log json specs/",
 			"verity run --dry-run specs/",
+			"verity run --shard 2/8 --partials /shared/partials --date 2026-11-20 specs/",
+		},
+	},
+	"merge": {
+		synopsis: []string{"merge --shards K --partials DIR [flags] SPEC|DIR..."},
+		summary:  "Combine the K shards' partial results of each spec (verity run --shard) into its release, byte for byte what one verity run over all the units writes: gates, statistics, decisions, differential-privacy noise drawn once on the merged exact values and charged once, report and manifest. A missing, duplicated, stale (other inputs, templates, spec, date or build), altered or forged partial is refused, naming the shard, and nothing is released (exit 66 when a shard is missing, 78 otherwise).",
+		args: [][2]string{
+			{"SPEC|DIR", "the same specs the shards ran (one or more)"},
+		},
+		notes: exitNotes,
+		examples: []string{
+			"verity merge --shards 8 --partials /shared/partials --date 2026-11-20 --out /srv/results specs/",
 		},
 	},
 	"validate": {

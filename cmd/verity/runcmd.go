@@ -26,6 +26,7 @@ type runFlags struct {
 	out, date, mem, tmp, qdir, logFormat string
 	threads                              int
 	dryRun                               bool
+	shard, partials                      string
 	host                                 hostFlags
 }
 
@@ -57,6 +58,8 @@ func (f *runFlags) register(fs *flag.FlagSet, withRun bool) {
 	if withRun {
 		fs.StringVar(&f.out, "out", envOr("VERITY_OUT", "runs"), "output folder `DIR`; results go to DIR/<experiment>/<date>/ (env VERITY_OUT)")
 		fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan (experiments, inputs, templates, settings) and write nothing")
+		fs.StringVar(&f.shard, "shard", "", "run only shard `I/K` of the units (0 ≤ I < K) and write its partial result under --partials; verity merge releases")
+		fs.StringVar(&f.partials, "partials", envOr("VERITY_PARTIALS", ""), "with --shard (run) or merge: folder `DIR` of the shards' partial results (exact values: keep it like the restricted area; env VERITY_PARTIALS)")
 	}
 }
 
@@ -159,7 +162,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	if err := checkLocalPaths(fs, "spec", fs.Args()); err != nil {
 		return pipeline.ExitCode(err), err
 	}
-	if !f.dryRun {
+	if f.partials != "" && f.shard == "" {
+		return pipeline.ExitConfig, fmt.Errorf("%w: --partials is for a shard (--shard I/K); verity merge releases the partials", expspec.ErrUsage)
+	}
+	if !f.dryRun && f.shard == "" {
 		// An --out that can never hold the results fails once, up front,
 		// with exit 73, rather than once per spec after the analysis.
 		if err := diskio.CheckOutputDir(f.out, ""); err != nil {
@@ -180,6 +186,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	specs, worst, errs := loadSpecs(paths, stdout)
 	if f.dryRun {
 		return planReport(ctx, specs, opts, stdout, worst, errs, true)
+	}
+	if f.shard != "" {
+		return shardRun(ctx, f, specs, opts, stdout, worst, errs, len(paths))
 	}
 	for _, r := range pipeline.RunAll(ctx, specs, opts) {
 		var gate *analysis.GateError

@@ -40,6 +40,9 @@ type Cell struct {
 	SumY, SumY2, SumXY      *big.Int // Σy, Σy², Σxy
 	SumC, SumC2, SumXC      *big.Int // Σc, Σc², Σxc
 	SumYC                   *big.Int // Σyc
+	// MaxAbs is the largest |x|, |y| or |c| of a unit in the cell, as the
+	// overflow proof uses it (kept so that merged shards can redo it).
+	MaxAbs *big.Int
 }
 
 // Sums returns pointers to every sum of the cell, in a fixed order.
@@ -434,6 +437,7 @@ func (s *Session) readSufstats(ctx context.Context, r Rendered, p map[string]any
 			}
 			return nil
 		}
+		c.MaxAbs = maxAbsOf(row)
 		cells[e] = append(cells[e], c)
 		return nil
 	})
@@ -478,6 +482,18 @@ func mayHaveWrapped(row sufstatsRow, c Cell) (bool, error) {
 	bound := new(big.Int).Mul(maxAbs, maxAbs)
 	bound.Mul(bound, big.NewInt(c.N))
 	return bound.BitLen() > 126, nil
+}
+
+// maxAbsOf is the largest |value| among a row's maxima (proven non-NULL
+// by mayHaveWrapped).
+func maxAbsOf(row sufstatsRow) *big.Int {
+	m := new(big.Int)
+	for _, v := range row.maxAbs {
+		if v != nil && v.CmpAbs(m) > 0 {
+			m = new(big.Int).Abs(v)
+		}
+	}
+	return m
 }
 
 // readQuality reads the quality template's one row per experiment into

@@ -65,6 +65,9 @@ type Spec struct {
 	// Privacy says whether the release is differentially private, with
 	// what budget and key. Required.
 	Privacy *Privacy `yaml:"privacy" json:"privacy"`
+	// Sharding fixes how units are split between the shards of a sharded
+	// run (verity run --shard i/K): optional, see ShardScheme.
+	Sharding *Sharding `yaml:"sharding,omitempty" json:"sharding,omitempty"`
 
 	// path is the file the spec was read from (for error messages and for
 	// resolving relative globs); it is not part of the pinned content.

@@ -45,6 +45,7 @@ func (s *Spec) Validate() error {
 		s.validateGates,
 		s.validatePrivacy,
 		s.validateTemplateFeatures,
+		s.validateSharding,
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
