@@ -45,9 +45,12 @@ func ExitCode(err error) int {
 		integrity   *expspec.IntegrityError
 		hostErr     *ledgers.HostError
 	)
+	var seriesErr *analysis.SeriesIntegrityError
 	switch {
-	case errors.As(err, &missingErr):
+	case errors.As(err, &missingErr), errors.As(err, &seriesErr) && seriesErr.Missing:
 		return ExitNoInput
+	case errors.As(err, &seriesErr):
+		return ExitMismatch // an earlier night's release changed under a replay
 	case errors.Is(err, publish.ErrReplayMismatch):
 		return ExitMismatch
 	case errors.As(err, &manifestErr) && errors.Is(err, fs.ErrNotExist):
