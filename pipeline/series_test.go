@@ -3,9 +3,11 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,5 +223,26 @@ func TestTimeSeriesSequentialAndReplayRefusal(t *testing.T) {
 	}
 	if h, err := analysis.LoadPinnedSeries(m.SeriesHistory, ts, true); err != nil || len(h.Releases) != 1 {
 		t.Errorf("the run's own timeseries.csv: %+v, %v", h, err)
+	}
+}
+
+// TestTimeSeriesPrivate: a private run's series repeats the earlier
+// nights' released (noisy) results byte for byte; reading them charges
+// nothing beyond the night's own release.
+func TestTimeSeriesPrivate(t *testing.T) {
+	k := sha256.Sum256([]byte("series key"))
+	out := t.TempDir()
+	host := fixtureHost(t, 40)
+	if _, err := runPrivate(t, host, privateFixture, out, k[:], "2026-11-19", "2026-11-17T00:00:00Z"); err != nil {
+		t.Fatal(err)
+	}
+	spentOne := readSourceLedger(t, host).Spent()
+	if _, err := runPrivate(t, host, privateFixture, out, k[:], "2026-11-20", "2026-11-18T00:00:00Z"); err != nil {
+		t.Fatal(err)
+	}
+	expDir := filepath.Join(out, "checkout-button-private")
+	checkSeriesAgainstNights(t, expDir, "2026-11-20", []string{"2026-11-16", "2026-11-17", "2026-11-18"}, nil)
+	if got := readSourceLedger(t, host).Spent(); got.Cmp(new(big.Rat).Add(spentOne, spentOne)) != 0 {
+		t.Errorf("two nights spent %s, want twice one night's %s", got.RatString(), spentOne.RatString())
 	}
 }

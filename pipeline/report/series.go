@@ -169,7 +169,7 @@ func buildSeriesPlot(i int, l SeriesLine, ciLabel string) seriesPlot {
 	p := seriesPlot{ID: "ts-" + strconv.Itoa(i), Metric: l.Metric, Variant: l.Variant, Width: coord(tsWidth), Height: coord(tsHeight),
 		X0: coord(tsX0), X1: coord(tsX1), Top: coord(tsTop), Bottom: coord(tsBottom), AxisY: coord(sc.y(0))}
 	for k := math.Floor(lo / step); k*step <= sc.hi+step/2; k++ {
-		p.Ticks = append(p.Ticks, seriesTick{Y: coord(sc.y(k * step)), Label: num(k*step, 3)})
+		p.Ticks = append(p.Ticks, seriesTick{Y: coord(sc.y(k * step)), Label: numTrim(k*step, 3)})
 	}
 	n := len(l.Points)
 	every := (n + 11) / 12
