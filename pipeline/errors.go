@@ -46,13 +46,16 @@ func ExitCode(err error) int {
 		hostErr     *ledgers.HostError
 	)
 	var shardErr *ShardError
+	var seriesErr *analysis.SeriesIntegrityError
 	switch {
 	case errors.As(err, &shardErr) && shardErr.Missing:
 		return ExitNoInput
 	case errors.As(err, &shardErr):
 		return ExitConfig
-	case errors.As(err, &missingErr):
+	case errors.As(err, &missingErr), errors.As(err, &seriesErr) && seriesErr.Missing:
 		return ExitNoInput
+	case errors.As(err, &seriesErr):
+		return ExitMismatch // an earlier night's release changed under a replay
 	case errors.Is(err, publish.ErrReplayMismatch):
 		return ExitMismatch
 	case errors.As(err, &manifestErr) && errors.Is(err, fs.ErrNotExist):

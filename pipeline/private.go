@@ -26,7 +26,14 @@ func (j *job) finishPrivate(ctx context.Context, opts Options) (*Outcome, error)
 	spec, date, log := j.spec, j.date, j.log
 	t0 := time.Now()
 	inputs := append(append([]intake.InputFile{}, j.traces...), j.events...)
-	src := j.source // resolved and checked in prepare
+	src := j.source                                         // resolved and checked in prepare
+	expDir := filepath.Join(opts.OutDir, spec.OutputName()) // locked since prepare
+	// The earlier nights are released files; a replay whose pinned ones
+	// changed fails here, before anything is charged.
+	series, err := seriesHistory(opts, spec, expDir, date)
+	if err != nil {
+		return nil, err
+	}
 	rel, perr := privatize.Privatize(spec, j.cells, j.quality, j.key, j.specHash, date)
 	if rel == nil {
 		return nil, perr
@@ -42,7 +49,6 @@ func (j *job) finishPrivate(ctx context.Context, opts Options) (*Outcome, error)
 	if perr != nil {
 		return nil, perr
 	}
-	expDir := filepath.Join(opts.OutDir, spec.OutputName()) // locked since prepare
 	baseline := opts.Baseline
 	if !opts.BaselinePinned {
 		baseline = analysis.ReadBaseline(expDir, date)
@@ -56,7 +62,7 @@ func (j *job) finishPrivate(ctx context.Context, opts Options) (*Outcome, error)
 	pub, err := publish.PublishPrivate(publish.PrivateFacts{
 		Spec: spec, SpecJSON: j.specJSON, SpecHash: j.specHash, Date: date, DateFromFlag: opts.Date != "",
 		Templates: publish.PublicTemplates(j.recs), DuckDB: j.duck, Build: opts.Build, Key: j.key,
-		Ledger: ledger, SpentNow: spentNow, Baseline: baseline, Criteria: history,
+		Ledger: ledger, SpentNow: spentNow, Baseline: baseline, Criteria: history, Series: series,
 		RunID: opts.RunID, ParentRun: opts.ParentRun, Execution: j.execSet, SpecFile: specAbs,
 	}, rel)
 	if err != nil {

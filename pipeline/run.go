@@ -60,6 +60,13 @@ type Options struct {
 	// CriteriaHistory fixes the earlier nights' success criteria (a replay
 	// passes the manifest's); nil means they are read from OutDir.
 	CriteriaHistory *analysis.CriteriaHistory
+	// SeriesPinned fixes the earlier nights of the time series: a replay
+	// passes the manifest's SeriesHistory and the replayed run's
+	// timeseries.csv (nil when it has none); otherwise they are read
+	// from OutDir.
+	SeriesPinned  bool
+	SeriesHistory *analysis.SeriesHistory
+	SeriesCSV     []byte
 	// Host is the host configuration of private runs: the state folder
 	// with the privacy ledgers, the restricted area, the test-key switch.
 	Host ledgers.Host
@@ -792,7 +799,11 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	rel := exactRelease{rows: rows, decisions: decisions, checks: checks, baseline: baseline, criteria: criteria, history: history,
+	nightly, err := j.nightly(opts, expDir, rows, &decisions)
+	if err != nil {
+		return nil, err
+	}
+	rel := exactRelease{rows: rows, decisions: decisions, checks: checks, baseline: baseline, criteria: criteria, history: history, nightly: nightly,
 		privacy: publish.PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}}
 	final := filepath.Join(expDir, date)
 	if err := j.commitExact(ctx, opts, final, rel); err != nil {
@@ -833,6 +844,7 @@ type exactRelease struct {
 	baseline  *analysis.Baseline
 	criteria  json.RawMessage
 	history   *analysis.CriteriaHistory
+	nightly   *publish.Nightly
 	privacy   publish.PrivacyInfo
 }
 
@@ -844,12 +856,12 @@ func (j *job) commitExact(ctx context.Context, opts Options, final string, rel e
 	digest := intake.InputDigest(inputs)
 	page, err := report.Render(publish.BuildReport(publish.ReportInput{
 		Spec: spec, Date: date, Rows: rel.rows, Decisions: rel.decisions, Checks: rel.checks, Privacy: rel.privacy,
-		Templates: j.recs, Digest: digest, SpecHash: j.specHash, DuckDB: j.duck.Version,
+		Templates: j.recs, Digest: digest, SpecHash: j.specHash, DuckDB: j.duck.Version, Nightly: rel.nightly,
 	}))
 	if err != nil {
 		return fmt.Errorf("report.html: %w", err)
 	}
-	files, err := publish.EncodeOutputs(publish.RowStamp{Name: spec.OutputName(), Date: date, SpecHash: j.specHash}, rel.rows, publish.QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: rel.checks}, rel.decisions, page)
+	files, err := publish.EncodeOutputs(publish.RowStamp{Name: spec.OutputName(), Date: date, SpecHash: j.specHash}, rel.rows, publish.QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: rel.checks}, rel.decisions, page, rel.nightly)
 	if err != nil {
 		return err
 	}
@@ -866,7 +878,7 @@ func (j *job) commitExact(ctx context.Context, opts Options, final string, rel e
 			Spec: j.specJSON, SpecSHA256: j.specHash, Templates: j.recs, Inputs: inputs, InputDigest: digest, DuckDB: j.duck,
 			Statistics: analysis.StatisticsInfoOf(spec), Effective: publish.EffectiveOf(spec),
 			Criteria: rel.criteria, MetricDefinitions: spec.MetricDefs, CriteriaHistory: rel.history,
-			Privacy: rel.privacy, Checks: rel.checks, Baseline: rel.baseline, Outputs: outs, Build: &build,
+			Privacy: rel.privacy, Checks: rel.checks, Baseline: rel.baseline, SeriesHistory: rel.nightly.HistoryOrNil(), Outputs: outs, Build: &build,
 			Volatile: &publish.Volatile{
 				RunID: opts.RunID, ParentRun: opts.ParentRun,
 				StartedAt:  j.started.UTC().Format(time.RFC3339Nano),

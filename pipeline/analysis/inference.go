@@ -216,6 +216,7 @@ type bayesDecisionJSON struct {
 	SRM          []SRMCheck            `json:"srm"`
 	Evidence     []stats.BayesEvidence `json:"evidence"`
 	Criteria     CriteriaInfo          `json:"criteria"`
+	Anomalies    *AnomalyInfo          `json:"anomalies,omitempty"`
 }
 
 // MarshalJSON writes decisions.json: the frequentist layout, or the
@@ -232,7 +233,7 @@ func (d Decisions) MarshalJSON() ([]byte, error) {
 	return json.Marshal(bayesDecisionJSON{
 		Experiment: d.Experiment, NominalDate: d.NominalDate, Engine: expspec.EngineBayesian,
 		Verdict: d.Verdict, Rule: d.Rule, Reason: d.Reason, Variants: d.Variants, DecisionRule: d.Bayes.Rule,
-		Interval: "credible", LooksNote: d.LooksNote, Horizon: d.Horizon, SRM: d.SRM, Evidence: ev, Criteria: d.Criteria,
+		Interval: "credible", LooksNote: d.LooksNote, Horizon: d.Horizon, SRM: d.SRM, Evidence: ev, Criteria: d.Criteria, Anomalies: d.Anomalies,
 	})
 }
 

@@ -29,6 +29,9 @@ type Decisions struct {
 	// Criteria says which success criteria the verdict used, whether
 	// they changed after they were locked, and on which night.
 	Criteria CriteriaInfo `json:"criteria"`
+	// Anomalies are tonight's night-over-night anomaly flags (only when
+	// earlier nights were released; they never change the verdict).
+	Anomalies *AnomalyInfo `json:"anomalies,omitempty"`
 	// Bayes is the Bayesian engine's rule and evidence when it decided
 	// (MarshalJSON then writes the Bayesian layout); nil otherwise.
 	Bayes *BayesDecisions `json:"-"`

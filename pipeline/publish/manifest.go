@@ -57,10 +57,14 @@ type Manifest struct {
 	Privacy           PrivacyInfo                      `json:"privacy"`
 	Checks            []analysis.Check                 `json:"checks"`
 	// Baseline is the previous night's run the volume check used, if any.
-	Baseline *analysis.Baseline  `json:"previous_night,omitempty"`
-	Outputs  []diskio.OutputFile `json:"outputs"`
-	Build    *BuildInfo          `json:"build,omitempty"`
-	Volatile *Volatile           `json:"volatile,omitempty"`
+	Baseline *analysis.Baseline `json:"previous_night,omitempty"`
+	// SeriesHistory is the earlier nights the time series read (each
+	// results.csv by SHA-256) and those it excluded; absent when no earlier
+	// night had a committed run. A replay reads exactly these again.
+	SeriesHistory *analysis.SeriesHistory `json:"series_history,omitempty"`
+	Outputs       []diskio.OutputFile     `json:"outputs"`
+	Build         *BuildInfo              `json:"build,omitempty"`
+	Volatile      *Volatile               `json:"volatile,omitempty"`
 }
 
 // DuckDBInfo records the engine version and the settings that can change a

@@ -214,8 +214,9 @@ type QualityReport struct {
 // EncodeOutputs encodes a run's six output files, in commit order:
 // results.csv, results.parquet, quality.json (quality is an exact run's
 // QualityReport or a private run's PrivateQuality), decisions.json and
-// the rendered report.
-func EncodeOutputs(st RowStamp, rows []analysis.ResultRow, quality any, decisions analysis.Decisions, page []byte) ([]diskio.StagedFile, error) {
+// the rendered report, then results.schema.json and, when there is a
+// time series (nightly non-nil), timeseries.csv.
+func EncodeOutputs(st RowStamp, rows []analysis.ResultRow, quality any, decisions analysis.Decisions, page []byte, nightly *Nightly) ([]diskio.StagedFile, error) {
 	if err := st.apply(rows); err != nil {
 		return nil, err
 	}
@@ -239,14 +240,18 @@ func EncodeOutputs(st RowStamp, rows []analysis.ResultRow, quality any, decision
 	if isExtended(rows) {
 		schema = extendedSchema
 	}
-	return []diskio.StagedFile{
+	files := []diskio.StagedFile{
 		{Name: "results.csv", Data: csvBytes},
 		{Name: "results.parquet", Data: pq},
 		{Name: "quality.json", Data: qualityJSON},
 		{Name: "decisions.json", Data: decisionsJSON},
 		{Name: "report.html", Data: page},
 		{Name: "results.schema.json", Data: schema},
-	}, nil
+	}
+	if nightly != nil {
+		files = append(files, diskio.StagedFile{Name: "timeseries.csv", Data: nightly.CSV})
+	}
+	return files, nil
 }
 
 // RowStamp is what every row of a run shares: the spec's output name, the

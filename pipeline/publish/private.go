@@ -49,10 +49,14 @@ type PrivateFacts struct {
 	SpentNow     *big.Rat
 	Baseline     *analysis.Baseline // the previous night's release, if any
 	Criteria     *analysis.CriteriaHistory
-	RunID        string
-	ParentRun    string
-	Execution    []engine.Setting
-	SpecFile     string
+	// Series is the earlier nights' released results the time series
+	// reads (their noisy values: free post-processing); nil or empty for
+	// none.
+	Series    *analysis.SeriesHistory
+	RunID     string
+	ParentRun string
+	Execution []engine.Setting
+	SpecFile  string
 }
 
 // Publication is what a private run publishes.
@@ -86,12 +90,23 @@ func PublishPrivate(f PrivateFacts, rel *privatize.PrivateRelease) (*Publication
 	if err != nil {
 		return nil, err
 	}
-	info, state := privacyInfo(spec, f.Key, rel, f.Ledger, f.SpentNow)
-	files, err := encodePrivateOutputs(f, rel, rows, decisions, checks, info)
+	nightly, err := BuildNightly(spec, date, f.SpecHash, f.Series, rows)
 	if err != nil {
 		return nil, err
 	}
-	mb, err := diskio.MarshalJSON(privateManifest(f, files, criteria, history, checks, info, state))
+	if nightly != nil {
+		decisions.Anomalies = nightly.Anomalies
+	}
+	info, state := privacyInfo(spec, f.Key, rel, f.Ledger, f.SpentNow)
+	files, err := encodePrivateOutputs(f, rel, rows, decisions, checks, info, nightly)
+	if err != nil {
+		return nil, err
+	}
+	m := privateManifest(f, files, criteria, history, checks, info, state)
+	if nightly != nil {
+		m.SeriesHistory = nightly.History
+	}
+	mb, err := diskio.MarshalJSON(m)
 	if err != nil {
 		return nil, err
 	}
@@ -132,11 +147,11 @@ func invalidateOnBlockingGates(decisions *analysis.Decisions, blocked, details [
 
 // encodePrivateOutputs renders report.html and encodes the release's
 // output files, its quality.json holding the noisy gate statistics.
-func encodePrivateOutputs(f PrivateFacts, rel *privatize.PrivateRelease, rows []analysis.ResultRow, decisions analysis.Decisions, checks []analysis.Check, info PrivacyInfo) ([]diskio.StagedFile, error) {
+func encodePrivateOutputs(f PrivateFacts, rel *privatize.PrivateRelease, rows []analysis.ResultRow, decisions analysis.Decisions, checks []analysis.Check, info PrivacyInfo, nightly *Nightly) ([]diskio.StagedFile, error) {
 	spec, date := f.Spec, f.Date
 	page, err := report.Render(BuildReport(ReportInput{
 		Spec: spec, Date: date, Rows: rows, Decisions: decisions, Checks: checks, Privacy: info,
-		Templates: f.Templates, SpecHash: f.SpecHash, DuckDB: f.DuckDB.Version,
+		Templates: f.Templates, SpecHash: f.SpecHash, DuckDB: f.DuckDB.Version, Nightly: nightly,
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("report.html: %w", err)
@@ -145,7 +160,7 @@ func encodePrivateOutputs(f PrivateFacts, rel *privatize.PrivateRelease, rows []
 		Experiment: spec.Experiment, NominalDate: date,
 		Note:       "private release: the quality gates are decided on noisy per-unit counts (each statistic's noise sd is given); the exact counts are restricted operator data, not part of this release",
 		Statistics: rel.Gates, Checks: checks,
-	}, decisions, page)
+	}, decisions, page, nightly)
 }
 
 // privateManifest is the release's public manifest: data-independent facts,

@@ -27,6 +27,8 @@ type ReportInput struct {
 	Digest    string                  `json:"-" yaml:"-"`
 	SpecHash  string                  `json:"-" yaml:"-"`
 	DuckDB    string                  `json:"-" yaml:"-"`
+	// Nightly is the series and anomaly view (nil: no earlier night).
+	Nightly *Nightly `json:"-" yaml:"-"`
 }
 
 // ratFloat converts an exact rational such as "3/250" to the nearest
@@ -75,6 +77,7 @@ func BuildReport(in ReportInput) report.Data {
 	d.Sensitivity = reportSensitivity(analysis.SensitivityOf(in.Spec, in.Rows, in.Decisions.Horizon))
 	d.Rows = reportRows(in.Spec, in.Rows)
 	d.Inference = reportInference(in.Rows)
+	d.Series = reportSeries(in.Spec, in.Nightly)
 	if b := in.Decisions.Bayes; b != nil {
 		d.Engine, d.BayesRule = expspec.EngineBayesian, b.Rule.Rule
 		d.BayesEvidence = reportBayesEvidence(b.Evidence)

@@ -98,7 +98,10 @@ func Replay(ctx context.Context, manifestPath string, opts ReplayOptions) (*Repl
 		return nil, err
 	}
 	defer removeOutRoot()
-	newDir, newM, err := rerun(ctx, spec, old, outRoot, date, oldRun, opts)
+	// The replayed run's own timeseries.csv holds the earlier nights its
+	// series read (nil when it has none; its bytes were checked above).
+	seriesCSV, _ := diskio.ReadRegularFile(filepath.Join(filepath.Dir(manifestPath), "timeseries.csv"))
+	newDir, newM, err := rerun(ctx, spec, old, outRoot, date, oldRun, seriesCSV, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +227,7 @@ func rerunRoot(manifestPath string, old *publish.Manifest, spec *expspec.Spec, o
 // rerun runs the rebuilt spec into outRoot as a child of the old run, with
 // its baseline and criteria history, and returns the output folder and the
 // manifest the rerun committed.
-func rerun(ctx context.Context, spec *expspec.Spec, old *publish.Manifest, outRoot, date, oldRun string, opts ReplayOptions) (string, *publish.Manifest, error) {
+func rerun(ctx context.Context, spec *expspec.Spec, old *publish.Manifest, outRoot, date, oldRun string, seriesCSV []byte, opts ReplayOptions) (string, *publish.Manifest, error) {
 	outcome, err := pipeline.Run(ctx, spec, pipeline.Options{
 		OutDir:          outRoot,
 		Date:            date,
@@ -236,7 +239,12 @@ func rerun(ctx context.Context, spec *expspec.Spec, old *publish.Manifest, outRo
 		Baseline:        old.Baseline,
 		BaselinePinned:  true,
 		CriteriaHistory: replayCriteriaHistory(old),
-		Host:            opts.Host,
+		// The earlier nights the series read, rebuilt from the replayed
+		// run's timeseries.csv, each by its recorded hash.
+		SeriesPinned:  true,
+		SeriesHistory: old.SeriesHistory,
+		SeriesCSV:     seriesCSV,
+		Host:          opts.Host,
 	})
 	// A blocking quality gate still commits the outputs: compare them.
 	var gate *analysis.GateError

@@ -54,6 +54,9 @@ type Data struct {
 	// Inference is, per result row in results order, its posterior and/or
 	// hypothesis test; empty for specs that use neither.
 	Inference []InferenceRow
+	// Series is the experiment over time (nil: no earlier night was
+	// released, and the section is not shown).
+	Series *Series
 }
 
 // Sensitivity is one goal comparison's distance to its target MDE.

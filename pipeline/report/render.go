@@ -64,6 +64,8 @@ type view struct {
 	BayesEvidence []bayesEvidenceView
 	Bayes         []inferenceView // rows with a posterior
 	Tests         []inferenceView // rows with a test
+	// Series is the time series section (nil: not shown).
+	Series *seriesView
 }
 
 type sensitivityView struct {
@@ -240,6 +242,7 @@ func build(d Data) view {
 		Provenance:  buildProvenance(d.Provenance),
 	}
 	v.Progress = progress(d.Horizon)
+	v.Series = buildSeries(d.Series, ciLabel)
 	v.Engine, v.BayesRule = d.Engine, d.BayesRule
 	for _, e := range d.BayesEvidence {
 		v.BayesEvidence = append(v.BayesEvidence, buildBayesEvidence(e))
