@@ -309,6 +309,48 @@ func TestShardBucketedInputs(t *testing.T) {
 			t.Errorf("%s differs from the single-node run over the bucketed inputs", name)
 		}
 	}
+	// A second experiment on the same inputs (same templates, decimals and
+	// events: one input group) whose spec declares another salt shares the
+	// group's SQL pass in a single run, but not the shard's units: its own scheme
+	// checks the folders, and these were not bucketed with its salt.
+	other := filepath.Join(dir, "onboarding.yaml")
+	if err := os.WriteFile(other, []byte(`version: 1
+experiment: onboarding-flow
+inputs:
+  traces: ["traces/"]
+  events: ["events/"]
+window: {start: 2026-11-16, end: 2026-11-20}
+variants:
+  - {name: control, allocation: 0.34, control: true}
+  - {name: short, allocation: 0.33}
+  - {name: guided, allocation: 0.33}
+persona_algo_version: pa-2
+templates: {traces: v6, assignment: v5, events: v5, unit_metrics: v5, sufstats: v3, quality: v4}
+cohorts:
+  dimension: persona
+  taxonomy: [power/mobile, power/desktop, casual/mobile, casual/desktop]
+metrics:
+  - {name: converted, kind: proportion, event: purchase, role: goal}
+  - {name: page_views, kind: mean, event: page_view, aggregate: count, clamp: {lower: 0, upper: 80}}
+  - {name: refunds, kind: mean, event: refund, aggregate: count, clamp: {lower: 0, upper: 5}}
+privacy: {enabled: false}
+statistics: {fixed_point_decimals: 6}
+sharding: {salt: "another-salt", buckets: 16}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	otherSpec, err := expspec.LoadSpec(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := pipeline.RunShard(context.Background(), []*expspec.Spec{spec, otherSpec}, shardOpts(t.TempDir(), host), pipeline.Shard{Index: 1, Count: k})
+	if both[0].Err != nil {
+		t.Errorf("%s beside a spec with another salt: %v", spec.Experiment, both[0].Err)
+	}
+	if e := both[1].Err; e == nil || pipeline.ExitCode(e) != pipeline.ExitData || !strings.Contains(e.Error(), "not in bucket") {
+		t.Errorf("a spec whose salt did not bucket the folders: want a bucket data error, got %v", e)
+	}
+
 	// Move bucket 5's events into bucket 4's folder (shard 1 of 3 owns 4).
 	from, _ := filepath.Glob(filepath.Join(dir, "events", "unit_bucket=5", "*.parquet"))
 	if len(from) == 0 {

@@ -179,7 +179,9 @@ func RunShard(ctx context.Context, specs []*expspec.Spec, opts Options, sh Shard
 	}
 	jobs, groups := planJobs(ctx, ok, opts, false)
 	for _, g := range groups {
-		runShardGroup(ctx, g, opts, sh)
+		for _, sub := range bySchemeOf(g) {
+			runShardGroup(ctx, sub, opts, sh)
+		}
 	}
 	for k, j := range jobs {
 		i := index[ok[k]]
@@ -191,6 +193,27 @@ func RunShard(ctx context.Context, specs []*expspec.Spec, opts Options, sh Shard
 		}
 	}
 	return results
+}
+
+// bySchemeOf splits a group of jobs that share their inputs by their
+// specs' shard scheme (salt, buckets): a shard's rows are the units its
+// scheme assigns to it, so specs with different salts need their own pass
+// (in order of first appearance; one group when all agree).
+func bySchemeOf(g []*job) [][]*job {
+	var out [][]*job
+	at := map[string]int{}
+	for _, j := range g {
+		salt, buckets := j.spec.ShardScheme()
+		key := fmt.Sprintf("%d\x00%s", buckets, salt)
+		k, ok := at[key]
+		if !ok {
+			k = len(out)
+			at[key] = k
+			out = append(out, nil)
+		}
+		out[k] = append(out[k], j)
+	}
+	return out
 }
 
 // runShardGroup is runGroup for one shard: the inputs are inspected as a
