@@ -29,14 +29,7 @@ func TestSensitivity(t *testing.T) {
 	if !strings.Contains(page, `id="sensitivity"`) || !strings.Contains(page, "Days still needed to detect a") {
 		t.Errorf("the report of a running experiment has no sensitivity table")
 	}
-	b, err := os.ReadFile(filepath.Join(out, spec.OutputName(), "2026-11-17", "results.parquet"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := parquet.Read[analysis.ResultRow](bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := nightRows(t, out, spec, "2026-11-17")
 	h := analysis.Horizon{DaysElapsed: 2}
 	now := analysis.SensitivityOf(spec, rows, h)
 	if len(now) != 2 { // converted and revenue, treatment
@@ -101,14 +94,7 @@ func TestSensitivityAtMetricLevel(t *testing.T) {
 	})
 	out := t.TempDir()
 	criteriaNight(t, spec, out, "2026-11-17")
-	b, err := os.ReadFile(filepath.Join(out, spec.OutputName(), "2026-11-17", "results.parquet"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := parquet.Read[analysis.ResultRow](bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := nightRows(t, out, spec, "2026-11-17")
 	h := analysis.Horizon{DaysElapsed: 2}
 	for _, s := range analysis.SensitivityOf(spec, rows, h) {
 		if s.Status != "ok" {
@@ -124,4 +110,18 @@ func TestSensitivityAtMetricLevel(t *testing.T) {
 			}
 		}
 	}
+}
+
+// nightRows reads the result rows a night published (results.parquet).
+func nightRows(t *testing.T, out string, spec *expspec.Spec, night string) []analysis.ResultRow {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(out, spec.OutputName(), night, "results.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := parquet.Read[analysis.ResultRow](bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }
