@@ -38,7 +38,8 @@ type AnomalyInfo struct {
 }
 
 // AnomalySeries is tonight's check of one series. The numbers are on the
-// checked scale (log units for daily_units) and omitted unless checked.
+// checked scale (log units for daily_units) and omitted unless checked
+// (the p-value too: a night too early to check has none, not p = 1).
 type AnomalySeries struct {
 	Kind      string   `json:"kind"` // daily_units or control_mean
 	Metric    string   `json:"metric,omitempty"`
@@ -51,7 +52,7 @@ type AnomalySeries struct {
 	PredSE    *float64 `json:"pred_se,omitempty"`
 	Statistic *float64 `json:"statistic,omitempty"`
 	DF        *float64 `json:"df,omitempty"`
-	PValue    float64  `json:"p_value"`
+	PValue    *float64 `json:"p_value,omitempty"`
 	Flagged   bool     `json:"flagged"`
 	// EarlierFlags are the earlier nights the same rule flags on this
 	// series (recomputed from the history, so every night's flags agree).
@@ -93,7 +94,7 @@ func NightAnomalies(lines []SeriesLine, nights []string) (*AnomalyInfo, error) {
 func anomalySeriesOf(in anomalyInput, checks []stats.AnomalyCheck, nights []string) AnomalySeries {
 	last := len(checks) - 1
 	c := checks[last]
-	s := AnomalySeries{Kind: in.kind, Metric: in.metric, Arm: in.arm, Status: c.Status, History: c.History, PValue: c.PValue, Flagged: c.Flagged, EarlierFlags: []string{}}
+	s := AnomalySeries{Kind: in.kind, Metric: in.metric, Arm: in.arm, Status: c.Status, History: c.History, Flagged: c.Flagged, EarlierFlags: []string{}}
 	s.Label = "daily units of " + in.arm
 	if in.kind == "control_mean" {
 		s.Label = "control mean of " + in.metric
@@ -102,7 +103,7 @@ func anomalySeriesOf(in anomalyInput, checks []stats.AnomalyCheck, nights []stri
 		s.Value = fptr(in.nights[last].Value)
 	}
 	if c.Status == stats.AnomalyChecked || c.Status == stats.AnomalyFlatHistory {
-		s.Predicted, s.PredSE, s.Statistic, s.DF = fptr(c.Predicted), fptr(c.PredSE), fptr(c.Statistic), fptr(c.DF)
+		s.Predicted, s.PredSE, s.Statistic, s.DF, s.PValue = fptr(c.Predicted), fptr(c.PredSE), fptr(c.Statistic), fptr(c.DF), fptr(c.PValue)
 	}
 	for _, e := range checks[:last] {
 		if e.Flagged {

@@ -95,8 +95,19 @@ func TestNightAnomaliesPlanted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := miss.Series[0]; s.Status != "checked" || s.History != 11 {
+	if s := miss.Series[0]; s.Status != "checked" || s.History != 11 || s.PValue == nil {
 		t.Errorf("history with a gap: %+v", s)
+	}
+	// Too few nights to check: a status and no p-value (not p = 1, which
+	// would read as a check that found nothing).
+	early, err := NightAnomalies([]SeriesLine{simNights(rng, 4, -1, -1)}, nightNames(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range early.Series {
+		if s.Status == "checked" || s.PValue != nil || s.Flagged {
+			t.Errorf("a 4-night history was checked: %+v", s)
+		}
 	}
 }
 

@@ -133,9 +133,8 @@ func reportSeries(spec *expspec.Spec, n *Nightly) *report.Series {
 	if a := n.Anomalies; a != nil {
 		ra := &report.Anomalies{Gating: a.Gating, Model: a.Model, Alpha: a.Alpha, Level: a.LevelPerCheck, Checks: a.Checks}
 		for _, r := range a.Series {
-			p := r.PValue
 			ra.Rows = append(ra.Rows, report.AnomalyRow{Label: r.Label, Status: r.Status, Value: r.Value, Predicted: r.Predicted, Statistic: r.Statistic,
-				PValue: &p, History: r.History, Flagged: r.Flagged, Earlier: r.EarlierFlags})
+				PValue: r.PValue, History: r.History, Flagged: r.Flagged, Earlier: r.EarlierFlags})
 		}
 		s.Anomalies = ra
 	}
