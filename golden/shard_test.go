@@ -361,7 +361,7 @@ sharding: {salt: "another-salt", buckets: 16}
 	}
 	spec, _ = expspec.LoadSpec(spec.Path())
 	r := pipeline.RunShard(context.Background(), []*expspec.Spec{spec}, shardOpts(t.TempDir(), host), pipeline.Shard{Index: 1, Count: k})[0]
-	if r.Err == nil || pipeline.ExitCode(r.Err) != pipeline.ExitData || !strings.Contains(r.Err.Error(), "moved.parquet") || !strings.Contains(r.Err.Error(), "not in bucket 4") {
+	if r.Err == nil || pipeline.ExitCode(r.Err) != pipeline.ExitData || !strings.Contains(r.Err.Error(), "moved.parquet") || !strings.Contains(r.Err.Error(), "not in bucket 4") || !strings.Contains(r.Err.Error(), "(e.g. unit ") {
 		t.Fatalf("want a data error naming moved.parquet and bucket 4, got %v", r.Err)
 	}
 }

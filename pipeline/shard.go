@@ -239,8 +239,12 @@ func runShardGroup(ctx context.Context, jobs []*job, opts Options, sh Shard) {
 	defer os.RemoveAll(tmp)
 	t0 := time.Now()
 	shardSt := *st
-	if shardSt.traces, err = copyShard(ctx, st, jobs[0].spec, st.traces, tmp, sh); err == nil {
-		shardSt.events, err = copyShard(ctx, st, jobs[0].spec, st.events, tmp, sh)
+	private := false
+	for _, j := range jobs {
+		private = private || (j.spec.Privacy != nil && j.spec.Privacy.Enabled)
+	}
+	if shardSt.traces, err = copyShard(ctx, st, jobs[0].spec, st.traces, tmp, sh, private); err == nil {
+		shardSt.events, err = copyShard(ctx, st, jobs[0].spec, st.events, tmp, sh, private)
 	}
 	if err != nil {
 		failJobs(jobs, err)
@@ -277,8 +281,8 @@ func runShardGroup(ctx context.Context, jobs []*job, opts Options, sh Shard) {
 }
 
 // copyShard copies the shard's rows of each file into tmp; the copies keep
-// the originals' role and columns.
-func copyShard(ctx context.Context, st *groupState, spec *expspec.Spec, files []intake.InputFile, tmp string, sh Shard) ([]intake.InputFile, error) {
+// the originals' role and columns. private: a private spec shares the pass.
+func copyShard(ctx context.Context, st *groupState, spec *expspec.Spec, files []intake.InputFile, tmp string, sh Shard, private bool) ([]intake.InputFile, error) {
 	salt, buckets := spec.ShardScheme()
 	out := make([]intake.InputFile, len(files))
 	for i, f := range files {
@@ -299,7 +303,7 @@ func copyShard(ctx context.Context, st *groupState, spec *expspec.Spec, files []
 			err = st.sess.CopyEmpty(ctx, f.Abs, dst)
 		case bucketed:
 			out[i].Abs = f.Abs // read in place, each row's bucket verified
-			err = checkBucket(ctx, st, f, unitCol, salt, buckets, b)
+			err = checkBucket(ctx, st, f, unitCol, salt, buckets, b, private)
 		default:
 			out[i].Abs = dst
 			err = st.sess.CopyShard(ctx, f.Abs, dst, unitCol, salt, buckets, sh.Index, sh.Count)
@@ -319,16 +323,18 @@ func copyShard(ctx context.Context, st *groupState, spec *expspec.Spec, files []
 }
 
 // checkBucket verifies that every row of a file in folder unit_bucket=b
-// belongs to bucket b.
-func checkBucket(ctx context.Context, st *groupState, f intake.InputFile, unitCol, salt string, buckets, b int) error {
+// belongs to bucket b. When a private spec shares the pass the error names
+// the file only: a row count and a unit id are data, not file properties.
+func checkBucket(ctx context.Context, st *groupState, f intake.InputFile, unitCol, salt string, buckets, b int, private bool) error {
 	n, example, err := st.sess.WrongBucketRows(ctx, f.Abs, unitCol, salt, buckets, b)
-	if err != nil {
+	if err != nil || n == 0 {
 		return err
 	}
-	if n > 0 {
-		return &engine.DataError{Err: fmt.Errorf("input %s: column unit_id: %d rows are not in bucket %d of its folder unit_bucket=%d (e.g. unit %q); expected bucket = first 8 bytes of MD5(salt ‖ unit_id) mod %d, with the spec's sharding salt", f.Path, n, b, b, example, buckets)}
+	which := fmt.Sprintf("%d rows (e.g. unit %q) are", n, example)
+	if private {
+		which = "rows are"
 	}
-	return nil
+	return &engine.DataError{Err: fmt.Errorf("input %s: column unit_id: %s not in bucket %d of its folder unit_bucket=%d; expected bucket = first 8 bytes of MD5(salt ‖ unit_id) mod %d, with the spec's sharding salt", f.Path, which, b, b, buckets)}
 }
 
 // BucketOfPath returns the bucket of a file under a Hive folder
