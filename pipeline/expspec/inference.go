@@ -86,10 +86,10 @@ type Hypothesis struct {
 
 // Alternatives and tests of a Hypothesis.
 const (
-	AltTwoSided       = "two-sided"
-	AltGreater        = "greater"
-	AltLess           = "less"
-	TestSuperiority   = "superiority"
+	AltTwoSided        = "two-sided"
+	AltGreater         = "greater"
+	AltLess            = "less"
+	TestSuperiority    = "superiority"
 	TestNonInferiority = "non_inferiority"
 )
 
