@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/verity-analytics/verity/fixtures"
@@ -91,5 +92,11 @@ privacy: {enabled: false}
 	}
 	if q.EventAttributed != 4 {
 		t.Errorf("attributed events %d, want the 4 real units' events", q.EventAttributed)
+	}
+	// traces@v7 and events@v6 test blank keys with a cheaper expression
+	// (issue 18): the same quality counts, blank keys included.
+	fast := run("{traces: v7, assignment: v5, events: v6, unit_metrics: v5, sufstats: v3, quality: v4}")
+	if !reflect.DeepEqual(fast, q) {
+		t.Errorf("traces@v7/events@v6 quality differs from traces@v6/events@v5:\n%+v\n%+v", fast, q)
 	}
 }

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -169,5 +172,39 @@ func TestPrototypesMatchV1(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "| NO |") {
 		t.Fatalf("a prototype differs from v1:\n%s", out.String())
+	}
+}
+
+// TestScanFloorReadsEveryRow: the scan floor reads every row of both inputs
+// (the basic fixture, faults included: NULL keys and values are rows too).
+func TestScanFloorReadsEveryRow(t *testing.T) {
+	var out, errb bytes.Buffer
+	code, err := scanFloorCmd(context.Background(), []string{"--threads", "2",
+		"--traces", "../../fixtures/data/basic/traces/*/*.parquet",
+		"--events", "../../fixtures/data/basic/events/*/*.parquet"}, &out, &errb)
+	if err != nil || code != exitOK {
+		t.Fatalf("scanfloor: code %d, %v\n%s", code, err, errb.String())
+	}
+	b, err := os.ReadFile("../../fixtures/data/basic/truth.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var truth struct {
+		TraceRows int64 `json:"trace_rows"`
+		EventRows int64 `json:"event_rows"`
+	}
+	if err := json.Unmarshal(b, &truth); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"traces": truth.TraceRows, "events": truth.EventRows}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 lines, got %q", out.String())
+	}
+	for _, line := range lines {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 || f[1] != strconv.FormatInt(want[f[0]], 10) {
+			t.Errorf("line %q: want %s with %d rows", line, f[0], want[f[0]])
+		}
 	}
 }

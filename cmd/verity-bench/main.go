@@ -10,6 +10,7 @@
 //	verity-bench profile --data DIR [--explain DIR] [--cpuprofile FILE] ...
 //	verity-bench proto --data DIR ...
 //	verity-bench sql [STATEMENT...]
+//	verity-bench scanfloor --threads N --memory-limit SIZE --traces GLOB --events GLOB
 //
 // For each scale the bench generates a dataset once (cached under
 // --cache by a hash of the generator configuration), writes a v1 spec for it,
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string) (int, error) {
 			return protoCmd(ctx, args[1:], os.Stdout, os.Stderr)
 		case "sql":
 			return sqlCmd(ctx, args[1:], os.Stdout, os.Stderr)
+		case "scanfloor":
+			return scanFloorCmd(ctx, args[1:], os.Stdout, os.Stderr)
 		}
 	}
 	return benchCmd(ctx, args, os.Stdout, os.Stderr)

@@ -19,7 +19,21 @@ var templateFeatures = map[string]map[string][]string{
 // quality counts include the per-unit gate statistics: the only set a
 // private spec may pin (no unit's rows can remove or change another's).
 var UnitKeyedSet = map[string]string{
-	"traces": "v6", "assignment": "v5", "events": "v5", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4",
+	"traces": "v7", "assignment": "v5", "events": "v6", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4",
+}
+
+// unitKeyedVersions are the versions of each template that belong to the
+// unit-keyed set: its first release (traces@v6, events@v5) and the faster
+// rewrite with the same results (traces@v7, events@v6; issue 18). A spec may
+// mix them: they read and write the same tables and columns.
+var unitKeyedVersions = map[string][]string{
+	"traces": {"v6", "v7"}, "assignment": {"v5"}, "events": {"v5", "v6"},
+	"unit_metrics": {"v5"}, "sufstats": {"v3"}, "quality": {"v4"},
+}
+
+// isUnitKeyed reports whether the spec pins a unit-keyed version of name.
+func (s *Spec) isUnitKeyed(name string) bool {
+	return slices.Contains(unitKeyedVersions[name], s.Templates[name])
 }
 
 // unitKeyedPins is UnitKeyedSet as a spec would write it.
@@ -31,10 +45,10 @@ func unitKeyedPins() string {
 	return "{" + strings.Join(parts, ", ") + "}"
 }
 
-// unitKeyed reports whether the spec pins the whole UnitKeyedSet.
+// unitKeyed reports whether every template the spec pins is unit-keyed.
 func (s *Spec) unitKeyed() bool {
 	for _, name := range TemplateNames {
-		if s.Templates[name] != UnitKeyedSet[name] {
+		if !s.isUnitKeyed(name) {
 			return false
 		}
 	}
@@ -129,7 +143,7 @@ func (s *Spec) singleJoinPins() (inSet, outSet []string) {
 	// assignment@v4 is a faster pair that replaces traces@v3/assignment@v3;
 	// events@v4 writes what events@v3 writes, unit_metrics@v5 what v4 does.
 	singleJoin := [][]string{
-		{"traces", "v3", "v4", "v5", "v6"}, {"assignment", "v3", "v4", "v5"}, {"events", "v3", "v4", "v5"},
+		{"traces", "v3", "v4", "v5", "v6", "v7"}, {"assignment", "v3", "v4", "v5"}, {"events", "v3", "v4", "v5", "v6"},
 		{"unit_metrics", "v4", "v5"}, {"sufstats", "v3"}, {"quality", "v3", "v4"},
 	}
 	inSet, outSet = []string{}, []string{}
@@ -151,7 +165,7 @@ func (s *Spec) validateSingleJoinVersions() error {
 	// (per-unit gate flags and counts): all four or none.
 	var keyed, unkeyed []string
 	for _, name := range []string{"traces", "assignment", "events", "quality"} {
-		if s.Templates[name] == UnitKeyedSet[name] {
+		if s.isUnitKeyed(name) {
 			keyed = append(keyed, name+"@"+s.Templates[name])
 		} else {
 			unkeyed = append(unkeyed, name+"@"+s.Templates[name])
