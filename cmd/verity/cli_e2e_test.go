@@ -631,3 +631,28 @@ func TestOutputModesFollowUmask(t *testing.T) {
 		})
 	}
 }
+
+// TestPartialsEnvIsForShardsOnly: a worker whose environment carries
+// VERITY_PARTIALS (a cluster's configuration for its shard tasks) still runs
+// a plain nightly pass, writing nothing under the partials folder; the flag
+// given by hand to a run without --shard is a usage error.
+func TestPartialsEnvIsForShardsOnly(t *testing.T) {
+	root := repoRoot(t)
+	spec := filepath.Join(root, "fixtures", "specs", "checkout-button.yaml")
+	dir := openTempDir(t)
+	partials := filepath.Join(dir, "partials")
+	r := verityEnv(t, dir, []string{"VERITY_PARTIALS=" + partials}, "run", "--log", "none", "--out", filepath.Join(dir, "runs"), spec)
+	if r.code != 0 {
+		t.Fatalf("run with VERITY_PARTIALS set: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "runs", "checkout-button", "2026-11-19", "manifest.json")); err != nil {
+		t.Errorf("plain run released nothing: %v", err)
+	}
+	if _, err := os.Stat(partials); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("plain run touched the partials folder: %v", err)
+	}
+	r = verity(t, dir, "run", "--log", "none", "--partials", partials, "--out", filepath.Join(dir, "runs2"), spec)
+	if r.code != 78 || !strings.Contains(r.stderr, "--partials is for a shard") {
+		t.Errorf("run --partials without --shard: exit %d, want 78 naming the flag\n%s", r.code, r.stderr)
+	}
+}

@@ -162,9 +162,11 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	if err := checkLocalPaths(fs, "spec", fs.Args()); err != nil {
 		return pipeline.ExitCode(err), err
 	}
-	if f.partials != "" && f.shard == "" {
+	if f.shard == "" && flagSet(fs, "partials") {
 		return pipeline.ExitConfig, fmt.Errorf("%w: --partials is for a shard (--shard I/K); verity merge releases the partials", expspec.ErrUsage)
 	}
+	// VERITY_PARTIALS in the environment (a cluster's worker config) is a
+	// default for shards and merges only; a plain run ignores it.
 	if !f.dryRun && f.shard == "" {
 		// An --out that can never hold the results fails once, up front,
 		// with exit 73, rather than once per spec after the analysis.
