@@ -6,6 +6,12 @@ dependency order, as the scheduler's default trigger rule (all_success)
 would: a task runs only when all its upstream tasks succeeded, else it is
 "upstream_failed". Each outcome is recorded; retries are recorded as
 "up_for_retry" (AirflowException with retries left) or "failed".
+
+Dynamic task mapping: Operator.partial(task_id=..., **fixed).expand(**lists)
+adds one mapped task whose instances (map_index 0..n-1) each get the fixed
+arguments plus element i of every list (Airflow's "cross product" of
+several lists is not needed and refused). run_dag runs every instance and
+records "task[i]" besides "task", which is "success" only when all are.
 """
 
 import airflow
@@ -73,6 +79,49 @@ class BaseOperator:
     def execute(self, context):
         raise NotImplementedError
 
+    @classmethod
+    def partial(cls, *, task_id, **fixed):
+        return _Partial(cls, task_id, fixed)
+
+
+class _Detached:
+    """The DAG stand-in a mapped instance is built against: it carries the
+    real DAG's default_args but does not register the instance."""
+
+    def __init__(self, dag):
+        self.default_args = dag.default_args
+        self.tasks = {}
+
+
+class _Partial:
+    def __init__(self, cls, task_id, fixed):
+        if "dag" in fixed:
+            raise TypeError("partial: dag is taken from the enclosing DAG")
+        self.cls, self.task_id, self.fixed = cls, task_id, fixed
+
+    def expand(self, **lists):
+        if not lists:
+            raise TypeError(f"{self.task_id}: expand needs at least one mapped argument")
+        if len(lists) > 1:
+            raise TypeError(f"{self.task_id}: the stand-in maps over one argument only, got {sorted(lists)}")
+        for k, v in lists.items():
+            if k in self.fixed or k == "task_id":
+                raise TypeError(f"{self.task_id}: {k} is both fixed and mapped")
+            if not isinstance(v, (list, tuple)):
+                raise TypeError(f"{self.task_id}: expand({k}=...) needs a list, got {type(v).__name__}")
+        return MappedOperator(self, lists)
+
+
+class MappedOperator(BaseOperator):
+    """A task expanded at run time into one instance per list element."""
+
+    def __init__(self, partial, lists):
+        super().__init__(task_id=partial.task_id, **{k: v for k, v in partial.fixed.items() if k in ("retries", "retry_delay")})
+        (name, values), = lists.items()
+        # Built now, as Airflow validates mapped arguments when the DAG is parsed.
+        self.instances = [partial.cls(task_id=self.task_id, dag=_Detached(self.dag), **partial.fixed, **{name: v})
+                          for v in values]
+
 
 def topological(dag):
     order, done = [], set()
@@ -87,18 +136,32 @@ def topological(dag):
     return order
 
 
+def run_task(op, context):
+    """Runs one task instance once; returns (state, exception)."""
+    try:
+        op.execute(context)
+        return "success", None
+    except AirflowFailException as e:
+        return "failed", e
+    except AirflowException as e:
+        return ("up_for_retry" if op.retries > 0 else "failed"), e
+
+
 def run_dag(dag, context):
-    """Runs every task once, in dependency order; returns {task_id: (state, exception)}."""
+    """Runs every task once, in dependency order; returns {task_id: (state, exception)}
+    (and {"task[i]": ...} for each instance of a mapped task)."""
     states = {}
     for op in topological(dag):
         if any(states[u][0] != "success" for u in op.upstream_task_ids):
             states[op.task_id] = ("upstream_failed", None)
             continue
-        try:
-            op.execute(dict(context, task=op, dag=dag))
-            states[op.task_id] = ("success", None)
-        except AirflowFailException as e:
-            states[op.task_id] = ("failed", e)
-        except AirflowException as e:
-            states[op.task_id] = ("up_for_retry" if op.retries > 0 else "failed", e)
+        if not isinstance(op, MappedOperator):
+            states[op.task_id] = run_task(op, dict(context, task=op, dag=dag))
+            continue
+        outcome = ("success", None)
+        for i, inst in enumerate(op.instances):
+            states[f"{op.task_id}[{i}]"] = run_task(inst, dict(context, task=inst, dag=dag, map_index=i))
+            if outcome[0] == "success" and states[f"{op.task_id}[{i}]"][0] != "success":
+                outcome = states[f"{op.task_id}[{i}]"]
+        states[op.task_id] = outcome
     return states
