@@ -365,3 +365,80 @@ sharding: {salt: "another-salt", buckets: 16}
 		t.Fatalf("want a data error naming moved.parquet and bucket 4, got %v", r.Err)
 	}
 }
+
+// TestShardPartialUnderAnotherKey: a private partial that authenticates
+// under another noise key — an adversary's well-formed forgery, or a shard
+// that ran with the wrong key file — is refused by the merge naming the
+// shard, and nothing is released or charged.
+func TestShardPartialUnderAnotherKey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs shard passes")
+	}
+	dir := t.TempDir()
+	data, _ := filepath.Abs("../fixtures/data/basic")
+	b, err := os.ReadFile("../fixtures/specs/checkout-button-private.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.NewReplacer(`"../data/basic/`, `"`+data+`/`, "key_file: ../keys/TEST-ONLY-noise.key", "key_file: noise.key").Replace(string(b))
+	if src == string(b) || !strings.Contains(src, "key_file: noise.key") || strings.Contains(src, "../data") {
+		t.Fatal("the private fixture spec changed shape; update this test's rewrite")
+	}
+	specPath, keyPath := filepath.Join(dir, "private.yaml"), filepath.Join(dir, "noise.key")
+	os.WriteFile(specPath, []byte(src), 0o644)
+	testKey, _ := os.ReadFile("../fixtures/keys/TEST-ONLY-noise.key")
+	otherKey := []byte("hex:0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0\n")
+	setKey := func(k []byte) {
+		if err := os.WriteFile(keyPath, k, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec, err := expspec.LoadSpec(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := []*expspec.Spec{spec}
+	host := fixtureHost(t)
+	partials, forged := t.TempDir(), t.TempDir()
+	setKey(testKey)
+	runShards(t, specs, partials, host, 3)
+	setKey(otherKey)
+	okOrGate(t, "shard 0 under another key", pipeline.RunShard(context.Background(), specs, shardOpts(forged, host), pipeline.Shard{Index: 0, Count: 3}))
+	part := func(root string) string {
+		return pipeline.PartialPath(root, spec, "2026-11-19", pipeline.Shard{Index: 0, Count: 3})
+	}
+	mine, _ := os.ReadFile(part(partials))
+	theirs, err := os.ReadFile(part(forged))
+	if err != nil || bytes.Equal(mine, theirs) {
+		t.Fatalf("the other key's partial is missing or equal to the real one (%v)", err)
+	}
+	if err := os.WriteFile(part(partials), theirs, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	setKey(testKey)
+	out := t.TempDir()
+	for _, r := range pipeline.Merge(context.Background(), specs, shardOpts(out, host), partials, 3) {
+		var se *pipeline.ShardError
+		if !errors.As(r.Err, &se) || se.Shard.Index != 0 || !strings.Contains(r.Err.Error(), "shard 0/3") {
+			t.Fatalf("%s: want shard 0/3 refused, got %v", r.Label(), r.Err)
+		}
+		t.Logf("refused: %v", r.Err)
+		if code := pipeline.ExitCode(r.Err); code != pipeline.ExitConfig {
+			t.Errorf("%s: exit %d, want %d", r.Label(), code, pipeline.ExitConfig)
+		}
+		if _, err := os.Stat(filepath.Join(out, r.Name, "2026-11-19")); err == nil {
+			t.Errorf("%s: released despite a partial under another key", r.Label())
+		}
+	}
+	ledger, err := ledgers.ReadLedger(filepath.Join(host.StateDir, "ledgers", "fixtures.json"))
+	if err != nil || len(ledger.Entries) != 0 {
+		t.Fatalf("a refused merge charged the ledger (%v)", err)
+	}
+	// The real partial restored, the same merge releases: the refusal was the key's.
+	os.WriteFile(part(partials), mine, 0o600)
+	for _, r := range pipeline.Merge(context.Background(), specs, shardOpts(out, host), partials, 3) {
+		if r.Err != nil {
+			t.Errorf("%s: merge with the real partials: %v", r.Label(), r.Err)
+		}
+	}
+}
