@@ -27,7 +27,8 @@ import (
 //
 // The adjusted estimates are reported (adjusted.csv, the report); the
 // verdict, the multiple-testing family and results.csv stay on the
-// metric's comparison.
+// metric's comparison. Exact specs only: a private spec listing any
+// method is refused (exit 78), as a hypothesis is.
 
 // Variance-reduction methods.
 const (
@@ -118,6 +119,13 @@ func (s *Spec) validateVRList(key string, list []VarianceReduction) error {
 
 func (s *Spec) validateVR(key string, v *VarianceReduction) error {
 	private := s.Privacy != nil && s.Privacy.Enabled
+	if private && (v.Method == VRCUPED || v.Method == VRPostStratify || v.Method == VRRegression) {
+		// Same rule as hypotheses: a new kind of analysis gets a DP
+		// method or a refusal. Post-stratification and regression have
+		// no model of the privacy noise in the per-leaf moments; the
+		// report of CUPED's reduction is written by exact runs only.
+		return s.errf(key+".method", "%s is not available in a private spec: variance-reduced estimates have no model of the privacy noise in the per-stratum moments, so they would not be a charged, calibrated release; remove variance_reduction (statistics.cuped still adjusts the private comparison, with the noise in its interval)", v.Method)
+	}
 	switch v.Method {
 	case VRCUPED:
 		if s.Statistics.CUPED == nil {
@@ -130,12 +138,6 @@ func (s *Spec) validateVR(key string, v *VarianceReduction) error {
 	case VRPostStratify, VRRegression:
 	default:
 		return s.errf(key+".method", "want %s, %s or %s, got %q", VRCUPED, VRPostStratify, VRRegression, v.Method)
-	}
-	if private {
-		// Same rule as hypotheses: a new kind of analysis gets a DP
-		// method or a refusal. These estimators' variances do not
-		// include the privacy noise of the per-leaf moments.
-		return s.errf(key+".method", "%s is not available in a private spec: its interval has no model of the privacy noise in the per-stratum moments, so it would not be a charged, calibrated release; remove it (a private spec may keep cuped)", v.Method)
 	}
 	if v.Method == VRPostStratify {
 		if len(v.Covariates) > 0 {

@@ -79,17 +79,17 @@ func TestVarianceReductionErrors(t *testing.T) {
 	}
 }
 
-// TestPrivateVarianceReductionRefused: a private spec may list cuped (its
-// DP path exists) but not poststratify or regression (exit 78).
+// TestPrivateVarianceReductionRefused: a private spec may not list any
+// variance-reduced estimate (exit 78); statistics.cuped stays allowed.
 func TestPrivateVarianceReductionRefused(t *testing.T) {
 	priv := strings.Replace(vrSpec, "privacy: {enabled: false}", "privacy: {enabled: true, epsilon: 1, delta: 1e-6, run_share: 0.5}", 1)
 	priv = strings.Replace(priv, "templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v2, sufstats: v2, quality: v1}",
 		"templates: {traces: v6, assignment: v5, events: v5, unit_metrics: v5, sufstats: v3, quality: v4}", 1)
-	stats := "statistics: {cuped: {lookback_days: 2}, variance_reduction: [VR]}"
-	if _, err := expspec.ParseSpec("specs/x.yaml", []byte(strings.Replace(priv, "STATS", strings.Replace(stats, "VR", "{method: cuped}", 1), 1))); err != nil {
-		t.Fatalf("private cuped refused: %v", err)
+	if _, err := expspec.ParseSpec("specs/x.yaml", []byte(strings.Replace(priv, "STATS", "statistics: {cuped: {lookback_days: 2}}", 1))); err != nil {
+		t.Fatalf("private CUPED refused: %v", err)
 	}
-	for _, m := range []string{"{method: poststratify}", "{method: regression, covariates: [pre_period]}"} {
+	stats := "statistics: {cuped: {lookback_days: 2}, variance_reduction: [VR]}"
+	for _, m := range []string{"{method: cuped}", "{method: poststratify}", "{method: regression, covariates: [pre_period]}"} {
 		_, err := expspec.ParseSpec("specs/x.yaml", []byte(strings.Replace(priv, "STATS", strings.Replace(stats, "VR", m, 1), 1)))
 		var se *expspec.SpecError
 		if !errors.As(err, &se) || se.Key != "statistics.variance_reduction[0].method" || !strings.Contains(err.Error(), "not available in a private spec") {
