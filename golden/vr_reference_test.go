@@ -192,4 +192,3 @@ func TestAdjustedMatchesReference(t *testing.T) {
 		}
 	}
 }
-
