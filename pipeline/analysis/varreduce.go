@@ -24,7 +24,7 @@ import (
 
 // Estimator sources, as labelled in adjusted.csv and the report.
 const (
-	SourceCUPED        = "Deng, Xu, Kohavi & Walker (2013), WSDM '13, eq. 3-4: theta pooled within arms, Welch-Satterthwaite t interval"
+	SourceCUPED        = "Deng, Xu, Kohavi & Walker (2013), WSDM '13 (CUPED): theta pooled within arms, Welch-Satterthwaite t interval"
 	SourcePostStratify = "Miratrix, Sekhon & Yu (2013), JRSS B 75(2):369-396, sec. 4: conditional variance plus the stratum-share term, Satterthwaite t interval"
 	SourceRegression   = "Lin (2013), Ann. Appl. Stat. 7(1):295-318: interacted OLS (Eppo CUPED++ without ridge), per-arm OLS variance plus Negi & Wooldridge (2021) covariate term, Satterthwaite t interval"
 )
