@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/pipeline/expspec"
@@ -28,6 +29,29 @@ const (
 	SourcePostStratify = "Miratrix, Sekhon & Yu (2013), JRSS B 75(2):369-396, sec. 4: conditional variance plus the stratum-share term, Satterthwaite t interval"
 	SourceRegression   = "Lin (2013), Ann. Appl. Stat. 7(1):295-318: interacted OLS (Eppo CUPED++ without ridge), per-arm OLS variance plus Negi & Wooldridge (2021) covariate term, Satterthwaite t interval"
 )
+
+// VarianceReductionWords describes, for the manifest's effective block,
+// each variance-reduced estimate of metric m: its label, estimator and the
+// settings in effect (defaults included). Nil when m lists none.
+func VarianceReductionWords(spec *expspec.Spec, m expspec.Metric) []string {
+	var out []string
+	for _, v := range spec.VarianceReductionOf(m) {
+		w := v.Label() + ": "
+		switch v.Method {
+		case expspec.VRCUPED:
+			w += SourceCUPED
+		case expspec.VRPostStratify:
+			w += SourcePostStratify + fmt.Sprintf("; strata: the persona leaves, a leaf with fewer than %d units in an arm pooled", stats.DefaultMinStratumUnits)
+		case expspec.VRRegression:
+			w += SourceRegression
+			if slices.Contains(v.Covariates, expspec.CovariatePersona) {
+				w += fmt.Sprintf("; persona leaves with fewer than %d units in an arm pooled", stats.DefaultMinStratumUnits)
+			}
+		}
+		out = append(out, w+"; cohort (all), fixed-horizon interval at the metric's alpha")
+	}
+	return out
+}
 
 // AdjustedRow is one variance-reduced estimate: a metric × treatment ×
 // method of the (all) cohort. Numbers are nil when the estimator could not
