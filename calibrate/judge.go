@@ -103,6 +103,7 @@ func Judge(t Tally) ([]Check, bool) {
 		add("gate/"+m.Name, "at most", "false blocking gate", 0)
 		add("aa-decision/"+m.Name, "at most", "A/A experiment shipped or rolled back (decision error)", aaDecisionBound(m))
 	}
+	judgeVR(add)
 	m := len(checks)
 	failed := false
 	for i := range checks {
@@ -161,6 +162,7 @@ func WriteReport(w io.Writer, t Tally, checks []Check, failed bool) error {
 		}
 		fmt.Fprintf(&b, "| %s | %d / %d | %.4f |\n", k, c.Hits, c.N, float64(c.Hits)/math.Max(1, float64(c.N)))
 	}
+	writeVR(&b, t)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

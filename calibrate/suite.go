@@ -429,6 +429,7 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 	// each mode analyses those cells under its own spec.
 	specs := map[string]map[Mode]*expspec.Spec{}
 	var passSpecs []*expspec.Spec
+	vrSpecs := map[string]*expspec.Spec{} // with variance_reduction (varreduce.go)
 	for _, e := range experiments {
 		specs[e.id] = map[Mode]*expspec.Spec{}
 		for _, m := range Modes {
@@ -443,6 +444,9 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 			return nil, err
 		}
 		passSpecs = append(passSpecs, s)
+		if vrSpecs[e.id], err = vrSpec(dir, e, cfg.Units); err != nil {
+			return nil, err
+		}
 	}
 
 	tl := Tally{}
@@ -458,6 +462,11 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 		}
 		for k, e := range experiments {
 			in := ins[k]
+			if final {
+				if err := tallyVR(tl, vrSpecs[e.id], in, truths[e.id]); err != nil {
+					return nil, fmt.Errorf("%s variance reduction %s: %w", e.id, date, err)
+				}
+			}
 			for _, m := range Modes {
 				spec := specs[e.id][m]
 				var rows []analysis.ResultRow

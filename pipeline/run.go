@@ -782,6 +782,10 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 		return nil, err
 	}
 	publish.AnnotateRows(spec, rows)
+	adjusted, err := analysis.VarianceReductions(spec, released)
+	if err != nil {
+		return nil, err
+	}
 	j.phase("statistics", t0)
 
 	expDir := filepath.Join(opts.OutDir, spec.OutputName()) // locked since prepare
@@ -803,7 +807,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	rel := exactRelease{rows: rows, decisions: decisions, checks: checks, baseline: baseline, criteria: criteria, history: history, nightly: nightly,
+	rel := exactRelease{rows: rows, adjusted: adjusted, decisions: decisions, checks: checks, baseline: baseline, criteria: criteria, history: history, nightly: nightly,
 		privacy: publish.PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}}
 	final := filepath.Join(expDir, date)
 	if err := j.commitExact(ctx, opts, final, rel); err != nil {
@@ -839,6 +843,7 @@ func invalidateOnBlock(decisions *analysis.Decisions, checks []analysis.Check, b
 // exactRelease is what an exact run publishes.
 type exactRelease struct {
 	rows      []analysis.ResultRow
+	adjusted  []analysis.AdjustedRow // variance-reduced estimates (nil: none listed)
 	decisions analysis.Decisions
 	checks    []analysis.Check
 	baseline  *analysis.Baseline
@@ -857,11 +862,16 @@ func (j *job) commitExact(ctx context.Context, opts Options, final string, rel e
 	page, err := report.Render(publish.BuildReport(publish.ReportInput{
 		Spec: spec, Date: date, Rows: rel.rows, Decisions: rel.decisions, Checks: rel.checks, Privacy: rel.privacy,
 		Templates: j.recs, Digest: digest, SpecHash: j.specHash, DuckDB: j.duck.Version, Nightly: rel.nightly,
+		Adjusted: rel.adjusted,
 	}))
 	if err != nil {
 		return fmt.Errorf("report.html: %w", err)
 	}
 	files, err := publish.EncodeOutputs(publish.RowStamp{Name: spec.OutputName(), Date: date, SpecHash: j.specHash}, rel.rows, publish.QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: rel.checks}, rel.decisions, page, rel.nightly)
+	if err != nil {
+		return err
+	}
+	files, err = publish.WithAdjusted(files, publish.RowStamp{Name: spec.OutputName(), Date: date, SpecHash: j.specHash}, rel.adjusted)
 	if err != nil {
 		return err
 	}

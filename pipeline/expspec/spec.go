@@ -165,6 +165,10 @@ type Metric struct {
 	// superiority or non-inferiority margin, its own α and power. See
 	// inference.go.
 	Hypothesis *Hypothesis `yaml:"hypothesis,omitempty" json:"hypothesis,omitempty"`
+	// VarianceReduction lists the variance-reduced estimates reported
+	// beside the metric's comparison (see varreduce.go); default
+	// statistics.variance_reduction.
+	VarianceReduction []VarianceReduction `yaml:"variance_reduction,omitempty" json:"variance_reduction,omitempty"`
 }
 
 // Part is one aggregated per-unit quantity: a ratio's denominator.
@@ -226,6 +230,9 @@ type Statistics struct {
 	// Bayesian configures the Bayesian engine (engine: bayesian only):
 	// the default prior and the decision thresholds. See inference.go.
 	Bayesian *BayesianSettings `yaml:"bayesian,omitempty" json:"bayesian,omitempty"`
+	// VarianceReduction is every metric's variance_reduction unless the
+	// metric lists its own (see varreduce.go).
+	VarianceReduction []VarianceReduction `yaml:"variance_reduction,omitempty" json:"variance_reduction,omitempty"`
 }
 
 // Sequential configures always-valid confidence sequences.

@@ -41,6 +41,7 @@ func (s *Spec) Validate() error {
 		s.validateMetrics,
 		s.validateStatistics,
 		s.validateInference,
+		s.validateVarianceReduction,
 		s.validateClampScaling,
 		s.validateGates,
 		s.validatePrivacy,

@@ -296,6 +296,9 @@ type EffectiveMetric struct {
 	// Test, when some metric of the spec states a hypothesis: this
 	// metric's test (the two-sided default included).
 	Test *EffectiveTest `json:"test,omitempty"`
+	// VarianceReduction, when the metric lists variance-reduced
+	// estimates: each method with its estimator and settings in words.
+	VarianceReduction []string `json:"variance_reduction,omitempty"`
 }
 
 // EffectiveGate is one data-quality check's thresholds in effect.
@@ -383,6 +386,7 @@ func EffectiveOf(spec *expspec.Spec) *Effective {
 		if spec.HasHypotheses() {
 			em.Test = effectiveTest(spec, m)
 		}
+		em.VarianceReduction = analysis.VarianceReductionWords(spec, m)
 		e.Metrics = append(e.Metrics, em)
 	}
 	if spec.IsBayesian() {

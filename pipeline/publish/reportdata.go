@@ -29,6 +29,8 @@ type ReportInput struct {
 	DuckDB    string                  `json:"-" yaml:"-"`
 	// Nightly is the series and anomaly view (nil: no earlier night).
 	Nightly *Nightly `json:"-" yaml:"-"`
+	// Adjusted are the variance-reduced estimates (nil: none listed).
+	Adjusted []analysis.AdjustedRow `json:"-" yaml:"-"`
 }
 
 // ratFloat converts an exact rational such as "3/250" to the nearest
@@ -78,6 +80,7 @@ func BuildReport(in ReportInput) report.Data {
 	d.Rows = reportRows(in.Spec, in.Rows)
 	d.Inference = reportInference(in.Rows)
 	d.Series = reportSeries(in.Spec, in.Nightly)
+	d.VarianceReduction = reportAdjusted(in.Adjusted)
 	if b := in.Decisions.Bayes; b != nil {
 		d.Engine, d.BayesRule = expspec.EngineBayesian, b.Rule.Rule
 		d.BayesEvidence = reportBayesEvidence(b.Evidence)

@@ -57,6 +57,9 @@ type Data struct {
 	// Series is the experiment over time (nil: no earlier night was
 	// released, and the section is not shown).
 	Series *Series
+	// VarianceReduction is every variance-reduced estimate the spec
+	// lists (empty: the section is not shown).
+	VarianceReduction []AdjustedEstimate
 }
 
 // Sensitivity is one goal comparison's distance to its target MDE.

@@ -66,6 +66,8 @@ type view struct {
 	Tests         []inferenceView // rows with a test
 	// Series is the time series section (nil: not shown).
 	Series *seriesView
+	// VarReduce is the variance-reduction section (empty: not shown).
+	VarReduce []adjustedView
 }
 
 type sensitivityView struct {
@@ -243,6 +245,7 @@ func build(d Data) view {
 	}
 	v.Progress = progress(d.Horizon)
 	v.Series = buildSeries(d.Series, ciLabel)
+	v.VarReduce = buildAdjusted(d.VarianceReduction)
 	v.Engine, v.BayesRule = d.Engine, d.BayesRule
 	for _, e := range d.BayesEvidence {
 		v.BayesEvidence = append(v.BayesEvidence, buildBayesEvidence(e))

@@ -1,0 +1,180 @@
+package expspec
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Variance reduction beyond CUPED (issue 21, item 3). A metric (or, as the
+// default of every metric, statistics.variance_reduction) lists the
+// variance-reduced estimates of its (all)-cohort effect that are reported
+// beside its comparison:
+//
+//	variance_reduction:
+//	  - {method: cuped}                                  # needs statistics.cuped
+//	  - {method: poststratify, strata: persona}          # Miratrix, Sekhon & Yu 2013
+//	  - {method: regression, covariates: [pre_period, persona]}  # Lin 2013
+//
+// cuped is the comparison statistics.cuped already adjusts, reported with
+// the variance reduction it achieved; poststratify stratifies on the
+// unit's persona leaf (its cohort, from its first-exposure row); regression
+// is Lin's interacted regression on the listed pre-exposure covariates:
+// pre_period (the metric's own value over statistics.cuped's lookback, the
+// CUPED covariate) and persona (indicators of the persona leaves). All are
+// computed from the sufficient statistics every cohort already has, so no
+// template is needed beyond the one CUPED needs for pre_period.
+//
+// The adjusted estimates are reported (adjusted.csv, the report); the
+// verdict, the multiple-testing family and results.csv stay on the
+// metric's comparison. Exact specs only: a private spec listing any
+// method is refused (exit 78), as a hypothesis is.
+
+// Variance-reduction methods.
+const (
+	VRCUPED        = "cuped"
+	VRPostStratify = "poststratify"
+	VRRegression   = "regression"
+)
+
+// Regression covariates and post-stratification strata.
+const (
+	CovariatePrePeriod = "pre_period"
+	CovariatePersona   = "persona"
+)
+
+// VarianceReduction is one variance-reduced estimate of a metric.
+type VarianceReduction struct {
+	// Method is cuped, poststratify or regression.
+	Method string `yaml:"method" json:"method"`
+	// Strata is poststratify's pre-exposure stratification: persona (the
+	// default and, so far, the only one).
+	Strata string `yaml:"strata,omitempty" json:"strata,omitempty"`
+	// Covariates are regression's pre-exposure covariates: pre_period,
+	// persona, or both.
+	Covariates []string `yaml:"covariates,omitempty" json:"covariates,omitempty"`
+}
+
+// Label names the estimate in outputs: the method and its covariates
+// (poststratify[persona], regression[pre_period+persona]).
+func (v VarianceReduction) Label() string {
+	switch v.Method {
+	case VRPostStratify:
+		return v.Method + "[" + v.Strata + "]"
+	case VRRegression:
+		return v.Method + "[" + strings.Join(v.Covariates, "+") + "]"
+	}
+	return v.Method
+}
+
+// VarianceReductionOf returns the variance-reduced estimates of metric m:
+// its own list, else statistics.variance_reduction.
+func (s *Spec) VarianceReductionOf(m Metric) []VarianceReduction {
+	if m.VarianceReduction != nil {
+		return m.VarianceReduction
+	}
+	return s.Statistics.VarianceReduction
+}
+
+// HasVarianceReduction reports whether any metric reports a
+// variance-reduced estimate.
+func (s *Spec) HasVarianceReduction() bool {
+	for _, m := range s.Metrics {
+		if len(s.VarianceReductionOf(m)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// validateVarianceReduction checks statistics.variance_reduction and every
+// metric's, filling in poststratify's default strata.
+func (s *Spec) validateVarianceReduction() error {
+	if err := s.validateVRList("statistics.variance_reduction", s.Statistics.VarianceReduction); err != nil {
+		return err
+	}
+	for i := range s.Metrics {
+		if err := s.validateVRList(fmt.Sprintf("metrics[%d].variance_reduction", i), s.Metrics[i].VarianceReduction); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Spec) validateVRList(key string, list []VarianceReduction) error {
+	seen := map[string]bool{}
+	for j := range list {
+		v := &list[j]
+		k := fmt.Sprintf("%s[%d]", key, j)
+		if err := s.validateVR(k, v); err != nil {
+			return err
+		}
+		if seen[v.Label()] {
+			return s.errf(k, "%s is listed twice", v.Label())
+		}
+		seen[v.Label()] = true
+	}
+	return nil
+}
+
+func (s *Spec) validateVR(key string, v *VarianceReduction) error {
+	private := s.Privacy != nil && s.Privacy.Enabled
+	if private && (v.Method == VRCUPED || v.Method == VRPostStratify || v.Method == VRRegression) {
+		// Same rule as hypotheses: a new kind of analysis gets a DP
+		// method or a refusal. Post-stratification and regression have
+		// no model of the privacy noise in the per-leaf moments; the
+		// report of CUPED's reduction is written by exact runs only.
+		return s.errf(key+".method", "%s is not available in a private spec: variance-reduced estimates have no model of the privacy noise in the per-stratum moments, so they would not be a charged, calibrated release; remove variance_reduction (statistics.cuped still adjusts the private comparison, with the noise in its interval)", v.Method)
+	}
+	switch v.Method {
+	case VRCUPED:
+		if s.Statistics.CUPED == nil {
+			return s.errf(key+".method", "cuped reports the adjustment statistics.cuped makes; set statistics.cuped (its lookback_days defines the pre-period)")
+		}
+		if v.Strata != "" || len(v.Covariates) > 0 {
+			return s.errf(key, "cuped takes no strata or covariates (its covariate is the metric's own pre-period value)")
+		}
+		return nil
+	case VRPostStratify, VRRegression:
+	default:
+		return s.errf(key+".method", "want %s, %s or %s, got %q", VRCUPED, VRPostStratify, VRRegression, v.Method)
+	}
+	if v.Method == VRPostStratify {
+		if len(v.Covariates) > 0 {
+			return s.errf(key+".covariates", "poststratify takes strata, not covariates")
+		}
+		if v.Strata == "" {
+			v.Strata = CovariatePersona
+		}
+		if v.Strata != CovariatePersona {
+			return s.errf(key+".strata", "want persona (the unit's persona leaf on its first-exposure row), got %q; strata on another trace dimension are not supported yet", v.Strata)
+		}
+		return nil
+	}
+	if v.Strata != "" {
+		return s.errf(key+".strata", "regression takes covariates, not strata (use covariates: [persona])")
+	}
+	if len(v.Covariates) == 0 {
+		return s.errf(key+".covariates", "list at least one of %s, %s", CovariatePrePeriod, CovariatePersona)
+	}
+	seen := map[string]bool{}
+	for i, c := range v.Covariates {
+		ck := fmt.Sprintf("%s.covariates[%d]", key, i)
+		switch {
+		case c == CovariatePrePeriod:
+			if s.Statistics.CUPED == nil {
+				return s.errf(ck, "pre_period is the metric's value over statistics.cuped's lookback; set statistics.cuped")
+			}
+		case c == CovariatePersona:
+		case strings.HasPrefix(c, "pre_period:") || slices.ContainsFunc(s.Metrics, func(m Metric) bool { return m.Name == c }):
+			return s.errf(ck, "%q: another metric's pre-period value is not supported yet (it needs cross-moments between metrics, a new sufstats version); use pre_period (this metric's own) and persona", c)
+		default:
+			return s.errf(ck, "unknown covariate %q: want %s or %s", c, CovariatePrePeriod, CovariatePersona)
+		}
+		if seen[c] {
+			return s.errf(ck, "%s is listed twice", c)
+		}
+		seen[c] = true
+	}
+	return nil
+}

@@ -1,0 +1,102 @@
+package expspec_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+)
+
+// vrSpec is baseSpec with CUPED's templates and a statistics section the
+// cases below fill in (STATS) and a revenue metric they may edit.
+var vrSpec = strings.Replace(strings.Replace(baseSpec,
+	"templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}",
+	"templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v2, sufstats: v2, quality: v1}", 1),
+	"privacy: {enabled: false}\n", "STATS\nprivacy: {enabled: false}\n", 1)
+
+const revenueLine = "clamp: {lower: 0, upper: 1000}}"
+
+func vr(stats, metricVR string) string {
+	s := strings.Replace(vrSpec, "STATS", stats, 1)
+	if metricVR != "" {
+		s = strings.Replace(s, revenueLine, "clamp: {lower: 0, upper: 1000}, variance_reduction: "+metricVR+"}", 1)
+	}
+	return s
+}
+
+func TestVarianceReductionValid(t *testing.T) {
+	s, err := expspec.ParseSpec("specs/x.yaml", []byte(vr("statistics: {cuped: {lookback_days: 2}, variance_reduction: [{method: poststratify}]}",
+		"[{method: cuped}, {method: regression, covariates: [pre_period, persona]}]")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, rev := s.VarianceReductionOf(s.Metrics[0]), s.VarianceReductionOf(s.Metrics[1])
+	if len(conv) != 1 || conv[0].Label() != "poststratify[persona]" {
+		t.Errorf("converted inherits the default with strata filled: %+v", conv)
+	}
+	if len(rev) != 2 || rev[0].Label() != "cuped" || rev[1].Label() != "regression[pre_period+persona]" {
+		t.Errorf("revenue's own list: %+v", rev)
+	}
+	// Specs without the key keep their canonical bytes.
+	old, err := expspec.ParseSpec("specs/x.yaml", []byte(baseSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _, _ := old.Canonical(); strings.Contains(string(b), "variance_reduction") || old.HasVarianceReduction() {
+		t.Errorf("old spec gained variance_reduction: %s", b)
+	}
+}
+
+func TestVarianceReductionErrors(t *testing.T) {
+	cuped := "statistics: {cuped: {lookback_days: 2}}"
+	for _, tc := range []struct {
+		name, stats, metric, key, msg string
+	}{
+		{"unknown method", cuped, "[{method: cupd}]", "metrics[1].variance_reduction[0].method", `want cuped, poststratify or regression, got "cupd"`},
+		{"cuped without statistics.cuped", "statistics: {}", "[{method: cuped}]", "metrics[1].variance_reduction[0].method", "set statistics.cuped"},
+		{"typo in covariate", cuped, "[{method: regression, covariates: [pre_perod]}]", "metrics[1].variance_reduction[0].covariates[0]", `unknown covariate "pre_perod": want pre_period or persona`},
+		{"other metric's pre-period", cuped, "[{method: regression, covariates: [converted]}]", "metrics[1].variance_reduction[0].covariates[0]", "not supported yet"},
+		{"no covariates", cuped, "[{method: regression}]", "metrics[1].variance_reduction[0].covariates", "at least one"},
+		{"pre_period without cuped", "statistics: {}", "[{method: regression, covariates: [pre_period]}]", "metrics[1].variance_reduction[0].covariates[0]", "set statistics.cuped"},
+		{"duplicate covariate", cuped, "[{method: regression, covariates: [persona, persona]}]", "metrics[1].variance_reduction[0].covariates[1]", "listed twice"},
+		{"duplicate method", cuped, "[{method: poststratify}, {method: poststratify, strata: persona}]", "metrics[1].variance_reduction[1]", "listed twice"},
+		{"other strata", cuped, "[{method: poststratify, strata: country}]", "metrics[1].variance_reduction[0].strata", `want persona`},
+		{"strata on regression", cuped, "[{method: regression, strata: persona}]", "metrics[1].variance_reduction[0].strata", "covariates, not strata"},
+		{"default list checked", "statistics: {variance_reduction: [{method: regresion}]}", "", "statistics.variance_reduction[0].method", `got "regresion"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := expspec.ParseSpec("specs/x.yaml", []byte(vr(tc.stats, tc.metric)))
+			var se *expspec.SpecError
+			if !errors.As(err, &se) || se.Key != tc.key || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("got %v; want key %q containing %q", err, tc.key, tc.msg)
+			}
+			if code := pipeline.ExitCode(err); code != 78 {
+				t.Errorf("exit code %d, want 78", code)
+			}
+		})
+	}
+}
+
+// TestPrivateVarianceReductionRefused: a private spec may not list any
+// variance-reduced estimate (exit 78); statistics.cuped stays allowed.
+func TestPrivateVarianceReductionRefused(t *testing.T) {
+	priv := strings.Replace(vrSpec, "privacy: {enabled: false}", "privacy: {enabled: true, epsilon: 1, delta: 1e-6, run_share: 0.5}", 1)
+	priv = strings.Replace(priv, "templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v2, sufstats: v2, quality: v1}",
+		"templates: {traces: v6, assignment: v5, events: v5, unit_metrics: v5, sufstats: v3, quality: v4}", 1)
+	if _, err := expspec.ParseSpec("specs/x.yaml", []byte(strings.Replace(priv, "STATS", "statistics: {cuped: {lookback_days: 2}}", 1))); err != nil {
+		t.Fatalf("private CUPED refused: %v", err)
+	}
+	stats := "statistics: {cuped: {lookback_days: 2}, variance_reduction: [VR]}"
+	for _, m := range []string{"{method: cuped}", "{method: poststratify}", "{method: regression, covariates: [pre_period]}"} {
+		_, err := expspec.ParseSpec("specs/x.yaml", []byte(strings.Replace(priv, "STATS", strings.Replace(stats, "VR", m, 1), 1)))
+		var se *expspec.SpecError
+		if !errors.As(err, &se) || se.Key != "statistics.variance_reduction[0].method" || !strings.Contains(err.Error(), "not available in a private spec") {
+			t.Fatalf("%s: got %v", m, err)
+		}
+		if code := pipeline.ExitCode(err); code != 78 {
+			t.Errorf("%s: exit code %d, want 78", m, code)
+		}
+	}
+}
