@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -61,13 +62,22 @@ func ensureSortedEvents(ctx context.Context, dir string, e duckConfig, logf func
 	db := sql.OpenDB(c)
 	defer db.Close()
 	src := filepath.Join(dir, "events", "**", "*.parquet")
+	// The unit_id octiles, in one scan.
+	qs := make([]string, sortedParts-1)
+	for i := range qs {
+		qs[i] = strconv.FormatFloat(float64(i+1)/sortedParts, 'g', -1, 64)
+	}
+	var list string
+	if err := db.QueryRowContext(ctx, "SELECT CAST(to_json(quantile_disc(unit_id, ["+strings.Join(qs, ", ")+"])) AS VARCHAR) FROM read_parquet($1, hive_partitioning = false)", src).Scan(&list); err != nil {
+		return fmt.Errorf("sorted copy: %w", err)
+	}
 	var bounds []sql.NullString
-	for i := 1; i < sortedParts; i++ {
-		var b sql.NullString
-		if err := db.QueryRowContext(ctx, "SELECT quantile_disc(unit_id, $1::DOUBLE) FROM read_parquet($2, hive_partitioning = false)", float64(i)/sortedParts, src).Scan(&b); err != nil {
-			return fmt.Errorf("sorted copy: %w", err)
-		}
-		bounds = append(bounds, b)
+	var names []string
+	if err := json.Unmarshal([]byte(list), &names); err != nil || len(names) != sortedParts-1 {
+		return fmt.Errorf("sorted copy: unit_id octiles %s: %v", list, err)
+	}
+	for _, n := range names {
+		bounds = append(bounds, sql.NullString{String: n, Valid: true})
 	}
 	for i := 0; i < sortedParts; i++ {
 		var where string
