@@ -99,4 +99,9 @@ privacy: {enabled: false}
 	if !reflect.DeepEqual(fast, q) {
 		t.Errorf("traces@v7/events@v6 quality differs from traces@v6/events@v5:\n%+v\n%+v", fast, q)
 	}
+	// traces@v8 and events@v7 are v7/v6 planned without DuckDB's
+	// build/probe side swap: the same counts again.
+	if noSwap := run("{traces: v8, assignment: v5, events: v7, unit_metrics: v5, sufstats: v3, quality: v4}"); !reflect.DeepEqual(noSwap, q) {
+		t.Errorf("traces@v8/events@v7 quality differs from traces@v6/events@v5:\n%+v\n%+v", noSwap, q)
+	}
 }

@@ -471,6 +471,11 @@ func groupKey(spec *expspec.Spec, traces, events []intake.InputFile) string {
 	for _, e := range slices.Sorted(maps.Keys(used)) {
 		fmt.Fprintf(h, "event %q\n", e)
 	}
+	// A declared sort order is checked once per group: specs share a pass
+	// only when they declare the same.
+	for _, role := range slices.Sorted(maps.Keys(spec.Inputs.SortedBy)) {
+		fmt.Fprintf(h, "sorted_by %s %q\n", role, spec.Inputs.SortedBy[role])
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -483,6 +488,9 @@ type groupState struct {
 	recs           []engine.TemplateRecord
 	duck           publish.DuckDBInfo
 	execSet        []engine.Setting
+	// dups are the keys with more than one row of events whose declared
+	// order was checked (sorted.go); nil when no order is declared.
+	dups *intake.DupKeys
 }
 
 // inspectGroup opens the group's DuckDB session, reads every input's
@@ -566,6 +574,10 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 		return
 	}
 	defer st.sess.Close()
+	if err := checkSortedInputs(ctx, st, jobs); err != nil {
+		failJobs(jobs, err)
+		return
+	}
 	specs := make([]*expspec.Spec, len(jobs))
 	for i, j := range jobs {
 		specs[i] = j.spec
@@ -625,7 +637,7 @@ type passResult struct {
 // the pass fails, names the cause: a transient failure, a damaged data page
 // behind an intact footer (the file is named), or an overflow.
 func runPass(ctx context.Context, st *groupState, specs []*expspec.Spec, all []intake.InputFile, progress *engine.SQLProgress) (passResult, error) {
-	cells, quality, perExp, err := st.sess.RunSQL(ctx, specs, st.tmpls, engine.MergedParams(specs, st.traces, st.events), progress)
+	cells, quality, perExp, err := st.sess.RunSQL(ctx, specs, st.tmpls, addDupKeys(engine.MergedParams(specs, st.traces, st.events), st), progress)
 	if err == nil {
 		return passResult{cells, quality, perExp}, nil
 	}

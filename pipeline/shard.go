@@ -227,6 +227,10 @@ func runShardGroup(ctx context.Context, jobs []*job, opts Options, sh Shard) {
 		return
 	}
 	defer st.sess.Close()
+	if err := checkSortedInputs(ctx, st, jobs); err != nil {
+		failJobs(jobs, err)
+		return
+	}
 	specs := make([]*expspec.Spec, len(jobs))
 	for i, j := range jobs {
 		specs[i] = j.spec

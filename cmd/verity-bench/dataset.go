@@ -73,10 +73,14 @@ type dataset struct {
 // Rows is the number of input rows: traces plus events.
 func (d dataset) Rows() int64 { return d.Truth.TraceRows + d.Truth.EventRows }
 
-// Bytes is the total size of the Parquet files.
+// Bytes is the total size of the Parquet files (the generated ones: the
+// sorted copy of the events, events-sorted/, holds the same rows again).
 func (d dataset) Bytes() int64 {
 	var n int64
 	filepath.WalkDir(d.Dir, func(p string, e fs.DirEntry, err error) error {
+		if err == nil && e.IsDir() && e.Name() == "events-sorted" {
+			return fs.SkipDir
+		}
 		if err == nil && !e.IsDir() && strings.HasSuffix(p, ".parquet") {
 			if info, err := e.Info(); err == nil {
 				n += info.Size()
@@ -171,7 +175,9 @@ type benchSpec struct {
 // the reference query and the v1 templates.
 var templateSets = map[string]string{
 	"single-join":   "{traces: v5, assignment: v4, events: v4, unit_metrics: v5, sufstats: v3, quality: v3}",
-	"unit-keyed":    "{traces: v7, assignment: v5, events: v6, unit_metrics: v5, sufstats: v3, quality: v4}",
+	"unit-keyed":    "{traces: v8, assignment: v5, events: v7, unit_metrics: v5, sufstats: v3, quality: v4}",
+	"unit-keyed-v2": "{traces: v7, assignment: v5, events: v6, unit_metrics: v5, sufstats: v3, quality: v4}",
+	sortedSet:       "{traces: v8, assignment: v5, events: v8, unit_metrics: v5, sufstats: v3, quality: v4}",
 	"unit-keyed-v1": "{traces: v6, assignment: v5, events: v5, unit_metrics: v5, sufstats: v3, quality: v4}",
 	"per-event":     "{traces: v2, assignment: v2, events: v2, unit_metrics: v3, sufstats: v2, quality: v2}",
 	"v1":            "{traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}",
@@ -194,7 +200,7 @@ func setVersions(set string) map[string]string {
 // bind on the generated data, as on healthy real data.
 func specsFor(cfg fixtures.Config, set string) ([]benchSpec, error) {
 	if _, ok := templateSets[set]; !ok {
-		return nil, fmt.Errorf("unknown template set %q; want unit-keyed, unit-keyed-v1, single-join, per-event or v1", set)
+		return nil, fmt.Errorf("unknown template set %q; want unit-keyed, unit-keyed-sorted, unit-keyed-v2, unit-keyed-v1, single-join, per-event or v1", set)
 	}
 	var prop, sum, count string
 	for _, e := range cfg.Events {
@@ -245,7 +251,11 @@ func (s benchSpec) yaml() []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by verity-bench; rewritten on every bench run.\n")
 	fmt.Fprintf(&b, "version: 1\nexperiment: %s\n", s.Experiment)
-	fmt.Fprintf(&b, "inputs:\n  traces: [\"traces/\"]\n  events: [\"events/\"]\n")
+	if s.Set == sortedSet {
+		fmt.Fprintf(&b, "inputs:\n  traces: [\"traces/\"]\n  events: [\"events-sorted/\"]\n  sorted_by: {events: [unit_id, event_id]}\n")
+	} else {
+		fmt.Fprintf(&b, "inputs:\n  traces: [\"traces/\"]\n  events: [\"events/\"]\n")
+	}
 	fmt.Fprintf(&b, "window:\n  start: %s\n  end: %s\n", s.Start.Format(time.RFC3339), s.End.Format(time.RFC3339))
 	total := 0.0
 	for _, v := range s.Variants {

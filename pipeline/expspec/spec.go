@@ -82,6 +82,12 @@ type Inputs struct {
 	Events []string `yaml:"events" json:"events"`
 	// Columns maps contract column names to the files' own column names.
 	Columns ColumnMapping `yaml:"columns,omitempty" json:"columns,omitempty"`
+	// SortedBy declares, per role, a producer's guarantee that the files
+	// are sorted by a key (sorted.go): today only events: [unit_id,
+	// event_id]. Verity checks it exactly before any SQL and fails the run
+	// when it is false; events@v8 uses it to find duplicates without a
+	// hash aggregate over every event.
+	SortedBy map[string][]string `yaml:"sorted_by,omitempty" json:"sorted_by,omitempty"`
 }
 
 // ColumnMapping maps contract column names (keys) onto source column names.

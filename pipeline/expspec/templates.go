@@ -19,15 +19,18 @@ var templateFeatures = map[string]map[string][]string{
 // quality counts include the per-unit gate statistics: the only set a
 // private spec may pin (no unit's rows can remove or change another's).
 var UnitKeyedSet = map[string]string{
-	"traces": "v7", "assignment": "v5", "events": "v6", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4",
+	"traces": "v8", "assignment": "v5", "events": "v7", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4",
 }
 
 // unitKeyedVersions are the versions of each template that belong to the
-// unit-keyed set: its first release (traces@v6, events@v5) and the faster
-// rewrite with the same results (traces@v7, events@v6; issue 18). A spec may
-// mix them: they read and write the same tables and columns.
+// unit-keyed set: its first release (traces@v6, events@v5), the faster
+// rewrite with the same results (traces@v7, events@v6; issue 18) and the
+// same text planned without DuckDB's build/probe side swap (traces@v8,
+// events@v7; issue 18), and events@v8, events@v7 for inputs whose declared
+// sort order (inputs.sorted_by) Verity has checked. A spec may mix them:
+// they read and write the same tables and columns.
 var unitKeyedVersions = map[string][]string{
-	"traces": {"v6", "v7"}, "assignment": {"v5"}, "events": {"v5", "v6"},
+	"traces": {"v6", "v7", "v8"}, "assignment": {"v5"}, "events": {"v5", "v6", "v7", "v8"},
 	"unit_metrics": {"v5"}, "sufstats": {"v3"}, "quality": {"v4"},
 }
 
@@ -62,6 +65,9 @@ func (s *Spec) validateTemplateFeatures() error {
 		return err
 	}
 	if err := s.validateConversionWindowQuality(); err != nil {
+		return err
+	}
+	if err := s.validateSortedTemplate(); err != nil {
 		return err
 	}
 	return s.validateTemplateLayout()
@@ -143,7 +149,7 @@ func (s *Spec) singleJoinPins() (inSet, outSet []string) {
 	// assignment@v4 is a faster pair that replaces traces@v3/assignment@v3;
 	// events@v4 writes what events@v3 writes, unit_metrics@v5 what v4 does.
 	singleJoin := [][]string{
-		{"traces", "v3", "v4", "v5", "v6", "v7"}, {"assignment", "v3", "v4", "v5"}, {"events", "v3", "v4", "v5", "v6"},
+		{"traces", "v3", "v4", "v5", "v6", "v7", "v8"}, {"assignment", "v3", "v4", "v5"}, {"events", "v3", "v4", "v5", "v6", "v7", "v8"},
 		{"unit_metrics", "v4", "v5"}, {"sufstats", "v3"}, {"quality", "v3", "v4"},
 	}
 	inSet, outSet = []string{}, []string{}

@@ -88,7 +88,10 @@ func (s *Spec) validateInputs() error {
 	if err := s.validateMapping("inputs.columns.traces", s.Inputs.Columns.Traces, contractT); err != nil {
 		return err
 	}
-	return s.validateMapping("inputs.columns.events", s.Inputs.Columns.Events, contractE)
+	if err := s.validateMapping("inputs.columns.events", s.Inputs.Columns.Events, contractE); err != nil {
+		return err
+	}
+	return s.validateSortedBy()
 }
 
 // validateWindow parses the window's start, end and planned end, checks
