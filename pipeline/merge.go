@@ -100,7 +100,7 @@ func (j *job) expectedIdentity(ctx context.Context, opts Options) (Partial, erro
 	salt, buckets := j.spec.ShardScheme()
 	p := Partial{Format: PartialFormat, Experiment: j.spec.Experiment, Name: j.spec.OutputName(), NominalDate: j.date,
 		Salt: salt, Buckets: buckets, SpecSHA256: j.specHash, Build: opts.Build}
-	for _, name := range expspec.TemplateNames {
+	for _, name := range j.spec.PinnedTemplateNames() {
 		t, err := queries.Load(opts.Queries, name, j.spec.Templates[name])
 		if err != nil {
 			return p, err

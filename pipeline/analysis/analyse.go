@@ -140,6 +140,10 @@ func (a *analyser) cohortComparisons(srm map[string]SRMCheck, record func(stats.
 	var in decisionInputs
 	for _, coh := range a.cohorts {
 		for _, m := range a.spec.Metrics {
+			if m.Kind == expspec.KindQuantile {
+				rows = append(rows, a.quantileRows(coh, m, srm[coh])...)
+				continue
+			}
 			cm, err := a.cohortMetricArms(coh, m)
 			if err != nil {
 				return nil, decisionInputs{}, err

@@ -11,6 +11,7 @@ import (
 	"github.com/verity-analytics/verity/pipeline/expspec"
 	"github.com/verity-analytics/verity/pipeline/intake"
 	"github.com/verity-analytics/verity/queries"
+	"github.com/verity-analytics/verity/stats"
 )
 
 // Rendered is a template after identifier substitution: the exact SQL sent
@@ -43,6 +44,10 @@ type Cell struct {
 	// MaxAbs is the largest |x|, |y| or |c| of a unit in the cell, as the
 	// overflow proof uses it (kept so that merged shards can redo it).
 	MaxAbs *big.Int
+	// Hist is the exact histogram of the units' x (fixed-point values at
+	// the spec's decimals) for a quantile metric's cell (histograms@v1);
+	// nil for every other metric. See histograms.go.
+	Hist *stats.Histogram
 }
 
 // Sums returns pointers to every sum of the cell, in a fixed order.
@@ -148,7 +153,7 @@ type RenderData struct {
 func LoadTemplates(fsys fs.FS, spec *expspec.Spec, data RenderData) ([]Rendered, []TemplateRecord, error) {
 	var out []Rendered
 	var recs []TemplateRecord
-	for _, name := range expspec.TemplateNames {
+	for _, name := range spec.PinnedTemplateNames() {
 		t, err := queries.Load(fsys, name, spec.Templates[name])
 		if err != nil {
 			return nil, nil, err
@@ -396,6 +401,11 @@ func (s *Session) RunSQL(ctx context.Context, specs []*expspec.Spec, tmpls []Ren
 	cells, perExp, err = s.readSufstats(ctx, byName["sufstats"], p, want)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if h, ok := byName["histograms"]; ok {
+		if err := s.readHistograms(ctx, h, specs, cells, perExp); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	quality, err = s.readQuality(ctx, byName["quality"], StageParams("quality", p), want)
 	if err != nil {

@@ -296,6 +296,8 @@ type EffectiveMetric struct {
 	// Test, when some metric of the spec states a hypothesis: this
 	// metric's test (the two-sided default included).
 	Test *EffectiveTest `json:"test,omitempty"`
+	// Quantile, for a quantile metric: its level and method in words.
+	Quantile string `json:"quantile,omitempty"`
 }
 
 // EffectiveGate is one data-quality check's thresholds in effect.
@@ -366,6 +368,10 @@ func EffectiveOf(spec *expspec.Spec) *Effective {
 			Clamp: "0 or 1 (converted or not)"}
 		if m.Clamp != nil {
 			em.Clamp = clampText(m.Clamp)
+		}
+		if m.Kind == expspec.KindQuantile {
+			em.Quantile = fmt.Sprintf("%s (level %s) of the per-unit %s of %q over units (definition 1: x_(⌈n·level⌉)); %s",
+				expspec.QuantileLabel(m.Level), analysis.FormatFloat(m.Level), m.Aggregate, m.Event, analysis.QuantileMethod)
 		}
 		if d := m.Denominator; d != nil {
 			em.Denominator = d.Aggregate + " of " + strconv.Quote(d.Event) + ", " + clampText(d.Clamp) + ", same conversion window"
