@@ -8,6 +8,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,6 +70,12 @@ func runCase(t *testing.T, specPath string, threads int) map[string][]byte {
 		}
 		got[name] = b
 	}
+	// quantiles.csv is written only by specs with a quantile metric.
+	if b, err := os.ReadFile(filepath.Join(res.Dir, "quantiles.csv")); err == nil {
+		got["quantiles.csv"] = b
+	} else if !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
 	var m publish.Manifest
 	if err := json.Unmarshal(got["manifest.json"], &m); err != nil {
 		t.Fatalf("manifest.json: %v", err)
@@ -108,7 +115,11 @@ func TestGolden(t *testing.T) {
 					t.Errorf("%s differs between 1 and 4 threads (-1 +4):\n%s", file, cmp.Diff(string(one[file]), string(four[file])))
 				}
 			}
-			for _, file := range goldenFiles {
+			files := goldenFiles
+			if _, ok := one["quantiles.csv"]; ok {
+				files = append(slices.Clone(files), "quantiles.csv")
+			}
+			for _, file := range files {
 				path := filepath.Join(name, file)
 				if *update {
 					if err := os.MkdirAll(name, 0o755); err != nil {

@@ -278,6 +278,10 @@ func reportRow(r analysis.ResultRow, metric expspec.Metric, alpha float64) repor
 	if r.CollapsedFrom != "" {
 		row.CollapsedFrom = strings.Split(r.CollapsedFrom, ";")
 	}
+	if q := r.Quantile; q != nil {
+		row.Quantile = expspec.QuantileLabel(q.Level)
+		row.MeanControl, row.MeanVariant = q.QuantileControl, q.QuantileVariant
+	}
 	// Significant at the level the row is judged on: the adjusted
 	// p-value in the correction family, else the raw one, which the
 	// page then labels nominal.
@@ -341,6 +345,9 @@ func settingsOf(e *Effective) []report.Setting {
 		}
 		if m.Covariate != "" {
 			v += "; CUPED covariate: " + m.Covariate
+		}
+		if m.Quantile != "" {
+			v += "; " + m.Quantile
 		}
 		add("metric "+m.Name, v)
 	}
