@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -124,6 +125,7 @@ func TestReplayIdentical(t *testing.T) {
 		{"checkout-button-private.yaml", "", "2026-11-19"},
 		{"checkout-button-bayes.yaml", "", "2026-11-19"}, // the Bayesian engine
 		{"checkout-button-tests.yaml", "", "2026-11-19"}, // per-metric hypotheses
+		{"checkout-button-quantiles.yaml", "", "2026-11-19"}, // quantile metrics (histograms@v1, quantiles.csv)
 	} {
 		t.Run(tc.spec+"@"+tc.date, func(t *testing.T) {
 			_, manifest, host := replayFixtureHost(t, tc.spec, tc.date)
@@ -133,6 +135,9 @@ func TestReplayIdentical(t *testing.T) {
 			}
 			if !rep.Identical() || len(rep.Outputs) < 4 {
 				t.Fatalf("want every output identical, got %+v", rep.Outputs)
+			}
+			if strings.Contains(tc.spec, "quantiles") && !slices.ContainsFunc(rep.Outputs, func(o OutputComparison) bool { return o.Name == "quantiles.csv" }) {
+				t.Errorf("quantiles.csv was not compared: %+v", rep.Outputs)
 			}
 			want := "replay identical: " + itoa(len(rep.Outputs)) + " outputs byte-identical to run " + rep.Old.Volatile.RunID + " (checkout-button " + tc.wantDate + ")"
 			if got := rep.Summary(); got != want {
