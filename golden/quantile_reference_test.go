@@ -44,7 +44,8 @@ type quantileUnits struct {
 
 type quantileUnitsDef struct {
 	Name  string  `json:"name"`
-	Level float64 `json:"level"`
+	Level float64 `json:"level"`         // a quantile metric's level (0 for a capped mean)
+	Cap   float64 `json:"cap,omitempty"` // a capped mean's cap.upper_quantile
 }
 
 type quantileUnitCell struct {
@@ -76,10 +77,14 @@ func quantileUnitsOf(t *testing.T, spec *expspec.Spec, traces, events []string) 
 		u.Variants = append(u.Variants, v.Name)
 	}
 	for _, m := range spec.Metrics {
-		if m.Kind != expspec.KindQuantile {
+		if !m.NeedsHistogram() {
 			continue
 		}
-		u.Metrics = append(u.Metrics, quantileUnitsDef{Name: m.Name, Level: m.Level})
+		d := quantileUnitsDef{Name: m.Name, Level: m.Level}
+		if m.Cap != nil {
+			d.Cap = m.Cap.UpperQuantile
+		}
+		u.Metrics = append(u.Metrics, d)
 		a.Metrics = append(a.Metrics, reference.Metric{Name: m.Name, Kind: reference.KindMean, Event: m.Event, Aggregate: m.Aggregate,
 			HasClamp: true, Lower: m.Clamp.Lower, Upper: m.Clamp.Upper})
 	}
@@ -134,38 +139,7 @@ func TestQuantilesMatchSciPy(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := runCase(t, quantileSpec, 2)
-	var traces, events []string
-	for _, role := range []struct {
-		globs []string
-		out   *[]string
-	}{{spec.Inputs.Traces, &traces}, {spec.Inputs.Events, &events}} {
-		for _, g := range role.globs {
-			files, err := filepath.Glob(filepath.Join(filepath.Dir(quantileSpec), g, "*", "*.parquet"))
-			if err != nil || len(files) == 0 {
-				t.Fatalf("inputs %s: %v (%d files)", g, err, len(files))
-			}
-			*role.out = append(*role.out, files...)
-		}
-	}
-	units := quantileUnitsOf(t, spec, traces, events)
-	b, err := json.Marshal(units)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, '\n')
-	unitsPath := filepath.Join("testdata", "quantile_units.json")
-	if *update {
-		if err := os.WriteFile(unitsPath, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(unitsPath)
-	if err != nil {
-		t.Fatalf("%v: create it with go test ./golden -update, then run golden/testdata/quantile_reference.py", err)
-	}
-	if !bytes.Equal(want, b) {
-		t.Fatalf("the reference's per-unit values differ from %s (-want +got):\n%s", unitsPath, cmp.Diff(string(want), string(b)))
-	}
+	referenceUnits(t, spec, "quantile_units.json")
 	var refs []quantileRef
 	readJSON(t, filepath.Join("testdata", "quantile_reference.json"), &refs)
 	rows := csvRows(t, got["quantiles.csv"])
@@ -249,4 +223,45 @@ func csvRows(t *testing.T, b []byte) []map[string]string {
 		t.Fatal(err)
 	}
 	return readCSV(t, path)
+}
+
+// referenceUnits computes the plain-Go reference's per-unit histograms of
+// the spec's quantile and capped metrics and checks them against the
+// pinned file testdata/name (written by -update); the Python references
+// read that file.
+func referenceUnits(t *testing.T, spec *expspec.Spec, name string) quantileUnits {
+	t.Helper()
+	var traces, events []string
+	for _, role := range []struct {
+		globs []string
+		out   *[]string
+	}{{spec.Inputs.Traces, &traces}, {spec.Inputs.Events, &events}} {
+		for _, g := range role.globs {
+			files, err := filepath.Glob(filepath.Join(filepath.Dir(spec.Path()), g, "*", "*.parquet"))
+			if err != nil || len(files) == 0 {
+				t.Fatalf("inputs %s: %v (%d files)", g, err, len(files))
+			}
+			*role.out = append(*role.out, files...)
+		}
+	}
+	units := quantileUnitsOf(t, spec, traces, events)
+	b, err := json.Marshal(units)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	unitsPath := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(unitsPath, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(unitsPath)
+	if err != nil {
+		t.Fatalf("%v: create it with go test ./golden -update, then run its reference script in golden/testdata", err)
+	}
+	if !bytes.Equal(want, b) {
+		t.Fatalf("the reference's per-unit values differ from %s (-want +got):\n%s", unitsPath, cmp.Diff(string(want), string(b)))
+	}
+	return units
 }

@@ -144,7 +144,7 @@ func cellsToPartial(cells []engine.Cell) []partialCell {
 func cellsFromPartial(spec *expspec.Spec, pcs []partialCell) ([]engine.Cell, error) {
 	quantile := map[string]bool{}
 	for _, m := range spec.Metrics {
-		quantile[m.Name] = m.Kind == expspec.KindQuantile
+		quantile[m.Name] = m.NeedsHistogram()
 	}
 	out := make([]engine.Cell, len(pcs))
 	for i, pc := range pcs {

@@ -16,11 +16,11 @@ import (
 // they must add up to.
 
 // readHistograms runs the histograms template and sets Hist on every cell
-// of a quantile metric. An experiment already failed (perExp) is skipped.
-func (s *Session) readHistograms(ctx context.Context, r Rendered, specs []*expspec.Spec, cells map[string][]Cell, perExp map[string]error) error {
+// of a quantile metric (and, with histograms@v2, of a capped metric). An experiment already failed (perExp) is skipped.
+func (s *Session) readHistograms(ctx context.Context, r Rendered, p map[string]any, specs []*expspec.Spec, cells map[string][]Cell, perExp map[string]error) error {
 	type key struct{ e, c, v, m string }
 	bins := map[key][]stats.Bin{}
-	err := s.query(ctx, r, nil, func(rows *sql.Rows) error {
+	err := s.query(ctx, r, p, func(rows *sql.Rows) error {
 		var e, c, v, m string
 		var value, units sql.NullInt64
 		if err := rows.Scan(&e, &c, &v, &m, &value, &units); err != nil {
@@ -46,7 +46,7 @@ func (s *Session) readHistograms(ctx context.Context, r Rendered, specs []*expsp
 		}
 		quantile := map[string]bool{}
 		for _, m := range sp.Metrics {
-			quantile[m.Name] = m.Kind == expspec.KindQuantile
+			quantile[m.Name] = m.NeedsHistogram()
 		}
 		d := *sp.Statistics.FixedPointDecimals
 		for i := range cells[e] {

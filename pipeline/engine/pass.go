@@ -199,7 +199,7 @@ func params(spec *expspec.Spec, traces, events []intake.InputFile) map[string]an
 	}
 	var mExp, mName, mEvent, mKind, mAgg, dEvent, dAgg []string
 	var mAttr []int64
-	var mClamp, dClamp []bool
+	var mClamp, dClamp, mHist []bool
 	var mLo, mHi, dLo, dHi []int64
 	// The (experiment, event) pairs in use, one per metric part, with the
 	// part's attribution window: events@v1/v2 and quality@v1 read the
@@ -227,6 +227,7 @@ func params(spec *expspec.Spec, traces, events []intake.InputFile) map[string]an
 		mAttr = append(mAttr, int64(m.AttributionHours)*3600*1_000_000)
 		ok, lo, hi := bounds(m.Clamp)
 		mClamp, mLo, mHi = append(mClamp, ok), append(mLo, lo), append(mHi, hi)
+		mHist = append(mHist, m.NeedsHistogram())
 		use(m.Event, m)
 		den := expspec.Part{}
 		if m.Denominator != nil {
@@ -244,6 +245,7 @@ func params(spec *expspec.Spec, traces, events []intake.InputFile) map[string]an
 	p["m_den_event"], p["m_den_agg"] = dEvent, dAgg
 	p["m_den_clamp"], p["m_den_lo"], p["m_den_hi"] = dClamp, dLo, dHi
 	p["m_attr_us"] = mAttr
+	p["m_hist"] = mHist // histograms@v2
 	p["used_exp"], p["used_event"], p["used_attr_us"] = usedExp, used, usedAttr
 	return p
 }
@@ -403,7 +405,7 @@ func (s *Session) RunSQL(ctx context.Context, specs []*expspec.Spec, tmpls []Ren
 		return nil, nil, nil, err
 	}
 	if h, ok := byName["histograms"]; ok {
-		if err := s.readHistograms(ctx, h, specs, cells, perExp); err != nil {
+		if err := s.readHistograms(ctx, h, p, specs, cells, perExp); err != nil {
 			return nil, nil, nil, err
 		}
 	}

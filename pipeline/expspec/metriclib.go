@@ -230,7 +230,7 @@ func (s *Spec) resolveMetricRefs() error {
 		if !metricRefRE.MatchString(m.Ref) {
 			return s.errf(key+".ref", "want name@vN such as revenue@v2, got %q", m.Ref)
 		}
-		if m.Name != "" || m.Kind != "" || m.Level != 0 || m.Event != "" || m.Aggregate != "" || m.Clamp != nil || m.Denominator != nil || m.Direction != "" || m.AttributionHours != 0 {
+		if m.Name != "" || m.Kind != "" || m.Level != 0 || m.Cap != nil || m.Event != "" || m.Aggregate != "" || m.Clamp != nil || m.Denominator != nil || m.Direction != "" || m.AttributionHours != 0 {
 			return s.errf(key, "ref %s takes the definition from the metric library: the spec may add only role and guardrail", m.Ref)
 		}
 		if len(s.MetricLibrary) == 0 {

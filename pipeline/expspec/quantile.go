@@ -17,6 +17,29 @@ import (
 // CUPED, sequential intervals or the Bayesian engine, and a private spec
 // with one is refused (no differentially private quantile is implemented).
 
+// PercentileCap is a mean metric's percentile cap (issue 20 item 2): each
+// unit's value v becomes min(v, c), c the UpperQuantile-quantile
+// (definition 1) of the per-unit values of every arm of cohort (all)
+// together, one cap for every cohort of the night. The cap is data: it is
+// reported beside the results (decisions.json, report).
+type PercentileCap struct {
+	UpperQuantile float64 `yaml:"upper_quantile" json:"upper_quantile"`
+}
+
+// NeedsHistogram reports whether the metric's cells carry a histogram: a
+// quantile metric, or a mean metric with a percentile cap.
+func (m Metric) NeedsHistogram() bool { return m.Kind == KindQuantile || m.Cap != nil }
+
+// HasCaps reports whether the spec has a percentile-capped metric.
+func (s *Spec) HasCaps() bool {
+	for _, m := range s.Metrics {
+		if m.Cap != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // OptionalTemplateNames are templates a spec pins only when it needs them:
 // histograms (quantile metrics). They run after sufstats.
 var OptionalTemplateNames = []string{"histograms"}
@@ -68,10 +91,13 @@ func (s *Spec) validateQuantileLevel(key string, m Metric) error {
 // histograms template over the single-join unit values, exact numbers,
 // and quantile metrics reported only.
 func (s *Spec) validateQuantiles() error {
+	if err := s.validateCaps(); err != nil {
+		return err
+	}
 	v, pinned := s.Templates["histograms"]
 	if !s.HasQuantiles() {
-		if pinned {
-			return s.errf("templates.histograms", "pinned, but the spec has no quantile metric; remove it")
+		if pinned && !s.HasCaps() {
+			return s.errf("templates.histograms", "pinned, but the spec has no quantile metric or percentile cap; remove it")
 		}
 		return nil
 	}
@@ -88,8 +114,8 @@ func (s *Spec) validateQuantiles() error {
 	if !pinned {
 		return s.errf("templates.histograms", "required for quantile metrics (%s is one): pin histograms: v1", s.Metrics[first].Name)
 	}
-	if v != "v1" {
-		return s.errf("templates.histograms", "want v1 (the only release), got %q", v)
+	if v != "v1" && v != "v2" {
+		return s.errf("templates.histograms", "want v1 or v2, got %q", v)
 	}
 	if um := s.Templates["unit_metrics"]; um != "v4" && um != "v5" {
 		return s.errf("templates.unit_metrics", "histograms@v1 reads the per-unit values of unit_metrics@v4 or v5 (the single-join layout); quantile metrics cannot use unit_metrics@%s", um)
@@ -116,6 +142,37 @@ func (s *Spec) validateQuantiles() error {
 		}
 		if m.Prior != nil {
 			return s.errf(k+".prior", "not available for a quantile metric (no Bayesian quantile model)")
+		}
+	}
+	return nil
+}
+
+// validateCaps checks percentile caps: mean metrics only, a level in
+// (0, 1), histograms@v2 (which computes histograms of capped metrics),
+// exact specs without CUPED.
+func (s *Spec) validateCaps() error {
+	for i, m := range s.Metrics {
+		if m.Cap == nil {
+			continue
+		}
+		k := fmt.Sprintf("metrics[%d].cap", i)
+		if m.Kind != "mean" {
+			return s.errf(k, "only mean metrics can be capped at a percentile (this metric's kind is %s)", m.Kind)
+		}
+		if q := m.Cap.UpperQuantile; !(q > 0 && q < 1) {
+			return s.errf(k+".upper_quantile", "want a level strictly between 0 and 1 (0.99 caps at the pooled 99th percentile), got %v", q)
+		}
+		if s.Privacy.Enabled {
+			return s.errf(k, "a private spec cannot cap at a percentile: a cap computed from other units' values breaks the per-unit bound the noise is calibrated to; use the fixed clamp")
+		}
+		if um := s.Templates["unit_metrics"]; um != "v4" && um != "v5" {
+			return s.errf("templates.unit_metrics", "histograms@v2 reads the per-unit values of unit_metrics@v4 or v5 (the single-join layout); percentile caps cannot use unit_metrics@%s", um)
+		}
+		if v := s.Templates["histograms"]; v != "v2" {
+			return s.errf("templates.histograms", "percentile caps (%s) need histograms@v2 (v1 computes quantile metrics' histograms only): pin histograms: v2", m.Name)
+		}
+		if s.Statistics.CUPED != nil {
+			return s.errf("statistics.cuped", "not available with percentile caps (%s): the covariate would not be capped alike", m.Name)
 		}
 	}
 	return nil

@@ -83,8 +83,18 @@ func TestQuantileSpecErrors(t *testing.T) {
 		{"no aggregate", q("aggregate: sum, ", ""), "metrics[1].aggregate", "sum or count"},
 		{"no clamp", q(", clamp: {lower: 0, upper: 1000}", ""), "metrics[1].clamp", "required"},
 		{"no histograms pin", q(", histograms: v1", ""), "templates.histograms", "required for quantile metrics"},
-		{"histograms v2", q("histograms: v1", "histograms: v2"), "templates.histograms", "want v1"},
-		{"histograms without quantiles", q("kind: quantile, level: 0.9", "kind: mean"), "templates.histograms", "no quantile metric"},
+		{"histograms v3", q("histograms: v1", "histograms: v3"), "templates.histograms", "want v1 or v2"},
+		{"histograms without quantiles", q("kind: quantile, level: 0.9", "kind: mean"), "templates.histograms", "no quantile metric or percentile cap"},
+		{"cap on a quantile", q("level: 0.9,", "level: 0.9, cap: {upper_quantile: 0.99},"), "metrics[1].cap", "only mean metrics"},
+		{"cap needs v2", q("kind: quantile, level: 0.9,", "kind: mean, cap: {upper_quantile: 0.99},"), "templates.histograms", "pin histograms: v2"},
+		{"cap level", func(s string) string {
+			return strings.Replace(strings.Replace(s, "kind: quantile, level: 0.9,", "kind: mean, cap: {upper_quantile: 99},", 1), "histograms: v1", "histograms: v2", 1)
+		}, "metrics[1].cap.upper_quantile", "strictly between 0 and 1"},
+		{"cap typo", q("level: 0.9,", "level: 0.9, cap: {upper_quantil: 0.99},"), "", `unknown key "upper_quantil"`},
+		{"cap private", func(s string) string {
+			s = strings.Replace(strings.Replace(s, "kind: quantile, level: 0.9,", "kind: mean, cap: {upper_quantile: 0.99},", 1), "histograms: v1", "histograms: v2", 1)
+			return strings.Replace(s, "privacy: {enabled: false}", "privacy: {enabled: true, epsilon: 1, delta: 1e-6, run_share: 1, key_env: K}", 1)
+		}, "metrics[1].cap", "breaks the per-unit bound"},
 		{"histogram typo", q("histograms: v1", "histogram: v1"), "templates.histogram", "unknown template"},
 		{"goal", q("clamp: {lower: 0, upper: 1000}}", "clamp: {lower: 0, upper: 1000}, role: goal}"), "metrics[1].role", "reported, not decided on"},
 		{"cuped", func(s string) string { return s + "statistics: {cuped: {lookback_days: 7}}\n" }, "statistics.cuped", "not available with quantile"},

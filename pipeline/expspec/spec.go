@@ -146,6 +146,9 @@ type Metric struct {
 	// Clamp bounds each unit's value (winsorization). Required for mean
 	// metrics and ratio numerators, not allowed for proportions.
 	Clamp *Clamp `yaml:"clamp,omitempty" json:"clamp,omitempty"`
+	// Cap winsorises a mean metric's per-unit values at a quantile of the
+	// data, pooled over the arms (see quantile.go); after the clamp.
+	Cap *PercentileCap `yaml:"cap,omitempty" json:"cap,omitempty"`
 	// Denominator is a ratio metric's per-unit denominator, clamped over
 	// the same units as the numerator. Required for ratios only.
 	Denominator *Part `yaml:"denominator,omitempty" json:"denominator,omitempty"`

@@ -76,6 +76,19 @@ func BuildReport(in ReportInput) report.Data {
 	d.Guardrails = reportGuardrails(in.Spec.Metrics)
 	d.Sensitivity = reportSensitivity(analysis.SensitivityOf(in.Spec, in.Rows, in.Decisions.Horizon))
 	d.Rows = reportRows(in.Spec, in.Rows)
+	for _, c := range in.Decisions.Caps {
+		note := "capped at the pooled " + expspec.QuantileLabel(c.UpperQuantile) + " of the per-unit values (every arm of cohort (all)): "
+		if c.Cap == nil {
+			note += "no units, nothing capped"
+		} else {
+			note += analysis.FormatFloat(*c.Cap) + ", " + strconv.FormatUint(c.Capped, 10) + " of " + strconv.FormatUint(c.Units, 10) + " units above it"
+		}
+		for i := range d.Rows {
+			if d.Rows[i].Metric == c.Metric {
+				d.Rows[i].CapNote = note
+			}
+		}
+	}
 	d.Inference = reportInference(in.Rows)
 	d.Series = reportSeries(in.Spec, in.Nightly)
 	if b := in.Decisions.Bayes; b != nil {
@@ -348,6 +361,9 @@ func settingsOf(e *Effective) []report.Setting {
 		}
 		if m.Quantile != "" {
 			v += "; " + m.Quantile
+		}
+		if m.Cap != "" {
+			v += "; " + m.Cap
 		}
 		add("metric "+m.Name, v)
 	}

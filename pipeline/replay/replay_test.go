@@ -123,8 +123,8 @@ func TestReplayIdentical(t *testing.T) {
 		{"checkout-button.yaml", "2026-11-19", "2026-11-19"}, // partitions after the date pruned
 		{"checkout-button.yaml", "2026-11-17", "2026-11-17"}, // window cut at the date
 		{"checkout-button-private.yaml", "", "2026-11-19"},
-		{"checkout-button-bayes.yaml", "", "2026-11-19"}, // the Bayesian engine
-		{"checkout-button-tests.yaml", "", "2026-11-19"}, // per-metric hypotheses
+		{"checkout-button-bayes.yaml", "", "2026-11-19"},     // the Bayesian engine
+		{"checkout-button-tests.yaml", "", "2026-11-19"},     // per-metric hypotheses
 		{"checkout-button-quantiles.yaml", "", "2026-11-19"}, // quantile metrics (histograms@v1, quantiles.csv)
 	} {
 		t.Run(tc.spec+"@"+tc.date, func(t *testing.T) {

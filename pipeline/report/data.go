@@ -276,6 +276,9 @@ type Row struct {
 	// level as a percentile, such as p90. MeanControl and MeanVariant then
 	// hold the arms' quantiles, and the effects are differences of them.
 	Quantile string
+	// CapNote says, for a percentile-capped metric's rows, the night's
+	// cap (empty for the others).
+	CapNote string
 }
 
 // Float returns a pointer to v, or nil when v is NaN or infinite, so that
