@@ -248,21 +248,16 @@ func best(runs int, fn func() (measurement, error)) (measurement, error) {
 	return b, nil
 }
 
-// prepare generates (or reuses) the dataset of cfg and writes its specs
-// with the bench's template set.
+// prepare generates (or reuses) the dataset of cfg, in a child process
+// (prepareInChild), and writes its specs with the bench's template set.
 func prepare(ctx context.Context, o benchOptions, cfg fixtures.Config, logf func(string, ...any)) (dataset, []benchSpec, []string, error) {
-	ds, err := ensureDataset(ctx, o.Cache, cfg, logf)
-	if err != nil {
-		return dataset{}, nil, nil, err
-	}
 	specs, err := specsFor(cfg, o.Templates)
 	if err != nil {
 		return dataset{}, nil, nil, err
 	}
-	if o.Templates == sortedSet {
-		if err := ensureSortedEvents(ctx, ds.Dir, o.Engine, logf); err != nil {
-			return dataset{}, nil, nil, err
-		}
+	ds, err := prepareInChild(ctx, o, cfg, o.Templates == sortedSet, logf)
+	if err != nil {
+		return dataset{}, nil, nil, err
 	}
 	paths, err := writeSpecs(ds, specs)
 	if err != nil {

@@ -28,6 +28,15 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(code)
 	}
+	if len(os.Args) > 1 && os.Args[1] == prepareCmdName {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code, err := prepareCmd(ctx, os.Args[2:], os.Stdin, os.Stderr)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "verity-bench:", err)
+		}
+		os.Exit(code)
+	}
 	if v := os.Getenv(allocEnv); v != "" && len(os.Args) > 1 && os.Args[1] == "alloc-child" {
 		n, _ := strconv.Atoi(v)
 		b := touch(n << 20)
