@@ -77,11 +77,13 @@ bench: build
 # planted effects, every mode, kind and cohort type; rewrites
 # calibrate/CALIBRATION.md and exits 70 when a check fails. About 30-60
 # minutes on a 2-core machine; CALIBRATE_FLAGS=--datasets N trades time for
-# precision.
+# precision. Then the exact quantiles mode (planted lognormal spend, p50,
+# p90, p99; about 4 minutes) rewrites calibrate/CALIBRATION-quantiles.md.
 CALIBRATE_FLAGS ?= --datasets 80 --workers 2
 
 calibrate:
 	$(GO) run $(GOFLAGS_) ./cmd/verity-calibrate $(CALIBRATE_FLAGS) --write calibrate/CALIBRATION.md
+	$(GO) run $(GOFLAGS_) ./cmd/verity-calibrate --only-quantiles --quantile-datasets 400 --write calibrate/CALIBRATION-quantiles.md
 
 # Go micro-benchmarks (testing.B).
 bench-go:

@@ -50,4 +50,13 @@
 // interval counts as covering (the set it stands for is unbounded).
 // Fixed-horizon nightly A/A "significant on some night" rates are
 // reported, not judged: they show what peeking costs.
+//
+// # Exact quantiles mode
+//
+// RunQuantiles (quantiles.go) plants data whose population quantiles are
+// known in closed form (a lognormal spend with a 10% mass at zero, ×1.1
+// in one experiment's treatment) and judges the quantile metrics'
+// difference and relative intervals (p50, p90, p99; (all) and leaves) the
+// same way; `verity-calibrate --only-quantiles --quantile-datasets N`
+// runs it, calibrate/CALIBRATION-quantiles.md holds its results.
 package calibrate

@@ -142,3 +142,52 @@ func TestJudgeBayesianScope(t *testing.T) {
 		t.Errorf("the reported rate is missing from the report: %v\n%s", err, b.String())
 	}
 }
+
+// TestQuickQuantileCalibration is the exact quantiles mode's fixed-seed
+// subset in `make test`: 24 datasets of 4,000 units per experiment.
+func TestQuickQuantileCalibration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates and analyses 24 datasets")
+	}
+	tally, err := RunQuantiles(context.Background(), Config{Seeds: QuantileQuickSeeds(), Units: 4000, WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks, failed := Judge(tally)
+	var b bytes.Buffer
+	if err := WriteReport(&b, tally, checks, failed); err != nil {
+		t.Fatal(err)
+	}
+	if len(checks) != 2*3*7+3 {
+		t.Errorf("%d checks, want %d: a cohort type, level or scale is missing\n%s", len(checks), 2*3*7+3, b.String())
+	}
+	for _, c := range checks {
+		if c.Failed {
+			t.Errorf("%s: %d/%d = %.4f, interval [%.4f, %.4f] excludes nominal %s %v", c.Key, c.Hits, c.N, c.Rate, c.Low, c.Hi, c.Side, c.Nominal)
+		}
+	}
+	t.Log(b.String())
+}
+
+// TestJudgeQuantileMode: the exact quantiles mode's checks can fail: 85%
+// coverage of (all)'s p90, and under-coverage of the leaves' p99 (judged
+// as conservative, so over-coverage passes there).
+func TestJudgeQuantileMode(t *testing.T) {
+	cov := func(key string, hits, n int) Tally { return Tally{key: {Hits: hits, N: n}} }
+	for _, tc := range []struct {
+		key      string
+		hits, n  int
+		wantFail bool
+	}{
+		{"coverage/exact quantiles/all/quantile-p90/absolute", 1700, 2000, true},
+		{"coverage/exact quantiles/all/quantile-p90/absolute", 1900, 2000, false},
+		{"coverage/exact quantiles/all/quantile-p90/absolute", 1990, 2000, true},
+		{"coverage/exact quantiles/leaf/quantile-p99/relative", 1990, 2000, false},
+		{"coverage/exact quantiles/leaf/quantile-p99/relative", 1800, 2000, true},
+		{"aa-final/exact quantiles/quantile-p50", 30, 200, true},
+	} {
+		if _, failed := Judge(cov(tc.key, tc.hits, tc.n)); failed != tc.wantFail {
+			t.Errorf("%s %d/%d: failed %v, want %v", tc.key, tc.hits, tc.n, failed, tc.wantFail)
+		}
+	}
+}

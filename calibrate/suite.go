@@ -327,6 +327,9 @@ func (t Tally) add(key string, hit bool) {
 	}
 }
 
+// Merge adds o's counts to t's (a mode run apart, such as RunQuantiles).
+func (t Tally) Merge(o Tally) { t.merge(o) }
+
 func (t Tally) merge(o Tally) {
 	for k, v := range o {
 		c := t[k]

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,11 +70,15 @@ func runCase(t *testing.T, specPath string, threads int) map[string][]byte {
 		}
 		got[name] = b
 	}
-	// adjusted.csv exists only for specs that list variance_reduction.
-	if b, err := os.ReadFile(filepath.Join(res.Dir, publish.AdjustedFile)); err == nil {
-		got[publish.AdjustedFile] = b
-	} else if !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
+	// adjusted.csv exists only for specs that list variance_reduction,
+	// quantiles.csv only for specs with a quantile metric.
+	for _, name := range []string{publish.AdjustedFile, "quantiles.csv"} {
+		b, err := os.ReadFile(filepath.Join(res.Dir, name))
+		if err == nil {
+			got[name] = b
+		} else if !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
 	}
 	var m publish.Manifest
 	if err := json.Unmarshal(got["manifest.json"], &m); err != nil {
@@ -115,10 +120,12 @@ func TestGolden(t *testing.T) {
 				}
 			}
 			files := goldenFiles
-			// A case pins adjusted.csv when it writes one or has a golden
-			// of it (then a run that stops writing it fails).
-			if _, err := os.Stat(filepath.Join(name, publish.AdjustedFile)); one[publish.AdjustedFile] != nil || err == nil {
-				files = append(append([]string(nil), goldenFiles...), publish.AdjustedFile)
+			// A case pins adjusted.csv and quantiles.csv when it writes them or
+			// has a golden of them (then a run that stops writing one fails).
+			for _, extra := range []string{publish.AdjustedFile, "quantiles.csv"} {
+				if _, err := os.Stat(filepath.Join(name, extra)); one[extra] != nil || err == nil {
+					files = append(slices.Clone(files), extra)
+				}
 			}
 			for _, file := range files {
 				path := filepath.Join(name, file)

@@ -21,12 +21,16 @@ import (
 )
 
 // shardSpecs are the specs the sharded runs are held to: two private
-// releases (one with collapsing) and an exact spec with a ratio, CUPED and
-// a metric whose event is missing, all on the unit-keyed templates.
+// releases (one with collapsing), an exact spec with a ratio, CUPED and
+// a metric whose event is missing, an exact spec with quantile metrics
+// (whose shards' histograms the merge adds) and one with percentile caps
+// (computed from the merged histograms), all on the unit-keyed templates.
 var shardSpecs = []string{
 	"../fixtures/specs/checkout-button-private.yaml",
 	"../fixtures/specs/checkout-button-collapsed.yaml",
 	"testdata/shard-exact.yaml",
+	"../fixtures/specs/checkout-button-quantiles.yaml",
+	"../fixtures/specs/checkout-button-capped.yaml",
 }
 
 func loadShardSpecs(t *testing.T) []*expspec.Spec {

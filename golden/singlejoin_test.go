@@ -228,7 +228,11 @@ func loadSpecs(t *testing.T, private bool) []*expspec.Spec {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if spec.Privacy.Enabled == private {
+		// Quantile metrics and percentile caps need histograms@v1/v2 over
+		// the single-join unit values: they have no per-event layout to
+		// be compared with (their own tests: quantile_reference_test.go,
+		// capped_reference_test.go, shard_test.go).
+		if spec.Privacy.Enabled == private && !spec.HasQuantiles() && !spec.HasCaps() {
 			out = append(out, spec)
 		}
 	}

@@ -87,6 +87,9 @@ func TestEquivalentVersionsOnFixtures(t *testing.T) {
 			if spec.Privacy.Enabled {
 				t.Skip("private: noise is bound to the exact templates")
 			}
+			if spec.HasQuantiles() || spec.HasCaps() {
+				t.Skip("quantiles and caps: histograms need the single-join unit values, which the older layouts lack")
+			}
 			checkEquivalent(t, spec)
 		})
 	}

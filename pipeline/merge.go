@@ -100,7 +100,7 @@ func (j *job) expectedIdentity(ctx context.Context, opts Options) (Partial, erro
 	salt, buckets := j.spec.ShardScheme()
 	p := Partial{Format: PartialFormat, Experiment: j.spec.Experiment, Name: j.spec.OutputName(), NominalDate: j.date,
 		Salt: salt, Buckets: buckets, SpecSHA256: j.specHash, Build: opts.Build}
-	for _, name := range expspec.TemplateNames {
+	for _, name := range j.spec.PinnedTemplateNames() {
 		t, err := queries.Load(opts.Queries, name, j.spec.Templates[name])
 		if err != nil {
 			return p, err
@@ -211,7 +211,7 @@ func (j *job) fillFromPartials(parts []Partial) error {
 		if i > 0 {
 			q.Add(p.Quality)
 		}
-		cells, err := cellsFromPartial(p.Cells)
+		cells, err := cellsFromPartial(j.spec, p.Cells)
 		if err != nil {
 			return &ShardError{Shard: Shard{i, len(parts)}, Err: &expspec.IntegrityError{Err: err}}
 		}
@@ -219,6 +219,9 @@ func (j *job) fillFromPartials(parts []Partial) error {
 			k := key{c.Cohort, c.Variant, c.Metric}
 			if m, ok := merged[k]; ok {
 				engine.MergeCell(m, c)
+				if err := engine.MergeHist(m, c); err != nil {
+					return &ShardError{Shard: Shard{i, len(parts)}, Err: &expspec.IntegrityError{Err: err}}
+				}
 			} else {
 				cc := c
 				merged[k] = &cc
@@ -236,6 +239,11 @@ func (j *job) fillFromPartials(parts []Partial) error {
 	for _, c := range cells {
 		if err := engine.ProveNoOverflow(j.spec.Experiment, c); err != nil {
 			return err
+		}
+		if c.Hist != nil {
+			if err := engine.CheckHistogram(j.spec.Experiment, c, *c.Hist); err != nil {
+				return &expspec.IntegrityError{Err: err}
+			}
 		}
 	}
 	j.cells, j.quality = cells, q

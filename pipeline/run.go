@@ -445,7 +445,7 @@ func (j *job) prepare(ctx context.Context, opts Options, hashes map[string]intak
 // groupKey identifies the specs that can share one SQL pass.
 func groupKey(spec *expspec.Spec, traces, events []intake.InputFile) string {
 	h := sha256.New()
-	for _, name := range expspec.TemplateNames {
+	for _, name := range spec.PinnedTemplateNames() {
 		fmt.Fprintf(h, "template %s %s\n", name, spec.Templates[name])
 	}
 	fmt.Fprintf(h, "decimals %d\n", *spec.Statistics.FixedPointDecimals)

@@ -21,6 +21,7 @@ import (
 	"github.com/verity-analytics/verity/pipeline/expspec"
 	"github.com/verity-analytics/verity/pipeline/intake"
 	"github.com/verity-analytics/verity/pipeline/publish"
+	"github.com/verity-analytics/verity/stats"
 )
 
 // PartialFormat identifies the partial-result file of one shard.
@@ -54,6 +55,11 @@ type partialCell struct {
 	N       int64    `json:"n"`
 	Sums    []string `json:"sums"`
 	MaxAbs  string   `json:"max_abs"`
+	// Hist is a quantile metric's histogram: [value, units] pairs in
+	// increasing order of value (absent for every other metric, so that
+	// other specs' partials keep their bytes). Counts add exactly in the
+	// merge.
+	Hist [][2]int64 `json:"hist,omitempty"`
 }
 
 // Partial is one shard's exact partial result for one experiment: what a
@@ -124,12 +130,22 @@ func cellsToPartial(cells []engine.Cell) []partialCell {
 		if c.MaxAbs != nil {
 			pc.MaxAbs = c.MaxAbs.String()
 		}
+		if c.Hist != nil {
+			pc.Hist = [][2]int64{}
+			for _, b := range c.Hist.Bins() {
+				pc.Hist = append(pc.Hist, [2]int64{b.Value, int64(b.Count)})
+			}
+		}
 		out[i] = pc
 	}
 	return out
 }
 
-func cellsFromPartial(pcs []partialCell) ([]engine.Cell, error) {
+func cellsFromPartial(spec *expspec.Spec, pcs []partialCell) ([]engine.Cell, error) {
+	quantile := map[string]bool{}
+	for _, m := range spec.Metrics {
+		quantile[m.Name] = m.NeedsHistogram()
+	}
 	out := make([]engine.Cell, len(pcs))
 	for i, pc := range pcs {
 		c := engine.NewCell(pc.Cohort, pc.Variant, pc.Metric)
@@ -148,6 +164,26 @@ func cellsFromPartial(pcs []partialCell) ([]engine.Cell, error) {
 			return nil, fmt.Errorf("cell %s/%s/%s: bad count or maximum", pc.Cohort, pc.Variant, pc.Metric)
 		}
 		c.MaxAbs = m
+		if quantile[pc.Metric] != (pc.Hist != nil) {
+			return nil, fmt.Errorf("cell %s/%s/%s: a histogram where the spec has none, or none for a quantile metric", pc.Cohort, pc.Variant, pc.Metric)
+		}
+		if pc.Hist != nil {
+			bins := make([]stats.Bin, len(pc.Hist))
+			for k, b := range pc.Hist {
+				if b[1] <= 0 || (k > 0 && b[0] <= pc.Hist[k-1][0]) {
+					return nil, fmt.Errorf("cell %s/%s/%s: histogram bin %d is not a positive count in increasing order of value", pc.Cohort, pc.Variant, pc.Metric, k)
+				}
+				bins[k] = stats.Bin{Value: b[0], Count: uint64(b[1])}
+			}
+			h, err := stats.NewHistogram(*spec.Statistics.FixedPointDecimals, bins)
+			if err != nil {
+				return nil, fmt.Errorf("cell %s/%s/%s: %w", pc.Cohort, pc.Variant, pc.Metric, err)
+			}
+			if err := engine.CheckHistogram(spec.Experiment, c, h); err != nil {
+				return nil, err
+			}
+			c.Hist = &h
+		}
 		out[i] = c
 	}
 	return out, nil

@@ -248,21 +248,16 @@ func best(runs int, fn func() (measurement, error)) (measurement, error) {
 	return b, nil
 }
 
-// prepare generates (or reuses) the dataset of cfg and writes its specs
-// with the bench's template set.
+// prepare generates (or reuses) the dataset of cfg, in a child process
+// (prepareInChild), and writes its specs with the bench's template set.
 func prepare(ctx context.Context, o benchOptions, cfg fixtures.Config, logf func(string, ...any)) (dataset, []benchSpec, []string, error) {
-	ds, err := ensureDataset(ctx, o.Cache, cfg, logf)
-	if err != nil {
-		return dataset{}, nil, nil, err
-	}
 	specs, err := specsFor(cfg, o.Templates)
 	if err != nil {
 		return dataset{}, nil, nil, err
 	}
-	if o.Templates == sortedSet {
-		if err := ensureSortedEvents(ctx, ds.Dir, o.Engine, logf); err != nil {
-			return dataset{}, nil, nil, err
-		}
+	ds, err := prepareInChild(ctx, o, cfg, o.Templates == sortedSet, logf)
+	if err != nil {
+		return dataset{}, nil, nil, err
 	}
 	paths, err := writeSpecs(ds, specs)
 	if err != nil {
@@ -300,9 +295,9 @@ func benchScale(ctx context.Context, o benchOptions, cfg fixtures.Config, verity
 	}
 	r.Phases, r.PhaseMS = phaseTotals(verityPhases(r.Verity.Stderr))
 	if r.VerityErr != nil {
-		logf("%s: verity FAILED after %s, peak RSS %s: %s", scaleLabel(cfg.Units), secs(r.Verity.Wall), mib(r.Verity.MaxRSS), firstLine(verityError(r.Verity.Stderr, r.VerityErr)))
+		logf("%s: verity FAILED after %s, peak RSS %s: %s", scaleLabel(cfg.Units), secs(r.Verity.Wall), peak(r.Verity), firstLine(verityError(r.Verity.Stderr, r.VerityErr)))
 	} else {
-		logf("%s: verity %s, peak RSS %s", scaleLabel(cfg.Units), secs(r.Verity.Wall), mib(r.Verity.MaxRSS))
+		logf("%s: verity %s, peak RSS %s", scaleLabel(cfg.Units), secs(r.Verity.Wall), peak(r.Verity))
 	}
 
 	logf("%s: reference query", scaleLabel(cfg.Units))
@@ -314,10 +309,10 @@ func benchScale(ctx context.Context, o benchOptions, cfg fixtures.Config, verity
 	}
 	if r.NaiveErr != nil {
 		r.NaiveErr = errors.New(firstLine(lastErrorLine(r.Naive.Stderr, r.NaiveErr)))
-		logf("%s: reference FAILED after %s, peak RSS %s: %v", scaleLabel(cfg.Units), secs(r.Naive.Wall), mib(r.Naive.MaxRSS), r.NaiveErr)
+		logf("%s: reference FAILED after %s, peak RSS %s: %v", scaleLabel(cfg.Units), secs(r.Naive.Wall), peak(r.Naive), r.NaiveErr)
 		return r, nil
 	}
-	logf("%s: reference %s, peak RSS %s", scaleLabel(cfg.Units), secs(r.Naive.Wall), mib(r.Naive.MaxRSS))
+	logf("%s: reference %s, peak RSS %s", scaleLabel(cfg.Units), secs(r.Naive.Wall), peak(r.Naive))
 	ref, err := parseNaive(r.Naive.Stdout)
 	if err != nil {
 		r.NaiveErr = fmt.Errorf("output unreadable: %w", err)
@@ -448,10 +443,10 @@ func printReport(w io.Writer, o benchOptions, env string, rs []scaleResult, nigh
 			fmt.Fprintf(w, "| %s | %s (%s + %s) | %s | FAILED after %s: %s | | %s | %s | %s | | | |\n",
 				scaleLabel(r.Units), grouped(rows), grouped(r.Data.Truth.TraceRows), grouped(r.Data.Truth.EventRows),
 				mib(r.Bytes), secs(r.Verity.Wall), strings.ReplaceAll(firstLine(verityError(r.Verity.Stderr, r.VerityErr)), "|", "/"),
-				mib(r.Verity.MaxRSS), naive, mib(r.Naive.MaxRSS))
+				peak(r.Verity), naive, peak(r.Naive))
 			continue
 		}
-		naiveWall, naiveRSS, ratio := secs(r.Naive.Wall), mib(r.Naive.MaxRSS), fmt.Sprintf("%.2f", r.Verity.Wall.Seconds()/r.Naive.Wall.Seconds())
+		naiveWall, naiveRSS, ratio := secs(r.Naive.Wall), peak(r.Naive), fmt.Sprintf("%.2f", r.Verity.Wall.Seconds()/r.Naive.Wall.Seconds())
 		if r.NaiveErr != nil {
 			naiveWall, ratio = fmt.Sprintf("FAILED after %s: %s", secs(r.Naive.Wall), strings.ReplaceAll(r.NaiveErr.Error(), "|", "/")), ""
 		}
@@ -460,7 +455,7 @@ func printReport(w io.Writer, o benchOptions, env string, rs []scaleResult, nigh
 		}
 		fmt.Fprintf(w, "| %s | %s (%s + %s) | %s | %s | %s | %s | %s | %s | %s | %.0f | %.2f× |\n",
 			scaleLabel(r.Units), grouped(rows), grouped(r.Data.Truth.TraceRows), grouped(r.Data.Truth.EventRows),
-			mib(r.Bytes), secs(r.Verity.Wall), grouped(int64(float64(rows)/r.Verity.Wall.Seconds())), mib(r.Verity.MaxRSS),
+			mib(r.Bytes), secs(r.Verity.Wall), grouped(int64(float64(rows)/r.Verity.Wall.Seconds())), peak(r.Verity),
 			naiveWall, naiveRSS, ratio, perRow, perRow/base)
 	}
 	fmt.Fprintln(w)
@@ -513,8 +508,8 @@ func printReport(w io.Writer, o benchOptions, env string, rs []scaleResult, nigh
 			nightly.Experiments, scaleLabel(nightly.Units), grouped(nightly.Rows))
 		fmt.Fprintln(w, "| specs | wall | peak RSS | CPU | ratio to one |")
 		fmt.Fprintln(w, "|---|---|---|---|---|")
-		fmt.Fprintf(w, "| 1 | %s | %s | %s | 1.00× |\n", secs(nightly.One.Wall), mib(nightly.One.MaxRSS), secs(nightly.One.User+nightly.One.Sys))
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %.2f× |\n", nightly.Experiments, secs(nightly.All.Wall), mib(nightly.All.MaxRSS),
+		fmt.Fprintf(w, "| 1 | %s | %s | %s | 1.00× |\n", secs(nightly.One.Wall), peak(nightly.One), secs(nightly.One.User+nightly.One.Sys))
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %.2f× |\n", nightly.Experiments, secs(nightly.All.Wall), peak(nightly.All),
 			secs(nightly.All.User+nightly.All.Sys), nightly.All.Wall.Seconds()/nightly.One.Wall.Seconds())
 	}
 	if la := loadAvg(); la != "" {

@@ -106,21 +106,12 @@ func configHash(cfg fixtures.Config) (string, error) {
 // renamed into place when complete, so a killed bench never leaves a dataset
 // that looks cached.
 func ensureDataset(ctx context.Context, cacheDir string, cfg fixtures.Config, logf func(string, ...any)) (dataset, error) {
-	if err := cfg.Validate(); err != nil {
-		return dataset{}, fmt.Errorf("generator config: %w", err)
-	}
-	h, err := configHash(cfg)
+	dir, err := datasetDir(cacheDir, cfg)
 	if err != nil {
 		return dataset{}, err
 	}
-	dir := filepath.Join(cacheDir, "data", fmt.Sprintf("u%d-e%d-%s", cfg.Units, len(cfg.Experiments), h[:12]))
-	truthPath := filepath.Join(dir, fixtures.TruthFile)
-	if b, err := os.ReadFile(truthPath); err == nil {
-		var t fixtures.Truth
-		if err := json.Unmarshal(b, &t); err != nil {
-			return dataset{}, fmt.Errorf("cached dataset %s: %w", dir, err)
-		}
-		return dataset{Dir: dir, Truth: t}, nil
+	if ds, ok, err := cachedDataset(dir); ok || err != nil {
+		return ds, err
 	}
 	scratch := dir + ".partial"
 	if err := os.RemoveAll(scratch); err != nil {
@@ -144,6 +135,32 @@ func ensureDataset(ctx context.Context, cacheDir string, cfg fixtures.Config, lo
 		return dataset{}, err
 	}
 	return dataset{Dir: dir, Truth: truth, Generated: took}, nil
+}
+
+// datasetDir is where the dataset of cfg is cached under cacheDir.
+func datasetDir(cacheDir string, cfg fixtures.Config) (string, error) {
+	if err := cfg.Validate(); err != nil {
+		return "", fmt.Errorf("generator config: %w", err)
+	}
+	h, err := configHash(cfg)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(cacheDir, "data", fmt.Sprintf("u%d-e%d-%s", cfg.Units, len(cfg.Experiments), h[:12])), nil
+}
+
+// cachedDataset reads the dataset cached in dir; ok is false when there is
+// none (no truth.json).
+func cachedDataset(dir string) (ds dataset, ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, fixtures.TruthFile))
+	if err != nil {
+		return dataset{}, false, nil
+	}
+	var t fixtures.Truth
+	if err := json.Unmarshal(b, &t); err != nil {
+		return dataset{}, false, fmt.Errorf("cached dataset %s: %w", dir, err)
+	}
+	return dataset{Dir: dir, Truth: t}, true, nil
 }
 
 // benchMetric is one metric of the bench's specs, in the spec's terms.

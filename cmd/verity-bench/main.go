@@ -54,6 +54,10 @@ func run(ctx context.Context, args []string) (int, error) {
 			return sqlCmd(ctx, args[1:], os.Stdout, os.Stderr)
 		case "scanfloor":
 			return scanFloorCmd(ctx, args[1:], os.Stdout, os.Stderr)
+		case prepareCmdName: // hidden: data generation out of the bench's process (prepare.go)
+			return prepareCmd(ctx, args[1:], os.Stdin, os.Stderr)
+		case measureCmdName: // hidden: the launcher of measured programs (measure.go)
+			return measureChildCmd(ctx, args[1:], os.Stderr)
 		}
 	}
 	return benchCmd(ctx, args, os.Stdout, os.Stderr)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/intake"
 )
 
 // profileCmd runs the pipeline's SQL stages one by one on a bench dataset and
@@ -28,7 +29,9 @@ import (
 // side reads, then each statement of the chosen template set (--templates,
 // v1 by default) with its wall time, DuckDB's busiest operators (EXPLAIN
 // ANALYZE's JSON profile), the size of the table or view it creates and
-// DuckDB's memory and spill use.
+// DuckDB's memory and spill use. The sorted set (events@v8) reads the
+// dataset's sorted copy of the events, checked and with its duplicate keys
+// bound as `verity run` does it; without the copy profile refuses.
 //
 //	verity-bench profile --data DIR [--templates SET] [--experiments K] [--explain DIR] [--cpuprofile FILE]
 //	    [--threads N] [--memory-limit SIZE] [--temp-dir DIR]
@@ -60,6 +63,17 @@ func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	events, err := inputFiles(ds, "events")
 	if err != nil {
 		return exitFailed, err
+	}
+	// events@v8 (the sorted set) reads the sorted copy and the duplicate
+	// keys its order check finds, as `verity run` binds them.
+	var sortCheck intake.SortedCheck
+	var sortTook time.Duration
+	if *set == sortedSet {
+		t0 := time.Now()
+		if events, sortCheck, err = sortedEvents(ctx, ds); err != nil {
+			return exitFailed, err
+		}
+		sortTook = time.Since(t0)
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -116,6 +130,11 @@ func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	p, err := templateParams(specs, traces, events)
 	if err != nil {
 		return exitFailed, err
+	}
+	p = dupKeyParams(p, sortCheck)
+	if *set == sortedSet {
+		fmt.Fprintf(w, "| order check of events-sorted/ (inputs.sorted_by), %d workers | %s | %s rows, %d duplicate keys |\n",
+			min(runtime.NumCPU(), len(events)), secs(sortTook), grouped(sortCheck.Rows), len(sortCheck.Dups.Units))
 	}
 	// Parquet decoding alone: hash every column a side reads, so that the
 	// reader must decode them, and little else happens.

@@ -102,14 +102,16 @@ func printShards(w io.Writer, r shardResult) {
 	fmt.Fprintln(w, "| run | wall | peak RSS | ratio to one run |")
 	fmt.Fprintln(w, "|---|---|---|---|")
 	one := r.One.Wall.Seconds()
-	fmt.Fprintf(w, "| one run | %s | %s | 1.00× |\n", secs(r.One.Wall), mib(r.One.MaxRSS))
-	var rss int64
+	fmt.Fprintf(w, "| one run | %s | %s | 1.00× |\n", secs(r.One.Wall), peak(r.One))
+	var largest measurement
 	for _, m := range r.Shards {
-		rss = max(rss, m.MaxRSS)
+		if m.MaxRSS > largest.MaxRSS {
+			largest = m
+		}
 	}
-	fmt.Fprintf(w, "| %d shards one after another (sum) | %s | %s (largest) | %.2f× (overhead of splitting) |\n", r.K, secs(r.sum()), mib(rss), r.sum().Seconds()/one)
+	fmt.Fprintf(w, "| %d shards one after another (sum) | %s | %s (largest) | %.2f× (overhead of splitting) |\n", r.K, secs(r.sum()), peak(largest), r.sum().Seconds()/one)
 	fmt.Fprintf(w, "| slowest shard | %s | | %.2f× |\n", secs(r.slowest()), r.slowest().Seconds()/one)
-	fmt.Fprintf(w, "| merge | %s | %s | %.2f× |\n", secs(r.Merge.Wall), mib(r.Merge.MaxRSS), r.Merge.Wall.Seconds()/one)
+	fmt.Fprintf(w, "| merge | %s | %s | %.2f× |\n", secs(r.Merge.Wall), peak(r.Merge), r.Merge.Wall.Seconds()/one)
 	proj := r.slowest() + r.Merge.Wall
 	fmt.Fprintf(w, "| projected on %d nodes like this one (slowest shard + merge) | %s | | %.2f× |\n", r.K, secs(proj), proj.Seconds()/one)
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/intake"
 )
 
 // sortedSet is the template set whose specs read events-sorted/, the
@@ -108,4 +110,34 @@ func ensureSortedEvents(ctx context.Context, dir string, e duckConfig, logf func
 	}
 	logf("sorted copy of the events in %s (%s)", out, time.Since(t0).Round(time.Millisecond))
 	return os.WriteFile(filepath.Join(out, "done"), nil, 0o644)
+}
+
+// sortedEvents returns the sorted copy's files, which events@v8 reads in
+// place of events/, and what an exact check of their declared order finds,
+// as `verity run` does it (pipeline.checkSortedInputs): the duplicate keys
+// to bind as $dup_unit and $dup_event (dupKeyParams). The sorted copy must
+// exist: the bench writes it (--templates unit-keyed-sorted).
+func sortedEvents(ctx context.Context, ds dataset) ([]string, intake.SortedCheck, error) {
+	if _, err := os.Stat(filepath.Join(ds.Dir, "events-sorted", "done")); err != nil {
+		return nil, intake.SortedCheck{}, fmt.Errorf("%s: no sorted copy of the events (events-sorted/), which events@v8 reads and takes its duplicate keys ($dup_unit, $dup_event) from: run the bench once with --templates %s on this dataset", ds.Dir, sortedSet)
+	}
+	files, err := inputFiles(ds, "events-sorted")
+	if err != nil {
+		return nil, intake.SortedCheck{}, err
+	}
+	in := make([]intake.InputFile, len(files))
+	for i, f := range files {
+		in[i] = intake.InputFile{Role: "events", Path: f, Abs: f}
+	}
+	key := intake.SortedKey{Role: "events", Columns: [2]string{"unit_id", "event_id"}, Source: [2]string{"unit_id", "event_id"}}
+	res, err := intake.CheckSorted(ctx, in, key, false)
+	return files, res, err
+}
+
+// dupKeyParams binds the duplicate keys found by sortedEvents (empty lists
+// for the other sets, as the pipeline binds them: only events@v8 reads
+// them).
+func dupKeyParams(p map[string]any, res intake.SortedCheck) map[string]any {
+	p["dup_unit"], p["dup_event"] = engine.NonNil(res.Dups.Units), engine.NonNil(res.Dups.Events)
+	return p
 }

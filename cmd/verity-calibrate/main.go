@@ -35,6 +35,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	workers := fs.Int("workers", 2, "datasets analysed in parallel")
 	work := fs.String("work", "", "folder for the generated datasets (default: a temporary one)")
 	write := fs.String("write", "", "write the Markdown results to this file (default: stdout only)")
+	quantiles := fs.Int("quantile-datasets", 0, "also run the exact quantiles mode on this many planted datasets (seeds calibrate.QuantileSeeds(n), --quantile-units units per experiment)")
+	quantileUnits := fs.Int("quantile-units", 4000, "units per experiment of the exact quantiles mode")
+	onlyQuantiles := fs.Bool("only-quantiles", false, "run only the exact quantiles mode (with --quantile-datasets)")
 	if err := fs.Parse(args); err != nil {
 		return 78
 	}
@@ -53,15 +56,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Seeds: calibrate.FullSeeds(*datasets), Units: *units, Nights: *nights, Workers: *workers, WorkDir: dir,
 		Progress: func(s string) { fmt.Fprintln(stderr, s) },
 	}
-	tally, err := calibrate.Run(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "verity-calibrate:", err)
-		return 1
+	tally := calibrate.Tally{}
+	var err error
+	if !*onlyQuantiles {
+		if tally, err = calibrate.Run(ctx, cfg); err != nil {
+			fmt.Fprintln(stderr, "verity-calibrate:", err)
+			return 1
+		}
+	}
+	if *quantiles > 0 {
+		qcfg := cfg
+		qcfg.Seeds, qcfg.Units = calibrate.QuantileSeeds(*quantiles), *quantileUnits
+		qt, err := calibrate.RunQuantiles(ctx, qcfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "verity-calibrate:", err)
+			return 1
+		}
+		tally.Merge(qt)
 	}
 	checks, failed := calibrate.Judge(tally)
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "# Calibration results\n\nProduced by `%s` (%d datasets of %d units, %d nights each, seeds `calibrate.FullSeeds(%d)`) in %s.\n\n",
-		"go run ./cmd/verity-calibrate "+strings.Join(args, " "), *datasets, *units, *nights, *datasets, time.Since(t0).Round(time.Second))
+	if *onlyQuantiles {
+		fmt.Fprintf(&b, "# Calibration results: exact quantiles mode\n\nProduced by `%s` (%d planted datasets of %d units per experiment, seeds `calibrate.QuantileSeeds(%d)`) in %s.\n\n",
+			"go run ./cmd/verity-calibrate "+strings.Join(args, " "), *quantiles, *quantileUnits, *quantiles, time.Since(t0).Round(time.Second))
+	} else {
+		fmt.Fprintf(&b, "# Calibration results\n\nProduced by `%s` (%d datasets of %d units, %d nights each, seeds `calibrate.FullSeeds(%d)`) in %s.\n\n",
+			"go run ./cmd/verity-calibrate "+strings.Join(args, " "), *datasets, *units, *nights, *datasets, time.Since(t0).Round(time.Second))
+	}
 	if err := calibrate.WriteReport(&b, tally, checks, failed); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -33,6 +33,10 @@ func Analyse(spec *expspec.Spec, cells []engine.Cell, cohortList []CohortRelease
 // judges Fieller's relative confidence set from it, which a row reports
 // only when it is bounded).
 func AnalyseRecording(spec *expspec.Spec, cells []engine.Cell, cohortList []CohortRelease, noise map[string]privatize.NoiseSD, date string, record func(stats.Comparison)) ([]ResultRow, Decisions, error) {
+	cells, caps, err := applyCaps(spec, cells)
+	if err != nil {
+		return nil, Decisions{}, err
+	}
 	a, err := newAnalyser(spec, cells, cohortList, noise)
 	if err != nil {
 		return nil, Decisions{}, err
@@ -45,7 +49,9 @@ func AnalyseRecording(spec *expspec.Spec, cells []engine.Cell, cohortList []Coho
 	if err := correctFamily(rows, &in, spec.Statistics); err != nil {
 		return nil, Decisions{}, err
 	}
-	return rows, a.decide(date, srm, in), nil
+	dec := a.decide(date, srm, in)
+	dec.Caps = caps
+	return rows, dec, nil
 }
 
 // cellKey identifies a cell: cohort, variant, metric.
@@ -140,6 +146,10 @@ func (a *analyser) cohortComparisons(srm map[string]SRMCheck, record func(stats.
 	var in decisionInputs
 	for _, coh := range a.cohorts {
 		for _, m := range a.spec.Metrics {
+			if m.Kind == expspec.KindQuantile {
+				rows = append(rows, a.quantileRows(coh, m, srm[coh])...)
+				continue
+			}
 			cm, err := a.cohortMetricArms(coh, m)
 			if err != nil {
 				return nil, decisionInputs{}, err

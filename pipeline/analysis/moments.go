@@ -50,6 +50,9 @@ func CompleteCells(spec *expspec.Spec, cells []engine.Cell) ([]engine.Cell, erro
 					for i := range dst {
 						(*dst[i]).Add(*dst[i], *add[i])
 					}
+					if err := engine.MergeHist(&c, o); err != nil {
+						return nil, err
+					}
 				}
 				out = append(out, c)
 			}

@@ -68,6 +68,9 @@ type ResultRow struct {
 	// for specs that use the Bayesian engine or a metric hypothesis; nil
 	// otherwise, so that every other spec keeps its results bytes.
 	Ext *RowExt `parquet:"-"`
+	// Quantile is a quantile metric's row of quantiles.csv (nil for every
+	// other metric): see quantile.go.
+	Quantile *QuantileRow `parquet:"-"`
 }
 
 // RowExt is the extended layout's extra columns, after spec_sha256 (so

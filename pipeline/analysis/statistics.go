@@ -35,6 +35,9 @@ type Decisions struct {
 	// Bayes is the Bayesian engine's rule and evidence when it decided
 	// (MarshalJSON then writes the Bayesian layout); nil otherwise.
 	Bayes *BayesDecisions `json:"-"`
+	// Caps are the night's percentile caps (caps.go); absent for specs
+	// without one, so their bytes do not change.
+	Caps []CapRecord `json:"caps,omitempty"`
 }
 
 // LooksNote says what a reader who looks at the results every night may

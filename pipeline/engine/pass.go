@@ -11,6 +11,7 @@ import (
 	"github.com/verity-analytics/verity/pipeline/expspec"
 	"github.com/verity-analytics/verity/pipeline/intake"
 	"github.com/verity-analytics/verity/queries"
+	"github.com/verity-analytics/verity/stats"
 )
 
 // Rendered is a template after identifier substitution: the exact SQL sent
@@ -43,6 +44,10 @@ type Cell struct {
 	// MaxAbs is the largest |x|, |y| or |c| of a unit in the cell, as the
 	// overflow proof uses it (kept so that merged shards can redo it).
 	MaxAbs *big.Int
+	// Hist is the exact histogram of the units' x (fixed-point values at
+	// the spec's decimals) for a quantile metric's cell (histograms@v1);
+	// nil for every other metric. See histograms.go.
+	Hist *stats.Histogram
 }
 
 // Sums returns pointers to every sum of the cell, in a fixed order.
@@ -148,7 +153,7 @@ type RenderData struct {
 func LoadTemplates(fsys fs.FS, spec *expspec.Spec, data RenderData) ([]Rendered, []TemplateRecord, error) {
 	var out []Rendered
 	var recs []TemplateRecord
-	for _, name := range expspec.TemplateNames {
+	for _, name := range spec.PinnedTemplateNames() {
 		t, err := queries.Load(fsys, name, spec.Templates[name])
 		if err != nil {
 			return nil, nil, err
@@ -194,7 +199,7 @@ func params(spec *expspec.Spec, traces, events []intake.InputFile) map[string]an
 	}
 	var mExp, mName, mEvent, mKind, mAgg, dEvent, dAgg []string
 	var mAttr []int64
-	var mClamp, dClamp []bool
+	var mClamp, dClamp, mHist []bool
 	var mLo, mHi, dLo, dHi []int64
 	// The (experiment, event) pairs in use, one per metric part, with the
 	// part's attribution window: events@v1/v2 and quality@v1 read the
@@ -222,6 +227,7 @@ func params(spec *expspec.Spec, traces, events []intake.InputFile) map[string]an
 		mAttr = append(mAttr, int64(m.AttributionHours)*3600*1_000_000)
 		ok, lo, hi := bounds(m.Clamp)
 		mClamp, mLo, mHi = append(mClamp, ok), append(mLo, lo), append(mHi, hi)
+		mHist = append(mHist, m.NeedsHistogram())
 		use(m.Event, m)
 		den := expspec.Part{}
 		if m.Denominator != nil {
@@ -239,6 +245,7 @@ func params(spec *expspec.Spec, traces, events []intake.InputFile) map[string]an
 	p["m_den_event"], p["m_den_agg"] = dEvent, dAgg
 	p["m_den_clamp"], p["m_den_lo"], p["m_den_hi"] = dClamp, dLo, dHi
 	p["m_attr_us"] = mAttr
+	p["m_hist"] = mHist // histograms@v2
 	p["used_exp"], p["used_event"], p["used_attr_us"] = usedExp, used, usedAttr
 	return p
 }
@@ -396,6 +403,11 @@ func (s *Session) RunSQL(ctx context.Context, specs []*expspec.Spec, tmpls []Ren
 	cells, perExp, err = s.readSufstats(ctx, byName["sufstats"], p, want)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if h, ok := byName["histograms"]; ok {
+		if err := s.readHistograms(ctx, h, p, specs, cells, perExp); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	quality, err = s.readQuality(ctx, byName["quality"], StageParams("quality", p), want)
 	if err != nil {

@@ -39,15 +39,16 @@ const MetricLockFile = "metrics.lock"
 // MetricDefinition is one library file: a metric's definition, without
 // what each experiment decides for itself (role and guardrail margin).
 type MetricDefinition struct {
-	Name             string `yaml:"name"`
-	Description      string `yaml:"description,omitempty"`
-	Kind             string `yaml:"kind"`
-	Event            string `yaml:"event"`
-	Aggregate        string `yaml:"aggregate,omitempty"`
-	Clamp            *Clamp `yaml:"clamp,omitempty"`
-	Denominator      *Part  `yaml:"denominator,omitempty"`
-	Direction        string `yaml:"direction,omitempty"`
-	AttributionHours int    `yaml:"attribution_hours,omitempty"`
+	Name             string  `yaml:"name"`
+	Description      string  `yaml:"description,omitempty"`
+	Kind             string  `yaml:"kind"`
+	Level            float64 `yaml:"level,omitempty"`
+	Event            string  `yaml:"event"`
+	Aggregate        string  `yaml:"aggregate,omitempty"`
+	Clamp            *Clamp  `yaml:"clamp,omitempty"`
+	Denominator      *Part   `yaml:"denominator,omitempty"`
+	Direction        string  `yaml:"direction,omitempty"`
+	AttributionHours int     `yaml:"attribution_hours,omitempty"`
 }
 
 // MetricDefinitionRecord is what a manifest records of a definition used.
@@ -229,7 +230,7 @@ func (s *Spec) resolveMetricRefs() error {
 		if !metricRefRE.MatchString(m.Ref) {
 			return s.errf(key+".ref", "want name@vN such as revenue@v2, got %q", m.Ref)
 		}
-		if m.Name != "" || m.Kind != "" || m.Event != "" || m.Aggregate != "" || m.Clamp != nil || m.Denominator != nil || m.Direction != "" || m.AttributionHours != 0 {
+		if m.Name != "" || m.Kind != "" || m.Level != 0 || m.Cap != nil || m.Event != "" || m.Aggregate != "" || m.Clamp != nil || m.Denominator != nil || m.Direction != "" || m.AttributionHours != 0 {
 			return s.errf(key, "ref %s takes the definition from the metric library: the spec may add only role and guardrail", m.Ref)
 		}
 		if len(s.MetricLibrary) == 0 {
@@ -288,7 +289,7 @@ func (s *Spec) findDefinition(ref string) (MetricDefinition, MetricDefinitionRec
 
 // apply writes the definition into a spec's metric.
 func (d MetricDefinition) apply(m *Metric) {
-	m.Name, m.Kind, m.Event, m.Aggregate = d.Name, d.Kind, d.Event, d.Aggregate
+	m.Name, m.Kind, m.Event, m.Aggregate, m.Level = d.Name, d.Kind, d.Event, d.Aggregate, d.Level
 	m.Clamp, m.Denominator, m.Direction, m.AttributionHours = d.Clamp, d.Denominator, d.Direction, d.AttributionHours
 }
 

@@ -135,8 +135,13 @@ type Metric struct {
 	// itself adds only role and guardrail.
 	Ref string `yaml:"ref,omitempty" json:"ref,omitempty"`
 	// Kind is proportion (unit converted or not), mean (per-unit sum or
-	// count of events) or ratio (Σ numerator / Σ denominator over units).
+	// count of events), ratio (Σ numerator / Σ denominator over units) or
+	// quantile (the Level-quantile of the per-unit values, defined as a
+	// mean metric's; see quantile.go).
 	Kind string `yaml:"kind" json:"kind"`
+	// Level is a quantile metric's level in (0, 1), such as 0.5 (the
+	// median) or 0.9; required for quantile metrics, not allowed otherwise.
+	Level float64 `yaml:"level,omitempty" json:"level,omitempty"`
 	// Event is the metric-event name (events column metric); for a ratio,
 	// the numerator's event.
 	Event string `yaml:"event" json:"event"`
@@ -147,6 +152,9 @@ type Metric struct {
 	// Clamp bounds each unit's value (winsorization). Required for mean
 	// metrics and ratio numerators, not allowed for proportions.
 	Clamp *Clamp `yaml:"clamp,omitempty" json:"clamp,omitempty"`
+	// Cap winsorises a mean metric's per-unit values at a quantile of the
+	// data, pooled over the arms (see quantile.go); after the clamp.
+	Cap *PercentileCap `yaml:"cap,omitempty" json:"cap,omitempty"`
 	// Denominator is a ratio metric's per-unit denominator, clamped over
 	// the same units as the numerator. Required for ratios only.
 	Denominator *Part `yaml:"denominator,omitempty" json:"denominator,omitempty"`

@@ -131,7 +131,7 @@ func TestParseSpecErrors(t *testing.T) {
 		{"clamp on proportion", func(s string) string {
 			return strings.Replace(s, "event: purchase}", "event: purchase, clamp: {lower: 0, upper: 1}}", 1)
 		}, "metrics[0].clamp", "not allowed"},
-		{"bad kind", func(s string) string { return strings.Replace(s, "kind: proportion", "kind: median", 1) }, "metrics[0].kind", "proportion, mean or ratio"},
+		{"bad kind", func(s string) string { return strings.Replace(s, "kind: proportion", "kind: median", 1) }, "metrics[0].kind", "proportion, mean, ratio or quantile"},
 		{"bad aggregate", func(s string) string { return strings.Replace(s, "aggregate: sum", "aggregate: max", 1) }, "metrics[1].aggregate", "sum or count"},
 		{"clamp overflow", func(s string) string { return strings.Replace(s, "upper: 1000}", "upper: 1e15}", 1) }, "metrics[1]", "overflows"},
 		{"bad alpha", func(s string) string { return s + "statistics: {alpha: 0.7}\n" }, "statistics.alpha", "(0, 0.5)"},

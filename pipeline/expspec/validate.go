@@ -47,6 +47,7 @@ func (s *Spec) Validate() error {
 		s.validatePrivacy,
 		s.validateTemplateFeatures,
 		s.validateSharding,
+		s.validateQuantiles,
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -170,7 +171,7 @@ func (s *Spec) validatePersonaAlgoVersion() error {
 // validateTemplatePins checks that every template in TemplateNames is
 // pinned to a version like v1 and that no other template is named.
 func (s *Spec) validateTemplatePins() error {
-	for _, name := range TemplateNames {
+	for _, name := range s.PinnedTemplateNames() {
 		v, ok := s.Templates[name]
 		if !ok {
 			return s.errf("templates."+name, "missing: every template version must be pinned (want %s)", strings.Join(TemplateNames, ", "))
@@ -181,8 +182,8 @@ func (s *Spec) validateTemplatePins() error {
 	}
 	// Sorted, so that the same spec always names the same template.
 	for _, name := range slices.Sorted(maps.Keys(s.Templates)) {
-		if !slices.Contains(TemplateNames, name) {
-			return s.errf("templates."+name, "unknown template; want one of %s", strings.Join(TemplateNames, ", "))
+		if !slices.Contains(TemplateNames, name) && !slices.Contains(OptionalTemplateNames, name) {
+			return s.errf("templates."+name, "unknown template; want one of %s (and %s for quantile metrics)", strings.Join(TemplateNames, ", "), strings.Join(OptionalTemplateNames, ", "))
 		}
 	}
 	return nil
@@ -282,12 +283,15 @@ func (s *Spec) validateMetricKind(key string, m Metric) error {
 		if m.Clamp != nil {
 			return s.errf(key+".clamp", "not allowed for a proportion (values are 0 or 1)")
 		}
-	case "mean", "ratio":
+	case "mean", "ratio", "quantile":
 		if err := s.validatePart(key, Part{Event: m.Event, Aggregate: m.Aggregate, Clamp: m.Clamp}); err != nil {
 			return err
 		}
 	default:
-		return s.errf(key+".kind", "want proportion, mean or ratio, got %q", m.Kind)
+		return s.errf(key+".kind", "want proportion, mean, ratio or quantile, got %q", m.Kind)
+	}
+	if err := s.validateQuantileLevel(key, m); err != nil {
+		return err
 	}
 	if m.Kind == "ratio" {
 		if m.Denominator == nil {

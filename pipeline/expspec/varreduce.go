@@ -68,13 +68,24 @@ func (v VarianceReduction) Label() string {
 }
 
 // VarianceReductionOf returns the variance-reduced estimates of metric m:
-// its own list, else statistics.variance_reduction.
+// its own list, else statistics.variance_reduction. The default does not
+// reach quantile metrics or percentile-capped means (vrReaches): the
+// estimators work on the cells' uncapped moments, which are not those
+// metrics' comparison, and listing a method on such a metric is refused.
 func (s *Spec) VarianceReductionOf(m Metric) []VarianceReduction {
 	if m.VarianceReduction != nil {
 		return m.VarianceReduction
 	}
+	if !vrReaches(m) {
+		return nil
+	}
 	return s.Statistics.VarianceReduction
 }
+
+// vrReaches reports whether variance-reduced estimates can describe m's
+// comparison: not for a quantile (no moments) or a percentile-capped mean
+// (compared on capped moments the estimators do not see).
+func vrReaches(m Metric) bool { return m.Kind != KindQuantile && m.Cap == nil }
 
 // HasVarianceReduction reports whether any metric reports a
 // variance-reduced estimate.
@@ -94,6 +105,13 @@ func (s *Spec) validateVarianceReduction() error {
 		return err
 	}
 	for i := range s.Metrics {
+		if m := s.Metrics[i]; len(m.VarianceReduction) > 0 && !vrReaches(m) {
+			why := "a quantile metric has no moments for the estimators to adjust"
+			if m.Kind != KindQuantile {
+				why = "a percentile-capped metric is compared on capped moments, and the estimators see the uncapped ones"
+			}
+			return s.errf(fmt.Sprintf("metrics[%d].variance_reduction", i), "not available here: %s; remove it (a statistics.variance_reduction default skips such metrics)", why)
+		}
 		if err := s.validateVRList(fmt.Sprintf("metrics[%d].variance_reduction", i), s.Metrics[i].VarianceReduction); err != nil {
 			return err
 		}

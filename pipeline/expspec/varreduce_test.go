@@ -2,6 +2,8 @@ package expspec_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -97,6 +99,55 @@ func TestPrivateVarianceReductionRefused(t *testing.T) {
 		}
 		if code := pipeline.ExitCode(err); code != 78 {
 			t.Errorf("%s: exit code %d, want 78", m, code)
+		}
+	}
+}
+
+// TestVarianceReductionSkipsQuantilesAndCaps: the estimators adjust the
+// cells' uncapped moments, so a capped mean's adjusted row would describe
+// the uncapped metric under the capped one's name (it did: revenue_capped's
+// row equalled revenue's), and a quantile metric has no moments at all (the
+// run failed with an internal error). Listing a method on either is a spec
+// error naming the key; the statistics default skips them.
+func TestVarianceReductionSkipsQuantilesAndCaps(t *testing.T) {
+	for _, tc := range []struct{ file, metric, line, why string }{
+		{"checkout-button-capped.yaml", "revenue_capped", "cap: {upper_quantile: 0.99}", "capped moments"},
+		{"checkout-button-quantiles.yaml", "revenue_p90", "level: 0.9", "no moments"},
+	} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "fixtures", "specs", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		def := strings.Replace(string(b), "  correction: holm\n", "  correction: holm\n  variance_reduction: [{method: poststratify}]\n", 1)
+		s, err := expspec.ParseSpec("specs/x.yaml", []byte(def))
+		if err != nil {
+			t.Fatalf("%s with a default: %v", tc.file, err)
+		}
+		reached := 0
+		for _, m := range s.Metrics {
+			got := s.VarianceReductionOf(m)
+			if m.Kind == expspec.KindQuantile || m.Cap != nil {
+				if got != nil {
+					t.Errorf("%s: the default reaches %s: %+v", tc.file, m.Name, got)
+				}
+			} else if len(got) == 1 {
+				reached++
+			}
+		}
+		if reached == 0 {
+			t.Errorf("%s: the default reached no metric", tc.file)
+		}
+		own := strings.Replace(string(b), tc.line, tc.line+", variance_reduction: [{method: poststratify}]", 1)
+		if own == string(b) {
+			t.Fatalf("%s: line %q not found", tc.file, tc.line)
+		}
+		_, err = expspec.ParseSpec("specs/x.yaml", []byte(own))
+		var se *expspec.SpecError
+		if !errors.As(err, &se) || !strings.HasSuffix(se.Key, "].variance_reduction") || !strings.Contains(err.Error(), tc.why) {
+			t.Fatalf("%s: %s listing a method: got %v; want a spec error naming the key and %q", tc.file, tc.metric, err, tc.why)
+		}
+		if code := pipeline.ExitCode(err); code != 78 {
+			t.Errorf("%s: exit code %d, want 78", tc.file, code)
 		}
 	}
 }

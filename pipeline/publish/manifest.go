@@ -299,6 +299,11 @@ type EffectiveMetric struct {
 	// VarianceReduction, when the metric lists variance-reduced
 	// estimates: each method with its estimator and settings in words.
 	VarianceReduction []string `json:"variance_reduction,omitempty"`
+	// Quantile, for a quantile metric: its level and method in words.
+	Quantile string `json:"quantile,omitempty"`
+	// Cap, for a percentile-capped metric: the rule in words (the
+	// night's value is in decisions.json → caps).
+	Cap string `json:"cap,omitempty"`
 }
 
 // EffectiveGate is one data-quality check's thresholds in effect.
@@ -369,6 +374,14 @@ func EffectiveOf(spec *expspec.Spec) *Effective {
 			Clamp: "0 or 1 (converted or not)"}
 		if m.Clamp != nil {
 			em.Clamp = clampText(m.Clamp)
+		}
+		if m.Cap != nil {
+			em.Cap = fmt.Sprintf("per-unit values capped at their %s (level %s, definition 1) over every arm of cohort (all) pooled, after the clamp; one cap per night for every cohort (decisions.json → caps)",
+				expspec.QuantileLabel(m.Cap.UpperQuantile), analysis.FormatFloat(m.Cap.UpperQuantile))
+		}
+		if m.Kind == expspec.KindQuantile {
+			em.Quantile = fmt.Sprintf("%s (level %s) of the per-unit %s of %q over units (definition 1: x_(⌈n·level⌉)); %s",
+				expspec.QuantileLabel(m.Level), analysis.FormatFloat(m.Level), m.Aggregate, m.Event, analysis.QuantileMethod)
 		}
 		if d := m.Denominator; d != nil {
 			em.Denominator = d.Aggregate + " of " + strconv.Quote(d.Event) + ", " + clampText(d.Clamp) + ", same conversion window"

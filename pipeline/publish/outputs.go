@@ -215,7 +215,8 @@ type QualityReport struct {
 // results.csv, results.parquet, quality.json (quality is an exact run's
 // QualityReport or a private run's PrivateQuality), decisions.json and
 // the rendered report, then results.schema.json and, when there is a
-// time series (nightly non-nil), timeseries.csv.
+// time series (nightly non-nil), timeseries.csv, and quantiles.csv when the
+// spec has a quantile metric.
 func EncodeOutputs(st RowStamp, rows []analysis.ResultRow, quality any, decisions analysis.Decisions, page []byte, nightly *Nightly) ([]diskio.StagedFile, error) {
 	if err := st.apply(rows); err != nil {
 		return nil, err
@@ -250,6 +251,11 @@ func EncodeOutputs(st RowStamp, rows []analysis.ResultRow, quality any, decision
 	}
 	if nightly != nil {
 		files = append(files, diskio.StagedFile{Name: "timeseries.csv", Data: nightly.CSV})
+	}
+	if q, ok, err := EncodeQuantilesCSV(rows); err != nil {
+		return nil, err
+	} else if ok {
+		files = append(files, diskio.StagedFile{Name: "quantiles.csv", Data: q})
 	}
 	return files, nil
 }

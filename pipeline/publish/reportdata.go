@@ -78,6 +78,19 @@ func BuildReport(in ReportInput) report.Data {
 	d.Guardrails = reportGuardrails(in.Spec.Metrics)
 	d.Sensitivity = reportSensitivity(analysis.SensitivityOf(in.Spec, in.Rows, in.Decisions.Horizon))
 	d.Rows = reportRows(in.Spec, in.Rows)
+	for _, c := range in.Decisions.Caps {
+		note := "capped at the pooled " + expspec.QuantileLabel(c.UpperQuantile) + " of the per-unit values (every arm of cohort (all)): "
+		if c.Cap == nil {
+			note += "no units, nothing capped"
+		} else {
+			note += analysis.FormatFloat(*c.Cap) + ", " + strconv.FormatUint(c.Capped, 10) + " of " + strconv.FormatUint(c.Units, 10) + " units above it"
+		}
+		for i := range d.Rows {
+			if d.Rows[i].Metric == c.Metric {
+				d.Rows[i].CapNote = note
+			}
+		}
+	}
 	d.Inference = reportInference(in.Rows)
 	d.Series = reportSeries(in.Spec, in.Nightly)
 	d.VarianceReduction = reportAdjusted(in.Adjusted)
@@ -281,6 +294,10 @@ func reportRow(r analysis.ResultRow, metric expspec.Metric, alpha float64) repor
 	if r.CollapsedFrom != "" {
 		row.CollapsedFrom = strings.Split(r.CollapsedFrom, ";")
 	}
+	if q := r.Quantile; q != nil {
+		row.Quantile = expspec.QuantileLabel(q.Level)
+		row.MeanControl, row.MeanVariant = q.QuantileControl, q.QuantileVariant
+	}
 	// Significant at the level the row is judged on: the adjusted
 	// p-value in the correction family, else the raw one, which the
 	// page then labels nominal.
@@ -344,6 +361,12 @@ func settingsOf(e *Effective) []report.Setting {
 		}
 		if m.Covariate != "" {
 			v += "; CUPED covariate: " + m.Covariate
+		}
+		if m.Quantile != "" {
+			v += "; " + m.Quantile
+		}
+		if m.Cap != "" {
+			v += "; " + m.Cap
 		}
 		add("metric "+m.Name, v)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -122,8 +123,9 @@ func TestReplayIdentical(t *testing.T) {
 		{"checkout-button.yaml", "2026-11-19", "2026-11-19"}, // partitions after the date pruned
 		{"checkout-button.yaml", "2026-11-17", "2026-11-17"}, // window cut at the date
 		{"checkout-button-private.yaml", "", "2026-11-19"},
-		{"checkout-button-bayes.yaml", "", "2026-11-19"}, // the Bayesian engine
-		{"checkout-button-tests.yaml", "", "2026-11-19"}, // per-metric hypotheses
+		{"checkout-button-bayes.yaml", "", "2026-11-19"},     // the Bayesian engine
+		{"checkout-button-tests.yaml", "", "2026-11-19"},     // per-metric hypotheses
+		{"checkout-button-quantiles.yaml", "", "2026-11-19"}, // quantile metrics (histograms@v1, quantiles.csv)
 	} {
 		t.Run(tc.spec+"@"+tc.date, func(t *testing.T) {
 			_, manifest, host := replayFixtureHost(t, tc.spec, tc.date)
@@ -133,6 +135,9 @@ func TestReplayIdentical(t *testing.T) {
 			}
 			if !rep.Identical() || len(rep.Outputs) < 4 {
 				t.Fatalf("want every output identical, got %+v", rep.Outputs)
+			}
+			if strings.Contains(tc.spec, "quantiles") && !slices.ContainsFunc(rep.Outputs, func(o OutputComparison) bool { return o.Name == "quantiles.csv" }) {
+				t.Errorf("quantiles.csv was not compared: %+v", rep.Outputs)
 			}
 			want := "replay identical: " + itoa(len(rep.Outputs)) + " outputs byte-identical to run " + rep.Old.Volatile.RunID + " (checkout-button " + tc.wantDate + ")"
 			if got := rep.Summary(); got != want {

@@ -237,7 +237,7 @@ type Row struct {
 	// below the minimum cell size (empty when nothing collapsed).
 	CollapsedFrom []string
 	Metric        string
-	Kind          string // "proportion", "mean" or "ratio"
+	Kind          string // "proportion", "mean", "ratio" or "quantile"
 	Variant       string // the treatment variant
 	Control       string
 	NControl      int64
@@ -275,6 +275,13 @@ type Row struct {
 	// Status is "ok" for a valid comparison; otherwise it says why numbers
 	// are missing (e.g. "n<2") and missing ones are nil.
 	Status string
+	// Quantile labels a quantile metric's row (empty for the others): its
+	// level as a percentile, such as p90. MeanControl and MeanVariant then
+	// hold the arms' quantiles, and the effects are differences of them.
+	Quantile string
+	// CapNote says, for a percentile-capped metric's rows, the night's
+	// cap (empty for the others).
+	CapNote string
 }
 
 // Float returns a pointer to v, or nil when v is NaN or infinite, so that

@@ -182,6 +182,9 @@ type tableView struct {
 	Metric    string
 	Kind      string
 	Guardrail string
+	// ValueHead heads the arms' values: means, or a quantile metric's
+	// quantiles.
+	ValueHead string
 	Rows      []tableRow
 }
 
@@ -612,8 +615,16 @@ func powerNote(r Row, maxMDE float64) string {
 
 func buildTable(id int, metric string, rows []Row, g *Guardrail, d Data) tableView {
 	t := tableView{ID: "tbl-" + strconv.Itoa(id), Metric: metric}
+	t.ValueHead = "Mean control → variant"
 	if len(rows) > 0 {
 		t.Kind = rows[0].Kind
+		if n := rows[0].CapNote; n != "" {
+			t.Kind += "; " + n
+		}
+		if q := rows[0].Quantile; q != "" {
+			t.Kind = "quantile " + q + ": difference of the arms' " + q + ", variance from order statistics (Deng, Knoblich & Lu 2018, GrowthBook's quantile test), relative interval by Fieller; no MDE, not corrected"
+			t.ValueHead = q + " control → variant"
+		}
 	}
 	if g != nil {
 		kind := "absolute"
