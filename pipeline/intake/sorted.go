@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -67,7 +68,7 @@ func CheckSorted(ctx context.Context, files []InputFile, key SortedKey, private 
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				res[i], errs[i] = scanSorted(ctx, files[i], key, private)
+				res[i], errs[i] = scanSortedSafe(ctx, files[i], key, private)
 			}
 		}()
 	}
@@ -134,6 +135,19 @@ func checkRanges(files []InputFile, res []fileKeys, key SortedKey, private bool)
 	return nil
 }
 
+// scanSortedSafe is scanSorted with the Parquet reader's panics (a damaged
+// page behind an intact footer can index past a dictionary) turned into an
+// InputError naming the file, as replay's reader does: one bad file must not
+// take down every spec of the run.
+func scanSortedSafe(ctx context.Context, f InputFile, key SortedKey, private bool) (out fileKeys, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = fileKeys{}, &InputError{File: f.Path, Err: fmt.Errorf("read Parquet: a data page of (%s, %s) cannot be decoded (the footer is intact)", key.Columns[0], key.Columns[1])}
+		}
+	}()
+	return scanSorted(ctx, f, key, private)
+}
+
 // scanSorted reads one file's two key columns and compares every row with
 // the one before it.
 func scanSorted(ctx context.Context, f InputFile, key SortedKey, private bool) (fileKeys, error) {
@@ -191,6 +205,18 @@ func scanSorted(ctx context.Context, f InputFile, key SortedKey, private bool) (
 						continue
 					}
 					ub, eb := u.ByteArray(), e.ByteArray()
+					for c, b := range [2][]byte{ub, eb} {
+						if !utf8.Valid(b) {
+							// DuckDB refuses such a string when it reads the
+							// file (and aborts the process when one is bound
+							// as a parameter): refuse it here, by name.
+							e := &InputError{File: f.Path, Column: key.Columns[c], Row: row, Err: fmt.Errorf("a key is not valid UTF-8; want UTF-8 strings")}
+							if private {
+								e.Row, e.Err = 0, fmt.Errorf("a key is not valid UTF-8; want UTF-8 strings (row not shown: a private spec's values are data)")
+							}
+							return e
+						}
+					}
 					if havePrev {
 						c := bytes.Compare(prev[0], ub)
 						if c == 0 {

@@ -200,3 +200,38 @@ func TestCheckSortedRefusesMissingKeyColumn(t *testing.T) {
 		t.Fatalf("want an InputError naming column event_id, got %v", err)
 	}
 }
+
+// TestCheckSortedDamagedPageIsAnError: a key column page damaged behind an
+// intact footer (a few bytes changed by a fuzzing review) made parquet-go
+// index past its dictionary and panic in the check's goroutine, killing the
+// process (exit 2) for every spec of the run. It is an error naming the
+// file, as DuckDB's reader reports the same file.
+func TestCheckSortedDamagedPageIsAnError(t *testing.T) {
+	abs, err := filepath.Abs(filepath.Join("testdata", "damaged-dictionary-page.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []intake.InputFile{{Path: "events/damaged.parquet", Abs: abs}}
+	_, err = intake.CheckSorted(context.Background(), files, eventKey, true)
+	var ie *intake.InputError
+	if !errors.As(err, &ie) || ie.File != "events/damaged.parquet" || !strings.Contains(err.Error(), "cannot be decoded") {
+		t.Fatalf("want an InputError naming the file, got %v", err)
+	}
+}
+
+// TestCheckSortedRefusesInvalidUTF8: a key that is not valid UTF-8 is an
+// error naming the file, column and row (DuckDB refuses such strings, and
+// aborted the process when one was bound as a duplicate key); a private
+// check names no row.
+func TestCheckSortedRefusesInvalidUTF8(t *testing.T) {
+	files := writeFiles(t, false, keys("a/1", "b\xff/2", "b\xff/2"))
+	_, err := intake.CheckSorted(context.Background(), files, eventKey, false)
+	var ie *intake.InputError
+	if !errors.As(err, &ie) || ie.Column != "unit_id" || ie.Row != 2 || !strings.Contains(err.Error(), "not valid UTF-8") {
+		t.Fatalf("want an InputError naming column unit_id, row 2, got %v", err)
+	}
+	_, err = intake.CheckSorted(context.Background(), files, eventKey, true)
+	if !errors.As(err, &ie) || ie.Row != 0 || !strings.Contains(err.Error(), "not valid UTF-8") {
+		t.Fatalf("private: want an InputError without a row, got %v", err)
+	}
+}
