@@ -646,10 +646,21 @@ func runPass(ctx context.Context, st *groupState, specs []*expspec.Spec, all []i
 	}
 	// A scan that fails for another reason is most often a damaged
 	// data page behind an intact footer: name the file if one is.
-	if damaged := st.sess.FindDamaged(ctx, all); damaged != nil {
+	private := false
+	for _, s := range specs {
+		private = private || (s.Privacy != nil && s.Privacy.Enabled)
+	}
+	if damaged := st.sess.FindDamaged(ctx, all, private); damaged != nil {
 		return passResult{}, damaged
 	}
-	return passResult{}, engine.ExplainOverflow(engine.ClassifySQLError(ctx, err), specs, st.traces)
+	err = engine.ExplainOverflow(engine.ClassifySQLError(ctx, err), specs, st.traces)
+	var de *engine.DataError
+	var oe *engine.OverflowError
+	if private && errors.As(err, &de) && !errors.As(err, &oe) {
+		// A conversion error quotes the value it could not convert.
+		return passResult{}, &engine.DataError{Err: errors.New("a value in the inputs cannot be converted or is out of range (DuckDB's message is not shown: it can quote a private spec's values)")}
+	}
+	return passResult{}, err
 }
 
 // checkInputsUnchanged rechecks every input's identity: the inputs were

@@ -58,7 +58,11 @@ func (s *Session) Inspect(ctx context.Context, f *intake.InputFile) error {
 // failed with an error that was neither an interrupt nor out-of-memory,
 // and returns an InputError for the first file that cannot be read (a data
 // page damaged behind an intact footer), or nil when every file reads.
-func (s *Session) FindDamaged(ctx context.Context, files []intake.InputFile) error {
+// With private set (a private spec reads the files) DuckDB's message is
+// withheld: it can quote the values it could not decode (an invalid UTF-8
+// string is quoted whole, with its neighbours), and a private run's output
+// is release surface.
+func (s *Session) FindDamaged(ctx context.Context, files []intake.InputFile, private bool) error {
 	t, err := queries.Load(s.fsys, "file_check", "v1")
 	if err != nil {
 		return err
@@ -70,6 +74,9 @@ func (s *Session) FindDamaged(ctx context.Context, files []intake.InputFile) err
 		}
 		if tr := TransientOrNil(ctx, err); tr != nil {
 			return tr
+		}
+		if private {
+			return &intake.InputError{File: f.Path, Err: errors.New("a data page cannot be decoded (the footer is intact; DuckDB's message is not shown: it can quote a private spec's values)")}
 		}
 		return &intake.InputError{File: f.Path, Err: fmt.Errorf("a data page cannot be decoded (the footer is intact): %s", cleanDuckErr(err))}
 	}
