@@ -127,10 +127,16 @@ func (s *Spec) validateVRList(key string, list []VarianceReduction) error {
 		if err := s.validateVR(k, v); err != nil {
 			return err
 		}
-		if seen[v.Label()] {
-			return s.errf(k, "%s is listed twice", v.Label())
+		// regression[persona+pre_period] is regression[pre_period+persona]:
+		// the same estimate, listed twice.
+		same := v.Method + "[" + v.Strata + "]"
+		if cs := slices.Sorted(slices.Values(v.Covariates)); len(cs) > 0 {
+			same += "[" + strings.Join(cs, "+") + "]"
 		}
-		seen[v.Label()] = true
+		if seen[same] {
+			return s.errf(k, "%s is listed twice (covariates in any order are the same estimate)", v.Label())
+		}
+		seen[same] = true
 	}
 	return nil
 }
@@ -184,6 +190,8 @@ func (s *Spec) validateVR(key string, v *VarianceReduction) error {
 				return s.errf(ck, "pre_period is the metric's value over statistics.cuped's lookback; set statistics.cuped")
 			}
 		case c == CovariatePersona:
+		case c != "" && s.metricAt(key) == c:
+			return s.errf(ck, "%q is this metric: its own pre-period value is the covariate pre_period", c)
 		case strings.HasPrefix(c, "pre_period:") || slices.ContainsFunc(s.Metrics, func(m Metric) bool { return m.Name == c }):
 			return s.errf(ck, "%q: another metric's pre-period value is not supported yet (it needs cross-moments between metrics, a new sufstats version); use pre_period (this metric's own) and persona", c)
 		default:
@@ -195,4 +203,14 @@ func (s *Spec) validateVR(key string, v *VarianceReduction) error {
 		seen[c] = true
 	}
 	return nil
+}
+
+// metricAt returns the name of the metric a key such as
+// "metrics[2].variance_reduction[0]" belongs to, or "".
+func (s *Spec) metricAt(key string) string {
+	var i int
+	if _, err := fmt.Sscanf(key, "metrics[%d]", &i); err != nil || i < 0 || i >= len(s.Metrics) {
+		return ""
+	}
+	return s.Metrics[i].Name
 }

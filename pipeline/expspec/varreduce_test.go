@@ -63,6 +63,8 @@ func TestVarianceReductionErrors(t *testing.T) {
 		{"no covariates", cuped, "[{method: regression}]", "metrics[1].variance_reduction[0].covariates", "at least one"},
 		{"pre_period without cuped", "statistics: {}", "[{method: regression, covariates: [pre_period]}]", "metrics[1].variance_reduction[0].covariates[0]", "set statistics.cuped"},
 		{"duplicate covariate", cuped, "[{method: regression, covariates: [persona, persona]}]", "metrics[1].variance_reduction[0].covariates[1]", "listed twice"},
+		{"covariates in another order", cuped, "[{method: regression, covariates: [pre_period, persona]}, {method: regression, covariates: [persona, pre_period]}]", "metrics[1].variance_reduction[1]", "listed twice"},
+		{"own name as covariate", cuped, "[{method: regression, covariates: [revenue]}]", "metrics[1].variance_reduction[0].covariates[0]", "its own pre-period value is the covariate pre_period"},
 		{"duplicate method", cuped, "[{method: poststratify}, {method: poststratify, strata: persona}]", "metrics[1].variance_reduction[1]", "listed twice"},
 		{"other strata", cuped, "[{method: poststratify, strata: country}]", "metrics[1].variance_reduction[0].strata", `want persona`},
 		{"strata on regression", cuped, "[{method: regression, strata: persona}]", "metrics[1].variance_reduction[0].strata", "covariates, not strata"},
