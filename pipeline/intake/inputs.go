@@ -325,19 +325,25 @@ func (f *InputFile) CheckUnchanged() error {
 // is CPU-bound at about 1.5 GB/s per core). The first error, in file order,
 // is returned.
 func HashFiles(ctx context.Context, files []*InputFile) error {
-	errs := make([]error, len(files))
+	return onCPUs(len(files), func(i int) error { return HashFile(ctx, files[i]) })
+}
+
+// onCPUs runs fn(0) … fn(n-1) on as many workers as there are CPUs and
+// returns the first error in index order.
+func onCPUs(n int, fn func(i int) error) error {
+	errs := make([]error, n)
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for w := 0; w < min(runtime.NumCPU(), len(files)); w++ {
+	for w := 0; w < min(runtime.NumCPU(), n); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				errs[i] = HashFile(ctx, files[i])
+				errs[i] = fn(i)
 			}
 		}()
 	}
-	for i := range files {
+	for i := range n {
 		next <- i
 	}
 	close(next)

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"sort"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
@@ -60,27 +58,13 @@ var ErrNotSorted = errors.New("not sorted as inputs.sorted_by declares")
 // and a private run's stderr is release surface).
 func CheckSorted(ctx context.Context, files []InputFile, key SortedKey, private bool) (SortedCheck, error) {
 	res := make([]fileKeys, len(files))
-	errs := make([]error, len(files))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < min(runtime.NumCPU(), len(files)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				res[i], errs[i] = scanSortedSafe(ctx, files[i], key, private)
-			}
-		}()
-	}
-	for i := range files {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return SortedCheck{}, err
-		}
+	err := onCPUs(len(files), func(i int) error {
+		var err error
+		res[i], err = scanSortedSafe(ctx, files[i], key, private)
+		return err
+	})
+	if err != nil {
+		return SortedCheck{}, err
 	}
 	if err := checkRanges(files, res, key, private); err != nil {
 		return SortedCheck{}, err
