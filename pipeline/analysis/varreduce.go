@@ -1,8 +1,10 @@
 package analysis
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/pipeline/expspec"
@@ -97,7 +99,7 @@ func VarianceReductions(spec *expspec.Spec, cells []engine.Cell) ([]AdjustedRow,
 		if err != nil {
 			return nil, err
 		}
-		v := vrMetric{spec: spec, metric: m, kind: kind, alpha: spec.MetricAlpha(m), scale: spec.Scale()}
+		v := vrMetric{spec: spec, metric: m, kind: kind, alpha: spec.MetricAlpha(m), scale: spec.Scale(), leafNames: leaves}
 		for _, variant := range spec.Variants {
 			v.all = append(v.all, idx[cellKey{expspec.AllCohort, variant.Name, m.Name}])
 			var byLeaf []engine.Cell
@@ -132,7 +134,11 @@ func VarianceReductions(spec *expspec.Spec, cells []engine.Cell) ([]AdjustedRow,
 					err = v.regression(i, r.Covariates, &row)
 				}
 				if err != nil {
-					row.Status = "not estimated: " + err.Error()
+					row.Status = "not estimated: " + v.explain(err, i)
+				} else if r.Method == expspec.VRPostStratify && row.Strata < 2 {
+					// Every leaf pooled into one stratum: the estimate is
+					// the unadjusted difference, which "ok" would hide.
+					row.Status = "single stratum: every persona leaf was too thin and was pooled, so the estimate is the unadjusted difference"
 				}
 				out = append(out, row)
 			}
@@ -152,6 +158,48 @@ type vrMetric struct {
 	all     []engine.Cell
 	leaves  [][]engine.Cell // [variant][leaf]
 	control int
+	// leafNames are the persona leaves, in the order of leaves[variant].
+	leafNames []string
+}
+
+// explain names the cell a stats error points at by its persona leaf and
+// variant instead of the table's indices: post-stratification's strata
+// are (leaf, [control, treatment i]); the regression's arms are the
+// control, then the other variants in spec order.
+func (v *vrMetric) explain(err error, i int) string {
+	var ce *stats.CellError
+	if !errors.As(err, &ce) {
+		return err.Error()
+	}
+	variants := v.spec.Variants
+	switch ce.Table {
+	case "stratum":
+		if ce.Row >= 0 && ce.Row < len(v.leafNames) && (ce.Col == 0 || ce.Col == 1) {
+			arm := variants[v.control].Name
+			if ce.Col == 1 {
+				arm = variants[i].Name
+			}
+			return fmt.Sprintf("persona %s, variant %s: %v", v.leafNames[ce.Row], arm, ce.Err)
+		}
+	case "arm":
+		order := []int{v.control}
+		for a := range variants {
+			if a != v.control {
+				order = append(order, a)
+			}
+		}
+		if strings.HasPrefix(err.Error(), "linearize ratio") && len(v.leafNames) > 0 {
+			// LinearizeRatio numbers the leaves of every variant in turn.
+			a, k := ce.Row/len(v.leafNames), ce.Row%len(v.leafNames)
+			if a < len(variants) {
+				return fmt.Sprintf("persona %s, variant %s: %v", v.leafNames[k], variants[a].Name, ce.Err)
+			}
+		}
+		if ce.Row >= 0 && ce.Row < len(order) {
+			return fmt.Sprintf("variant %s: %v", variants[order[ce.Row]].Name, ce.Err)
+		}
+	}
+	return err.Error()
 }
 
 func (v *vrMetric) setEffect(row *AdjustedRow, est, se, df, low, high, p, unadj, unadjSE, vr float64) {

@@ -197,3 +197,45 @@ func TestVarianceReductionDegenerate(t *testing.T) {
 		t.Errorf("regression persona groups %d, want 2 (thin leaf pooled)", s)
 	}
 }
+
+// TestVarianceReductionLabels: a post-stratification whose leaves were all
+// pooled into one stratum says so instead of "ok" (its estimate is the
+// unadjusted difference), and a status names the variant, not an index.
+func TestVarianceReductionLabels(t *testing.T) {
+	var units []vrUnit
+	rng := rand.New(rand.NewPCG(5, 9))
+	for _, leaf := range []string{"a", "b", "c"} {
+		for _, arm := range []string{"control", "treatment"} {
+			for range 1 {
+				units = append(units, vrUnit{leaf: leaf, arm: arm, x: int64(rng.IntN(50)), c: int64(rng.IntN(50))})
+			}
+		}
+	}
+	rows := vrRows(t, units)
+	r := rows["poststratify[persona]"]
+	if r.Strata != 1 || !strings.HasPrefix(r.Status, "single stratum") {
+		t.Errorf("every leaf thin: strata %d, status %q; want one stratum said as such", r.Strata, r.Status)
+	}
+	// A treatment arm with one unit: the regression cannot fit it.
+	var one []vrUnit
+	seen := false
+	for _, u := range plantedUnits(17, false) {
+		if u.arm == "treatment" {
+			if seen {
+				continue
+			}
+			seen = true
+		}
+		one = append(one, u)
+	}
+	rows = vrRows(t, one)
+	for m, r := range rows {
+		if strings.HasPrefix(r.Status, "not estimated") && (strings.Contains(r.Status, "arm 1") || strings.Contains(r.Status, "stratum ")) {
+			t.Errorf("%s: status %q names an index, not the variant or persona", m, r.Status)
+		}
+		t.Logf("%s: %s", m, r.Status)
+	}
+	if r := rows["regression[pre_period]"]; !strings.Contains(r.Status, "variant treatment") {
+		t.Errorf("regression with one treatment unit: status %q, want it to name variant treatment", r.Status)
+	}
+}
