@@ -117,6 +117,7 @@ func Judge(t Tally) ([]Check, bool) {
 		add("aa-decision/"+m.Name, "at most", "A/A experiment shipped or rolled back (decision error)", aaDecisionBound(m))
 	}
 	judgeVR(add)
+	judgeIX(add)
 	// The exact quantiles mode (quantiles.go): (all) and the two leaves,
 	// three levels, both scales, at the final night.
 	for _, ct := range []string{"all", "leaf"} {

@@ -442,7 +442,11 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 			}
 			specs[e.id][m] = s
 		}
-		s, err := expspec.ParseSpec(filepath.Join(dir, e.id+".yaml"), []byte(specYAML(e, cfg.Units, true, false, false)))
+		y, err := withInteractions(specYAML(e, cfg.Units, true, false, false), e)
+		if err != nil {
+			return nil, err
+		}
+		s, err := expspec.ParseSpec(filepath.Join(dir, e.id+".yaml"), []byte(y))
 		if err != nil {
 			return nil, err
 		}
@@ -468,6 +472,9 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 			if final {
 				if err := tallyVR(tl, vrSpecs[e.id], in, truths[e.id]); err != nil {
 					return nil, fmt.Errorf("%s variance reduction %s: %w", e.id, date, err)
+				}
+				if err := tallyIX(tl, e, in); err != nil {
+					return nil, fmt.Errorf("%s interactions %s: %w", e.id, date, err)
 				}
 			}
 			for _, m := range Modes {

@@ -55,6 +55,10 @@ func runCase(t *testing.T, specPath string, threads int) map[string][]byte {
 		Engine: engine.Engine{Threads: threads, MemoryLimit: "1GB"},
 		Build:  publish.CurrentBuild(),
 		Host:   fixtureHost(t),
+		// A spec's interaction partners are the other fixture specs, as
+		// when the folder runs together (interactions_test.go runs them
+		// together and compares).
+		Partners: fixturePartners(t, spec),
 	})
 	// A blocking check (or a sample-ratio mismatch) still commits the
 	// outputs, which the goldens pin; any other error fails.
@@ -72,7 +76,7 @@ func runCase(t *testing.T, specPath string, threads int) map[string][]byte {
 	}
 	// adjusted.csv exists only for specs that list variance_reduction,
 	// quantiles.csv only for specs with a quantile metric.
-	for _, name := range []string{publish.AdjustedFile, "quantiles.csv"} {
+	for _, name := range []string{publish.AdjustedFile, "quantiles.csv", publish.InteractionsFile} {
 		b, err := os.ReadFile(filepath.Join(res.Dir, name))
 		if err == nil {
 			got[name] = b
@@ -122,7 +126,7 @@ func TestGolden(t *testing.T) {
 			files := goldenFiles
 			// A case pins adjusted.csv and quantiles.csv when it writes them or
 			// has a golden of them (then a run that stops writing one fails).
-			for _, extra := range []string{publish.AdjustedFile, "quantiles.csv"} {
+			for _, extra := range []string{publish.AdjustedFile, "quantiles.csv", publish.InteractionsFile} {
 				if _, err := os.Stat(filepath.Join(name, extra)); one[extra] != nil || err == nil {
 					files = append(slices.Clone(files), extra)
 				}

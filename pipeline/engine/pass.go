@@ -409,6 +409,11 @@ func (s *Session) RunSQL(ctx context.Context, specs []*expspec.Spec, tmpls []Ren
 			return nil, nil, nil, err
 		}
 	}
+	if r, ok := byName["interactions"]; ok {
+		if s.Interactions, err = s.readInteractions(ctx, r, p, want); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	quality, err = s.readQuality(ctx, byName["quality"], StageParams("quality", p), want)
 	if err != nil {
 		return nil, nil, nil, err

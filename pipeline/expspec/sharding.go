@@ -48,6 +48,9 @@ func (s *Spec) validateSharding() error {
 // unit (the unit-keyed set), so that no unit's rows can change another's
 // and a run split by unit is exact; otherwise it says why not.
 func (s *Spec) ShardableError() error {
+	if s.Interactions != nil {
+		return s.errf("interactions", "a sharded run does not test interactions: the shard partials do not carry the cells of units in two experiments; run this spec unsharded (verity run without --shard)")
+	}
 	if s.unitKeyed() {
 		return nil
 	}

@@ -68,6 +68,10 @@ type Spec struct {
 	// Sharding fixes how units are split between the shards of a sharded
 	// run (verity run --shard i/K): optional, see ShardScheme.
 	Sharding *Sharding `yaml:"sharding,omitempty" json:"sharding,omitempty"`
+	// Interactions names the specs of other experiments analysed in the
+	// same run whose arms this experiment's effects are tested against
+	// (interactions.go): optional.
+	Interactions *Interactions `yaml:"interactions,omitempty" json:"interactions,omitempty"`
 
 	// path is the file the spec was read from (for error messages and for
 	// resolving relative globs); it is not part of the pinned content.

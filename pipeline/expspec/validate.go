@@ -48,6 +48,7 @@ func (s *Spec) Validate() error {
 		s.validateTemplateFeatures,
 		s.validateSharding,
 		s.validateQuantiles,
+		s.validateInteractions,
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -183,7 +184,7 @@ func (s *Spec) validateTemplatePins() error {
 	// Sorted, so that the same spec always names the same template.
 	for _, name := range slices.Sorted(maps.Keys(s.Templates)) {
 		if !slices.Contains(TemplateNames, name) && !slices.Contains(OptionalTemplateNames, name) {
-			return s.errf("templates."+name, "unknown template; want one of %s (and %s for quantile metrics)", strings.Join(TemplateNames, ", "), strings.Join(OptionalTemplateNames, ", "))
+			return s.errf("templates."+name, "unknown template; want one of %s (and, only when the spec needs them, %s)", strings.Join(TemplateNames, ", "), strings.Join(OptionalTemplateNames, ", "))
 		}
 	}
 	return nil

@@ -62,9 +62,12 @@ type Manifest struct {
 	// results.csv by SHA-256) and those it excluded; absent when no earlier
 	// night had a committed run. A replay reads exactly these again.
 	SeriesHistory *analysis.SeriesHistory `json:"series_history,omitempty"`
-	Outputs       []diskio.OutputFile     `json:"outputs"`
-	Build         *BuildInfo              `json:"build,omitempty"`
-	Volatile      *Volatile               `json:"volatile,omitempty"`
+	// Interactions records the interaction partners (interactions.go):
+	// each tested partner's resolved spec, which a replay reads back.
+	Interactions *InteractionsRecord `json:"interactions,omitempty"`
+	Outputs      []diskio.OutputFile `json:"outputs"`
+	Build        *BuildInfo          `json:"build,omitempty"`
+	Volatile     *Volatile           `json:"volatile,omitempty"`
 }
 
 // DuckDBInfo records the engine version and the settings that can change a

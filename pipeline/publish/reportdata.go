@@ -31,6 +31,8 @@ type ReportInput struct {
 	Nightly *Nightly `json:"-" yaml:"-"`
 	// Adjusted are the variance-reduced estimates (nil: none listed).
 	Adjusted []analysis.AdjustedRow `json:"-" yaml:"-"`
+	// Interactions are the interaction tests (nil: none listed).
+	Interactions []analysis.InteractionRow `json:"-" yaml:"-"`
 }
 
 // ratFloat converts an exact rational such as "3/250" to the nearest
@@ -94,6 +96,7 @@ func BuildReport(in ReportInput) report.Data {
 	d.Inference = reportInference(in.Rows)
 	d.Series = reportSeries(in.Spec, in.Nightly)
 	d.VarianceReduction = reportAdjusted(in.Adjusted)
+	d.Interactions = reportInteractions(in.Interactions, in.Spec.InteractionAlpha())
 	if b := in.Decisions.Bayes; b != nil {
 		d.Engine, d.BayesRule = expspec.EngineBayesian, b.Rule.Rule
 		d.BayesEvidence = reportBayesEvidence(b.Evidence)

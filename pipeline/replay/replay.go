@@ -228,7 +228,13 @@ func rerunRoot(manifestPath string, old *publish.Manifest, spec *expspec.Spec, o
 // its baseline and criteria history, and returns the output folder and the
 // manifest the rerun committed.
 func rerun(ctx context.Context, spec *expspec.Spec, old *publish.Manifest, outRoot, date, oldRun string, seriesCSV []byte, opts ReplayOptions) (string, *publish.Manifest, error) {
+	partners, err := partnersOf(old, spec.Path())
+	if err != nil {
+		return "", nil, err
+	}
 	outcome, err := pipeline.Run(ctx, spec, pipeline.Options{
+		// The interaction partners' specs, as the manifest pinned them.
+		Partners:        partners,
 		OutDir:          outRoot,
 		Date:            date,
 		Engine:          opts.Engine,
@@ -298,6 +304,33 @@ func restrictedManifest(manifestPath string, pub *publish.Manifest, host ledgers
 		return nil, &publish.ManifestError{File: path, Err: fmt.Errorf("the restricted record does not describe the release of %s", manifestPath)}
 	}
 	return m, nil
+}
+
+// partnersOf rebuilds the interaction partners' specs the manifest pinned,
+// each checked against its recorded SHA-256.
+func partnersOf(m *publish.Manifest, specPath string) (map[string]*expspec.Spec, error) {
+	if m.Interactions == nil {
+		return nil, nil
+	}
+	out := map[string]*expspec.Spec{}
+	for _, p := range m.Interactions.Partners {
+		if p.Spec == nil {
+			continue
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, p.Spec); err != nil {
+			return nil, &publish.ManifestError{File: specPath, Err: fmt.Errorf("interactions partner %s: spec is not valid JSON: %w", p.Name, err)}
+		}
+		if got := diskio.SHA256Hex(compact.Bytes()); got != p.SpecSHA256 {
+			return nil, &publish.ManifestError{File: specPath, Err: fmt.Errorf("interactions partner %s: spec does not match its spec_sha256 (recorded %s, the spec hashes to %s): the manifest was edited", p.Name, p.SpecSHA256, got)}
+		}
+		s, err := expspec.DecodePinnedSpec(compact.Bytes(), specPath, nil)
+		if err != nil {
+			return nil, fmt.Errorf("interactions partner %s: %w", p.Name, err)
+		}
+		out[p.Name] = s
+	}
+	return out, nil
 }
 
 // SpecFromManifest rebuilds the spec a run used from the manifest's

@@ -60,6 +60,9 @@ type Data struct {
 	// VarianceReduction is every variance-reduced estimate the spec
 	// lists (empty: the section is not shown).
 	VarianceReduction []AdjustedEstimate
+	// Interactions are the tests of interactions with other experiments
+	// (nil: the spec lists none).
+	Interactions *Interactions
 }
 
 // Sensitivity is one goal comparison's distance to its target MDE.

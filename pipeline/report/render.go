@@ -68,6 +68,11 @@ type view struct {
 	Series *seriesView
 	// VarReduce is the variance-reduction section (empty: not shown).
 	VarReduce []adjustedView
+	// VarReduceSequential: the design is always-valid, but the adjusted
+	// estimates' intervals are fixed-horizon (the section warns).
+	VarReduceSequential bool
+	// Interactions is the interactions section (nil: not shown).
+	Interactions *interactionsView
 }
 
 type sensitivityView struct {
@@ -249,6 +254,8 @@ func build(d Data) view {
 	v.Progress = progress(d.Horizon)
 	v.Series = buildSeries(d.Series, ciLabel)
 	v.VarReduce = buildAdjusted(d.VarianceReduction)
+	v.VarReduceSequential = d.Sequential.Enabled && len(v.VarReduce) > 0
+	v.Interactions = buildInteractions(d.Interactions)
 	v.Engine, v.BayesRule = d.Engine, d.BayesRule
 	for _, e := range d.BayesEvidence {
 		v.BayesEvidence = append(v.BayesEvidence, buildBayesEvidence(e))

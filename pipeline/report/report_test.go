@@ -546,3 +546,50 @@ func TestInProgress(t *testing.T) {
 		t.Error("a complete run still shows the days needed for the MDE")
 	}
 }
+
+// TestVarReduceHorizonWarning: under an always-valid design the
+// variance-reduction section says its intervals are fixed-horizon (the
+// rest of the report is safe to read nightly; these rows are not).
+func TestVarReduceHorizonWarning(t *testing.T) {
+	row := AdjustedEstimate{Metric: "revenue", Kind: "mean", Variant: "treatment", Control: "control", Method: "cuped", Status: "ok", NControl: 100, NVariant: 100}
+	for _, seq := range []bool{false, true} {
+		d := minimalData()
+		d.VarianceReduction = []AdjustedEstimate{row}
+		d.Sequential = Sequential{Enabled: seq, Description: "always-valid mixture SPRT"}
+		page := render(t, d)
+		if !strings.Contains(page, `id="varreduce"`) {
+			t.Fatal("no variance-reduction section")
+		}
+		if got := strings.Contains(page, `id="varreduce-horizon"`); got != seq {
+			t.Errorf("always-valid design %v: horizon warning shown %v", seq, got)
+		}
+	}
+	d := minimalData()
+	d.Sequential = Sequential{Enabled: true}
+	if strings.Contains(render(t, d), `id="varreduce-horizon"`) {
+		t.Error("warning shown without a variance-reduction section")
+	}
+}
+
+// TestInteractionsSection: flagged pairs are counted and marked, untested
+// rows say why and show no numbers.
+func TestInteractionsSection(t *testing.T) {
+	p, low, high := 0.001, 0.2, 0.9
+	d := minimalData()
+	d.Interactions = &Interactions{Alpha: 0.01, Rows: []InteractionRow{
+		{Metric: "converted", Partner: "onboarding", PartnerExperiment: "onboarding", Arms: 2, PartnerArms: 2, Units: 5000, Method: "welch_t",
+			Estimate: &high, Low: &low, High: &high, P: &p, PHolm: &p, Flagged: true, Status: "tested"},
+		{Metric: "revenue", Partner: "pricing", Arms: 2, Status: "partner_not_in_run", Detail: "no spec of this name is in the run"},
+	}}
+	page := render(t, d)
+	for _, want := range []string{`id="interactions"`, "1 flagged", "<strong class=\"out-block\">flagged</strong>", "not tested: no spec of this name is in the run"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("interactions section lacks %q", want)
+		}
+	}
+	if strings.Contains(minimalPage(t), `id="interactions"`) {
+		t.Error("interactions section shown for a spec without partners")
+	}
+}
+
+func minimalPage(t *testing.T) string { return render(t, minimalData()) }
