@@ -257,3 +257,39 @@ func TestInteractionsRefusals(t *testing.T) {
 		t.Errorf("sharded run: %v, want exit 78 naming interactions", err)
 	}
 }
+
+// TestInteractionsTwoNamesOneExperiment: two partner specs of the same
+// experiment (same arms) are one pair of experiments: each row is the
+// golden's, not the units counted twice.
+func TestInteractionsTwoNamesOneExperiment(t *testing.T) {
+	golden, err := os.ReadFile(filepath.Join("checkout-button-ix", publish.InteractionsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := csv.NewReader(bytes.NewReader(golden)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ixSpecWith(t, ixSpec, "with: [onboarding-flow]", "with: [onboarding-flow, onboarding-copy]")
+	cp := ixSpecWith(t, ofSpec, "experiment: onboarding-flow", "experiment: onboarding-flow\nname: onboarding-copy")
+	got := ixRun(t, t.TempDir(), pipeline.Options{}, a, ixSpecWith(t, ofSpec), cp)
+	recs, err := csv.NewReader(bytes.NewReader(got["checkout-button-ix"][publish.InteractionsFile])).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	if len(recs) != 1+2*(len(want)-1) {
+		t.Fatalf("%d rows, want one per partner × metric", len(recs)-1)
+	}
+	for i, r := range recs[1:] {
+		w := want[1+i%(len(want)-1)]
+		for _, c := range []string{"metric", "units_in_both", "statistic", "p_value", "status"} {
+			if r[col[c]] != w[col[c]] {
+				t.Errorf("partner %s metric %s: %s %q, want the golden's %q", r[col["partner"]], r[col["metric"]], c, r[col[c]], w[col[c]])
+			}
+		}
+	}
+}

@@ -57,7 +57,7 @@ func resolvePartners(jobs []*job, opts Options) {
 			}
 			if spec != nil {
 				p.info.Experiment = spec.Experiment
-				p.info.Variants = armsOf(spec)
+				p.info.Variants = spec.ArmsControlFirst()
 				switch {
 				case p.info.Status != "":
 				case spec.Privacy != nil && spec.Privacy.Enabled:
@@ -73,19 +73,6 @@ func resolvePartners(jobs []*job, opts Options) {
 	}
 }
 
-// armsOf returns a spec's variants, control first.
-func armsOf(spec *expspec.Spec) []string {
-	var arms []string
-	for _, v := range spec.Variants {
-		if v.Control {
-			arms = append([]string{v.Name}, arms...)
-		} else {
-			arms = append(arms, v.Name)
-		}
-	}
-	return arms
-}
-
 // passCompanions returns the partner specs a group's pass must classify
 // besides its own experiments (without metrics, so that they add only
 // their trace rows and assignment), and the interaction pairs' parameters.
@@ -94,6 +81,7 @@ func armsOf(spec *expspec.Spec) []string {
 // classified twice: its pairs get the status partner_conflict.
 func passCompanions(jobs []*job) (companions []*expspec.Spec, ixExp, ixPartner []string) {
 	inPass := map[string]*expspec.Spec{}
+	pairs := map[[2]string]bool{}
 	for _, j := range jobs {
 		inPass[j.spec.Experiment] = j.spec
 	}
@@ -114,8 +102,14 @@ func passCompanions(jobs []*job) (companions []*expspec.Spec, ixExp, ixPartner [
 				inPass[c.Experiment] = p.spec
 				companions = append(companions, &c)
 			}
-			ixExp = append(ixExp, j.spec.Experiment)
-			ixPartner = append(ixPartner, p.spec.Experiment)
+			// Two partner names of one experiment are one pair: the SQL
+			// must see it once, or the units in both would count twice.
+			pair := [2]string{j.spec.Experiment, p.spec.Experiment}
+			if !pairs[pair] {
+				pairs[pair] = true
+				ixExp = append(ixExp, pair[0])
+				ixPartner = append(ixPartner, pair[1])
+			}
 		}
 	}
 	return companions, engine.NonNil(ixExp), engine.NonNil(ixPartner)

@@ -71,14 +71,7 @@ func Interactions(spec *expspec.Spec, partners []InteractionPartner, cells []eng
 	}
 	alpha := spec.InteractionAlpha()
 	scale := spec.Scale()
-	var arms []string
-	for _, v := range spec.Variants {
-		if v.Control {
-			arms = append([]string{v.Name}, arms...)
-		} else {
-			arms = append(arms, v.Name)
-		}
-	}
+	arms := spec.ArmsControlFirst()
 	type key struct{ partner, metric, a, b string }
 	byKey := map[key]engine.InteractionCell{}
 	for _, c := range cells {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/pipeline/expspec"
@@ -165,7 +164,8 @@ type vrMetric struct {
 // explain names the cell a stats error points at by its persona leaf and
 // variant instead of the table's indices: post-stratification's strata
 // are (leaf, [control, treatment i]); the regression's arms are the
-// control, then the other variants in spec order.
+// control, then the other variants in spec order (linearised names a
+// ratio's leaf cells itself).
 func (v *vrMetric) explain(err error, i int) string {
 	var ce *stats.CellError
 	if !errors.As(err, &ce) {
@@ -186,13 +186,6 @@ func (v *vrMetric) explain(err error, i int) string {
 		for a := range variants {
 			if a != v.control {
 				order = append(order, a)
-			}
-		}
-		if strings.HasPrefix(err.Error(), "linearize ratio") && len(v.leafNames) > 0 {
-			// LinearizeRatio numbers the leaves of every variant in turn.
-			a, k := ce.Row/len(v.leafNames), ce.Row%len(v.leafNames)
-			if a < len(variants) {
-				return fmt.Sprintf("persona %s, variant %s: %v", v.leafNames[k], variants[a].Name, ce.Err)
 			}
 		}
 		if ce.Row >= 0 && ce.Row < len(order) {
@@ -279,6 +272,12 @@ func (v *vrMetric) linearised(leaves [][]stats.ArmMoments) ([][]stats.ArmMoments
 		flat = append(flat, l...)
 	}
 	lin, err := stats.LinearizeRatio(flat)
+	var ce *stats.CellError
+	if errors.As(err, &ce) && len(v.leafNames) > 0 && ce.Row >= 0 && ce.Row < len(flat) {
+		// flat holds the leaves of every variant in turn: name the cell.
+		a, k := ce.Row/len(v.leafNames), ce.Row%len(v.leafNames)
+		return nil, fmt.Errorf("persona %s, variant %s: %w", v.leafNames[k], v.spec.Variants[a].Name, ce.Err)
+	}
 	if err != nil {
 		return nil, err
 	}

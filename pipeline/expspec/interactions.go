@@ -92,6 +92,18 @@ func (s *Spec) validateInteractions() error {
 	return nil
 }
 
+// ArmsControlFirst returns the variants' names, the control first, the
+// others in spec order: the rows and columns of an interaction table.
+func (s *Spec) ArmsControlFirst() []string {
+	arms := []string{s.Control()}
+	for _, v := range s.Variants {
+		if !v.Control {
+			arms = append(arms, v.Name)
+		}
+	}
+	return arms
+}
+
 // InteractionMetric reports whether metric m is tested for interactions,
 // and if not, why: proportions and means are; ratios, quantiles and capped
 // means are not (a ratio's cells are not means of independent units; a
