@@ -78,7 +78,7 @@ bench: build
 # calibrate/CALIBRATION.md and exits 70 when a check fails. About 30-60
 # minutes on a 2-core machine; CALIBRATE_FLAGS=--datasets N trades time for
 # precision. Then the exact quantiles mode (planted lognormal spend, p50,
-# p90, p99; about 4 minutes) rewrites calibrate/CALIBRATION-quantiles.md.
+# p90, p99, and means capped at its pooled p90 and p99; about 4 minutes) rewrites calibrate/CALIBRATION-quantiles.md.
 CALIBRATE_FLAGS ?= --datasets 80 --workers 2
 
 calibrate:

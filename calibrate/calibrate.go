@@ -58,5 +58,7 @@
 // in one experiment's treatment) and judges the quantile metrics'
 // difference and relative intervals (p50, p90, p99; (all) and leaves) the
 // same way; `verity-calibrate --only-quantiles --quantile-datasets N`
-// runs it, calibrate/CALIBRATION-quantiles.md holds its results.
+// runs it, calibrate/CALIBRATION-quantiles.md holds its results. The same
+// datasets carry means capped at the pooled p90 and p99 (caps.go), judged
+// against the capped population means.
 package calibrate

@@ -158,8 +158,8 @@ func TestQuickQuantileCalibration(t *testing.T) {
 	if err := WriteReport(&b, tally, checks, failed); err != nil {
 		t.Fatal(err)
 	}
-	if len(checks) != 2*3*7+3 {
-		t.Errorf("%d checks, want %d: a cohort type, level or scale is missing\n%s", len(checks), 2*3*7+3, b.String())
+	if len(checks) != 2*3*7+3+2*2*2*4+2 {
+		t.Errorf("%d checks, want %d: a cohort type, level or scale is missing\n%s", len(checks), 2*3*7+3+2*2*2*4+2, b.String())
 	}
 	for _, c := range checks {
 		if c.Failed {

@@ -142,6 +142,7 @@ func Judge(t Tally) ([]Check, bool) {
 	for _, l := range quantileLevels {
 		add("aa-final/"+QuantileMode+"/"+quantileKind(l), "two-sided", "A/A significant at the final night", alpha)
 	}
+	judgeCaps(add)
 	m := len(checks)
 	failed := false
 	for i := range checks {

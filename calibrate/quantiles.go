@@ -129,11 +129,15 @@ func quantileSpecYAML(id string) string {
 	b.WriteString("inputs: {traces: [traces.parquet], events: [events.parquet]}\n")
 	fmt.Fprintf(&b, "window: {start: %s, end: %s}\n", windowStart.Format(time.RFC3339), windowStart.AddDate(0, 0, quantileDays).Format(time.RFC3339))
 	b.WriteString("variants:\n  - {name: control, allocation: 0.5, control: true}\n  - {name: treatment, allocation: 0.5}\n")
-	b.WriteString("templates: {traces: v7, assignment: v5, events: v6, unit_metrics: v5, sufstats: v3, quality: v4, histograms: v1}\n")
+	b.WriteString("templates: {traces: v7, assignment: v5, events: v6, unit_metrics: v5, sufstats: v3, quality: v4, histograms: v2}\n")
 	b.WriteString("cohorts: {dimension: persona, taxonomy: [a, b]}\nmetrics:\n")
 	for _, l := range quantileLevels {
 		fmt.Fprintf(&b, "  - {name: spend_%s, kind: quantile, level: %g, event: spend, aggregate: sum, clamp: {lower: 0, upper: 1000000}, attribution_hours: %d}\n",
 			expspec.QuantileLabel(l), l, quantileDays*24)
+	}
+	for _, q := range capLevels {
+		fmt.Fprintf(&b, "  - {name: %s, kind: mean, event: spend, aggregate: sum, clamp: {lower: 0, upper: 1000000}, cap: {upper_quantile: %g}, attribution_hours: %d}\n",
+			capMetric(q), q, quantileDays*24)
 	}
 	fmt.Fprintf(&b, "statistics: {alpha: %g, fixed_point_decimals: 2}\nprivacy: {enabled: false}\n", alpha)
 	return b.String()
@@ -181,6 +185,9 @@ func quantileDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error
 			return nil, err
 		}
 		for _, r := range rows {
+			if r.Cohort != expspec.UnclassifiedLeaf && capTallies(tl, r, e.planted) {
+				continue
+			}
 			q := r.Quantile
 			if q == nil || r.Cohort == expspec.UnclassifiedLeaf {
 				continue // every unit has persona a or b: _unclassified is empty by design

@@ -35,7 +35,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	workers := fs.Int("workers", 2, "datasets analysed in parallel")
 	work := fs.String("work", "", "folder for the generated datasets (default: a temporary one)")
 	write := fs.String("write", "", "write the Markdown results to this file (default: stdout only)")
-	quantiles := fs.Int("quantile-datasets", 0, "also run the exact quantiles mode on this many planted datasets (seeds calibrate.QuantileSeeds(n), --quantile-units units per experiment)")
+	quantiles := fs.Int("quantile-datasets", 0, "also run the exact quantiles mode (quantile metrics and percentile-capped means) on this many planted datasets (seeds calibrate.QuantileSeeds(n), --quantile-units units per experiment)")
 	quantileUnits := fs.Int("quantile-units", 4000, "units per experiment of the exact quantiles mode")
 	onlyQuantiles := fs.Bool("only-quantiles", false, "run only the exact quantiles mode (with --quantile-datasets)")
 	if err := fs.Parse(args); err != nil {
@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	checks, failed := calibrate.Judge(tally)
 	var b bytes.Buffer
 	if *onlyQuantiles {
-		fmt.Fprintf(&b, "# Calibration results: exact quantiles mode\n\nProduced by `%s` (%d planted datasets of %d units per experiment, seeds `calibrate.QuantileSeeds(%d)`) in %s.\n\n",
+		fmt.Fprintf(&b, "# Calibration results: exact quantiles mode (quantile metrics and percentile-capped means)\n\nProduced by `%s` (%d planted datasets of %d units per experiment, seeds `calibrate.QuantileSeeds(%d)`) in %s.\n\n",
 			"go run ./cmd/verity-calibrate "+strings.Join(args, " "), *quantiles, *quantileUnits, *quantiles, time.Since(t0).Round(time.Second))
 	} else {
 		fmt.Fprintf(&b, "# Calibration results\n\nProduced by `%s` (%d datasets of %d units, %d nights each, seeds `calibrate.FullSeeds(%d)`) in %s.\n\n",
