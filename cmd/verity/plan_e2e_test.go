@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/big"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -154,5 +155,80 @@ func TestPlanFailures(t *testing.T) {
 				t.Fatalf("exit %d, want %d; output %q lacks %q", res.code, tc.code, out, tc.msg)
 			}
 		})
+	}
+}
+
+// TestPlanCappedAndQuantileBaselines: a percentile-capped goal is planned
+// from its capped values (the plan used the uncapped variance: 611 where
+// the capped metric's is 469, so it asked for 16% more units than the
+// metric needs), and a quantile metric's baseline is its pooled quantile,
+// labelled as not planned (it printed the per-unit mean as the metric's).
+// The references are NumPy's, over the same window and units: the pooled
+// capped mean and variance and the cap (golden/testdata/capped_reference.py,
+// np.quantile "inverted_cdf"); revenue_p99 is the same pooled p99 as
+// revenue_capped's cap.
+func TestPlanCappedAndQuantileBaselines(t *testing.T) {
+	root := repoRoot(t)
+	var ref struct {
+		Caps []struct {
+			Metric string
+			Cap    float64
+		}
+		Pooled []struct {
+			Metric         string
+			Mean, Variance float64
+		}
+	}
+	readRef, err := os.ReadFile(filepath.Join(root, "golden", "testdata", "capped_reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(readRef, &ref); err != nil || len(ref.Pooled) != 2 || len(ref.Caps) != 2 {
+		t.Fatalf("capped_reference.json: %v (%d pooled)", err, len(ref.Pooled))
+	}
+	type baseline struct {
+		Metric         string
+		Mean, Variance float64
+		Cap, Quantile  *float64
+		Level          float64
+	}
+	plan := func(spec string) (map[string]baseline, string) {
+		res := verity(t, root, "plan", "--log", "none", "--pre-start", "2026-11-16", "--pre-end", "2026-11-20", "--json", spec)
+		if res.code != 0 {
+			t.Fatalf("%s: exit %d: %s %s", spec, res.code, res.stdout, res.stderr)
+		}
+		var got struct{ Baselines []baseline }
+		if err := json.Unmarshal([]byte(res.stdout), &got); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]baseline{}
+		for _, b := range got.Baselines {
+			out[b.Metric] = b
+		}
+		text := verity(t, root, "plan", "--log", "none", "--pre-start", "2026-11-16", "--pre-end", "2026-11-20", spec)
+		return out, text.stdout
+	}
+	capped, text := plan("fixtures/specs/checkout-button-capped.yaml")
+	for i, w := range ref.Pooled {
+		b := capped[w.Metric]
+		if math.Abs(b.Mean-w.Mean) > 1e-9*w.Mean || math.Abs(b.Variance-w.Variance) > 1e-9*w.Variance {
+			t.Errorf("%s: baseline mean %v variance %v, NumPy %v %v", w.Metric, b.Mean, b.Variance, w.Mean, w.Variance)
+		}
+		if b.Cap == nil || *b.Cap != ref.Caps[i].Cap {
+			t.Errorf("%s: cap %v, NumPy %v", w.Metric, b.Cap, ref.Caps[i].Cap)
+		}
+	}
+	if u := capped["revenue"]; u.Cap != nil || u.Variance <= capped["revenue_capped"].Variance {
+		t.Errorf("the uncapped revenue baseline: %+v", u)
+	}
+	if !strings.Contains(text, "capped at 126.08") {
+		t.Errorf("the text plan does not show the cap:\n%s", text)
+	}
+	quant, text := plan("fixtures/specs/checkout-button-quantiles.yaml")
+	if b := quant["revenue_p99"]; b.Quantile == nil || *b.Quantile != ref.Caps[0].Cap || b.Level != 0.99 {
+		t.Errorf("revenue_p99: quantile %v level %v, NumPy's pooled p99 %v", b.Quantile, b.Level, ref.Caps[0].Cap)
+	}
+	if !strings.Contains(text, "revenue_p99              quantile   units 2980  p99 126.08 (per-unit values: mean") || !strings.Contains(text, "reported, not planned") {
+		t.Errorf("the text plan of a quantile metric:\n%s", text)
 	}
 }

@@ -137,6 +137,18 @@ func writePlanText(w io.Writer, p *pipeline.SampleSizePlan) {
 		if b.CUPEDCorrelation != 0 {
 			rho = "  CUPED ρ " + g6(b.CUPEDCorrelation)
 		}
+		switch {
+		case b.Level != 0:
+			q := "none (no units)"
+			if b.Quantile != nil {
+				q = g6(*b.Quantile)
+			}
+			fmt.Fprintf(w, "  %-24s %-10s units %d  %s %s (per-unit values: mean %s, variance %s; reported, not planned)\n", b.Metric, b.Kind, b.Units,
+				expspec.QuantileLabel(b.Level), q, g6(b.Mean), g6(b.Variance))
+			continue
+		case b.Cap != nil:
+			rho += "  capped at " + g6(*b.Cap)
+		}
 		fmt.Fprintf(w, "  %-24s %-10s units %d  mean %s  per-unit variance %s%s\n", b.Metric, b.Kind, b.Units, g6(b.Mean), g6(b.Variance), rho)
 	}
 	fmt.Fprintf(w, "\ngoals (α uncorrected, each metric's own α, power and alternative; relative MDE max_relative_mde, plus a superiority margin):\n")

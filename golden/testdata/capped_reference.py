@@ -16,6 +16,9 @@ What it computes, with NumPy and SciPy only (no Verity code):
     above it;
   * per cohort ((all) and each leaf) and arm: np.minimum(x, c) scaled by
     10^-d, its mean and sample standard deviation (np.std, ddof=1);
+  * per capped metric, the mean and sample variance (ddof=1) of the capped
+    values of every unit of (all), all arms pooled: the baseline
+    `verity plan` reports for it over the same window (Pooled);
   * the Welch comparison: scipy.stats.ttest_ind(t, c, equal_var=False) for
     the p-value, Welch-Satterthwaite df, the interval
     diff -/+ t.ppf(1 - alpha/2, df) * se, and the relative effect
@@ -63,6 +66,9 @@ def main():
         caps[m["name"]] = c
         out["Caps"].append({"Metric": m["name"], "Cap": float(Fraction(c, 10**d)), "Units": int(len(pooled)),
                             "Capped": int(np.sum(pooled > c))})
+        capped_all = np.minimum(pooled, c).astype(np.float64) / 10**d
+        out.setdefault("Pooled", []).append({"Metric": m["name"], "Mean": float(np.mean(capped_all)),
+                                             "Variance": float(np.var(capped_all, ddof=1))})
     for cohort in ["(all)"] + u["leaves"]:
         for m in u["metrics"]:
             def capped(variant):

@@ -35,6 +35,16 @@ type MetricBaseline struct {
 	Variance float64 `json:"variance"`
 	// CUPEDCorrelation is ρ with the covariate (0 without CUPED).
 	CUPEDCorrelation float64 `json:"cuped_correlation"`
+	// Cap is a percentile-capped mean's pre-period cap (its upper
+	// quantile of the pooled per-unit values, as a run computes it);
+	// Mean and Variance are then of the capped values.
+	Cap *float64 `json:"cap,omitempty"`
+	// Quantile is a quantile metric's pre-period value at its Level (of
+	// the pooled per-unit values); Mean and Variance are then the
+	// per-unit values' own, and the metric is not planned (quantile
+	// metrics are reported, not decided on).
+	Quantile *float64 `json:"quantile,omitempty"`
+	Level    float64  `json:"level,omitempty"`
 }
 
 // PlanRow is one goal × treatment's plan.
@@ -57,6 +67,17 @@ func PrePeriodBaselines(spec *expspec.Spec, cells []engine.Cell) ([]MetricBaseli
 	if err != nil {
 		return nil, err
 	}
+	// A capped metric's baseline is of its capped values: the cap pooled
+	// over every arm of (all), as a run computes it (a plan from the
+	// uncapped variance asked for the wrong metric's sample size).
+	all, caps, err := applyCaps(spec, all)
+	if err != nil {
+		return nil, err
+	}
+	capOf := map[string]*float64{}
+	for _, c := range caps {
+		capOf[c.Metric] = c.Cap
+	}
 	var out []MetricBaseline
 	for _, m := range spec.Metrics {
 		pooled := engine.NewCell(expspec.AllCohort, "*", m.Name)
@@ -71,7 +92,14 @@ func PrePeriodBaselines(spec *expspec.Spec, cells []engine.Cell) ([]MetricBaseli
 			}
 		}
 		mo := momentsOf(pooled, spec.Scale())
-		b := MetricBaseline{Metric: m.Name, Kind: m.Kind, Units: pooled.N, Mean: mo.MeanX, Variance: mo.VarX}
+		b := MetricBaseline{Metric: m.Name, Kind: m.Kind, Units: pooled.N, Mean: mo.MeanX, Variance: mo.VarX, Cap: capOf[m.Name]}
+		if m.Kind == expspec.KindQuantile {
+			q, err := pooledQuantile(all, m)
+			if err != nil {
+				return nil, err
+			}
+			b.Quantile, b.Level = q, m.Level
+		}
 		cuped := spec.Statistics.CUPED != nil
 		lin, covLinC := mo.VarX, mo.CovXC
 		if m.Kind == "ratio" {
@@ -166,4 +194,28 @@ func PlanGoals(spec *expspec.Spec, baselines []MetricBaseline, days float64) []P
 		}
 	}
 	return out
+}
+
+// pooledQuantile is quantile metric m's value at its level over the
+// per-unit values of every arm of (all), from the exact histograms; nil
+// without units.
+func pooledQuantile(cells []engine.Cell, m expspec.Metric) (*float64, error) {
+	var hs []stats.Histogram
+	for _, c := range cells {
+		if c.Cohort == expspec.AllCohort && c.Metric == m.Name && c.Hist != nil {
+			hs = append(hs, *c.Hist)
+		}
+	}
+	h, err := stats.MergeHistograms(hs...)
+	if err != nil {
+		return nil, fmt.Errorf("metric %s: pooled histogram: %w", m.Name, err)
+	}
+	if h.N() == 0 {
+		return nil, nil
+	}
+	v, err := h.Quantile(m.Level)
+	if err != nil {
+		return nil, fmt.Errorf("metric %s: quantile: %w", m.Name, err)
+	}
+	return opt(h.Float(v)), nil
 }
