@@ -31,6 +31,15 @@ func TestQuickCalibration(t *testing.T) {
 	if len(checks) < 200 {
 		t.Errorf("only %d checks: a mode, kind or cohort type is missing", len(checks))
 	}
+	// The regressions on another metric's pre-period value are judged.
+	for _, k := range []string{"proportion", "mean", "ratio"} {
+		if c := tally["vr-coverage/regression[pre_period+pre_period:page_views]/"+k]; c == nil || c.N == 0 {
+			t.Errorf("no regression[pre_period+pre_period:page_views] estimates of a %s metric", k)
+		}
+	}
+	if c := tally["vr-coverage/regression[pre_period+pre_period:revenue]/mean"]; c == nil || c.N == 0 {
+		t.Error("no regression[pre_period+pre_period:revenue] estimates")
+	}
 	for _, c := range checks {
 		if c.Failed {
 			t.Errorf("%s: %d/%d = %.4f, interval [%.4f, %.4f] excludes nominal %s %v", c.Key, c.Hits, c.N, c.Rate, c.Low, c.Hi, c.Side, c.Nominal)

@@ -446,6 +446,9 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 		if err != nil {
 			return nil, err
 		}
+		if y, err = withVR(y, e); err != nil {
+			return nil, err
+		}
 		s, err := expspec.ParseSpec(filepath.Join(dir, e.id+".yaml"), []byte(y))
 		if err != nil {
 			return nil, err

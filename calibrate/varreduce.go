@@ -28,17 +28,58 @@ import (
 // vrMethods is the statistics.variance_reduction of the suite's spec.
 const vrMethods = "[{method: cuped}, {method: poststratify}, {method: regression, covariates: [pre_period]}, {method: regression, covariates: [pre_period, persona]}]"
 
+// vrOther is, per metric, the other metric whose pre-period value its
+// fifth estimate adjusts for besides its own (pre_period:<metric>,
+// crossmoments@v1): page views for every metric but page views, which
+// takes revenue. A metric's own list replaces the default, so it repeats
+// vrMethods first.
+var vrOther = map[string]string{"converted": "page_views", "revenue": "page_views", "page_views": "revenue", "revenue_per_session": "page_views"}
+
 // vrLabels are the methods' labels in adjusted.csv, for the judge.
-var vrLabels = []string{"cuped", "poststratify[persona]", "regression[pre_period]", "regression[pre_period+persona]"}
+var vrLabels = []string{"cuped", "poststratify[persona]", "regression[pre_period]", "regression[pre_period+persona]",
+	"regression[pre_period+pre_period:page_views]", "regression[pre_period+pre_period:revenue]"}
+
+// withVR adds the variance-reduced estimates to a suite spec: the default
+// list, each metric's own list with its vrOther regression, and the
+// crossmoments template those need. The calibration pass's spec carries
+// them too, so that its pass computes the cross-moments.
+func withVR(y string, e experiment) (string, error) {
+	const cuped = "  cuped: {lookback_days: 2}\n"
+	const pins = "quality: v4"
+	if !strings.Contains(y, cuped) || !strings.Contains(y, pins) {
+		return "", fmt.Errorf("vr spec %s: no cuped or template line to extend", e.id)
+	}
+	y = strings.Replace(y, cuped, cuped+"  variance_reduction: "+vrMethods+"\n", 1)
+	y = strings.Replace(y, pins, pins+", crossmoments: v1", 1)
+	list := func(m string) string {
+		return strings.TrimSuffix(vrMethods, "]") + ", {method: regression, covariates: [pre_period, pre_period:" + vrOther[m] + "]}]"
+	}
+	lines := strings.Split(y, "\n")
+	found := 0
+	for i, l := range lines {
+		for m := range vrOther {
+			switch {
+			case strings.HasPrefix(l, "  - {name: "+m+",") && strings.HasSuffix(l, "}"):
+				lines[i] = strings.TrimSuffix(l, "}") + ", variance_reduction: " + list(m) + "}"
+				found++
+			case l == "  - name: "+m:
+				lines[i] = l + "\n    variance_reduction: " + list(m)
+				found++
+			}
+		}
+	}
+	if found != len(vrOther) {
+		return "", fmt.Errorf("vr spec %s: found %d of the %d metrics to extend", e.id, found, len(vrOther))
+	}
+	return strings.Join(lines, "\n"), nil
+}
 
 // vrSpec is the exact CUPED spec of e with the variance-reduced estimates.
 func vrSpec(dir string, e experiment, units int) (*expspec.Spec, error) {
-	y := specYAML(e, units, true, false, false)
-	const cuped = "  cuped: {lookback_days: 2}\n"
-	if !strings.Contains(y, cuped) {
-		return nil, fmt.Errorf("vr spec %s: no cuped line to extend", e.id)
+	y, err := withVR(specYAML(e, units, true, false, false), e)
+	if err != nil {
+		return nil, err
 	}
-	y = strings.Replace(y, cuped, cuped+"  variance_reduction: "+vrMethods+"\n", 1)
 	return expspec.ParseSpec(filepath.Join(dir, e.id+"-vr.yaml"), []byte(y))
 }
 

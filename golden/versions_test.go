@@ -93,6 +93,9 @@ func TestEquivalentVersionsOnFixtures(t *testing.T) {
 			if spec.Interactions != nil {
 				t.Skip("interactions: the interactions template needs the single-join unit values, which the older layouts lack")
 			}
+			if len(spec.CrossMomentPairs()) > 0 {
+				t.Skip("other metrics' pre-periods: the crossmoments template needs the single-join unit values, which the older layouts lack")
+			}
 			checkEquivalent(t, spec)
 		})
 	}

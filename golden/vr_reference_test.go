@@ -126,11 +126,22 @@ type vrRefRow struct {
 // 1e-9 absolute for p-values and variance reductions, 1e-6 relative for
 // the degrees of freedom (a t quantile's input).
 func TestAdjustedMatchesReference(t *testing.T) {
+	for _, tc := range []struct{ spec, ref string }{
+		{vrSpec, vrRefFile},
+		// Regressions on several pre-period covariates (crossmoments@v1),
+		// over the same units and values.
+		{"../fixtures/specs/onboarding-flow-vr2.yaml", "testdata/vr2_reference.json"},
+	} {
+		t.Run(filepath.Base(tc.spec), func(t *testing.T) { adjustedMatchesReference(t, tc.spec, tc.ref) })
+	}
+}
+
+func adjustedMatchesReference(t *testing.T, spec, refFile string) {
 	var ref struct {
 		Rows []vrRefRow `json:"rows"`
 	}
-	readJSON(t, vrRefFile, &ref)
-	got := runCase(t, vrSpec, 2)[publish.AdjustedFile]
+	readJSON(t, refFile, &ref)
+	got := runCase(t, spec, 2)[publish.AdjustedFile]
 	recs, err := csv.NewReader(bytes.NewReader(got)).ReadAll()
 	if err != nil || len(recs) < 2 {
 		t.Fatalf("adjusted.csv: %v (%d records)", err, len(recs))

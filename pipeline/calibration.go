@@ -22,6 +22,9 @@ type CalibrationInput struct {
 	// Interactions are the spec's interaction tests (nil: it lists none),
 	// as an exact run writes them to interactions.csv.
 	Interactions []analysis.InteractionRow
+	// Cross are the cross-moment cells (a regression on another metric's
+	// pre-period value), as the SQL returned them.
+	Cross []engine.CrossCell
 }
 
 // CalibrationPass runs the pinned SQL for exact (privacy off) specs in
@@ -56,7 +59,7 @@ func CalibrationPass(ctx context.Context, specs []*expspec.Spec, opts Options) (
 		case j.skipped != "":
 			return nil, fmt.Errorf("calibration pass %s: %s", j.spec.Experiment, j.skipped)
 		}
-		out[i] = CalibrationInput{Spec: j.spec, Date: j.date, Cells: j.cells, Quality: j.quality}
+		out[i] = CalibrationInput{Spec: j.spec, Date: j.date, Cells: j.cells, Quality: j.quality, Cross: j.crossCells}
 		ix, err := analysis.Interactions(j.spec, j.partnerInfos(), j.ixCells)
 		if err != nil {
 			return nil, fmt.Errorf("calibration pass %s: %w", j.spec.Experiment, err)

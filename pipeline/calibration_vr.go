@@ -13,5 +13,5 @@ func CalibrationAdjusted(spec *expspec.Spec, in CalibrationInput) ([]analysis.Ad
 	if err != nil {
 		return nil, err
 	}
-	return analysis.VarianceReductions(spec, cells)
+	return analysis.VarianceReductions(spec, cells, in.Cross)
 }

@@ -191,6 +191,9 @@ type job struct {
 	// ixCells the pass's interaction cells of the experiment.
 	partners []partner
 	ixCells  []engine.InteractionCell
+	// crossCells are the pass's cross-moment cells of the experiment
+	// (another metric's pre-period value as a regression covariate).
+	crossCells []engine.CrossCell
 }
 
 func (j *job) phase(name string, t0 time.Time) {
@@ -644,6 +647,7 @@ type passResult struct {
 	quality map[string]engine.Quality
 	perExp  map[string]error
 	ix      map[string][]engine.InteractionCell
+	cross   map[string][]engine.CrossCell
 }
 
 // runPass runs the group's templates once for all its experiments and, when
@@ -654,7 +658,7 @@ func runPass(ctx context.Context, st *groupState, specs []*expspec.Spec, all []i
 	p["ix_exp"], p["ix_partner"] = engine.NonNil(st.ixExp), engine.NonNil(st.ixPartner)
 	cells, quality, perExp, err := st.sess.RunSQL(ctx, specs, st.tmpls, p, progress)
 	if err == nil {
-		return passResult{cells, quality, perExp, st.sess.Interactions}, nil
+		return passResult{cells, quality, perExp, st.sess.Interactions, st.sess.CrossMoments}, nil
 	}
 	if t := engine.TransientOrNil(ctx, err); t != nil {
 		return passResult{}, t
@@ -732,6 +736,7 @@ func (j *job) takePass(st *groupState, pass passResult, scan engine.Scan, inspec
 	exp := j.spec.Experiment
 	j.cells, j.quality, j.err = pass.cells[exp], pass.quality[exp], pass.perExp[exp]
 	j.ixCells = pass.ix[exp]
+	j.crossCells = pass.cross[exp]
 	j.recs, j.duck, j.execSet, j.scan = st.recs, st.duck, st.execSet, scan
 	for _, f := range j.traces {
 		j.quality.TraceRowsRead += f.Rows
@@ -821,7 +826,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 		return nil, err
 	}
 	publish.AnnotateRows(spec, rows)
-	adjusted, err := analysis.VarianceReductions(spec, released)
+	adjusted, err := analysis.VarianceReductions(spec, released, j.crossCells)
 	if err != nil {
 		return nil, err
 	}

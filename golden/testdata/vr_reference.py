@@ -28,7 +28,8 @@ poststratify — Miratrix, Sekhon & Yu (2013), strata the persona cohorts.
     cells. The unadjusted comparison is the Welch difference of v.
 regression — Lin (2013): statsmodels OLS of v on (1, X - Xbar) fitted
     separately in each of the three arms (Xbar over all units of all arms),
-    X the pre-period value and/or the persona indicators (first cohort in
+    X the pre-period value, other metrics' pre-period values
+    (pre_period:<metric>, that metric's c column) and/or the persona indicators (first cohort in
     byte order the reference). The estimate is the difference of the
     intercepts, which the script checks against the coefficient of T in
     the interacted regression  v ~ T + Xc + T:Xc  on the two arms; the
@@ -45,7 +46,9 @@ y the sessions metric's x (the same definition). Variance reduction is
 
 Run from the repository root:  /usr/bin/python3 golden/testdata/vr_reference.py
 (Debian bookworm: python3-statsmodels 0.13.5, NumPy 1.24, SciPy 1.10). It
-rewrites vr_reference.json beside it (floats by repr).
+rewrites vr_reference.json (onboarding-flow-vr) and vr2_reference.json
+(onboarding-flow-vr2: regressions on several pre-period covariates, the
+same per-unit values) beside it (floats by repr).
 """
 import csv
 import json
@@ -68,6 +71,15 @@ METRICS = [
     ("converted", "proportion", STD),
     ("revenue_per_session", "ratio", STD),
 ]
+# onboarding-flow-vr2 (the same units and values): regressions on several
+# pre-period covariates, pre_period:<m> being metric m's c column.
+METRICS_VR2 = [
+    ("sessions", "mean", ["regression[pre_period+pre_period:page_views+persona]", "regression[pre_period:page_views]"]),
+    ("page_views", "mean", ["regression[pre_period+pre_period:sessions+pre_period:converted]"]),
+    ("converted", "proportion", ["regression[pre_period:sessions+pre_period:page_views]"]),
+    ("revenue_per_session", "ratio", ["regression[pre_period+pre_period:sessions]"]),
+]
+OUTPUTS = [(METRICS, "vr_reference.json"), (METRICS_VR2, "vr2_reference.json")]
 
 
 def load():
@@ -199,11 +211,16 @@ def regression(v, X, arm, t):
 
 
 def main():
+    for metrics, name in OUTPUTS:
+        write(metrics, name)
+
+
+def write(metrics, name):
     arm, cohort, cols = load()
     leaves = sorted(set(cohort))
     persona = np.column_stack([(cohort == s).astype(float) for s in leaves[1:]])
     out = []
-    for metric, kind, methods in METRICS:
+    for metric, kind, methods in metrics:
         x, c = cols[metric + "_x"], cols[metric + "_c"]
         y = cols["sessions_x"]
         v = linearised(x, y, kind)
@@ -220,13 +237,16 @@ def main():
                     for cv in covs:
                         if cv == "pre_period":
                             parts.append(c[:, None])
+                        elif cv.startswith("pre_period:"):
+                            parts.append(cols[cv[len("pre_period:"):] + "_c"][:, None])
                         else:
+                            assert cv == "persona", cv
                             parts.append(persona)
                     r = regression(v, np.column_stack(parts), arm, t)
                 row = dict(Metric=metric, Variant=t, Method=method)
                 row.update({k: float(val) for k, val in r.items()})
                 out.append(row)
-    with open(os.path.join(HERE, "vr_reference.json"), "w") as f:
+    with open(os.path.join(HERE, name), "w") as f:
         json.dump({"source": "golden/testdata/vr_reference.py (statsmodels %s)" % sm.__version__, "alpha": ALPHA, "rows": out}, f, indent=1)
         f.write("\n")
 

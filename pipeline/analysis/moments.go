@@ -80,31 +80,41 @@ func momentsOf(c engine.Cell, scale int64) exactMoments {
 	if c.N == 0 {
 		return m
 	}
-	n := big.NewInt(c.N)
-	s := big.NewInt(scale)
-	mean := func(sum *big.Int) float64 {
-		f, _ := new(big.Rat).SetFrac(sum, new(big.Int).Mul(n, s)).Float64()
-		return f
-	}
-	m.MeanX, m.MeanY, m.MeanC = mean(c.Sum), mean(c.SumY), mean(c.SumC)
+	m.MeanX, m.MeanY, m.MeanC = exactMean(c.N, scale, c.Sum), exactMean(c.N, scale, c.SumY), exactMean(c.N, scale, c.SumC)
 	if c.N < 2 {
 		return m
 	}
-	den := new(big.Int).Mul(n, big.NewInt(c.N-1))
-	den.Mul(den, new(big.Int).Mul(s, s))
-	cov := func(sumAB, sumA, sumB *big.Int) float64 {
-		num := new(big.Int).Mul(n, sumAB)
-		num.Sub(num, new(big.Int).Mul(sumA, sumB))
-		f, _ := new(big.Rat).SetFrac(num, den).Float64()
-		return f
-	}
-	m.VarX = cov(c.SumSq, c.Sum, c.Sum)
-	m.VarY = cov(c.SumY2, c.SumY, c.SumY)
-	m.VarC = cov(c.SumC2, c.SumC, c.SumC)
-	m.CovXY = cov(c.SumXY, c.Sum, c.SumY)
-	m.CovXC = cov(c.SumXC, c.Sum, c.SumC)
-	m.CovYC = cov(c.SumYC, c.SumY, c.SumC)
+	m.VarX = exactCov(c.N, scale, c.SumSq, c.Sum, c.Sum)
+	m.VarY = exactCov(c.N, scale, c.SumY2, c.SumY, c.SumY)
+	m.VarC = exactCov(c.N, scale, c.SumC2, c.SumC, c.SumC)
+	m.CovXY = exactCov(c.N, scale, c.SumXY, c.Sum, c.SumY)
+	m.CovXC = exactCov(c.N, scale, c.SumXC, c.Sum, c.SumC)
+	m.CovYC = exactCov(c.N, scale, c.SumYC, c.SumY, c.SumC)
 	return m
+}
+
+// exactMean is Σa / (n·S), rounded once to float64 (0 when n is 0).
+func exactMean(n, scale int64, sum *big.Int) float64 {
+	if n == 0 {
+		return 0
+	}
+	f, _ := new(big.Rat).SetFrac(sum, new(big.Int).Mul(big.NewInt(n), big.NewInt(scale))).Float64()
+	return f
+}
+
+// exactCov is (n·Σab − Σa·Σb) / (n·(n−1)·S²), rounded once to float64 (0
+// when n < 2).
+func exactCov(n, scale int64, sumAB, sumA, sumB *big.Int) float64 {
+	if n < 2 {
+		return 0
+	}
+	bn, s := big.NewInt(n), big.NewInt(scale)
+	den := new(big.Int).Mul(bn, big.NewInt(n-1))
+	den.Mul(den, new(big.Int).Mul(s, s))
+	num := new(big.Int).Mul(bn, sumAB)
+	num.Sub(num, new(big.Int).Mul(sumA, sumB))
+	f, _ := new(big.Rat).SetFrac(num, den).Float64()
+	return f
 }
 
 // Moments returns a cell's mean and sample variance of x.

@@ -3,6 +3,7 @@ package analysis
 import (
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 
 	"github.com/verity-analytics/verity/pipeline/engine"
@@ -79,13 +80,20 @@ type AdjustedRow struct {
 // VarianceReductions computes every variance-reduced estimate the spec
 // lists, in metric order, then treatment order, then the metric's list
 // order. cells are CompleteCells' (exact).
-func VarianceReductions(spec *expspec.Spec, cells []engine.Cell) ([]AdjustedRow, error) {
+//
+// cross are the crossmoments template's cells of the experiment (nil when
+// no regression adjusts for another metric's pre-period value).
+func VarianceReductions(spec *expspec.Spec, cells []engine.Cell, cross []engine.CrossCell) ([]AdjustedRow, error) {
 	if !spec.HasVarianceReduction() {
 		return nil, nil
 	}
 	idx := map[cellKey]engine.Cell{}
 	for _, c := range cells {
 		idx[cellKey{c.Cohort, c.Variant, c.Metric}] = c
+	}
+	crossIdx := map[crossKey]engine.CrossCell{}
+	for _, c := range cross {
+		crossIdx[crossKey{c.Cohort, c.Variant, c.MetricA, c.MetricB}] = c
 	}
 	leaves := CohortOrder(spec)[1:]
 	var out []AdjustedRow
@@ -98,7 +106,7 @@ func VarianceReductions(spec *expspec.Spec, cells []engine.Cell) ([]AdjustedRow,
 		if err != nil {
 			return nil, err
 		}
-		v := vrMetric{spec: spec, metric: m, kind: kind, alpha: spec.MetricAlpha(m), scale: spec.Scale(), leafNames: leaves}
+		v := vrMetric{spec: spec, metric: m, kind: kind, alpha: spec.MetricAlpha(m), scale: spec.Scale(), leafNames: leaves, cells: idx, cross: crossIdx}
 		for _, variant := range spec.Variants {
 			v.all = append(v.all, idx[cellKey{expspec.AllCohort, variant.Name, m.Name}])
 			var byLeaf []engine.Cell
@@ -159,7 +167,15 @@ type vrMetric struct {
 	control int
 	// leafNames are the persona leaves, in the order of leaves[variant].
 	leafNames []string
+	// cells are every metric's cells and cross the cross-moment cells
+	// (another metric's pre-period value as covariate).
+	cells map[cellKey]engine.Cell
+	cross map[crossKey]engine.CrossCell
 }
+
+// crossKey identifies a cross-moment cell: cohort, variant, metric a,
+// covariate metric b.
+type crossKey struct{ cohort, variant, a, b string }
 
 // explain names the cell a stats error points at by its persona leaf and
 // variant instead of the table's indices: post-stratification's strata
@@ -229,36 +245,114 @@ func (v *vrMetric) cuped(i int, row *AdjustedRow) error {
 	return nil
 }
 
-// leafMoments returns every variant's leaf moments of (x[, y][, c]) (y for
-// ratios, c with the pre-period covariate): [variant][leaf].
-func (v *vrMetric) leafMoments(withC bool) [][]stats.ArmMoments {
+// leafMoments returns every variant's leaf moments of (x[, y][, c][, c_k…])
+// (y for ratios, c with the pre-period covariate, c_k the pre-period value
+// of each metric in others): [variant][leaf]. The moments with another
+// metric's pre-period value come from its cells and the cross-moment
+// cells; a leaf without them (their sums could exceed 128 bits) is an
+// error naming it.
+func (v *vrMetric) leafMoments(withC bool, others []string) ([][]stats.ArmMoments, error) {
 	out := make([][]stats.ArmMoments, len(v.leaves))
 	for a, byLeaf := range v.leaves {
-		for _, c := range byLeaf {
-			m := momentsOf(c, v.scale)
-			names := []float64{m.MeanX}
-			cov := [][]float64{{m.VarX}}
+		for k, c := range byLeaf {
+			// The vector's components, each as (its sum, a function
+			// giving its sum of products with another component).
+			type comp struct {
+				sum  *big.Int
+				prod func(j int) (*big.Int, error)
+			}
+			var comps []comp
+			own := []*big.Int{c.Sum}
+			ownSq := [][]*big.Int{{c.SumSq}}
 			if v.kind == stats.Ratio {
-				names = append(names, m.MeanY)
-				cov = [][]float64{{m.VarX, m.CovXY}, {m.CovXY, m.VarY}}
+				own = append(own, c.SumY)
+				ownSq = [][]*big.Int{{c.SumSq, c.SumXY}, {c.SumXY, c.SumY2}}
 			}
 			if withC {
-				names = append(names, m.MeanC)
+				own = append(own, c.SumC)
 				if v.kind == stats.Ratio {
-					cov = [][]float64{{m.VarX, m.CovXY, m.CovXC}, {m.CovXY, m.VarY, m.CovYC}, {m.CovXC, m.CovYC, m.VarC}}
+					ownSq = [][]*big.Int{{c.SumSq, c.SumXY, c.SumXC}, {c.SumXY, c.SumY2, c.SumYC}, {c.SumXC, c.SumYC, c.SumC2}}
 				} else {
-					cov = [][]float64{{m.VarX, m.CovXC}, {m.CovXC, m.VarC}}
+					ownSq = [][]*big.Int{{c.SumSq, c.SumXC}, {c.SumXC, c.SumC2}}
 				}
 			}
-			p := len(names)
-			am := stats.ArmMoments{N: float64(c.N), Mean: names, Cov: make([]float64, p*p)}
-			for r := range p {
-				copy(am.Cov[r*p:], cov[r])
+			// ownPart names each own component's cross-moment sum with a
+			// covariate metric: x·c_k, y·c_k, c·c_k.
+			ownPart := []string{"x"}
+			if v.kind == stats.Ratio {
+				ownPart = append(ownPart, "y")
+			}
+			if withC {
+				ownPart = append(ownPart, "c")
+			}
+			for i := range own {
+				comps = append(comps, comp{sum: own[i], prod: func(j int) (*big.Int, error) {
+					if j < len(own) {
+						return ownSq[i][j], nil
+					}
+					return v.crossSum(c, v.metric.Name, others[j-len(own)], ownPart[i])
+				}})
+			}
+			for oi, name := range others {
+				oc, ok := v.cells[cellKey{c.Cohort, c.Variant, name}]
+				if !ok || oc.SumC == nil || oc.N != c.N {
+					return nil, fmt.Errorf("persona %s, variant %s: no cell of %s over the same units", v.leafNames[k], v.spec.Variants[a].Name, name)
+				}
+				comps = append(comps, comp{sum: oc.SumC, prod: func(j int) (*big.Int, error) {
+					switch {
+					case j < len(own):
+						return v.crossSum(c, v.metric.Name, name, ownPart[j])
+					case j-len(own) == oi:
+						return oc.SumC2, nil
+					}
+					return v.crossSum(c, name, others[j-len(own)], "c")
+				}})
+			}
+			p := len(comps)
+			am := stats.ArmMoments{N: float64(c.N), Mean: make([]float64, p), Cov: make([]float64, p*p)}
+			for i := range comps {
+				am.Mean[i] = exactMean(c.N, v.scale, comps[i].sum)
+				for j := range comps {
+					ab, err := comps[i].prod(j)
+					if err != nil {
+						return nil, fmt.Errorf("persona %s, variant %s: %w", v.leafNames[k], v.spec.Variants[a].Name, err)
+					}
+					am.Cov[i*p+j] = exactCov(c.N, v.scale, ab, comps[i].sum, comps[j].sum)
+				}
 			}
 			out[a] = append(out[a], am)
 		}
 	}
-	return out
+	return out, nil
+}
+
+// crossSum returns the sum over cell c's units of metric a's part (x, y or
+// c) times metric b's pre-period value, from the cross-moment cell of
+// (a, b) — or of (b, a) for two pre-period values, whose product is
+// symmetric. An empty cell's sum is zero.
+func (v *vrMetric) crossSum(c engine.Cell, a, b, part string) (*big.Int, error) {
+	if c.N == 0 {
+		return new(big.Int), nil
+	}
+	x, ok := v.cross[crossKey{c.Cohort, c.Variant, a, b}]
+	if !ok && part == "c" {
+		x, ok = v.cross[crossKey{c.Cohort, c.Variant, b, a}]
+	}
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("no cross-moments of %s and %s's pre-period value", a, b)
+	case x.Overflow:
+		return nil, fmt.Errorf("the cross-moments of %s and %s's pre-period value could exceed 128 bits", a, b)
+	case x.N != c.N:
+		return nil, fmt.Errorf("cross-moments of %s and %s over %d units, the cell has %d", a, b, x.N, c.N)
+	}
+	switch part {
+	case "x":
+		return x.SumXC, nil
+	case "y":
+		return x.SumYC, nil
+	}
+	return x.SumCC, nil
 }
 
 // linearised returns the leaf moments with a ratio's (x, y) replaced by
@@ -293,8 +387,11 @@ func (v *vrMetric) linearised(leaves [][]stats.ArmMoments) ([][]stats.ArmMoments
 // postStratify is stats.PostStratify on the persona leaves of the control
 // and treatment i.
 func (v *vrMetric) postStratify(i int, row *AdjustedRow) error {
-	leaves, err := v.linearised(v.leafMoments(false))
+	leaves, err := v.leafMoments(false, nil)
 	if err != nil {
+		return err
+	}
+	if leaves, err = v.linearised(leaves); err != nil {
 		return err
 	}
 	strata := make([][2]stats.Cell, len(leaves[0]))
@@ -319,12 +416,19 @@ func (v *vrMetric) postStratify(i int, row *AdjustedRow) error {
 // every arm).
 func (v *vrMetric) regression(i int, covariates []string, row *AdjustedRow) error {
 	withC, withP := false, false
+	var others []string
 	for _, c := range covariates {
 		withC = withC || c == expspec.CovariatePrePeriod
 		withP = withP || c == expspec.CovariatePersona
+		if k, ok := expspec.OtherPrePeriod(c); ok {
+			others = append(others, k)
+		}
 	}
-	leaves, err := v.linearised(v.leafMoments(withC))
+	leaves, err := v.leafMoments(withC, others)
 	if err != nil {
+		return err
+	}
+	if leaves, err = v.linearised(leaves); err != nil {
 		return err
 	}
 	var groups [][]int

@@ -73,7 +73,7 @@ func vrRows(t *testing.T, units []vrUnit) map[string]AdjustedRow {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := VarianceReductions(spec, complete)
+	rows, err := VarianceReductions(spec, complete, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,5 +237,151 @@ func TestVarianceReductionLabels(t *testing.T) {
 	}
 	if r := rows["regression[pre_period]"]; !strings.Contains(r.Status, "variant treatment") {
 		t.Errorf("regression with one treatment unit: status %q, want it to name variant treatment", r.Status)
+	}
+}
+
+const vrOtherSpec = `version: 1
+experiment: vr
+inputs: {traces: [t.parquet], events: [e.parquet]}
+window: {start: 2026-11-16, end: 2026-11-20}
+variants:
+  - {name: control, allocation: 0.5, control: true}
+  - {name: treatment, allocation: 0.5}
+templates: {traces: v8, assignment: v5, events: v7, unit_metrics: v5, sufstats: v3, quality: v4, crossmoments: v1}
+cohorts: {dimension: persona, taxonomy: [a, b, c]}
+metrics:
+  - {name: spend, kind: mean, event: buy, aggregate: sum, clamp: {lower: -1000, upper: 1000}, variance_reduction: [{method: regression, covariates: [COVS]}]}
+  - {name: visits, kind: mean, event: visit, aggregate: sum, clamp: {lower: -1000, upper: 1000}}
+statistics:
+  fixed_point_decimals: 0
+  cuped: {lookback_days: 2}
+privacy: {enabled: false}
+`
+
+// TestOtherPrePeriodMoments: a regression of spend on visits' pre-period
+// value (pre_period:visits, moments assembled from visits' cells and the
+// cross-moment cells) equals the regression of spend on its own pre-period
+// value (pre_period) when that value is set to visits' for every unit; the
+// planted covariate removes most of the variance; a missing or overflowed
+// cross-moment cell makes the row say which leaf and why.
+func TestOtherPrePeriodMoments(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	type unit struct {
+		leaf, arm             string
+		spend, cs, visits, cv int64
+	}
+	var units []unit
+	for range 600 {
+		leaf := []string{"a", "b", "c"}[rng.IntN(3)]
+		arm := []string{"control", "treatment"}[rng.IntN(2)]
+		cv := int64(rng.IntN(40))
+		spend := 3*cv + int64(rng.IntN(15))
+		if arm == "treatment" {
+			spend += 4
+		}
+		units = append(units, unit{leaf, arm, spend, int64(rng.IntN(30)), int64(rng.IntN(50)), cv})
+	}
+	cellsOf := func(ownC func(u unit) int64) ([]engine.Cell, []engine.CrossCell) {
+		idx := map[[3]string]*engine.Cell{}
+		cross := map[[2]string]*engine.CrossCell{}
+		var order [][3]string
+		var corder [][2]string
+		add := func(u unit, metric string, x, c int64) {
+			k := [3]string{u.leaf, u.arm, metric}
+			cl := idx[k]
+			if cl == nil {
+				nc := engine.NewCell(u.leaf, u.arm, metric)
+				cl = &nc
+				idx[k] = cl
+				order = append(order, k)
+			}
+			cl.N++
+			bx, bc := big.NewInt(x), big.NewInt(c)
+			cl.Sum.Add(cl.Sum, bx)
+			cl.SumSq.Add(cl.SumSq, new(big.Int).Mul(bx, bx))
+			cl.SumC.Add(cl.SumC, bc)
+			cl.SumC2.Add(cl.SumC2, new(big.Int).Mul(bc, bc))
+			cl.SumXC.Add(cl.SumXC, new(big.Int).Mul(bx, bc))
+		}
+		for _, u := range units {
+			add(u, "spend", u.spend, ownC(u))
+			add(u, "visits", u.visits, u.cv)
+			k := [2]string{u.leaf, u.arm}
+			x := cross[k]
+			if x == nil {
+				x = &engine.CrossCell{Experiment: "vr", Cohort: u.leaf, Variant: u.arm, MetricA: "spend", MetricB: "visits", SumXC: new(big.Int), SumYC: new(big.Int), SumCC: new(big.Int)}
+				cross[k] = x
+				corder = append(corder, k)
+			}
+			x.N++
+			x.SumXC.Add(x.SumXC, big.NewInt(u.spend*u.cv))
+			x.SumCC.Add(x.SumCC, big.NewInt(ownC(u)*u.cv))
+		}
+		var cells []engine.Cell
+		for _, k := range order {
+			cells = append(cells, *idx[k])
+		}
+		var crossCells []engine.CrossCell
+		for _, k := range corder {
+			crossCells = append(crossCells, *cross[k])
+		}
+		return cells, crossCells
+	}
+	run := func(covs string, ownC func(u unit) int64, edit func([]engine.CrossCell) []engine.CrossCell) AdjustedRow {
+		t.Helper()
+		text := strings.Replace(vrOtherSpec, "COVS", covs, 1)
+		if !strings.Contains(covs, ":") {
+			text = strings.Replace(text, ", crossmoments: v1", "", 1)
+		}
+		spec, err := expspec.ParseSpec("vr.yaml", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cells, cross := cellsOf(ownC)
+		complete, err := CompleteCells(spec, cells)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if edit != nil {
+			cross = edit(cross)
+		}
+		rows, err := VarianceReductions(spec, complete, cross)
+		if err != nil || len(rows) != 1 {
+			t.Fatalf("%v, %d rows", err, len(rows))
+		}
+		return rows[0]
+	}
+	other := run("pre_period:visits", func(u unit) int64 { return u.cs }, nil)
+	own := run("pre_period", func(u unit) int64 { return u.cv }, nil)
+	if other.Status != "ok" || own.Status != "ok" {
+		t.Fatalf("status %q / %q", other.Status, own.Status)
+	}
+	for _, f := range []struct {
+		name string
+		a, b *float64
+	}{{"estimate", other.Estimate, own.Estimate}, {"se", other.SE, own.SE}, {"df", other.DF, own.DF}, {"p", other.PValue, own.PValue}} {
+		if math.Abs(*f.a-*f.b) > 1e-12*math.Max(1, math.Abs(*f.b)) {
+			t.Errorf("%s: pre_period:visits %v, pre_period set to visits' %v", f.name, *f.a, *f.b)
+		}
+	}
+	if *other.VarianceReduction < 0.8 {
+		t.Errorf("variance removed %v: the planted covariate explains most of spend", *other.VarianceReduction)
+	}
+	// Both covariates: more than either alone is not guaranteed, but the
+	// pair must be estimable and at least as good as the weak one.
+	both := run("pre_period, pre_period:visits", func(u unit) int64 { return u.cs }, nil)
+	if both.Status != "ok" || *both.VarianceReduction < *other.VarianceReduction-0.01 {
+		t.Errorf("both covariates: %q %v", both.Status, both.VarianceReduction)
+	}
+	missing := run("pre_period:visits", func(u unit) int64 { return u.cs }, func(c []engine.CrossCell) []engine.CrossCell { return c[1:] })
+	if !strings.HasPrefix(missing.Status, "not estimated: persona ") || !strings.Contains(missing.Status, "no cross-moments of spend and visits's pre-period value") || missing.Estimate != nil {
+		t.Errorf("missing cross cell: %q", missing.Status)
+	}
+	overflow := run("pre_period:visits", func(u unit) int64 { return u.cs }, func(c []engine.CrossCell) []engine.CrossCell {
+		c[0].Overflow, c[0].SumXC, c[0].SumYC, c[0].SumCC = true, nil, nil, nil
+		return c
+	})
+	if !strings.HasPrefix(overflow.Status, "not estimated: persona ") || !strings.Contains(overflow.Status, "could exceed 128 bits") || overflow.Estimate != nil {
+		t.Errorf("overflowed cross cell: %q", overflow.Status)
 	}
 }

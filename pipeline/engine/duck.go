@@ -76,6 +76,9 @@ type Session struct {
 	// Interactions are the interaction cells of the last RunSQL, by
 	// experiment (interactions.go); nil when no spec pins the template.
 	Interactions map[string][]InteractionCell `json:"-" yaml:"-"`
+	// CrossMoments are the cross-moment cells of the last RunSQL, by
+	// experiment (crossmoments.go); nil when no spec pins the template.
+	CrossMoments map[string][]CrossCell `json:"-" yaml:"-"`
 }
 
 func OpenSession(ctx context.Context, e Engine, fsys fs.FS) (*Session, error) {

@@ -247,6 +247,11 @@ func params(spec *expspec.Spec, traces, events []intake.InputFile) map[string]an
 	p["m_attr_us"] = mAttr
 	p["m_hist"] = mHist // histograms@v2
 	p["used_exp"], p["used_event"], p["used_attr_us"] = usedExp, used, usedAttr
+	var cmExp, cmA, cmB []string
+	for _, pr := range spec.CrossMomentPairs() {
+		cmExp, cmA, cmB = append(cmExp, spec.Experiment), append(cmA, pr[0]), append(cmB, pr[1])
+	}
+	p["cm_exp"], p["cm_a"], p["cm_b"] = NonNil(cmExp), NonNil(cmA), NonNil(cmB) // crossmoments@v1
 	return p
 }
 
@@ -411,6 +416,11 @@ func (s *Session) RunSQL(ctx context.Context, specs []*expspec.Spec, tmpls []Ren
 	}
 	if r, ok := byName["interactions"]; ok {
 		if s.Interactions, err = s.readInteractions(ctx, r, p, want); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if r, ok := byName["crossmoments"]; ok {
+		if s.CrossMoments, err = s.readCrossMoments(ctx, r, p, want); err != nil {
 			return nil, nil, nil, err
 		}
 	}

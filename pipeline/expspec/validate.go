@@ -49,6 +49,7 @@ func (s *Spec) Validate() error {
 		s.validateSharding,
 		s.validateQuantiles,
 		s.validateInteractions,
+		s.validateCrossMoments,
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {

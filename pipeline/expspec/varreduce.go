@@ -37,11 +37,115 @@ const (
 	VRRegression   = "regression"
 )
 
-// Regression covariates and post-stratification strata.
+// Regression covariates and post-stratification strata. A regression may
+// also adjust for another metric's pre-period value, pre_period:<metric>
+// (its value over statistics.cuped's lookback, as that metric's CUPED
+// covariate), whose cross-moments with this metric the crossmoments
+// template computes.
 const (
 	CovariatePrePeriod = "pre_period"
 	CovariatePersona   = "persona"
+
+	covariatePrePeriodOf = "pre_period:"
 )
+
+// OtherPrePeriod returns the metric whose pre-period value a covariate
+// pre_period:<metric> names, and whether c is one.
+func OtherPrePeriod(c string) (string, bool) {
+	return strings.CutPrefix(c, covariatePrePeriodOf)
+}
+
+// validateOtherPrePeriod checks a covariate pre_period:<name> of the
+// variance_reduction list at key: listed under a metric, naming another
+// mean or proportion metric of the spec, with statistics.cuped (which
+// defines every metric's pre-period), over the single-join unit values the
+// crossmoments template reads.
+func (s *Spec) validateOtherPrePeriod(key, ck, name string) error {
+	own := s.metricAt(key)
+	if own == "" {
+		return s.errf(ck, "another metric's pre-period value is a covariate of one metric: list it in that metric's variance_reduction, not in statistics.variance_reduction")
+	}
+	if name == own {
+		return s.errf(ck, "%q is this metric: its own pre-period value is the covariate pre_period", name)
+	}
+	i := slices.IndexFunc(s.Metrics, func(m Metric) bool { return m.Name == name })
+	if i < 0 {
+		var names []string
+		for _, m := range s.Metrics {
+			if m.Name != own {
+				names = append(names, m.Name)
+			}
+		}
+		return s.errf(ck, "no metric named %q in this spec (other metrics: %s)", name, strings.Join(names, ", "))
+	}
+	if m := s.Metrics[i]; (m.Kind != "mean" && m.Kind != "proportion") || m.Cap != nil {
+		return s.errf(ck, "%s is a %s metric%s: a covariate is a mean or proportion metric's pre-period value, one number per unit", name, m.Kind, map[bool]string{true: " with a percentile cap", false: ""}[m.Cap != nil])
+	}
+	if s.Statistics.CUPED == nil {
+		return s.errf(ck, "a pre-period value is a metric over statistics.cuped's lookback; set statistics.cuped")
+	}
+	return nil
+}
+
+// CrossMomentPairs lists the (metric, covariate metric) pairs whose
+// cross-moments the crossmoments template computes: for every regression
+// with covariates pre_period:<k…>, the metric with each k (its x, y and c
+// times k's pre-period value: an ordered pair), and each two of its k with
+// each other (only their pre-period values meet: either order serves), in
+// the order listed, each once.
+func (s *Spec) CrossMomentPairs() [][2]string {
+	var out [][2]string
+	for _, m := range s.Metrics {
+		for _, v := range m.VarianceReduction {
+			var others []string
+			for _, c := range v.Covariates {
+				if k, ok := OtherPrePeriod(c); ok {
+					others = append(others, k)
+				}
+			}
+			for i, k := range others {
+				if !slices.Contains(out, [2]string{m.Name, k}) {
+					out = append(out, [2]string{m.Name, k})
+				}
+				for _, k2 := range others[:i] {
+					if !slices.Contains(out, [2]string{k2, k}) && !slices.Contains(out, [2]string{k, k2}) {
+						out = append(out, [2]string{k2, k})
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// validateCrossMoments checks templates.crossmoments: pinned exactly when
+// a regression adjusts for another metric's pre-period value, as v1, over
+// the single-join layout (unit_metrics@v4/v5's unit values, sufstats@v3's
+// rule for units without events, assignment@v4/v5's unit ids).
+func (s *Spec) validateCrossMoments() error {
+	v, pinned := s.Templates["crossmoments"]
+	pairs := s.CrossMomentPairs()
+	switch {
+	case len(pairs) == 0 && pinned:
+		return s.errf("templates.crossmoments", "pinned, but no regression lists another metric's pre-period value (pre_period:<metric>); remove it")
+	case len(pairs) == 0:
+		return nil
+	case !pinned:
+		return s.errf("templates.crossmoments", "required by covariate %s%s: pin crossmoments: v1", covariatePrePeriodOf, pairs[0][1])
+	case v != "v1":
+		return s.errf("templates.crossmoments", "want v1, got %q", v)
+	}
+	if um := s.Templates["unit_metrics"]; um != "v4" && um != "v5" {
+		return s.errf("templates.unit_metrics", "crossmoments@v1 reads the per-unit values of unit_metrics@v4 or v5 (the single-join layout), not unit_metrics@%s", um)
+	}
+	if ss := s.Templates["sufstats"]; ss != "v3" {
+		return s.errf("templates.sufstats", "crossmoments@v1 pairs with sufstats@v3's cells (its rule for units without events), not sufstats@%s", ss)
+	}
+	if a := s.Templates["assignment"]; a != "v4" && a != "v5" {
+		return s.errf("templates.assignment", "crossmoments@v1 reads assignment@v4 or v5's table (one row per unit, uid), not assignment@%s", a)
+	}
+	return nil
+}
 
 // VarianceReduction is one variance-reduced estimate of a metric.
 type VarianceReduction struct {
@@ -190,12 +294,16 @@ func (s *Spec) validateVR(key string, v *VarianceReduction) error {
 				return s.errf(ck, "pre_period is the metric's value over statistics.cuped's lookback; set statistics.cuped")
 			}
 		case c == CovariatePersona:
+		case strings.HasPrefix(c, covariatePrePeriodOf):
+			if err := s.validateOtherPrePeriod(key, ck, strings.TrimPrefix(c, covariatePrePeriodOf)); err != nil {
+				return err
+			}
 		case c != "" && s.metricAt(key) == c:
 			return s.errf(ck, "%q is this metric: its own pre-period value is the covariate pre_period", c)
-		case strings.HasPrefix(c, "pre_period:") || slices.ContainsFunc(s.Metrics, func(m Metric) bool { return m.Name == c }):
-			return s.errf(ck, "%q: another metric's pre-period value is not supported yet (it needs cross-moments between metrics, a new sufstats version); use pre_period (this metric's own) and persona", c)
+		case slices.ContainsFunc(s.Metrics, func(m Metric) bool { return m.Name == c }):
+			return s.errf(ck, "%q is a metric, not a covariate: its pre-period value is the covariate %s%s", c, covariatePrePeriodOf, c)
 		default:
-			return s.errf(ck, "unknown covariate %q: want %s or %s", c, CovariatePrePeriod, CovariatePersona)
+			return s.errf(ck, "unknown covariate %q: want %s, %s<metric> (another metric's pre-period value) or %s", c, CovariatePrePeriod, covariatePrePeriodOf, CovariatePersona)
 		}
 		if seen[c] {
 			return s.errf(ck, "%s is listed twice", c)

@@ -58,8 +58,13 @@ func TestVarianceReductionErrors(t *testing.T) {
 	}{
 		{"unknown method", cuped, "[{method: cupd}]", "metrics[1].variance_reduction[0].method", `want cuped, poststratify or regression, got "cupd"`},
 		{"cuped without statistics.cuped", "statistics: {}", "[{method: cuped}]", "metrics[1].variance_reduction[0].method", "set statistics.cuped"},
-		{"typo in covariate", cuped, "[{method: regression, covariates: [pre_perod]}]", "metrics[1].variance_reduction[0].covariates[0]", `unknown covariate "pre_perod": want pre_period or persona`},
-		{"other metric's pre-period", cuped, "[{method: regression, covariates: [converted]}]", "metrics[1].variance_reduction[0].covariates[0]", "not supported yet"},
+		{"typo in covariate", cuped, "[{method: regression, covariates: [pre_perod]}]", "metrics[1].variance_reduction[0].covariates[0]", `unknown covariate "pre_perod": want pre_period, pre_period:<metric>`},
+		{"other metric by bare name", cuped, "[{method: regression, covariates: [converted]}]", "metrics[1].variance_reduction[0].covariates[0]", "is a metric, not a covariate: its pre-period value is the covariate pre_period:converted"},
+		{"typo in other metric", cuped, "[{method: regression, covariates: [pre_period:convertd]}]", "metrics[1].variance_reduction[0].covariates[0]", `no metric named "convertd" in this spec (other metrics: converted)`},
+		{"own pre-period by name", cuped, "[{method: regression, covariates: [pre_period:revenue]}]", "metrics[1].variance_reduction[0].covariates[0]", "is this metric"},
+		{"other pre-period without cuped", "statistics: {}", "[{method: regression, covariates: [pre_period:converted]}]", "metrics[1].variance_reduction[0].covariates[0]", "set statistics.cuped"},
+		{"other pre-period in the default", "statistics: {cuped: {lookback_days: 2}, variance_reduction: [{method: regression, covariates: [pre_period:converted]}]}", "", "statistics.variance_reduction[0].covariates[0]", "list it in that metric's variance_reduction"},
+		{"other pre-period without the template", cuped, "[{method: regression, covariates: [pre_period:converted]}]", "templates.crossmoments", "pin crossmoments: v1"},
 		{"no covariates", cuped, "[{method: regression}]", "metrics[1].variance_reduction[0].covariates", "at least one"},
 		{"pre_period without cuped", "statistics: {}", "[{method: regression, covariates: [pre_period]}]", "metrics[1].variance_reduction[0].covariates[0]", "set statistics.cuped"},
 		{"duplicate covariate", cuped, "[{method: regression, covariates: [persona, persona]}]", "metrics[1].variance_reduction[0].covariates[1]", "listed twice"},
@@ -151,5 +156,56 @@ func TestVarianceReductionSkipsQuantilesAndCaps(t *testing.T) {
 		if code := pipeline.ExitCode(err); code != 78 {
 			t.Errorf("%s: exit code %d, want 78", tc.file, code)
 		}
+	}
+}
+
+// TestOtherPrePeriodCovariate: a regression on another metric's pre-period
+// value needs crossmoments@v1 over the single-join layout, lists the
+// (metric, covariate) pairs the template computes, and refuses sharding.
+func TestOtherPrePeriodCovariate(t *testing.T) {
+	keyed := strings.Replace(vrSpec, "templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v2, sufstats: v2, quality: v1}",
+		"templates: {traces: v8, assignment: v5, events: v7, unit_metrics: v5, sufstats: v3, quality: v4, crossmoments: v1}", 1)
+	keyed = strings.Replace(keyed, "STATS", "statistics: {cuped: {lookback_days: 2}}", 1)
+	withVR := func(s, conv, rev string) string {
+		s = strings.Replace(s, "{name: converted, kind: proportion, event: purchase}", "{name: converted, kind: proportion, event: purchase"+conv+"}", 1)
+		return strings.Replace(s, revenueLine, "clamp: {lower: 0, upper: 1000}"+rev+"}", 1)
+	}
+	s, err := expspec.ParseSpec("specs/x.yaml", []byte(withVR(keyed, "",
+		", variance_reduction: [{method: regression, covariates: [pre_period, pre_period:converted, persona]}]")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CrossMomentPairs(); len(got) != 1 || got[0] != [2]string{"revenue", "converted"} {
+		t.Errorf("pairs %v, want [revenue converted]", got)
+	}
+	if got := s.VarianceReductionOf(s.Metrics[1])[0].Label(); got != "regression[pre_period+pre_period:converted+persona]" {
+		t.Errorf("label %q", got)
+	}
+	var se *expspec.SpecError
+	if err := s.ShardableError(); !errors.As(err, &se) || se.Key != "templates.crossmoments" || !strings.Contains(err.Error(), "run this spec unsharded") {
+		t.Errorf("sharding: %v", err)
+	}
+	// Each metric adjusting for the other: both ordered pairs (x·c needs
+	// the metric's own x with the other's c).
+	s, err = expspec.ParseSpec("specs/x.yaml", []byte(withVR(keyed,
+		", variance_reduction: [{method: regression, covariates: [pre_period:revenue]}]",
+		", variance_reduction: [{method: regression, covariates: [pre_period:converted]}]")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CrossMomentPairs(); len(got) != 2 || got[0] != [2]string{"converted", "revenue"} || got[1] != [2]string{"revenue", "converted"} {
+		t.Errorf("pairs %v, want both orders", got)
+	}
+	for _, tc := range []struct{ name, spec, key, msg string }{
+		{"pinned without need", keyed, "templates.crossmoments", "pinned, but no regression lists another metric's pre-period value"},
+		{"wrong version", withVR(strings.Replace(keyed, "crossmoments: v1", "crossmoments: v2", 1), "", ", variance_reduction: [{method: regression, covariates: [pre_period:converted]}]"), "templates.crossmoments", `want v1, got "v2"`},
+		{"old layout", withVR(strings.Replace(strings.Replace(vrSpec, "STATS", "statistics: {cuped: {lookback_days: 2}}", 1), "quality: v1}", "quality: v1, crossmoments: v1}", 1), "", ", variance_reduction: [{method: regression, covariates: [pre_period:converted]}]"), "templates.unit_metrics", "not unit_metrics@v2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := expspec.ParseSpec("specs/x.yaml", []byte(tc.spec))
+			if !errors.As(err, &se) || se.Key != tc.key || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("got %v; want key %q containing %q", err, tc.key, tc.msg)
+			}
+		})
 	}
 }
