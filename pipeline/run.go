@@ -194,6 +194,8 @@ type job struct {
 	// crossCells are the pass's cross-moment cells of the experiment
 	// (another metric's pre-period value as a regression covariate).
 	crossCells []engine.CrossCell
+	// drill are the pass's drill-down dimensions of the experiment.
+	drill []engine.DrillDimension
 }
 
 func (j *job) phase(name string, t0 time.Time) {
@@ -482,6 +484,11 @@ func groupKey(spec *expspec.Spec, traces, events []intake.InputFile) string {
 	for _, e := range slices.Sorted(maps.Keys(used)) {
 		fmt.Fprintf(h, "event %q\n", e)
 	}
+	// drilldown@v1 is rendered with the dimensions' columns: specs share a
+	// pass only when they drill down on the same.
+	if d := spec.DrillDimensions(); len(d) > 0 {
+		fmt.Fprintf(h, "drilldown %q\n", d)
+	}
 	// A declared sort order is checked once per group: specs share a pass
 	// only when they declare the same.
 	for _, role := range slices.Sorted(maps.Keys(spec.Inputs.SortedBy)) {
@@ -553,9 +560,22 @@ func inspectGroup(ctx context.Context, jobs []*job, opts Options) (*groupState, 
 			}
 		}
 	}
+	for i, d := range first.spec.DrillDimensions() {
+		if !slices.ContainsFunc(st.traces, func(f intake.InputFile) bool { _, ok := f.Columns[d]; return ok }) {
+			sess.Close()
+			return nil, &expspec.SpecError{File: first.spec.Path(), Key: fmt.Sprintf("drilldowns.dimensions[%d]", i),
+				Err: fmt.Errorf("names column %q, which no traces file has (%s has %s); name a column as the Parquet files spell it", d, st.traces[0].Path, strings.Join(slices.Sorted(maps.Keys(st.traces[0].Columns)), ", "))}
+		}
+	}
+	// A column some files lack is a data error naming the file.
+	if err := intake.CheckDrillColumns(st.traces, first.spec.DrillDimensions()); err != nil {
+		sess.Close()
+		return nil, err
+	}
 	data := engine.RenderData{
 		Traces: intake.ColumnsFor(st.traces, intake.TraceContract, first.spec.Inputs.Columns.Traces),
 		Events: intake.ColumnsFor(st.events, intake.EventContract, first.spec.Inputs.Columns.Events),
+		Drill:  first.spec.DrillDimensions(),
 	}
 	if st.tmpls, st.recs, err = engine.LoadTemplates(opts.Queries, first.spec, data); err != nil {
 		sess.Close()
@@ -648,6 +668,7 @@ type passResult struct {
 	perExp  map[string]error
 	ix      map[string][]engine.InteractionCell
 	cross   map[string][]engine.CrossCell
+	drill   map[string][]engine.DrillDimension
 }
 
 // runPass runs the group's templates once for all its experiments and, when
@@ -658,7 +679,7 @@ func runPass(ctx context.Context, st *groupState, specs []*expspec.Spec, all []i
 	p["ix_exp"], p["ix_partner"] = engine.NonNil(st.ixExp), engine.NonNil(st.ixPartner)
 	cells, quality, perExp, err := st.sess.RunSQL(ctx, specs, st.tmpls, p, progress)
 	if err == nil {
-		return passResult{cells, quality, perExp, st.sess.Interactions, st.sess.CrossMoments}, nil
+		return passResult{cells, quality, perExp, st.sess.Interactions, st.sess.CrossMoments, st.sess.Drilldowns}, nil
 	}
 	if t := engine.TransientOrNil(ctx, err); t != nil {
 		return passResult{}, t
@@ -737,6 +758,7 @@ func (j *job) takePass(st *groupState, pass passResult, scan engine.Scan, inspec
 	j.cells, j.quality, j.err = pass.cells[exp], pass.quality[exp], pass.perExp[exp]
 	j.ixCells = pass.ix[exp]
 	j.crossCells = pass.cross[exp]
+	j.drill = pass.drill[exp]
 	j.recs, j.duck, j.execSet, j.scan = st.recs, st.duck, st.execSet, scan
 	for _, f := range j.traces {
 		j.quality.TraceRowsRead += f.Rows
@@ -834,6 +856,10 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	drill, err := analysis.Drilldowns(spec, j.drill, date)
+	if err != nil {
+		return nil, err
+	}
 	j.phase("statistics", t0)
 
 	expDir := filepath.Join(opts.OutDir, spec.OutputName()) // locked since prepare
@@ -855,7 +881,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	rel := exactRelease{rows: rows, adjusted: adjusted, interactions: interactions, decisions: decisions, checks: checks, baseline: baseline, criteria: criteria, history: history, nightly: nightly,
+	rel := exactRelease{rows: rows, adjusted: adjusted, interactions: interactions, drill: drill, decisions: decisions, checks: checks, baseline: baseline, criteria: criteria, history: history, nightly: nightly,
 		privacy: publish.PrivacyInfo{Enabled: false, Note: "not differentially private: privacy is off in the spec, so these are exact numbers"}}
 	final := filepath.Join(expDir, date)
 	if err := j.commitExact(ctx, opts, final, rel); err != nil {
@@ -894,13 +920,15 @@ type exactRelease struct {
 	adjusted []analysis.AdjustedRow // variance-reduced estimates (nil: none listed)
 	// interactions are the interaction tests (nil: the spec lists none).
 	interactions []analysis.InteractionRow
-	decisions    analysis.Decisions
-	checks       []analysis.Check
-	baseline     *analysis.Baseline
-	criteria     json.RawMessage
-	history      *analysis.CriteriaHistory
-	nightly      *publish.Nightly
-	privacy      publish.PrivacyInfo
+	// drill are the drill-down rows (nil: the spec has no drilldowns).
+	drill     []analysis.DrillRow
+	decisions analysis.Decisions
+	checks    []analysis.Check
+	baseline  *analysis.Baseline
+	criteria  json.RawMessage
+	history   *analysis.CriteriaHistory
+	nightly   *publish.Nightly
+	privacy   publish.PrivacyInfo
 }
 
 // commitExact renders and encodes an exact run's outputs and commits them
@@ -912,7 +940,7 @@ func (j *job) commitExact(ctx context.Context, opts Options, final string, rel e
 	page, err := report.Render(publish.BuildReport(publish.ReportInput{
 		Spec: spec, Date: date, Rows: rel.rows, Decisions: rel.decisions, Checks: rel.checks, Privacy: rel.privacy,
 		Templates: j.recs, Digest: digest, SpecHash: j.specHash, DuckDB: j.duck.Version, Nightly: rel.nightly,
-		Adjusted: rel.adjusted, Interactions: rel.interactions,
+		Adjusted: rel.adjusted, Interactions: rel.interactions, Drilldown: rel.drill,
 	}))
 	if err != nil {
 		return fmt.Errorf("report.html: %w", err)
@@ -926,6 +954,10 @@ func (j *job) commitExact(ctx context.Context, opts Options, final string, rel e
 		return err
 	}
 	files, err = publish.WithInteractions(files, publish.RowStamp{Name: spec.OutputName(), Date: date, SpecHash: j.specHash}, rel.interactions)
+	if err != nil {
+		return err
+	}
+	files, err = publish.WithDrilldown(files, publish.RowStamp{Name: spec.OutputName(), Date: date, SpecHash: j.specHash}, rel.drill)
 	if err != nil {
 		return err
 	}

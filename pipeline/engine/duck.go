@@ -79,6 +79,9 @@ type Session struct {
 	// CrossMoments are the cross-moment cells of the last RunSQL, by
 	// experiment (crossmoments.go); nil when no spec pins the template.
 	CrossMoments map[string][]CrossCell `json:"-" yaml:"-"`
+	// Drilldowns are the drill-down dimensions of the last RunSQL, by
+	// experiment (drilldown.go); nil when no spec pins the template.
+	Drilldowns map[string][]DrillDimension `json:"-" yaml:"-"`
 }
 
 func OpenSession(ctx context.Context, e Engine, fsys fs.FS) (*Session, error) {

@@ -146,6 +146,10 @@ func (q *Quality) fields() map[string]*int64 {
 type RenderData struct {
 	Traces queries.Columns
 	Events queries.Columns
+	// Drill are the drill-down dimensions' trace columns (drilldown@v1),
+	// validated identifiers, each in every trace file; the specs of a pass
+	// share them (the group key includes them).
+	Drill []string
 }
 
 // LoadTemplates loads and renders the spec's pinned templates in execution
@@ -252,6 +256,10 @@ func params(spec *expspec.Spec, traces, events []intake.InputFile) map[string]an
 		cmExp, cmA, cmB = append(cmExp, spec.Experiment), append(cmA, pr[0]), append(cmB, pr[1])
 	}
 	p["cm_exp"], p["cm_a"], p["cm_b"] = NonNil(cmExp), NonNil(cmA), NonNil(cmB) // crossmoments@v1
+	p["drill_exp"], p["drill_max"] = []string{}, []int64{}                      // drilldown@v1
+	if spec.Drilldowns != nil {
+		p["drill_exp"], p["drill_max"] = []string{spec.Experiment}, []int64{int64(spec.DrillMaxValues())}
+	}
 	return p
 }
 
@@ -421,6 +429,11 @@ func (s *Session) RunSQL(ctx context.Context, specs []*expspec.Spec, tmpls []Ren
 	}
 	if r, ok := byName["crossmoments"]; ok {
 		if s.CrossMoments, err = s.readCrossMoments(ctx, r, p, want); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if r, ok := byName["drilldown"]; ok {
+		if s.Drilldowns, err = s.readDrilldown(ctx, r, p, want, specs[0].DrillDimensions()); err != nil {
 			return nil, nil, nil, err
 		}
 	}

@@ -72,6 +72,9 @@ type Spec struct {
 	// same run whose arms this experiment's effects are tested against
 	// (interactions.go): optional.
 	Interactions *Interactions `yaml:"interactions,omitempty" json:"interactions,omitempty"`
+	// Drilldowns names trace columns whose values slice the analysis
+	// (drilldown.go): optional.
+	Drilldowns *Drilldowns `yaml:"drilldowns,omitempty" json:"drilldowns,omitempty"`
 
 	// path is the file the spec was read from (for error messages and for
 	// resolving relative globs); it is not part of the pinned content.

@@ -460,3 +460,27 @@ func afterDate(path, date string) bool {
 	}
 	return false
 }
+
+// drillTypes are the column types a drill-down dimension may have: its
+// values are compared as text (VARCHAR), so only types whose text is the
+// value itself.
+var drillTypes = []string{"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+
+// CheckDrillColumns checks that every trace file has every drill-down
+// dimension column (named as the file spells it) with a type in
+// drillTypes: a misspelt column is an error naming the file, the column
+// and what was expected, never a dimension of NULLs.
+func CheckDrillColumns(traces []InputFile, dims []string) error {
+	for _, f := range traces {
+		for _, d := range dims {
+			typ, ok := f.Columns[d]
+			if !ok {
+				return &InputError{File: f.Path, Column: d, Err: fmt.Errorf("drilldowns.dimensions names this column, which the file does not have (it has %s); expected a column of type %s", strings.Join(slices.Sorted(maps.Keys(f.Columns)), ", "), strings.Join(drillTypes, ", "))}
+			}
+			if !typeAllowed(drillTypes, typ) {
+				return &InputError{File: f.Path, Column: d, Err: fmt.Errorf("a drill-down dimension has type %s, want %s", typ, strings.Join(drillTypes, " or "))}
+			}
+		}
+	}
+	return nil
+}

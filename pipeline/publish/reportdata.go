@@ -33,6 +33,8 @@ type ReportInput struct {
 	Adjusted []analysis.AdjustedRow `json:"-" yaml:"-"`
 	// Interactions are the interaction tests (nil: none listed).
 	Interactions []analysis.InteractionRow `json:"-" yaml:"-"`
+	// Drilldown are the drill-down rows (nil: the spec has none).
+	Drilldown []analysis.DrillRow `json:"-" yaml:"-"`
 }
 
 // ratFloat converts an exact rational such as "3/250" to the nearest
@@ -97,6 +99,7 @@ func BuildReport(in ReportInput) report.Data {
 	d.Series = reportSeries(in.Spec, in.Nightly)
 	d.VarianceReduction = reportAdjusted(in.Adjusted)
 	d.Interactions = reportInteractions(in.Interactions, in.Spec.InteractionAlpha())
+	d.Drilldown = reportDrilldown(in.Drilldown)
 	if b := in.Decisions.Bayes; b != nil {
 		d.Engine, d.BayesRule = expspec.EngineBayesian, b.Rule.Rule
 		d.BayesEvidence = reportBayesEvidence(b.Evidence)

@@ -63,6 +63,9 @@ type Data struct {
 	// Interactions are the tests of interactions with other experiments
 	// (nil: the spec lists none).
 	Interactions *Interactions
+	// Drilldown are the drill-downs by trace dimension (nil: the spec
+	// has none).
+	Drilldown *Drilldown
 }
 
 // Sensitivity is one goal comparison's distance to its target MDE.

@@ -73,6 +73,8 @@ type view struct {
 	VarReduceSequential bool
 	// Interactions is the interactions section (nil: not shown).
 	Interactions *interactionsView
+	// Drilldown is the drill-down section (nil: not shown).
+	Drilldown *drilldownView
 }
 
 type sensitivityView struct {
@@ -256,6 +258,7 @@ func build(d Data) view {
 	v.VarReduce = buildAdjusted(d.VarianceReduction)
 	v.VarReduceSequential = d.Sequential.Enabled && len(v.VarReduce) > 0
 	v.Interactions = buildInteractions(d.Interactions)
+	v.Drilldown = buildDrilldown(d.Drilldown)
 	v.Engine, v.BayesRule = d.Engine, d.BayesRule
 	for _, e := range d.BayesEvidence {
 		v.BayesEvidence = append(v.BayesEvidence, buildBayesEvidence(e))
