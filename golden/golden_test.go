@@ -76,7 +76,7 @@ func runCase(t *testing.T, specPath string, threads int) map[string][]byte {
 	}
 	// adjusted.csv exists only for specs that list variance_reduction,
 	// quantiles.csv only for specs with a quantile metric.
-	for _, name := range []string{publish.AdjustedFile, "quantiles.csv", publish.InteractionsFile} {
+	for _, name := range []string{publish.AdjustedFile, "quantiles.csv", publish.InteractionsFile, publish.DrilldownFile} {
 		b, err := os.ReadFile(filepath.Join(res.Dir, name))
 		if err == nil {
 			got[name] = b
@@ -126,7 +126,7 @@ func TestGolden(t *testing.T) {
 			files := goldenFiles
 			// A case pins adjusted.csv and quantiles.csv when it writes them or
 			// has a golden of them (then a run that stops writing one fails).
-			for _, extra := range []string{publish.AdjustedFile, "quantiles.csv", publish.InteractionsFile} {
+			for _, extra := range []string{publish.AdjustedFile, "quantiles.csv", publish.InteractionsFile, publish.DrilldownFile} {
 				if _, err := os.Stat(filepath.Join(name, extra)); one[extra] != nil || err == nil {
 					files = append(slices.Clone(files), extra)
 				}

@@ -1,0 +1,214 @@
+package golden
+
+import (
+	"bytes"
+	"encoding/csv"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/verity-analytics/verity/fixtures/reference"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/publish"
+)
+
+// The drill-downs of the checkout-drill fixture (drilldown.csv) against an
+// independent reference: each assigned unit's variant, its slice of every
+// dimension (the value on its first-exposure row, computed by the plain-Go
+// reference implementation from the Parquet rows, fixtures/reference
+// Slice) and x of every metric, written to testdata/drill_units.csv; the
+// slices' collapsing, SRM, Welch comparisons and Holm family computed from
+// them by SciPy/statsmodels (testdata/drill_reference.py →
+// testdata/drill_reference.json). The unit values are checked here against
+// a fresh reference computation; drilldown.csv against a fresh run.
+
+const (
+	drillSpec      = "../fixtures/specs/checkout-drill.yaml"
+	drillUnitsFile = "testdata/drill_units.csv"
+	drillRefFile   = "testdata/drill_reference.json"
+)
+
+// drillUnitsCSV is one row per assigned unit (in unit-id order; the id is
+// left out): its variant, for each dimension d the columns d (the value),
+// d_null and d_tied (0 or 1), then x of every metric (scaled integers).
+func drillUnitsCSV(t *testing.T) []byte {
+	t.Helper()
+	spec, err := expspec.LoadSpec(drillSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, end := spec.Window.Bounds()
+	for _, m := range spec.Metrics {
+		if m.AttributionHours*3600 < int(end.Sub(start).Seconds()) {
+			t.Fatalf("metric %s: the reference counts events until the window end; the fixture must set attribution_hours to cover the window", m.Name)
+		}
+	}
+	traces, _ := filepath.Glob(filepath.Join(filepath.Dir(drillSpec), spec.Inputs.Traces[0], "*", "*.parquet"))
+	events, _ := filepath.Glob(filepath.Join(filepath.Dir(drillSpec), spec.Inputs.Events[0], "*", "*.parquet"))
+	if len(traces) == 0 || len(events) == 0 {
+		t.Fatalf("fixture inputs not found: %v %v", traces, events)
+	}
+	a := referenceAnalysis(spec)
+	a.Dimensions = spec.DrillDimensions()
+	head := []string{"variant"}
+	for _, d := range a.Dimensions {
+		head = append(head, d, d+"_null", d+"_tied")
+	}
+	for _, m := range spec.Metrics {
+		head = append(head, m.Name)
+	}
+	b01 := func(b bool) string {
+		if b {
+			return "1"
+		}
+		return "0"
+	}
+	var rows [][]string
+	var row []string
+	a.Units = func(u reference.UnitValue) {
+		if u.Metric == spec.Metrics[0].Name {
+			if row != nil {
+				rows = append(rows, row)
+			}
+			row = []string{u.Variant}
+			if len(u.Slices) != len(a.Dimensions) {
+				t.Fatalf("unit %s: %d slices, want %d", u.Unit, len(u.Slices), len(a.Dimensions))
+			}
+			for _, s := range u.Slices {
+				row = append(row, s.Value, b01(s.Null), b01(s.Tied))
+			}
+		}
+		row = append(row, u.X.String())
+	}
+	if _, _, err := reference.Compute(traces, events, a); err != nil {
+		t.Fatal(err)
+	}
+	rows = append(rows, row)
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	_ = w.Write(head)
+	_ = w.WriteAll(rows)
+	w.Flush()
+	return buf.Bytes()
+}
+
+// TestDrillUnitsMatchReference: the committed per-unit values and slices
+// the Python reference reads are the reference implementation's.
+func TestDrillUnitsMatchReference(t *testing.T) {
+	got := drillUnitsCSV(t)
+	if *update {
+		if err := os.WriteFile(drillUnitsFile, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Log("rewrote " + drillUnitsFile + "; rerun /usr/bin/python3 golden/testdata/drill_reference.py")
+		return
+	}
+	want, err := os.ReadFile(drillUnitsFile)
+	if err != nil {
+		t.Fatalf("%v: create it with `go test ./golden -run DrillUnits -update`", err)
+	}
+	if !bytes.Equal(want, got) {
+		t.Fatalf("%s is stale (-want +got):\n%s", drillUnitsFile, cmp.Diff(string(want), string(got)))
+	}
+}
+
+// drillRefRow is one row of drill_reference.json: a released slice's
+// comparison of one metric (two arms), or a slice's units only.
+type drillRefRow struct {
+	Dimension     string   `json:"dimension"`
+	SliceKind     string   `json:"slice_kind"`
+	Slice         string   `json:"slice"`
+	CollapsedFrom string   `json:"collapsed_from"`
+	Units         int64    `json:"units"`
+	Tied          int64    `json:"units_tied"`
+	Metric        string   `json:"metric"`
+	NControl      int64    `json:"n_control"`
+	NVariant      int64    `json:"n_variant"`
+	MeanControl   float64  `json:"mean_control"`
+	MeanVariant   float64  `json:"mean_variant"`
+	AbsEffect     float64  `json:"abs_effect"`
+	CILow         float64  `json:"abs_ci_low"`
+	CIHigh        float64  `json:"abs_ci_high"`
+	DF            float64  `json:"df"`
+	PValue        float64  `json:"p_value"`
+	PAdjusted     *float64 `json:"p_value_adjusted"`
+	SRMP          float64  `json:"srm_p_value"`
+}
+
+// TestDrilldownMatchesReference compares every drilldown.csv row of a
+// fresh run with SciPy/statsmodels' (drill_reference.json): the same rows
+// in the same order, slices and counts exactly, estimates, intervals and
+// p-values to 1e-9 (relative for estimates, absolute for p-values), df to
+// 1e-6 relative.
+func TestDrilldownMatchesReference(t *testing.T) {
+	var ref struct {
+		Rows []drillRefRow `json:"rows"`
+	}
+	readJSON(t, drillRefFile, &ref)
+	got := runCase(t, drillSpec, 2)[publish.DrilldownFile]
+	recs, err := csv.NewReader(bytes.NewReader(got)).ReadAll()
+	if err != nil || len(recs) < 2 {
+		t.Fatalf("drilldown.csv: %v (%d records)", err, len(recs))
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	if len(ref.Rows) != len(recs)-1 {
+		t.Fatalf("reference has %d rows, drilldown.csv %d", len(ref.Rows), len(recs)-1)
+	}
+	for i, w := range ref.Rows {
+		r := recs[i+1]
+		id := w.Dimension + "/" + w.SliceKind + ":" + w.Slice + "/" + w.Metric
+		for _, c := range []struct{ name, want string }{
+			{"dimension", w.Dimension}, {"slice_kind", w.SliceKind}, {"slice", w.Slice}, {"collapsed_from", w.CollapsedFrom},
+			{"units", strconv.FormatInt(w.Units, 10)}, {"units_tied", strconv.FormatInt(w.Tied, 10)}, {"metric", w.Metric},
+			{"n_control", strconv.FormatInt(w.NControl, 10)}, {"n_variant", strconv.FormatInt(w.NVariant, 10)}, {"status", "ok"},
+		} {
+			if g := r[col[c.name]]; g != c.want {
+				t.Errorf("row %d (%s) %s: Verity %q, reference %q", i+1, id, c.name, g, c.want)
+			}
+		}
+		num := func(name string) float64 {
+			v, err := strconv.ParseFloat(r[col[name]], 64)
+			if err != nil {
+				t.Fatalf("row %d (%s): %s = %q", i+1, id, name, r[col[name]])
+			}
+			return v
+		}
+		for _, c := range []struct {
+			name      string
+			want, tol float64
+			abs       bool
+		}{
+			{"mean_control", w.MeanControl, 1e-9, false},
+			{"mean_variant", w.MeanVariant, 1e-9, false},
+			{"abs_effect", w.AbsEffect, 1e-9, false},
+			{"abs_ci_low", w.CILow, 1e-9, false},
+			{"abs_ci_high", w.CIHigh, 1e-9, false},
+			{"df", w.DF, 1e-6, false},
+			{"p_value", w.PValue, 1e-9, true},
+			{"srm_p_value", w.SRMP, 1e-9, true},
+		} {
+			g := num(c.name)
+			ok := close(g, c.want, 0, c.tol)
+			if c.abs {
+				ok = math.Abs(g-c.want) <= c.tol
+			}
+			if !ok {
+				t.Errorf("row %d (%s) %s: Verity %v, reference %v", i+1, id, c.name, g, c.want)
+			}
+		}
+		if w.PAdjusted == nil {
+			if g := r[col["p_value_adjusted"]]; g != "" {
+				t.Errorf("row %d (%s) p_value_adjusted: Verity %q, reference none (outside the family)", i+1, id, g)
+			}
+		} else if g := num("p_value_adjusted"); math.Abs(g-*w.PAdjusted) > 1e-9 {
+			t.Errorf("row %d (%s) p_value_adjusted: Verity %v, reference %v", i+1, id, g, *w.PAdjusted)
+		}
+	}
+}
