@@ -2,18 +2,23 @@ package golden
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/verity-analytics/verity/fixtures/reference"
+	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/pipeline/expspec"
 	"github.com/verity-analytics/verity/pipeline/publish"
+	"github.com/verity-analytics/verity/pipeline/replay"
 )
 
 // The drill-downs of the checkout-drill fixture (drilldown.csv) against an
@@ -211,4 +216,68 @@ func TestDrilldownMatchesReference(t *testing.T) {
 			t.Errorf("row %d (%s) p_value_adjusted: Verity %v, reference %v", i+1, id, g, *w.PAdjusted)
 		}
 	}
+}
+
+// TestDrilldownReplayAndSharedPass: a drill-down run replays byte for byte
+// from its manifest (drilldown.csv is one of its outputs), an edited
+// drilldown.csv stops the replay (exit 70), and running the fixture in one
+// RunAll beside another spec of the same inputs (checkout-button-ix's
+// partner, onboarding-flow, and a second drill-down spec on another
+// dimension, which must not share its pass) leaves its drilldown.csv as
+// the golden's.
+func TestDrilldownReplayAndSharedPass(t *testing.T) {
+	spec, err := expspec.LoadSpec(drillSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	ixRun(t, out, pipeline.Options{}, spec)
+	manifest := filepath.Join(out, "checkout-drill", "2026-11-19", "manifest.json")
+	rep, err := replay.Replay(context.Background(), manifest, replay.ReplayOptions{Engine: engine.Engine{Threads: 3}, Build: publish.CurrentBuild()})
+	if err != nil || !rep.Identical() {
+		t.Fatalf("replay: %v (identical %v)", err, rep != nil && rep.Identical())
+	}
+	csvPath := filepath.Join(out, "checkout-drill", "2026-11-19", publish.DrilldownFile)
+	b, err := os.ReadFile(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(csvPath, bytes.Replace(b, []byte("android-4.1.3"), []byte("android-4.1.4"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = replay.Replay(context.Background(), manifest, replay.ReplayOptions{Engine: engine.Engine{Threads: 1}, Build: publish.CurrentBuild()})
+	if err == nil || pipeline.ExitCode(err) != 70 || !strings.Contains(err.Error(), publish.DrilldownFile) {
+		t.Errorf("replay over an edited drilldown.csv: %v (exit %d), want exit 70 naming the file", err, pipeline.ExitCode(err))
+	}
+
+	other, err := expspec.ParseSpec(drillSpec, bytes.Replace(bytes.Replace(mustRead(t, drillSpec),
+		[]byte("name: checkout-drill"), []byte("name: checkout-drill-sdk"), 1),
+		[]byte("dimensions: [sdk_version, rule_id, persona]"), []byte("dimensions: [sdk_version]"), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	partner, err := expspec.LoadSpec("../fixtures/specs/onboarding-flow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ixRun(t, t.TempDir(), pipeline.Options{}, partner, other, spec)
+	golden, err := os.ReadFile(filepath.Join("checkout-drill", publish.DrilldownFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(golden), string(got["checkout-drill"][publish.DrilldownFile])); diff != "" {
+		t.Errorf("drilldown.csv run beside other specs differs from the golden (-want +got):\n%s", diff)
+	}
+	if rows := bytes.Count(got["checkout-drill-sdk"][publish.DrilldownFile], []byte("\n")); rows != 10 {
+		t.Errorf("the one-dimension spec wrote %d lines, want a header and 9 rows", rows)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
