@@ -142,7 +142,7 @@ func TestDrilldownHostileValues(t *testing.T) {
 	}
 	want := map[string][]slice{
 		// Byte order: "" < "(null)" < "android" < "ios"; NULL last.
-		"sdk_version": {{"value", "", "4", "0"}, {"value", "(null)", "2", "0"}, {"value", "android", "11", "1"}, {"value", "ios", "12", "1"}, {"null", "", "6", "0"}},
+		"sdk_version":  {{"value", "", "4", "0"}, {"value", "(null)", "2", "0"}, {"value", "android", "11", "1"}, {"value", "ios", "12", "1"}, {"null", "", "6", "0"}},
 		"flag_version": {{"value", "12", "10", "0"}, {"value", "7", "25", "0"}},
 	}
 	for d, w := range want {
