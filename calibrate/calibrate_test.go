@@ -40,6 +40,13 @@ func TestQuickCalibration(t *testing.T) {
 	if c := tally["vr-coverage/regression[pre_period+pre_period:revenue]/mean"]; c == nil || c.N == 0 {
 		t.Error("no regression[pre_period+pre_period:revenue] estimates")
 	}
+	// Every drill-down slice is judged: 3 sdk_version slices × 4
+	// experiments × 6 seeds per kind (two mean metrics).
+	for k, want := range map[string]int{"proportion": 72, "mean": 144, "ratio": 72} {
+		if c := tally["drill-coverage/"+k]; c == nil || c.N != want {
+			t.Errorf("drill-down slices of a %s metric judged: %v, want %d", k, c, want)
+		}
+	}
 	for _, c := range checks {
 		if c.Failed {
 			t.Errorf("%s: %d/%d = %.4f, interval [%.4f, %.4f] excludes nominal %s %v", c.Key, c.Hits, c.N, c.Rate, c.Low, c.Hi, c.Side, c.Nominal)

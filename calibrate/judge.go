@@ -118,6 +118,7 @@ func Judge(t Tally) ([]Check, bool) {
 	}
 	judgeVR(add)
 	judgeIX(add)
+	judgeDrill(add)
 	// The exact quantiles mode (quantiles.go): (all) and the two leaves,
 	// three levels, both scales, at the final night.
 	for _, ct := range []string{"all", "leaf"} {

@@ -449,6 +449,9 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 		if y, err = withVR(y, e); err != nil {
 			return nil, err
 		}
+		if y, err = withDrill(y, e); err != nil {
+			return nil, err
+		}
 		s, err := expspec.ParseSpec(filepath.Join(dir, e.id+".yaml"), []byte(y))
 		if err != nil {
 			return nil, err
@@ -478,6 +481,9 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 				}
 				if err := tallyIX(tl, e, in); err != nil {
 					return nil, fmt.Errorf("%s interactions %s: %w", e.id, date, err)
+				}
+				if err := tallyDrill(tl, e, in, truths[e.id]); err != nil {
+					return nil, fmt.Errorf("%s drill-down %s: %w", e.id, date, err)
 				}
 			}
 			for _, m := range Modes {

@@ -25,6 +25,9 @@ type CalibrationInput struct {
 	// Cross are the cross-moment cells (a regression on another metric's
 	// pre-period value), as the SQL returned them.
 	Cross []engine.CrossCell
+	// Drill are the spec's drill-down rows (nil: it has no drilldowns),
+	// as an exact run writes them to drilldown.csv.
+	Drill []analysis.DrillRow
 }
 
 // CalibrationPass runs the pinned SQL for exact (privacy off) specs in
@@ -65,6 +68,9 @@ func CalibrationPass(ctx context.Context, specs []*expspec.Spec, opts Options) (
 			return nil, fmt.Errorf("calibration pass %s: %w", j.spec.Experiment, err)
 		}
 		out[i].Interactions = ix
+		if out[i].Drill, err = analysis.Drilldowns(j.spec, j.drill, j.date); err != nil {
+			return nil, fmt.Errorf("calibration pass %s: %w", j.spec.Experiment, err)
+		}
 	}
 	return out, nil
 }
