@@ -10,10 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
 	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/intake"
 	"github.com/verity-analytics/verity/pipeline/publish"
 )
 
@@ -247,5 +250,50 @@ privacy: ` + c.privacy + `
 	var sse *expspec.SpecError
 	if err := s.ShardableError(); !errors.As(err, &sse) || sse.Key != "drilldowns" {
 		t.Errorf("sharded drill-down: %v, want a refusal at drilldowns", err)
+	}
+}
+
+// narrowTrace is a trace row of a file without the optional columns.
+type narrowTrace struct {
+	TS           *int64  `parquet:"ts,timestamp(microsecond:utc)"`
+	UnitID       *string `parquet:"unit_id"`
+	ExperimentID *string `parquet:"experiment_id"`
+	Variant      *string `parquet:"variant"`
+}
+
+// TestDrilldownColumnMissingFromOneFile: when one trace file lacks the
+// dimension (its rows would read as NULL), the run fails with exit 65
+// naming that file and the column, before any output.
+func TestDrilldownColumnMissingFromOneFile(t *testing.T) {
+	dir := t.TempDir()
+	drillData(t, dir)
+	ts := int64(1794873600_000000) + 3600_000000
+	f, err := os.Create(filepath.Join(dir, "t2.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := parquet.Write(f, []narrowTrace{{TS: &ts, UnitID: ptr("late"), ExperimentID: ptr("exp"), Variant: ptr("control")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	spec := drillSpec(t, dir, "{dimensions: [sdk_version]}", "{enabled: false}")
+	b, err := os.ReadFile(spec.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err = expspec.ParseSpec(spec.Path(), bytes.Replace(b, []byte("traces: [t.parquet]"), []byte("traces: [t.parquet, t2.parquet]"), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	_, err = pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: out, Engine: engine.Engine{Threads: 1}})
+	var ie *intake.InputError
+	if !errors.As(err, &ie) || pipeline.ExitCode(err) != 65 || !strings.HasSuffix(ie.File, "t2.parquet") || ie.Column != "sdk_version" {
+		t.Fatalf("a file without the dimension: %v (exit %d), want an InputError naming t2.parquet and sdk_version, exit 65", err, pipeline.ExitCode(err))
+	}
+	if _, err := os.Stat(filepath.Join(out, "exp", "2026-11-19")); err == nil {
+		t.Error("a failed run committed its folder")
 	}
 }
