@@ -281,3 +281,34 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestDrilldownUnitKeyedPins: the fixture drilled down over the unit-keyed
+// exact templates (traces@v8, assignment@v5, events@v7, quality@v4) gives
+// the golden's drilldown.csv but for the spec hash it is stamped with.
+func TestDrilldownUnitKeyedPins(t *testing.T) {
+	b := bytes.Replace(mustRead(t, drillSpec),
+		[]byte("templates: {traces: v5, assignment: v4, events: v4, unit_metrics: v5, sufstats: v3, quality: v3, drilldown: v1}"),
+		[]byte("templates: {traces: v8, assignment: v5, events: v7, unit_metrics: v5, sufstats: v3, quality: v4, drilldown: v1}"), 1)
+	spec, err := expspec.ParseSpec(drillSpec, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Templates["traces"] != "v8" {
+		t.Fatal("the fixture's template line changed: update this test")
+	}
+	got := ixRun(t, t.TempDir(), pipeline.Options{}, spec)["checkout-drill"][publish.DrilldownFile]
+	stamp := func(b []byte) []byte {
+		var out [][]byte
+		for _, l := range bytes.Split(b, []byte("\n")) {
+			if i := bytes.LastIndexByte(l, ','); i >= 0 {
+				l = l[:i]
+			}
+			out = append(out, l)
+		}
+		return bytes.Join(out, []byte("\n"))
+	}
+	want := mustRead(t, filepath.Join("checkout-drill", publish.DrilldownFile))
+	if diff := cmp.Diff(string(stamp(want)), string(stamp(got))); diff != "" {
+		t.Errorf("unit-keyed pins: drilldown.csv differs from the golden (-want +got):\n%s", diff)
+	}
+}
