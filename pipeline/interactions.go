@@ -98,7 +98,7 @@ func passCompanions(jobs []*job) (companions []*expspec.Spec, ixExp, ixPartner [
 				}
 			} else {
 				c := *p.spec
-				c.Metrics, c.Interactions, c.Statistics.CUPED = nil, nil, nil
+				c.Metrics, c.Interactions, c.Statistics.CUPED, c.Drilldowns = nil, nil, nil, nil
 				inPass[c.Experiment] = p.spec
 				companions = append(companions, &c)
 			}
