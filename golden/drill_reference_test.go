@@ -208,6 +208,13 @@ func TestDrilldownMatchesReference(t *testing.T) {
 				t.Errorf("row %d (%s) %s: Verity %v, reference %v", i+1, id, c.name, g, c.want)
 			}
 		}
+		wantCorr := "holm"
+		if w.PAdjusted == nil {
+			wantCorr = "nominal"
+		}
+		if g := r[col["correction"]]; g != wantCorr {
+			t.Errorf("row %d (%s) correction: Verity %q, want %q", i+1, id, g, wantCorr)
+		}
 		if w.PAdjusted == nil {
 			if g := r[col["p_value_adjusted"]]; g != "" {
 				t.Errorf("row %d (%s) p_value_adjusted: Verity %q, reference none (outside the family)", i+1, id, g)

@@ -860,6 +860,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	publish.AnnotateDrill(spec, drill)
 	j.phase("statistics", t0)
 
 	expDir := filepath.Join(opts.OutDir, spec.OutputName()) // locked since prepare

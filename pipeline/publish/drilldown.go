@@ -8,6 +8,7 @@ import (
 
 	"github.com/verity-analytics/verity/pipeline/analysis"
 	"github.com/verity-analytics/verity/pipeline/diskio"
+	"github.com/verity-analytics/verity/pipeline/expspec"
 	"github.com/verity-analytics/verity/pipeline/report"
 )
 
@@ -149,4 +150,18 @@ func reportDrilldown(rows []analysis.DrillRow) *report.Drilldown {
 		out.Rows = append(out.Rows, v)
 	}
 	return out
+}
+
+// AnnotateDrill stamps each drill-down comparison as AnnotateRows stamps
+// results.csv's rows: its conversion window and the correction of its
+// family ("nominal" outside it: a slice is in the family only with
+// correction_scope: cohorts).
+func AnnotateDrill(spec *expspec.Spec, rows []analysis.DrillRow) {
+	for i := range rows {
+		if r := rows[i].Result; r != nil {
+			one := []analysis.ResultRow{*r}
+			AnnotateRows(spec, one)
+			*r = one[0]
+		}
+	}
 }
