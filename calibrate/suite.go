@@ -431,7 +431,9 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 	// Specs: the pass uses the CUPED spec (its cells carry the covariate);
 	// each mode analyses those cells under its own spec.
 	specs := map[string]map[Mode]*expspec.Spec{}
-	var passSpecs []*expspec.Spec
+	// finalSpecs add the drill-downs, which only the final night judges:
+	// the other nights' passes skip drilldown@v1 (the cells are the same).
+	var passSpecs, finalSpecs []*expspec.Spec
 	vrSpecs := map[string]*expspec.Spec{} // with variance_reduction (varreduce.go)
 	for _, e := range experiments {
 		specs[e.id] = map[Mode]*expspec.Spec{}
@@ -449,14 +451,18 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 		if y, err = withVR(y, e); err != nil {
 			return nil, err
 		}
-		if y, err = withDrill(y, e); err != nil {
-			return nil, err
-		}
 		s, err := expspec.ParseSpec(filepath.Join(dir, e.id+".yaml"), []byte(y))
 		if err != nil {
 			return nil, err
 		}
 		passSpecs = append(passSpecs, s)
+		if y, err = withDrill(y, e); err != nil {
+			return nil, err
+		}
+		if s, err = expspec.ParseSpec(filepath.Join(dir, e.id+".yaml"), []byte(y)); err != nil {
+			return nil, err
+		}
+		finalSpecs = append(finalSpecs, s)
 		if vrSpecs[e.id], err = vrSpec(dir, e, cfg.Units); err != nil {
 			return nil, err
 		}
@@ -469,7 +475,11 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 	for night := windowDays - cfg.Nights + 1; night <= windowDays; night++ {
 		date := windowStart.AddDate(0, 0, night-1).Format("2006-01-02")
 		final := night == windowDays
-		ins, err := pipeline.CalibrationPass(ctx, passSpecs, pipeline.Options{Date: date, Engine: engine.Engine{Threads: 1}})
+		nightSpecs := passSpecs
+		if final {
+			nightSpecs = finalSpecs
+		}
+		ins, err := pipeline.CalibrationPass(ctx, nightSpecs, pipeline.Options{Date: date, Engine: engine.Engine{Threads: 1}})
 		if err != nil {
 			return nil, err
 		}
