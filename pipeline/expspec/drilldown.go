@@ -14,9 +14,10 @@ import (
 // slice is analysed as a cohort is: the same comparisons, SRM per slice
 // (Bonferroni over the dimension's slices), the same correction family
 // rule (slices join a family only under correction_scope: cohorts, one
-// family per dimension), and, with cohorts.min_units, the same collapsing
-// of small cells (privacy.Collapse over the dimension's values as flat
-// leaves; what collapses goes to the remainder slice). The cells come from
+// family per dimension), and, with cohorts.min_units, the collapsing a
+// private run applies to persona leaves (privacy.Collapse over the
+// dimension's values as flat leaves, on exact counts, in exact runs too;
+// what collapses goes to the remainder slice). The cells come from
 // the pinned template drilldown@v1. Exact specs only: a private spec is
 // refused, as is a sharded run.
 
