@@ -51,9 +51,6 @@ func (s *Spec) ShardableError() error {
 	if s.Interactions != nil {
 		return s.errf("interactions", "a sharded run does not test interactions: the shard partials do not carry the cells of units in two experiments; run this spec unsharded (verity run without --shard)")
 	}
-	if len(s.CrossMomentPairs()) > 0 {
-		return s.errf("templates.crossmoments", "a sharded run does not adjust for another metric's pre-period value: the shard partials do not carry cross-moments between metrics; run this spec unsharded (verity run without --shard)")
-	}
 	if s.Drilldowns != nil {
 		return s.errf("drilldowns", "a sharded run does not drill down: the shard partials do not carry per-slice cells; run this spec unsharded (verity run without --shard)")
 	}
