@@ -1,9 +1,6 @@
 package publish
 
 import (
-	"bytes"
-	"encoding/csv"
-	"fmt"
 	"strconv"
 
 	"github.com/verity-analytics/verity/pipeline/analysis"
@@ -18,10 +15,7 @@ const DrilldownFile = "drilldown.csv"
 
 // drillColumns defines drilldown.csv: one row per dimension × slice ×
 // metric × treatment (analysis.Drilldowns' order).
-var drillColumns = []struct {
-	name string
-	get  func(*analysis.DrillRow) string
-}{
+var drillColumns = []column[analysis.DrillRow]{
 	{"dimension", func(r *analysis.DrillRow) string { return r.Dimension }},
 	{"dimension_values", func(r *analysis.DrillRow) string { return strconv.FormatInt(r.Values, 10) }},
 	{"slice_kind", func(r *analysis.DrillRow) string { return r.SliceKind }},
@@ -96,42 +90,13 @@ func resOpt(f func(*analysis.ResultRow) *float64) func(*analysis.DrillRow) strin
 // EncodeDrilldownCSV encodes drilldown.csv, each row stamped like
 // results.csv.
 func EncodeDrilldownCSV(st RowStamp, rows []analysis.DrillRow) ([]byte, error) {
-	var b bytes.Buffer
-	w := csv.NewWriter(&b)
-	head := make([]string, 0, len(drillColumns)+3)
-	for _, c := range drillColumns {
-		head = append(head, c.name)
-	}
-	if err := w.Write(append(head, "name", "nominal_date", "spec_sha256")); err != nil {
-		return nil, err
-	}
-	for i := range rows {
-		rec := make([]string, 0, len(head)+3)
-		for _, c := range drillColumns {
-			rec = append(rec, c.get(&rows[i]))
-		}
-		if err := w.Write(append(rec, st.Name, st.Date, st.SpecHash)); err != nil {
-			return nil, err
-		}
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		return nil, fmt.Errorf("%s: %w", DrilldownFile, err)
-	}
-	return b.Bytes(), nil
+	return encodeStampedCSV(DrilldownFile, drillColumns, st, rows)
 }
 
 // WithDrilldown appends drilldown.csv to a run's staged files when the
 // spec drills down (rows non-nil).
 func WithDrilldown(files []diskio.StagedFile, st RowStamp, rows []analysis.DrillRow) ([]diskio.StagedFile, error) {
-	if rows == nil {
-		return files, nil
-	}
-	b, err := EncodeDrilldownCSV(st, rows)
-	if err != nil {
-		return nil, err
-	}
-	return append(files, diskio.StagedFile{Name: DrilldownFile, Data: b}), nil
+	return withStaged(files, DrilldownFile, rows, func() ([]byte, error) { return EncodeDrilldownCSV(st, rows) })
 }
 
 // reportDrilldown is the report's drill-down section.

@@ -1,10 +1,7 @@
 package publish
 
 import (
-	"bytes"
-	"encoding/csv"
 	"encoding/json"
-	"fmt"
 	"strconv"
 
 	"github.com/verity-analytics/verity/pipeline/analysis"
@@ -35,10 +32,7 @@ type PartnerRecord struct {
 
 // interactionColumns defines interactions.csv: one row per partner ×
 // metric, in the spec's order.
-var interactionColumns = []struct {
-	name string
-	get  func(*analysis.InteractionRow) string
-}{
+var interactionColumns = []column[analysis.InteractionRow]{
 	{"experiment", func(r *analysis.InteractionRow) string { return r.Experiment }},
 	{"metric", func(r *analysis.InteractionRow) string { return r.Metric }},
 	{"kind", func(r *analysis.InteractionRow) string { return r.Kind }},
@@ -76,42 +70,13 @@ var interactionColumns = []struct {
 // EncodeInteractionsCSV encodes interactions.csv, each row stamped like
 // results.csv.
 func EncodeInteractionsCSV(st RowStamp, rows []analysis.InteractionRow) ([]byte, error) {
-	var b bytes.Buffer
-	w := csv.NewWriter(&b)
-	head := make([]string, 0, len(interactionColumns)+3)
-	for _, c := range interactionColumns {
-		head = append(head, c.name)
-	}
-	if err := w.Write(append(head, "name", "nominal_date", "spec_sha256")); err != nil {
-		return nil, err
-	}
-	for i := range rows {
-		rec := make([]string, 0, len(head)+3)
-		for _, c := range interactionColumns {
-			rec = append(rec, c.get(&rows[i]))
-		}
-		if err := w.Write(append(rec, st.Name, st.Date, st.SpecHash)); err != nil {
-			return nil, err
-		}
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		return nil, fmt.Errorf("%s: %w", InteractionsFile, err)
-	}
-	return b.Bytes(), nil
+	return encodeStampedCSV(InteractionsFile, interactionColumns, st, rows)
 }
 
 // WithInteractions appends interactions.csv to a run's staged files when
 // the spec tests interactions (rows non-nil).
 func WithInteractions(files []diskio.StagedFile, st RowStamp, rows []analysis.InteractionRow) ([]diskio.StagedFile, error) {
-	if rows == nil {
-		return files, nil
-	}
-	b, err := EncodeInteractionsCSV(st, rows)
-	if err != nil {
-		return nil, err
-	}
-	return append(files, diskio.StagedFile{Name: InteractionsFile, Data: b}), nil
+	return withStaged(files, InteractionsFile, rows, func() ([]byte, error) { return EncodeInteractionsCSV(st, rows) })
 }
 
 // reportInteractions is the report's interactions section.

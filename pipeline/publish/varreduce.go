@@ -1,9 +1,6 @@
 package publish
 
 import (
-	"bytes"
-	"encoding/csv"
-	"fmt"
 	"strconv"
 
 	"github.com/verity-analytics/verity/pipeline/analysis"
@@ -18,10 +15,7 @@ const AdjustedFile = "adjusted.csv"
 
 // adjustedColumns defines adjusted.csv: one row per metric × treatment ×
 // method of the (all) cohort, in analysis.VarianceReductions' order.
-var adjustedColumns = []struct {
-	name string
-	get  func(*analysis.AdjustedRow) string
-}{
+var adjustedColumns = []column[analysis.AdjustedRow]{
 	{"experiment", func(r *analysis.AdjustedRow) string { return r.Experiment }},
 	{"cohort", func(r *analysis.AdjustedRow) string { return r.Cohort }},
 	{"metric", func(r *analysis.AdjustedRow) string { return r.Metric }},
@@ -50,42 +44,13 @@ var adjustedColumns = []struct {
 // EncodeAdjustedCSV encodes adjusted.csv, each row stamped with the
 // spec's name, the nominal date and the spec's hash (as results.csv).
 func EncodeAdjustedCSV(st RowStamp, rows []analysis.AdjustedRow) ([]byte, error) {
-	var b bytes.Buffer
-	w := csv.NewWriter(&b)
-	head := make([]string, 0, len(adjustedColumns)+3)
-	for _, c := range adjustedColumns {
-		head = append(head, c.name)
-	}
-	if err := w.Write(append(head, "name", "nominal_date", "spec_sha256")); err != nil {
-		return nil, err
-	}
-	for i := range rows {
-		rec := make([]string, 0, len(head)+3)
-		for _, c := range adjustedColumns {
-			rec = append(rec, c.get(&rows[i]))
-		}
-		if err := w.Write(append(rec, st.Name, st.Date, st.SpecHash)); err != nil {
-			return nil, err
-		}
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		return nil, fmt.Errorf("%s: %w", AdjustedFile, err)
-	}
-	return b.Bytes(), nil
+	return encodeStampedCSV(AdjustedFile, adjustedColumns, st, rows)
 }
 
 // WithAdjusted appends adjusted.csv to a run's staged files when the spec
 // listed variance-reduced estimates (rows non-nil).
 func WithAdjusted(files []diskio.StagedFile, st RowStamp, rows []analysis.AdjustedRow) ([]diskio.StagedFile, error) {
-	if rows == nil {
-		return files, nil
-	}
-	b, err := EncodeAdjustedCSV(st, rows)
-	if err != nil {
-		return nil, err
-	}
-	return append(files, diskio.StagedFile{Name: AdjustedFile, Data: b}), nil
+	return withStaged(files, AdjustedFile, rows, func() ([]byte, error) { return EncodeAdjustedCSV(st, rows) })
 }
 
 // reportAdjusted is the report's variance-reduction section.
