@@ -42,8 +42,9 @@ func (s *Spec) HasCaps() bool {
 
 // OptionalTemplateNames are templates a spec pins only when it needs them:
 // histograms (quantile metrics), interactions (interactions.go),
-// crossmoments (varreduce.go). They run after sufstats, in this order.
-var OptionalTemplateNames = []string{"histograms", "interactions", "crossmoments"}
+// crossmoments (varreduce.go), filter_counts (filter.go). They run after
+// sufstats, in this order.
+var OptionalTemplateNames = []string{"histograms", "interactions", "crossmoments", "filter_counts"}
 
 // KindQuantile is the metric kind of a quantile metric.
 const KindQuantile = "quantile"
