@@ -185,7 +185,7 @@ windows AS (
     JOIN exps AS x ON x.exp_no = w.exp_no
 ),
 filter_rows AS (
-    SELECT unnest($flt_win) AS win_no, unnest($flt_prop) AS prop_no, unnest($flt_value) AS value
+    SELECT unnest(CAST($flt_win AS BIGINT[])) AS win_no, unnest(CAST($flt_prop AS BIGINT[])) AS prop_no, unnest(CAST($flt_value AS VARCHAR[])) AS value
 ),
 filters AS (
     SELECT

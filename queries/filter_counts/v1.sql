@@ -17,7 +17,7 @@
 -- Parameters: event_files, fc_event, fc_prop, fc_value.
 WITH declared AS (
     SELECT DISTINCT event, prop_no, value
-    FROM (SELECT unnest($fc_event) AS event, unnest($fc_prop) AS prop_no, unnest($fc_value) AS value)
+    FROM (SELECT unnest(CAST($fc_event AS VARCHAR[])) AS event, unnest(CAST($fc_prop AS BIGINT[])) AS prop_no, unnest(CAST($fc_value AS VARCHAR[])) AS value)
 ),
 src AS (
     SELECT
