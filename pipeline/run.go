@@ -930,7 +930,7 @@ func (j *job) commitExact(ctx context.Context, opts Options, final string, rel e
 	page, err := report.Render(publish.BuildReport(publish.ReportInput{
 		Spec: spec, Date: date, Rows: rel.rows, Decisions: rel.decisions, Checks: rel.checks, Privacy: rel.privacy,
 		Templates: j.recs, Digest: digest, SpecHash: j.specHash, DuckDB: j.duck.Version, Nightly: rel.nightly,
-		Adjusted: rel.adjusted, Interactions: rel.interactions,
+		Adjusted: rel.adjusted, Interactions: rel.interactions, FilterCounts: j.filterCounts,
 	}))
 	if err != nil {
 		return fmt.Errorf("report.html: %w", err)
