@@ -22,6 +22,8 @@ import (
 	"github.com/verity-analytics/verity/pipeline/analysis"
 	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/publish"
+	"github.com/verity-analytics/verity/pipeline/replay"
 )
 
 // filteredFixture is the committed filtered-metric spec's text with its
@@ -240,3 +242,23 @@ func filterRows(t *testing.T, q filterQuality, metric, value string) int64 {
 }
 
 var _ = fixtures.PropsFixture
+
+// TestFilterReplay: a filtered run replays byte for byte from its
+// manifest, the blocked one (a typo'd goal filter) included.
+func TestFilterReplay(t *testing.T) {
+	base := filteredFixture(t)
+	for _, text := range []string{base, replaceOnce(t, base, "filter: {country: [DE]}, role: goal", "filter: {country: [DEE]}, role: goal")} {
+		res, err, _ := runFilterSpec(t, text)
+		var gate *analysis.GateError
+		if res == nil || (err != nil && !errors.As(err, &gate)) {
+			t.Fatal(err)
+		}
+		rep, err := replay.Replay(context.Background(), filepath.Join(res.Dir, "manifest.json"), replay.ReplayOptions{Engine: engine.Engine{Threads: 1}, Build: publish.CurrentBuild()})
+		if err != nil && !errors.As(err, &gate) {
+			t.Fatal(err)
+		}
+		if rep == nil || !rep.Identical() {
+			t.Fatalf("replay of a filtered run: %+v (%v)", rep, err)
+		}
+	}
+}
