@@ -8,6 +8,8 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
+	"hash/fnv"
 	"encoding/json"
 	"errors"
 	"os"
@@ -261,4 +263,93 @@ func TestFilterReplay(t *testing.T) {
 			t.Fatalf("replay of a filtered run: %+v (%v)", rep, err)
 		}
 	}
+}
+
+// TestFilterEqualsRemovedEvents: filtering is removing. With a plan that
+// is a property of the event (every copy of an event has the same),
+// the filtered metrics {plan: [pro]} over all events give exactly the
+// results of the unfiltered metrics over the pro events alone — attributed
+// and CUPED pre-period events alike (cuped_theta, adjusted intervals), in
+// every cohort.
+func TestFilterEqualsRemovedEvents(t *testing.T) {
+	rows, err := parquet.ReadFile[fixtures.PropEventRow](filepath.Join("..", "fixtures", "data", fixtures.PropsFixture, "events.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var all, pro []fixtures.PropEventRow
+	for _, r := range rows {
+		// Every copy of an event (same unit and event_id) has the same
+		// plan; a unit's events have both.
+		key := fmt.Sprint(r.TS)
+		if r.EventID != nil {
+			key = *r.EventID
+		}
+		plan := "free"
+		if h := fnv.New32a(); true {
+			h.Write([]byte(key))
+			if h.Sum32()%2 == 0 {
+				plan = "pro"
+			}
+		}
+		r.Plan = str(plan)
+		all = append(all, r)
+		if plan == "pro" {
+			pro = append(pro, r)
+		}
+	}
+	if len(pro) < len(all)/4 || len(pro) > 3*len(all)/4 {
+		t.Fatalf("%d of %d rows pro", len(pro), len(all))
+	}
+	for name, rs := range map[string][]fixtures.PropEventRow{"all.parquet": all, "pro.parquet": pro} {
+		if err := parquet.WriteFile(filepath.Join(dir, name), rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := filteredFixture(t)
+	base = replaceOnce(t, base, "statistics:\n", "statistics:\n  cuped: {lookback_days: 2}\n")
+	base = replaceOnce(t, base, "filter: {country: [DE]}, ", "")
+	base = replaceOnce(t, base, "filter: {country: [DE, FR]}, ", "")
+	base = replaceOnce(t, base, "filter: {country: [DE], plan: [pro]}, ", "")
+	events := func(s, file string) string {
+		data, _ := filepath.Abs(filepath.Join("..", "fixtures", "data"))
+		return replaceOnce(t, s, data+"/props/events.parquet", filepath.Join(dir, file))
+	}
+	filtered := events(strings.ReplaceAll(base, "attribution_hours: 96}", "filter: {plan: [pro]}, attribution_hours: 96}"), "all.parquet")
+	filtered = replaceOnce(t, filtered, "filter: {plan: [pro]}, filter: {plan: [pro]}", "filter: {plan: [pro]}") // sessions_pro had one
+	removed := events(base, "pro.parquet")
+	removed = replaceOnce(t, removed, ", filter: {plan: [pro]}", "")
+	removed = replaceOnce(t, removed, ", filter_counts: v1", "")
+	resF, errF, _ := runFilterSpec(t, filtered)
+	resR, errR, _ := runFilterSpec(t, removed)
+	for _, e := range []error{errF, errR} {
+		var gate *analysis.GateError
+		if e != nil && !errors.As(e, &gate) {
+			t.Fatal(e)
+		}
+	}
+	a, b := resultsWithoutStamp(t, resF.Dir), resultsWithoutStamp(t, resR.Dir)
+	if a != b {
+		t.Errorf("filtered results differ from the results on the pro events alone:\n%s\n---\n%s", a, b)
+	}
+	if !strings.Contains(a, "cuped") && !strings.Contains(a, ",0.") {
+		t.Errorf("no CUPED column in %s", a)
+	}
+}
+
+// resultsWithoutStamp is results.csv without its spec_sha256 column.
+func resultsWithoutStamp(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "results.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if i := strings.LastIndex(line, ","); i >= 0 {
+			line = line[:i]
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
 }
