@@ -8,10 +8,10 @@ package pipeline_test
 
 import (
 	"context"
-	"fmt"
-	"hash/fnv"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -269,8 +269,8 @@ func TestFilterReplay(t *testing.T) {
 // is a property of the event (every copy of an event has the same),
 // the filtered metrics {plan: [pro]} over all events give exactly the
 // results of the unfiltered metrics over the pro events alone — attributed
-// and CUPED pre-period events alike (cuped_theta, adjusted intervals), in
-// every cohort.
+// and CUPED pre-period events alike (cuped_theta, adjusted intervals), and
+// a filtered quantile metric's histograms, in every cohort.
 func TestFilterEqualsRemovedEvents(t *testing.T) {
 	rows, err := parquet.ReadFile[fixtures.PropEventRow](filepath.Join("..", "fixtures", "data", fixtures.PropsFixture, "events.parquet"))
 	if err != nil {
@@ -306,41 +306,58 @@ func TestFilterEqualsRemovedEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	base := filteredFixture(t)
-	base = replaceOnce(t, base, "statistics:\n", "statistics:\n  cuped: {lookback_days: 2}\n")
-	base = replaceOnce(t, base, "filter: {country: [DE]}, ", "")
-	base = replaceOnce(t, base, "filter: {country: [DE, FR]}, ", "")
-	base = replaceOnce(t, base, "filter: {country: [DE], plan: [pro]}, ", "")
 	events := func(s, file string) string {
 		data, _ := filepath.Abs(filepath.Join("..", "fixtures", "data"))
 		return replaceOnce(t, s, data+"/props/events.parquet", filepath.Join(dir, file))
 	}
-	filtered := events(strings.ReplaceAll(base, "attribution_hours: 96}", "filter: {plan: [pro]}, attribution_hours: 96}"), "all.parquet")
-	filtered = replaceOnce(t, filtered, "filter: {plan: [pro]}, filter: {plan: [pro]}", "filter: {plan: [pro]}") // sessions_pro had one
-	removed := events(base, "pro.parquet")
-	removed = replaceOnce(t, removed, ", filter: {plan: [pro]}", "")
-	removed = replaceOnce(t, removed, ", filter_counts: v1", "")
-	resF, errF, _ := runFilterSpec(t, filtered)
-	resR, errR, _ := runFilterSpec(t, removed)
-	for _, e := range []error{errF, errR} {
-		var gate *analysis.GateError
-		if e != nil && !errors.As(e, &gate) {
-			t.Fatal(e)
-		}
-	}
-	a, b := resultsWithoutStamp(t, resF.Dir), resultsWithoutStamp(t, resR.Dir)
-	if a != b {
-		t.Errorf("filtered results differ from the results on the pro events alone:\n%s\n---\n%s", a, b)
-	}
-	if !strings.Contains(a, "cuped") && !strings.Contains(a, ",0.") {
-		t.Errorf("no CUPED column in %s", a)
+	for _, variant := range []struct {
+		name string
+		edit func(string) string
+	}{
+		{"cuped", func(s string) string {
+			return replaceOnce(t, s, "statistics:\n", "statistics:\n  cuped: {lookback_days: 2}\n")
+		}},
+		{"quantile", func(s string) string {
+			s = replaceOnce(t, s, "quality: v4,", "quality: v4, histograms: v2,")
+			return replaceOnce(t, s, "statistics:\n", "  - {name: revenue_p90, kind: quantile, level: 0.9, event: purchase, aggregate: sum, clamp: {lower: 0, upper: 500}, attribution_hours: 96}\nstatistics:\n")
+		}},
+	} {
+		t.Run(variant.name, func(t *testing.T) {
+			base := variant.edit(filteredFixture(t))
+			base = replaceOnce(t, base, "filter: {country: [DE]}, ", "")
+			base = replaceOnce(t, base, "filter: {country: [DE, FR]}, ", "")
+			base = replaceOnce(t, base, "filter: {country: [DE], plan: [pro]}, ", "")
+			filtered := events(strings.ReplaceAll(base, "attribution_hours: 96}", "filter: {plan: [pro]}, attribution_hours: 96}"), "all.parquet")
+			filtered = replaceOnce(t, filtered, "filter: {plan: [pro]}, filter: {plan: [pro]}", "filter: {plan: [pro]}") // sessions_pro had one
+			removed := events(base, "pro.parquet")
+			removed = replaceOnce(t, removed, ", filter: {plan: [pro]}", "")
+			removed = replaceOnce(t, removed, ", filter_counts: v1", "")
+			resF, errF, _ := runFilterSpec(t, filtered)
+			resR, errR, _ := runFilterSpec(t, removed)
+			for _, e := range []error{errF, errR} {
+				var gate *analysis.GateError
+				if e != nil && !errors.As(e, &gate) {
+					t.Fatal(e)
+				}
+			}
+			a, b := resultsWithoutStamp(t, resF.Dir, "results.csv"), resultsWithoutStamp(t, resR.Dir, "results.csv")
+			if a != b {
+				t.Errorf("filtered results differ from the results on the pro events alone:\n%s\n---\n%s", a, b)
+			}
+			if variant.name == "quantile" {
+				if a, b := resultsWithoutStamp(t, resF.Dir, "quantiles.csv"), resultsWithoutStamp(t, resR.Dir, "quantiles.csv"); a != b {
+					t.Errorf("filtered quantiles differ from those on the pro events alone:\n%s\n---\n%s", a, b)
+				}
+			}
+		})
 	}
 }
 
-// resultsWithoutStamp is results.csv without its spec_sha256 column.
-func resultsWithoutStamp(t *testing.T, dir string) string {
+// resultsWithoutStamp is a CSV output without its last column
+// (spec_sha256).
+func resultsWithoutStamp(t *testing.T, dir, file string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "results.csv"))
+	b, err := os.ReadFile(filepath.Join(dir, file))
 	if err != nil {
 		t.Fatal(err)
 	}
