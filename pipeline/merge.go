@@ -194,8 +194,9 @@ func sameJSON(a, b any) bool {
 	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }
 
-// fillFromPartials sums the partials into the job: cells (n and sums add,
-// maxima take the larger, the overflow proof is redone), quality counts
+// fillFromPartials sums the partials into the job: cells and cross-moment
+// cells (n and sums add, maxima take the larger, the overflow proof is
+// redone), quality counts
 // (footer counts taken once), event names; then the missing-event check
 // on the merged cells, as a single pass does.
 func (j *job) fillFromPartials(parts []Partial) error {
@@ -207,6 +208,8 @@ func (j *job) fillFromPartials(parts []Partial) error {
 	type key struct{ c, v, m string }
 	merged := map[key]*engine.Cell{}
 	names := map[string]int64{}
+	type ckey struct{ c, v, a, b string }
+	cross := map[ckey]*engine.CrossCell{}
 	for i, p := range parts {
 		if i > 0 {
 			q.Add(p.Quality)
@@ -230,7 +233,26 @@ func (j *job) fillFromPartials(parts []Partial) error {
 		for n, c := range p.EventNames {
 			names[n] += c
 		}
+		xs, err := crossFromPartial(j.spec, p.Cross)
+		if err != nil {
+			return &ShardError{Shard: Shard{i, len(parts)}, Err: &expspec.IntegrityError{Err: err}}
+		}
+		for _, x := range xs {
+			k := ckey{x.Cohort, x.Variant, x.MetricA, x.MetricB}
+			if m, ok := cross[k]; ok {
+				engine.MergeCross(m, x)
+			} else {
+				cross[k] = &x
+			}
+		}
 	}
+	var crossCells []engine.CrossCell
+	for _, x := range cross {
+		engine.ProveCrossNoOverflow(x)
+		crossCells = append(crossCells, *x)
+	}
+	sortCross(crossCells)
+	j.crossCells = crossCells
 	var cells []engine.Cell
 	for _, c := range merged {
 		cells = append(cells, *c)

@@ -85,6 +85,11 @@ type Partial struct {
 	Build       publish.BuildInfo       `json:"build"`
 	Quality     engine.Quality          `json:"quality"`
 	Cells       []partialCell           `json:"cells"`
+	// Cross are the shard's cross-moment cells (crossmoments@v1; absent
+	// for specs without pre_period:<metric> covariates, whose partials
+	// keep their bytes): sums and maxima add in the merge, which redoes
+	// the overflow proof.
+	Cross []partialCross `json:"cross,omitempty"`
 	// EventNames counts the event names in the window among the shard's
 	// rows (exact specs only): the merge sums them for the missing-event
 	// check.
@@ -118,6 +123,102 @@ func partialKey(noiseKey []byte) []byte {
 	m := hmac.New(sha256.New, noiseKey)
 	m.Write([]byte("verity/shard-partial/v1"))
 	return m.Sum(nil)
+}
+
+// partialCross is a CrossCell with its integers as decimal strings; an
+// overflowed cell has no sums.
+type partialCross struct {
+	Cohort   string    `json:"cohort"`
+	Variant  string    `json:"variant"`
+	MetricA  string    `json:"metric_a"`
+	MetricB  string    `json:"metric_b"`
+	N        int64     `json:"n"`
+	Sums     []string  `json:"sums,omitempty"`
+	MaxAbs   [4]string `json:"max_abs"`
+	Overflow bool      `json:"overflow,omitempty"`
+}
+
+// crossToPartial writes cross cells in the template's order (cohort,
+// variant, metric_a, metric_b, with the unclassified leaf under its SQL
+// label).
+func crossToPartial(cells []engine.CrossCell) []partialCross {
+	cells = slices.Clone(cells)
+	sortCross(cells)
+	var out []partialCross
+	for _, c := range cells {
+		pc := partialCross{Cohort: c.Cohort, Variant: c.Variant, MetricA: c.MetricA, MetricB: c.MetricB, N: c.N, Overflow: c.Overflow}
+		for i, m := range c.MaxAbs {
+			pc.MaxAbs[i] = m.String()
+		}
+		if !c.Overflow {
+			pc.Sums = []string{c.SumXC.String(), c.SumYC.String(), c.SumCC.String()}
+		}
+		out = append(out, pc)
+	}
+	return out
+}
+
+// crossFromPartial reads a partial's cross cells back, refusing pairs the
+// spec does not list and values that are not integers.
+func crossFromPartial(spec *expspec.Spec, pcs []partialCross) ([]engine.CrossCell, error) {
+	pairs := map[[2]string]bool{}
+	for _, p := range spec.CrossMomentPairs() {
+		pairs[p] = true
+	}
+	out := make([]engine.CrossCell, len(pcs))
+	for i, pc := range pcs {
+		if !pairs[[2]string{pc.MetricA, pc.MetricB}] {
+			return nil, fmt.Errorf("cross-moments of %s and %s, a pair the spec does not list", pc.MetricA, pc.MetricB)
+		}
+		if pc.N <= 0 || pc.Overflow != (pc.Sums == nil) || (!pc.Overflow && len(pc.Sums) != 3) {
+			return nil, fmt.Errorf("cross-moments of %s and %s, %s/%s: %d units, overflow %v with %d sums", pc.MetricA, pc.MetricB, pc.Cohort, pc.Variant, pc.N, pc.Overflow, len(pc.Sums))
+		}
+		c := engine.CrossCell{Experiment: spec.Experiment, Cohort: pc.Cohort, Variant: pc.Variant, MetricA: pc.MetricA, MetricB: pc.MetricB, N: pc.N, Overflow: pc.Overflow}
+		parse := func(v string) (*big.Int, error) {
+			b, ok := new(big.Int).SetString(v, 10)
+			if !ok {
+				return nil, fmt.Errorf("cross-moments of %s and %s: %q is not an integer", pc.MetricA, pc.MetricB, v)
+			}
+			return b, nil
+		}
+		for k, v := range pc.MaxAbs {
+			b, err := parse(v)
+			if err != nil {
+				return nil, err
+			}
+			if b.Sign() < 0 {
+				return nil, fmt.Errorf("cross-moments of %s and %s: a negative maximum |value|", pc.MetricA, pc.MetricB)
+			}
+			c.MaxAbs[k] = b
+		}
+		if !pc.Overflow {
+			sums := make([]*big.Int, 3)
+			for k, v := range pc.Sums {
+				b, err := parse(v)
+				if err != nil {
+					return nil, err
+				}
+				sums[k] = b
+			}
+			c.SumXC, c.SumYC, c.SumCC = sums[0], sums[1], sums[2]
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// sortCross puts cross cells in crossmoments@v1's order.
+func sortCross(cells []engine.CrossCell) {
+	label := func(c string) string {
+		if c == expspec.UnclassifiedLeaf {
+			return "*"
+		}
+		return c
+	}
+	slices.SortStableFunc(cells, func(a, b engine.CrossCell) int {
+		return strings.Compare(label(a.Cohort)+"\x00"+a.Variant+"\x00"+a.MetricA+"\x00"+a.MetricB,
+			label(b.Cohort)+"\x00"+b.Variant+"\x00"+b.MetricA+"\x00"+b.MetricB)
+	})
 }
 
 func cellsToPartial(cells []engine.Cell) []partialCell {
@@ -406,7 +507,8 @@ func (j *job) writePartial(opts Options, sh Shard) error {
 		Format: PartialFormat, Experiment: j.spec.Experiment, Name: j.spec.OutputName(), NominalDate: j.date,
 		Shard: sh.Index, Shards: sh.Count, Salt: salt, Buckets: buckets, SpecSHA256: j.specHash,
 		Templates: j.recs, Inputs: inputs, InputDigest: intake.InputDigest(inputs), DuckDB: j.duck, Build: opts.Build,
-		Quality: j.quality, Cells: cellsToPartial(cells), EventNames: j.eventNames, Execution: j.execSet, Scan: j.scan,
+		Quality: j.quality, Cells: cellsToPartial(cells), Cross: crossToPartial(j.crossCells), EventNames: j.eventNames,
+		Execution: j.execSet, Scan: j.scan,
 	}
 	var key []byte
 	if j.spec.Privacy.Enabled {

@@ -64,6 +64,11 @@ type scaleResult struct {
 	PhaseMS  map[string]float64
 	Agree    agreement
 	NaiveErr error
+	// Floor is the scan floor (scanfloor.sql: every needed column read
+	// once), measured beside the two; FloorErr is set when it failed or
+	// did not read every row of the dataset.
+	Floor    measurement
+	FloorErr error
 	// VerityErr is set when `verity run` failed (for instance out of
 	// memory): the scale is reported, not dropped.
 	VerityErr error
@@ -140,7 +145,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 		if len(r.Agree.Mismatch) > 0 {
 			mismatch = true
 		}
-		if r.VerityErr != nil || r.NaiveErr != nil {
+		if r.VerityErr != nil || r.NaiveErr != nil || r.FloorErr != nil {
 			failed = true
 		}
 	}
@@ -313,6 +318,15 @@ func benchScale(ctx context.Context, o benchOptions, cfg fixtures.Config, verity
 		return r, nil
 	}
 	logf("%s: reference %s, peak RSS %s", scaleLabel(cfg.Units), secs(r.Naive.Wall), peak(r.Naive))
+	r.Floor, r.FloorErr = benchFloor(ctx, o, ds, spec, self)
+	if ctx.Err() != nil {
+		return r, ctx.Err()
+	}
+	if r.FloorErr != nil {
+		logf("%s: scan floor FAILED: %v", scaleLabel(cfg.Units), r.FloorErr)
+	} else {
+		logf("%s: scan floor %s", scaleLabel(cfg.Units), secs(r.Floor.Wall))
+	}
 	ref, err := parseNaive(r.Naive.Stdout)
 	if err != nil {
 		r.NaiveErr = fmt.Errorf("output unreadable: %w", err)
@@ -459,6 +473,7 @@ func printReport(w io.Writer, o benchOptions, env string, rs []scaleResult, nigh
 			naiveWall, naiveRSS, ratio, perRow, perRow/base)
 	}
 	fmt.Fprintln(w)
+	printFloor(w, rs)
 	fmt.Fprintln(w, "CPU time (user + sys) and `verity run`'s own phase timings (from its JSON log):")
 	fmt.Fprintln(w)
 	var names []string

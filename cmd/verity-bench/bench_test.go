@@ -208,3 +208,44 @@ func TestScanFloorReadsEveryRow(t *testing.T) {
 		}
 	}
 }
+
+// The bench measures the scan floor beside Verity and checks that it read
+// every row of the dataset: on a generated dataset it does, and a dataset
+// whose truth names one more event row than the files hold is a failed
+// floor, not a faster one.
+func TestBenchFloorChecksRows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates data and runs DuckDB")
+	}
+	ctx := context.Background()
+	o := benchOptions{Cache: t.TempDir(), Templates: "single-join", Runs: 1, Base: benchConfig()}
+	o.Engine = duckConfig{Threads: 1, MemoryLimit: "500MB", TempDir: t.TempDir()}
+	cfg := o.Base
+	cfg.Units = 300
+	ds, specs, _, err := prepare(ctx, o, cfg, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := benchFloor(ctx, o, ds, specs[0], self)
+	if err != nil || m.Wall <= 0 {
+		t.Fatalf("scan floor: %v (wall %s)", err, m.Wall)
+	}
+	var out strings.Builder
+	printFloor(&out, []scaleResult{{Units: 300, Floor: m, Verity: measurement{Wall: 3 * m.Wall, User: 3 * (m.User + m.Sys)}}})
+	if !strings.Contains(out.String(), "| 3.00× | 3.00× |") {
+		t.Errorf("floor table:\n%s", out.String())
+	}
+	ds.Truth.EventRows++
+	if _, err := benchFloor(ctx, o, ds, specs[0], self); err == nil || !strings.Contains(err.Error(), "event rows") {
+		t.Errorf("a floor that read fewer rows than the dataset has: %v", err)
+	}
+	for _, bad := range []string{"", "traces\t1\tx\n", "traces\t1\tx\nevents\tmany\tx\n", "traces\t1\tx\ntraces\t2\tx\n"} {
+		if _, err := parseFloor([]byte(bad)); err == nil {
+			t.Errorf("parseFloor(%q): no error", bad)
+		}
+	}
+}

@@ -16,8 +16,8 @@ import (
 const allocEnv = "VERITY_BENCH_TEST_ALLOC_MIB"
 
 // TestMain lets the test binary play the bench's launcher (measure runs
-// os.Executable(), which here is the test binary) and a measured child of
-// known size.
+// os.Executable(), which here is the test binary), the scan floor and a
+// measured child of known size.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == measureCmdName {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -32,6 +32,13 @@ func TestMain(m *testing.M) {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code, err := prepareCmd(ctx, os.Args[2:], os.Stdin, os.Stderr)
 		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "verity-bench:", err)
+		}
+		os.Exit(code)
+	}
+	if len(os.Args) > 1 && os.Args[1] == "scanfloor" {
+		code, err := scanFloorCmd(context.Background(), os.Args[2:], os.Stdout, os.Stderr)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "verity-bench:", err)
 		}

@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 )
 
 //go:embed scanfloor.sql
@@ -68,4 +70,72 @@ func scanFloorArgsFor(o benchOptions, ds dataset, s benchSpec) []string {
 		}
 	}
 	return args
+}
+
+// benchFloor measures the scan floor on a dataset beside Verity and the
+// reference query (the fastest of o.Runs) and checks that it read every
+// row of both inputs: a floor that skipped rows would flatter nothing but
+// would not be a floor.
+func benchFloor(ctx context.Context, o benchOptions, ds dataset, s benchSpec, self string) (measurement, error) {
+	m, err := best(o.Runs, func() (measurement, error) {
+		return measure(ctx, self, scanFloorArgsFor(o, ds, s)...)
+	})
+	if err != nil {
+		return m, errors.New(firstLine(lastErrorLine(m.Stderr, err)))
+	}
+	rows, err := parseFloor(m.Stdout)
+	if err != nil {
+		return m, err
+	}
+	if rows["traces"] != ds.Truth.TraceRows || rows["events"] != ds.Truth.EventRows {
+		return m, fmt.Errorf("read %d trace and %d event rows, the dataset has %d and %d",
+			rows["traces"], rows["events"], ds.Truth.TraceRows, ds.Truth.EventRows)
+	}
+	return m, nil
+}
+
+// parseFloor reads scanFloorCmd's lines into rows per input kind.
+func parseFloor(out []byte) (map[string]int64, error) {
+	rows := map[string]int64{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 {
+			return nil, fmt.Errorf("scan floor output line %q: want kind, rows, checksum", line)
+		}
+		n, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("scan floor output line %q: %w", line, err)
+		}
+		if _, dup := rows[f[0]]; dup {
+			return nil, fmt.Errorf("scan floor output: %s twice", f[0])
+		}
+		rows[f[0]] = n
+	}
+	if len(rows) != 2 {
+		return nil, fmt.Errorf("scan floor output %q: want traces and events", out)
+	}
+	return rows, nil
+}
+
+// printFloor writes the scan-floor table: Verity's wall and CPU time as
+// multiples of reading every needed column once, measured in the same run
+// (issue 18's target: within 3×).
+func printFloor(w io.Writer, rs []scaleResult) {
+	fmt.Fprintln(w, "Scan floor (`scanfloor.sql`: every column Verity needs read once, every row; issue 18 target: Verity ≤ 3× it), measured beside the rows above:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scale | floor wall | floor CPU | verity / floor (wall) | verity / floor (CPU) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, r := range rs {
+		switch {
+		case r.FloorErr != nil:
+			fmt.Fprintf(w, "| %s | FAILED: %s | | | |\n", scaleLabel(r.Units), strings.ReplaceAll(r.FloorErr.Error(), "|", "/"))
+		case r.VerityErr != nil:
+			fmt.Fprintf(w, "| %s | %s | %s | verity failed | |\n", scaleLabel(r.Units), secs(r.Floor.Wall), secs(r.Floor.User+r.Floor.Sys))
+		default:
+			fcpu := r.Floor.User + r.Floor.Sys
+			fmt.Fprintf(w, "| %s | %s | %s | %.2f× | %.2f× |\n", scaleLabel(r.Units), secs(r.Floor.Wall), secs(fcpu),
+				r.Verity.Wall.Seconds()/r.Floor.Wall.Seconds(), (r.Verity.User+r.Verity.Sys).Seconds()/fcpu.Seconds())
+		}
+	}
+	fmt.Fprintln(w)
 }

@@ -51,9 +51,6 @@ func (s *Spec) ShardableError() error {
 	if s.Interactions != nil {
 		return s.errf("interactions", "a sharded run does not test interactions: the shard partials do not carry the cells of units in two experiments; run this spec unsharded (verity run without --shard)")
 	}
-	if len(s.CrossMomentPairs()) > 0 {
-		return s.errf("templates.crossmoments", "a sharded run does not adjust for another metric's pre-period value: the shard partials do not carry cross-moments between metrics; run this spec unsharded (verity run without --shard)")
-	}
 	if k := s.firstFilter(); k != "" {
 		return s.errf(k, "a sharded run does not filter metrics by event properties: the shard partials do not carry the filter counts; run this spec unsharded (verity run without --shard)")
 	}
