@@ -174,8 +174,8 @@ func TestQuickQuantileCalibration(t *testing.T) {
 	if err := WriteReport(&b, tally, checks, failed); err != nil {
 		t.Fatal(err)
 	}
-	if len(checks) != 2*3*7+3+2*2*2*4+2 {
-		t.Errorf("%d checks, want %d: a cohort type, level or scale is missing\n%s", len(checks), 2*3*7+3+2*2*2*4+2, b.String())
+	if want := 2*3*7 + 3 + 2*2*2*4 + 2 + 2*2*2*4 + 2; len(checks) != want {
+		t.Errorf("%d checks, want %d: a cohort type, level, kind or scale is missing\n%s", len(checks), want, b.String())
 	}
 	for _, c := range checks {
 		if c.Failed {

@@ -144,6 +144,7 @@ func Judge(t Tally) ([]Check, bool) {
 		add("aa-final/"+QuantileMode+"/"+quantileKind(l), "two-sided", "A/A significant at the final night", alpha)
 	}
 	judgeCaps(add)
+	judgeFilters(add)
 	m := len(checks)
 	failed := false
 	for i := range checks {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
 	"github.com/verity-analytics/verity/pipeline/analysis"
@@ -88,9 +90,12 @@ var quantileExperiments = []struct {
 // writeQuantileData writes one dataset's traces and events.
 func writeQuantileData(dir string, seed uint64, units int) error {
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	// The events' channel (filters.go) comes from a stream of its own, so
+	// the values and assignments are the same with or without it.
+	channels := rand.New(rand.NewPCG(seed, 0x5bd1e9955bd1e995))
 	str := func(s string) *string { return &s }
 	var traces []fixtures.TraceRow
-	var events []fixtures.EventRow
+	var events []channelEventRow
 	for _, e := range quantileExperiments {
 		for i := range units {
 			id := fmt.Sprintf("%s-u%06d", e.id, i)
@@ -113,23 +118,35 @@ func writeQuantileData(dir string, seed uint64, units int) error {
 				v *= quantileLift
 			}
 			ets := ts + 60_000_000
-			events = append(events, fixtures.EventRow{TS: &ets, UnitID: str(id), Metric: str("spend"), Value: &v, EventID: str("e-" + id)})
+			events = append(events, channelEventRow{TS: &ets, UnitID: str(id), Metric: str("spend"), Value: &v, EventID: str("e-" + id), Channel: channelOf(channels.Float64())})
 		}
 	}
 	if err := fixtures.WriteTraceFile(filepath.Join(dir, "traces.parquet"), traces); err != nil {
 		return err
 	}
-	return fixtures.WriteEventFile(filepath.Join(dir, "events.parquet"), events)
+	return parquet.WriteFile(filepath.Join(dir, "events.parquet"), events)
+}
+
+// channelEventRow is an event with the property column channel.
+type channelEventRow struct {
+	TS      *int64   `parquet:"ts,timestamp(microsecond:utc)"`
+	UnitID  *string  `parquet:"unit_id"`
+	Metric  *string  `parquet:"metric"`
+	Value   *float64 `parquet:"value"`
+	EventID *string  `parquet:"event_id"`
+	Channel *string  `parquet:"channel"`
 }
 
 // quantileSpecYAML is the spec of one quantile experiment.
 func quantileSpecYAML(id string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version: 1\nexperiment: %s\n", id)
-	b.WriteString("inputs: {traces: [traces.parquet], events: [events.parquet]}\n")
+	b.WriteString("inputs: {traces: [traces.parquet], events: [events.parquet], event_properties: [channel]}\n")
 	fmt.Fprintf(&b, "window: {start: %s, end: %s}\n", windowStart.Format(time.RFC3339), windowStart.AddDate(0, 0, quantileDays).Format(time.RFC3339))
 	b.WriteString("variants:\n  - {name: control, allocation: 0.5, control: true}\n  - {name: treatment, allocation: 0.5}\n")
-	b.WriteString("templates: {traces: v7, assignment: v5, events: v6, unit_metrics: v5, sufstats: v3, quality: v4, histograms: v2}\n")
+	// events@v9 (filtered metrics) gives events@v6's results for the
+	// unfiltered ones (golden/filter_reference_test.go, versions_test.go).
+	b.WriteString("templates: {traces: v7, assignment: v5, events: v9, unit_metrics: v5, sufstats: v3, quality: v4, histograms: v2, filter_counts: v1}\n")
 	b.WriteString("cohorts: {dimension: persona, taxonomy: [a, b]}\nmetrics:\n")
 	for _, l := range quantileLevels {
 		fmt.Fprintf(&b, "  - {name: spend_%s, kind: quantile, level: %g, event: spend, aggregate: sum, clamp: {lower: 0, upper: 1000000}, attribution_hours: %d}\n",
@@ -139,6 +156,8 @@ func quantileSpecYAML(id string) string {
 		fmt.Fprintf(&b, "  - {name: %s, kind: mean, event: spend, aggregate: sum, clamp: {lower: 0, upper: 1000000}, cap: {upper_quantile: %g}, attribution_hours: %d}\n",
 			capMetric(q), q, quantileDays*24)
 	}
+	fmt.Fprintf(&b, "  - {name: spend_web, kind: mean, event: spend, aggregate: sum, clamp: {lower: 0, upper: 1000000}, filter: {channel: [web]}, attribution_hours: %d}\n", quantileDays*24)
+	fmt.Fprintf(&b, "  - {name: converted_web, kind: proportion, event: spend, filter: {channel: [web]}, attribution_hours: %d}\n", quantileDays*24)
 	fmt.Fprintf(&b, "statistics: {alpha: %g, fixed_point_decimals: 2}\nprivacy: {enabled: false}\n", alpha)
 	return b.String()
 }
@@ -185,7 +204,7 @@ func quantileDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error
 			return nil, err
 		}
 		for _, r := range rows {
-			if r.Cohort != expspec.UnclassifiedLeaf && capTallies(tl, r, e.planted) {
+			if r.Cohort != expspec.UnclassifiedLeaf && (capTallies(tl, r, e.planted) || filterTallies(tl, r, e.planted)) {
 				continue
 			}
 			q := r.Quantile

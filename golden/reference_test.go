@@ -119,7 +119,7 @@ func TestResultsMatchReference(t *testing.T) {
 				if kind == "ratio" || kind == expspec.KindQuantile {
 					kind = "mean"
 				}
-				rm := reference.Metric{Name: mt.Name, Kind: kind, Event: mt.Event, Aggregate: mt.Aggregate}
+				rm := reference.Metric{Name: mt.Name, Kind: kind, Event: mt.Event, Aggregate: mt.Aggregate, Filter: mt.Filter}
 				if mt.Clamp != nil {
 					rm.HasClamp, rm.Lower, rm.Upper = true, mt.Clamp.Lower, mt.Clamp.Upper
 				}

@@ -96,6 +96,9 @@ func TestEquivalentVersionsOnFixtures(t *testing.T) {
 			if len(spec.CrossMomentPairs()) > 0 {
 				t.Skip("other metrics' pre-periods: the crossmoments template needs the single-join unit values, which the older layouts lack")
 			}
+			if spec.HasFilters() {
+				t.Skip("filtered metrics: only events@v9 applies filters (filter_reference_test.go holds it to events@v7 without filters)")
+			}
 			if spec.Drilldowns != nil {
 				t.Skip("drill-downs: the drilldown template needs the single-join assignment and unit values, which the older layouts lack")
 			}

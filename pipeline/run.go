@@ -194,6 +194,9 @@ type job struct {
 	// crossCells are the pass's cross-moment cells of the experiment
 	// (another metric's pre-period value as a regression covariate).
 	crossCells []engine.CrossCell
+	// filterCounts are the rows each filter value of the spec's filtered
+	// metrics matched (filter_counts@v1), in spec order; nil without filters.
+	filterCounts []analysis.FilterCount
 	// drill are the pass's drill-down dimensions of the experiment.
 	drill []engine.DrillDimension
 }
@@ -494,6 +497,11 @@ func groupKey(spec *expspec.Spec, traces, events []intake.InputFile) string {
 	for _, role := range slices.Sorted(maps.Keys(spec.Inputs.SortedBy)) {
 		fmt.Fprintf(h, "sorted_by %s %q\n", role, spec.Inputs.SortedBy[role])
 	}
+	// Event property columns are rendered into the templates and checked
+	// per file: specs share a pass only when they declare the same.
+	if len(spec.Inputs.EventProperties) > 0 {
+		fmt.Fprintf(h, "event_properties %q\n", spec.Inputs.EventProperties)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -537,6 +545,12 @@ func inspectGroup(ctx context.Context, jobs []*job, opts Options) (*groupState, 
 			sess.Close()
 			return nil, err
 		}
+		if inputs[i].Role == "events" {
+			if err := intake.CheckProperties(&inputs[i], first.spec.Inputs.EventProperties); err != nil {
+				sess.Close()
+				return nil, err
+			}
+		}
 	}
 	st.traces, st.events = inputs[:len(first.traces)], inputs[len(first.traces):]
 	for _, role := range []struct {
@@ -575,6 +589,7 @@ func inspectGroup(ctx context.Context, jobs []*job, opts Options) (*groupState, 
 	data := engine.RenderData{
 		Traces: intake.ColumnsFor(st.traces, intake.TraceContract, first.spec.Inputs.Columns.Traces),
 		Events: intake.ColumnsFor(st.events, intake.EventContract, first.spec.Inputs.Columns.Events),
+		Props:  first.spec.Inputs.EventProperties,
 		Drill:  first.spec.DrillDimensions(),
 	}
 	if st.tmpls, st.recs, err = engine.LoadTemplates(opts.Queries, first.spec, data); err != nil {
@@ -668,6 +683,7 @@ type passResult struct {
 	perExp  map[string]error
 	ix      map[string][]engine.InteractionCell
 	cross   map[string][]engine.CrossCell
+	filters []engine.FilterCountRow
 	drill   map[string][]engine.DrillDimension
 }
 
@@ -679,7 +695,7 @@ func runPass(ctx context.Context, st *groupState, specs []*expspec.Spec, all []i
 	p["ix_exp"], p["ix_partner"] = engine.NonNil(st.ixExp), engine.NonNil(st.ixPartner)
 	cells, quality, perExp, err := st.sess.RunSQL(ctx, specs, st.tmpls, p, progress)
 	if err == nil {
-		return passResult{cells, quality, perExp, st.sess.Interactions, st.sess.CrossMoments, st.sess.Drilldowns}, nil
+		return passResult{cells, quality, perExp, st.sess.Interactions, st.sess.CrossMoments, st.sess.FilterCounts, st.sess.Drilldowns}, nil
 	}
 	if t := engine.TransientOrNil(ctx, err); t != nil {
 		return passResult{}, t
@@ -758,6 +774,7 @@ func (j *job) takePass(st *groupState, pass passResult, scan engine.Scan, inspec
 	j.cells, j.quality, j.err = pass.cells[exp], pass.quality[exp], pass.perExp[exp]
 	j.ixCells = pass.ix[exp]
 	j.crossCells = pass.cross[exp]
+	j.filterCounts = analysis.FilterCountsFor(j.spec, pass.filters)
 	j.drill = pass.drill[exp]
 	j.recs, j.duck, j.execSet, j.scan = st.recs, st.duck, st.execSet, scan
 	for _, f := range j.traces {
@@ -870,6 +887,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	}
 	checks, blocked := analysis.EvaluateGates(spec, j.quality, released, baseline, j.missing)
 	checks = analysis.ApplyMissingEvents(checks, rows, j.missing, spec.Privacy.Enabled)
+	checks, blocked = analysis.ApplyFilterCounts(spec, checks, blocked, rows, j.filterCounts)
 	details := invalidateOnBlock(&decisions, checks, blocked)
 	// A sample-ratio mismatch invalidates the verdict as a blocking gate
 	// does: the same exit status and stdout line.
@@ -941,12 +959,12 @@ func (j *job) commitExact(ctx context.Context, opts Options, final string, rel e
 	page, err := report.Render(publish.BuildReport(publish.ReportInput{
 		Spec: spec, Date: date, Rows: rel.rows, Decisions: rel.decisions, Checks: rel.checks, Privacy: rel.privacy,
 		Templates: j.recs, Digest: digest, SpecHash: j.specHash, DuckDB: j.duck.Version, Nightly: rel.nightly,
-		Adjusted: rel.adjusted, Interactions: rel.interactions, Drilldown: rel.drill,
+		Adjusted: rel.adjusted, Interactions: rel.interactions, FilterCounts: j.filterCounts, Drilldown: rel.drill,
 	}))
 	if err != nil {
 		return fmt.Errorf("report.html: %w", err)
 	}
-	files, err := publish.EncodeOutputs(publish.RowStamp{Name: spec.OutputName(), Date: date, SpecHash: j.specHash}, rel.rows, publish.QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: rel.checks}, rel.decisions, page, rel.nightly)
+	files, err := publish.EncodeOutputs(publish.RowStamp{Name: spec.OutputName(), Date: date, SpecHash: j.specHash}, rel.rows, publish.QualityReport{Experiment: spec.Experiment, NominalDate: date, Counts: j.quality, Checks: rel.checks, FilterCounts: j.filterCounts}, rel.decisions, page, rel.nightly)
 	if err != nil {
 		return err
 	}

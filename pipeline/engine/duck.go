@@ -79,6 +79,10 @@ type Session struct {
 	// CrossMoments are the cross-moment cells of the last RunSQL, by
 	// experiment (crossmoments.go); nil when no spec pins the template.
 	CrossMoments map[string][]CrossCell `json:"-" yaml:"-"`
+	// FilterCounts are the rows of filter_counts@v1 of the last RunSQL,
+	// for every experiment of the pass (filters.go); nil when no spec pins
+	// the template.
+	FilterCounts []FilterCountRow `json:"-" yaml:"-"`
 	// Drilldowns are the drill-down dimensions of the last RunSQL, by
 	// experiment (drilldown.go); nil when no spec pins the template.
 	Drilldowns map[string][]DrillDimension `json:"-" yaml:"-"`

@@ -146,6 +146,10 @@ func (q *Quality) fields() map[string]*int64 {
 type RenderData struct {
 	Traces queries.Columns
 	Events queries.Columns
+	// Props are the spec's declared event property columns
+	// (inputs.event_properties), checked in every events file and valid
+	// identifiers; events@v9 and filter_counts@v1 render them with ident.
+	Props []string
 	// Drill are the drill-down dimensions' trace columns (drilldown@v1),
 	// validated identifiers, each in every trace file; the specs of a pass
 	// share them (the group key includes them).
@@ -351,11 +355,13 @@ func addWindows(p map[string]any, specs []*expspec.Spec) {
 	}
 	type win struct {
 		pair
-		attr int64
+		attr   int64
+		filter string // filterKey of a filtered metric's filter (events@v9)
 	}
 	var wins []win
 	index := map[win]int64{}
 	widest := map[pair]int64{}
+	filters := map[int64]filterWin{}
 	var mWinX, mWinY []int64
 	windowOf := func(w win) int64 {
 		if n, ok := index[w]; ok {
@@ -373,10 +379,14 @@ func addWindows(p map[string]any, specs []*expspec.Spec) {
 		exp := int64(i + 1)
 		for _, m := range s.Metrics {
 			attr := attributionWindow(s, m, end.Sub(start)).Microseconds()
-			mWinX = append(mWinX, windowOf(win{pair{exp, m.Event}, attr}))
+			x := windowOf(win{pair{exp, m.Event}, attr, filterKey(m.Filter)})
+			if m.Filter != nil {
+				filters[x] = filterWin{spec: s, event: m.Event, filter: m.Filter}
+			}
+			mWinX = append(mWinX, x)
 			y := int64(0)
 			if m.Denominator != nil {
-				y = windowOf(win{pair{exp, m.Denominator.Event}, attr})
+				y = windowOf(win{pair{exp, m.Denominator.Event}, attr, ""})
 			}
 			mWinY = append(mWinY, y)
 		}
@@ -384,13 +394,20 @@ func addWindows(p map[string]any, specs []*expspec.Spec) {
 	var wExp, wAttr []int64
 	var wEvent []string
 	var wQual []bool
+	// One window per (experiment, event) carries quality's counts: the
+	// first of the widest. Windows differing only in their filter count
+	// the same events in kind 1 (events@v9), so only one may be reported.
+	qual := map[pair]bool{}
 	for _, w := range wins {
 		wExp, wEvent, wAttr = append(wExp, w.exp), append(wEvent, w.event), append(wAttr, w.attr)
-		wQual = append(wQual, w.attr == widest[w.pair])
+		q := w.attr == widest[w.pair] && !qual[w.pair]
+		qual[w.pair] = qual[w.pair] || q
+		wQual = append(wQual, q)
 	}
 	p["win_exp_no"], p["win_event"], p["win_attr_us"] = wExp, NonNil(wEvent), wAttr
 	p["win_qual"] = wQual
 	p["m_win_x"], p["m_win_y"] = mWinX, mWinY
+	filterParams(p, filters)
 }
 
 // RunSQL executes the pinned templates once for every spec of a group and
@@ -429,6 +446,11 @@ func (s *Session) RunSQL(ctx context.Context, specs []*expspec.Spec, tmpls []Ren
 	}
 	if r, ok := byName["crossmoments"]; ok {
 		if s.CrossMoments, err = s.readCrossMoments(ctx, r, p, want); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if r, ok := byName["filter_counts"]; ok {
+		if s.FilterCounts, err = s.readFilterCounts(ctx, r, p, specs[0]); err != nil {
 			return nil, nil, nil, err
 		}
 	}

@@ -49,6 +49,9 @@ type MetricDefinition struct {
 	Denominator      *Part   `yaml:"denominator,omitempty"`
 	Direction        string  `yaml:"direction,omitempty"`
 	AttributionHours int     `yaml:"attribution_hours,omitempty"`
+	// Filter is a filtered metric's property filter (filter.go); the
+	// spec using the definition declares the property columns.
+	Filter map[string][]string `yaml:"filter,omitempty"`
 }
 
 // MetricDefinitionRecord is what a manifest records of a definition used.
@@ -230,7 +233,7 @@ func (s *Spec) resolveMetricRefs() error {
 		if !metricRefRE.MatchString(m.Ref) {
 			return s.errf(key+".ref", "want name@vN such as revenue@v2, got %q", m.Ref)
 		}
-		if m.Name != "" || m.Kind != "" || m.Level != 0 || m.Cap != nil || m.Event != "" || m.Aggregate != "" || m.Clamp != nil || m.Denominator != nil || m.Direction != "" || m.AttributionHours != 0 {
+		if m.Name != "" || m.Kind != "" || m.Level != 0 || m.Cap != nil || m.Event != "" || m.Aggregate != "" || m.Clamp != nil || m.Denominator != nil || m.Direction != "" || m.AttributionHours != 0 || m.Filter != nil {
 			return s.errf(key, "ref %s takes the definition from the metric library: the spec may add only role and guardrail", m.Ref)
 		}
 		if len(s.MetricLibrary) == 0 {
@@ -291,6 +294,7 @@ func (s *Spec) findDefinition(ref string) (MetricDefinition, MetricDefinitionRec
 func (d MetricDefinition) apply(m *Metric) {
 	m.Name, m.Kind, m.Event, m.Aggregate, m.Level = d.Name, d.Kind, d.Event, d.Aggregate, d.Level
 	m.Clamp, m.Denominator, m.Direction, m.AttributionHours = d.Clamp, d.Denominator, d.Direction, d.AttributionHours
+	m.Filter = d.Filter
 }
 
 // PinMetric re-resolves the spec's metric whose ref names metric to

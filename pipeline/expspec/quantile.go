@@ -42,9 +42,9 @@ func (s *Spec) HasCaps() bool {
 
 // OptionalTemplateNames are templates a spec pins only when it needs them:
 // histograms (quantile metrics), interactions (interactions.go),
-// crossmoments (varreduce.go), drilldown (drilldown.go). They run after
-// sufstats, in this order.
-var OptionalTemplateNames = []string{"histograms", "interactions", "crossmoments", "drilldown"}
+// crossmoments (varreduce.go), filter_counts (filter.go), drilldown
+// (drilldown.go). They run after sufstats, in this order.
+var OptionalTemplateNames = []string{"histograms", "interactions", "crossmoments", "filter_counts", "drilldown"}
 
 // KindQuantile is the metric kind of a quantile metric.
 const KindQuantile = "quantile"

@@ -54,6 +54,9 @@ func (s *Spec) ShardableError() error {
 	if s.Drilldowns != nil {
 		return s.errf("drilldowns", "a sharded run does not drill down: the shard partials do not carry per-slice cells; run this spec unsharded (verity run without --shard)")
 	}
+	if k := s.firstFilter(); k != "" {
+		return s.errf(k, "a sharded run does not filter metrics by event properties: the shard partials do not carry the filter counts; run this spec unsharded (verity run without --shard)")
+	}
 	if s.unitKeyed() {
 		return nil
 	}

@@ -95,6 +95,10 @@ type Inputs struct {
 	// when it is false; events@v8 uses it to find duplicates without a
 	// hash aggregate over every event.
 	SortedBy map[string][]string `yaml:"sorted_by,omitempty" json:"sorted_by,omitempty"`
+	// EventProperties declares extra VARCHAR columns of the events files
+	// that metric filters may select on (filter.go); each is checked in
+	// every events file before any SQL. Needs events@v9.
+	EventProperties []string `yaml:"event_properties,omitempty" json:"event_properties,omitempty"`
 }
 
 // ColumnMapping maps contract column names (keys) onto source column names.
@@ -190,6 +194,11 @@ type Metric struct {
 	// beside the metric's comparison (see varreduce.go); default
 	// statistics.variance_reduction.
 	VarianceReduction []VarianceReduction `yaml:"variance_reduction,omitempty" json:"variance_reduction,omitempty"`
+	// Filter selects the metric's events by property values: an event
+	// counts only when, for every listed property column, its value is one
+	// of the listed strings (exact, byte for byte; NULL never matches).
+	// See filter.go.
+	Filter map[string][]string `yaml:"filter,omitempty" json:"filter,omitempty"`
 }
 
 // Part is one aggregated per-unit quantity: a ratio's denominator.

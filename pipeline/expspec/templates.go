@@ -27,10 +27,11 @@ var UnitKeyedSet = map[string]string{
 // rewrite with the same results (traces@v7, events@v6; issue 18) and the
 // same text planned without DuckDB's build/probe side swap (traces@v8,
 // events@v7; issue 18), and events@v8, events@v7 for inputs whose declared
-// sort order (inputs.sorted_by) Verity has checked. A spec may mix them:
+// sort order (inputs.sorted_by) Verity has checked, and events@v9, events@v7
+// with metric filters (filter.go; exact specs only). A spec may mix them:
 // they read and write the same tables and columns.
 var unitKeyedVersions = map[string][]string{
-	"traces": {"v6", "v7", "v8"}, "assignment": {"v5"}, "events": {"v5", "v6", "v7", "v8"},
+	"traces": {"v6", "v7", "v8"}, "assignment": {"v5"}, "events": {"v5", "v6", "v7", "v8", "v9"},
 	"unit_metrics": {"v5"}, "sufstats": {"v3"}, "quality": {"v4"},
 }
 
@@ -149,7 +150,7 @@ func (s *Spec) singleJoinPins() (inSet, outSet []string) {
 	// assignment@v4 is a faster pair that replaces traces@v3/assignment@v3;
 	// events@v4 writes what events@v3 writes, unit_metrics@v5 what v4 does.
 	singleJoin := [][]string{
-		{"traces", "v3", "v4", "v5", "v6", "v7", "v8"}, {"assignment", "v3", "v4", "v5"}, {"events", "v3", "v4", "v5", "v6", "v7", "v8"},
+		{"traces", "v3", "v4", "v5", "v6", "v7", "v8"}, {"assignment", "v3", "v4", "v5"}, {"events", "v3", "v4", "v5", "v6", "v7", "v8", "v9"},
 		{"unit_metrics", "v4", "v5"}, {"sufstats", "v3"}, {"quality", "v3", "v4"},
 	}
 	inSet, outSet = []string{}, []string{}

@@ -50,6 +50,7 @@ func (s *Spec) Validate() error {
 		s.validateQuantiles,
 		s.validateInteractions,
 		s.validateCrossMoments,
+		s.validateFilters,
 		s.validateDrilldowns,
 	}
 	for _, step := range steps {

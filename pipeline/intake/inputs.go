@@ -461,6 +461,24 @@ func afterDate(path, date string) bool {
 	return false
 }
 
+// CheckProperties checks that an events file has every declared event
+// property column (inputs.event_properties) as a string column: a filter
+// compares strings exactly, so another type is refused rather than cast.
+// A missing or mistyped column is an *InputError naming the file, the
+// column and the type wanted (exit 65), never a column of NULLs.
+func CheckProperties(f *InputFile, props []string) error {
+	for _, p := range props {
+		typ, ok := f.Columns[p]
+		if !ok {
+			return &InputError{File: f.Path, Column: p, Err: fmt.Errorf("declared in inputs.event_properties, but the file has no such column (want VARCHAR; the file has %s)", strings.Join(slices.Sorted(maps.Keys(f.Columns)), ", "))}
+		}
+		if !typeAllowed(stringTypes, typ) {
+			return &InputError{File: f.Path, Column: p, Err: fmt.Errorf("has type %s, want VARCHAR (inputs.event_properties: metric filters compare strings exactly)", typ)}
+		}
+	}
+	return nil
+}
+
 // drillTypes are the column types a drill-down dimension may have: its
 // values are compared as text (VARCHAR), so only types whose text is the
 // value itself.

@@ -209,6 +209,10 @@ type QualityReport struct {
 	NominalDate string           `json:"nominal_date"`
 	Counts      engine.Quality   `json:"counts"`
 	Checks      []analysis.Check `json:"checks"`
+	// FilterCounts are the rows each filter value of a filtered metric
+	// matched, and the NULL rows of its property (issue 20 item 3); only
+	// for specs with filtered metrics, so other files keep their bytes.
+	FilterCounts []analysis.FilterCount `json:"filter_counts,omitempty"`
 }
 
 // EncodeOutputs encodes a run's six output files, in commit order:

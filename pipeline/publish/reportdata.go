@@ -33,6 +33,9 @@ type ReportInput struct {
 	Adjusted []analysis.AdjustedRow `json:"-" yaml:"-"`
 	// Interactions are the interaction tests (nil: none listed).
 	Interactions []analysis.InteractionRow `json:"-" yaml:"-"`
+	// FilterCounts are the rows each filter value matched (nil: no
+	// filtered metric).
+	FilterCounts []analysis.FilterCount `json:"-" yaml:"-"`
 	// Drilldown are the drill-down rows (nil: the spec has none).
 	Drilldown []analysis.DrillRow `json:"-" yaml:"-"`
 }
@@ -92,6 +95,17 @@ func BuildReport(in ReportInput) report.Data {
 		for i := range d.Rows {
 			if d.Rows[i].Metric == c.Metric {
 				d.Rows[i].CapNote = note
+			}
+		}
+	}
+	for _, m := range in.Spec.Metrics {
+		if m.Filter == nil {
+			continue
+		}
+		note := filterNote(m, in.FilterCounts)
+		for i := range d.Rows {
+			if d.Rows[i].Metric == m.Name {
+				d.Rows[i].FilterNote = note
 			}
 		}
 	}
@@ -398,4 +412,33 @@ func settingsOf(e *Effective) []report.Setting {
 		}
 	}
 	return out
+}
+
+// filterNote says which events a filtered metric counts and how many rows
+// of its event each declared value matched in the inputs (and how many have
+// the property NULL), flagging a value that matched none.
+func filterNote(m expspec.Metric, counts []analysis.FilterCount) string {
+	var conds, matched []string
+	for _, col := range expspec.FilterColumns(m.Filter) {
+		var vals []string
+		for _, v := range m.Filter[col] {
+			vals = append(vals, strconv.Quote(v))
+		}
+		conds = append(conds, col+" in {"+strings.Join(vals, ", ")+"}")
+	}
+	for _, c := range counts {
+		if c.Metric != m.Name {
+			continue
+		}
+		switch {
+		case c.Value == nil:
+			matched = append(matched, c.Column+" NULL "+strconv.FormatInt(c.Rows, 10))
+		case c.Rows == 0:
+			matched = append(matched, c.Column+"="+strconv.Quote(*c.Value)+" 0 — MATCHED NO ROW (check the value: matching is exact)")
+		default:
+			matched = append(matched, c.Column+"="+strconv.Quote(*c.Value)+" "+strconv.FormatInt(c.Rows, 10))
+		}
+	}
+	return "filtered: only " + m.Event + " events with " + strings.Join(conds, " and ") +
+		" (exact match, no trimming or case folding; NULL never matches); rows of " + m.Event + " in the inputs: " + strings.Join(matched, ", ")
 }

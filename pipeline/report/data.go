@@ -288,6 +288,10 @@ type Row struct {
 	// CapNote says, for a percentile-capped metric's rows, the night's
 	// cap (empty for the others).
 	CapNote string
+	// FilterNote says, for a filtered metric's rows, which events it
+	// counts and how many rows each filter value matched (empty for the
+	// others).
+	FilterNote string
 }
 
 // Float returns a pointer to v, or nil when v is NaN or infinite, so that

@@ -631,6 +631,9 @@ func buildTable(id int, metric string, rows []Row, g *Guardrail, d Data) tableVi
 		if n := rows[0].CapNote; n != "" {
 			t.Kind += "; " + n
 		}
+		if n := rows[0].FilterNote; n != "" {
+			t.Kind += "; " + n
+		}
 		if q := rows[0].Quantile; q != "" {
 			t.Kind = "quantile " + q + ": difference of the arms' " + q + ", variance from order statistics (Deng, Knoblich & Lu 2018, GrowthBook's quantile test), relative interval by Fieller; no MDE, not corrected"
 			t.ValueHead = q + " control → variant"
