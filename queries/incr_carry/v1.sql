@@ -1,0 +1,94 @@
+-- incr_carry v1 (internal, issue 18 item 2): after a pass (full or
+-- incremental) has built event_units and event_names, choose the event
+-- rows to carry to the next night and write them in the input's own
+-- columns ($out_carry). A (unit, event) pair is open while the unit is not
+-- exposed (in any variant) in every experiment of the pass with a window
+-- on the event: a later trace can still add a window for its rows, with a
+-- pre-period and buckets relative to an exposure not known yet. The valid
+-- rows of open pairs are carried: not NULL-keyed, a finite value in range,
+-- and the first copy of their event_id (events@v4's rule, ranked again
+-- here over every non-NULL-keyed copy tonight's rows hold; identical twins
+-- are both carried and the events template ranks them again). Every row
+-- of an open pair that contributes to an aggregate is carried, so each
+-- (window, unit) aggregate is either wholly carried or wholly settled.
+-- Tonight's event tables are renamed (incr_final_*) so that the events
+-- template can run once more, over the carried rows alone, for incr_save.
+-- Parameters: save_event_files, used_event, scale, exp_ids, win_exp_no,
+-- win_event, out_carry.
+CREATE TEMP TABLE incr_open AS
+WITH win_exps AS (
+    SELECT DISTINCT event AS metric, exp_no
+    FROM (SELECT unnest($win_event) AS event, unnest($win_exp_no) AS exp_no)
+),
+need AS (
+    SELECT metric, count(*) AS k FROM win_exps GROUP BY metric
+),
+covered AS (
+    SELECT a.unit_id, w.metric, count(*) AS k
+    FROM assignment AS a
+    JOIN win_exps AS w ON w.exp_no = a.exp_no
+    GROUP BY a.unit_id, w.metric
+)
+SELECT n.metric, n.k, c.unit_id, c.k AS covered
+FROM need AS n
+LEFT JOIN covered AS c ON c.metric = n.metric;
+
+CREATE TEMP TABLE incr_carry AS
+WITH need AS (
+    SELECT DISTINCT metric, k FROM incr_open
+),
+closed AS (
+    SELECT unit_id, metric FROM incr_open WHERE covered = k
+),
+src AS (
+    SELECT
+        {{col .Events "ts"}} AS ts,
+        {{col .Events "unit_id"}} AS unit_id,
+        {{col .Events "metric"}} AS metric,
+        {{col .Events "value"}} AS value,
+        {{col .Events "event_id"}} AS event_id,
+        epoch_us({{col .Events "ts"}}) AS ts_us,
+        CAST({{col .Events "value"}} AS DOUBLE) AS dv,
+        CASE WHEN {{col .Events "event_id"}} IS NOT NULL THEN hash({{col .Events "event_id"}}) END AS h
+    FROM read_parquet($save_event_files, union_by_name = true, hive_partitioning = false)
+    WHERE {{col .Events "metric"}} IN (SELECT DISTINCT unnest($used_event))
+),
+open_rows AS (
+    SELECT s.*
+    FROM src AS s
+    SEMI JOIN need AS n ON n.metric = s.metric
+    ANTI JOIN closed AS c ON c.unit_id = s.unit_id AND c.metric = s.metric
+    WHERE s.ts_us IS NOT NULL AND s.unit_id IS NOT NULL
+      AND NOT coalesce(NOT isfinite(s.dv) OR abs(s.dv * $scale) >= 9.2e18, false)
+),
+dup_groups AS (
+    SELECT h FROM event_pre WHERE is_dup
+),
+ranked AS (
+    SELECT
+        s.event_id, s.ts_us, s.unit_id, s.metric, s.dv,
+        row_number() OVER (PARTITION BY s.event_id ORDER BY s.ts_us, s.unit_id, s.metric, s.dv NULLS FIRST) AS copy_no
+    FROM src AS s
+    SEMI JOIN dup_groups AS d ON d.h = s.h
+    WHERE s.ts_us IS NOT NULL AND s.unit_id IS NOT NULL AND s.event_id IS NOT NULL
+)
+SELECT o.ts, o.unit_id, o.metric, o.value, o.event_id
+FROM open_rows AS o
+ANTI JOIN dup_groups AS d ON d.h = o.h
+UNION ALL
+SELECT o.ts, o.unit_id, o.metric, o.value, o.event_id
+FROM open_rows AS o
+SEMI JOIN dup_groups AS d ON d.h = o.h
+SEMI JOIN (SELECT * FROM ranked WHERE copy_no = 1) AS r
+    ON r.event_id = o.event_id AND r.ts_us = o.ts_us AND r.unit_id = o.unit_id AND r.metric = o.metric
+   AND r.dv IS NOT DISTINCT FROM o.dv;
+
+COPY (SELECT * FROM incr_carry ORDER BY unit_id, metric, ts, event_id) TO $out_carry (FORMAT parquet);
+
+ALTER TABLE event_units RENAME TO incr_final_units;
+
+ALTER TABLE event_names RENAME TO incr_final_names;
+
+ALTER TABLE event_pre RENAME TO incr_final_pre;
+
+ALTER TABLE event_cand RENAME TO incr_final_cand;
