@@ -225,20 +225,9 @@ func (inc *incremental) compareInputs(st *groupState, p map[string]any) string {
 				return "the window ends before the stored night's"
 			}
 		}
-		if inc.prev.Facts[factTracesPastEnd] > 0 {
-			return "the window's end moved over trace rows counted as out of window"
-		}
-		if inc.prev.Facts[factEventsPastEnd] > 0 {
-			return "the window's end moved over event rows counted after the window"
-		}
 	}
 	return ""
 }
-
-const (
-	factTracesPastEnd = "fact: trace rows at or after the window end"
-	factEventsPastEnd = "fact: settled event rows after the window end"
-)
 
 func (inc *incremental) path(gen, name string) string {
 	return filepath.Join(inc.dir, gen, name+".parquet")
@@ -278,19 +267,22 @@ func runIncrementalPass(ctx context.Context, st *groupState, specs []*expspec.Sp
 		p["st_"+n] = inc.path(prev.Gen, n)
 	}
 	p["st_carry"] = carry
+	p["st_tcarry"] = inc.path(prev.Gen, "tcarry")
 	p["st_tkeys"], p["st_ekeys"] = inc.keyPaths(prev.TraceKeys), inc.keyPaths(prev.EventKeys)
 	p["new_trace_files"], p["new_event_files"] = p["trace_files"], p["event_files"]
 	byName := map[string]engine.Rendered{}
 	for _, t := range st.tmpls {
 		byName[t.Name] = t
 	}
+	pt := maps.Clone(p)
+	pt["trace_files"] = append([]string{inc.path(prev.Gen, "tcarry")}, p["trace_files"].([]string)...)
 	steps := []struct {
 		r     engine.Rendered
 		check bool
 		p     map[string]any
 	}{
 		{inc.tmpls["incr_load"], true, p},
-		{byName["traces"], false, p},
+		{byName["traces"], false, pt},
 		{inc.tmpls["incr_traces"], true, p},
 		{byName["assignment"], false, p},
 	}
@@ -332,10 +324,11 @@ func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expsp
 		return err
 	}
 	var readT, readE, newT, newE []intake.InputFile
-	var saveEvents []string
+	var saveEvents, saveTraces []string
 	if inc.ranIncr {
 		newT, newE = inc.newT, inc.newE
 		saveEvents = []string{inc.path(inc.prev.Gen, "carry")}
+		saveTraces = []string{inc.path(inc.prev.Gen, "tcarry")}
 	} else {
 		newT, newE = st.traces, st.events
 	}
@@ -344,9 +337,12 @@ func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expsp
 	for _, f := range readE {
 		saveEvents = append(saveEvents, f.Abs)
 	}
-	p["save_event_files"] = saveEvents
+	for _, f := range readT {
+		saveTraces = append(saveTraces, f.Abs)
+	}
+	p["save_event_files"], p["save_trace_files"] = saveEvents, saveTraces
 	p["new_trace_files"], p["new_event_files"] = p["trace_files"], p["event_files"]
-	for _, n := range []string{"units", "tcounts", "unitev", "buckets", "names", "carry"} {
+	for _, n := range []string{"units", "tcounts", "unitev", "buckets", "names", "carry", "tcarry"} {
 		p["out_"+n] = inc.path(gen, n)
 	}
 	tk, ek := "t-"+runID+".parquet", "e-"+runID+".parquet"
@@ -376,7 +372,6 @@ func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expsp
 	if inc.ranIncr {
 		next.TraceKeys = append(slices.Clone(inc.prev.TraceKeys), tk)
 		next.EventKeys = append(slices.Clone(inc.prev.EventKeys), ek)
-		next.Facts[factTracesPastEnd] += inc.prev.Facts[factTracesPastEnd]
 	} else {
 		next.TraceKeys, next.EventKeys = []string{tk}, []string{ek}
 	}

@@ -16,6 +16,8 @@
 --              the event, so no later partition can add a window for it;
 --   st_buckets the settled rows per (window, bucket) (event_units kind 1);
 --   st_names   the settled event rows per (event, reason) (event_names);
+--   st_tcarry  the trace rows at or after the window's end (incr_carry),
+--              read again with the new partitions by traces@v5;
 --   st_carry   the valid event rows of the pairs that are not settled, in
 --              the input's own columns: they are read again every night
 --              with the new partitions, by the pinned events template;
@@ -27,7 +29,7 @@
 -- built on the new partitions' keys (the small side) and probe the stored
 -- keys, so the hash table holds only tonight's keys.
 -- Parameters: st_units, st_tcounts, st_unitev, st_buckets, st_names,
--- st_carry, st_tkeys, st_ekeys, new_trace_files, new_event_files, exp_ids,
+-- st_carry, st_tcarry, st_tkeys, st_ekeys, new_trace_files, new_event_files, exp_ids,
 -- used_event.
 SET disabled_optimizers = 'build_side_probe_side';
 
@@ -57,9 +59,21 @@ WHERE {{col .Events "metric"}} IN (SELECT DISTINCT unnest($used_event))
   AND {{col .Events "event_id"}} IS NOT NULL;
 
 CREATE TEMP TABLE incr_checks AS
+WITH exps AS (
+    SELECT unnest($exp_ids) AS experiment_id, generate_subscripts($exp_ids, 1) AS exp_no
+)
 SELECT 'fallback: a trace event_id of a new partition was already read' AS name, count(*) AS n
-FROM read_parquet($st_tkeys) AS k
-SEMI JOIN incr_new_tkeys AS t ON t.exp_no = k.exp_no AND t.event_id = k.event_id
+FROM (
+    SELECT k.exp_no, k.event_id
+    FROM read_parquet($st_tkeys) AS k
+    SEMI JOIN incr_new_tkeys AS t ON t.exp_no = k.exp_no AND t.event_id = k.event_id
+) AS k
+ANTI JOIN (
+    SELECT x.exp_no, c.event_id
+    FROM read_parquet($st_tcarry) AS c
+    JOIN exps AS x ON x.experiment_id = c.experiment_id
+    WHERE c.event_id IS NOT NULL
+) AS c ON c.exp_no = k.exp_no AND c.event_id = k.event_id
 UNION ALL
 SELECT 'fallback: an event event_id of a new partition was already read', count(*)
 FROM (

@@ -8,7 +8,7 @@
 --            traces@v5's variant numbers (a unit in several variants
 --            keeps max_var = min_var + 1000000), exposure, the cohort's
 --            persona (NULL for '*');
---   tcounts  trace_counts;
+--   tcounts  trace_counts minus the carried trace rows (out_of_window);
 --   unitev   the settled kind-2 rows of tonight's event_units (the pair's
 --            unit and window event not in incr_open as open), sums as
 --            DECIMAL(38,0): Parquet has no 128-bit integer, and a DOUBLE
@@ -19,8 +19,7 @@
 --            (new_trace_files, new_event_files), appended to the stored
 --            ones by the caller.
 -- incr_checks receives the facts the caller keeps in state.json: trace
--- rows at or after the window's end (which a later night's end would
--- move into the window), settled event rows after the window (bucket 2),
+-- rows at or after the window's end (carried), settled event rows after the window (bucket 2),
 -- carried rows, stored units.
 -- Parameters: exp_ids, exp_end_us, var_exp, var_name, win_event,
 -- new_trace_files, new_event_files, used_event, out_units, out_tcounts,
@@ -49,7 +48,14 @@ COPY (
     ORDER BY a.exp_no, a.unit_id
 ) TO $out_units (FORMAT parquet);
 
-COPY (SELECT exp_no, reason, n FROM trace_counts ORDER BY exp_no, reason) TO $out_tcounts (FORMAT parquet);
+COPY (
+    WITH rows AS (
+        SELECT exp_no, reason, n FROM trace_counts
+        UNION ALL
+        SELECT exp_no, 'out_of_window', -count(*) FROM incr_tcarry GROUP BY exp_no
+    )
+    SELECT exp_no, reason, CAST(sum(n) AS BIGINT) AS n FROM rows GROUP BY exp_no, reason ORDER BY exp_no, reason
+) TO $out_tcounts (FORMAT parquet);
 
 COPY (
     WITH windows AS (
