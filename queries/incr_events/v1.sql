@@ -9,7 +9,7 @@
 --   event_names (per event and reason): tonight's + the stored counts.
 -- A stored row belongs to a unit exposed in one variant (else incr_traces
 -- fell back), so it joins the assignment by (experiment, unit).
--- No parameters.
+-- Parameters: st_unitev (the stored kind-2 rows, read once, here).
 ALTER TABLE event_units RENAME TO incr_tonight_units;
 
 ALTER TABLE event_names RENAME TO incr_tonight_names;
@@ -27,7 +27,7 @@ GROUP BY metric, reason;
 CREATE TEMP TABLE event_units AS
 WITH stored AS (
     SELECT e.win_no, a.uid, e.n, e.cnt, CAST(e.total AS HUGEINT) AS total, e.pre_cnt, CAST(e.pre_total AS HUGEINT) AS pre_total
-    FROM st_unitev AS e
+    FROM read_parquet($st_unitev) AS e
     JOIN assignment AS a ON a.exp_no = e.exp_no AND a.unit_id = e.unit_id AND a.n_variants = 1
 ),
 per_unit AS (

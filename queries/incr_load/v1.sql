@@ -21,14 +21,19 @@
 --   st_carry   the valid event rows of the pairs that are not settled, in
 --              the input's own columns: they are read again every night
 --              with the new partitions, by the pinned events template;
---   st_tkeys, st_ekeys  the duplicate keys of every row already read:
---              (experiment, event_id) of traces, event_id of events.
+--   st_tkeys, st_ekeys  the duplicate keys of every row already read, as
+--              DuckDB's 64-bit hash of the event_id (with the experiment's
+--              number for traces): 8 bytes a row instead of the string.
 -- incr_checks counts what makes the night fall back to a full run: a new
--- row whose duplicate key was already read (and is not a carried row's,
--- which the events template ranks again exactly). The semi joins are
--- built on the new partitions' keys (the small side) and probe the stored
--- keys, so the hash table holds only tonight's keys.
--- Parameters: st_units, st_tcounts, st_unitev, st_buckets, st_names,
+-- row whose key's hash is among the stored hashes, unless its event_id
+-- (the real string) is a carried row's, which the events template ranks
+-- again exactly. A stored copy of the same event_id always has the same
+-- hash, so no real repeat is missed; a collision of two different ids can
+-- only cause a needless full run, never a wrong number. The joins are
+-- built on the new partitions' keys (the small side, kept as the build
+-- side by disabling the build/probe swap) and stream the stored hashes.
+-- (st_unitev is read where it is used, by incr_events.)
+-- Parameters: st_units, st_tcounts, st_buckets, st_names,
 -- st_carry, st_tcarry, st_tkeys, st_ekeys, new_trace_files, new_event_files, exp_ids,
 -- used_event.
 SET disabled_optimizers = 'build_side_probe_side';
@@ -36,8 +41,6 @@ SET disabled_optimizers = 'build_side_probe_side';
 CREATE TEMP TABLE st_units AS SELECT * FROM read_parquet($st_units);
 
 CREATE TEMP TABLE st_tcounts AS SELECT * FROM read_parquet($st_tcounts);
-
-CREATE TEMP TABLE st_unitev AS SELECT * FROM read_parquet($st_unitev);
 
 CREATE TEMP TABLE st_buckets AS SELECT * FROM read_parquet($st_buckets);
 
@@ -47,13 +50,13 @@ CREATE TEMP TABLE incr_new_tkeys AS
 WITH exps AS (
     SELECT unnest($exp_ids) AS experiment_id, generate_subscripts($exp_ids, 1) AS exp_no
 )
-SELECT DISTINCT x.exp_no, s.{{col .Traces "event_id"}} AS event_id
+SELECT DISTINCT x.exp_no, s.{{col .Traces "event_id"}} AS event_id, hash(s.{{col .Traces "event_id"}}) AS h
 FROM read_parquet($new_trace_files, union_by_name = true, hive_partitioning = false) AS s
 JOIN exps AS x ON x.experiment_id = s.{{col .Traces "experiment_id"}}
 WHERE s.{{col .Traces "event_id"}} IS NOT NULL;
 
 CREATE TEMP TABLE incr_new_ekeys AS
-SELECT DISTINCT {{col .Events "event_id"}} AS event_id
+SELECT DISTINCT {{col .Events "event_id"}} AS event_id, hash({{col .Events "event_id"}}) AS h
 FROM read_parquet($new_event_files, union_by_name = true, hive_partitioning = false)
 WHERE {{col .Events "metric"}} IN (SELECT DISTINCT unnest($used_event))
   AND {{col .Events "event_id"}} IS NOT NULL;
@@ -61,13 +64,19 @@ WHERE {{col .Events "metric"}} IN (SELECT DISTINCT unnest($used_event))
 CREATE TEMP TABLE incr_checks AS
 WITH exps AS (
     SELECT unnest($exp_ids) AS experiment_id, generate_subscripts($exp_ids, 1) AS exp_no
+),
+t_hits AS (
+    SELECT DISTINCT t.exp_no, t.event_id
+    FROM read_parquet($st_tkeys) AS k
+    JOIN incr_new_tkeys AS t ON t.exp_no = k.exp_no AND t.h = k.h
+),
+e_hits AS (
+    SELECT DISTINCT e.event_id
+    FROM read_parquet($st_ekeys) AS k
+    JOIN incr_new_ekeys AS e ON e.h = k.h
 )
 SELECT 'fallback: a trace event_id of a new partition was already read' AS name, count(*) AS n
-FROM (
-    SELECT k.exp_no, k.event_id
-    FROM read_parquet($st_tkeys) AS k
-    SEMI JOIN incr_new_tkeys AS t ON t.exp_no = k.exp_no AND t.event_id = k.event_id
-) AS k
+FROM t_hits AS k
 ANTI JOIN (
     SELECT x.exp_no, c.event_id
     FROM read_parquet($st_tcarry) AS c
@@ -76,11 +85,7 @@ ANTI JOIN (
 ) AS c ON c.exp_no = k.exp_no AND c.event_id = k.event_id
 UNION ALL
 SELECT 'fallback: an event event_id of a new partition was already read', count(*)
-FROM (
-    SELECT k.event_id
-    FROM read_parquet($st_ekeys) AS k
-    SEMI JOIN incr_new_ekeys AS e ON e.event_id = k.event_id
-) AS k
+FROM e_hits AS k
 ANTI JOIN (SELECT event_id FROM read_parquet($st_carry) WHERE event_id IS NOT NULL) AS c ON c.event_id = k.event_id;
 
 RESET disabled_optimizers;

@@ -15,7 +15,7 @@
 --            would round;
 --   buckets  tonight's kind-1 counts minus the carried rows';
 --   names    tonight's event_names minus the carried rows';
---   tkeys, ekeys  the duplicate keys of the partitions read tonight
+--   tkeys, ekeys  the hashed duplicate keys of the partitions read tonight
 --            (new_trace_files, new_event_files), appended to the stored
 --            ones by the caller.
 -- incr_checks receives the facts the caller keeps in state.json: trace
@@ -100,14 +100,14 @@ COPY (
     WITH exps AS (
         SELECT unnest($exp_ids) AS experiment_id, generate_subscripts($exp_ids, 1) AS exp_no
     )
-    SELECT DISTINCT x.exp_no, s.{{col .Traces "event_id"}} AS event_id
+    SELECT x.exp_no, hash(s.{{col .Traces "event_id"}}) AS h
     FROM read_parquet($new_trace_files, union_by_name = true, hive_partitioning = false) AS s
     JOIN exps AS x ON x.experiment_id = s.{{col .Traces "experiment_id"}}
     WHERE s.{{col .Traces "event_id"}} IS NOT NULL
 ) TO $out_tkeys (FORMAT parquet);
 
 COPY (
-    SELECT DISTINCT {{col .Events "event_id"}} AS event_id
+    SELECT hash({{col .Events "event_id"}}) AS h
     FROM read_parquet($new_event_files, union_by_name = true, hive_partitioning = false)
     WHERE {{col .Events "metric"}} IN (SELECT DISTINCT unnest($used_event))
       AND {{col .Events "event_id"}} IS NOT NULL
