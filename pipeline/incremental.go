@@ -315,7 +315,7 @@ func runIncrementalPass(ctx context.Context, st *groupState, specs []*expspec.Sp
 // save writes the next night's state from tonight's tables (full or
 // incremental pass), then points state.json at it. The previous state stays
 // valid until state.json is replaced.
-func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expspec.Spec, date, runID string) error {
+func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expspec.Spec, date, runID string, progress *engine.SQLProgress) error {
 	gen := "gen-" + runID
 	if err := os.MkdirAll(filepath.Join(inc.dir, gen), 0o700); err != nil {
 		return err
@@ -347,7 +347,7 @@ func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expsp
 	}
 	tk, ek := "t-"+runID+".parquet", "e-"+runID+".parquet"
 	p["out_tkeys"], p["out_ekeys"] = filepath.Join(inc.dir, "keys", tk), filepath.Join(inc.dir, "keys", ek)
-	if err := st.sess.Exec(ctx, inc.tmpls["incr_carry"], p, nil); err != nil {
+	if err := st.sess.Exec(ctx, inc.tmpls["incr_carry"], p, progress); err != nil {
 		return err
 	}
 	var events engine.Rendered
@@ -358,10 +358,10 @@ func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expsp
 	}
 	pe := engine.StageParams("events", p)
 	pe["event_files"] = []string{inc.path(gen, "carry")}
-	if err := st.sess.Exec(ctx, events, pe, nil); err != nil {
+	if err := st.sess.Exec(ctx, events, pe, progress); err != nil {
 		return err
 	}
-	if err := st.sess.Exec(ctx, inc.tmpls["incr_save"], p, nil); err != nil {
+	if err := st.sess.Exec(ctx, inc.tmpls["incr_save"], p, progress); err != nil {
 		return err
 	}
 	facts, err := st.sess.Facts(ctx, inc.tmpls["incr_facts"])

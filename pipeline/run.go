@@ -636,7 +636,7 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 	if err == nil && inc != nil {
 		inc.report(opts, jobs)
 		if inc.eligible && pass.allExact() {
-			if serr := inc.save(ctx, st, specs, jobs[0].date, opts.RunID); serr != nil {
+			if serr := inc.save(ctx, st, specs, jobs[0].date, opts.RunID, progress); serr != nil {
 				opts.Logger.Warn("incremental state not saved; the next night runs in full", "err", serr.Error())
 				os.Remove(filepath.Join(inc.dir, "state.json"))
 			}

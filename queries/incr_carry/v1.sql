@@ -16,6 +16,10 @@
 -- event_names take the carried share out (incr_save). Every row
 -- of an open pair that contributes to an aggregate is carried, so each
 -- (window, unit) aggregate is either wholly carried or wholly settled.
+-- incr_open lists, per event with a window, the units of tonight's rows
+-- and in how many of the event's experiments each is exposed: every row of
+-- an open pair is among tonight's rows (carried rows are read again), so
+-- no other unit's pairs need looking at.
 -- Tonight's event tables are renamed (incr_final_*) so that the events
 -- template can run once more, over the carried rows alone, for incr_save.
 -- Trace rows are carried too when they lie at or after their experiment's
@@ -87,9 +91,15 @@ WITH win_exps AS (
 need AS (
     SELECT metric, count(*) AS k FROM win_exps GROUP BY metric
 ),
+read_units AS (
+    SELECT DISTINCT {{col .Events "unit_id"}} AS unit_id
+    FROM read_parquet($save_event_files, union_by_name = true, hive_partitioning = false)
+    WHERE {{col .Events "metric"}} IN (SELECT DISTINCT unnest($used_event))
+),
 covered AS (
     SELECT a.unit_id, w.metric, count(*) AS k
     FROM assignment AS a
+    SEMI JOIN read_units AS r ON r.unit_id = a.unit_id
     JOIN win_exps AS w ON w.exp_no = a.exp_no
     GROUP BY a.unit_id, w.metric
 )
