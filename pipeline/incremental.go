@@ -122,6 +122,10 @@ func planIncremental(st *groupState, specs []*expspec.Spec, opts Options) *incre
 		return inc
 	}
 	inc.prev = prev
+	if _, err := os.Stat(filepath.Join(inc.dir, prev.Gen)); err != nil {
+		inc.reason = "state tables missing: " + err.Error()
+		return inc
+	}
 	inc.reason = inc.compareInputs(st, p)
 	return inc
 }
@@ -286,8 +290,13 @@ func runIncrementalPass(ctx context.Context, st *groupState, specs []*expspec.Sp
 		{inc.tmpls["incr_traces"], true, p},
 		{byName["assignment"], false, p},
 	}
-	for _, s := range steps {
+	for i, s := range steps {
 		if err := st.sess.Exec(ctx, s.r, engine.StageParams(s.r.Name, s.p), progress); err != nil {
+			if i == 0 && ctx.Err() == nil {
+				// The stored tables cannot be read (removed, truncated):
+				// the night runs in full and writes a new state.
+				return passResult{}, &fallbackError{reason: "state tables unreadable: " + err.Error()}
+			}
 			return passResult{}, err
 		}
 		if s.check {

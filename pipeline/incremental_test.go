@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
 	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/pipeline/expspec"
 	"github.com/verity-analytics/verity/pipeline/ledgers"
@@ -217,4 +219,61 @@ func incrementalNights(t *testing.T, dropMulti bool) {
 		t.Errorf("replay of an incremental night: %+v", rep.Outputs)
 	}
 	_ = err // the partition rewritten above makes the replay name a changed input
+}
+
+// TestIncrementalRefusalsAndFingerprint: a private spec never runs
+// incrementally (it says why), a spec change that changes the SQL finds
+// no state (full, and a new state), and a state whose tables were removed
+// falls back instead of failing.
+func TestIncrementalRefusalsAndFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	copyTree(t, filepath.Join("..", "fixtures", "data", "basic"), filepath.Join(dir, "data"))
+	write := func(name, text string) *expspec.Spec {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := expspec.LoadSpec(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	state, out := filepath.Join(dir, "state"), filepath.Join(dir, "out")
+	opts := pipeline.Options{OutDir: out, Engine: engine.Engine{Threads: 2}, Incremental: true, Host: ledgers.Host{StateDir: state}, Build: publish.CurrentBuild()}
+	mode := func(s *expspec.Spec, date string) string {
+		t.Helper()
+		o := opts
+		o.Date = date
+		res, err := pipeline.Run(context.Background(), s, o)
+		if err != nil {
+			var ge *analysis.GateError
+			if !errors.As(err, &ge) {
+				t.Fatalf("%s: %v", date, err)
+			}
+		}
+		if res == nil {
+			t.Fatalf("%s: no outcome", date)
+		}
+		return res.Mode
+	}
+	spec := write("a.yaml", incrSpec)
+	if m := mode(spec, "2026-11-16"); !strings.HasPrefix(m, "full: no state") {
+		t.Errorf("first night: %q", m)
+	}
+	changed := write("a.yaml", strings.Replace(incrSpec, "upper: 500}, role: goal}", "upper: 400}, role: goal}", 1))
+	if m := mode(changed, "2026-11-17"); !strings.HasPrefix(m, "full: no state") {
+		t.Errorf("a changed clamp should find no state: %q", m)
+	}
+	gens, _ := filepath.Glob(filepath.Join(state, "incremental", "*", "gen-*"))
+	for _, g := range gens {
+		os.RemoveAll(g)
+	}
+	if m := mode(changed, "2026-11-18"); !strings.HasPrefix(m, "full: state tables missing") {
+		t.Errorf("removed state tables: %q", m)
+	}
+	sorted := write("b.yaml", strings.Replace(incrSpec, "templates: {traces: v5, assignment: v4, events: v4,", "templates: {traces: v4, assignment: v4, events: v4,", 1))
+	if m := mode(sorted, "2026-11-17"); !strings.Contains(m, "pins traces@v4") {
+		t.Errorf("another template version: %q", m)
+	}
 }
