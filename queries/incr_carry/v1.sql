@@ -127,14 +127,20 @@ src AS (
     FROM read_parquet($save_event_files, union_by_name = true, hive_partitioning = false)
     WHERE {{col .Events "metric"}} IN (SELECT DISTINCT unnest($used_event))
 ),
-open_rows AS (
+valid AS (
     SELECT s.*
     FROM src AS s
     SEMI JOIN need AS n ON n.metric = s.metric
     WHERE s.ts_us IS NOT NULL AND s.unit_id IS NOT NULL
       AND NOT coalesce(NOT isfinite(s.dv) OR abs(s.dv * $scale) >= 9.2e18, false)
-      AND (s.ts_us >= (SELECT min(e) FROM (SELECT unnest($exp_end_us) AS e))
-           OR NOT EXISTS (SELECT 1 FROM closed AS c WHERE c.unit_id = s.unit_id AND c.metric = s.metric))
+),
+open_rows AS (
+    SELECT v.* FROM valid AS v
+    ANTI JOIN closed AS c ON c.unit_id = v.unit_id AND c.metric = v.metric
+    UNION ALL
+    SELECT v.* FROM valid AS v
+    SEMI JOIN closed AS c ON c.unit_id = v.unit_id AND c.metric = v.metric
+    WHERE v.ts_us >= (SELECT min(e) FROM (SELECT unnest($exp_end_us) AS e))
 ),
 dup_groups AS (
     SELECT h FROM event_pre WHERE is_dup

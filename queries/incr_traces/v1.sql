@@ -4,7 +4,8 @@
 -- reads, so that the pinned assignment template runs unchanged:
 --   kind 0 (trace counts per experiment and reason): state + new rows;
 --   kind 1 (per unit): min of min_var, max of max_var, min exposure, and
---   the persona of the earliest row. The state keeps a unit's cohort
+--   the persona of the earliest row; units without a new row pass through
+--   unaggregated (the joins are built on the new units, the small side). The state keeps a unit's cohort
 --   persona (a declared leaf, else NULL: both give the same cohort).
 -- Checks (incr_checks): a new row at or before a stored unit's first
 -- exposure (its events' buckets, pre-period and persona tie-break would
@@ -37,18 +38,26 @@ FROM (
     SELECT persona FROM st_units WHERE persona IS NOT NULL
 );
 
+SET disabled_optimizers = 'build_side_probe_side';
+
 CREATE TEMP TABLE incr_trace_units AS
 WITH counts AS (
     SELECT exp_no, reason, n FROM trace_units WHERE kind = 0
     UNION ALL
     SELECT exp_no, reason, n FROM st_tcounts
 ),
-units AS (
-    SELECT exp_no, unit_id, min_var, max_var, exposure_us, persona FROM st_units
-    UNION ALL
+touched AS (
     SELECT exp_no, unit_id, min_var, max_var, exposure_us, persona FROM incr_new_units
+    UNION ALL
+    SELECT s.exp_no, s.unit_id, s.min_var, s.max_var, s.exposure_us, s.persona
+    FROM st_units AS s
+    SEMI JOIN incr_new_units AS n ON n.exp_no = s.exp_no AND n.unit_id = s.unit_id
 ),
 merged AS (
+    SELECT s.exp_no, s.unit_id, s.min_var, s.max_var, s.exposure_us, s.persona
+    FROM st_units AS s
+    ANTI JOIN incr_new_units AS n ON n.exp_no = s.exp_no AND n.unit_id = s.unit_id
+    UNION ALL
     SELECT
         exp_no,
         unit_id,
@@ -56,7 +65,7 @@ merged AS (
         max(max_var) AS max_var,
         min(exposure_us) AS exposure_us,
         arg_min(persona, exposure_us) AS persona
-    FROM units
+    FROM touched
     GROUP BY exp_no, unit_id
 )
 SELECT 0 AS kind, exp_no, reason, CAST(NULL AS VARCHAR) AS unit_id, CAST(sum(n) AS BIGINT) AS n,
@@ -76,3 +85,5 @@ DROP TABLE trace_personas;
 ALTER TABLE incr_trace_units RENAME TO trace_units;
 
 ALTER TABLE incr_personas RENAME TO trace_personas;
+
+RESET disabled_optimizers;
