@@ -71,6 +71,16 @@ BENCH_FLAGS ?= --scales 1M,3M,10M --threads 2 --memory-limit 4GB --experiments 2
 bench: build
 	$(GO) build $(GOFLAGS_) -o bin/verity-bench ./cmd/verity-bench
 	bin/verity-bench --verity $(BIN) --cache .bench $(BENCH_FLAGS)
+	bin/verity-bench incremental --verity $(BIN) --cache .bench $(BENCH_INCR_FLAGS)
+
+# Incremental nightly runs (issue 18 item 2): night 30 of 30 daily
+# partitions, --incremental vs a full run side by side, every output file
+# compared (exit 70 on a difference); also run by `make bench`.
+BENCH_INCR_FLAGS ?= --scale 1M --days 30 --threads 2 --memory-limit 4GB
+
+bench-incremental: build
+	$(GO) build $(GOFLAGS_) -o bin/verity-bench ./cmd/verity-bench
+	bin/verity-bench incremental --verity $(BIN) --cache .bench $(BENCH_INCR_FLAGS)
 
 # Calibration suite (not part of `make test`, which runs its fixed-seed
 # subset, calibrate.TestQuickCalibration): many seeded datasets with

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -73,6 +74,11 @@ type Options struct {
 	// Host is the host configuration of private runs: the state folder
 	// with the privacy ledgers, the restricted area, the test-key switch.
 	Host ledgers.Host
+	// Incremental keeps a state per group in Host.StateDir/incremental and
+	// reads only the partitions new since the stored night when the state
+	// accounts for everything else exactly (pipeline/incremental.go);
+	// otherwise the night runs in full and says why. Replays never set it.
+	Incremental bool
 	// noHash skips hashing the inputs (a merge takes their identity from
 	// the shards' partials).
 	noHash bool
@@ -120,6 +126,8 @@ type Outcome struct {
 	Verdict    string // from decisions.json
 	Quality    engine.Quality
 	Blocked    []string // blocking quality checks that failed (the run exits 65)
+	// Mode is, with Options.Incremental, "incremental" or "full: <why>".
+	Mode string
 }
 
 // Result is one spec's result in RunAll: an Outcome, an error, or the
@@ -162,6 +170,7 @@ func Run(ctx context.Context, spec *expspec.Spec, opts Options) (*Outcome, error
 type job struct {
 	spec     *expspec.Spec
 	log      *slog.Logger
+	mode     string // incremental or full (with the reason), when asked for
 	date     string
 	key      privacy.Key
 	specJSON []byte
@@ -621,7 +630,7 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 		failJobs(jobs, err)
 		return
 	}
-	defer st.sess.Close()
+	defer func() { st.sess.Close() }()
 	if err := checkSortedInputs(ctx, st, jobs); err != nil {
 		failJobs(jobs, err)
 		return
@@ -640,9 +649,33 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 	progress := passProgress(ctx, jobs, opts, st, inputBytes)
 	companions, ixExp, ixPartner := passCompanions(jobs)
 	st.ixExp, st.ixPartner = ixExp, ixPartner
-	pass, err := runPass(ctx, st, append(specs, companions...), all, progress)
+	var inc *incremental
+	var pass passResult
+	if opts.Incremental && len(companions) == 0 {
+		inc = planIncremental(st, specs, opts)
+		if inc.reason == "" {
+			pass, err = runIncrementalPass(ctx, st, specs, inc, progress)
+			var fb *fallbackError
+			if errors.As(err, &fb) {
+				inc.reason = fb.reason
+				err = st.reopen(ctx, opts)
+			}
+		}
+	}
+	if err == nil && (inc == nil || !inc.ranIncr) {
+		pass, err = runPass(ctx, st, append(specs, companions...), all, progress)
+	}
 	if err == nil {
 		err = checkInputsUnchanged(all)
+	}
+	if err == nil && inc != nil {
+		inc.report(opts, jobs)
+		if inc.eligible && pass.allExact() {
+			if serr := inc.save(ctx, st, specs, jobs[0].date, opts.RunID, progress); serr != nil {
+				opts.Logger.Warn("incremental state not saved; the next night runs in full", "err", serr.Error())
+				os.Remove(filepath.Join(inc.dir, "state.json"))
+			}
+		}
 	}
 	if err == nil {
 		err = findGroupMissingEvents(ctx, st, jobs, pass)
@@ -907,7 +940,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 		return nil, err
 	}
 	j.log.Info("run committed", "phase", "commit", "dir", final, "rows", len(rows), "verdict", decisions.Verdict)
-	out := &Outcome{Experiment: spec.Experiment, Dir: final, Rows: len(rows), Quality: j.quality, Verdict: decisions.Verdict, Blocked: blocked}
+	out := &Outcome{Experiment: spec.Experiment, Dir: final, Rows: len(rows), Quality: j.quality, Verdict: decisions.Verdict, Blocked: blocked, Mode: j.mode}
 	if len(blocked) > 0 {
 		return out, &analysis.GateError{Experiment: spec.Experiment, Checks: blocked, Dir: final, Details: details}
 	}

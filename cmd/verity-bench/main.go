@@ -11,6 +11,7 @@
 //	verity-bench proto --data DIR ...
 //	verity-bench sql [STATEMENT...]
 //	verity-bench scanfloor --threads N --memory-limit SIZE --traces GLOB --events GLOB
+//	verity-bench incremental [--scale 1M] [--days 30] [--from-night K]
 //
 // For each scale the bench generates a dataset once (cached under
 // --cache by a hash of the generator configuration), writes a v1 spec for it,
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string) (int, error) {
 			return protoCmd(ctx, args[1:], os.Stdout, os.Stderr)
 		case "sql":
 			return sqlCmd(ctx, args[1:], os.Stdout, os.Stderr)
+		case "incremental":
+			return incrementalCmd(ctx, args[1:], os.Stdout, os.Stderr)
 		case "scanfloor":
 			return scanFloorCmd(ctx, args[1:], os.Stdout, os.Stderr)
 		case prepareCmdName: // hidden: data generation out of the bench's process (prepare.go)

@@ -25,7 +25,7 @@ import (
 type runFlags struct {
 	out, date, mem, tmp, qdir, logFormat string
 	threads                              int
-	dryRun                               bool
+	dryRun, incremental                  bool
 	shard, partials                      string
 	host                                 hostFlags
 }
@@ -58,6 +58,7 @@ func (f *runFlags) register(fs *flag.FlagSet, withRun bool) {
 	if withRun {
 		fs.StringVar(&f.out, "out", envOr("VERITY_OUT", "runs"), "output folder `DIR`; results go to DIR/<experiment>/<date>/ (env VERITY_OUT)")
 		fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan (experiments, inputs, templates, settings) and write nothing")
+		fs.BoolVar(&f.incremental, "incremental", false, "keep a state in --state-dir and read only the partitions new since the stored night, when the state accounts for the rest exactly; otherwise run in full and log why (outputs are a full run's, byte for byte)")
 		fs.StringVar(&f.shard, "shard", "", "run only shard `I/K` of the units (0 ≤ I < K) and write its partial result under --partials; verity merge releases")
 		fs.StringVar(&f.partials, "partials", envOr("VERITY_PARTIALS", ""), "with --shard (run) or merge: folder `DIR` of the shards' partial results (exact values: keep it like the restricted area; env VERITY_PARTIALS)")
 	}
@@ -70,6 +71,8 @@ func (f *runFlags) options(stderr io.Writer) (pipeline.Options, error) {
 		Engine: engine.Engine{Threads: f.threads, MemoryLimit: f.mem, TempDir: f.tmp},
 		Build:  publish.CurrentBuild(),
 		Host:   f.host.host(),
+
+		Incremental: f.incremental,
 	}
 	if f.qdir != "" {
 		opts.Queries = os.DirFS(f.qdir)

@@ -430,6 +430,13 @@ func (s *Session) RunSQL(ctx context.Context, specs []*expspec.Spec, tmpls []Ren
 			return nil, nil, nil, err
 		}
 	}
+	return s.readResults(ctx, specs, byName, p, want)
+}
+
+// readResults runs the templates after unit_metrics (sufstats, the optional
+// ones, quality) on the tables the earlier stages left and fetches their
+// rows: RunSQL's second half, shared with the incremental pass.
+func (s *Session) readResults(ctx context.Context, specs []*expspec.Spec, byName map[string]Rendered, p map[string]any, want map[string]bool) (cells map[string][]Cell, quality map[string]Quality, perExp map[string]error, err error) {
 	cells, perExp, err = s.readSufstats(ctx, byName["sufstats"], p, want)
 	if err != nil {
 		return nil, nil, nil, err

@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/queries"
+)
+
+// IncrementalTemplates are the internal templates of the incremental
+// nightly pass (issue 18 item 2), pinned by the code, in the order they run.
+var IncrementalTemplates = []string{"incr_load", "incr_traces", "incr_events", "incr_carry", "incr_save", "incr_facts"}
+
+// LoadIncremental renders the internal incremental templates with the
+// group's columns, by name.
+func LoadIncremental(fsys fs.FS, data RenderData) (map[string]Rendered, error) {
+	out := map[string]Rendered{}
+	for _, name := range IncrementalTemplates {
+		t, err := queries.Load(fsys, name, "v1")
+		if err != nil {
+			return nil, err
+		}
+		text, err := t.Render(data)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = Rendered{Name: t.Name, Version: t.Version, SQL: text}
+	}
+	return out, nil
+}
+
+// Exec runs one template statement by statement with the parameters it
+// uses (the incremental pass runs the pinned templates one at a time, with
+// its own steps between them).
+func (s *Session) Exec(ctx context.Context, r Rendered, p map[string]any, progress *SQLProgress) error {
+	s.progress = progress
+	defer func() { s.progress = nil }()
+	return s.exec(ctx, r, p)
+}
+
+// Facts runs incr_facts: the incremental pass's checks and facts by name.
+func (s *Session) Facts(ctx context.Context, r Rendered) (map[string]int64, error) {
+	out := map[string]int64{}
+	err := s.query(ctx, r, nil, func(rows *sql.Rows) error {
+		var name string
+		var n int64
+		if err := rows.Scan(&name, &n); err != nil {
+			return err
+		}
+		out[name] = n
+		return nil
+	})
+	return out, err
+}
+
+// FinishSQL runs the pinned templates from unit_metrics on (sufstats, the
+// optional ones, quality) over tables an incremental pass has built, and
+// fetches what RunSQL fetches.
+func (s *Session) FinishSQL(ctx context.Context, specs []*expspec.Spec, tmpls []Rendered, p map[string]any, progress *SQLProgress) (cells map[string][]Cell, quality map[string]Quality, perExp map[string]error, err error) {
+	s.progress = progress
+	defer func() { s.progress = nil }()
+	byName := map[string]Rendered{}
+	for _, t := range tmpls {
+		byName[t.Name] = t
+	}
+	want := map[string]bool{}
+	for _, sp := range specs {
+		want[sp.Experiment] = true
+	}
+	if err := s.exec(ctx, byName["unit_metrics"], StageParams("unit_metrics", p)); err != nil {
+		return nil, nil, nil, err
+	}
+	if len(want) == 0 {
+		return nil, nil, nil, fmt.Errorf("incremental pass without experiments")
+	}
+	return s.readResults(ctx, specs, byName, p, want)
+}

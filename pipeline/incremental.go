@@ -1,0 +1,456 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/verity-analytics/verity/pipeline/diskio"
+	"github.com/verity-analytics/verity/pipeline/engine"
+	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/intake"
+)
+
+// Incremental nightly runs (issue 18 item 2). With Options.Incremental, a
+// group whose specs qualify keeps a state in the host's state folder,
+// STATE/incremental/<fingerprint>/, after every pass: per-unit partial
+// aggregates (the intermediate tables of the single-join set, minus the
+// rows carried to the next night), the duplicate keys of every row read,
+// and the valid event rows of units not yet exposed in every experiment
+// (the carry). The next night reads only the new partitions plus the
+// carry, merges the state into the tables the pinned templates read, and
+// runs the pinned templates after them unchanged, so the outputs are a full
+// run's byte for byte. Anything the state cannot account for exactly makes
+// the night a full run, logged with its reason (incrementalStatus).
+
+// incrementalFormat versions the state's layout and meaning.
+const incrementalFormat = "verity-incremental/v1"
+
+// singleJoinPins is the only template set the incremental pass supports.
+var singleJoinPins = map[string]string{
+	"traces": "v5", "assignment": "v4", "events": "v4", "unit_metrics": "v5", "sufstats": "v3", "quality": "v3",
+}
+
+// incrState is state.json: which inputs the stored tables count, and the
+// facts that decide whether the next night can add to them.
+type incrState struct {
+	Format      string           `json:"format"`
+	Fingerprint string           `json:"fingerprint"`
+	Date        string           `json:"date"`
+	EndUS       []int64          `json:"exp_end_us"`
+	Files       []incrFile       `json:"files"`
+	Gen         string           `json:"gen"`
+	TraceKeys   []string         `json:"trace_keys"`
+	EventKeys   []string         `json:"event_keys"`
+	Facts       map[string]int64 `json:"facts"`
+}
+
+type incrFile struct {
+	Role   string `json:"role"`
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+}
+
+// incremental is one group's incremental plan.
+type incremental struct {
+	dir, fp string
+	// reason is why the group runs in full ("" when it may run
+	// incrementally); eligible is false when no state is kept at all.
+	reason   string
+	eligible bool
+	prev     *incrState
+	newT     []intake.InputFile
+	newE     []intake.InputFile
+	tmpls    map[string]engine.Rendered
+	// ranIncr is true when tonight's pass was incremental.
+	ranIncr bool
+}
+
+// fallbackError stops an incremental pass: the night runs in full.
+type fallbackError struct{ reason string }
+
+func (e *fallbackError) Error() string { return "incremental pass falls back: " + e.reason }
+
+// planIncremental decides whether the group may run incrementally, from
+// the specs, the inputs' hashes and the stored state.
+func planIncremental(st *groupState, specs []*expspec.Spec, opts Options) *incremental {
+	inc := &incremental{}
+	if opts.Host.StateDir == "" {
+		inc.reason = "no state folder (--state-dir)"
+		return inc
+	}
+	for _, s := range specs {
+		if r := incrementalRefusal(s); r != "" {
+			inc.reason = "spec " + s.OutputName() + ": " + r
+			return inc
+		}
+	}
+	p := engine.MergedParams(specs, st.traces, st.events)
+	fp, err := incrementalFingerprint(st, p, opts)
+	if err != nil {
+		inc.reason = err.Error()
+		return inc
+	}
+	data := engine.RenderData{
+		Traces: intake.ColumnsFor(st.traces, intake.TraceContract, nil),
+		Events: intake.ColumnsFor(st.events, intake.EventContract, nil),
+	}
+	if inc.tmpls, err = engine.LoadIncremental(opts.Queries, data); err != nil {
+		inc.reason = err.Error()
+		return inc
+	}
+	inc.eligible, inc.fp = true, fp
+	inc.dir = filepath.Join(opts.Host.StateDir, "incremental", fp[:16])
+	prev, err := readIncrState(inc.dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		inc.reason = "no state for these specs, inputs, templates and build yet"
+		return inc
+	case err != nil:
+		inc.reason = "state unreadable: " + err.Error()
+		return inc
+	case prev.Format != incrementalFormat || prev.Fingerprint != fp:
+		inc.reason = "state of another format or fingerprint"
+		return inc
+	}
+	inc.prev = prev
+	if _, err := os.Stat(filepath.Join(inc.dir, prev.Gen)); err != nil {
+		inc.reason = "state tables missing: " + err.Error()
+		return inc
+	}
+	inc.reason = inc.compareInputs(st, p)
+	return inc
+}
+
+// incrementalRefusal says why a spec never runs incrementally ("" if it may).
+func incrementalRefusal(s *expspec.Spec) string {
+	if s.Privacy != nil && s.Privacy.Enabled {
+		return "private specs run in full (their state would be restricted material; not implemented)"
+	}
+	for _, n := range expspec.OptionalTemplateNames {
+		if _, ok := s.Templates[n]; ok {
+			return "pins " + n + " (only the single-join set is incremental)"
+		}
+	}
+	for name, v := range singleJoinPins {
+		if s.Templates[name] != v {
+			return fmt.Sprintf("pins %s@%s (only the single-join set traces@v5 … quality@v3 is incremental)", name, s.Templates[name])
+		}
+	}
+	if len(s.Inputs.Columns.Traces) > 0 || len(s.Inputs.Columns.Events) > 0 {
+		return "maps input columns (the carried rows are stored under the contract's names)"
+	}
+	if len(s.Inputs.SortedBy) > 0 {
+		return "declares a sort order"
+	}
+	return ""
+}
+
+// incrementalFingerprint hashes everything the stored tables depend on
+// except the inputs and the window's end: the build, DuckDB, every pinned
+// template's text and rendering, and every bound parameter. A changed spec
+// that changes what the SQL computes changes it; one that changes only the
+// statistics (computed from the tables every night) does not.
+func incrementalFingerprint(st *groupState, p map[string]any, opts Options) (string, error) {
+	q := map[string]any{}
+	for k, v := range p {
+		switch k {
+		case "trace_files", "event_files", "exp_end_us", "dup_unit", "dup_event":
+		default:
+			q[k] = v
+		}
+	}
+	b, err := json.Marshal(map[string]any{
+		"format": incrementalFormat, "build": opts.Build, "duckdb": st.duck.Version, "templates": st.recs, "params": q,
+	})
+	if err != nil {
+		return "", fmt.Errorf("fingerprint: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+func readIncrState(dir string) (*incrState, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return nil, err
+	}
+	var s incrState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// compareInputs finds tonight's new partitions and says why the night must
+// run in full ("" when it need not).
+func (inc *incremental) compareInputs(st *groupState, p map[string]any) string {
+	tonight := map[string]intake.InputFile{}
+	for _, f := range append(slices.Clone(st.traces), st.events...) {
+		tonight[f.Role+"\x00"+f.Abs] = f
+	}
+	stored := map[string]bool{}
+	for _, f := range inc.prev.Files {
+		k := f.Role + "\x00" + f.Path
+		stored[k] = true
+		now, ok := tonight[k]
+		if !ok {
+			return "a counted partition is gone: " + f.Path
+		}
+		if now.SHA256 != f.SHA256 {
+			return "a counted partition changed (SHA-256): " + f.Path
+		}
+	}
+	for _, f := range st.traces {
+		if !stored[f.Role+"\x00"+f.Abs] {
+			inc.newT = append(inc.newT, f)
+		}
+	}
+	for _, f := range st.events {
+		if !stored[f.Role+"\x00"+f.Abs] {
+			inc.newE = append(inc.newE, f)
+		}
+	}
+	if len(inc.newT) == 0 || len(inc.newE) == 0 {
+		return "no new trace or event partition since the stored night"
+	}
+	end := p["exp_end_us"].([]int64)
+	if !slices.Equal(end, inc.prev.EndUS) {
+		for i := range end {
+			if i < len(inc.prev.EndUS) && end[i] < inc.prev.EndUS[i] {
+				return "the window ends before the stored night's"
+			}
+		}
+	}
+	return ""
+}
+
+func (inc *incremental) path(gen, name string) string {
+	return filepath.Join(inc.dir, gen, name+".parquet")
+}
+
+func (inc *incremental) keyPaths(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = filepath.Join(inc.dir, "keys", n)
+	}
+	return out
+}
+
+// checkFacts turns any nonzero fallback check into a fallbackError.
+func (inc *incremental) checkFacts(ctx context.Context, st *groupState) error {
+	facts, err := st.sess.Facts(ctx, inc.tmpls["incr_facts"])
+	if err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(facts)) {
+		if strings.HasPrefix(name, "fallback: ") && facts[name] > 0 {
+			return &fallbackError{reason: fmt.Sprintf("%s (%d)", strings.TrimPrefix(name, "fallback: "), facts[name])}
+		}
+	}
+	return nil
+}
+
+// runIncrementalPass runs tonight's pass over the new partitions and the
+// stored state; a fallbackError means the night must run in full (the
+// session then holds partial tables and is replaced by the caller).
+func runIncrementalPass(ctx context.Context, st *groupState, specs []*expspec.Spec, inc *incremental, progress *engine.SQLProgress) (passResult, error) {
+	prev := inc.prev
+	p := addDupKeys(engine.MergedParams(specs, inc.newT, inc.newE), st)
+	p["ix_exp"], p["ix_partner"] = engine.NonNil(st.ixExp), engine.NonNil(st.ixPartner)
+	carry := inc.path(prev.Gen, "carry")
+	for _, n := range []string{"units", "tcounts", "unitev", "buckets", "names"} {
+		p["st_"+n] = inc.path(prev.Gen, n)
+	}
+	p["st_carry"] = carry
+	p["st_tcarry"] = inc.path(prev.Gen, "tcarry")
+	p["st_tkeys"], p["st_ekeys"] = inc.keyPaths(prev.TraceKeys), inc.keyPaths(prev.EventKeys)
+	p["new_trace_files"], p["new_event_files"] = p["trace_files"], p["event_files"]
+	byName := map[string]engine.Rendered{}
+	for _, t := range st.tmpls {
+		byName[t.Name] = t
+	}
+	pt := maps.Clone(p)
+	pt["trace_files"] = append([]string{inc.path(prev.Gen, "tcarry")}, p["trace_files"].([]string)...)
+	steps := []struct {
+		r     engine.Rendered
+		check bool
+		p     map[string]any
+	}{
+		{inc.tmpls["incr_load"], true, p},
+		{byName["traces"], false, pt},
+		{inc.tmpls["incr_traces"], true, p},
+		{byName["assignment"], false, p},
+	}
+	for i, s := range steps {
+		if err := st.sess.Exec(ctx, s.r, engine.StageParams(s.r.Name, s.p), progress); err != nil {
+			if i == 0 && ctx.Err() == nil {
+				// The stored tables cannot be read (removed, truncated):
+				// the night runs in full and writes a new state.
+				return passResult{}, &fallbackError{reason: "state tables unreadable: " + err.Error()}
+			}
+			return passResult{}, err
+		}
+		if s.check {
+			if err := inc.checkFacts(ctx, st); err != nil {
+				return passResult{}, err
+			}
+		}
+	}
+	pe := engine.StageParams("events", p)
+	pe["event_files"] = append([]string{carry}, p["event_files"].([]string)...)
+	if err := st.sess.Exec(ctx, byName["events"], pe, progress); err != nil {
+		return passResult{}, err
+	}
+	if err := st.sess.Exec(ctx, inc.tmpls["incr_events"], p, progress); err != nil {
+		return passResult{}, err
+	}
+	cells, quality, perExp, err := st.sess.FinishSQL(ctx, specs, st.tmpls, p, progress)
+	if err != nil {
+		return passResult{}, err
+	}
+	inc.ranIncr = true
+	return passResult{cells: cells, quality: quality, perExp: perExp, ix: st.sess.Interactions, cross: st.sess.CrossMoments, filters: st.sess.FilterCounts, drill: st.sess.Drilldowns}, nil
+}
+
+// save writes the next night's state from tonight's tables (full or
+// incremental pass), then points state.json at it. The previous state stays
+// valid until state.json is replaced.
+func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expspec.Spec, date, runID string, progress *engine.SQLProgress) error {
+	gen := "gen-" + runID
+	if err := os.MkdirAll(filepath.Join(inc.dir, gen), 0o700); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(inc.dir, "keys"), 0o700); err != nil {
+		return err
+	}
+	var readT, readE, newT, newE []intake.InputFile
+	var saveEvents, saveTraces []string
+	if inc.ranIncr {
+		newT, newE = inc.newT, inc.newE
+		saveEvents = []string{inc.path(inc.prev.Gen, "carry")}
+		saveTraces = []string{inc.path(inc.prev.Gen, "tcarry")}
+	} else {
+		newT, newE = st.traces, st.events
+	}
+	readT, readE = newT, newE
+	p := engine.MergedParams(specs, readT, readE)
+	for _, f := range readE {
+		saveEvents = append(saveEvents, f.Abs)
+	}
+	for _, f := range readT {
+		saveTraces = append(saveTraces, f.Abs)
+	}
+	p["save_event_files"], p["save_trace_files"] = saveEvents, saveTraces
+	p["new_trace_files"], p["new_event_files"] = p["trace_files"], p["event_files"]
+	for _, n := range []string{"units", "tcounts", "unitev", "buckets", "names", "carry", "tcarry"} {
+		p["out_"+n] = inc.path(gen, n)
+	}
+	tk, ek := "t-"+runID+".parquet", "e-"+runID+".parquet"
+	p["out_tkeys"], p["out_ekeys"] = filepath.Join(inc.dir, "keys", tk), filepath.Join(inc.dir, "keys", ek)
+	if err := st.sess.Exec(ctx, inc.tmpls["incr_carry"], p, progress); err != nil {
+		return err
+	}
+	var events engine.Rendered
+	for _, t := range st.tmpls {
+		if t.Name == "events" {
+			events = t
+		}
+	}
+	pe := engine.StageParams("events", p)
+	pe["event_files"] = []string{inc.path(gen, "carry")}
+	if err := st.sess.Exec(ctx, events, pe, progress); err != nil {
+		return err
+	}
+	if err := st.sess.Exec(ctx, inc.tmpls["incr_save"], p, progress); err != nil {
+		return err
+	}
+	facts, err := st.sess.Facts(ctx, inc.tmpls["incr_facts"])
+	if err != nil {
+		return err
+	}
+	next := &incrState{Format: incrementalFormat, Fingerprint: inc.fp, Date: date, EndUS: p["exp_end_us"].([]int64), Gen: gen, Facts: facts}
+	if inc.ranIncr {
+		next.TraceKeys = append(slices.Clone(inc.prev.TraceKeys), tk)
+		next.EventKeys = append(slices.Clone(inc.prev.EventKeys), ek)
+	} else {
+		next.TraceKeys, next.EventKeys = []string{tk}, []string{ek}
+	}
+	for _, f := range append(slices.Clone(st.traces), st.events...) {
+		next.Files = append(next.Files, incrFile{Role: f.Role, Path: f.Abs, SHA256: f.SHA256})
+	}
+	b, err := json.MarshalIndent(next, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := diskio.WriteAtomicMode(filepath.Join(inc.dir, "state.json"), append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	inc.cleanup(next)
+	return nil
+}
+
+// cleanup removes the generations and key files state.json no longer names.
+func (inc *incremental) cleanup(cur *incrState) {
+	keep := map[string]bool{cur.Gen: true}
+	entries, _ := os.ReadDir(inc.dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "gen-") && !keep[e.Name()] {
+			os.RemoveAll(filepath.Join(inc.dir, e.Name()))
+		}
+	}
+	keys := map[string]bool{}
+	for _, k := range append(slices.Clone(cur.TraceKeys), cur.EventKeys...) {
+		keys[k] = true
+	}
+	entries, _ = os.ReadDir(filepath.Join(inc.dir, "keys"))
+	for _, e := range entries {
+		if !keys[e.Name()] {
+			os.Remove(filepath.Join(inc.dir, "keys", e.Name()))
+		}
+	}
+}
+
+// report logs, per job, whether the night ran incrementally and, if not,
+// why, and keeps it for the Outcome.
+func (inc *incremental) report(opts Options, jobs []*job) {
+	mode := "incremental"
+	if !inc.ranIncr {
+		mode = "full: " + inc.reason
+	}
+	for _, j := range jobs {
+		j.mode = mode
+		j.log.Info("incremental", "mode", map[bool]string{true: "incremental", false: "full"}[inc.ranIncr], "reason", inc.reason)
+	}
+}
+
+// allExact reports whether every experiment of the pass has its cells (no
+// per-experiment error such as an overflow): only then is a state kept.
+func (p passResult) allExact() bool {
+	for _, err := range p.perExp {
+		if err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// reopen replaces the group's session after an incremental pass fell back,
+// so that the full pass starts from no tables.
+func (st *groupState) reopen(ctx context.Context, opts Options) error {
+	st.sess.Close()
+	sess, err := engine.OpenSession(ctx, opts.Engine, opts.Queries)
+	if err != nil {
+		return err
+	}
+	st.sess = sess
+	return nil
+}
