@@ -142,6 +142,31 @@ func TestFilterValueUnmatched(t *testing.T) {
 		if !strings.Contains(string(results), `filter value matched no row: country=""DEE""`) {
 			t.Errorf("results.csv rows of revenue_de do not say why:\n%s", results)
 		}
+		// The verdict's evidence on the goal says it too (decisions.json, which
+		// the report's evidence table renders): not "ok".
+		var dec struct {
+			Evidence []struct{ Metric, Status string }
+		}
+		b, err := os.ReadFile(filepath.Join(res.Dir, "decisions.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &dec); err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		for _, e := range dec.Evidence {
+			if e.Metric != "revenue_de" {
+				continue
+			}
+			seen++
+			if !strings.HasPrefix(e.Status, analysis.StatusFilterUnmatched) {
+				t.Errorf("decisions.json evidence on revenue_de: status %q", e.Status)
+			}
+		}
+		if seen == 0 {
+			t.Errorf("decisions.json has no evidence on revenue_de: %s", b)
+		}
 	})
 	t.Run("secondary warns", func(t *testing.T) {
 		// "De" occurs nowhere: rows say "DE", "de" or " DE".

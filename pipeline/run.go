@@ -920,7 +920,7 @@ func (j *job) finish(ctx context.Context, opts Options) (*Outcome, error) {
 	}
 	checks, blocked := analysis.EvaluateGates(spec, j.quality, released, baseline, j.missing)
 	checks = analysis.ApplyMissingEvents(checks, rows, j.missing, spec.Privacy.Enabled)
-	checks, blocked = analysis.ApplyFilterCounts(spec, checks, blocked, rows, j.filterCounts)
+	checks, blocked = analysis.ApplyFilterCounts(spec, checks, blocked, rows, decisions.Evidence, j.filterCounts)
 	details := invalidateOnBlock(&decisions, checks, blocked)
 	// A sample-ratio mismatch invalidates the verdict as a blocking gate
 	// does: the same exit status and stdout line.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/stats"
 )
 
 // FilterCount is one entry of quality.json → filter_counts (issue 20 item
@@ -71,9 +72,11 @@ func FilterCountsFor(spec *expspec.Spec, rows []engine.FilterCountRow) []FilterC
 // blocks) and secondary_filter_value_unmatched (secondary metrics; warns),
 // each observing the number of declared values that matched no row of the
 // metric's event and naming them. The results rows of a metric with such a
-// value say so in their status. Specs without filters are left as they
-// were (their quality.json keeps its bytes).
-func ApplyFilterCounts(spec *expspec.Spec, checks []Check, blocked []string, rows []ResultRow, counts []FilterCount) ([]Check, []string) {
+// value say so in their status, and so does the verdict's evidence on it
+// (the report's evidence table reads it: a blocked goal must not read
+// "ok" there). Specs without filters are left as they were (their
+// quality.json keeps its bytes).
+func ApplyFilterCounts(spec *expspec.Spec, checks []Check, blocked []string, rows []ResultRow, evidence []stats.Evidence, counts []FilterCount) ([]Check, []string) {
 	if !spec.HasFilters() {
 		return checks, blocked
 	}
@@ -119,6 +122,11 @@ func ApplyFilterCounts(spec *expspec.Spec, checks []Check, blocked []string, row
 	for i := range rows {
 		if vals, ok := byMetric[rows[i].Metric]; ok && rows[i].Status == "ok" {
 			rows[i].Status = StatusFilterUnmatched + ": " + strings.Join(vals, ", ")
+		}
+	}
+	for i := range evidence {
+		if vals, ok := byMetric[evidence[i].Metric]; ok && evidence[i].Status == "ok" {
+			evidence[i].Status = StatusFilterUnmatched + ": " + strings.Join(vals, ", ")
 		}
 	}
 	return checks, blocked
