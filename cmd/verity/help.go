@@ -33,6 +33,7 @@ var docs = map[string]commandDoc{
 			"verity run --out runs fixtures/specs/checkout-button.yaml",
 			"verity run --date 2026-11-20 --out /srv/results --log json specs/",
 			"verity run --dry-run specs/",
+			"verity run --incremental --state-dir /var/lib/verity --date 2026-11-20 --out /srv/results specs/",
 			"verity run --shard 2/8 --partials /shared/partials --date 2026-11-20 specs/",
 		},
 	},
