@@ -87,6 +87,21 @@ func duckExec(t *testing.T, q string) {
 	}
 }
 
+// duckCount runs a count query on a fresh in-memory DuckDB.
+func duckCount(t *testing.T, q string) int64 {
+	t.Helper()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int64
+	if err := db.QueryRow(q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
 // sameOutputs compares every file of two committed night folders: byte for
 // byte, and the manifest without its volatile part.
 func sameOutputs(t *testing.T, night, a, b string) {
@@ -202,6 +217,23 @@ func incrementalNights(t *testing.T, dropMulti bool) {
 	duckExec(t, `COPY (SELECT TIMESTAMPTZ '2026-11-17 12:00:00+00' AS ts, unit_id, 'purchase' AS metric, 42.5::DOUBLE AS value, 'late-1' AS event_id
 		FROM read_parquet('`+filepath.Join(dir, "data", "traces", "dt=2026-11-16", "part-00000.parquet")+`') ORDER BY ts, unit_id LIMIT 1)
 		TO '`+filepath.Join(ev17, "late.parquet")+`' (FORMAT parquet)`)
+	// Late trace rows on the 19th for units whose first-exposure persona is
+	// not a leaf (NULL or outside the taxonomy), now carrying a leaf: the
+	// unit's cohort stays its first row's (unclassified), as in a full run
+	// (the stored state keeps such a persona as NULL, which an aggregate
+	// that skips NULLs must not lose).
+	tr := filepath.Join(dir, "data", "traces")
+	late := filepath.Join(tr, "dt=2026-11-19", "late-personas.parquet")
+	duckExec(t, `COPY (SELECT * REPLACE (ts + INTERVAL 2 DAY AS ts, 'power/mobile' AS persona, event_id || '-r' AS event_id)
+		FROM read_parquet('`+tr+`/dt=2026-11-17/*.parquet')
+		WHERE experiment_id = 'checkout-button' AND unit_id IS NOT NULL AND event_id IS NOT NULL
+		  AND (persona IS NULL OR persona NOT IN ('power/mobile', 'power/desktop', 'casual/mobile', 'casual/desktop')))
+		TO '`+late+`' (FORMAT parquet)`)
+	if n := duckCount(t, `SELECT count(*) FROM read_parquet('`+late+`') AS l
+		WHERE l.unit_id IN (SELECT unit_id FROM read_parquet('`+tr+`/dt=2026-11-16/*.parquet') WHERE experiment_id = 'checkout-button' AND unit_id IS NOT NULL)
+		   OR l.unit_id IN (SELECT unit_id FROM read_parquet('`+tr+`/dt=2026-11-17/*.parquet') WHERE experiment_id = 'checkout-button' AND unit_id IS NOT NULL)`); n == 0 {
+		t.Fatal("no late persona rows for stored units: the case is not exercised")
+	}
 	d19 := night("2026-11-19", "incremental")
 
 	// Replay of an incremental night (the one that read the late event)

@@ -14,12 +14,20 @@ import (
 // nightly pass (issue 18 item 2), pinned by the code, in the order they run.
 var IncrementalTemplates = []string{"incr_load", "incr_traces", "incr_events", "incr_carry", "incr_save", "incr_facts"}
 
+// incrementalVersions are the versions the code pins (v1 unless named):
+// incr_traces@v2 keeps a stored unclassified unit's cohort.
+var incrementalVersions = map[string]string{"incr_traces": "v2"}
+
 // LoadIncremental renders the internal incremental templates with the
 // group's columns, by name.
 func LoadIncremental(fsys fs.FS, data RenderData) (map[string]Rendered, error) {
 	out := map[string]Rendered{}
 	for _, name := range IncrementalTemplates {
-		t, err := queries.Load(fsys, name, "v1")
+		version := "v1"
+		if v, ok := incrementalVersions[name]; ok {
+			version = v
+		}
+		t, err := queries.Load(fsys, name, version)
 		if err != nil {
 			return nil, err
 		}
