@@ -313,3 +313,75 @@ func TestIncrementalRefusalsAndFingerprint(t *testing.T) {
 		t.Errorf("another template version: %q", m)
 	}
 }
+
+// TestIncrementalDamagedStateNamedByReplay: state files edited between
+// nights (still valid Parquet) make an incremental night differ from a full
+// run; the manifest records that the night ran incrementally, and a replay
+// (always a full rerun) names the state as the cause instead of "no
+// recorded cause".
+func TestIncrementalDamagedStateNamedByReplay(t *testing.T) {
+	dir := t.TempDir()
+	copyTree(t, filepath.Join("..", "fixtures", "data", "basic"), filepath.Join(dir, "data"))
+	traces := filepath.Join(dir, "data", "traces")
+	files, _ := filepath.Glob(filepath.Join(traces, "dt=*", "*.parquet"))
+	for _, f := range files {
+		duckExec(t, `COPY (SELECT * FROM read_parquet('`+f+`') WHERE unit_id IS NULL OR unit_id NOT IN (
+			SELECT unit_id FROM read_parquet('`+traces+`/*/*.parquet') WHERE unit_id IS NOT NULL GROUP BY experiment_id, unit_id HAVING count(DISTINCT variant) > 1))
+			TO '`+f+`.new' (FORMAT parquet)`)
+		if err := os.Rename(f+".new", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	specPath := filepath.Join(dir, "spec.yaml")
+	if err := os.WriteFile(specPath, []byte(incrSpec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := expspec.LoadSpec(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	run := func(date string) *pipeline.Outcome {
+		t.Helper()
+		o, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: filepath.Join(dir, "incr"), Date: date, Engine: engine.Engine{Threads: 2},
+			Incremental: true, Host: ledgers.Host{StateDir: state}, Build: publish.CurrentBuild()})
+		if err != nil {
+			t.Fatalf("%s: %v", date, err)
+		}
+		return o
+	}
+	run("2026-11-16")
+	run("2026-11-17")
+	unitev, _ := filepath.Glob(filepath.Join(state, "incremental", "*", "gen-*", "unitev.parquet"))
+	if len(unitev) != 1 {
+		t.Fatalf("state files %v, want one unitev.parquet", unitev)
+	}
+	duckExec(t, `COPY (SELECT * REPLACE (total * 2 AS total) FROM read_parquet('`+unitev[0]+`')) TO '`+unitev[0]+`.new' (FORMAT parquet)`)
+	if err := os.Rename(unitev[0]+".new", unitev[0]); err != nil {
+		t.Fatal(err)
+	}
+	o := run("2026-11-18")
+	if o.Mode != "incremental" {
+		t.Fatalf("mode %q: the edited state was not used, the case is not exercised", o.Mode)
+	}
+	b, err := os.ReadFile(filepath.Join(o.Dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m publish.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Volatile == nil || m.Volatile.Incremental != "incremental" {
+		t.Errorf("manifest volatile: %+v, want incremental recorded", m.Volatile)
+	}
+	// A replay that differs is an error naming the causes.
+	_, err = replay.Replay(context.Background(), filepath.Join(o.Dir, "manifest.json"),
+		replay.ReplayOptions{Engine: engine.Engine{Threads: 2}, Build: publish.CurrentBuild()})
+	if err == nil {
+		t.Fatal("replay of a night run from an edited state is identical: the edit changed nothing")
+	}
+	if !strings.Contains(err.Error(), "ran incrementally") || strings.Contains(err.Error(), "no recorded cause") {
+		t.Errorf("replay: %v; want the incremental state named as the cause", err)
+	}
+}

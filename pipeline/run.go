@@ -1036,6 +1036,7 @@ func (j *job) commitExact(ctx context.Context, opts Options, final string, rel e
 				StartedAt:  j.started.UTC().Format(time.RFC3339Nano),
 				FinishedAt: opts.now().UTC().Format(time.RFC3339Nano),
 				Phases:     j.phases, Execution: j.execSet, SpecFile: specAbs, Scan: &j.scan,
+				Incremental: j.mode,
 			},
 		})
 	})

@@ -131,6 +131,11 @@ type Volatile struct {
 	Scan       *engine.Scan     `json:"scan,omitempty"`
 	// Ledger is the privacy ledger after this run (private runs only).
 	Ledger *LedgerState `json:"privacy_ledger,omitempty"`
+	// Incremental is, for a run asked for with --incremental (exact specs),
+	// how the night ran: "incremental" (from the host's incremental state)
+	// or "full: <why>". A replay that differs from an incremental night
+	// names the state as the cause.
+	Incremental string `json:"incremental,omitempty"`
 }
 
 // Stable returns the manifest without Build and Volatile: the part that a

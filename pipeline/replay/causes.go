@@ -29,6 +29,9 @@ func replayCauses(old, cur *publish.Manifest, pinned []string) []string {
 	causes = append(causes, buildCauses(old.Build, cur.Build)...)
 	causes = append(causes, duckDBCauses(old.DuckDB, cur.DuckDB)...)
 	causes = append(causes, otherManifestCauses(old, cur)...)
+	if len(causes) == 0 && old.Volatile != nil && old.Volatile.Incremental == "incremental" {
+		causes = append(causes, "the night ran incrementally (manifest volatile.incremental) from the host's incremental state, and the full rerun differs: the state did not account exactly for the earlier nights (edited or damaged state files, or a defect); rerun the night without --incremental and remove the state folder's incremental/ entry")
+	}
 	if len(causes) == 0 {
 		causes = append(causes, noRecordedCause(old.Build, cur.Build))
 	}
