@@ -180,6 +180,29 @@ func TestFilterValueUnmatched(t *testing.T) {
 			t.Errorf("check %+v", c)
 		}
 	})
+	t.Run("secondary all values unmatched", func(t *testing.T) {
+		// Every value misses: the metric has no event, and its rows say
+		// why first (not only "zero variance", a consequence).
+		text := replaceOnce(t, base, "filter: {plan: [pro]}", "filter: {plan: [Pro]}")
+		res, err, _ := runFilterSpec(t, text)
+		if err != nil {
+			t.Fatalf("a secondary metric's unmatched value failed the run: %v", err)
+		}
+		results, _ := os.ReadFile(filepath.Join(res.Dir, "results.csv"))
+		rows := 0
+		for _, line := range strings.Split(string(results), "\n") {
+			if !strings.Contains(line, "sessions_pro") {
+				continue
+			}
+			rows++
+			if !strings.Contains(line, `filter value matched no row: plan=""Pro""`) {
+				t.Errorf("results.csv row does not name the unmatched value first: %s", line)
+			}
+		}
+		if rows == 0 {
+			t.Fatalf("no results.csv rows of sessions_pro:\n%s", results)
+		}
+	})
 	t.Run("exact match", func(t *testing.T) {
 		// "de" and " DE" are values of their own: matched, no warning, and
 		// fewer rows than "DE".

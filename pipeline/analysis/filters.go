@@ -119,15 +119,25 @@ func ApplyFilterCounts(spec *expspec.Spec, checks []Check, blocked []string, row
 		}
 		checks = append(checks, c)
 	}
-	for i := range rows {
-		if vals, ok := byMetric[rows[i].Metric]; ok && rows[i].Status == "ok" {
-			rows[i].Status = StatusFilterUnmatched + ": " + strings.Join(vals, ", ")
+	// The unmatched value comes first in the status: when every value
+	// missed, the comparison's own status ("zero variance", ...) is a
+	// consequence, not the cause.
+	status := func(metric, was string) (string, bool) {
+		vals, ok := byMetric[metric]
+		if !ok {
+			return was, false
 		}
+		s := StatusFilterUnmatched + ": " + strings.Join(vals, ", ")
+		if was != "ok" && was != "" {
+			s += "; " + was
+		}
+		return s, true
+	}
+	for i := range rows {
+		rows[i].Status, _ = status(rows[i].Metric, rows[i].Status)
 	}
 	for i := range evidence {
-		if vals, ok := byMetric[evidence[i].Metric]; ok && evidence[i].Status == "ok" {
-			evidence[i].Status = StatusFilterUnmatched + ": " + strings.Join(vals, ", ")
-		}
+		evidence[i].Status, _ = status(evidence[i].Metric, evidence[i].Status)
 	}
 	return checks, blocked
 }
