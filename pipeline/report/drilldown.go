@@ -21,6 +21,9 @@ type DrillRow struct {
 type drilldownView struct {
 	Rows []drillRowView
 	SRM  int
+	// Tested counts the rows with an SRM p-value: with none, no slice was
+	// tested, which is not "no slice shows a mismatch".
+	Tested int
 }
 
 type drillRowView struct {
@@ -61,6 +64,9 @@ func buildDrilldown(d *Drilldown) *drilldownView {
 		}
 		if r.SRM {
 			v.SRM++
+		}
+		if _, ok := get(r.SRMP); ok {
+			v.Tested++
 		}
 		v.Rows = append(v.Rows, rv)
 	}

@@ -24,6 +24,17 @@ func TestDrilldownSection(t *testing.T) {
 			t.Errorf("drill-down section lacks %q", want)
 		}
 	}
+	// No slice tested (every dimension over its cap): not "no mismatch".
+	d.Drilldown = &Drilldown{Rows: []DrillRow{{Dimension: "app_version", Status: "too_many_values", Detail: "812 distinct values"}}}
+	page = render(t, d)
+	if strings.Contains(page, "No slice shows a sample-ratio mismatch") || !strings.Contains(page, "No slice could be tested for a sample-ratio mismatch") {
+		t.Error("with no slice tested the summary claims none shows a mismatch")
+	}
+	srmOK := 0.5
+	d.Drilldown = &Drilldown{Rows: []DrillRow{{Dimension: "country", Kind: "value", Slice: "DE", Units: 900, Metric: "converted", Variant: "treatment", SRMP: &srmOK, Analysed: true, Status: "ok"}}}
+	if page = render(t, d); !strings.Contains(page, "No slice shows a sample-ratio mismatch") {
+		t.Error("a tested slice without mismatch is not summarised as such")
+	}
 	if strings.Contains(minimalPage(t), `id="drilldown"`) {
 		t.Error("drill-down section shown for a spec without drill-downs")
 	}
