@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -356,6 +357,12 @@ func ParseSpec(name string, data []byte) (*Spec, error) {
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err != io.EOF {
 		return nil, &SpecError{File: name, Err: errors.New("more than one YAML document")}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err == nil {
+		if key, v := fractionalInts(&doc, reflect.TypeOf(s), ""); key != "" {
+			return nil, &SpecError{File: name, Key: key, Err: fmt.Errorf("%s is not a whole number; want an integer here (a fraction would be truncated)", v)}
+		}
 	}
 	s.path = name
 	if err := s.resolveMetricRefs(); err != nil {
