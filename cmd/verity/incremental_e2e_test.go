@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,7 +11,7 @@ import (
 // would: a private spec runs in full and its log says why (its state would
 // be restricted material); an exact single-join spec keeps a state in
 // --state-dir, so its second night names its mode, and a run without
-// --state-dir runs in full, saying so.
+// --state-dir is refused (it could never run incrementally).
 func TestIncrementalCLI(t *testing.T) {
 	root := repoRoot(t)
 	out := filepath.Join(t.TempDir(), "out")
@@ -23,12 +24,15 @@ func TestIncrementalCLI(t *testing.T) {
 		t.Errorf("the private run does not say why it ran in full: %s", r.stderr)
 	}
 
-	r = verity(t, t.TempDir(), "run", "--incremental", "--log", "json", "--date", "2026-11-17", "--out", out,
+	// --incremental without a state folder could never run incrementally:
+	// a usage error (78) before anything is analysed or written.
+	out2 := filepath.Join(t.TempDir(), "out2")
+	r = verity(t, t.TempDir(), "run", "--incremental", "--log", "json", "--date", "2026-11-17", "--out", out2,
 		filepath.Join(root, "fixtures", "specs", "checkout-button.yaml"))
-	if r.code != 0 && r.code != 65 {
-		t.Fatalf("exact run without a state folder: exit %d: %s", r.code, r.stderr)
+	if r.code != 78 || !strings.Contains(r.stderr, "--incremental keeps its state in the host's state folder") {
+		t.Fatalf("exact run with --incremental and no state folder: exit %d, want 78 naming --state-dir: %s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "no state folder (--state-dir)") {
-		t.Errorf("a run without --state-dir does not say why it ran in full: %s", r.stderr)
+	if _, err := os.Stat(filepath.Join(out2, "checkout-button")); err == nil {
+		t.Errorf("a refused --incremental run wrote outputs")
 	}
 }

@@ -74,6 +74,11 @@ func (f *runFlags) options(stderr io.Writer) (pipeline.Options, error) {
 
 		Incremental: f.incremental,
 	}
+	if f.incremental && opts.Host.StateDir == "" {
+		// Asked for, it could never happen: say so now instead of running
+		// every night in full behind an info line.
+		return opts, fmt.Errorf("%w: --incremental keeps its state in the host's state folder; give --state-dir DIR (or VERITY_STATE_DIR)", expspec.ErrUsage)
+	}
 	if f.qdir != "" {
 		opts.Queries = os.DirFS(f.qdir)
 	}
