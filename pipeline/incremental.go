@@ -133,7 +133,7 @@ func planIncremental(st *groupState, specs []*expspec.Spec, opts Options) *incre
 // incrementalRefusal says why a spec never runs incrementally ("" if it may).
 func incrementalRefusal(s *expspec.Spec) string {
 	if s.Privacy != nil && s.Privacy.Enabled {
-		return "private specs run in full (their state would be restricted material; not implemented)"
+		return "private specs run in full (an incremental state would hold exact per-unit values, restricted material the state folder does not keep)"
 	}
 	for _, n := range expspec.OptionalTemplateNames {
 		if _, ok := s.Templates[n]; ok {

@@ -169,18 +169,8 @@ func incrementalNights(t *testing.T, dropMulti bool) {
 	// stored unit seen in a second variant makes a night fall back
 	// (TestIncrementalFallsBackOnMultiVariant). Here their traces are
 	// dropped so that the nights after the first run incrementally.
-	traces := filepath.Join(dir, "data", "traces")
-	files, _ := filepath.Glob(filepath.Join(traces, "dt=*", "*.parquet"))
-	if !dropMulti {
-		files = nil
-	}
-	for _, f := range files {
-		duckExec(t, `COPY (SELECT * FROM read_parquet('`+f+`') WHERE unit_id IS NULL OR unit_id NOT IN (
-			SELECT unit_id FROM read_parquet('`+traces+`/*/*.parquet') WHERE unit_id IS NOT NULL GROUP BY experiment_id, unit_id HAVING count(DISTINCT variant) > 1))
-			TO '`+f+`.new' (FORMAT parquet)`)
-		if err := os.Rename(f+".new", f); err != nil {
-			t.Fatal(err)
-		}
+	if dropMulti {
+		dropMultiVariant(t, filepath.Join(dir, "data", "traces"))
 	}
 	spec, err := expspec.LoadSpec(specPath)
 	if err != nil {
@@ -322,16 +312,7 @@ func TestIncrementalRefusalsAndFingerprint(t *testing.T) {
 func TestIncrementalDamagedStateNamedByReplay(t *testing.T) {
 	dir := t.TempDir()
 	copyTree(t, filepath.Join("..", "fixtures", "data", "basic"), filepath.Join(dir, "data"))
-	traces := filepath.Join(dir, "data", "traces")
-	files, _ := filepath.Glob(filepath.Join(traces, "dt=*", "*.parquet"))
-	for _, f := range files {
-		duckExec(t, `COPY (SELECT * FROM read_parquet('`+f+`') WHERE unit_id IS NULL OR unit_id NOT IN (
-			SELECT unit_id FROM read_parquet('`+traces+`/*/*.parquet') WHERE unit_id IS NOT NULL GROUP BY experiment_id, unit_id HAVING count(DISTINCT variant) > 1))
-			TO '`+f+`.new' (FORMAT parquet)`)
-		if err := os.Rename(f+".new", f); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dropMultiVariant(t, filepath.Join(dir, "data", "traces"))
 	specPath := filepath.Join(dir, "spec.yaml")
 	if err := os.WriteFile(specPath, []byte(incrSpec), 0o644); err != nil {
 		t.Fatal(err)
@@ -383,5 +364,21 @@ func TestIncrementalDamagedStateNamedByReplay(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "ran incrementally") || strings.Contains(err.Error(), "no recorded cause") {
 		t.Errorf("replay: %v; want the incremental state named as the cause", err)
+	}
+}
+
+// dropMultiVariant removes from the trace partitions under traces the rows
+// of units seen in more than one variant, so that nights after the first
+// can run incrementally.
+func dropMultiVariant(t *testing.T, traces string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(traces, "dt=*", "*.parquet"))
+	for _, f := range files {
+		duckExec(t, `COPY (SELECT * FROM read_parquet('`+f+`') WHERE unit_id IS NULL OR unit_id NOT IN (
+			SELECT unit_id FROM read_parquet('`+traces+`/*/*.parquet') WHERE unit_id IS NOT NULL GROUP BY experiment_id, unit_id HAVING count(DISTINCT variant) > 1))
+			TO '`+f+`.new' (FORMAT parquet)`)
+		if err := os.Rename(f+".new", f); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
