@@ -181,6 +181,19 @@ func TestMetricLibrary(t *testing.T) {
 	if _, err := expspec.LockMetricLibrary(lib); err == nil || !strings.Contains(err.Error(), "revenue@v1 changed after its release") {
 		t.Errorf("lock of an edited release: %v", err)
 	}
+	// A definition file is held to the spec's decoding rules: a fraction
+	// for an integer and a null in a list are refused when the library is
+	// locked (yaml.v3 alone would truncate 95.5 to 95 and drop the null).
+	for body, want := range map[string]string{
+		"name: revenue\nkind: mean\nevent: purchase\naggregate: sum\nclamp: {lower: 0, upper: 50}\nattribution_hours: 95.5\n":     "attribution_hours: 95.5 is not a whole number",
+		"name: revenue\nkind: mean\nevent: purchase\naggregate: sum\nclamp: {lower: 0, upper: 50}\nfilter: {plan: [null, pro]}\n": "filter.plan[0]: null is YAML's null",
+	} {
+		other := filepath.Join(t.TempDir(), "metrics")
+		writeDefinition(t, other, "revenue", "v1", body)
+		if _, err := expspec.LockMetricLibrary(other); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("lock of %q: got %v, want %q", body, err, want)
+		}
+	}
 }
 
 func fileSHA(t *testing.T, path string) string {

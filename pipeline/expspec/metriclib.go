@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -212,6 +213,12 @@ func readMetricDefinition(path, ref string) (MetricDefinition, string, error) {
 	var d MetricDefinition
 	if err := dec.Decode(&d); err != nil && err != io.EOF {
 		return MetricDefinition{}, "", fmt.Errorf("%s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err == nil {
+		if key, msg := strictScalars(&doc, reflect.TypeOf(d), "", false); key != "" {
+			return MetricDefinition{}, "", fmt.Errorf("%s: %s: %s", path, key, msg)
+		}
 	}
 	name, _, _ := strings.Cut(ref, "@")
 	if d.Name != name {

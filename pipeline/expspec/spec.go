@@ -360,8 +360,8 @@ func ParseSpec(name string, data []byte) (*Spec, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err == nil {
-		if key, v := fractionalInts(&doc, reflect.TypeOf(s), ""); key != "" {
-			return nil, &SpecError{File: name, Key: key, Err: fmt.Errorf("%s is not a whole number; want an integer here (a fraction would be truncated)", v)}
+		if key, msg := strictScalars(&doc, reflect.TypeOf(s), "", false); key != "" {
+			return nil, &SpecError{File: name, Key: key, Err: errors.New(msg)}
 		}
 	}
 	s.path = name

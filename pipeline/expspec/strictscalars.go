@@ -8,34 +8,42 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// fractionalInts finds a YAML scalar written as a fraction (1.5, 2e-1)
-// where the spec has an integer field: yaml.v3 decodes it by truncation
-// (max_values: 1.5 became 1), so a typo would become a plausible setting.
-// It walks the document beside the Go type and returns the first such key
-// path and value, or "".
-func fractionalInts(n *yaml.Node, t reflect.Type, path string) (string, string) {
+// strictScalars finds a YAML scalar that yaml.v3 would decode into a
+// plausible value other than the one written, and returns its key path
+// and what is wrong, or "":
+//   - a fraction (1.5, 2e-1) where the spec has an integer field: yaml.v3
+//     truncates it (max_values: 1.5 became 1);
+//   - a null element of a list (filter: {plan: [null]}, variants:
+//     [control, ~]): yaml.v3 drops it without a word, so [null, pro]
+//     became [pro] and [null] an empty list.
+//
+// It walks the document beside the Go type.
+func strictScalars(n *yaml.Node, t reflect.Type, path string, inList bool) (string, string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			if k, v := fractionalInts(c, t, path); k != "" {
+			if k, v := strictScalars(c, t, path, false); k != "" {
 				return k, v
 			}
 		}
 	case yaml.ScalarNode:
+		if inList && n.Tag == "!!null" && t.Kind() != reflect.Interface {
+			return path, fmt.Sprintf("%s is YAML's null, which the decoder would drop from the list; quote it (\"%s\") if you mean the text, or remove it", n.Value, n.Value)
+		}
 		switch t.Kind() {
 		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 			if n.Tag == "!!float" {
-				return path, n.Value
+				return path, fmt.Sprintf("%s is not a whole number; want an integer here (a fraction would be truncated)", n.Value)
 			}
 		}
 	case yaml.SequenceNode:
 		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
 			for i, c := range n.Content {
-				if k, v := fractionalInts(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); k != "" {
+				if k, v := strictScalars(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), true); k != "" {
 					return k, v
 				}
 			}
@@ -49,12 +57,12 @@ func fractionalInts(n *yaml.Node, t reflect.Type, path string) (string, string) 
 			}
 			switch t.Kind() {
 			case reflect.Map:
-				if k, v := fractionalInts(val, t.Elem(), sub); k != "" {
+				if k, v := strictScalars(val, t.Elem(), sub, false); k != "" {
 					return k, v
 				}
 			case reflect.Struct:
 				if f, ok := yamlField(t, key); ok {
-					if k, v := fractionalInts(val, f.Type, sub); k != "" {
+					if k, v := strictScalars(val, f.Type, sub, false); k != "" {
 						return k, v
 					}
 				}
