@@ -25,6 +25,7 @@ import (
 	"github.com/verity-analytics/verity/pipeline"
 	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/intake"
 	"github.com/verity-analytics/verity/pipeline/publish"
 	"github.com/verity-analytics/verity/pipeline/replay"
 	"github.com/verity-analytics/verity/queries"
@@ -605,4 +606,47 @@ func TestOutputFolderUnusableIsCantCreate(t *testing.T) {
 			t.Errorf("--out %s: exit %d, %v; want exit 73 naming it", out, code, err)
 		}
 	}
+}
+
+// TestBadInputSameBytesTwice: a partition delivered twice under two names
+// (a re-sent file) is refused before any output, exit 65 naming both
+// copies: rows without an event_id cannot be deduplicated, so the run
+// would count them twice. Files without rows may repeat (empty hourly
+// partitions are byte-identical), and give the clean numbers.
+func TestBadInputSameBytesTwice(t *testing.T) {
+	clean := runData(t, baseData())
+	d := baseData()
+	var noID []fixtures.EventRow
+	for _, e := range d.events["part-0"] {
+		e.EventID = nil
+		noID = append(noID, e)
+	}
+	d.events = map[string][]fixtures.EventRow{"part-0": noID, "part-0-resent": noID}
+	dir := t.TempDir()
+	d.write(t, dir)
+	err := runIn(t, dir)
+	var ie *intake.InputError
+	if !errors.As(err, &ie) || pipeline.ExitCode(err) != pipeline.ExitData || ie.File != "events/part-0.parquet" ||
+		!strings.Contains(err.Error(), "same bytes as events/part-0-resent.parquet") {
+		t.Fatalf("got %v (exit %d), want exit 65 naming both copies", err, pipeline.ExitCode(err))
+	}
+	if _, serr := os.Stat(filepath.Join(dir, "out", badExperiment, badDate)); !errors.Is(serr, fs.ErrNotExist) {
+		t.Errorf("outputs were written for a refused run: %v", serr)
+	}
+
+	// Two empty event files (same bytes, no rows) beside the real ones.
+	d = baseData()
+	d.events["empty-a"], d.events["empty-b"] = nil, nil
+	dir = t.TempDir()
+	d.write(t, dir)
+	a, _ := os.ReadFile(filepath.Join(dir, "events", "empty-a.parquet"))
+	b, _ := os.ReadFile(filepath.Join(dir, "events", "empty-b.parquet"))
+	if !bytes.Equal(a, b) {
+		t.Fatal("the two empty files differ; the case needs identical bytes")
+	}
+	if err := runIn(t, dir); err != nil {
+		t.Fatalf("two identical empty files: %v", err)
+	}
+	got := readOutput(t, filepath.Join(dir, "out", badExperiment, badDate))
+	assertSameResults(t, clean, got)
 }

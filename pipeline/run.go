@@ -561,6 +561,10 @@ func inspectGroup(ctx context.Context, jobs []*job, opts Options) (*groupState, 
 			}
 		}
 	}
+	if err := intake.CheckRepeatedContent(inputs); err != nil {
+		sess.Close()
+		return nil, err
+	}
 	st.traces, st.events = inputs[:len(first.traces)], inputs[len(first.traces):]
 	for _, role := range []struct {
 		files   []intake.InputFile

@@ -398,6 +398,28 @@ func CheckSchema(f *InputFile, contract []ContractColumn, mapping map[string]str
 	return nil
 }
 
+// CheckRepeatedContent refuses two files of one role with the same bytes
+// (SHA-256) and at least one row: a partition delivered twice under two
+// names. Rows with an event_id would be dropped as duplicates and counted,
+// but rows without one cannot be told apart, so the second copy would be
+// counted twice without a word. Files without rows (an empty hourly
+// partition) may repeat. Files are compared after hashing; a file without
+// a hash is skipped.
+func CheckRepeatedContent(files []InputFile) error {
+	first := map[string]string{}
+	for _, f := range files {
+		if f.SHA256 == "" || f.Rows == 0 {
+			continue
+		}
+		key := f.Role + " " + f.SHA256
+		if other, ok := first[key]; ok {
+			return &InputError{File: f.Path, Err: fmt.Errorf("has the same bytes as %s (sha256 %s, %d rows): a partition delivered twice would count every row without an event_id twice; remove one copy from the inputs", other, f.SHA256, f.Rows)}
+		}
+		first[key] = f.Path
+	}
+	return nil
+}
+
 // ColumnsFor builds the template column map for one role: a contract column
 // is rendered from the source column when any file has it, else as a typed
 // NULL. Optional columns present in some files but not others read as NULL
