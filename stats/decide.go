@@ -105,6 +105,14 @@ type Evidence struct {
 	Estimate         float64 `json:"estimate"`
 	Low              float64 `json:"low"`
 	High             float64 `json:"high"`
+	// CILevel is the confidence level of [Low, High]: 1 − the level the
+	// comparison was computed at. A goal in a correction family is shown
+	// at its adjusted level (Holm's step α_i: 0.975 for the first of two
+	// goals at α = 0.05), the interval that excludes the null exactly when
+	// its adjusted p-value is below α, so it is wider than results.csv's
+	// nominal interval (ci_level there); a guardrail's is the nominal one
+	// (a one-sided guardrail at α reads the 1−2α interval).
+	CILevel float64 `json:"ci_level"`
 	// Margin is a guardrail's harmful threshold on Scale, signed in the
 	// harmful direction (+margin for increase, -margin for decrease); nil
 	// for goals, which have none.
@@ -321,7 +329,7 @@ func goalEvidence(g GoalResult) Evidence {
 	e := Evidence{
 		Role: "goal", Metric: g.Metric, Variant: g.Variant, Cohort: g.Cohort,
 		Status: c.Status, Scale: "absolute", DesiredDirection: g.Desired.String(),
-		Estimate: c.Diff, Low: c.DiffLow, High: c.DiffHigh,
+		Estimate: c.Diff, Low: c.DiffLow, High: c.DiffHigh, CILevel: levelOf(c),
 		PValue: c.PValue, Alpha: alpha,
 	}
 	if !finite(e.PValue) {
@@ -349,12 +357,21 @@ func goalEvidence(g GoalResult) Evidence {
 	return e
 }
 
+// levelOf is the confidence level of a comparison's intervals.
+func levelOf(c Comparison) float64 {
+	a := c.Alpha
+	if a == 0 {
+		a = DefaultAlpha
+	}
+	return 1 - a
+}
+
 func guardrailEvidence(g GuardrailResult) Evidence {
 	c := g.Comparison
 	e := Evidence{
 		Role: "guardrail", Metric: g.Metric, Variant: g.Variant, Cohort: g.Cohort,
 		Status: c.Status, Scale: "absolute", HarmfulDirection: g.Harmful.String(),
-		Estimate: c.Diff, Low: c.DiffLow, High: c.DiffHigh,
+		Estimate: c.Diff, Low: c.DiffLow, High: c.DiffHigh, CILevel: levelOf(c),
 		PValue: c.PValue, Alpha: c.Alpha,
 	}
 	valid := c.Valid()
@@ -407,7 +424,7 @@ func goalTestEvidence(g GoalResult) Evidence {
 	e := Evidence{
 		Role: "goal", Metric: g.Metric, Variant: g.Variant, Cohort: g.Cohort,
 		Status: t.Status, Scale: "absolute", DesiredDirection: g.Desired.String(),
-		Estimate: c.Diff, Low: c.DiffLow, High: c.DiffHigh, PValue: t.PValue, Alpha: alpha,
+		Estimate: c.Diff, Low: c.DiffLow, High: c.DiffHigh, CILevel: levelOf(c), PValue: t.PValue, Alpha: alpha,
 		Test: g.TestKind, Alternative: h.Alternative.String(),
 	}
 	if h.Relative {

@@ -129,7 +129,7 @@ func TestDecideEvidenceNumbers(t *testing.T) {
 	want := Evidence{
 		Role: "guardrail", Metric: "revenue", Variant: "b", Cohort: "power/mobile", Status: StatusOK,
 		Scale: "relative", HarmfulDirection: "decrease", Estimate: rev.Comparison.RelDiff, Low: rev.Comparison.RelLow, High: rev.Comparison.RelHigh,
-		Margin: marginOf(-0.02), PValue: 1e-5, Alpha: 0.05, Outcome: OutcomeHarm, Fired: true,
+		CILevel: 0.95, Margin: marginOf(-0.02), PValue: 1e-5, Alpha: 0.05, Outcome: OutcomeHarm, Fired: true,
 	}
 	if diff := cmp.Diff([]Evidence{want}, d.Evidence); diff != "" {
 		t.Errorf("Evidence (-want +got):\n%s", diff)

@@ -182,7 +182,7 @@ func reportEvidence(evidence []stats.Evidence) []report.Evidence {
 		ev := report.Evidence{
 			Role: e.Role, Metric: e.Metric, Variant: e.Variant, Cohort: e.Cohort, Status: e.Status,
 			Scale: e.Scale, Desired: e.DesiredDirection, Harmful: e.HarmfulDirection, Estimate: report.Float(e.Estimate), Low: report.Float(e.Low),
-			High: report.Float(e.High), Margin: e.Margin, PValue: report.Float(e.PValue), Outcome: e.Outcome, Fired: e.Fired,
+			High: report.Float(e.High), CILevel: e.CILevel, Margin: e.Margin, PValue: report.Float(e.PValue), Outcome: e.Outcome, Fired: e.Fired,
 		}
 		if e.PValueAdjusted != nil {
 			ev.PAdjusted = report.Float(*e.PValueAdjusted)

@@ -139,6 +139,10 @@ type Evidence struct {
 	Estimate *float64
 	Low      *float64
 	High     *float64
+	// CILevel is the confidence level of [Low, High] (decisions.json's
+	// ci_level): a goal in a correction family is shown at its adjusted
+	// level, wider than the results table's interval. 0: not known.
+	CILevel float64
 	// Margin is a guardrail's harmful threshold on Scale, signed in the
 	// harmful direction; nil for goals.
 	Margin    *float64

@@ -225,11 +225,20 @@ type tableRow struct {
 	StatusOK  bool
 }
 
+// levelLabel is a confidence level as a percentage ("95%", "97.5%"), or
+// "" when it is not a level.
+func levelLabel(level float64) string {
+	if !(finite(level) && level > 0 && level < 1) {
+		return ""
+	}
+	l := num(level*100, 3)
+	return strings.TrimRight(strings.TrimRight(l, "0"), ".") + "%"
+}
+
 func build(d Data) view {
-	ciLabel := "CI"
-	if finite(d.CILevel) && d.CILevel > 0 && d.CILevel < 1 {
-		ciLabel = num(d.CILevel*100, 3)
-		ciLabel = strings.TrimRight(strings.TrimRight(ciLabel, "0"), ".") + "%"
+	ciLabel := levelLabel(d.CILevel)
+	if ciLabel == "" {
+		ciLabel = "CI"
 	}
 	title := d.Experiment
 	if d.Name != "" {
@@ -466,6 +475,9 @@ func buildEvidence(e Evidence) evidenceView {
 	}
 	if e.Low != nil || e.High != nil {
 		v.Interval = "[" + f(e.Low) + ", " + f(e.High) + "]"
+		if l := levelLabel(e.CILevel); l != "" {
+			v.Interval += " " + l
+		}
 	}
 	if p, ok := get(e.PValue); ok {
 		v.PValue = pval(p)
