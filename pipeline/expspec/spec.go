@@ -363,6 +363,9 @@ func ParseSpec(name string, data []byte) (*Spec, error) {
 		if key, v := fractionalInts(&doc, reflect.TypeOf(s), ""); key != "" {
 			return nil, &SpecError{File: name, Key: key, Err: fmt.Errorf("%s is not a whole number; want an integer here (a fraction would be truncated)", v)}
 		}
+		if key := nullDrillValue(&doc); key != "" {
+			return nil, &SpecError{File: name, Key: key, Err: errors.New("NULL cannot be declared: units whose value is NULL are in the slice other (an empty string is written \"\")")}
+		}
 	}
 	s.path = name
 	if err := s.resolveMetricRefs(); err != nil {
