@@ -134,4 +134,3 @@ func publishedSlices(t *testing.T, dir string) string {
 	}
 	return strings.Join(out, "\n")
 }
-
