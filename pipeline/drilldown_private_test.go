@@ -1,7 +1,9 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"math/big"
@@ -16,6 +18,7 @@ import (
 	"github.com/verity-analytics/verity/pipeline/expspec"
 	"github.com/verity-analytics/verity/pipeline/ledgers"
 	"github.com/verity-analytics/verity/pipeline/publish"
+	"github.com/verity-analytics/verity/pipeline/replay"
 	"github.com/verity-analytics/verity/privacy"
 )
 
@@ -166,5 +169,48 @@ func TestPrivateDrilldownSlices(t *testing.T) {
 	}
 	if drillShares == 0 {
 		t.Error("the manifest's allocation has no drill-down shares")
+	}
+}
+
+// TestPrivateDrilldownReplay: a private drill-down release replays byte
+// for byte (drilldown.csv among its outputs) without a charge, and a
+// replay over an edited drilldown.csv stops with exit 70 naming it.
+func TestPrivateDrilldownReplay(t *testing.T) {
+	k := sha256.Sum256([]byte("drill key"))
+	out := t.TempDir()
+	host := fixtureHost(t, 40)
+	if _, err := runPrivate(t, host, "../fixtures/specs/checkout-drill-private.yaml", out, k[:], ""); err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(out, "checkout-drill-private", "2026-11-19", "manifest.json")
+	spent := readSourceLedger(t, host).Spent()
+	rep, err := replay.Replay(context.Background(), manifest, replay.ReplayOptions{Host: host})
+	if err != nil {
+		t.Fatalf("private drill-down replay: %v", err)
+	}
+	if readSourceLedger(t, host).Spent().Cmp(spent) != 0 {
+		t.Error("a byte-identical private replay was charged")
+	}
+	seen := false
+	for _, o := range rep.Outputs {
+		seen = seen || o.Name == publish.DrilldownFile
+		if !o.Identical {
+			t.Errorf("private replay: %s differs", o.Name)
+		}
+	}
+	if !seen {
+		t.Errorf("the replay did not compare %s", publish.DrilldownFile)
+	}
+	p := filepath.Join(filepath.Dir(manifest), publish.DrilldownFile)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, bytes.Replace(b, []byte("ios-4.2.0"), []byte("ios-4.2.1"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = replay.Replay(context.Background(), manifest, replay.ReplayOptions{Host: host})
+	if err == nil || pipeline.ExitCode(err) != 70 || !strings.Contains(err.Error(), publish.DrilldownFile) {
+		t.Errorf("replay over an edited drilldown.csv: %v (exit %d), want exit 70 naming the file", err, pipeline.ExitCode(err))
 	}
 }
