@@ -129,3 +129,19 @@ func CalibrationPrivate(spec *expspec.Spec, in CalibrationInput, key []byte, rel
 	_, blocked = analysis.EvaluatePrivateGates(spec, rel, nil)
 	return rows, cmps, dec, blocked, nil
 }
+
+// CalibrationPrivateDrill releases a calibration pass's drill-down cells
+// under a private spec with declared slices, as a private run does (the
+// persona cohorts and gates are drawn too: the drill-downs' noise streams
+// follow them), and analyses the noisy slices (analysis.PrivateDrilldowns).
+// It writes no ledger and spends nothing.
+func CalibrationPrivateDrill(spec *expspec.Spec, in CalibrationInput, key []byte, release string) ([]analysis.DrillRow, error) {
+	if !spec.Privacy.Enabled || spec.Drilldowns == nil {
+		return nil, fmt.Errorf("calibration private drill-down: spec %s is not private or has no drilldowns", spec.Path())
+	}
+	rel, err := privatize.Privatize(spec, in.Cells, in.DrillDims, in.Quality, privacy.Key(key), "calibration drill "+release, in.Date)
+	if err != nil {
+		return nil, err
+	}
+	return analysis.PrivateDrilldowns(spec, rel.Drill, in.Date)
+}
