@@ -214,3 +214,30 @@ func TestPrivateDrilldownReplay(t *testing.T) {
 		t.Errorf("replay over an edited drilldown.csv: %v (exit %d), want exit 70 naming the file", err, pipeline.ExitCode(err))
 	}
 }
+
+// TestPrivateDrilldownColumnTypo: a private spec drilling down on a column
+// no trace file has fails before any SQL, as an exact one does (exit 78
+// naming the key and a file), and nothing is charged.
+func TestPrivateDrilldownColumnTypo(t *testing.T) {
+	dir := t.TempDir()
+	drillData(t, dir)
+	spec := privateDrillSpec(t, dir, `{dimensions: [sdk_versoin], values: {sdk_versoin: [ios]}}`, "0")
+	t.Setenv("VERITY_TEST_KEY", testKeyHex)
+	state := t.TempDir()
+	if _, err := ledgers.LedgerInit(state, "drill", dir, privacy.ScopeSource, privacy.Budget{Epsilon: 100, Delta: 1e-6}, nil); err != nil {
+		t.Fatal(err)
+	}
+	host := ledgers.Host{StateDir: state, RestrictedDir: filepath.Join(state, "restricted")}
+	_, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: t.TempDir(), Engine: engine.Engine{Threads: 1}, Host: host})
+	var se *expspec.SpecError
+	if !errors.As(err, &se) || se.Key != "drilldowns.dimensions[0]" || pipeline.ExitCode(err) != 78 || !strings.Contains(err.Error(), "t.parquet") {
+		t.Fatalf("typo: %v (exit %d), want a SpecError at drilldowns.dimensions[0] naming t.parquet, exit 78", err, pipeline.ExitCode(err))
+	}
+	l, err := ledgers.ReadLedger(filepath.Join(state, "ledgers", "drill.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Entries) != 0 {
+		t.Errorf("a refused private run was charged: %d entries", len(l.Entries))
+	}
+}
