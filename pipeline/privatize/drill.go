@@ -242,10 +242,10 @@ func (d *noiseDrawer) noisyDrill(exact []map[cellKey]engine.Cell) error {
 // it would swallow the smallest declared slice every night. Here a small
 // other is reported without numbers instead.
 func drillSlices(spec *expspec.Spec, dim string, noisy map[NumberKey]*big.Int) ([]DrillSlice, error) {
-	min := spec.Cohorts.MinUnits
+	minUnits := spec.Cohorts.MinUnits
 	other := DrillSlice{ID: DrillOtherID, Kind: DrillKindOther, CollapsedFrom: []string{}, Members: []string{DrillOtherID}}
 	count := func(id string) (int64, error) {
-		if min <= 0 {
+		if minUnits <= 0 {
 			return 0, nil
 		}
 		nv := noisy[NumberKey{id, "*", drillMetric(dim, stageOneMetric), string(privacy.StatN)}]
@@ -261,7 +261,7 @@ func drillSlices(spec *expspec.Spec, dim string, noisy map[NumberKey]*big.Int) (
 		if err != nil {
 			return nil, err
 		}
-		if min <= 0 || n >= min {
+		if minUnits <= 0 || n >= minUnits {
 			out = append(out, DrillSlice{ID: id, Kind: DrillKindValue, Value: v, CollapsedFrom: []string{}, Members: []string{id}, NoisyCount: n, Analysed: true})
 			continue
 		}
@@ -278,7 +278,7 @@ func drillSlices(spec *expspec.Spec, dim string, noisy map[NumberKey]*big.Int) (
 	if other.NoisyCount, err = addNoisy(other.NoisyCount, n); err != nil {
 		return nil, err
 	}
-	other.Analysed = min <= 0 || other.NoisyCount >= min
+	other.Analysed = minUnits <= 0 || other.NoisyCount >= minUnits
 	return append(out, other), nil
 }
 
