@@ -47,6 +47,13 @@ func TestQuickCalibration(t *testing.T) {
 			t.Errorf("drill-down slices of a %s metric judged: %v, want %d", k, c, want)
 		}
 	}
+	// So is every private one: two declared SDKs and other, each about a
+	// third of the units, always analysed alone.
+	for k, want := range map[string]int{"proportion": 72, "mean": 144, "ratio": 72} {
+		if c := tally["private-drill-coverage/"+k]; c == nil || c.N != want {
+			t.Errorf("private drill-down slices of a %s metric judged: %v, want %d", k, c, want)
+		}
+	}
 	for _, c := range checks {
 		if c.Failed {
 			t.Errorf("%s: %d/%d = %.4f, interval [%.4f, %.4f] excludes nominal %s %v", c.Key, c.Hits, c.N, c.Rate, c.Low, c.Hi, c.Side, c.Nominal)

@@ -19,6 +19,67 @@ import (
 // p < α; and the rate of dimension-nights with a slice SRM (Bonferroni
 // over the slices, at the spec's SRM threshold).
 
+// Private drill-downs: the private spec (run_share 1, cohorts collapsed
+// at minUnits) also declares two of the three SDKs (the third goes to
+// other) and gives the drill-downs drillShare of the budget; every slice
+// is judged as an exact one is (private-drill-* keys), from the noisy
+// release of the same pass's cells.
+
+// drillShare is the private drill-downs' share of the run budget.
+const drillShare = 0.2
+
+// privateDrillSpec is the private mode's spec with declared slices.
+func privateDrillSpec(y string, e experiment) (string, error) {
+	const pins = "quality: v4"
+	if !strings.Contains(y, pins) {
+		return "", fmt.Errorf("private drill spec %s: no template line to extend", e.id)
+	}
+	y = strings.Replace(y, pins, pins+", drilldown: v1", 1)
+	return y + fmt.Sprintf("drilldowns: {dimensions: [%s], values: {%s: [android-4.1.3, ios-4.2.0]}, budget_share: %g}\n", drillDimension, drillDimension, drillShare), nil
+}
+
+// tallyPrivateDrill judges a private drill-down's rows at the final night:
+// interval coverage and one-sided misses of every analysed slice, A/A
+// slices' p < α, a false SRM in some slice (Bonferroni over the analysed
+// slices, noise-aware), and the slices analysed (a declared SDK has about a
+// third of the units, far above minUnits).
+func tallyPrivateDrill(tl Tally, e experiment, rows []analysis.DrillRow, truths map[string][2]float64) error {
+	srm := false
+	slices := 0
+	for _, r := range rows {
+		if r.Result == nil {
+			tl.add("private-drill-analysed", false)
+			continue
+		}
+		res := r.Result
+		srm = srm || res.SRM
+		if r.Metric == "converted" {
+			slices++
+			tl.add("private-drill-analysed", true)
+		}
+		kind := metricKind[r.Metric]
+		ok := res.AbsCILow != nil && res.AbsCIHigh != nil
+		tl.add("private-drill-interval/"+kind, ok)
+		if !ok {
+			continue
+		}
+		tr := truths[r.Metric]
+		abs := tr[1] - tr[0]
+		below, above := *res.AbsCIHigh < abs, *res.AbsCILow > abs
+		tl.add("private-drill-coverage/"+kind, !below && !above)
+		tl.add("private-drill-below/"+kind, below)
+		tl.add("private-drill-above/"+kind, above)
+		if e.aa {
+			tl.add("private-drill-aa/"+kind, res.PValue != nil && *res.PValue < alpha)
+		}
+	}
+	if slices == 0 {
+		return fmt.Errorf("%s: no private %s slice analysed", e.id, drillDimension)
+	}
+	tl.add("private-drill-srm", srm)
+	return nil
+}
+
 // drillDimension is the suite's drill-down dimension.
 const drillDimension = "sdk_version"
 
@@ -79,4 +140,13 @@ func judgeDrill(add func(key, side, what string, nominal float64)) {
 		add("drill-aa/"+kind, "two-sided", "A/A drill-down slice significant at the final night", alpha)
 	}
 	add("drill-srm", "at most", "false SRM in some drill-down slice (Bonferroni over slices)", 2*srmThreshold)
+	for _, kind := range []string{"proportion", "mean", "ratio"} {
+		add("private-drill-interval/"+kind, "at least", "private drill-down slices with an interval", 1)
+		add("private-drill-coverage/"+kind, "two-sided", "private drill-down slice coverage ("+drillDimension+", declared slices and other)", 1-alpha)
+		add("private-drill-below/"+kind, "two-sided", "private drill-down slice interval below the truth", alpha/2)
+		add("private-drill-above/"+kind, "two-sided", "private drill-down slice interval above the truth", alpha/2)
+		add("private-drill-aa/"+kind, "two-sided", "A/A private drill-down slice significant at the final night", alpha)
+	}
+	add("private-drill-srm", "at most", "false SRM in some private drill-down slice (noise-aware, Bonferroni over slices)", 2*srmThreshold)
+	add("private-drill-analysed", "at least", "private drill-down slices analysed (declared SDKs and other, each about a third of the units)", 1)
 }

@@ -434,7 +434,8 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 	// finalSpecs add the drill-downs, which only the final night judges:
 	// the other nights' passes skip drilldown@v1 (the cells are the same).
 	var passSpecs, finalSpecs []*expspec.Spec
-	vrSpecs := map[string]*expspec.Spec{} // with variance_reduction (varreduce.go)
+	vrSpecs := map[string]*expspec.Spec{}   // with variance_reduction (varreduce.go)
+	privDrill := map[string]*expspec.Spec{} // private, with declared slices (drilldown.go)
 	for _, e := range experiments {
 		specs[e.id] = map[Mode]*expspec.Spec{}
 		for _, m := range Modes {
@@ -466,6 +467,13 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 		if vrSpecs[e.id], err = vrSpec(dir, e, cfg.Units); err != nil {
 			return nil, err
 		}
+		pd, err := privateDrillSpec(specYAML(e, cfg.Units, false, false, true), e)
+		if err != nil {
+			return nil, err
+		}
+		if privDrill[e.id], err = expspec.ParseSpec(filepath.Join(dir, e.id+".yaml"), []byte(pd)); err != nil {
+			return nil, fmt.Errorf("private drill spec %s: %w", e.id, err)
+		}
 	}
 
 	tl := Tally{}
@@ -494,6 +502,14 @@ func runDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error) {
 				}
 				if err := tallyDrill(tl, e, in, truths[e.id]); err != nil {
 					return nil, fmt.Errorf("%s drill-down %s: %w", e.id, date, err)
+				}
+				key := sha256.Sum256([]byte(fmt.Sprintf("verity calibration key %d %s private drill-down", seed, e.id)))
+				rows, err := pipeline.CalibrationPrivateDrill(privDrill[e.id], in, key[:], e.id+" "+date)
+				if err != nil {
+					return nil, fmt.Errorf("%s private drill-down %s: %w", e.id, date, err)
+				}
+				if err := tallyPrivateDrill(tl, e, rows, truths[e.id]); err != nil {
+					return nil, fmt.Errorf("%s private drill-down %s: %w", e.id, date, err)
 				}
 			}
 			for _, m := range Modes {

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
+	"fmt"
 	"math"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,8 +18,11 @@ import (
 
 	"github.com/verity-analytics/verity/fixtures/reference"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/analysis"
 	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/ledgers"
+	"github.com/verity-analytics/verity/pipeline/privatize"
 	"github.com/verity-analytics/verity/pipeline/publish"
 	"github.com/verity-analytics/verity/pipeline/replay"
 )
@@ -318,4 +324,182 @@ func TestDrilldownUnitKeyedPins(t *testing.T) {
 	if diff := cmp.Diff(string(stamp(want)), string(stamp(got))); diff != "" {
 		t.Errorf("unit-keyed pins: drilldown.csv differs from the golden (-want +got):\n%s", diff)
 	}
+}
+
+// TestPrivateDrilldownMatchesReference: the exact values behind a private
+// drill-down's noisy numbers (the restricted record) are the independent
+// reference's. From drill_units.csv (each unit's slice by the plain-Go
+// reference implementation, held to a fresh computation by
+// TestDrillUnitsMatchReference) the test maps every unit to its declared
+// slice of checkout-drill-private (a declared value's position, or other
+// for an undeclared value and NULL) and checks each stage-one count (every
+// declared value and other, all arms) and, for each published slice (its
+// members: itself, or for other the declared values collapsed into it and
+// the undeclared units), each arm's unit count and Σx of every metric.
+// The published slices are then checked to be decided on the noisy
+// stage-one counts alone.
+func TestPrivateDrilldownMatchesReference(t *testing.T) {
+	const privSpec = "../fixtures/specs/checkout-drill-private.yaml"
+	spec, err := expspec.LoadSpec(privSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(mustRead(t, drillUnitsFile))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	// ref[dim][slice id][variant]: units and Σx per metric.
+	type acc struct {
+		n   int64
+		sum map[string]*big.Int
+	}
+	ref := map[string]map[string]map[string]*acc{}
+	for _, dim := range spec.DrillDimensions() {
+		ref[dim] = map[string]map[string]*acc{}
+		slot := map[string]string{}
+		for i, v := range spec.DrillValues(dim) {
+			slot[v] = fmt.Sprintf("v%04d", i)
+		}
+		for _, r := range recs[1:] {
+			id, ok := slot[r[col[dim]]]
+			if r[col[dim+"_null"]] == "1" || !ok {
+				id = "other"
+			}
+			if ref[dim][id] == nil {
+				ref[dim][id] = map[string]*acc{}
+			}
+			a := ref[dim][id][r[col["variant"]]]
+			if a == nil {
+				a = &acc{sum: map[string]*big.Int{}}
+				ref[dim][id][r[col["variant"]]] = a
+			}
+			a.n++
+			for _, m := range spec.Metrics {
+				x, ok := new(big.Int).SetString(r[col[m.Name]], 10)
+				if !ok {
+					t.Fatalf("x %q", r[col[m.Name]])
+				}
+				if a.sum[m.Name] == nil {
+					a.sum[m.Name] = new(big.Int)
+				}
+				a.sum[m.Name].Add(a.sum[m.Name], x)
+			}
+		}
+	}
+	host := fixtureHost(t)
+	res, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: t.TempDir(), Engine: engine.Engine{Threads: 2}, Host: host})
+	var gate *analysis.GateError
+	if err != nil && !(errors.As(err, &gate) && res != nil) {
+		t.Fatal(err)
+	}
+	var m publish.Manifest
+	readJSON(t, filepath.Join(res.Dir, "manifest.json"), &m)
+	var rec publish.RestrictedRecord
+	readJSON(t, filepath.Join(ledgers.RestrictedDir(host.RestrictedRoot(), spec.Experiment, m.NominalDate, m.Privacy.ReleaseDigest), "release.json"), &rec)
+	exact := map[string]string{}
+	noisy := map[string]int64{}
+	for _, n := range rec.Numbers {
+		k := n.Cohort + "|" + n.Variant + "|" + n.Metric + "|" + n.Statistic
+		exact[k] = n.Exact
+		v, _ := strconv.ParseInt(n.Noisy, 10, 64)
+		noisy[k] = v
+	}
+	refUnits := func(dim string, ids []string, variant string) (int64, map[string]*big.Int) {
+		n, sums := int64(0), map[string]*big.Int{}
+		for _, m := range spec.Metrics {
+			sums[m.Name] = new(big.Int)
+		}
+		for _, id := range ids {
+			for v, a := range ref[dim][id] {
+				if variant != "*" && v != variant {
+					continue
+				}
+				n += a.n
+				for name, s := range a.sum {
+					sums[name].Add(sums[name], s)
+				}
+			}
+		}
+		return n, sums
+	}
+	checked := 0
+	for _, dim := range spec.DrillDimensions() {
+		ids := []string{}
+		for i := range spec.DrillValues(dim) {
+			ids = append(ids, fmt.Sprintf("v%04d", i))
+		}
+		ids = append(ids, "other")
+		stage := map[string]int64{}
+		for _, id := range ids {
+			k := id + "|*|(drill " + dim + ")(stage1)|n"
+			n, _ := refUnits(dim, []string{id}, "*")
+			if exact[k] != strconv.FormatInt(n, 10) {
+				t.Errorf("%s: exact %q, reference %d", k, exact[k], n)
+			}
+			stage[id] = noisy[k]
+			checked++
+		}
+		var slices []privatize.DrillSlice
+		for _, d := range m.Privacy.DrillSlices {
+			if d.Dimension == dim {
+				slices = d.Slices
+			}
+		}
+		if len(slices) == 0 {
+			t.Fatalf("%s: no published slices", dim)
+		}
+		for _, s := range slices {
+			members := []string{s.ID}
+			if s.ID == "other" {
+				for _, q := range s.CollapsedFrom {
+					v, err := strconv.Unquote(q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					members = append(members, fmt.Sprintf("v%04d", slices0Index(spec.DrillValues(dim), v)))
+				}
+			}
+			// Decided on the noisy stage-one counts alone.
+			var count int64
+			for _, id := range members {
+				count += stage[id]
+			}
+			if count != s.NoisyCount || s.Analysed != (count >= spec.Cohorts.MinUnits) || (s.ID != "other" && count < spec.Cohorts.MinUnits) {
+				t.Errorf("%s slice %s: noisy count %d (members %v), analysed %v: not decided on the noisy stage-one counts (%d)", dim, s.ID, s.NoisyCount, members, s.Analysed, count)
+			}
+			if !s.Analysed {
+				continue
+			}
+			for _, v := range spec.Variants {
+				n, sums := refUnits(dim, members, v.Name)
+				k := s.ID + "|" + v.Name + "|(drill " + dim + ")(cell)|n"
+				if exact[k] != strconv.FormatInt(n, 10) {
+					t.Errorf("%s: exact %q, reference %d", k, exact[k], n)
+				}
+				for _, mt := range spec.Metrics {
+					k := s.ID + "|" + v.Name + "|(drill " + dim + ")" + mt.Name + "|sum_x"
+					if exact[k] != sums[mt.Name].String() {
+						t.Errorf("%s: exact %q, reference %s", k, exact[k], sums[mt.Name])
+					}
+					checked++
+				}
+			}
+		}
+	}
+	if checked < 20 {
+		t.Errorf("checked only %d numbers", checked)
+	}
+}
+
+func slices0Index(values []string, v string) int {
+	for i, x := range values {
+		if x == v {
+			return i
+		}
+	}
+	return -1
 }

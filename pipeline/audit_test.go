@@ -309,6 +309,7 @@ func (r auditRun) republish(t *testing.T, key privacy.Key) {
 // spec file and a fresh host each, so everything else must be equal.
 func publicFacts(m publish.Manifest) string {
 	m.Privacy.ReleaseDigest, m.Privacy.Cohorts, m.Privacy.Released = "", nil, 0
+	m.Privacy.DrillSlices = nil
 	m.Checks, m.Outputs = nil, nil
 	var execution []engine.Setting
 	for _, s := range m.Volatile.Execution {
@@ -408,6 +409,13 @@ func checkSensitivity(t *testing.T, a, b auditRun) {
 		for _, c := range r.manifest.Privacy.Cohorts {
 			m[c.Label] = strings.Join(c.Leaves, ",")
 		}
+		// A drill-down slice: its dimension and what was merged into it
+		// (same collapsed_from, same members).
+		for _, d := range r.manifest.Privacy.DrillSlices {
+			for _, s := range d.Slices {
+				m[drillCohortKey(d.Dimension, s.ID)] = s.ID + ":" + strings.Join(s.CollapsedFrom, ",")
+			}
+		}
 		for _, l := range privatize.PrivateLeaves(r.spec) {
 			if _, ok := m[l]; !ok {
 				m[l] = l // stage-one counts are per leaf
@@ -428,7 +436,14 @@ func checkSensitivity(t *testing.T, a, b auditRun) {
 	for _, n := range b.record.Numbers {
 		k := privatize.NumberKey{Cohort: n.Cohort, Variant: n.Variant, Metric: n.Metric, Statistic: n.Statistic}
 		o, ok := exact[k]
-		if !ok || la[n.Cohort] != lb[n.Cohort] {
+		coh := n.Cohort
+		if dim, isDrill := drillDimensionOf(n.Metric); isDrill {
+			coh = drillCohortKey(dim, n.Cohort)
+			if n.Variant == "*" { // a stage-one count: per declared value or other
+				la[coh], lb[coh] = coh, coh
+			}
+		}
+		if !ok || la[coh] != lb[coh] {
 			continue
 		}
 		x, _ := new(big.Int).SetString(o.Exact, 10)
@@ -457,6 +472,19 @@ func checkSensitivity(t *testing.T, a, b auditRun) {
 		t.Error("no exact value moved: the neighbour did not reach the release, so the audit proves nothing")
 	}
 }
+
+// drillDimensionOf returns the dimension of a drill-down number's metric
+// ("(drill DIM)…").
+func drillDimensionOf(metric string) (string, bool) {
+	rest, ok := strings.CutPrefix(metric, "(drill ")
+	if !ok {
+		return "", false
+	}
+	dim, _, ok := strings.Cut(rest, ")")
+	return dim, ok
+}
+
+func drillCohortKey(dim, id string) string { return "(drill " + dim + ")" + id }
 
 // TestUnitKeyedDedupBoundsOneUnit runs, without privacy, the neighbour that
 // reuses other units' trace and event ids through the single-join set of

@@ -28,6 +28,9 @@ type CalibrationInput struct {
 	// Drill are the spec's drill-down rows (nil: it has no drilldowns),
 	// as an exact run writes them to drilldown.csv.
 	Drill []analysis.DrillRow
+	// DrillDims are the pass's exact per-value drill-down cells, which
+	// CalibrationPrivate maps onto a private spec's declared slices.
+	DrillDims []engine.DrillDimension
 }
 
 // CalibrationPass runs the pinned SQL for exact (privacy off) specs in
@@ -62,7 +65,7 @@ func CalibrationPass(ctx context.Context, specs []*expspec.Spec, opts Options) (
 		case j.skipped != "":
 			return nil, fmt.Errorf("calibration pass %s: %s", j.spec.Experiment, j.skipped)
 		}
-		out[i] = CalibrationInput{Spec: j.spec, Date: j.date, Cells: j.cells, Quality: j.quality, Cross: j.crossCells}
+		out[i] = CalibrationInput{Spec: j.spec, Date: j.date, Cells: j.cells, Quality: j.quality, Cross: j.crossCells, DrillDims: j.drill}
 		ix, err := analysis.Interactions(j.spec, j.partnerInfos(), j.ixCells)
 		if err != nil {
 			return nil, fmt.Errorf("calibration pass %s: %w", j.spec.Experiment, err)
@@ -111,7 +114,7 @@ func CalibrationPrivate(spec *expspec.Spec, in CalibrationInput, key []byte, rel
 	if !spec.Privacy.Enabled {
 		return nil, nil, analysis.Decisions{}, nil, fmt.Errorf("calibration private: spec %s has privacy disabled", spec.Path())
 	}
-	rel, err := privatize.Privatize(spec, in.Cells, in.Quality, privacy.Key(key), "calibration "+release, in.Date)
+	rel, err := privatize.Privatize(spec, in.Cells, in.DrillDims, in.Quality, privacy.Key(key), "calibration "+release, in.Date)
 	if err != nil {
 		return nil, nil, analysis.Decisions{}, nil, err
 	}
@@ -125,4 +128,20 @@ func CalibrationPrivate(spec *expspec.Spec, in CalibrationInput, key []byte, rel
 	}
 	_, blocked = analysis.EvaluatePrivateGates(spec, rel, nil)
 	return rows, cmps, dec, blocked, nil
+}
+
+// CalibrationPrivateDrill releases a calibration pass's drill-down cells
+// under a private spec with declared slices, as a private run does (the
+// persona cohorts and gates are drawn too: the drill-downs' noise streams
+// follow them), and analyses the noisy slices (analysis.PrivateDrilldowns).
+// It writes no ledger and spends nothing.
+func CalibrationPrivateDrill(spec *expspec.Spec, in CalibrationInput, key []byte, release string) ([]analysis.DrillRow, error) {
+	if !spec.Privacy.Enabled || spec.Drilldowns == nil {
+		return nil, fmt.Errorf("calibration private drill-down: spec %s is not private or has no drilldowns", spec.Path())
+	}
+	rel, err := privatize.Privatize(spec, in.Cells, in.DrillDims, in.Quality, privacy.Key(key), "calibration drill "+release, in.Date)
+	if err != nil {
+		return nil, err
+	}
+	return analysis.PrivateDrilldowns(spec, rel.Drill, in.Date)
 }

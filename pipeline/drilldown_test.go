@@ -222,7 +222,16 @@ func TestDrilldownColumnTypo(t *testing.T) {
 		{"listed twice", "{dimensions: [sdk_version, sdk_version]}", "{enabled: false}", "drilldowns.dimensions[1]"},
 		{"not an identifier", "{dimensions: [\"sdk version\"]}", "{enabled: false}", "drilldowns.dimensions[0]"},
 		{"cap", "{dimensions: [sdk_version], max_values: 100000}", "{enabled: false}", "drilldowns.max_values"},
-		{"private", "{dimensions: [sdk_version]}", "{enabled: true, epsilon: 1, delta: 1.0e-6, run_share: 0.25, key_env: VERITY_TEST_KEY}", "drilldowns"},
+		{"private without declared values", "{dimensions: [sdk_version]}", "{enabled: true, epsilon: 1, delta: 1.0e-6, run_share: 0.25, key_env: VERITY_TEST_KEY}", "drilldowns.values.sdk_version"},
+		{"private, a value listed twice", "{dimensions: [sdk_version], values: {sdk_version: [ios, android, ios]}}", "{enabled: true, epsilon: 1, delta: 1.0e-6, run_share: 0.25, key_env: VERITY_TEST_KEY}", "drilldowns.values.sdk_version[2]"},
+		{"private, values of an undeclared dimension", "{dimensions: [sdk_version], values: {sdk_version: [ios], sdk_versoin: [ios]}}", "{enabled: true, epsilon: 1, delta: 1.0e-6, run_share: 0.25, key_env: VERITY_TEST_KEY}", "drilldowns.values.sdk_versoin"},
+		{"private, an empty list", "{dimensions: [sdk_version], values: {sdk_version: []}}", "{enabled: true, epsilon: 1, delta: 1.0e-6, run_share: 0.25, key_env: VERITY_TEST_KEY}", "drilldowns.values.sdk_version"},
+		{"private, a cap", "{dimensions: [sdk_version], max_values: 5, values: {sdk_version: [ios]}}", "{enabled: true, epsilon: 1, delta: 1.0e-6, run_share: 0.25, key_env: VERITY_TEST_KEY}", "drilldowns.max_values"},
+		{"private, a share of 1", "{dimensions: [sdk_version], budget_share: 1, values: {sdk_version: [ios]}}", "{enabled: true, epsilon: 1, delta: 1.0e-6, run_share: 0.25, key_env: VERITY_TEST_KEY}", "drilldowns.budget_share"},
+		{"private, shares leave nothing", "{dimensions: [sdk_version], budget_share: 0.5, values: {sdk_version: [ios]}}", "{enabled: true, epsilon: 1, delta: 1.0e-6, run_share: 0.25, key_env: VERITY_TEST_KEY, gate_share: 0.5}", "drilldowns.budget_share"},
+		{"private, a NULL value", "{dimensions: [sdk_version], values: {sdk_version: [ios, ~]}}", "{enabled: true, epsilon: 1, delta: 1.0e-6, run_share: 0.25, key_env: VERITY_TEST_KEY}", "drilldowns.values.sdk_version[1]"},
+		{"exact, declared values", "{dimensions: [sdk_version], values: {sdk_version: [ios]}}", "{enabled: false}", "drilldowns.values"},
+		{"exact, a budget share", "{dimensions: [sdk_version], budget_share: 0.2}", "{enabled: false}", "drilldowns.budget_share"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			spec := `version: 1

@@ -467,7 +467,7 @@ func TestEveryGateHasAPrivateForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := sha256.Sum256([]byte("gates"))
-	rel, err := privatize.Privatize(spec, nil, engine.Quality{}, key[:], "h", "2026-11-19")
+	rel, err := privatize.Privatize(spec, nil, nil, engine.Quality{}, key[:], "h", "2026-11-19")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func (j *job) finishPrivate(ctx context.Context, opts Options) (*Outcome, error)
 	if err != nil {
 		return nil, err
 	}
-	rel, perr := privatize.Privatize(spec, j.cells, j.quality, j.key, j.specHash, date)
+	rel, perr := privatize.Privatize(spec, j.cells, j.drill, j.quality, j.key, j.specHash, date)
 	if rel == nil {
 		return nil, perr
 	}

@@ -74,7 +74,7 @@ func TestNoiseAwareCoverage(t *testing.T) {
 			cells = append(cells, c, engine.NewCell(expspec.UnclassifiedLeaf, arm.name, "converted"))
 		}
 		key := sha256.Sum256([]byte(fmt.Sprintf("simulation key %d", s)))
-		rel, err := privatize.Privatize(spec, cells, engine.Quality{}, privacy.Key(key[:]), "spec", "2026-11-19")
+		rel, err := privatize.Privatize(spec, cells, nil, engine.Quality{}, privacy.Key(key[:]), "spec", "2026-11-19")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,15 +209,15 @@ func TestOneValueChangesNoise(t *testing.T) {
 		cells[len(cells)-1].Sum.Add(cells[len(cells)-1].Sum, big.NewInt(bump))
 		return cells
 	}
-	r1, err := privatize.Privatize(spec, mk(0), engine.Quality{}, k[:], "h", "2026-11-19")
+	r1, err := privatize.Privatize(spec, mk(0), nil, engine.Quality{}, k[:], "h", "2026-11-19")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r1b, err := privatize.Privatize(spec, mk(0), engine.Quality{}, k[:], "h", "2026-11-19")
+	r1b, err := privatize.Privatize(spec, mk(0), nil, engine.Quality{}, k[:], "h", "2026-11-19")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := privatize.Privatize(spec, mk(1), engine.Quality{}, k[:], "h", "2026-11-19")
+	r2, err := privatize.Privatize(spec, mk(1), nil, engine.Quality{}, k[:], "h", "2026-11-19")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,10 +46,13 @@ type DrillRow struct {
 	// Units are the slice's units over every arm, Tied those among them
 	// whose first-exposure rows disagreed on the value.
 	Units, Tied int64
-	Metric      string
-	Status      string
-	Detail      string
-	Result      *ResultRow
+	// Private marks a private release's row: Units is a noisy count,
+	// Values the number of declared values, and Tied is not released.
+	Private bool
+	Metric  string
+	Status  string
+	Detail  string
+	Result  *ResultRow
 }
 
 // drillSlice is one slice before collapsing.

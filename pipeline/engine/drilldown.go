@@ -37,8 +37,10 @@ type DrillCell struct {
 // whose sums could have wrapped (n · max² ≥ 2^126) is an error of the
 // pass, as for interactions: slices partition the units of cells that
 // passed the sufstats proof, so this cannot happen unless the template is
-// wrong. dims are the rendered dimension columns.
-func (s *Session) readDrilldown(ctx context.Context, r Rendered, p map[string]any, want map[string]bool, dims []string) (map[string][]DrillDimension, error) {
+// wrong. dims are the rendered dimension columns. An error about an
+// experiment in withheld (a private spec's) names no value: a private
+// run's messages are release surface.
+func (s *Session) readDrilldown(ctx context.Context, r Rendered, p map[string]any, want, withheld map[string]bool, dims []string) (map[string][]DrillDimension, error) {
 	stmts := Statements(r.SQL)
 	if len(stmts) < 2 {
 		return nil, fmt.Errorf("template %s@%s: want table statements and a query, got %d statement(s)", r.Name, r.Version, len(stmts))
@@ -84,12 +86,16 @@ func (s *Session) readDrilldown(ctx context.Context, r Rendered, p map[string]an
 			return nil
 		}
 		d.WithinCap = true
+		shown, label := fmt.Sprintf("%q", value), value
+		if withheld[exp] {
+			shown, label = "(withheld: a private spec's value)", "(withheld)"
+		}
 		c := DrillCell{Null: null, Value: value, Tied: tied, Cell: NewCell("", variant, metric)}
 		c.N = n
 		for i, ptr := range c.Sums() {
 			b, ok := sums[i].(*big.Int)
 			if !ok || b == nil {
-				return fmt.Errorf("drilldown: experiment %s dimension %s value %q variant %s metric %s: column %s is %T, want a non-NULL HUGEINT", exp, d.Column, value, variant, metric, sumColumns[i], sums[i])
+				return fmt.Errorf("drilldown: experiment %s dimension %s value %s variant %s metric %s: column %s is %T, want a non-NULL HUGEINT", exp, d.Column, shown, variant, metric, sumColumns[i], sums[i])
 			}
 			*ptr = b
 		}
@@ -97,19 +103,19 @@ func (s *Session) readDrilldown(ctx context.Context, r Rendered, p map[string]an
 		for _, v := range sums[9:] {
 			b, ok := v.(*big.Int)
 			if !ok || b == nil {
-				return fmt.Errorf("drilldown: experiment %s dimension %s value %q variant %s metric %s: NULL maximum", exp, d.Column, value, variant, metric)
+				return fmt.Errorf("drilldown: experiment %s dimension %s value %s variant %s metric %s: NULL maximum", exp, d.Column, shown, variant, metric)
 			}
 			if b.CmpAbs(maxAbs) > 0 {
 				maxAbs = new(big.Int).Abs(b)
 			}
 		}
 		if c.N <= 0 {
-			return fmt.Errorf("drilldown: experiment %s dimension %s value %q: a cell with %d units", exp, d.Column, value, c.N)
+			return fmt.Errorf("drilldown: experiment %s dimension %s value %s: a cell with %d units", exp, d.Column, shown, c.N)
 		}
 		bound := new(big.Int).Mul(maxAbs, maxAbs)
 		bound.Mul(bound, big.NewInt(c.N))
 		if bound.BitLen() > 126 {
-			return &OverflowError{Experiment: exp, Cohort: "(drill-down " + d.Column + "=" + value + ")", Variant: variant, Metric: metric}
+			return &OverflowError{Experiment: exp, Cohort: "(drill-down " + d.Column + "=" + label + ")", Variant: variant, Metric: metric}
 		}
 		c.MaxAbs = maxAbs
 		d.Cells = append(d.Cells, c)

@@ -462,7 +462,11 @@ func (s *Session) readResults(ctx context.Context, specs []*expspec.Spec, byName
 		}
 	}
 	if r, ok := byName["drilldown"]; ok {
-		if s.Drilldowns, err = s.readDrilldown(ctx, r, p, want, specs[0].DrillDimensions()); err != nil {
+		withheld := map[string]bool{} // private: an error names no value
+		for _, sp := range specs {
+			withheld[sp.Experiment] = withheld[sp.Experiment] || sp.Privacy.Enabled
+		}
+		if s.Drilldowns, err = s.readDrilldown(ctx, r, p, want, withheld, specs[0].DrillDimensions()); err != nil {
 			return nil, nil, nil, err
 		}
 	}

@@ -2,7 +2,11 @@ package expspec
 
 import (
 	"fmt"
+	"maps"
+	"math"
 	"slices"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/verity-analytics/verity/queries"
 )
@@ -18,8 +22,13 @@ import (
 // private run applies to persona leaves (privacy.Collapse over the
 // dimension's values as flat leaves, on exact counts, in exact runs too;
 // what collapses goes to the remainder slice). The cells come from
-// the pinned template drilldown@v1. Exact specs only: a private spec is
-// refused, as is a sharded run.
+// the pinned template drilldown@v1. A sharded run is refused.
+//
+// A private spec declares each dimension's slices (Values): the published
+// slices are the declared values and one "other" slice (undeclared values
+// and NULL), whatever the data hold, so that no slice's existence reveals
+// a unit. Its slices get keyed noise from BudgetShare of the run budget
+// (privatize.Allocate).
 
 // Drilldowns is the spec's drilldowns section.
 type Drilldowns struct {
@@ -32,6 +41,40 @@ type Drilldowns struct {
 	// row with status too_many_values and no numbers. Default
 	// DefaultDrillMaxValues, at most MaxDrillMaxValues.
 	MaxValues int `yaml:"max_values,omitempty" json:"max_values,omitempty"`
+	// Values declares, for a private spec, every dimension's slices: a
+	// unit whose value is not listed (or NULL) is in the dimension's
+	// "other" slice. Required for each dimension of a private spec,
+	// refused in an exact one (whose slices are the values the data hold).
+	Values map[string][]string `yaml:"values,omitempty" json:"values,omitempty"`
+	// BudgetShare is, for a private spec, the fraction of each run's
+	// budget spent on the drill-downs, split evenly across the dimensions
+	// (default DefaultDrillBudgetShare).
+	BudgetShare float64 `yaml:"budget_share,omitempty" json:"budget_share,omitempty"`
+}
+
+// DefaultDrillBudgetShare is the fraction of a private run's budget its
+// drill-downs get when the spec does not say.
+const DefaultDrillBudgetShare = 0.2
+
+// DrillBudgetShare returns the fraction of a private run's budget spent on
+// drill-downs: 0 without them (or in an exact spec), BudgetShare, or
+// DefaultDrillBudgetShare.
+func (s *Spec) DrillBudgetShare() float64 {
+	if s.Drilldowns == nil || !s.Privacy.Enabled {
+		return 0
+	}
+	if s.Drilldowns.BudgetShare == 0 {
+		return DefaultDrillBudgetShare
+	}
+	return s.Drilldowns.BudgetShare
+}
+
+// DrillValues returns the declared slices of a dimension (private specs).
+func (s *Spec) DrillValues(dim string) []string {
+	if s.Drilldowns == nil {
+		return nil
+	}
+	return s.Drilldowns.Values[dim]
 }
 
 // DefaultDrillMaxValues and MaxDrillMaxValues bound the slices of one
@@ -41,8 +84,14 @@ const (
 	MaxDrillMaxValues     = 1000
 )
 
-// DrillMaxValues returns the cap on a dimension's distinct values.
+// DrillMaxValues returns the cap on a dimension's distinct values. A
+// private spec has none: its slices are declared, every value's cells are
+// read and the undeclared ones summed into "other", so that no dimension
+// is dropped on an exact count.
 func (s *Spec) DrillMaxValues() int {
+	if s.Drilldowns != nil && s.Privacy.Enabled {
+		return math.MaxInt64
+	}
 	if s.Drilldowns == nil || s.Drilldowns.MaxValues == 0 {
 		return DefaultDrillMaxValues
 	}
@@ -87,9 +136,6 @@ func (s *Spec) validateDrilldowns() error {
 		return nil
 	}
 	d := s.Drilldowns
-	if s.Privacy.Enabled {
-		return s.errf("drilldowns", "a private spec cannot drill down: drilldown@v1's per-slice cells are exact and no noise or ledger charge is implemented for them; drill down in an exact spec (privacy: {enabled: false}) or remove the section")
-	}
 	if len(d.Dimensions) == 0 {
 		return s.errf("drilldowns.dimensions", "want at least one trace column name")
 	}
@@ -104,6 +150,9 @@ func (s *Spec) validateDrilldowns() error {
 		if slices.Contains(d.Dimensions[:i], c) {
 			return s.errf(key, "%q is listed twice", c)
 		}
+	}
+	if err := s.validatePrivateDrill(); err != nil {
+		return err
 	}
 	if d.MaxValues != 0 && (d.MaxValues < 1 || d.MaxValues > MaxDrillMaxValues) {
 		return s.errf("drilldowns.max_values", "want 1 to %d (default %d), got %d", MaxDrillMaxValues, DefaultDrillMaxValues, d.MaxValues)
@@ -129,6 +178,90 @@ func (s *Spec) validateDrilldowns() error {
 		return s.errf("templates.assignment", "drilldown@v1 reads the units and exposures of assignment@v4 or v5's table, not assignment@%s", a)
 	}
 	return nil
+}
+
+// validatePrivateDrill checks the declared slices and the budget share: in
+// a private spec, each dimension has a non-empty list of distinct values
+// (at most MaxDrillMaxValues), no other key is declared, max_values is not
+// set (there is no cap on exact counts) and the share leaves the cells and
+// the gates a part of the budget; in an exact spec neither is set.
+func (s *Spec) validatePrivateDrill() error {
+	d := s.Drilldowns
+	if !s.Privacy.Enabled {
+		if d.Values != nil {
+			return s.errf("drilldowns.values", "declared slices are for private specs (an exact drill-down slices by the values the data hold); remove it")
+		}
+		if d.BudgetShare != 0 {
+			return s.errf("drilldowns.budget_share", "a budget share is for private specs; remove it")
+		}
+		return nil
+	}
+	if d.MaxValues != 0 {
+		return s.errf("drilldowns.max_values", "a private drill-down has no cap on distinct values (its slices are the declared values and other, never decided on exact counts); remove it")
+	}
+	for _, k := range slices.Sorted(maps.Keys(d.Values)) {
+		if !slices.Contains(d.Dimensions, k) {
+			return s.errf("drilldowns.values."+k, "%q is not one of drilldowns.dimensions %q", k, d.Dimensions)
+		}
+	}
+	for _, c := range d.Dimensions {
+		key := "drilldowns.values." + c
+		vs, ok := d.Values[c]
+		if !ok || len(vs) == 0 {
+			return s.errf(key, "a private spec declares each dimension's slices (units with any other value, or NULL, go to the slice other): list the values of %s", c)
+		}
+		if len(vs) > MaxDrillMaxValues {
+			return s.errf(key, "%d values, at most %d", len(vs), MaxDrillMaxValues)
+		}
+		for i, v := range vs {
+			if slices.Contains(vs[:i], v) {
+				return s.errf(fmt.Sprintf("%s[%d]", key, i), "%q is listed twice", v)
+			}
+		}
+	}
+	if d.BudgetShare != 0 && !(d.BudgetShare > 0 && d.BudgetShare < 1) {
+		return s.errf("drilldowns.budget_share", "want a fraction in (0, 1), got %v", d.BudgetShare)
+	}
+	if g := s.Privacy.EffectiveGateShare(); g+s.DrillBudgetShare() >= 1 {
+		return s.errf("drilldowns.budget_share", "%v with privacy.gate_share %v leaves nothing for the cells; want a sum below 1", s.DrillBudgetShare(), g)
+	}
+	return nil
+}
+
+// nullDrillValue returns the key of the first declared drill-down value
+// written as YAML null (~, null or nothing), which yaml.v3 would decode as
+// the empty string, a value; "" when there is none.
+func nullDrillValue(doc *yaml.Node) string {
+	get := func(n *yaml.Node, key string) *yaml.Node {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i+1]
+			}
+		}
+		return nil
+	}
+	if doc == nil || doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return ""
+	}
+	values := get(get(doc.Content[0], "drilldowns"), "values")
+	if values == nil || values.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(values.Content); i += 2 {
+		seq := values.Content[i+1]
+		if seq.Kind != yaml.SequenceNode {
+			continue
+		}
+		for j, v := range seq.Content {
+			if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+				return fmt.Sprintf("drilldowns.values.%s[%d]", values.Content[i].Value, j)
+			}
+		}
+	}
+	return ""
 }
 
 // mapsKeyTo reports whether the spec maps a key column of the traces onto

@@ -363,6 +363,9 @@ func ParseSpec(name string, data []byte) (*Spec, error) {
 		if key, msg := strictScalars(&doc, reflect.TypeOf(s), "", false); key != "" {
 			return nil, &SpecError{File: name, Key: key, Err: errors.New(msg)}
 		}
+		if key := nullDrillValue(&doc); key != "" {
+			return nil, &SpecError{File: name, Key: key, Err: errors.New("NULL cannot be declared: units whose value is NULL are in the slice other (an empty string is written \"\")")}
+		}
 	}
 	s.path = name
 	if err := s.resolveMetricRefs(); err != nil {

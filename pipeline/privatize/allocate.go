@@ -127,8 +127,10 @@ const gateMetric = "(gates)"
 // Allocate splits the run budget across the statistics one unit can touch:
 // its leaf's stage-one count (when collapsing), its cell's count, every
 // released sum of every metric (1 − gate_share of the run), and every
-// gate statistic (gate_share). Each unit is in one leaf and one cell, so the
-// run's cost is the allocation's total.
+// gate statistic (gate_share), and, for a spec that drills down, each
+// dimension's statistics (drilldowns.budget_share, split evenly across the
+// dimensions: drillGroups). Each unit is in one leaf and one cell, and in
+// one slice of each dimension, so the run's cost is the allocation's total.
 func Allocate(spec *expspec.Spec) (privacy.Allocation, error) {
 	var req []privacy.StatSpec
 	if spec.Cohorts.MinUnits > 0 {
@@ -147,5 +149,13 @@ func Allocate(spec *expspec.Spec) (privacy.Allocation, error) {
 	}
 	share := new(big.Rat).SetFloat64(spec.Privacy.EffectiveGateShare())
 	rest := new(big.Rat).Sub(big.NewRat(1, 1), share)
-	return privacy.AllocateGroups(spec.Privacy.Budget(), []privacy.Group{{Fraction: rest, Stats: req}, {Fraction: share, Stats: gates}})
+	groups := []privacy.Group{{Fraction: rest, Stats: req}, {Fraction: share, Stats: gates}}
+	if privateDrill(spec) {
+		// Each dimension's slices partition the units (parallel within
+		// it); the dimensions and the main release compose sequentially.
+		drill := new(big.Rat).SetFloat64(spec.DrillBudgetShare())
+		rest.Sub(rest, drill)
+		groups = append(groups, drillGroups(spec, drill)...)
+	}
+	return privacy.AllocateGroups(spec.Privacy.Budget(), groups)
 }

@@ -45,6 +45,11 @@ func AssemblePrivate(spec *expspec.Spec, alloc privacy.Allocation, noisy map[Num
 	if rel.Gates, err = r.noisyGates(spec); err != nil {
 		return nil, err
 	}
+	if privateDrill(spec) {
+		if rel.Drill, err = r.assembleDrill(spec); err != nil {
+			return nil, err
+		}
+	}
 	return rel, nil
 }
 
@@ -74,12 +79,17 @@ func (r releasedNumbers) sd(metric, stat string) float64 {
 // clamped at zero: a count is never negative, and clamping the noisy
 // value is post-processing, which costs no privacy.
 func (r releasedNumbers) cellCount(cohort, variant string) (int64, error) {
-	nv, err := r.get(NumberKey{cohort, variant, cellNMetric, string(privacy.StatN)})
+	return r.count(NumberKey{cohort, variant, cellNMetric, string(privacy.StatN)})
+}
+
+// count is a released count clamped at zero (cellCount).
+func (r releasedNumbers) count(k NumberKey) (int64, error) {
+	nv, err := r.get(k)
 	if err != nil {
 		return 0, err
 	}
 	if !nv.IsInt64() {
-		return 0, fmt.Errorf("privacy: noisy count of %s/%s out of range", cohort, variant)
+		return 0, fmt.Errorf("privacy: noisy count of %s/%s out of range", k.Cohort, k.Variant)
 	}
 	if nv.Sign() < 0 {
 		nv.SetInt64(0)
@@ -91,18 +101,24 @@ func (r releasedNumbers) cellCount(cohort, variant string) (int64, error) {
 // count n, and the noise on each of its numbers. A proportion's squares,
 // never released, are derived from its sums.
 func (r releasedNumbers) noisyCell(spec *expspec.Spec, cohort, variant string, m expspec.Metric, n int64) (engine.Cell, NoiseSD, error) {
-	nsd := NoiseSD{N: r.sd(cellNMetric, string(privacy.StatN))}
+	return r.cell(spec, cohort, variant, m, m.Name, cellNMetric, n)
+}
+
+// cell is noisyCell for numbers released under the metric name relMetric,
+// whose count was released under cellMetric (a drill-down's names).
+func (r releasedNumbers) cell(spec *expspec.Spec, cohort, variant string, m expspec.Metric, relMetric, cellMetric string, n int64) (engine.Cell, NoiseSD, error) {
+	nsd := NoiseSD{N: r.sd(cellMetric, string(privacy.StatN))}
 	c := engine.NewCell(cohort, variant, m.Name)
 	c.N = n
 	sums := c.Sums()
 	idx, _ := releasedStats(spec, m)
 	for _, k := range idx {
-		out, err := r.get(NumberKey{cohort, variant, m.Name, string(statOfSum[k])})
+		out, err := r.get(NumberKey{cohort, variant, relMetric, string(statOfSum[k])})
 		if err != nil {
 			return engine.Cell{}, NoiseSD{}, err
 		}
 		*sums[k] = out
-		nsd.Sums[k] = r.sd(m.Name, string(statOfSum[k]))
+		nsd.Sums[k] = r.sd(relMetric, string(statOfSum[k]))
 	}
 	if m.Kind == "proportion" {
 		// Post-processing: x ∈ {0, S} ⇒ x² = S·x.

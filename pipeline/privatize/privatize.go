@@ -50,10 +50,13 @@ type ReleasedNumber struct {
 // from it and from data-independent facts (spec, templates, code, key
 // fingerprint): see publish.PublishPrivate.
 type PrivateRelease struct {
-	Cells      []engine.Cell // noisy, per released cohort (and (all)) × variant × metric
-	Cohorts    []privacy.Cohort
-	Noise      map[string]NoiseSD // by NoiseKey(cohort, metric); the same for every variant
-	Gates      []NoisyGate
+	Cells   []engine.Cell // noisy, per released cohort (and (all)) × variant × metric
+	Cohorts []privacy.Cohort
+	Noise   map[string]NoiseSD // by NoiseKey(cohort, metric); the same for every variant
+	Gates   []NoisyGate
+	// Drill is the drill-downs' release, per dimension in spec order
+	// (nil without drill-downs).
+	Drill      []DrillRelease
 	Allocation privacy.Allocation
 	Digest     string // RunDigest over every released number
 	Count      int    // numbers released
@@ -69,7 +72,7 @@ type PrivateRelease struct {
 // identical draw identical noise (a byte-identical, free rerun, whatever
 // build or template version computed them), and any change in any exact
 // value draws fresh noise everywhere.
-func dataDigest(date string, cells []engine.Cell, q engine.Quality) string {
+func dataDigest(date string, cells []engine.Cell, q engine.Quality, drill string) string {
 	sorted := append([]engine.Cell(nil), cells...)
 	sort.Slice(sorted, func(i, j int) bool {
 		a, b := sorted[i], sorted[j]
@@ -93,6 +96,7 @@ func dataDigest(date string, cells []engine.Cell, q engine.Quality) string {
 	for _, g := range gateStats {
 		fmt.Fprintf(h, "gate %s %d\n", g.name, g.value(q))
 	}
+	h.Write([]byte(drill)) // empty without drill-downs: other specs keep their noise
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -115,13 +119,21 @@ type NumberKey struct{ Cohort, Variant, Metric, Statistic string }
 //
 // When no cohort reaches min_units, Privatize returns the stage-one release
 // (to be charged: the failure is decided on its noisy counts) with an error.
-func Privatize(spec *expspec.Spec, cells []engine.Cell, q engine.Quality, key privacy.Key, specHash, date string) (*PrivateRelease, error) {
+func Privatize(spec *expspec.Spec, cells []engine.Cell, drill []engine.DrillDimension, q engine.Quality, key privacy.Key, specHash, date string) (*PrivateRelease, error) {
 	alloc, err := Allocate(spec)
 	if err != nil {
 		return nil, fmt.Errorf("privacy budget: %w", err)
 	}
 	exact := indexCells(cells)
-	d := &noiseDrawer{spec: spec, shares: sharesByStat(alloc), key: key, specHash: specHash, digest: dataDigest(date, cells, q), noisy: map[NumberKey]*big.Int{}}
+	var exactDr []map[cellKey]engine.Cell
+	digestDr := ""
+	if privateDrill(spec) {
+		if exactDr, err = exactDrill(spec, drill); err != nil {
+			return nil, err
+		}
+		digestDr = drillDigestLines(spec, exactDr)
+	}
+	d := &noiseDrawer{spec: spec, shares: sharesByStat(alloc), key: key, specHash: specHash, digest: dataDigest(date, cells, q, digestDr), noisy: map[NumberKey]*big.Int{}}
 	if err := d.noisyLeafCounts(exact); err != nil {
 		return nil, err
 	}
@@ -132,6 +144,11 @@ func Privatize(spec *expspec.Spec, cells []engine.Cell, q engine.Quality, key pr
 		}
 		if err := d.noisyGateStats(q); err != nil {
 			return nil, err
+		}
+		if exactDr != nil {
+			if err := d.noisyDrill(exactDr); err != nil {
+				return nil, err
+			}
 		}
 	}
 	count := len(d.released)

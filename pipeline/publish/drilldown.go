@@ -22,7 +22,12 @@ var drillColumns = []column[analysis.DrillRow]{
 	{"slice", func(r *analysis.DrillRow) string { return r.Slice }},
 	{"collapsed_from", func(r *analysis.DrillRow) string { return r.CollapsedFrom }},
 	{"units", func(r *analysis.DrillRow) string { return strconv.FormatInt(r.Units, 10) }},
-	{"units_tied", func(r *analysis.DrillRow) string { return strconv.FormatInt(r.Tied, 10) }},
+	{"units_tied", func(r *analysis.DrillRow) string {
+		if r.Private {
+			return "" // exact: not released
+		}
+		return strconv.FormatInt(r.Tied, 10)
+	}},
 	{"metric", func(r *analysis.DrillRow) string { return r.Metric }},
 	{"kind", func(r *analysis.DrillRow) string { return res(r, func(x *analysis.ResultRow) string { return x.Kind }) }},
 	{"role", func(r *analysis.DrillRow) string { return res(r, func(x *analysis.ResultRow) string { return x.Role }) }},
@@ -106,6 +111,7 @@ func reportDrilldown(rows []analysis.DrillRow) *report.Drilldown {
 	}
 	out := &report.Drilldown{}
 	for _, r := range rows {
+		out.Private = out.Private || r.Private
 		v := report.DrillRow{Dimension: r.Dimension, Kind: r.SliceKind, Slice: r.Slice, CollapsedFrom: r.CollapsedFrom,
 			Units: r.Units, Tied: r.Tied, Metric: r.Metric, Status: r.Status, Detail: r.Detail}
 		if x := r.Result; x != nil {

@@ -37,7 +37,19 @@ type PrivacyInfo struct {
 	Released       int              `json:"released_numbers,omitempty"`
 	Cohorts        []privacy.Cohort `json:"cohorts,omitempty"`
 	Allocation     []privacy.Share  `json:"allocation,omitempty"`
-	Covers         string           `json:"guarantee_covers,omitempty"`
+	// DrillShare is the fraction of the run's budget spent on the
+	// drill-downs (their shares are in Allocation, metric "(drill DIM)…").
+	DrillShare float64 `json:"drilldown_share,omitempty"`
+	// DrillSlices are each dimension's published slices, decided on noisy
+	// counts.
+	DrillSlices []DrillSlices `json:"drilldown_slices,omitempty"`
+	Covers      string        `json:"guarantee_covers,omitempty"`
+}
+
+// DrillSlices are one dimension's published slices.
+type DrillSlices struct {
+	Dimension string                 `json:"dimension"`
+	Slices    []privatize.DrillSlice `json:"slices"`
 }
 
 // LedgerState is the privacy ledger as this run left it (volatile: it
@@ -83,6 +95,12 @@ func privacyInfo(spec *expspec.Spec, key privacy.Key, rel *privatize.PrivateRele
 		Cohorts:        rel.Cohorts,
 		Allocation:     rel.Allocation.Shares,
 		Covers:         guaranteeText(l, spec.Experiment),
+	}
+	if spec.Drilldowns != nil {
+		info.DrillShare = spec.DrillBudgetShare()
+		for _, d := range rel.Drill {
+			info.DrillSlices = append(info.DrillSlices, DrillSlices{Dimension: d.Dimension, Slices: d.Slices})
+		}
 	}
 	if len(rel.Allocation.Shares) > 0 {
 		info.Mechanism = string(rel.Allocation.Shares[0].Mechanism.Kind)

@@ -97,8 +97,13 @@ func PublishPrivate(f PrivateFacts, rel *privatize.PrivateRelease) (*Publication
 	if nightly != nil {
 		decisions.Anomalies = nightly.Anomalies
 	}
+	drill, err := analysis.PrivateDrilldowns(spec, rel.Drill, date)
+	if err != nil {
+		return nil, err
+	}
+	AnnotateDrill(spec, drill)
 	info, state := privacyInfo(spec, f.Key, rel, f.Ledger, f.SpentNow)
-	files, err := encodePrivateOutputs(f, rel, rows, decisions, checks, info, nightly)
+	files, err := encodePrivateOutputs(f, rel, rows, decisions, checks, info, nightly, drill)
 	if err != nil {
 		return nil, err
 	}
@@ -147,20 +152,25 @@ func invalidateOnBlockingGates(decisions *analysis.Decisions, blocked, details [
 
 // encodePrivateOutputs renders report.html and encodes the release's
 // output files, its quality.json holding the noisy gate statistics.
-func encodePrivateOutputs(f PrivateFacts, rel *privatize.PrivateRelease, rows []analysis.ResultRow, decisions analysis.Decisions, checks []analysis.Check, info PrivacyInfo, nightly *Nightly) ([]diskio.StagedFile, error) {
+func encodePrivateOutputs(f PrivateFacts, rel *privatize.PrivateRelease, rows []analysis.ResultRow, decisions analysis.Decisions, checks []analysis.Check, info PrivacyInfo, nightly *Nightly, drill []analysis.DrillRow) ([]diskio.StagedFile, error) {
 	spec, date := f.Spec, f.Date
 	page, err := report.Render(BuildReport(ReportInput{
 		Spec: spec, Date: date, Rows: rows, Decisions: decisions, Checks: checks, Privacy: info,
-		Templates: f.Templates, SpecHash: f.SpecHash, DuckDB: f.DuckDB.Version, Nightly: nightly,
+		Templates: f.Templates, SpecHash: f.SpecHash, DuckDB: f.DuckDB.Version, Nightly: nightly, Drilldown: drill,
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("report.html: %w", err)
 	}
-	return EncodeOutputs(RowStamp{spec.OutputName(), date, f.SpecHash}, rows, analysis.PrivateQuality{
+	st := RowStamp{spec.OutputName(), date, f.SpecHash}
+	files, err := EncodeOutputs(st, rows, analysis.PrivateQuality{
 		Experiment: spec.Experiment, NominalDate: date,
 		Note:       "private release: the quality gates are decided on noisy per-unit counts (each statistic's noise sd is given); the exact counts are restricted operator data, not part of this release",
 		Statistics: rel.Gates, Checks: checks,
 	}, decisions, page, nightly)
+	if err != nil {
+		return nil, err
+	}
+	return WithDrilldown(files, st, drill)
 }
 
 // privateManifest is the release's public manifest: data-independent facts,

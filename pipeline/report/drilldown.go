@@ -4,6 +4,9 @@ package report
 // row per dimension × slice × metric × treatment.
 type Drilldown struct {
 	Rows []DrillRow
+	// Private: a private release's slices (declared values and other,
+	// noisy counts, no tied units).
+	Private bool
 }
 
 // DrillRow is one row of drilldown.csv as the report shows it. Kind is
@@ -19,8 +22,9 @@ type DrillRow struct {
 }
 
 type drilldownView struct {
-	Rows []drillRowView
-	SRM  int
+	Rows    []drillRowView
+	Private bool
+	SRM     int
 	// Tested counts the rows with an SRM p-value: with none, no slice was
 	// tested, which is not "no slice shows a mismatch".
 	Tested int
@@ -37,7 +41,7 @@ func buildDrilldown(d *Drilldown) *drilldownView {
 	if d == nil {
 		return nil
 	}
-	v := &drilldownView{}
+	v := &drilldownView{Private: d.Private}
 	for _, r := range d.Rows {
 		e := func(x float64) string { return signed(x, sigEffect) }
 		rv := drillRowView{
@@ -52,9 +56,18 @@ func buildDrilldown(d *Drilldown) *drilldownView {
 			rv.Slice = "(null)"
 		case "other":
 			rv.Slice = "other: " + r.CollapsedFrom
+			if d.Private {
+				rv.Slice = "other (undeclared values, NULL)"
+				if r.CollapsedFrom != "" {
+					rv.Slice += " with " + r.CollapsedFrom
+				}
+			}
 		}
 		if r.Kind != "" {
 			rv.Units = count(r.Units)
+			if d.Private {
+				rv.Units = "≈" + rv.Units
+			}
 			if r.Tied > 0 {
 				rv.Units += " (" + count(r.Tied) + " tied)"
 			}
