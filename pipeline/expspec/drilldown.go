@@ -150,6 +150,9 @@ func (s *Spec) validateDrilldowns() error {
 		if slices.Contains(d.Dimensions[:i], c) {
 			return s.errf(key, "%q is listed twice", c)
 		}
+		if s.PersonaAlgoVersion != "" && c == s.versionColumn() {
+			return s.errf(key, "%q holds the persona-algorithm version, which the spec pins (%s): every sliced unit's exposure row has it, so there would be one slice", c, s.PersonaAlgoVersion)
+		}
 	}
 	if err := s.validatePrivateDrill(); err != nil {
 		return err
@@ -266,6 +269,15 @@ func nullDrillValue(doc *yaml.Node) string {
 
 // mapsKeyTo reports whether the spec maps a key column of the traces onto
 // the source column c.
+// versionColumn is the trace column that holds the persona-algorithm
+// version: the contract name unless the spec maps it.
+func (s *Spec) versionColumn() string {
+	if c := s.Inputs.Columns.Traces["persona_algo_version"]; c != "" {
+		return c
+	}
+	return "persona_algo_version"
+}
+
 func (s *Spec) mapsKeyTo(c string) bool {
 	for _, k := range drillReserved {
 		if s.Inputs.Columns.Traces[k] == c {
