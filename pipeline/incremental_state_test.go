@@ -206,3 +206,21 @@ func TestIncrementalLogTexts(t *testing.T) {
 	b.runID = ""
 	b.night("2026-11-19", "incremental")
 }
+
+// TestIncrementalCarriesRowsAfterTheWindowEnd: an event whose timestamp is
+// after its partition's day (here the 17th's partition holds a purchase at
+// noon on the 18th, of a unit exposed on the 16th, whose pair is settled)
+// lies after night 17's window end; night 18's window includes it. The
+// incremental night 18 must count it as the full run does: the row is
+// carried from night 17, not stored as after-window.
+func TestIncrementalCarriesRowsAfterTheWindowEnd(t *testing.T) {
+	b := newIncrBench(t)
+	ev17 := filepath.Join(b.dir, "data", "events", "dt=2026-11-17")
+	duckExec(t, `COPY (SELECT TIMESTAMPTZ '2026-11-18 12:00:00+00' AS ts, unit_id, 'purchase' AS metric, 77.25::DOUBLE AS value, 'ahead-' || unit_id AS event_id
+		FROM read_parquet('`+filepath.Join(b.dir, "data", "traces", "dt=2026-11-16", "part-00000.parquet")+`')
+		WHERE experiment_id = 'checkout-button' AND unit_id IS NOT NULL ORDER BY ts, unit_id LIMIT 3)
+		TO '`+filepath.Join(ev17, "ahead.parquet")+`' (FORMAT parquet)`)
+	b.night("2026-11-16", "full: no state")
+	b.night("2026-11-17", "incremental")
+	b.night("2026-11-18", "incremental")
+}
