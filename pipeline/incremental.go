@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -264,8 +265,22 @@ func readIncrState(dir string) (*incrState, error) {
 	if s.Digest != want {
 		return nil, errors.New("state.json was edited or damaged (its SHA-256 digest does not match)")
 	}
+	// The names state.json gives are the save's own (gen-<run id>,
+	// t-/e-<run id>.parquet): nothing outside the state's folder is read.
+	if !stateNameRE.MatchString(s.Gen) || !strings.HasPrefix(s.Gen, "gen-") {
+		return nil, fmt.Errorf("state.json names a generation %q that the save never writes", s.Gen)
+	}
+	for _, k := range append(slices.Clone(s.TraceKeys), s.EventKeys...) {
+		if !stateNameRE.MatchString(k) || !(strings.HasPrefix(k, "t-") || strings.HasPrefix(k, "e-")) || !strings.HasSuffix(k, ".parquet") {
+			return nil, fmt.Errorf("state.json names a key file %q that the save never writes", k)
+		}
+	}
 	return &s, nil
 }
+
+// stateNameRE matches a file or folder name without a path separator or
+// a leading dot.
+var stateNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // digest is the SHA-256 of the state's JSON with Digest empty.
 func (s incrState) digest() (string, error) {
@@ -460,6 +475,9 @@ func runIncrementalPass(ctx context.Context, st *groupState, specs []*expspec.Sp
 // valid until state.json is replaced.
 func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expspec.Spec, date, runID string, progress *engine.SQLProgress) error {
 	gen := "gen-" + runID
+	if !stateNameRE.MatchString(runID) {
+		return fmt.Errorf("run id %q cannot name a state file", runID)
+	}
 	if err := os.MkdirAll(filepath.Join(inc.dir, gen), 0o700); err != nil {
 		return err
 	}
