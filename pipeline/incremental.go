@@ -7,11 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/verity-analytics/verity/pipeline/diskio"
 	"github.com/verity-analytics/verity/pipeline/engine"
@@ -31,8 +34,9 @@ import (
 // run's byte for byte. Anything the state cannot account for exactly makes
 // the night a full run, logged with its reason (incrementalStatus).
 
-// incrementalFormat versions the state's layout and meaning.
-const incrementalFormat = "verity-incremental/v1"
+// incrementalFormat versions the state's layout and meaning. v2: state.json
+// records the SHA-256 of every state file and its own digest.
+const incrementalFormat = "verity-incremental/v2"
 
 // singleJoinPins is the only template set the incremental pass supports.
 var singleJoinPins = map[string]string{
@@ -51,6 +55,13 @@ type incrState struct {
 	TraceKeys   []string         `json:"trace_keys"`
 	EventKeys   []string         `json:"event_keys"`
 	Facts       map[string]int64 `json:"facts"`
+	// Checksums is the SHA-256 of every file the next night reads from the
+	// state (gen-*/<table>.parquet, keys/*), by path relative to the
+	// state's folder; verified before the state is used.
+	Checksums map[string]string `json:"checksums"`
+	// Digest is the SHA-256 of this JSON as written with Digest empty: an
+	// edited or damaged state.json is detected, not trusted.
+	Digest string `json:"digest"`
 }
 
 type incrFile struct {
@@ -72,6 +83,9 @@ type incremental struct {
 	tmpls    map[string]engine.Rendered
 	// ranIncr is true when tonight's pass was incremental.
 	ranIncr bool
+	// lock is the state folder's exclusive lock, held from the plan to the
+	// end of the save (release).
+	lock *os.File
 }
 
 // fallbackError stops an incremental pass: the night runs in full.
@@ -80,8 +94,10 @@ type fallbackError struct{ reason string }
 func (e *fallbackError) Error() string { return "incremental pass falls back: " + e.reason }
 
 // planIncremental decides whether the group may run incrementally, from
-// the specs, the inputs' hashes and the stored state.
-func planIncremental(st *groupState, specs []*expspec.Spec, opts Options) *incremental {
+// the specs, the inputs' hashes and the stored state. It takes the state
+// folder's lock (released by release); a folder locked by another run
+// makes the night a full run that neither reads nor writes the state.
+func planIncremental(st *groupState, specs []*expspec.Spec, date string, opts Options) *incremental {
 	inc := &incremental{}
 	if opts.Host.StateDir == "" {
 		inc.reason = "no state folder (--state-dir)"
@@ -107,8 +123,13 @@ func planIncremental(st *groupState, specs []*expspec.Spec, opts Options) *incre
 		inc.reason = err.Error()
 		return inc
 	}
-	inc.eligible, inc.fp = true, fp
+	inc.fp = fp
 	inc.dir = filepath.Join(opts.Host.StateDir, "incremental", fp[:16])
+	if inc.lock, err = lockState(inc.dir); err != nil {
+		inc.reason = err.Error()
+		return inc
+	}
+	inc.eligible = true
 	prev, err := readIncrState(inc.dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -122,12 +143,61 @@ func planIncremental(st *groupState, specs []*expspec.Spec, opts Options) *incre
 		return inc
 	}
 	inc.prev = prev
+	if prev.Date > date {
+		// A rerun of an earlier night: the state counts partitions after
+		// tonight's window. It is kept for the nights after it (no save).
+		inc.reason = fmt.Sprintf("the state is from a later night (%s) than tonight's (%s); it is kept as it is", prev.Date, date)
+		inc.eligible = false
+		return inc
+	}
 	if _, err := os.Stat(filepath.Join(inc.dir, prev.Gen)); err != nil {
 		inc.reason = "state tables missing: " + err.Error()
 		return inc
 	}
+	if err := prev.verifyFiles(inc.dir); err != nil {
+		inc.reason = err.Error()
+		return inc
+	}
 	inc.reason = inc.compareInputs(st, p)
 	return inc
+}
+
+// lockState takes an exclusive, non-blocking flock on dir/lock and writes
+// the holder's process id into it. When another run holds it, the error
+// says so (with that run's process id): the caller then runs the night in
+// full without touching the state, rather than waiting for a run of
+// unknown length. The kernel releases the lock when the process dies.
+func lockState(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state folder: %w", err)
+	}
+	path := filepath.Join(dir, "lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state folder lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("the state folder is locked by another incremental run (%s, %s); this night neither reads nor writes the state",
+				path, strings.TrimSpace(string(holder)))
+		}
+		return nil, fmt.Errorf("state folder lock %s: %w", path, err)
+	}
+	f.Truncate(0)
+	fmt.Fprintf(f, "pid %d\n", os.Getpid())
+	return f, nil
+}
+
+// release drops the state folder's lock (nil-safe, idempotent).
+func (inc *incremental) release() {
+	if inc == nil || inc.lock == nil {
+		return
+	}
+	syscall.Flock(int(inc.lock.Fd()), syscall.LOCK_UN)
+	inc.lock.Close()
+	inc.lock = nil
 }
 
 // incrementalRefusal says why a spec never runs incrementally ("" if it may).
@@ -178,6 +248,7 @@ func incrementalFingerprint(st *groupState, p map[string]any, opts Options) (str
 	return hex.EncodeToString(sum[:]), nil
 }
 
+// readIncrState reads state.json and checks its digest.
 func readIncrState(dir string) (*incrState, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	if err != nil {
@@ -185,9 +256,87 @@ func readIncrState(dir string) (*incrState, error) {
 	}
 	var s incrState
 	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("state.json: %w", err)
+	}
+	want, err := s.digest()
+	if err != nil {
 		return nil, err
 	}
+	if s.Digest != want {
+		return nil, errors.New("state.json was edited or damaged (its SHA-256 digest does not match)")
+	}
+	// The names state.json gives are the save's own (gen-<run id>,
+	// t-/e-<run id>.parquet): nothing outside the state's folder is read.
+	if !stateNameRE.MatchString(s.Gen) || !strings.HasPrefix(s.Gen, "gen-") {
+		return nil, fmt.Errorf("state.json names a generation %q that the save never writes", s.Gen)
+	}
+	for _, k := range append(slices.Clone(s.TraceKeys), s.EventKeys...) {
+		if !stateNameRE.MatchString(k) || !(strings.HasPrefix(k, "t-") || strings.HasPrefix(k, "e-")) || !strings.HasSuffix(k, ".parquet") {
+			return nil, fmt.Errorf("state.json names a key file %q that the save never writes", k)
+		}
+	}
 	return &s, nil
+}
+
+// stateNameRE matches a file or folder name without a path separator or
+// a leading dot.
+var stateNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// digest is the SHA-256 of the state's JSON with Digest empty.
+func (s incrState) digest() (string, error) {
+	s.Digest = ""
+	b, err := json.Marshal(s)
+	if err != nil {
+		return "", fmt.Errorf("state digest: %w", err)
+	}
+	return diskio.SHA256Hex(b), nil
+}
+
+// files lists the state files the next night reads, relative to the
+// state's folder.
+func (s *incrState) files() []string {
+	var out []string
+	for _, n := range incrTables {
+		out = append(out, filepath.Join(s.Gen, n+".parquet"))
+	}
+	for _, k := range append(slices.Clone(s.TraceKeys), s.EventKeys...) {
+		out = append(out, filepath.Join("keys", k))
+	}
+	return out
+}
+
+// incrTables are the tables of a state generation.
+var incrTables = []string{"units", "tcounts", "unitev", "buckets", "names", "carry", "tcarry"}
+
+// verifyFiles checks every state file against its recorded SHA-256.
+func (s *incrState) verifyFiles(dir string) error {
+	for _, rel := range s.files() {
+		want, ok := s.Checksums[rel]
+		if !ok {
+			return fmt.Errorf("state file %s has no recorded SHA-256", rel)
+		}
+		got, err := fileSHA256(filepath.Join(dir, rel))
+		if err != nil {
+			return fmt.Errorf("state tables missing: %w", err)
+		}
+		if got != want {
+			return fmt.Errorf("state file %s changed since it was written (SHA-256 %s, recorded %s)", rel, got[:12], want[:12])
+		}
+	}
+	return nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // compareInputs finds tonight's new partitions and says why the night must
@@ -203,7 +352,7 @@ func (inc *incremental) compareInputs(st *groupState, p map[string]any) string {
 		stored[k] = true
 		now, ok := tonight[k]
 		if !ok {
-			return "a counted partition is gone: " + f.Path
+			return "a partition the state counts is not among tonight's inputs (the state is from another partition set): " + f.Path
 		}
 		if now.SHA256 != f.SHA256 {
 			return "a counted partition changed (SHA-256): " + f.Path
@@ -326,6 +475,9 @@ func runIncrementalPass(ctx context.Context, st *groupState, specs []*expspec.Sp
 // valid until state.json is replaced.
 func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expspec.Spec, date, runID string, progress *engine.SQLProgress) error {
 	gen := "gen-" + runID
+	if !stateNameRE.MatchString(runID) {
+		return fmt.Errorf("run id %q cannot name a state file", runID)
+	}
 	if err := os.MkdirAll(filepath.Join(inc.dir, gen), 0o700); err != nil {
 		return err
 	}
@@ -351,7 +503,7 @@ func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expsp
 	}
 	p["save_event_files"], p["save_trace_files"] = saveEvents, saveTraces
 	p["new_trace_files"], p["new_event_files"] = p["trace_files"], p["event_files"]
-	for _, n := range []string{"units", "tcounts", "unitev", "buckets", "names", "carry", "tcarry"} {
+	for _, n := range incrTables {
 		p["out_"+n] = inc.path(gen, n)
 	}
 	tk, ek := "t-"+runID+".parquet", "e-"+runID+".parquet"
@@ -387,6 +539,24 @@ func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expsp
 	for _, f := range append(slices.Clone(st.traces), st.events...) {
 		next.Files = append(next.Files, incrFile{Role: f.Role, Path: f.Abs, SHA256: f.SHA256})
 	}
+	// The stored nights' key files were verified against their recorded
+	// hashes when tonight's plan read the state (under the same lock);
+	// tonight's files are hashed as written.
+	next.Checksums = map[string]string{}
+	for _, rel := range next.files() {
+		if sum, ok := inc.prevChecksum(rel); ok {
+			next.Checksums[rel] = sum
+			continue
+		}
+		sum, err := fileSHA256(filepath.Join(inc.dir, rel))
+		if err != nil {
+			return err
+		}
+		next.Checksums[rel] = sum
+	}
+	if next.Digest, err = next.digest(); err != nil {
+		return err
+	}
 	b, err := json.MarshalIndent(next, "", "  ")
 	if err != nil {
 		return err
@@ -396,6 +566,32 @@ func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expsp
 	}
 	inc.cleanup(next)
 	return nil
+}
+
+// prevChecksum is the stored night's SHA-256 of a key file tonight's
+// state keeps (only after an incremental pass: a full night writes new keys).
+func (inc *incremental) prevChecksum(rel string) (string, bool) {
+	if !inc.ranIncr || !strings.HasPrefix(rel, "keys"+string(filepath.Separator)) {
+		return "", false
+	}
+	sum, ok := inc.prev.Checksums[rel]
+	return sum, ok
+}
+
+// discard removes what a failed save wrote (tonight's generation and key
+// files); state.json and the files it names are left as they were.
+func (inc *incremental) discard(runID string) {
+	os.RemoveAll(filepath.Join(inc.dir, "gen-"+runID))
+	os.Remove(filepath.Join(inc.dir, "keys", "t-"+runID+".parquet"))
+	os.Remove(filepath.Join(inc.dir, "keys", "e-"+runID+".parquet"))
+}
+
+// keptState says, after a failed save, what the next night finds.
+func (inc *incremental) keptState() string {
+	if prev, err := readIncrState(inc.dir); err == nil {
+		return "the state of " + prev.Date + " is left as it was; the next night starts from it if it still matches its inputs"
+	}
+	return "no state is kept, so the next night runs in full"
 }
 
 // cleanup removes the generations and key files state.json no longer names.

@@ -305,10 +305,13 @@ func TestIncrementalRefusalsAndFingerprint(t *testing.T) {
 }
 
 // TestIncrementalDamagedStateNamedByReplay: state files edited between
-// nights (still valid Parquet) make an incremental night differ from a full
+// nights (still valid Parquet) and resealed — their new SHA-256 recorded
+// in state.json with a new digest, a forgery the load's checks cannot
+// tell from a real state — make an incremental night differ from a full
 // run; the manifest records that the night ran incrementally, and a replay
 // (always a full rerun) names the state as the cause instead of "no
-// recorded cause".
+// recorded cause". (Damage without a reseal is caught when the state is
+// read: TestIncrementalDetectsDamagedState.)
 func TestIncrementalDamagedStateNamedByReplay(t *testing.T) {
 	dir := t.TempDir()
 	copyTree(t, filepath.Join("..", "fixtures", "data", "basic"), filepath.Join(dir, "data"))
@@ -339,6 +342,9 @@ func TestIncrementalDamagedStateNamedByReplay(t *testing.T) {
 	}
 	duckExec(t, `COPY (SELECT * REPLACE (total * 2 AS total) FROM read_parquet('`+unitev[0]+`')) TO '`+unitev[0]+`.new' (FORMAT parquet)`)
 	if err := os.Rename(unitev[0]+".new", unitev[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.ResealIncrementalState(filepath.Dir(filepath.Dir(unitev[0]))); err != nil {
 		t.Fatal(err)
 	}
 	o := run("2026-11-18")

@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -656,7 +655,8 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 	var inc *incremental
 	var pass passResult
 	if opts.Incremental && len(companions) == 0 {
-		inc = planIncremental(st, specs, opts)
+		inc = planIncremental(st, specs, jobs[0].date, opts)
+		defer inc.release()
 		if inc.reason == "" {
 			pass, err = runIncrementalPass(ctx, st, specs, inc, progress)
 			var fb *fallbackError
@@ -676,8 +676,8 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 		inc.report(opts, jobs)
 		if inc.eligible && pass.allExact() {
 			if serr := inc.save(ctx, st, specs, jobs[0].date, opts.RunID, progress); serr != nil {
-				opts.Logger.Warn("incremental state not saved; the next night runs in full", "err", serr.Error())
-				os.Remove(filepath.Join(inc.dir, "state.json"))
+				inc.discard(opts.RunID)
+				opts.Logger.Warn("incremental state not saved; "+inc.keptState(), "err", serr.Error())
 			}
 		}
 	}

@@ -15,8 +15,9 @@ import (
 var IncrementalTemplates = []string{"incr_load", "incr_traces", "incr_events", "incr_carry", "incr_save", "incr_facts"}
 
 // incrementalVersions are the versions the code pins (v1 unless named):
-// incr_traces@v2 keeps a stored unclassified unit's cohort.
-var incrementalVersions = map[string]string{"incr_traces": "v2"}
+// incr_traces@v2 keeps a stored unclassified unit's cohort; incr_carry@v2
+// selects the same rows with one join instead of three.
+var incrementalVersions = map[string]string{"incr_traces": "v2", "incr_carry": "v2"}
 
 // LoadIncremental renders the internal incremental templates with the
 // group's columns, by name.
