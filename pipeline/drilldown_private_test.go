@@ -241,3 +241,34 @@ func TestPrivateDrilldownColumnTypo(t *testing.T) {
 		t.Errorf("a refused private run was charged: %d entries", len(l.Entries))
 	}
 }
+
+// TestPrivateDrilldownDeclaredIntegerText: a declared value for an integer
+// column that is not its plain decimal text (07, 7.0, "7 ", +7) could never
+// match a unit — a unit's value is compared as text — so it is refused
+// before any SQL runs or anything is charged, naming the value's key; 7
+// itself runs (TestPrivateDrilldownSlices).
+func TestPrivateDrilldownDeclaredIntegerText(t *testing.T) {
+	dir := t.TempDir()
+	drillData(t, dir)
+	t.Setenv("VERITY_TEST_KEY", testKeyHex)
+	for _, v := range []string{"07", "7.0", `"7 "`, "+7", "seven"} {
+		spec := privateDrillSpec(t, dir, `{dimensions: [sdk_version, flag_version], values: {sdk_version: [ios], flag_version: [7, `+v+`]}}`, "0")
+		state := t.TempDir()
+		if _, err := ledgers.LedgerInit(state, "drill", dir, privacy.ScopeSource, privacy.Budget{Epsilon: 100, Delta: 1e-6}, nil); err != nil {
+			t.Fatal(err)
+		}
+		host := ledgers.Host{StateDir: state, RestrictedDir: filepath.Join(state, "restricted")}
+		_, err := pipeline.Run(context.Background(), spec, pipeline.Options{OutDir: t.TempDir(), Engine: engine.Engine{Threads: 1}, Host: host, RunID: "drill"})
+		var se *expspec.SpecError
+		if !errors.As(err, &se) || se.Key != "drilldowns.values.flag_version[1]" || pipeline.ExitCode(err) != pipeline.ExitConfig || !strings.Contains(err.Error(), "can never match") {
+			t.Errorf("declared %s: got %v (exit %d), want exit 78 naming drilldowns.values.flag_version[1]", v, err, pipeline.ExitCode(err))
+		}
+		l, err := ledgers.ReadLedger(filepath.Join(state, "ledgers", "drill.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Entries) != 0 {
+			t.Errorf("declared %s: the refused run was charged (%d entries)", v, len(l.Entries))
+		}
+	}
+}

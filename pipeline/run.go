@@ -598,6 +598,12 @@ func inspectGroup(ctx context.Context, jobs []*job, opts Options) (*groupState, 
 		sess.Close()
 		return nil, err
 	}
+	for _, j := range jobs {
+		if key, err := intake.CheckDeclaredDrillValues(st.traces, j.spec.DrillDimensions(), j.spec.DrillValues); err != nil {
+			sess.Close()
+			return nil, &expspec.SpecError{File: j.spec.Path(), Key: key, Err: err}
+		}
+	}
 	data := engine.RenderData{
 		Traces: intake.ColumnsFor(st.traces, intake.TraceContract, first.spec.Inputs.Columns.Traces),
 		Events: intake.ColumnsFor(st.events, intake.EventContract, first.spec.Inputs.Columns.Events),

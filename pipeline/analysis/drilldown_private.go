@@ -62,9 +62,14 @@ func PrivateDrilldowns(spec *expspec.Spec, drill []privatize.DrillRelease, date 
 				base.CollapsedFrom = strings.Join(s.CollapsedFrom, ";")
 			}
 			if !s.Analysed {
-				base.Units = max(s.NoisyCount, 0)
+				// Not analysed only below min_units, so a stage-one count was drawn.
+				var n int64
+				if s.NoisyCount != nil {
+					n = *s.NoisyCount
+				}
+				base.Units = max(n, 0)
 				base.Status = DrillBelowMinimum
-				base.Detail = fmt.Sprintf("noisy count %d below cohorts.min_units %d: not analysed", s.NoisyCount, spec.Cohorts.MinUnits)
+				base.Detail = fmt.Sprintf("noisy count %d below cohorts.min_units %d: not analysed", n, spec.Cohorts.MinUnits)
 				rows = append(rows, base)
 				continue
 			}

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -505,6 +506,51 @@ func CheckProperties(f *InputFile, props []string) error {
 // values are compared as text (VARCHAR), so only types whose text is the
 // value itself.
 var drillTypes = []string{"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+
+// CheckDeclaredDrillValues checks a private spec's declared slice values
+// against the dimension columns' types: a unit's value is compared as the
+// text DuckDB casts the column to (an integer as its plain decimal, a
+// boolean as true or false), so a declared 07, 7.0 or "7 " for an integer
+// column could never match a unit and would publish an empty slice every
+// night without a word. It returns the key (drilldowns.values.DIM[j]) and
+// the problem of the first such value, or "".
+func CheckDeclaredDrillValues(traces []InputFile, dims []string, values func(dim string) []string) (key string, err error) {
+	isInt := func(v string) bool {
+		if u, err := strconv.ParseUint(v, 10, 64); err == nil {
+			return strconv.FormatUint(u, 10) == v
+		}
+		i, err := strconv.ParseInt(v, 10, 64)
+		return err == nil && strconv.FormatInt(i, 10) == v
+	}
+	isBool := func(v string) bool { return v == "true" || v == "false" }
+	for _, d := range dims {
+		if len(traces) == 0 {
+			break
+		}
+		// Only when every file holds the column as integers (or every
+		// file as booleans): a column that is text in some file can hold
+		// any value there.
+		ints, bools := true, true
+		for _, f := range traces {
+			ints = ints && typeAllowed(integerTypes, f.Columns[d])
+			bools = bools && f.Columns[d] == "BOOLEAN"
+		}
+		canonical := isInt
+		switch {
+		case bools:
+			canonical = isBool
+		case !ints:
+			continue
+		}
+		for j, v := range values(d) {
+			if !canonical(v) {
+				f := traces[0]
+				return fmt.Sprintf("drilldowns.values.%s[%d]", d, j), fmt.Errorf("%q can never match: column %s is %s in every traces file (%s, ...), and a unit's value is compared as its text (an integer in plain decimals such as 7, a boolean as true or false)", v, d, f.Columns[d], f.Path)
+			}
+		}
+	}
+	return "", nil
+}
 
 // CheckDrillColumns checks that every trace file has every drill-down
 // dimension column (named as the file spells it) with a type in

@@ -52,9 +52,11 @@ type DrillSlice struct {
 	CollapsedFrom []string `json:"collapsed_from"`
 	// Members are the release ids of the stage-one counts it covers.
 	Members []string `json:"-"`
-	// NoisyCount is the sum of its members' noisy stage-one counts (0
-	// without min_units).
-	NoisyCount int64 `json:"noisy_count"`
+	// NoisyCount is the sum of its members' noisy stage-one counts (every
+	// arm together), which decided the collapsing; nil without min_units,
+	// when no stage-one count is drawn. It is not drilldown.csv's units
+	// (the sum of the slice's per-arm noisy counts, drawn separately).
+	NoisyCount *int64 `json:"noisy_count,omitempty"`
 	// Analysed is false for an "other" slice whose noisy count is below
 	// min_units: nothing more of it is released.
 	Analysed bool `json:"analysed"`
@@ -255,6 +257,7 @@ func drillSlices(spec *expspec.Spec, dim string, noisy map[NumberKey]*big.Int) (
 		return nv.Int64(), nil
 	}
 	var out []DrillSlice
+	var otherCount int64
 	for i, v := range spec.DrillValues(dim) {
 		id := drillValueID(i)
 		n, err := count(id)
@@ -262,12 +265,12 @@ func drillSlices(spec *expspec.Spec, dim string, noisy map[NumberKey]*big.Int) (
 			return nil, err
 		}
 		if minUnits <= 0 || n >= minUnits {
-			out = append(out, DrillSlice{ID: id, Kind: DrillKindValue, Value: v, CollapsedFrom: []string{}, Members: []string{id}, NoisyCount: n, Analysed: true})
+			out = append(out, DrillSlice{ID: id, Kind: DrillKindValue, Value: v, CollapsedFrom: []string{}, Members: []string{id}, NoisyCount: stageOne(minUnits, n), Analysed: true})
 			continue
 		}
 		other.Members = append(other.Members, id)
 		other.CollapsedFrom = append(other.CollapsedFrom, fmt.Sprintf("%q", v))
-		if other.NoisyCount, err = addNoisy(other.NoisyCount, n); err != nil {
+		if otherCount, err = addNoisy(otherCount, n); err != nil {
 			return nil, err
 		}
 	}
@@ -275,11 +278,21 @@ func drillSlices(spec *expspec.Spec, dim string, noisy map[NumberKey]*big.Int) (
 	if err != nil {
 		return nil, err
 	}
-	if other.NoisyCount, err = addNoisy(other.NoisyCount, n); err != nil {
+	if otherCount, err = addNoisy(otherCount, n); err != nil {
 		return nil, err
 	}
-	other.Analysed = minUnits <= 0 || other.NoisyCount >= minUnits
+	other.NoisyCount = stageOne(minUnits, otherCount)
+	other.Analysed = minUnits <= 0 || otherCount >= minUnits
 	return append(out, other), nil
+}
+
+// stageOne is a slice's stage-one count for the manifest: none without
+// min_units (no stage-one count is drawn).
+func stageOne(minUnits, n int64) *int64 {
+	if minUnits <= 0 {
+		return nil
+	}
+	return &n
 }
 
 func addNoisy(a, b int64) (int64, error) {

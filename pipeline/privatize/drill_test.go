@@ -173,8 +173,8 @@ func TestPrivatizeDrill(t *testing.T) {
 	for _, d := range c.Drill {
 		for _, sl := range d.Slices {
 			if sl.Kind == DrillKindValue {
-				if got := noisy[sl.ID+"|*|(drill "+d.Dimension+")(stage1)|n"]; got < 5 || got != sl.NoisyCount {
-					t.Errorf("%s %s released alone with noisy count %d (recorded %d)", d.Dimension, sl.ID, got, sl.NoisyCount)
+				if got := noisy[sl.ID+"|*|(drill "+d.Dimension+")(stage1)|n"]; got < 5 || sl.NoisyCount == nil || got != *sl.NoisyCount {
+					t.Errorf("%s %s released alone with noisy count %d (recorded %v)", d.Dimension, sl.ID, got, sl.NoisyCount)
 				}
 			}
 			_, drawn := noisy[sl.ID+"|control|(drill "+d.Dimension+")(cell)|n"]
