@@ -29,7 +29,9 @@ type PercentileCap struct {
 // NeedsHistogram reports whether the metric's cells carry a histogram of
 // per-unit values: a unit-level quantile metric, or a mean metric with a
 // percentile cap.
-func (m Metric) NeedsHistogram() bool { return (m.Kind == KindQuantile && !m.EventLevel()) || m.Cap != nil }
+func (m Metric) NeedsHistogram() bool {
+	return (m.Kind == KindQuantile && !m.EventLevel()) || m.Cap != nil
+}
 
 // Event-level quantile metrics (issue 20 item 1): over: events ranks each
 // attributed event's own value, v = round(value·10^d) (NULL value = 1, as
