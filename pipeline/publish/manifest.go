@@ -388,7 +388,9 @@ func EffectiveOf(spec *expspec.Spec) *Effective {
 				expspec.QuantileLabel(m.Cap.UpperQuantile), analysis.FormatFloat(m.Cap.UpperQuantile))
 		}
 		if m.EventLevel() {
-			em.Quantile = fmt.Sprintf("%s (level %s) of the events of %q over all of an arm's attributed events, each event's value clamped (definition 1 on the pooled events); %s",
+			em.Kind = analysis.EventQuantileKind
+			em.Clamp = "[" + analysis.FormatFloat(m.Clamp.Lower) + ", " + analysis.FormatFloat(m.Clamp.Upper) + "] per event"
+			em.Quantile = fmt.Sprintf("%s (level %s) of the events of %q over all of an arm's attributed events, each event's own value (NULL counts as 1) clamped (definition 1 on the pooled events); %s",
 				expspec.QuantileLabel(m.Level), analysis.FormatFloat(m.Level), m.Event, analysis.EventQuantileMethod)
 		} else if m.Kind == expspec.KindQuantile {
 			em.Quantile = fmt.Sprintf("%s (level %s) of the per-unit %s of %q over units (definition 1: x_(⌈n·level⌉)); %s",
