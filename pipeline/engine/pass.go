@@ -264,7 +264,7 @@ func params(spec *expspec.Spec, traces, events []intake.InputFile) map[string]an
 	p["m_den_event"], p["m_den_agg"] = dEvent, dAgg
 	p["m_den_clamp"], p["m_den_lo"], p["m_den_hi"] = dClamp, dLo, dHi
 	p["m_attr_us"] = mAttr
-	p["m_hist"] = mHist // histograms@v2
+	p["m_hist"] = mHist                                           // histograms@v2
 	p["m_evq"], p["m_evq_lo"], p["m_evq_hi"] = mEvq, evqLo, evqHi // eventbins@v1
 	p["used_exp"], p["used_event"], p["used_attr_us"] = usedExp, used, usedAttr
 	var cmExp, cmA, cmB []string
