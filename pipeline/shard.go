@@ -63,8 +63,9 @@ type partialCell struct {
 	// EventBins are an event-level quantile metric's bins: [value, events,
 	// firsts, pos_sum, unit_events] in increasing order of value (absent
 	// for every other metric). Every sum adds value by value in the merge,
-	// since a shard holds whole units.
-	EventBins [][5]int64 `json:"event_bins,omitempty"`
+	// since a shard holds whole units. A pointer, so that a cell without
+	// events in this shard keeps its (empty) bins.
+	EventBins *[][5]int64 `json:"event_bins,omitempty"`
 }
 
 // Partial is one shard's exact partial result for one experiment: what a
@@ -243,10 +244,11 @@ func cellsToPartial(cells []engine.Cell) []partialCell {
 			}
 		}
 		if c.EventBins != nil {
-			pc.EventBins = [][5]int64{}
+			bins := [][5]int64{}
 			for _, b := range c.EventBins.Bins() {
-				pc.EventBins = append(pc.EventBins, [5]int64{b.Value, int64(b.Events), int64(b.Firsts), int64(b.PosSum), int64(b.UnitEvents)})
+				bins = append(bins, [5]int64{b.Value, int64(b.Events), int64(b.Firsts), int64(b.PosSum), int64(b.UnitEvents)})
 			}
+			pc.EventBins = &bins
 		}
 		out[i] = pc
 	}
@@ -255,9 +257,10 @@ func cellsToPartial(cells []engine.Cell) []partialCell {
 
 // eventBinsFromPartial checks and converts a partial cell's event bins.
 func eventBinsFromPartial(spec *expspec.Spec, c engine.Cell, pc partialCell) (*stats.EventBins, error) {
-	bins := make([]stats.EventBin, len(pc.EventBins))
-	for k, b := range pc.EventBins {
-		if b[1] <= 0 || b[2] < 0 || b[3] <= 0 || b[4] <= 0 || (k > 0 && b[0] <= pc.EventBins[k-1][0]) {
+	in := *pc.EventBins
+	bins := make([]stats.EventBin, len(in))
+	for k, b := range in {
+		if b[1] <= 0 || b[2] < 0 || b[3] <= 0 || b[4] <= 0 || (k > 0 && b[0] <= in[k-1][0]) {
 			return nil, fmt.Errorf("cell %s/%s/%s: event bin %d is not positive counts in increasing order of value", pc.Cohort, pc.Variant, pc.Metric, k)
 		}
 		bins[k] = stats.EventBin{Value: b[0], Events: uint64(b[1]), Firsts: uint64(b[2]), PosSum: uint64(b[3]), UnitEvents: uint64(b[4])}
