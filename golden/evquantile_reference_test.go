@@ -2,6 +2,7 @@ package golden
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -15,7 +16,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/verity-analytics/verity/fixtures/reference"
+	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/pipeline/expspec"
+	"github.com/verity-analytics/verity/pipeline/publish"
+	"github.com/verity-analytics/verity/pipeline/replay"
 )
 
 // The event-level quantile fixture (over: events; issue 20 item 1)
@@ -268,5 +273,39 @@ func pinEventQuantileInputs(t *testing.T, spec *expspec.Spec) {
 		if !bytes.Equal(want, f.data) {
 			t.Fatalf("the reference's units or events differ from %s (-want +got):\n%s", path, cmp.Diff(string(want), string(f.data)))
 		}
+	}
+}
+
+// TestEventQuantileReplay: an event-level quantile run replays byte for
+// byte from its manifest, and an edited quantiles.csv stops the replay
+// (exit 70, naming the file).
+func TestEventQuantileReplay(t *testing.T) {
+	spec, err := expspec.LoadSpec(evQuantileSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	ixRun(t, out, pipeline.Options{}, spec)
+	dir := filepath.Join(out, spec.OutputName(), "2026-11-19")
+	manifest := filepath.Join(dir, "manifest.json")
+	rep, err := replay.Replay(context.Background(), manifest, replay.ReplayOptions{Engine: engine.Engine{Threads: 3}, Build: publish.CurrentBuild()})
+	if err != nil || !rep.Identical() {
+		t.Fatalf("replay: %v (identical %v)", err, rep != nil && rep.Identical())
+	}
+	path := filepath.Join(dir, "quantiles.csv")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Replace(b, []byte("clustered_order_statistic"), []byte("order_statistic"), 1)
+	if bytes.Equal(edited, b) {
+		t.Fatal("quantiles.csv has no event-level row")
+	}
+	if err := os.WriteFile(path, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = replay.Replay(context.Background(), manifest, replay.ReplayOptions{Engine: engine.Engine{Threads: 1}, Build: publish.CurrentBuild()})
+	if err == nil || pipeline.ExitCode(err) != 70 || !strings.Contains(err.Error(), "quantiles.csv") {
+		t.Errorf("replay over an edited quantiles.csv: %v (exit %d), want exit 70 naming the file", err, pipeline.ExitCode(err))
 	}
 }
