@@ -19,11 +19,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/verity-analytics/verity/fixtures"
 	"github.com/verity-analytics/verity/pipeline"
+	"github.com/verity-analytics/verity/pipeline/expspec"
 )
 
 const evqSpec = `version: 1
@@ -241,4 +243,28 @@ func evqArm(units map[string][]int64, p float64) evqArmStats {
 	deff := varC / (p * (1 - p) / n)
 	seIID := float64(hi-lo) / 1e6 / (2 * z)
 	return evqArmStats{events: n, units: k, q: float64(q) / 1e6, se: seIID * math.Sqrt(deff), deff: deff}
+}
+
+// TestEventQuantileSpecRefusals: a typo'd over, an aggregate with over:
+// events and a private spec are refused before any data is read (exit 78,
+// naming the key).
+func TestEventQuantileSpecRefusals(t *testing.T) {
+	for _, c := range []struct{ name, old, new, key string }{
+		{"over typo", "over: events, level: 0.5", "over: event, level: 0.5", "metrics[1].over"},
+		{"aggregate", "over: events, level: 0.5,", "over: events, level: 0.5, aggregate: sum,", "metrics[1].aggregate"},
+		{"private", "privacy: {enabled: false}", "privacy: {enabled: true, epsilon: 1, delta: 1e-6, run_share: 1, key_env: K}", "metrics[1].kind"},
+		{"no pin", ", eventbins: v1", "", "templates.eventbins"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "spec.yaml")
+			if err := os.WriteFile(path, []byte(replaceOnce(t, evqSpec, c.old, c.new)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := expspec.LoadSpec(path)
+			if err == nil || pipeline.ExitCode(err) != 78 || !strings.Contains(err.Error(), c.key) {
+				t.Errorf("got %v (exit %d), want exit 78 naming %s", err, pipeline.ExitCode(err), c.key)
+			}
+		})
+	}
 }
