@@ -68,7 +68,10 @@ func TestEventQuantileSpecs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	typo := strings.Replace(string(src), "over: events", "over: evnts", 1)
+	typo := strings.Replace(string(src), "kind: quantile, over: events", "kind: quantile, over: evnts", 1)
+	if typo == string(src) {
+		t.Fatal("test edit: the fixture has no event-level metric to misspell")
+	}
 	typo = strings.ReplaceAll(typo, "../data/basic/", filepath.Join(root, "fixtures", "data", "basic")+"/")
 	path := filepath.Join(t.TempDir(), "typo.yaml")
 	if err := os.WriteFile(path, []byte(typo), 0o644); err != nil {
