@@ -145,6 +145,7 @@ func Judge(t Tally) ([]Check, bool) {
 	}
 	judgeCaps(add)
 	judgeFilters(add)
+	judgeEventQuantiles(add)
 	m := len(checks)
 	failed := false
 	for i := range checks {
@@ -191,7 +192,7 @@ func WriteReport(w io.Writer, t Tally, checks []Check, failed bool) error {
 		}
 		bayesRel := strings.Contains(k, " bayesian/") && strings.HasSuffix(k, "/relative") && !strings.Contains(k, "/all/") &&
 			(strings.HasPrefix(k, "coverage/") || strings.HasPrefix(k, "below/") || strings.HasPrefix(k, "above/"))
-		if !(strings.HasPrefix(k, "aa-anynight/") || strings.HasPrefix(k, "unbounded/") || strings.HasPrefix(k, "gap/") || bayesRel) {
+		if !(strings.HasPrefix(k, "aa-anynight/") || strings.HasPrefix(k, "iid-coverage/") || strings.HasPrefix(k, "unbounded/") || strings.HasPrefix(k, "gap/") || bayesRel) {
 			continue
 		}
 		if strings.HasPrefix(k, "aa-anynight/") && strings.Contains(k, "always-valid") {

@@ -93,6 +93,7 @@ func writeQuantileData(dir string, seed uint64, units int) error {
 	// The events' channel (filters.go) comes from a stream of its own, so
 	// the values and assignments are the same with or without it.
 	channels := rand.New(rand.NewPCG(seed, 0x5bd1e9955bd1e995))
+	latency := evqStream(seed) // evquantiles.go
 	str := func(s string) *string { return &s }
 	var traces []fixtures.TraceRow
 	var events []channelEventRow
@@ -110,6 +111,7 @@ func writeQuantileData(dir string, seed uint64, units int) error {
 			ts := windowStart.Add(time.Duration(rng.IntN(20*3600)) * time.Second).UnixMicro()
 			traces = append(traces, fixtures.TraceRow{TS: &ts, UnitID: str(id), ExperimentID: str(e.id), Variant: str(variant),
 				FlagKey: str(e.id), Persona: str(persona), EventID: str("t-" + id)})
+			events = append(events, latencyEvents(latency, id, ts, e.planted && variant == "treatment")...)
 			if rng.Float64() < quantileZero {
 				continue
 			}
@@ -146,7 +148,7 @@ func quantileSpecYAML(id string) string {
 	b.WriteString("variants:\n  - {name: control, allocation: 0.5, control: true}\n  - {name: treatment, allocation: 0.5}\n")
 	// events@v9 (filtered metrics) gives events@v6's results for the
 	// unfiltered ones (golden/filter_reference_test.go, versions_test.go).
-	b.WriteString("templates: {traces: v7, assignment: v5, events: v9, unit_metrics: v5, sufstats: v3, quality: v4, histograms: v2, filter_counts: v1}\n")
+	b.WriteString("templates: {traces: v7, assignment: v5, events: v9, unit_metrics: v5, sufstats: v3, quality: v4, histograms: v2, filter_counts: v1, eventbins: v1}\n")
 	b.WriteString("cohorts: {dimension: persona, taxonomy: [a, b]}\nmetrics:\n")
 	for _, l := range quantileLevels {
 		fmt.Fprintf(&b, "  - {name: spend_%s, kind: quantile, level: %g, event: spend, aggregate: sum, clamp: {lower: 0, upper: 1000000}, attribution_hours: %d}\n",
@@ -156,6 +158,7 @@ func quantileSpecYAML(id string) string {
 		fmt.Fprintf(&b, "  - {name: %s, kind: mean, event: spend, aggregate: sum, clamp: {lower: 0, upper: 1000000}, cap: {upper_quantile: %g}, attribution_hours: %d}\n",
 			capMetric(q), q, quantileDays*24)
 	}
+	b.WriteString(evqSpecLines())
 	fmt.Fprintf(&b, "  - {name: spend_web, kind: mean, event: spend, aggregate: sum, clamp: {lower: 0, upper: 1000000}, filter: {channel: [web]}, attribution_hours: %d}\n", quantileDays*24)
 	fmt.Fprintf(&b, "  - {name: converted_web, kind: proportion, event: spend, filter: {channel: [web]}, attribution_hours: %d}\n", quantileDays*24)
 	fmt.Fprintf(&b, "statistics: {alpha: %g, fixed_point_decimals: 2}\nprivacy: {enabled: false}\n", alpha)
@@ -204,7 +207,7 @@ func quantileDataset(ctx context.Context, cfg Config, seed uint64) (Tally, error
 			return nil, err
 		}
 		for _, r := range rows {
-			if r.Cohort != expspec.UnclassifiedLeaf && (capTallies(tl, r, e.planted) || filterTallies(tl, r, e.planted)) {
+			if r.Cohort != expspec.UnclassifiedLeaf && (capTallies(tl, r, e.planted) || filterTallies(tl, r, e.planted) || evqTallies(tl, r, e.planted)) {
 				continue
 			}
 			q := r.Quantile

@@ -120,7 +120,11 @@ func TestResultsMatchReference(t *testing.T) {
 					kind = "mean"
 				}
 				rm := reference.Metric{Name: mt.Name, Kind: kind, Event: mt.Event, Aggregate: mt.Aggregate, Filter: mt.Filter}
-				if mt.Clamp != nil {
+				if mt.EventLevel() {
+					// Its cell is each unit's event count, unclamped (the
+					// clamp applies per event, in eventbins).
+					rm.Aggregate = "count"
+				} else if mt.Clamp != nil {
 					rm.HasClamp, rm.Lower, rm.Upper = true, mt.Clamp.Lower, mt.Clamp.Upper
 				}
 				a.Metrics = append(a.Metrics, rm)
@@ -173,7 +177,7 @@ func TestResultsMatchReference(t *testing.T) {
 				for _, mt := range spec.Metrics {
 					capped = capped || (mt.Name == r["metric"] && mt.Cap != nil)
 				}
-				if c.n == 0 || tr.n == 0 || r["kind"] == "ratio" || r["kind"] == expspec.KindQuantile || capped {
+				if c.n == 0 || tr.n == 0 || r["kind"] == "ratio" || r["kind"] == expspec.KindQuantile || r["kind"] == analysis.EventQuantileKind || capped {
 					// The reference computes the numerator sums only; ratio
 					// means need the denominator (checked by n above).
 					// Quantile rows and capped means are checked against

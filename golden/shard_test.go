@@ -23,7 +23,8 @@ import (
 // shardSpecs are the specs the sharded runs are held to: two private
 // releases (one with collapsing), an exact spec with a ratio, CUPED and
 // a metric whose event is missing, an exact spec with quantile metrics
-// (whose shards' histograms the merge adds), one with percentile caps
+// (whose shards' histograms the merge adds), one with event-level quantile
+// metrics (whose shards' event bins it adds), one with percentile caps
 // (computed from the merged histograms) and one whose regressions adjust
 // for other metrics' pre-period values (whose shards' cross-moments the
 // merge adds), all on the unit-keyed templates.
@@ -32,6 +33,7 @@ var shardSpecs = []string{
 	"../fixtures/specs/checkout-button-collapsed.yaml",
 	"testdata/shard-exact.yaml",
 	"../fixtures/specs/checkout-button-quantiles.yaml",
+	"../fixtures/specs/checkout-button-evquantiles.yaml",
 	"../fixtures/specs/checkout-button-capped.yaml",
 	"../fixtures/specs/onboarding-flow-vr2.yaml",
 }

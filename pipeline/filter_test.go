@@ -318,7 +318,8 @@ func TestFilterReplay(t *testing.T) {
 // the filtered metrics {plan: [pro]} over all events give exactly the
 // results of the unfiltered metrics over the pro events alone — attributed
 // and CUPED pre-period events alike (cuped_theta, adjusted intervals), and
-// a filtered quantile metric's histograms, in every cohort.
+// a filtered quantile metric's histograms and an event-level quantile's
+// event bins, in every cohort.
 func TestFilterEqualsRemovedEvents(t *testing.T) {
 	rows, err := parquet.ReadFile[fixtures.PropEventRow](filepath.Join("..", "fixtures", "data", fixtures.PropsFixture, "events.parquet"))
 	if err != nil {
@@ -369,6 +370,10 @@ func TestFilterEqualsRemovedEvents(t *testing.T) {
 			s = replaceOnce(t, s, "quality: v4,", "quality: v4, histograms: v2,")
 			return replaceOnce(t, s, "statistics:\n", "  - {name: revenue_p90, kind: quantile, level: 0.9, event: purchase, aggregate: sum, clamp: {lower: 0, upper: 500}, attribution_hours: 96}\nstatistics:\n")
 		}},
+		{"event quantile", func(s string) string {
+			s = replaceOnce(t, s, "quality: v4,", "quality: v4, eventbins: v1,")
+			return replaceOnce(t, s, "statistics:\n", "  - {name: purchase_p50, kind: quantile, over: events, level: 0.5, event: purchase, clamp: {lower: 0, upper: 300}, attribution_hours: 96}\nstatistics:\n")
+		}},
 	} {
 		t.Run(variant.name, func(t *testing.T) {
 			base := variant.edit(filteredFixture(t))
@@ -392,7 +397,7 @@ func TestFilterEqualsRemovedEvents(t *testing.T) {
 			if a != b {
 				t.Errorf("filtered results differ from the results on the pro events alone:\n%s\n---\n%s", a, b)
 			}
-			if variant.name == "quantile" {
+			if variant.name == "quantile" || variant.name == "event quantile" {
 				if a, b := resultsWithoutStamp(t, resF.Dir, "quantiles.csv"), resultsWithoutStamp(t, resR.Dir, "quantiles.csv"); a != b {
 					t.Errorf("filtered quantiles differ from those on the pro events alone:\n%s\n---\n%s", a, b)
 				}

@@ -225,6 +225,9 @@ func (j *job) fillFromPartials(parts []Partial) error {
 				if err := engine.MergeHist(m, c); err != nil {
 					return &ShardError{Shard: Shard{i, len(parts)}, Err: &expspec.IntegrityError{Err: err}}
 				}
+				if err := engine.MergeEventBins(m, c); err != nil {
+					return &ShardError{Shard: Shard{i, len(parts)}, Err: &expspec.IntegrityError{Err: err}}
+				}
 			} else {
 				cc := c
 				merged[k] = &cc
@@ -264,6 +267,11 @@ func (j *job) fillFromPartials(parts []Partial) error {
 		}
 		if c.Hist != nil {
 			if err := engine.CheckHistogram(j.spec.Experiment, c, *c.Hist); err != nil {
+				return &expspec.IntegrityError{Err: err}
+			}
+		}
+		if c.EventBins != nil {
+			if err := engine.CheckEventBins(j.spec.Experiment, c, *c.EventBins, j.spec.Scale()); err != nil {
 				return &expspec.IntegrityError{Err: err}
 			}
 		}

@@ -60,6 +60,12 @@ type partialCell struct {
 	// other specs' partials keep their bytes). Counts add exactly in the
 	// merge.
 	Hist [][2]int64 `json:"hist,omitempty"`
+	// EventBins are an event-level quantile metric's bins: [value, events,
+	// firsts, pos_sum, unit_events] in increasing order of value (absent
+	// for every other metric). Every sum adds value by value in the merge,
+	// since a shard holds whole units. A pointer, so that a cell without
+	// events in this shard keeps its (empty) bins.
+	EventBins *[][5]int64 `json:"event_bins,omitempty"`
 }
 
 // Partial is one shard's exact partial result for one experiment: what a
@@ -237,15 +243,43 @@ func cellsToPartial(cells []engine.Cell) []partialCell {
 				pc.Hist = append(pc.Hist, [2]int64{b.Value, int64(b.Count)})
 			}
 		}
+		if c.EventBins != nil {
+			bins := [][5]int64{}
+			for _, b := range c.EventBins.Bins() {
+				bins = append(bins, [5]int64{b.Value, int64(b.Events), int64(b.Firsts), int64(b.PosSum), int64(b.UnitEvents)})
+			}
+			pc.EventBins = &bins
+		}
 		out[i] = pc
 	}
 	return out
 }
 
+// eventBinsFromPartial checks and converts a partial cell's event bins.
+func eventBinsFromPartial(spec *expspec.Spec, c engine.Cell, pc partialCell) (*stats.EventBins, error) {
+	in := *pc.EventBins
+	bins := make([]stats.EventBin, len(in))
+	for k, b := range in {
+		if b[1] <= 0 || b[2] < 0 || b[3] <= 0 || b[4] <= 0 || (k > 0 && b[0] <= in[k-1][0]) {
+			return nil, fmt.Errorf("cell %s/%s/%s: event bin %d is not positive counts in increasing order of value", pc.Cohort, pc.Variant, pc.Metric, k)
+		}
+		bins[k] = stats.EventBin{Value: b[0], Events: uint64(b[1]), Firsts: uint64(b[2]), PosSum: uint64(b[3]), UnitEvents: uint64(b[4])}
+	}
+	e, err := stats.NewEventBins(*spec.Statistics.FixedPointDecimals, bins)
+	if err != nil {
+		return nil, fmt.Errorf("cell %s/%s/%s: %w", pc.Cohort, pc.Variant, pc.Metric, err)
+	}
+	if err := engine.CheckEventBins(spec.Experiment, c, e, spec.Scale()); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
 func cellsFromPartial(spec *expspec.Spec, pcs []partialCell) ([]engine.Cell, error) {
-	quantile := map[string]bool{}
+	quantile, eventLevel := map[string]bool{}, map[string]bool{}
 	for _, m := range spec.Metrics {
 		quantile[m.Name] = m.NeedsHistogram()
+		eventLevel[m.Name] = m.NeedsEventBins()
 	}
 	out := make([]engine.Cell, len(pcs))
 	for i, pc := range pcs {
@@ -284,6 +318,16 @@ func cellsFromPartial(spec *expspec.Spec, pcs []partialCell) ([]engine.Cell, err
 				return nil, err
 			}
 			c.Hist = &h
+		}
+		if eventLevel[pc.Metric] != (pc.EventBins != nil) {
+			return nil, fmt.Errorf("cell %s/%s/%s: event bins where the spec has none, or none for an event-level quantile metric", pc.Cohort, pc.Variant, pc.Metric)
+		}
+		if pc.EventBins != nil {
+			e, err := eventBinsFromPartial(spec, c, pc)
+			if err != nil {
+				return nil, err
+			}
+			c.EventBins = e
 		}
 		out[i] = c
 	}

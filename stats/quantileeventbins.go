@@ -152,3 +152,9 @@ func (e EventBins) Arm(p float64) (EventQuantileArm, error) {
 	}
 	return EventQuantileArm{Events: h, Clusters: s}, nil
 }
+
+// Bins returns the bins in increasing order of value.
+func (e EventBins) Bins() []EventBin { return slices.Clone(e.bins) }
+
+// Decimals returns the bins' fixed-point scale.
+func (e EventBins) Decimals() int { return e.decimals }

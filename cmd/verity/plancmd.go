@@ -143,8 +143,12 @@ func writePlanText(w io.Writer, p *pipeline.SampleSizePlan) {
 			if b.Quantile != nil {
 				q = g6(*b.Quantile)
 			}
-			fmt.Fprintf(w, "  %-24s %-10s units %d  %s %s (per-unit values: mean %s, variance %s; reported, not planned)\n", b.Metric, b.Kind, b.Units,
-				expspec.QuantileLabel(b.Level), q, g6(b.Mean), g6(b.Variance))
+			of, over := "per-unit values", ""
+			if b.Kind == analysis.EventQuantileKind {
+				of, over = "per-unit event counts", " of events"
+			}
+			fmt.Fprintf(w, "  %-24s %-10s units %d  %s%s %s (%s: mean %s, variance %s; reported, not planned)\n", b.Metric, b.Kind, b.Units,
+				expspec.QuantileLabel(b.Level), over, q, of, g6(b.Mean), g6(b.Variance))
 			continue
 		case b.Cap != nil:
 			rho += "  capped at " + g6(*b.Cap)

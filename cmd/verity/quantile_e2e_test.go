@@ -47,3 +47,42 @@ func TestQuantileSpecs(t *testing.T) {
 		t.Errorf("a refused private spec wrote %s (%v)", out, err)
 	}
 }
+
+// TestEventQuantileSpecs: the event-level quantile fixture runs through the
+// real binary and writes quantiles.csv with its clustered rows; the same
+// spec with over misspelled is refused before any data is read, with exit
+// 78 naming the key.
+func TestEventQuantileSpecs(t *testing.T) {
+	root := repoRoot(t)
+	spec := filepath.Join(root, "fixtures", "specs", "checkout-button-evquantiles.yaml")
+	out := filepath.Join(t.TempDir(), "out")
+	r := verity(t, t.TempDir(), "run", "--log", "none", "--out", out, spec)
+	if r.code != 0 || !strings.Contains(r.stdout, "ok     checkout-button-evquantiles") {
+		t.Fatalf("event-level quantile run: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "checkout-button-evquantiles", "2026-11-19", "quantiles.csv"))
+	if err != nil || !strings.Contains(string(b), "clustered_order_statistic") {
+		t.Fatalf("quantiles.csv: %v\n%s", err, b)
+	}
+	src, err := os.ReadFile(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typo := strings.Replace(string(src), "kind: quantile, over: events", "kind: quantile, over: evnts", 1)
+	if typo == string(src) {
+		t.Fatal("test edit: the fixture has no event-level metric to misspell")
+	}
+	typo = strings.ReplaceAll(typo, "../data/basic/", filepath.Join(root, "fixtures", "data", "basic")+"/")
+	path := filepath.Join(t.TempDir(), "typo.yaml")
+	if err := os.WriteFile(path, []byte(typo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = filepath.Join(t.TempDir(), "out")
+	r = verity(t, t.TempDir(), "run", "--log", "none", "--out", out, path)
+	if r.code != 78 || !strings.Contains(r.stderr, "metrics[1].over") || !strings.Contains(r.stderr, `"evnts"`) {
+		t.Errorf("over: evnts: exit %d, want 78 naming metrics[1].over and the value: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a refused spec wrote %s (%v)", out, err)
+	}
+}

@@ -53,6 +53,9 @@ func CompleteCells(spec *expspec.Spec, cells []engine.Cell) ([]engine.Cell, erro
 					if err := engine.MergeHist(&c, o); err != nil {
 						return nil, err
 					}
+					if err := engine.MergeEventBins(&c, o); err != nil {
+						return nil, err
+					}
 				}
 				out = append(out, c)
 			}

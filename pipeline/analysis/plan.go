@@ -92,7 +92,11 @@ func PrePeriodBaselines(spec *expspec.Spec, cells []engine.Cell) ([]MetricBaseli
 			}
 		}
 		mo := momentsOf(pooled, spec.Scale())
-		b := MetricBaseline{Metric: m.Name, Kind: m.Kind, Units: pooled.N, Mean: mo.MeanX, Variance: mo.VarX, Cap: capOf[m.Name]}
+		kind := m.Kind
+		if m.EventLevel() {
+			kind = EventQuantileKind // its mean and variance are of the units' event counts
+		}
+		b := MetricBaseline{Metric: m.Name, Kind: kind, Units: pooled.N, Mean: mo.MeanX, Variance: mo.VarX, Cap: capOf[m.Name]}
 		if m.Kind == expspec.KindQuantile {
 			q, err := pooledQuantile(all, m)
 			if err != nil {
@@ -200,6 +204,9 @@ func PlanGoals(spec *expspec.Spec, baselines []MetricBaseline, days float64) []P
 // per-unit values of every arm of (all), from the exact histograms; nil
 // without units.
 func pooledQuantile(cells []engine.Cell, m expspec.Metric) (*float64, error) {
+	if m.EventLevel() {
+		return pooledEventQuantile(cells, m)
+	}
 	var hs []stats.Histogram
 	for _, c := range cells {
 		if c.Cohort == expspec.AllCohort && c.Metric == m.Name && c.Hist != nil {
@@ -218,4 +225,38 @@ func pooledQuantile(cells []engine.Cell, m expspec.Metric) (*float64, error) {
 		return nil, fmt.Errorf("metric %s: quantile: %w", m.Name, err)
 	}
 	return opt(h.Float(v)), nil
+}
+
+// pooledEventQuantile is event-level quantile metric m's value at its
+// level over the events of every arm of (all), from the event bins; nil
+// without events.
+func pooledEventQuantile(cells []engine.Cell, m expspec.Metric) (*float64, error) {
+	var pooled *stats.EventBins
+	for _, c := range cells {
+		if c.Cohort != expspec.AllCohort || c.Metric != m.Name || c.EventBins == nil {
+			continue
+		}
+		if pooled == nil {
+			b := *c.EventBins
+			pooled = &b
+			continue
+		}
+		b, err := pooled.Merge(*c.EventBins)
+		if err != nil {
+			return nil, fmt.Errorf("metric %s: pooled event bins: %w", m.Name, err)
+		}
+		pooled = &b
+	}
+	if pooled == nil {
+		return nil, nil
+	}
+	a, err := pooled.Arm(m.Level)
+	if err != nil || a.Events.N() == 0 {
+		return nil, err
+	}
+	v, err := a.Events.Quantile(m.Level)
+	if err != nil {
+		return nil, fmt.Errorf("metric %s: quantile: %w", m.Name, err)
+	}
+	return opt(a.Events.Float(v)), nil
 }

@@ -54,7 +54,19 @@ type QuantileRow struct {
 	FiellerShape                  string
 	CILevel                       float64
 	Status                        string
+	// Over is "events" for an event-level quantile metric's row (empty
+	// for a unit-level one). Such a row's quantiles, standard errors and
+	// bands are of the arms' pooled events; these count the events, the
+	// units with at least one, and the design effect of their clustering
+	// (the factor on the independent-events variance).
+	Over                                           string
+	EventsControl, EventsVariant                   int64
+	UnitsWithEventsControl, UnitsWithEventsVariant int64
+	DesignEffectControl, DesignEffectVariant       *float64
 }
+
+// Method is the row's method token in quantiles.csv.
+func (r *QuantileRow) Method() string { return quantileMethodColumn(r) }
 
 // quantileComparison compares treatment i's quantile with the control's in
 // one cohort and returns its results.csv row and its quantiles.csv row.
@@ -166,7 +178,13 @@ func (a *analyser) quantileRows(coh string, m expspec.Metric, srm SRMCheck) []Re
 		if v.Control {
 			continue
 		}
-		row, q := a.quantileComparison(coh, m, i, srm)
+		var row ResultRow
+		var q QuantileRow
+		if m.EventLevel() {
+			row, q = a.eventQuantileComparison(coh, m, i, srm)
+		} else {
+			row, q = a.quantileComparison(coh, m, i, srm)
+		}
 		if extended(a.spec) {
 			// Another metric's hypothesis puts every row in the extended
 			// layout; a quantile metric has no test of its own there.

@@ -48,6 +48,10 @@ type Cell struct {
 	// the spec's decimals) for a quantile metric's cell (histograms@v1);
 	// nil for every other metric. See histograms.go.
 	Hist *stats.Histogram
+	// EventBins are an event-level quantile metric's one-pass bins of its
+	// event values (eventbins@v1); nil for every other metric. See
+	// eventbins.go.
+	EventBins *stats.EventBins
 }
 
 // Sums returns pointers to every sum of the cell, in a fixed order.
@@ -207,8 +211,8 @@ func params(spec *expspec.Spec, traces, events []intake.InputFile) map[string]an
 	}
 	var mExp, mName, mEvent, mKind, mAgg, dEvent, dAgg []string
 	var mAttr []int64
-	var mClamp, dClamp, mHist []bool
-	var mLo, mHi, dLo, dHi []int64
+	var mClamp, dClamp, mHist, mEvq []bool
+	var mLo, mHi, dLo, dHi, evqLo, evqHi []int64
 	// The (experiment, event) pairs in use, one per metric part, with the
 	// part's attribution window: events@v1/v2 and quality@v1 read the
 	// distinct pairs; quality@v2 takes the widest window per pair.
@@ -230,10 +234,17 @@ func params(spec *expspec.Spec, traces, events []intake.InputFile) map[string]an
 		mExp = append(mExp, spec.Experiment)
 		mName = append(mName, m.Name)
 		mEvent = append(mEvent, m.Event)
-		mKind = append(mKind, m.Kind)
-		mAgg = append(mAgg, m.Aggregate)
+		kind, agg := m.Kind, m.Aggregate
 		mAttr = append(mAttr, int64(m.AttributionHours)*3600*1_000_000)
 		ok, lo, hi := bounds(m.Clamp)
+		mEvq, evqLo, evqHi = append(mEvq, m.EventLevel()), append(evqLo, lo), append(evqHi, hi)
+		if m.EventLevel() {
+			// Its per-unit cell is the unclamped event count, which
+			// eventbins' bins are checked against; the clamp applies to
+			// each event's value in eventbins.
+			kind, agg, ok, lo, hi = eventLevelKind, "count", false, 0, 0
+		}
+		mKind, mAgg = append(mKind, kind), append(mAgg, agg)
 		mClamp, mLo, mHi = append(mClamp, ok), append(mLo, lo), append(mHi, hi)
 		mHist = append(mHist, m.NeedsHistogram())
 		use(m.Event, m)
@@ -253,7 +264,8 @@ func params(spec *expspec.Spec, traces, events []intake.InputFile) map[string]an
 	p["m_den_event"], p["m_den_agg"] = dEvent, dAgg
 	p["m_den_clamp"], p["m_den_lo"], p["m_den_hi"] = dClamp, dLo, dHi
 	p["m_attr_us"] = mAttr
-	p["m_hist"] = mHist // histograms@v2
+	p["m_hist"] = mHist                                           // histograms@v2
+	p["m_evq"], p["m_evq_lo"], p["m_evq_hi"] = mEvq, evqLo, evqHi // eventbins@v1
 	p["used_exp"], p["used_event"], p["used_attr_us"] = usedExp, used, usedAttr
 	var cmExp, cmA, cmB []string
 	for _, pr := range spec.CrossMomentPairs() {
@@ -443,6 +455,11 @@ func (s *Session) readResults(ctx context.Context, specs []*expspec.Spec, byName
 	}
 	if h, ok := byName["histograms"]; ok {
 		if err := s.readHistograms(ctx, h, p, specs, cells, perExp); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if r, ok := byName["eventbins"]; ok {
+		if err := s.readEventBins(ctx, r, p, specs, cells, perExp); err != nil {
 			return nil, nil, nil, err
 		}
 	}

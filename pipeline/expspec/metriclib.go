@@ -44,6 +44,7 @@ type MetricDefinition struct {
 	Description      string  `yaml:"description,omitempty"`
 	Kind             string  `yaml:"kind"`
 	Level            float64 `yaml:"level,omitempty"`
+	Over             string  `yaml:"over,omitempty"`
 	Event            string  `yaml:"event"`
 	Aggregate        string  `yaml:"aggregate,omitempty"`
 	Clamp            *Clamp  `yaml:"clamp,omitempty"`
@@ -240,7 +241,7 @@ func (s *Spec) resolveMetricRefs() error {
 		if !metricRefRE.MatchString(m.Ref) {
 			return s.errf(key+".ref", "want name@vN such as revenue@v2, got %q", m.Ref)
 		}
-		if m.Name != "" || m.Kind != "" || m.Level != 0 || m.Cap != nil || m.Event != "" || m.Aggregate != "" || m.Clamp != nil || m.Denominator != nil || m.Direction != "" || m.AttributionHours != 0 || m.Filter != nil {
+		if m.Name != "" || m.Kind != "" || m.Level != 0 || m.Over != "" || m.Cap != nil || m.Event != "" || m.Aggregate != "" || m.Clamp != nil || m.Denominator != nil || m.Direction != "" || m.AttributionHours != 0 || m.Filter != nil {
 			return s.errf(key, "ref %s takes the definition from the metric library: the spec may add only role and guardrail", m.Ref)
 		}
 		if len(s.MetricLibrary) == 0 {
@@ -299,7 +300,7 @@ func (s *Spec) findDefinition(ref string) (MetricDefinition, MetricDefinitionRec
 
 // apply writes the definition into a spec's metric.
 func (d MetricDefinition) apply(m *Metric) {
-	m.Name, m.Kind, m.Event, m.Aggregate, m.Level = d.Name, d.Kind, d.Event, d.Aggregate, d.Level
+	m.Name, m.Kind, m.Event, m.Aggregate, m.Level, m.Over = d.Name, d.Kind, d.Event, d.Aggregate, d.Level, d.Over
 	m.Clamp, m.Denominator, m.Direction, m.AttributionHours = d.Clamp, d.Denominator, d.Direction, d.AttributionHours
 	m.Filter = d.Filter
 }

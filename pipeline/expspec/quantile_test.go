@@ -58,6 +58,31 @@ func TestQuantileSpecValid(t *testing.T) {
 	}
 }
 
+func TestEventQuantileSpecValid(t *testing.T) {
+	src := strings.Replace(quantileSpec, "level: 0.9, event: purchase, aggregate: sum,", "level: 0.9, over: events, event: purchase,", 1)
+	src = strings.Replace(src, "histograms: v1", "eventbins: v1", 1)
+	s, err := expspec.ParseSpec("specs/q.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := s.Metrics[1]
+	if !m.EventLevel() || m.NeedsHistogram() || !s.HasEventQuantiles() || !s.HasQuantiles() {
+		t.Errorf("event-level metric not recognised: %+v", m)
+	}
+	if got := strings.Join(s.PinnedTemplateNames(), ","); got != "traces,assignment,events,unit_metrics,sufstats,quality,eventbins" {
+		t.Errorf("pinned templates %s", got)
+	}
+	// over: units is the default, written or not.
+	u, err := expspec.ParseSpec("specs/q.yaml", []byte(strings.Replace(quantileSpec, "level: 0.9,", "level: 0.9, over: units,", 1)))
+	if err != nil || u.Metrics[1].EventLevel() || !u.Metrics[1].NeedsHistogram() {
+		t.Errorf("over: units: %v %+v", err, u)
+	}
+	plain, _ := expspec.ParseSpec("specs/q.yaml", []byte(quantileSpec))
+	if b, _, _ := plain.Canonical(); strings.Contains(string(b), `"over"`) {
+		t.Errorf("a spec without over has the key in its canonical form: %s", b)
+	}
+}
+
 func TestQuantileSpecErrors(t *testing.T) {
 	q := func(old, new string) func(string) string {
 		return func(s string) string {
@@ -102,6 +127,39 @@ func TestQuantileSpecErrors(t *testing.T) {
 		{"private", q("privacy: {enabled: false}", "privacy: {enabled: true, epsilon: 1, delta: 1e-6, run_share: 1, key_env: K}"), "metrics[1].kind", "no differentially private quantile"},
 		{"old unit_metrics", q("traces: v7, assignment: v5, events: v6, unit_metrics: v5, sufstats: v3, quality: v4", "traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1"), "templates.unit_metrics", "single-join"},
 	}
+	// Event-level quantiles (over: events).
+	ev := func(edits ...func(string) string) func(string) string {
+		return func(s string) string {
+			s = strings.Replace(s, "level: 0.9, event: purchase, aggregate: sum,", "level: 0.9, over: events, event: purchase,", 1)
+			s = strings.Replace(s, "histograms: v1", "eventbins: v1", 1)
+			for _, e := range edits {
+				s = e(s)
+			}
+			return s
+		}
+	}
+	cases = append(cases, []struct {
+		name     string
+		edit     func(string) string
+		key, msg string
+	}{
+		{"over typo", ev(q("over: events", "over: event")), "metrics[1].over", "want units"},
+		{"over key typo", ev(q("over: events", "ovr: events")), "", `unknown key "ovr"`},
+		{"over on a mean", ev(q("kind: quantile, level: 0.9, over: events", "kind: mean, over: events, aggregate: sum")), "metrics[1].over", "only quantile metrics"},
+		{"over events with aggregate", ev(q("over: events,", "over: events, aggregate: count,")), "metrics[1].aggregate", "not allowed with over: events"},
+		{"over events no clamp", ev(q(", clamp: {lower: 0, upper: 1000}", "")), "metrics[1].clamp", "required"},
+		{"over events no pin", ev(q(", eventbins: v1", "")), "templates.eventbins", "required for event-level quantile"},
+		{"eventbins v2", ev(q("eventbins: v1", "eventbins: v2")), "templates.eventbins", "want v1"},
+		{"eventbins without event quantiles", q("histograms: v1", "histograms: v1, eventbins: v1"), "templates.eventbins", "no event-level quantile"},
+		{"eventbins typo", ev(q("eventbins: v1", "eventbin: v1")), "templates.eventbin", "unknown template"},
+		{"histograms beside event quantiles only", ev(q("eventbins: v1", "eventbins: v1, histograms: v1")), "templates.histograms", "no quantile metric or percentile cap"},
+		{"over events on events@v8", ev(q("events: v6", "events: v8"), q(`events: ["data/events/*.parquet"]`, `events: ["data/events/*.parquet"]
+  sorted_by: {events: [unit_id, event_id]}`)), "templates.events", "eventbins@v1 repeats"},
+		{"over events on events@v4", ev(q("traces: v7, assignment: v5, events: v6, unit_metrics: v5, sufstats: v3, quality: v4", "traces: v5, assignment: v4, events: v4, unit_metrics: v5, sufstats: v3, quality: v3")), "templates.events", "eventbins@v1 repeats"},
+		{"over events private", ev(q("privacy: {enabled: false}", "privacy: {enabled: true, epsilon: 1, delta: 1e-6, run_share: 1, key_env: K}")), "metrics[1].kind", "no differentially private quantile"},
+		{"over events goal", ev(q("clamp: {lower: 0, upper: 1000}}", "clamp: {lower: 0, upper: 1000}, role: goal}")), "metrics[1].role", "reported, not decided on"},
+		{"over events cuped", ev(func(s string) string { return s + "statistics: {cuped: {lookback_days: 7}}\n" }), "statistics.cuped", "not available with quantile"},
+	}...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := expspec.ParseSpec("specs/q.yaml", []byte(c.edit(quantileSpec)))

@@ -154,6 +154,11 @@ type Metric struct {
 	// Level is a quantile metric's level in (0, 1), such as 0.5 (the
 	// median) or 0.9; required for quantile metrics, not allowed otherwise.
 	Level float64 `yaml:"level,omitempty" json:"level,omitempty"`
+	// Over is what a quantile metric ranks: units (the default; each
+	// unit's aggregated value) or events (each attributed event's own
+	// value, with the clustered variance; see quantile.go). Empty for
+	// other kinds.
+	Over string `yaml:"over,omitempty" json:"over,omitempty"`
 	// Event is the metric-event name (events column metric); for a ratio,
 	// the numerator's event.
 	Event string `yaml:"event" json:"event"`

@@ -288,7 +288,14 @@ func (s *Spec) validateMetricKind(key string, m Metric) error {
 			return s.errf(key+".clamp", "not allowed for a proportion (values are 0 or 1)")
 		}
 	case "mean", "ratio", "quantile":
-		if err := s.validatePart(key, Part{Event: m.Event, Aggregate: m.Aggregate, Clamp: m.Clamp}); err != nil {
+		if err := s.validateQuantileOver(key, m); err != nil {
+			return err
+		}
+		agg := m.Aggregate
+		if m.EventLevel() {
+			agg = "sum" // each event's own value: validateQuantileOver refused an aggregate
+		}
+		if err := s.validatePart(key, Part{Event: m.Event, Aggregate: agg, Clamp: m.Clamp}); err != nil {
 			return err
 		}
 	default:

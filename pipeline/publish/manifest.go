@@ -387,7 +387,12 @@ func EffectiveOf(spec *expspec.Spec) *Effective {
 			em.Cap = fmt.Sprintf("per-unit values capped at their %s (level %s, definition 1) over every arm of cohort (all) pooled, after the clamp; one cap per night for every cohort (decisions.json → caps)",
 				expspec.QuantileLabel(m.Cap.UpperQuantile), analysis.FormatFloat(m.Cap.UpperQuantile))
 		}
-		if m.Kind == expspec.KindQuantile {
+		if m.EventLevel() {
+			em.Kind = analysis.EventQuantileKind
+			em.Clamp = "[" + analysis.FormatFloat(m.Clamp.Lower) + ", " + analysis.FormatFloat(m.Clamp.Upper) + "] per event"
+			em.Quantile = fmt.Sprintf("%s (level %s) of the events of %q over all of an arm's attributed events, each event's own value (NULL counts as 1) clamped (definition 1 on the pooled events); %s",
+				expspec.QuantileLabel(m.Level), analysis.FormatFloat(m.Level), m.Event, analysis.EventQuantileMethod)
+		} else if m.Kind == expspec.KindQuantile {
 			em.Quantile = fmt.Sprintf("%s (level %s) of the per-unit %s of %q over units (definition 1: x_(⌈n·level⌉)); %s",
 				expspec.QuantileLabel(m.Level), analysis.FormatFloat(m.Level), m.Aggregate, m.Event, analysis.QuantileMethod)
 		}

@@ -3,6 +3,7 @@ package publish
 import (
 	"bytes"
 	"encoding/csv"
+	"slices"
 	"strconv"
 
 	"github.com/verity-analytics/verity/pipeline/analysis"
@@ -19,7 +20,7 @@ var quantileColumns = []struct {
 	{"cohort", func(r *analysis.QuantileRow) string { return r.Cohort }},
 	{"metric", func(r *analysis.QuantileRow) string { return r.Metric }},
 	{"level", func(r *analysis.QuantileRow) string { return analysis.FormatFloat(r.Level) }},
-	{"method", func(r *analysis.QuantileRow) string { return "order_statistic" }},
+	{"method", func(r *analysis.QuantileRow) string { return r.Method() }},
 	{"variant", func(r *analysis.QuantileRow) string { return r.Variant }},
 	{"control", func(r *analysis.QuantileRow) string { return r.Control }},
 	{"n_control", func(r *analysis.QuantileRow) string { return strconv.FormatInt(r.NControl, 10) }},
@@ -46,14 +47,52 @@ var quantileColumns = []struct {
 	{"status", func(r *analysis.QuantileRow) string { return r.Status }},
 }
 
+// eventQuantileColumns are appended to quantileColumns when a row is an
+// event-level quantile metric's (over: events), so that the specs without
+// one keep their bytes: the arms' events, their units with at least one
+// event, and the design effects of the clustering (empty on unit-level
+// rows and where no interval was computed).
+var eventQuantileColumns = []struct {
+	name string
+	get  func(*analysis.QuantileRow) string
+}{
+	{"over", func(r *analysis.QuantileRow) string {
+		if r.Over == "" {
+			return "units"
+		}
+		return r.Over
+	}},
+	{"events_control", func(r *analysis.QuantileRow) string { return eventCount(r, r.EventsControl) }},
+	{"events_variant", func(r *analysis.QuantileRow) string { return eventCount(r, r.EventsVariant) }},
+	{"units_with_events_control", func(r *analysis.QuantileRow) string { return eventCount(r, r.UnitsWithEventsControl) }},
+	{"units_with_events_variant", func(r *analysis.QuantileRow) string { return eventCount(r, r.UnitsWithEventsVariant) }},
+	{"design_effect_control", func(r *analysis.QuantileRow) string { return fmtOpt(r.DesignEffectControl) }},
+	{"design_effect_variant", func(r *analysis.QuantileRow) string { return fmtOpt(r.DesignEffectVariant) }},
+}
+
+// eventCount is an event-level row's count (empty on a unit-level row).
+func eventCount(r *analysis.QuantileRow, n int64) string {
+	if r.Over == "" {
+		return ""
+	}
+	return strconv.FormatInt(n, 10)
+}
+
 // EncodeQuantilesCSV writes the quantile rows of rows as quantiles.csv; ok
 // is false when no row is a quantile metric's (the file is then not
 // written).
 func EncodeQuantilesCSV(rows []analysis.ResultRow) (b []byte, ok bool, err error) {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
-	rec := make([]string, len(quantileColumns))
-	for i, c := range quantileColumns {
+	cols := quantileColumns
+	for i := range rows {
+		if q := rows[i].Quantile; q != nil && q.Over != "" {
+			cols = append(slices.Clone(quantileColumns), eventQuantileColumns...)
+			break
+		}
+	}
+	rec := make([]string, len(cols))
+	for i, c := range cols {
 		rec[i] = c.name
 	}
 	if err := w.Write(rec); err != nil {
@@ -65,7 +104,7 @@ func EncodeQuantilesCSV(rows []analysis.ResultRow) (b []byte, ok bool, err error
 			continue
 		}
 		ok = true
-		for j, c := range quantileColumns {
+		for j, c := range cols {
 			rec[j] = c.get(q)
 		}
 		if err := w.Write(rec); err != nil {

@@ -316,6 +316,7 @@ func reportRow(r analysis.ResultRow, metric expspec.Metric, alpha float64) repor
 	}
 	if q := r.Quantile; q != nil {
 		row.Quantile = expspec.QuantileLabel(q.Level)
+		row.QuantileOverEvents = q.Over == expspec.OverEvents
 		row.MeanControl, row.MeanVariant = q.QuantileControl, q.QuantileVariant
 	}
 	// Significant at the level the row is judged on: the adjusted

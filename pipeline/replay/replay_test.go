@@ -123,9 +123,10 @@ func TestReplayIdentical(t *testing.T) {
 		{"checkout-button.yaml", "2026-11-19", "2026-11-19"}, // partitions after the date pruned
 		{"checkout-button.yaml", "2026-11-17", "2026-11-17"}, // window cut at the date
 		{"checkout-button-private.yaml", "", "2026-11-19"},
-		{"checkout-button-bayes.yaml", "", "2026-11-19"},     // the Bayesian engine
-		{"checkout-button-tests.yaml", "", "2026-11-19"},     // per-metric hypotheses
-		{"checkout-button-quantiles.yaml", "", "2026-11-19"}, // quantile metrics (histograms@v1, quantiles.csv)
+		{"checkout-button-bayes.yaml", "", "2026-11-19"},       // the Bayesian engine
+		{"checkout-button-tests.yaml", "", "2026-11-19"},       // per-metric hypotheses
+		{"checkout-button-quantiles.yaml", "", "2026-11-19"},   // quantile metrics (histograms@v1, quantiles.csv)
+		{"checkout-button-evquantiles.yaml", "", "2026-11-19"}, // event-level quantile metrics (eventbins@v1)
 	} {
 		t.Run(tc.spec+"@"+tc.date, func(t *testing.T) {
 			_, manifest, host := replayFixtureHost(t, tc.spec, tc.date)

@@ -289,6 +289,9 @@ type Row struct {
 	// level as a percentile, such as p90. MeanControl and MeanVariant then
 	// hold the arms' quantiles, and the effects are differences of them.
 	Quantile string
+	// QuantileOverEvents marks an event-level quantile metric's row: its
+	// quantiles are of the arms' pooled events.
+	QuantileOverEvents bool
 	// CapNote says, for a percentile-capped metric's rows, the night's
 	// cap (empty for the others).
 	CapNote string

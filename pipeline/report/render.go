@@ -646,7 +646,10 @@ func buildTable(id int, metric string, rows []Row, g *Guardrail, d Data) tableVi
 		if n := rows[0].FilterNote; n != "" {
 			t.Kind += "; " + n
 		}
-		if q := rows[0].Quantile; q != "" {
+		if q := rows[0].Quantile; q != "" && rows[0].QuantileOverEvents {
+			t.Kind = q + " of events (clustered variance, Yao–Li–Lu 2024): difference of the arms' " + q + " of their pooled events, order-statistic variance times the design effect of each unit's several events (GrowthBook's clustered quantile test), relative interval by Fieller; no MDE, not corrected"
+			t.ValueHead = q + " of events control → variant"
+		} else if q != "" {
 			t.Kind = "quantile " + q + ": difference of the arms' " + q + ", variance from order statistics (Deng, Knoblich & Lu 2018, GrowthBook's quantile test), relative interval by Fieller; no MDE, not corrected"
 			t.ValueHead = q + " control → variant"
 		}
