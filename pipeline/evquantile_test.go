@@ -254,6 +254,10 @@ func TestEventQuantileSpecRefusals(t *testing.T) {
 		{"aggregate", "over: events, level: 0.5,", "over: events, level: 0.5, aggregate: sum,", "metrics[1].aggregate"},
 		{"private", "privacy: {enabled: false}", "privacy: {enabled: true, epsilon: 1, delta: 1e-6, run_share: 1, key_env: K}", "metrics[1].kind"},
 		{"no pin", ", eventbins: v1", "", "templates.eventbins"},
+		// over on a proportion was accepted and computed per unit while the
+		// manifest said over: events (found by an outside review).
+		{"over on a proportion", "{name: converted, kind: proportion, event: buy,", "{name: converted, kind: proportion, over: events, event: buy,", "metrics[0].over"},
+		{"over: units on a proportion", "{name: converted, kind: proportion, event: buy,", "{name: converted, kind: proportion, over: units, event: buy,", "metrics[0].over"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()

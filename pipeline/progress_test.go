@@ -279,3 +279,33 @@ func TestProgressPercentage(t *testing.T) {
 	}
 	t.Logf("%d progress records, last %.1f%%", n, last)
 }
+
+// TestProgressCountsOptionalTemplates: a pass with the optional
+// templates (eventbins, histograms, filter counts, drill-downs) announces
+// step n of m with m counting them: the event-level quantile fixture
+// logged "step 18 of 17" (found by an outside review).
+func TestProgressCountsOptionalTemplates(t *testing.T) {
+	for _, name := range []string{"checkout-button-evquantiles.yaml", "checkout-button-quantiles.yaml", "checkout-drill.yaml", "checkout-button-filtered.yaml"} {
+		spec, err := expspec.LoadSpec(filepath.Join("..", "fixtures", "specs", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs := progressRecords(t, []*expspec.Spec{spec}, pipeline.Options{OutDir: t.TempDir()})
+		var steps []string
+		last, of := 0, 0
+		for _, r := range recs {
+			if r["msg"] != "sql statement" {
+				continue
+			}
+			step, total := int(r["step"].(float64)), int(r["of"].(float64))
+			steps = append(steps, fmt.Sprint(r["statement"]))
+			if step != last+1 || (of != 0 && total != of) {
+				t.Errorf("%s: step %d of %d after step %d of %d (%v)", name, step, total, last, of, r["statement"])
+			}
+			last, of = step, total
+		}
+		if last == 0 || last != of {
+			t.Errorf("%s: the pass ended at step %d of %d: %q", name, last, of, steps)
+		}
+	}
+}

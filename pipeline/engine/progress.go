@@ -58,11 +58,11 @@ func NewSQLProgress(log *slog.Logger, private bool, tmpls []Rendered, inputBytes
 	p := &SQLProgress{Log: log, private: private}
 	for _, name := range sqlPassOrder {
 		r, ok := byName[name]
-		if !ok && (name == "histograms" || name == "interactions" || name == "crossmoments" || name == "filter_counts" || name == "drilldown") {
+		if !ok && (name == "histograms" || name == "eventbins" || name == "interactions" || name == "crossmoments" || name == "filter_counts" || name == "drilldown") {
 			continue // pinned only by specs that need them
 		}
 		n := 1
-		if name != "sufstats" && name != "quality" && name != "histograms" && name != "interactions" && name != "crossmoments" {
+		if name != "sufstats" && name != "quality" && name != "histograms" && name != "eventbins" && name != "interactions" && name != "crossmoments" {
 			n = len(Statements(r.SQL))
 		}
 		for i := 0; i < n; i++ {
@@ -82,7 +82,7 @@ func NewSQLProgress(log *slog.Logger, private bool, tmpls []Rendered, inputBytes
 }
 
 // sqlPassOrder is the order runSQL runs the templates in.
-var sqlPassOrder = []string{"traces", "assignment", "events", "unit_metrics", "sufstats", "histograms", "interactions", "crossmoments", "filter_counts", "drilldown", "quality"}
+var sqlPassOrder = []string{"traces", "assignment", "events", "unit_metrics", "sufstats", "histograms", "eventbins", "interactions", "crossmoments", "filter_counts", "drilldown", "quality"}
 
 // Attach lets the report read DuckDB's progress of the statements that
 // Run on the session's connection, once the internal progress@v1 template

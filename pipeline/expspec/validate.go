@@ -281,6 +281,9 @@ func (s *Spec) validateMetricKind(key string, m Metric) error {
 	}
 	switch m.Kind {
 	case "proportion":
+		if err := s.validateQuantileOver(key, m); err != nil {
+			return err
+		}
 		if m.Aggregate != "" {
 			return s.errf(key+".aggregate", "not allowed for a proportion (a unit converts or not)")
 		}
