@@ -192,7 +192,10 @@ type tableView struct {
 	// ValueHead heads the arms' values: means, or a quantile metric's
 	// quantiles.
 	ValueHead string
-	Rows      []tableRow
+	// NHead heads the arms' sizes: "n" (units), or what n counts where a
+	// reader could take it for something else.
+	NHead string
+	Rows  []tableRow
 }
 
 type tableRow struct {
@@ -638,6 +641,7 @@ func powerNote(r Row, maxMDE float64) string {
 func buildTable(id int, metric string, rows []Row, g *Guardrail, d Data) tableView {
 	t := tableView{ID: "tbl-" + strconv.Itoa(id), Metric: metric}
 	t.ValueHead = "Mean control → variant"
+	t.NHead = "n control / variant"
 	if len(rows) > 0 {
 		t.Kind = rows[0].Kind
 		if n := rows[0].CapNote; n != "" {
@@ -649,6 +653,10 @@ func buildTable(id int, metric string, rows []Row, g *Guardrail, d Data) tableVi
 		if q := rows[0].Quantile; q != "" && rows[0].QuantileOverEvents {
 			t.Kind = q + " of events (clustered variance, Yao–Li–Lu 2024): difference of the arms' " + q + " of their pooled events, order-statistic variance times the design effect of each unit's several events (GrowthBook's clustered quantile test), relative interval by Fieller; no MDE, not corrected"
 			t.ValueHead = q + " of events control → variant"
+			// n is the arms' assigned units; the quantile rests on their
+			// events (quantiles.csv: events and units with events per arm).
+			t.Kind += "; n counts assigned units, the events and units with events per arm are in quantiles.csv"
+			t.NHead = "units control / variant"
 		} else if q != "" {
 			t.Kind = "quantile " + q + ": difference of the arms' " + q + ", variance from order statistics (Deng, Knoblich & Lu 2018, GrowthBook's quantile test), relative interval by Fieller; no MDE, not corrected"
 			t.ValueHead = q + " control → variant"
