@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -77,10 +78,16 @@ type incremental struct {
 	// incrementally); eligible is false when no state is kept at all.
 	reason   string
 	eligible bool
-	prev     *incrState
-	newT     []intake.InputFile
-	newE     []intake.InputFile
-	tmpls    map[string]engine.Rendered
+	// damaged is true when the full night is due to the state folder
+	// itself (unusable, locked, unreadable, missing or altered files):
+	// logged as a warning, since it repeats every night until someone
+	// looks, unlike the expected fallbacks (a first night, a changed
+	// input).
+	damaged bool
+	prev    *incrState
+	newT    []intake.InputFile
+	newE    []intake.InputFile
+	tmpls   map[string]engine.Rendered
 	// ranIncr is true when tonight's pass was incremental.
 	ranIncr bool
 	// lock is the state folder's exclusive lock, held from the plan to the
@@ -126,7 +133,7 @@ func planIncremental(st *groupState, specs []*expspec.Spec, date string, opts Op
 	inc.fp = fp
 	inc.dir = filepath.Join(opts.Host.StateDir, "incremental", fp[:16])
 	if inc.lock, err = lockState(inc.dir); err != nil {
-		inc.reason = err.Error()
+		inc.reason, inc.damaged = err.Error(), true
 		return inc
 	}
 	inc.eligible = true
@@ -136,7 +143,7 @@ func planIncremental(st *groupState, specs []*expspec.Spec, date string, opts Op
 		inc.reason = "no state for these specs, inputs, templates and build yet"
 		return inc
 	case err != nil:
-		inc.reason = "state unreadable: " + err.Error()
+		inc.reason, inc.damaged = "state unreadable: "+err.Error(), true
 		return inc
 	case prev.Format != incrementalFormat || prev.Fingerprint != fp:
 		inc.reason = "state of another format or fingerprint"
@@ -151,11 +158,11 @@ func planIncremental(st *groupState, specs []*expspec.Spec, date string, opts Op
 		return inc
 	}
 	if _, err := os.Stat(filepath.Join(inc.dir, prev.Gen)); err != nil {
-		inc.reason = "state tables missing: " + err.Error()
+		inc.reason, inc.damaged = "state tables missing: "+err.Error(), true
 		return inc
 	}
 	if err := prev.verifyFiles(inc.dir); err != nil {
-		inc.reason = err.Error()
+		inc.reason, inc.damaged = err.Error(), true
 		return inc
 	}
 	inc.reason = inc.compareInputs(st, p)
@@ -624,7 +631,11 @@ func (inc *incremental) report(opts Options, jobs []*job) {
 	}
 	for _, j := range jobs {
 		j.mode = mode
-		j.log.Info("incremental", "mode", map[bool]string{true: "incremental", false: "full"}[inc.ranIncr], "reason", inc.reason)
+		level := slog.LevelInfo
+		if inc.damaged {
+			level = slog.LevelWarn
+		}
+		j.log.Log(context.Background(), level, "incremental", "mode", map[bool]string{true: "incremental", false: "full"}[inc.ranIncr], "reason", inc.reason)
 	}
 }
 

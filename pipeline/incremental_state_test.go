@@ -105,7 +105,9 @@ func (b *incrBench) flipByte(path string) {
 // incrementally again.
 func TestIncrementalDetectsDamagedState(t *testing.T) {
 	b := newIncrBench(t)
-	b.night("2026-11-16", "full: no state")
+	if log := b.night("2026-11-16", "full: no state"); !strings.Contains(log, "level=INFO msg=incremental") {
+		t.Errorf("a first night's full run is not logged as information:\n%s", log)
+	}
 	b.night("2026-11-17", "incremental")
 	sd := b.stateDir()
 	unitev, _ := filepath.Glob(filepath.Join(sd, "gen-*", "unitev.parquet"))
@@ -118,6 +120,11 @@ func TestIncrementalDetectsDamagedState(t *testing.T) {
 	log := b.night("2026-11-18", "full: state file "+rel+" changed since it was written")
 	if !strings.Contains(log, "state file "+rel+" changed since it was written") {
 		t.Errorf("the log does not name the damaged file %s:\n%s", rel, log)
+	}
+	// A damaged state is a warning (it would repeat every night unseen);
+	// the expected fallback of a first night is information.
+	if !strings.Contains(log, "level=WARN msg=incremental") {
+		t.Errorf("a damaged state is not logged as a warning:\n%s", log)
 	}
 	b.night("2026-11-19", "incremental")
 
