@@ -105,7 +105,7 @@ type Evidence struct {
 	Estimate         float64 `json:"estimate"`
 	Low              float64 `json:"low"`
 	High             float64 `json:"high"`
-	// CILevel is the confidence level of [Low, High]: 1 − the level the
+	// CILevel is the confidence level of [Low, High]: 1 − the α the
 	// comparison was computed at. A goal in a correction family is shown
 	// at its adjusted level (Holm's step α_i: 0.975 for the first of two
 	// goals at α = 0.05), the interval that excludes the null exactly when

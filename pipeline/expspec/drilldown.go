@@ -267,8 +267,6 @@ func nullDrillValue(doc *yaml.Node) string {
 	return ""
 }
 
-// mapsKeyTo reports whether the spec maps a key column of the traces onto
-// the source column c.
 // versionColumn is the trace column that holds the persona-algorithm
 // version: the contract name unless the spec maps it.
 func (s *Spec) versionColumn() string {
@@ -278,6 +276,8 @@ func (s *Spec) versionColumn() string {
 	return "persona_algo_version"
 }
 
+// mapsKeyTo reports whether the spec maps a key column of the traces onto
+// the source column c.
 func (s *Spec) mapsKeyTo(c string) bool {
 	for _, k := range drillReserved {
 		if s.Inputs.Columns.Traces[k] == c {
