@@ -212,13 +212,17 @@ func incrementalRefusal(s *expspec.Spec) string {
 	if s.Privacy != nil && s.Privacy.Enabled {
 		return "private specs run in full (an incremental state would hold exact per-unit values, restricted material the state folder does not keep)"
 	}
+	var optional []string
 	for _, n := range expspec.OptionalTemplateNames {
 		if _, ok := s.Templates[n]; ok {
-			return "pins " + n + " (only the single-join set is incremental)"
+			optional = append(optional, n)
 		}
 	}
-	for name, v := range singleJoinPins {
-		if s.Templates[name] != v {
+	if len(optional) > 0 {
+		return "pins " + strings.Join(optional, ", ") + " (only the single-join set is incremental)"
+	}
+	for _, name := range slices.Sorted(maps.Keys(singleJoinPins)) {
+		if v := singleJoinPins[name]; s.Templates[name] != v {
 			return fmt.Sprintf("pins %s@%s (only the single-join set traces@v5 … quality@v3 is incremental)", name, s.Templates[name])
 		}
 	}

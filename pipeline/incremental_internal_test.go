@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/verity-analytics/verity/pipeline/expspec"
 )
 
 // TestIncrStateNamesStayInside: a state.json whose digest matches but which
@@ -45,5 +47,19 @@ func TestIncrStateNamesStayInside(t *testing.T) {
 				t.Fatalf("error %v, want one naming %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestIncrementalRefusalNamesEveryOptionalPin: a spec outside the
+// incremental set is told every optional template that keeps it out (the
+// event-level quantile fixture pins histograms and eventbins; the reason
+// named only the first), in a fixed order.
+func TestIncrementalRefusalNamesEveryOptionalPin(t *testing.T) {
+	s, err := expspec.LoadSpec(filepath.Join("..", "fixtures", "specs", "checkout-button-evquantiles.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := incrementalRefusal(s); got != "pins histograms, eventbins (only the single-join set is incremental)" {
+		t.Errorf("refusal %q", got)
 	}
 }
