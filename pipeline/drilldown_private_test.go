@@ -154,10 +154,6 @@ func TestPrivateDrilldownSlices(t *testing.T) {
 			t.Errorf("%s: slices %v, want %v", dim, g, w)
 		}
 	}
-	if os.Getenv("PDRILL_PEEK") != "" {
-		b, _ := os.ReadFile(filepath.Join(o.Dir, "drilldown.csv"))
-		t.Log(string(b))
-	}
 	if m.Privacy.DrillShare != expspec.DefaultDrillBudgetShare || len(m.Privacy.DrillSlices) != 2 {
 		t.Errorf("manifest: drill share %v, slices %v", m.Privacy.DrillShare, m.Privacy.DrillSlices)
 	}
