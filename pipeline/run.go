@@ -560,7 +560,8 @@ func inspectGroup(ctx context.Context, jobs []*job, opts Options) (*groupState, 
 			}
 		}
 	}
-	if err := intake.CheckRepeatedContent(inputs); err != nil {
+	private := slices.ContainsFunc(jobs, func(j *job) bool { return j.spec.Privacy.Enabled })
+	if err := intake.CheckRepeatedContent(inputs, private); err != nil {
 		sess.Close()
 		return nil, err
 	}
