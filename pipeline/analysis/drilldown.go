@@ -69,6 +69,22 @@ func (s drillSlice) label() string {
 	return fmt.Sprintf("%q", s.value)
 }
 
+// drillSpec is spec with only the metrics analysed per slice, and the
+// names of those it skips (expspec.DrillMetric).
+func drillSpec(spec *expspec.Spec) (expspec.Spec, []string) {
+	ds := *spec
+	ds.Metrics = nil
+	var skipped []string
+	for _, m := range spec.Metrics {
+		if ok, _ := expspec.DrillMetric(m); ok {
+			ds.Metrics = append(ds.Metrics, m)
+		} else {
+			skipped = append(skipped, m.Name)
+		}
+	}
+	return ds, skipped
+}
+
 // Drilldowns analyses every dimension of the spec's drilldowns section:
 // each slice is a cohort of Analyse over the metrics DrillMetric accepts,
 // so that its comparisons, SRM (Bonferroni over the dimension's slices)
@@ -84,16 +100,7 @@ func Drilldowns(spec *expspec.Spec, dims []engine.DrillDimension, date string) (
 	if spec.Drilldowns == nil {
 		return nil, nil
 	}
-	ds := *spec
-	ds.Metrics = nil
-	var skipped []string
-	for _, m := range spec.Metrics {
-		if ok, _ := expspec.DrillMetric(m); ok {
-			ds.Metrics = append(ds.Metrics, m)
-		} else {
-			skipped = append(skipped, m.Name)
-		}
-	}
+	ds, skipped := drillSpec(spec)
 	rows := []DrillRow{}
 	for i, col := range spec.Drilldowns.Dimensions {
 		if i >= len(dims) || dims[i].Units == 0 {

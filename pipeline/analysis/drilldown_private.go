@@ -20,16 +20,7 @@ func PrivateDrilldowns(spec *expspec.Spec, drill []privatize.DrillRelease, date 
 	if spec.Drilldowns == nil {
 		return nil, nil
 	}
-	ds := *spec
-	ds.Metrics = nil
-	var skipped []string
-	for _, m := range spec.Metrics {
-		if ok, _ := expspec.DrillMetric(m); ok {
-			ds.Metrics = append(ds.Metrics, m)
-		} else {
-			skipped = append(skipped, m.Name)
-		}
-	}
+	ds, skipped := drillSpec(spec)
 	rows := []DrillRow{}
 	for _, dr := range drill {
 		var cohorts []CohortRelease

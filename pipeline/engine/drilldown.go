@@ -146,7 +146,8 @@ func (s *Session) execN(ctx context.Context, r Rendered, params map[string]any, 
 	return nil
 }
 
-// queryAt runs r, statement i of an n-statement template, as a query.
+// queryAt runs r, statement i of an n-statement template, as a query
+// (query is the one-statement case).
 func (s *Session) queryAt(ctx context.Context, r Rendered, params map[string]any, i, n int, scan func(*sql.Rows) error) error {
 	args, err := BindParams(r.SQL, params)
 	if err != nil {
@@ -166,7 +167,11 @@ func (s *Session) queryAt(ctx context.Context, r Rendered, params map[string]any
 		return rows.Err()
 	})
 	if err != nil {
-		return s.engineError(fmt.Errorf("template %s@%s statement %d of %d: %w", r.Name, r.Version, i+1, n, oneLine(err)))
+		where := fmt.Sprintf("template %s@%s", r.Name, r.Version)
+		if n > 1 {
+			where += fmt.Sprintf(" statement %d of %d", i+1, n)
+		}
+		return s.engineError(fmt.Errorf("%s: %w", where, oneLine(err)))
 	}
 	return nil
 }

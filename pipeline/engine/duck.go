@@ -406,29 +406,9 @@ func (s *Session) exec(ctx context.Context, r Rendered, params map[string]any) e
 	return nil
 }
 
-// query runs a query template through database/sql.
+// query runs a one-statement query template through database/sql.
 func (s *Session) query(ctx context.Context, r Rendered, params map[string]any, scan func(*sql.Rows) error) error {
-	args, err := BindParams(r.SQL, params)
-	if err != nil {
-		return fmt.Errorf("template %s@%s: %w", r.Name, r.Version, err)
-	}
-	err = s.progress.Run(statementKey(r, 0, 1), func() error {
-		rows, err := s.Conn.QueryContext(ctx, r.SQL, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return s.engineError(fmt.Errorf("template %s@%s: %w", r.Name, r.Version, oneLine(err)))
-	}
-	return nil
+	return s.queryAt(ctx, r, params, 0, 1, scan)
 }
 
 // sufstatsRow is one row of the sufstats template: a cell's identity, its
