@@ -6,8 +6,6 @@ import (
 	"math"
 	"slices"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/verity-analytics/verity/queries"
 )
 
@@ -229,42 +227,6 @@ func (s *Spec) validatePrivateDrill() error {
 		return s.errf("drilldowns.budget_share", "%v with privacy.gate_share %v leaves nothing for the cells; want a sum below 1", s.DrillBudgetShare(), g)
 	}
 	return nil
-}
-
-// nullDrillValue returns the key of the first declared drill-down value
-// written as YAML null (~, null or nothing), which yaml.v3 would decode as
-// the empty string, a value; "" when there is none.
-func nullDrillValue(doc *yaml.Node) string {
-	get := func(n *yaml.Node, key string) *yaml.Node {
-		if n == nil || n.Kind != yaml.MappingNode {
-			return nil
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return n.Content[i+1]
-			}
-		}
-		return nil
-	}
-	if doc == nil || doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		return ""
-	}
-	values := get(get(doc.Content[0], "drilldowns"), "values")
-	if values == nil || values.Kind != yaml.MappingNode {
-		return ""
-	}
-	for i := 0; i+1 < len(values.Content); i += 2 {
-		seq := values.Content[i+1]
-		if seq.Kind != yaml.SequenceNode {
-			continue
-		}
-		for j, v := range seq.Content {
-			if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
-				return fmt.Sprintf("drilldowns.values.%s[%d]", values.Content[i].Value, j)
-			}
-		}
-	}
-	return ""
 }
 
 // versionColumn is the trace column that holds the persona-algorithm

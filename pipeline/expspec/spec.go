@@ -365,11 +365,6 @@ func ParseSpec(name string, data []byte) (*Spec, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err == nil {
-		// A null declared drill-down value first: its message says where
-		// NULL units go (strictScalars would refuse it too, generically).
-		if key := nullDrillValue(&doc); key != "" {
-			return nil, &SpecError{File: name, Key: key, Err: errors.New("NULL cannot be declared: units whose value is NULL are in the slice other (an empty string is written \"\")")}
-		}
 		if key, msg := strictScalars(&doc, reflect.TypeOf(s), "", false); key != "" {
 			return nil, &SpecError{File: name, Key: key, Err: errors.New(msg)}
 		}

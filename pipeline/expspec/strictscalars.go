@@ -31,7 +31,11 @@ func strictScalars(n *yaml.Node, t reflect.Type, path string, inList bool) (stri
 		}
 	case yaml.ScalarNode:
 		if inList && n.Tag == "!!null" && t.Kind() != reflect.Interface {
-			return path, fmt.Sprintf("%s is YAML's null, which the decoder would drop from the list; quote it (\"%s\") if you mean the text, or remove it", n.Value, n.Value)
+			msg := fmt.Sprintf("%s is YAML's null, which the decoder would drop from the list; quote it (\"%s\") if you mean the text, or remove it", n.Value, n.Value)
+			if strings.HasPrefix(path, "drilldowns.values.") {
+				msg += " (NULL cannot be declared: units whose value is NULL are in the slice other)"
+			}
+			return path, msg
 		}
 		switch t.Kind() {
 		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
