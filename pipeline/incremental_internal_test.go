@@ -25,10 +25,14 @@ func TestIncrStateNamesStayInside(t *testing.T) {
 		{"trace key outside", func(s *incrState) { s.TraceKeys = []string{"../t-x.parquet"} }, `key file "../t-x.parquet"`},
 		{"event key of another name", func(s *incrState) { s.EventKeys = []string{"state.json"} }, `key file "state.json"`},
 		{"hidden key", func(s *incrState) { s.EventKeys = []string{".e-x.parquet"} }, `key file ".e-x.parquet"`},
+		{"base generation outside", func(s *incrState) { s.Gens[0] = "../gen-x" }, `generation "../gen-x"`},
+		{"newest generation not tonight's", func(s *incrState) { s.Gens = s.Gens[:1]; s.GenRows = s.GenRows[:1] }, "generations inconsistently"},
+		{"rows of a generation missing", func(s *incrState) { s.GenRows = s.GenRows[:1] }, "generations inconsistently"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			s := incrState{Format: incrementalFormat, Fingerprint: "f", Date: "2026-11-17", Gen: "gen-abc123",
+				Gens: []string{"gen-abc000", "gen-abc123"}, GenRows: []int64{10, 2},
 				TraceKeys: []string{"t-abc123.parquet"}, EventKeys: []string{"e-abc123.parquet"}}
 			tc.edit(&s)
 			var err error
