@@ -58,11 +58,11 @@ var singleJoinPins = map[string]string{
 // incrState is state.json: which inputs the stored tables count, and the
 // facts that decide whether the next night can add to them.
 type incrState struct {
-	Format      string           `json:"format"`
-	Fingerprint string           `json:"fingerprint"`
-	Date        string           `json:"date"`
-	EndUS       []int64          `json:"exp_end_us"`
-	Files       []incrFile       `json:"files"`
+	Format      string     `json:"format"`
+	Fingerprint string     `json:"fingerprint"`
+	Date        string     `json:"date"`
+	EndUS       []int64    `json:"exp_end_us"`
+	Files       []incrFile `json:"files"`
 	// Gen is tonight's generation: its folder holds the per-night tables
 	// (tcounts, buckets, names, carry, tcarry) and cells.json.
 	Gen string `json:"gen"`
@@ -70,12 +70,12 @@ type incrState struct {
 	// generations of the per-unit tables, oldest (the base) first, and
 	// GenRows their units rows. A unit's rows are those of the newest
 	// generation holding it.
-	GenNo       int64            `json:"gen_no"`
-	Gens        []string         `json:"gens"`
-	GenRows     []int64          `json:"gen_rows"`
-	TraceKeys   []string         `json:"trace_keys"`
-	EventKeys   []string         `json:"event_keys"`
-	Facts       map[string]int64 `json:"facts"`
+	GenNo     int64            `json:"gen_no"`
+	Gens      []string         `json:"gens"`
+	GenRows   []int64          `json:"gen_rows"`
+	TraceKeys []string         `json:"trace_keys"`
+	EventKeys []string         `json:"event_keys"`
+	Facts     map[string]int64 `json:"facts"`
 	// Checksums is the SHA-256 of every file the next night reads from the
 	// state (gen-*/<table>.parquet, keys/*), by path relative to the
 	// state's folder; verified before the state is used.
