@@ -98,14 +98,19 @@ func eventRow(unitExpr, ts, metric, value, eventID string) string {
 	return `SELECT TIMESTAMPTZ '` + ts + `' AS ts, ` + unitExpr + ` AS unit_id, '` + metric + `' AS metric, ` + value + `::DOUBLE AS value, '` + eventID + `' AS event_id`
 }
 
-// stableUnit is SQL for a unit exposed in the stored nights, in one
-// variant and persona on every trace row (so its cohort is known), the
+// stableUnit is SQL for a unit first exposed on 2026-11-17 (so that its
+// 72-hour attribution window covers every later event of the tests), in
+// one variant and persona on every trace row (so its cohort is known), the
 // k-th by unit_id.
 func (d *deltaNights) stableUnit(variant, persona string, k int) string {
-	return `(SELECT unit_id FROM read_parquet('` + d.tr + `/*/*.parquet') WHERE experiment_id = 'checkout-button' AND unit_id IS NOT NULL
+	u := `(SELECT unit_id FROM read_parquet('` + d.tr + `/*/*.parquet') WHERE experiment_id = 'checkout-button' AND unit_id IS NOT NULL
 		GROUP BY unit_id
-		HAVING bool_and(variant = '` + variant + `' AND persona = '` + persona + `' AND persona_algo_version = 'pa-2') AND min(ts) >= TIMESTAMPTZ '2026-11-16 00:00:00+00' AND max(ts) < TIMESTAMPTZ '2026-11-18 00:00:00+00'
+		HAVING bool_and(variant = '` + variant + `' AND persona = '` + persona + `' AND persona_algo_version = 'pa-2') AND min(ts) >= TIMESTAMPTZ '2026-11-17 00:00:00+00' AND max(ts) < TIMESTAMPTZ '2026-11-18 00:00:00+00'
 		ORDER BY unit_id LIMIT 1 OFFSET ` + strconv.Itoa(k) + `)`
+	if duckCount(d.t, `SELECT count(*) FROM (SELECT `+u+` AS u) WHERE u IS NOT NULL`) != 1 {
+		d.t.Fatalf("no stored unit in %s/%s: the case is not exercised", variant, persona)
+	}
+	return u
 }
 
 // TestIncrementalDeltaNights runs nine nights with cells by delta: four
@@ -142,9 +147,11 @@ func TestIncrementalDeltaNights(t *testing.T) {
 	if b1, b2 := readFile(t, filepath.Join(before, "results.csv")), readFile(t, filepath.Join(after, "results.csv")); b1 == b2 {
 		t.Fatal("night A changed no result: the late events were not counted, the case is not exercised")
 	}
-	// B: the carried unit is exposed; the stored unit gets a page view.
+	// B: the carried unit is exposed; the stored unit gets a page view
+	// and another purchase.
 	d.copyRows(filepath.Join(d.tr, "dt=2026-11-19", "delta-b.parquet"), d.traceRow("dn-2", "2026-11-19 11:30:00+00", "treatment", "casual/mobile", "dtb-1"))
-	d.copyRows(filepath.Join(d.ev, "dt=2026-11-19", "delta-b.parquet"), eventRow(u1, "2026-11-19 13:00:00+00", "page_view", "1", "deb-1"))
+	d.copyRows(filepath.Join(d.ev, "dt=2026-11-19", "delta-b.parquet"), eventRow(u1, "2026-11-19 13:00:00+00", "page_view", "1", "deb-1")+
+		" UNION ALL "+eventRow(u1, "2026-11-19 13:30:00+00", "purchase", "3.5", "deb-2"))
 	night("2026-11-19", "incremental")
 	// C: a stored single-variant unit is seen in the other variant.
 	d.copyRows(filepath.Join(d.tr, "dt=2026-11-19", "delta-c.parquet"), `SELECT * REPLACE (TIMESTAMPTZ '2026-11-19 15:00:00+00' AS ts, 'control' AS variant, 'dtc-1' AS event_id)
@@ -166,6 +173,7 @@ func TestIncrementalDeltaNights(t *testing.T) {
 			compacted++
 		}
 	}
+	t.Logf("generations after each night: %v", gens)
 	if compacted < 2 || slicesMax(gens) < 3 {
 		t.Errorf("generations after each night %v: want deltas piling up to 3 and at least two compactions", gens)
 	}
@@ -251,4 +259,66 @@ func cellUnits(t *testing.T, path, cohort, metric, col string) int64 {
 	}
 	t.Fatalf("%s: no row for cohort %s metric %s", path, cohort, metric)
 	return 0
+}
+
+// TestIncrementalOpenPairsTwoExperiments runs two experiments in one pass
+// (checkout-button and onboarding-flow share the fixture's units and the
+// page_view event): a unit exposed in one but not yet in the other has an
+// open (unit, page_view) pair, whose rows are carried while its kind-2
+// rows count in the first experiment's cells. The state keeps those rows
+// flagged open (last night's values for the delta) and the next night's
+// merge leaves them out (the carry is read again). Every output of both
+// experiments equals the full run's, night by night.
+func TestIncrementalOpenPairsTwoExperiments(t *testing.T) {
+	d := newDeltaNights(t, incrSpec)
+	onboarding := strings.NewReplacer(
+		"experiment: checkout-button", "experiment: onboarding-flow",
+		"  - {name: control, allocation: 0.5, control: true}\n  - {name: treatment, allocation: 0.5}",
+		"  - {name: control, allocation: 0.34, control: true}\n  - {name: short, allocation: 0.33}\n  - {name: guided, allocation: 0.33}",
+	).Replace(incrSpec)
+	p := filepath.Join(d.dir, "onboarding.yaml")
+	if err := os.WriteFile(p, []byte(onboarding), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec2, err := expspec.LoadSpec(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := []*expspec.Spec{d.spec, spec2}
+	// Units exposed in checkout-button before onboarding-flow, with page
+	// views in between: their pairs are open on the first nights.
+	open := duckCount(t, `WITH f AS (SELECT experiment_id, unit_id, min(ts) AS ts FROM read_parquet('`+d.tr+`/*/*.parquet')
+		WHERE unit_id IS NOT NULL GROUP BY ALL)
+		SELECT count(*) FROM f AS a JOIN f AS b ON a.unit_id = b.unit_id
+		WHERE a.experiment_id = 'checkout-button' AND b.experiment_id = 'onboarding-flow'
+		  AND a.ts >= TIMESTAMPTZ '2026-11-16 00:00:00+00' AND b.ts >= TIMESTAMPTZ '2026-11-17 00:00:00+00' AND b.ts < TIMESTAMPTZ '2026-11-20 00:00:00+00'
+		  AND date_trunc('day', a.ts) < date_trunc('day', b.ts)`)
+	if open == 0 {
+		t.Fatal("no unit exposed in checkout-button a day before onboarding-flow: the case is not exercised")
+	}
+	for i, date := range []string{"2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19"} {
+		o := func(s string) string { return filepath.Join(d.dir, s+strconv.Itoa(i)) }
+		ri := pipeline.RunAll(context.Background(), specs, pipeline.Options{OutDir: o("incr"), Date: date, Engine: engine.Engine{Threads: 2},
+			Incremental: true, Host: ledgers.Host{StateDir: d.state}, Build: publish.CurrentBuild()})
+		rf := pipeline.RunAll(context.Background(), specs, pipeline.Options{OutDir: o("full"), Date: date, Engine: engine.Engine{Threads: 1}, Build: publish.CurrentBuild()})
+		for k := range specs {
+			var ge *analysis.GateError
+			for _, r := range []pipeline.Result{ri[k], rf[k]} {
+				if r.Err != nil && !errors.As(r.Err, &ge) || r.Outcome == nil {
+					t.Fatalf("%s %s: %v", date, r.Experiment, r.Err)
+				}
+			}
+			want := "incremental"
+			if i == 0 {
+				want = "full: no state"
+			}
+			if !strings.HasPrefix(ri[k].Outcome.Mode, want) {
+				t.Errorf("%s %s: mode %q, want %q…", date, ri[k].Experiment, ri[k].Outcome.Mode, want)
+			}
+			sameOutputs(t, date+" "+ri[k].Experiment, ri[k].Outcome.Dir, rf[k].Outcome.Dir)
+		}
+	}
+	if n := duckCount(t, `SELECT count(*) FROM read_parquet('`+d.state+`/incremental/*/gen-*/unitev.parquet') WHERE open`); n == 0 {
+		t.Error("no open row in the state: the case is not exercised")
+	}
 }
