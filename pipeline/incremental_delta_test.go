@@ -322,3 +322,34 @@ func TestIncrementalOpenPairsTwoExperiments(t *testing.T) {
 		t.Error("no open row in the state: the case is not exercised")
 	}
 }
+
+// TestIncrementalRepeatedKeys: a new partition repeating the event_id of
+// an event or trace row read on an earlier night falls back (with the
+// reason; the full run ranks the copies); repeating a carried event row's
+// event_id does not (the carried row is read again and ranked with it).
+func TestIncrementalRepeatedKeys(t *testing.T) {
+	d := newDeltaNights(t, incrSpec)
+	d.night("2026-11-16", "full: no state")
+	d.night("2026-11-17", "incremental")
+	newTrace := func(day, name string) {
+		d.copyRows(filepath.Join(d.tr, "dt="+day, name), d.traceRow("rk-"+name, day+" 10:00:00+00", "control", "power/mobile", "rkt-"+name))
+	}
+	// An event row of the 17th of a unit exposed on the 16th (settled, not
+	// carried) again, in a new file.
+	newTrace("2026-11-18", "a.parquet")
+	d.copyRows(filepath.Join(d.ev, "dt=2026-11-18", "a.parquet"), `SELECT * FROM read_parquet('`+d.ev+`/dt=2026-11-17/*.parquet')
+		WHERE event_id IS NOT NULL AND metric = 'purchase' AND unit_id IN (SELECT unit_id FROM read_parquet('`+d.tr+`/dt=2026-11-16/*.parquet')
+			WHERE experiment_id = 'checkout-button' AND variant IN ('control', 'treatment') AND persona_algo_version = 'pa-2')
+		ORDER BY event_id LIMIT 1`)
+	d.night("2026-11-18", "full: an event event_id of a new partition was already read")
+	// A trace row of the 17th again.
+	d.copyRows(filepath.Join(d.tr, "dt=2026-11-19", "b.parquet"), `SELECT * FROM read_parquet('`+d.tr+`/dt=2026-11-17/*.parquet')
+		WHERE event_id IS NOT NULL AND experiment_id = 'checkout-button' ORDER BY event_id LIMIT 1`)
+	d.copyRows(filepath.Join(d.ev, "dt=2026-11-19", "b.parquet"), eventRow("'rk-x'", "2026-11-19 12:00:00+00", "purchase", "12", "rke-1"))
+	d.night("2026-11-19", "full: a trace event_id of a new partition was already read")
+	// rk-x is not exposed: its purchase is carried. A later copy of it is
+	// read incrementally.
+	newTrace("2026-11-19", "c.parquet")
+	d.copyRows(filepath.Join(d.ev, "dt=2026-11-19", "c.parquet"), eventRow("'rk-x'", "2026-11-19 12:00:01+00", "purchase", "12", "rke-1"))
+	d.night("2026-11-19", "incremental")
+}

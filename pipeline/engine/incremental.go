@@ -19,7 +19,7 @@ var IncrementalTemplates = []string{"incr_load", "incr_traces", "incr_events", "
 // three; incr_load@v2, incr_traces@v3, incr_events@v2 and incr_save@v2 work
 // on the touched units and the generations of state format v3 (cells by
 // delta).
-var incrementalVersions = map[string]string{"incr_load": "v2", "incr_traces": "v3", "incr_events": "v2", "incr_carry": "v2", "incr_save": "v2"}
+var incrementalVersions = map[string]string{"incr_load": "v3", "incr_traces": "v3", "incr_events": "v2", "incr_carry": "v2", "incr_save": "v2"}
 
 // LoadIncremental renders the internal incremental templates with the
 // group's columns, by name.
