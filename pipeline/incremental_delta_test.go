@@ -342,9 +342,12 @@ func TestIncrementalRepeatedKeys(t *testing.T) {
 			WHERE experiment_id = 'checkout-button' AND variant IN ('control', 'treatment') AND persona_algo_version = 'pa-2')
 		ORDER BY event_id LIMIT 1`)
 	d.night("2026-11-18", "full: an event event_id of a new partition was already read")
-	// A trace row of the 17th again.
+	// A trace row of the 17th again, of a unit first exposed on the 16th
+	// (so that only the key check can see it).
 	d.copyRows(filepath.Join(d.tr, "dt=2026-11-19", "b.parquet"), `SELECT * FROM read_parquet('`+d.tr+`/dt=2026-11-17/*.parquet')
-		WHERE event_id IS NOT NULL AND experiment_id = 'checkout-button' ORDER BY event_id LIMIT 1`)
+		WHERE event_id IS NOT NULL AND experiment_id = 'checkout-button' AND unit_id IN (SELECT unit_id FROM read_parquet('`+d.tr+`/dt=2026-11-16/*.parquet')
+			WHERE experiment_id = 'checkout-button' AND variant IN ('control', 'treatment') AND persona_algo_version = 'pa-2')
+		ORDER BY event_id LIMIT 1`)
 	d.copyRows(filepath.Join(d.ev, "dt=2026-11-19", "b.parquet"), eventRow("'rk-x'", "2026-11-19 12:00:00+00", "purchase", "12", "rke-1"))
 	d.night("2026-11-19", "full: a trace event_id of a new partition was already read")
 	// rk-x is not exposed: its purchase is carried. A later copy of it is
