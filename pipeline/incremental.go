@@ -29,9 +29,11 @@ import (
 // aggregates (the intermediate tables of the single-join set, minus the
 // rows carried to the next night), the duplicate keys of every row read,
 // and the valid event rows of units not yet exposed in every experiment
-// (the carry). The next night reads only the new partitions plus the
-// carry, merges the state into the tables the pinned templates read, and
-// runs the pinned templates after them unchanged, so the outputs are a full
+// (the carry), and the night's cells. The next night reads only the new
+// partitions plus the carry, merges the state of the units they touch into
+// the tables the pinned templates read, runs the pinned templates after
+// them unchanged over those units, and updates the stored cells by the
+// touched units' delta (incremental_cells.go), so the outputs are a full
 // run's byte for byte. Anything the state cannot account for exactly makes
 // the night a full run, logged with its reason (incrementalStatus).
 
