@@ -22,7 +22,7 @@ COPY (
 ) TO $out_units (FORMAT parquet);
 
 COPY (
-    SELECT e.win_no, e.exp_no, e.unit_id, e.n, e.cnt, e.total, e.pre_cnt, e.pre_total, e.open, CAST($gen_no AS BIGINT) AS gen_no
+    SELECT e.* EXCLUDE (gen_no), CAST($gen_no AS BIGINT) AS gen_no
     FROM read_parquet($st_unitev) AS e
     SEMI JOIN incr_latest AS l ON l.exp_no = e.exp_no AND l.unit_id = e.unit_id AND l.gen_no = e.gen_no
     ORDER BY e.win_no, e.exp_no, e.unit_id

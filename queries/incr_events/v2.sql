@@ -6,16 +6,15 @@
 --            row: n_variants 1 when min_var = max_var, the variant whose
 --            traces@v5 number is min_var, the cohort persona or '*');
 --   incr_other_units  last night's kind-2 rows of event_units for them
---            (every stored row of the unit's latest generation, the open
---            pairs' rows included: state format v3 keeps them, flagged
---            open, so that these are the values last night's cells
---            counted).
+--            (every stored row of the unit's latest generation, whole:
+--            the values last night's cells counted).
 -- The caller runs the pinned sufstats@v3 and quality@v3 once over tonight's
 -- tables and once over these (incr_swap exchanges them) and updates the
 -- stored cells and unit counts by (tonight − last night) of the touched
 -- units. Tonight's merge is v1's, with the stored rows of the touched
--- units' latest generation that are not open (an open pair's rows are
--- read again from the carry).
+-- units' latest generation minus their carried share (carried_*, which
+-- tonight reads again from the carry); a row wholly carried (an open
+-- pair's) is left out.
 -- Parameters: st_unitev (the generations' unitev files), exp_ids,
 -- var_exp, var_name.
 -- incr_events v1's comment follows.
@@ -73,7 +72,9 @@ FROM st_units AS s
 JOIN variants AS v ON v.exp_no = s.exp_no AND v.var_no = s.min_var;
 
 CREATE TEMP TABLE incr_stored_rows AS
-SELECT e.win_no, e.exp_no, e.unit_id, e.n, e.cnt, CAST(e.total AS HUGEINT) AS total, e.pre_cnt, CAST(e.pre_total AS HUGEINT) AS pre_total, e.open
+SELECT
+    e.win_no, e.exp_no, e.unit_id, e.n, e.cnt, CAST(e.total AS HUGEINT) AS total, e.pre_cnt, CAST(e.pre_total AS HUGEINT) AS pre_total,
+    e.carried_n, e.carried_cnt, CAST(e.carried_total AS HUGEINT) AS carried_total, e.carried_pre_cnt, CAST(e.carried_pre_total AS HUGEINT) AS carried_pre_total
 FROM read_parquet($st_unitev) AS e
 JOIN st_units AS s ON s.exp_no = e.exp_no AND s.unit_id = e.unit_id AND s.gen_no = e.gen_no;
 
@@ -84,10 +85,12 @@ FROM incr_stored_rows AS r
 JOIN incr_other_assignment AS a ON a.exp_no = r.exp_no AND a.unit_id = r.unit_id AND a.n_variants = 1;
 
 CREATE TEMP TABLE incr_stored_units AS
-SELECT r.win_no, a.uid, r.n, r.cnt, r.total, r.pre_cnt, r.pre_total
+SELECT
+    r.win_no, a.uid, r.n - r.carried_n AS n, r.cnt - r.carried_cnt AS cnt, r.total - r.carried_total AS total,
+    r.pre_cnt - r.carried_pre_cnt AS pre_cnt, r.pre_total - r.carried_pre_total AS pre_total
 FROM incr_stored_rows AS r
 JOIN assignment AS a ON a.exp_no = r.exp_no AND a.unit_id = r.unit_id AND a.n_variants = 1
-WHERE NOT r.open;
+WHERE r.n <> r.carried_n OR r.cnt <> r.carried_cnt OR r.pre_cnt <> r.carried_pre_cnt;
 
 DROP TABLE incr_stored_rows;
 

@@ -3,11 +3,17 @@
 -- written are those of tonight's assignment, which after an incremental
 -- pass holds the touched units only (a delta: the caller appends it to the
 -- stored generations) and after a full pass every unit (a base). Each row
--- has $gen_no. unitev keeps every kind-2 row of tonight's event_units,
--- the open pairs' too, flagged open: the next night reads them as last
--- night's values of the unit (the cells' delta subtracts them) and leaves
--- them out of its own merge, since an open pair's rows are carried and read
--- again (v1 left them out of the state). The other tables are v1's.
+-- has $gen_no. unitev keeps every kind-2 row of tonight's event_units
+-- whole (the next night reads them as last night's values of the unit,
+-- which the cells' delta subtracts) and beside it the carried rows' share
+-- of it (carried_*: the kind-2 row of events@v4 run once more over the
+-- carry alone, which is event_units here; 0 when none): the next night's
+-- merge adds the row minus that share, since the carried rows are read
+-- again. An open pair's row is wholly carried (its share is the row). v1
+-- left the open pairs out and kept the rest whole, which counted twice a
+-- carried row at or after the earliest window end that lies inside a
+-- later-ending experiment's window (pipeline TestIncrementalTwoWindowEnds).
+-- The other tables are v1's.
 -- Parameters: v1's and gen_no.
 -- incr_save v1's comment follows.
 -- incr_save v1 (internal, issue 18 item 2): write the next night's state
@@ -71,9 +77,6 @@ COPY (
 ) TO $out_tcounts (FORMAT parquet);
 
 COPY (
-    WITH windows AS (
-        SELECT generate_subscripts($win_event, 1) AS win_no, unnest($win_event) AS event
-    )
     SELECT
         g.win_no,
         a.exp_no,
@@ -83,12 +86,15 @@ COPY (
         CAST(g.total AS DECIMAL(38, 0)) AS total,
         g.pre_cnt,
         CAST(g.pre_total AS DECIMAL(38, 0)) AS pre_total,
-        o.unit_id IS NOT NULL AS open,
+        coalesce(c.n, 0) AS carried_n,
+        coalesce(c.cnt, 0) AS carried_cnt,
+        CAST(coalesce(c.total, 0) AS DECIMAL(38, 0)) AS carried_total,
+        coalesce(c.pre_cnt, 0) AS carried_pre_cnt,
+        CAST(coalesce(c.pre_total, 0) AS DECIMAL(38, 0)) AS carried_pre_total,
         CAST($gen_no AS BIGINT) AS gen_no
     FROM incr_final_units AS g
     JOIN assignment AS a ON a.uid = g.uid
-    JOIN windows AS w ON w.win_no = g.win_no
-    LEFT JOIN (SELECT DISTINCT unit_id, metric FROM incr_open WHERE covered < k) AS o ON o.unit_id = a.unit_id AND o.metric = w.event
+    LEFT JOIN event_units AS c ON c.kind = 2 AND c.win_no = g.win_no AND c.uid = g.uid
     WHERE g.kind = 2
     ORDER BY g.win_no, a.exp_no, a.unit_id
 ) TO $out_unitev (FORMAT parquet);
