@@ -41,9 +41,9 @@ import (
 // records the SHA-256 of every state file and its own digest. v3: the
 // per-unit tables (units, unitev) are generations — a base and the deltas
 // of the nights since, each row with its generation's gen_no — unitev keeps
-// the open pairs' rows (flagged), and cells.json holds the night's cells
-// and unit counts, which the next night updates by the touched units'
-// delta.
+// every kind-2 row whole beside its carried rows' share, and cells.json
+// holds the night's cells and unit counts, which the next night updates by
+// the touched units' delta.
 const incrementalFormat = "verity-incremental/v3"
 
 // incrementalCompactAfter is how many generations of per-unit tables a
