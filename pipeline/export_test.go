@@ -33,3 +33,25 @@ func ResealIncrementalState(dir string) error {
 	}
 	return os.WriteFile(filepath.Join(dir, "state.json"), append(out, '\n'), 0o600)
 }
+
+// SetIncrementalCompactAfter sets how many generations an incremental
+// state keeps before the save compacts them, and returns the restore.
+func SetIncrementalCompactAfter(n int) func() {
+	old := incrementalCompactAfter
+	incrementalCompactAfter = n
+	return func() { incrementalCompactAfter = old }
+}
+
+// IncrementalGenerations is the number of live generations of the one
+// incremental state under stateDir (0 when there is none).
+func IncrementalGenerations(stateDir string) int {
+	files, _ := filepath.Glob(filepath.Join(stateDir, "incremental", "*", "state.json"))
+	if len(files) != 1 {
+		return 0
+	}
+	s, err := readIncrState(filepath.Dir(files[0]))
+	if err != nil {
+		return 0
+	}
+	return len(s.Gens)
+}

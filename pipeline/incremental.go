@@ -29,15 +29,28 @@ import (
 // aggregates (the intermediate tables of the single-join set, minus the
 // rows carried to the next night), the duplicate keys of every row read,
 // and the valid event rows of units not yet exposed in every experiment
-// (the carry). The next night reads only the new partitions plus the
-// carry, merges the state into the tables the pinned templates read, and
-// runs the pinned templates after them unchanged, so the outputs are a full
+// (the carry), and the night's cells. The next night reads only the new
+// partitions plus the carry, merges the state of the units they touch into
+// the tables the pinned templates read, runs the pinned templates after
+// them unchanged over those units, and updates the stored cells by the
+// touched units' delta (incremental_cells.go), so the outputs are a full
 // run's byte for byte. Anything the state cannot account for exactly makes
 // the night a full run, logged with its reason (incrementalStatus).
 
 // incrementalFormat versions the state's layout and meaning. v2: state.json
-// records the SHA-256 of every state file and its own digest.
-const incrementalFormat = "verity-incremental/v2"
+// records the SHA-256 of every state file and its own digest. v3: the
+// per-unit tables (units, unitev) are generations — a base and the deltas
+// of the nights since, each row with its generation's gen_no — unitev keeps
+// every kind-2 row whole beside its carried rows' share, and cells.json
+// holds the night's cells and unit counts, which the next night updates by
+// the touched units' delta.
+const incrementalFormat = "verity-incremental/v3"
+
+// incrementalCompactAfter is how many generations of per-unit tables a
+// state keeps before the save rewrites them whole (also when the deltas
+// hold more rows than the base): a night reads every live generation's
+// files. A variable so that tests can compact more often.
+var incrementalCompactAfter = 7
 
 // singleJoinPins is the only template set the incremental pass supports.
 var singleJoinPins = map[string]string{
@@ -47,15 +60,24 @@ var singleJoinPins = map[string]string{
 // incrState is state.json: which inputs the stored tables count, and the
 // facts that decide whether the next night can add to them.
 type incrState struct {
-	Format      string           `json:"format"`
-	Fingerprint string           `json:"fingerprint"`
-	Date        string           `json:"date"`
-	EndUS       []int64          `json:"exp_end_us"`
-	Files       []incrFile       `json:"files"`
-	Gen         string           `json:"gen"`
-	TraceKeys   []string         `json:"trace_keys"`
-	EventKeys   []string         `json:"event_keys"`
-	Facts       map[string]int64 `json:"facts"`
+	Format      string     `json:"format"`
+	Fingerprint string     `json:"fingerprint"`
+	Date        string     `json:"date"`
+	EndUS       []int64    `json:"exp_end_us"`
+	Files       []incrFile `json:"files"`
+	// Gen is tonight's generation: its folder holds the per-night tables
+	// (tcounts, buckets, names, carry, tcarry) and cells.json.
+	Gen string `json:"gen"`
+	// GenNo is Gen's number (the gen_no of its rows); Gens are the live
+	// generations of the per-unit tables, oldest (the base) first, and
+	// GenRows their units rows. A unit's rows are those of the newest
+	// generation holding it.
+	GenNo     int64            `json:"gen_no"`
+	Gens      []string         `json:"gens"`
+	GenRows   []int64          `json:"gen_rows"`
+	TraceKeys []string         `json:"trace_keys"`
+	EventKeys []string         `json:"event_keys"`
+	Facts     map[string]int64 `json:"facts"`
 	// Checksums is the SHA-256 of every file the next night reads from the
 	// state (gen-*/<table>.parquet, keys/*), by path relative to the
 	// state's folder; verified before the state is used.
@@ -278,8 +300,13 @@ func readIncrState(dir string) (*incrState, error) {
 	}
 	// The names state.json gives are the save's own (gen-<run id>,
 	// t-/e-<run id>.parquet): nothing outside the state's folder is read.
-	if !stateNameRE.MatchString(s.Gen) || !strings.HasPrefix(s.Gen, "gen-") {
-		return nil, fmt.Errorf("state.json names a generation %q that the save never writes", s.Gen)
+	for _, g := range append([]string{s.Gen}, s.Gens...) {
+		if !stateNameRE.MatchString(g) || !strings.HasPrefix(g, "gen-") {
+			return nil, fmt.Errorf("state.json names a generation %q that the save never writes", g)
+		}
+	}
+	if len(s.Gens) == 0 || s.Gens[len(s.Gens)-1] != s.Gen || len(s.GenRows) != len(s.Gens) {
+		return nil, errors.New("state.json lists its generations inconsistently")
 	}
 	for _, k := range append(slices.Clone(s.TraceKeys), s.EventKeys...) {
 		if !stateNameRE.MatchString(k) || !(strings.HasPrefix(k, "t-") || strings.HasPrefix(k, "e-")) || !strings.HasSuffix(k, ".parquet") {
@@ -307,17 +334,28 @@ func (s incrState) digest() (string, error) {
 // state's folder.
 func (s *incrState) files() []string {
 	var out []string
-	for _, n := range incrTables {
+	for _, g := range s.Gens {
+		for _, n := range incrUnitTables {
+			out = append(out, filepath.Join(g, n+".parquet"))
+		}
+	}
+	for _, n := range incrNightTables {
 		out = append(out, filepath.Join(s.Gen, n+".parquet"))
 	}
+	out = append(out, filepath.Join(s.Gen, "cells.json"))
 	for _, k := range append(slices.Clone(s.TraceKeys), s.EventKeys...) {
 		out = append(out, filepath.Join("keys", k))
 	}
 	return out
 }
 
-// incrTables are the tables of a state generation.
-var incrTables = []string{"units", "tcounts", "unitev", "buckets", "names", "carry", "tcarry"}
+// incrUnitTables are the per-unit tables of a generation (a base or a
+// delta); incrNightTables the tables the newest generation holds for the
+// next night alone.
+var (
+	incrUnitTables  = []string{"units", "unitev"}
+	incrNightTables = []string{"tcounts", "buckets", "names", "carry", "tcarry"}
+)
 
 // verifyFiles checks every state file against its recorded SHA-256.
 func (s *incrState) verifyFiles(dir string) error {
@@ -397,6 +435,15 @@ func (inc *incremental) path(gen, name string) string {
 	return filepath.Join(inc.dir, gen, name+".parquet")
 }
 
+// genPaths lists table name's file in each of the generations gens.
+func (inc *incremental) genPaths(gens []string, name string) []string {
+	out := make([]string, len(gens))
+	for i, g := range gens {
+		out[i] = inc.path(g, name)
+	}
+	return out
+}
+
 func (inc *incremental) keyPaths(names []string) []string {
 	out := make([]string, len(names))
 	for i, n := range names {
@@ -427,8 +474,11 @@ func runIncrementalPass(ctx context.Context, st *groupState, specs []*expspec.Sp
 	p := addDupKeys(engine.MergedParams(specs, inc.newT, inc.newE), st)
 	p["ix_exp"], p["ix_partner"] = engine.NonNil(st.ixExp), engine.NonNil(st.ixPartner)
 	carry := inc.path(prev.Gen, "carry")
-	for _, n := range []string{"units", "tcounts", "unitev", "buckets", "names"} {
+	for _, n := range []string{"tcounts", "buckets", "names"} {
 		p["st_"+n] = inc.path(prev.Gen, n)
+	}
+	for _, n := range incrUnitTables {
+		p["st_"+n] = inc.genPaths(prev.Gens, n)
 	}
 	p["st_carry"] = carry
 	p["st_tcarry"] = inc.path(prev.Gen, "tcarry")
@@ -473,18 +523,39 @@ func runIncrementalPass(ctx context.Context, st *groupState, specs []*expspec.Sp
 	if err := st.sess.Exec(ctx, inc.tmpls["incr_events"], p, progress); err != nil {
 		return passResult{}, err
 	}
-	cells, quality, perExp, err := st.sess.FinishSQL(ctx, specs, st.tmpls, p, progress)
+	// Cells by delta: the pinned templates run over tonight's tables of
+	// the touched units, then (incr_swap) over last night's; every other
+	// unit's share is in the stored cells.
+	newCells, newQ, newErr, err := st.sess.FinishSQL(ctx, specs, st.tmpls, p, progress)
+	if err != nil {
+		return passResult{}, err
+	}
+	if err := st.sess.Exec(ctx, inc.tmpls["incr_swap"], p, progress); err != nil {
+		return passResult{}, err
+	}
+	oldCells, oldQ, oldErr, err := st.sess.Results(ctx, specs, st.tmpls, p, progress)
+	if err != nil {
+		return passResult{}, err
+	}
+	if err := st.sess.Exec(ctx, inc.tmpls["incr_swap"], p, progress); err != nil {
+		return passResult{}, err
+	}
+	base, err := readIncrCells(filepath.Join(inc.dir, prev.Gen, "cells.json"), specs)
+	if err != nil {
+		return passResult{}, &fallbackError{reason: "stored cells unreadable: " + err.Error()}
+	}
+	cells, quality, err := applyCellDelta(base, oldCells, newCells, oldQ, newQ, oldErr, newErr)
 	if err != nil {
 		return passResult{}, err
 	}
 	inc.ranIncr = true
-	return passResult{cells: cells, quality: quality, perExp: perExp, ix: st.sess.Interactions, cross: st.sess.CrossMoments, filters: st.sess.FilterCounts, drill: st.sess.Drilldowns}, nil
+	return passResult{cells: cells, quality: quality, perExp: map[string]error{}, ix: st.sess.Interactions, cross: st.sess.CrossMoments, filters: st.sess.FilterCounts, drill: st.sess.Drilldowns}, nil
 }
 
 // save writes the next night's state from tonight's tables (full or
 // incremental pass), then points state.json at it. The previous state stays
 // valid until state.json is replaced.
-func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expspec.Spec, date, runID string, progress *engine.SQLProgress) error {
+func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expspec.Spec, date, runID string, pass passResult, progress *engine.SQLProgress) error {
 	gen := "gen-" + runID
 	if !stateNameRE.MatchString(runID) {
 		return fmt.Errorf("run id %q cannot name a state file", runID)
@@ -514,9 +585,14 @@ func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expsp
 	}
 	p["save_event_files"], p["save_trace_files"] = saveEvents, saveTraces
 	p["new_trace_files"], p["new_event_files"] = p["trace_files"], p["event_files"]
-	for _, n := range incrTables {
+	for _, n := range append(slices.Clone(incrUnitTables), incrNightTables...) {
 		p["out_"+n] = inc.path(gen, n)
 	}
+	genNo := int64(1)
+	if inc.prev != nil {
+		genNo = inc.prev.GenNo + 1
+	}
+	p["gen_no"] = genNo
 	tk, ek := "t-"+runID+".parquet", "e-"+runID+".parquet"
 	p["out_tkeys"], p["out_ekeys"] = filepath.Join(inc.dir, "keys", tk), filepath.Join(inc.dir, "keys", ek)
 	if err := st.sess.Exec(ctx, inc.tmpls["incr_carry"], p, progress); err != nil {
@@ -540,12 +616,28 @@ func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expsp
 	if err != nil {
 		return err
 	}
-	next := &incrState{Format: incrementalFormat, Fingerprint: inc.fp, Date: date, EndUS: p["exp_end_us"].([]int64), Gen: gen, Facts: facts}
+	next := &incrState{Format: incrementalFormat, Fingerprint: inc.fp, Date: date, EndUS: p["exp_end_us"].([]int64), Gen: gen, GenNo: genNo, Facts: facts}
+	rows := facts["fact: units written"]
 	if inc.ranIncr {
 		next.TraceKeys = append(slices.Clone(inc.prev.TraceKeys), tk)
 		next.EventKeys = append(slices.Clone(inc.prev.EventKeys), ek)
+		next.Gens = append(slices.Clone(inc.prev.Gens), gen)
+		next.GenRows = append(slices.Clone(inc.prev.GenRows), rows)
 	} else {
 		next.TraceKeys, next.EventKeys = []string{tk}, []string{ek}
+		next.Gens, next.GenRows = []string{gen}, []int64{rows}
+	}
+	if next.needsCompaction() {
+		if err := inc.compact(ctx, st, next, progress); err != nil {
+			return err
+		}
+	}
+	cb, err := encodeIncrCells(pass.cells, pass.quality)
+	if err != nil {
+		return err
+	}
+	if err := diskio.WriteAtomicMode(filepath.Join(inc.dir, gen, "cells.json"), cb, 0o600); err != nil {
+		return err
 	}
 	for _, f := range append(slices.Clone(st.traces), st.events...) {
 		next.Files = append(next.Files, incrFile{Role: f.Role, Path: f.Abs, SHA256: f.SHA256})
@@ -555,7 +647,7 @@ func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expsp
 	// tonight's files are hashed as written.
 	next.Checksums = map[string]string{}
 	for _, rel := range next.files() {
-		if sum, ok := inc.prevChecksum(rel); ok {
+		if sum, ok := inc.prevChecksum(rel, gen); ok {
 			next.Checksums[rel] = sum
 			continue
 		}
@@ -579,14 +671,55 @@ func (inc *incremental) save(ctx context.Context, st *groupState, specs []*expsp
 	return nil
 }
 
-// prevChecksum is the stored night's SHA-256 of a key file tonight's
-// state keeps (only after an incremental pass: a full night writes new keys).
-func (inc *incremental) prevChecksum(rel string) (string, bool) {
-	if !inc.ranIncr || !strings.HasPrefix(rel, "keys"+string(filepath.Separator)) {
+// prevChecksum is the stored night's SHA-256 of a file tonight's state
+// keeps from it (a key file or an older generation's per-unit table; only
+// after an incremental pass: a full night writes everything anew). The
+// stored files were verified when tonight's plan read the state.
+func (inc *incremental) prevChecksum(rel, gen string) (string, bool) {
+	if !inc.ranIncr || strings.HasPrefix(rel, gen+string(filepath.Separator)) {
 		return "", false
 	}
 	sum, ok := inc.prev.Checksums[rel]
 	return sum, ok
+}
+
+// needsCompaction reports whether the per-unit tables have piled up: more
+// than incrementalCompactAfter generations, or deltas holding more rows
+// than the base.
+func (s *incrState) needsCompaction() bool {
+	if len(s.Gens) <= 1 {
+		return false
+	}
+	var delta int64
+	for _, n := range s.GenRows[1:] {
+		delta += n
+	}
+	return len(s.Gens) > incrementalCompactAfter || delta > s.GenRows[0]
+}
+
+// compact rewrites the per-unit tables of every live generation (tonight's
+// delta included) whole into tonight's generation, which becomes the only
+// one.
+func (inc *incremental) compact(ctx context.Context, st *groupState, next *incrState, progress *engine.SQLProgress) error {
+	p := map[string]any{
+		"st_units": inc.genPaths(next.Gens, "units"), "st_unitev": inc.genPaths(next.Gens, "unitev"), "gen_no": next.GenNo,
+		"out_units": inc.path(next.Gen, "units-compact"), "out_unitev": inc.path(next.Gen, "unitev-compact"),
+	}
+	if err := st.sess.Exec(ctx, inc.tmpls["incr_compact"], p, progress); err != nil {
+		return fmt.Errorf("compaction: %w", err)
+	}
+	facts, err := st.sess.Facts(ctx, inc.tmpls["incr_facts"])
+	if err != nil {
+		return err
+	}
+	for _, n := range incrUnitTables {
+		if err := os.Rename(inc.path(next.Gen, n+"-compact"), inc.path(next.Gen, n)); err != nil {
+			return err
+		}
+	}
+	next.Gens, next.GenRows = []string{next.Gen}, []int64{facts["fact: units compacted"]}
+	next.Facts["fact: units compacted"] = facts["fact: units compacted"]
+	return nil
 }
 
 // discard removes what a failed save wrote (tonight's generation and key
@@ -608,6 +741,9 @@ func (inc *incremental) keptState() string {
 // cleanup removes the generations and key files state.json no longer names.
 func (inc *incremental) cleanup(cur *incrState) {
 	keep := map[string]bool{cur.Gen: true}
+	for _, g := range cur.Gens {
+		keep[g] = true
+	}
 	entries, _ := os.ReadDir(inc.dir)
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), "gen-") && !keep[e.Name()] {

@@ -2,11 +2,14 @@ package pipeline
 
 import (
 	"encoding/json"
+	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/verity-analytics/verity/pipeline/engine"
 	"github.com/verity-analytics/verity/pipeline/expspec"
 )
 
@@ -25,10 +28,14 @@ func TestIncrStateNamesStayInside(t *testing.T) {
 		{"trace key outside", func(s *incrState) { s.TraceKeys = []string{"../t-x.parquet"} }, `key file "../t-x.parquet"`},
 		{"event key of another name", func(s *incrState) { s.EventKeys = []string{"state.json"} }, `key file "state.json"`},
 		{"hidden key", func(s *incrState) { s.EventKeys = []string{".e-x.parquet"} }, `key file ".e-x.parquet"`},
+		{"base generation outside", func(s *incrState) { s.Gens[0] = "../gen-x" }, `generation "../gen-x"`},
+		{"newest generation not tonight's", func(s *incrState) { s.Gens = s.Gens[:1]; s.GenRows = s.GenRows[:1] }, "generations inconsistently"},
+		{"rows of a generation missing", func(s *incrState) { s.GenRows = s.GenRows[:1] }, "generations inconsistently"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			s := incrState{Format: incrementalFormat, Fingerprint: "f", Date: "2026-11-17", Gen: "gen-abc123",
+				Gens: []string{"gen-abc000", "gen-abc123"}, GenRows: []int64{10, 2},
 				TraceKeys: []string{"t-abc123.parquet"}, EventKeys: []string{"e-abc123.parquet"}}
 			tc.edit(&s)
 			var err error
@@ -61,5 +68,63 @@ func TestIncrementalRefusalNamesEveryOptionalPin(t *testing.T) {
 	}
 	if got := incrementalRefusal(s); got != "pins histograms, eventbins (only the single-join set is incremental)" {
 		t.Errorf("refusal %q", got)
+	}
+}
+
+// TestDeltaCells checks the cell arithmetic of cells by delta on planted
+// cells: stored − last night's + tonight's per cell (counts and every
+// sum), a cell left without units dropped, a new cell added in
+// sufstats@v3's order, the stored max|value| kept as an upper bound, and
+// each inconsistency a fallback with its reason.
+func TestDeltaCells(t *testing.T) {
+	cell := func(cohort, metric string, n int64, sum, maxAbs int64) engine.Cell {
+		c := engine.NewCell(cohort, "control", metric)
+		c.N = n
+		for i, p := range c.Sums() {
+			(*p).SetInt64(sum * int64(i+1)) // a different value in every sum
+		}
+		c.MaxAbs = big.NewInt(maxAbs)
+		return c
+	}
+	base := []engine.Cell{cell("power/mobile", "m", 5, 10, 4), cell(expspec.UnclassifiedLeaf, "m", 2, 3, 2)}
+	old := []engine.Cell{cell("power/mobile", "m", 2, 4, 1), cell(expspec.UnclassifiedLeaf, "m", 2, 3, 2)}
+	add := []engine.Cell{cell("power/mobile", "m", 3, 9, 3), cell("casual/desktop", "m", 1, 1, 1)}
+	got, err := deltaCells("e", base, old, add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []engine.Cell{cell("casual/desktop", "m", 1, 1, 1), cell("power/mobile", "m", 6, 15, 4)}
+	if len(got) != len(want) {
+		t.Fatalf("cells %+v, want %+v", got, want)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Cohort != w.Cohort || g.N != w.N || g.MaxAbs.Cmp(w.MaxAbs) != 0 {
+			t.Errorf("cell %d: %s n=%d max=%v, want %s n=%d max=%v", i, g.Cohort, g.N, g.MaxAbs, w.Cohort, w.N, w.MaxAbs)
+		}
+		for k, p := range g.Sums() {
+			if (*p).Cmp(*w.Sums()[k]) != 0 {
+				t.Errorf("cell %s sum %d: %v, want %v", g.Cohort, k, *p, *w.Sums()[k])
+			}
+		}
+	}
+	huge := new(big.Int).Lsh(big.NewInt(1), 62)
+	bounded := cell("power/mobile", "m", 5, 10, 0)
+	bounded.MaxAbs = huge // 6 · 2^124 ≥ 2^126 with the bound
+	for _, tc := range []struct {
+		name           string
+		base, old, add []engine.Cell
+		want           string
+	}{
+		{"more units subtracted than stored", base, []engine.Cell{cell("power/mobile", "m", 6, 4, 1)}, nil, "negative count"},
+		{"no unit left, sums left", base, []engine.Cell{cell("power/mobile", "m", 5, 4, 1)}, nil, "no unit but nonzero sums"},
+		{"a touched unit's cell not stored", base, []engine.Cell{cell("casual/mobile", "m", 1, 1, 1)}, nil, "not among the stored cells"},
+		{"the bound fails the proof", []engine.Cell{bounded}, nil, []engine.Cell{cell("power/mobile", "m", 1, 1, 1)}, "overflow proof of cell power/mobile/control/m"},
+	} {
+		_, err := deltaCells("e", tc.base, tc.old, tc.add)
+		var fb *fallbackError
+		if !errors.As(err, &fb) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want a fallback naming %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -136,6 +136,15 @@ func TestIncrementalDetectsDamagedState(t *testing.T) {
 	b.flipByte(keys[0])
 	b.night("2026-11-19", "full: state file keys")
 
+	// The stored cells (format v3), which the next night updates by delta.
+	cells, _ := filepath.Glob(filepath.Join(sd, "gen-*", "cells.json"))
+	if len(cells) != 1 {
+		t.Fatalf("cells.json files %v, want 1", cells)
+	}
+	b.flipByte(cells[0])
+	rel, _ = filepath.Rel(sd, cells[0])
+	b.night("2026-11-19", "full: state file "+rel+" changed since it was written")
+
 	// state.json: a recorded checksum edited to match an edited table is
 	// caught by the file's own digest.
 	sj := filepath.Join(sd, "state.json")

@@ -682,7 +682,7 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 	if err == nil && inc != nil {
 		inc.report(opts, jobs)
 		if inc.eligible && pass.allExact() {
-			if serr := inc.save(ctx, st, specs, jobs[0].date, opts.RunID, progress); serr != nil {
+			if serr := inc.save(ctx, st, specs, jobs[0].date, opts.RunID, pass, progress); serr != nil {
 				inc.discard(opts.RunID)
 				opts.Logger.Warn("incremental state not saved; "+inc.keptState(), "err", serr.Error())
 			}

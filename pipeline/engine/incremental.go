@@ -12,12 +12,14 @@ import (
 
 // IncrementalTemplates are the internal templates of the incremental
 // nightly pass (issue 18 item 2), pinned by the code, in the order they run.
-var IncrementalTemplates = []string{"incr_load", "incr_traces", "incr_events", "incr_carry", "incr_save", "incr_facts"}
+var IncrementalTemplates = []string{"incr_load", "incr_traces", "incr_events", "incr_swap", "incr_carry", "incr_save", "incr_compact", "incr_facts"}
 
 // incrementalVersions are the versions the code pins (v1 unless named):
-// incr_traces@v2 keeps a stored unclassified unit's cohort; incr_carry@v2
-// selects the same rows with one join instead of three.
-var incrementalVersions = map[string]string{"incr_traces": "v2", "incr_carry": "v2"}
+// incr_carry@v2 selects the same rows as v1 with one join instead of
+// three; incr_load@v2, incr_traces@v3, incr_events@v2 and incr_save@v2 work
+// on the touched units and the generations of state format v3 (cells by
+// delta).
+var incrementalVersions = map[string]string{"incr_load": "v3", "incr_traces": "v3", "incr_events": "v2", "incr_carry": "v2", "incr_save": "v2"}
 
 // LoadIncremental renders the internal incremental templates with the
 // group's columns, by name.
@@ -84,6 +86,24 @@ func (s *Session) FinishSQL(ctx context.Context, specs []*expspec.Spec, tmpls []
 	}
 	if len(want) == 0 {
 		return nil, nil, nil, fmt.Errorf("incremental pass without experiments")
+	}
+	return s.readResults(ctx, specs, byName, p, want)
+}
+
+// Results runs the pinned templates after unit_metrics again (sufstats,
+// quality) over the tables now named assignment and event_units, and
+// fetches what FinishSQL fetches: the incremental pass reads last night's
+// values of the touched units this way (incr_swap).
+func (s *Session) Results(ctx context.Context, specs []*expspec.Spec, tmpls []Rendered, p map[string]any, progress *SQLProgress) (cells map[string][]Cell, quality map[string]Quality, perExp map[string]error, err error) {
+	s.progress = progress
+	defer func() { s.progress = nil }()
+	byName := map[string]Rendered{}
+	for _, t := range tmpls {
+		byName[t.Name] = t
+	}
+	want := map[string]bool{}
+	for _, sp := range specs {
+		want[sp.Experiment] = true
 	}
 	return s.readResults(ctx, specs, byName, p, want)
 }
