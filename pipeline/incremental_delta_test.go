@@ -1,9 +1,12 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"math"
 	"math/big"
 	"os"
@@ -28,6 +31,7 @@ type deltaNights struct {
 	dir, tr, ev, state string
 	spec               *expspec.Spec
 	n                  int
+	log                bytes.Buffer
 }
 
 func newDeltaNights(t *testing.T, specText string) *deltaNights {
@@ -66,14 +70,62 @@ func (d *deltaNights) night(date, wantMode string) string {
 		return r
 	}
 	out := func(s string) string { return filepath.Join(d.dir, s+strconv.Itoa(d.n)) }
+	d.log.Reset()
 	ri := run(pipeline.Options{OutDir: out("incr"), Date: date, Engine: engine.Engine{Threads: 2},
-		Incremental: true, Host: ledgers.Host{StateDir: d.state}, Build: publish.CurrentBuild()})
+		Incremental: true, Host: ledgers.Host{StateDir: d.state}, Build: publish.CurrentBuild(),
+		Logger: slog.New(slog.NewJSONHandler(&d.log, nil))})
+	checkProgressSteps(t, "night "+strconv.Itoa(d.n)+" ("+date+")", d.log.Bytes())
 	rf := run(pipeline.Options{OutDir: out("full"), Date: date, Engine: engine.Engine{Threads: 1}, Build: publish.CurrentBuild()})
 	if !strings.HasPrefix(ri.Mode, wantMode) {
 		t.Errorf("night %d (%s): mode %q, want %q…", d.n, date, ri.Mode, wantMode)
 	}
 	sameOutputs(t, "night "+strconv.Itoa(d.n), ri.Dir, rf.Dir)
 	return rf.Dir
+}
+
+// checkProgressSteps reads a run's JSON log as an on-call engineer would:
+// each sequence of SQL statements counts its steps 1, 2, 3, …; the planned
+// pass says "step n of m" and ends at m; an incremental pass and the
+// state's save name their stage and give no total (their statements are
+// not the planned pass's), so no line ever says "step 20 of 16".
+func checkProgressSteps(t *testing.T, what string, log []byte) {
+	t.Helper()
+	var stage string
+	last, of, seqs := 0, 0, 0
+	end := func() {
+		if stage == "" && last > 0 && last != of {
+			t.Errorf("%s: the planned pass ended at step %d of %d", what, last, of)
+		}
+	}
+	for _, line := range bytes.Split(bytes.TrimSpace(log), []byte("\n")) {
+		var r map[string]any
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatalf("%s: log line %q: %v", what, line, err)
+		}
+		if r["msg"] != "sql statement" {
+			continue
+		}
+		step := int(r["step"].(float64))
+		st, _ := r["stage"].(string)
+		total, hasTotal := r["of"].(float64)
+		if hasTotal == (st != "") {
+			t.Errorf("%s: step %d of stage %q: total %v (a total belongs to the planned pass only)", what, step, st, r["of"])
+		}
+		if step == 1 {
+			end()
+			stage, seqs = st, seqs+1
+		} else if st != stage || step != last+1 {
+			t.Errorf("%s: step %d (stage %q) after step %d (stage %q): %v", what, step, st, last, stage, r["statement"])
+		}
+		if hasTotal && step > int(total) {
+			t.Errorf("%s: step %d of %d: %v", what, step, int(total), r["statement"])
+		}
+		last, of = step, int(total)
+	}
+	end()
+	if seqs == 0 {
+		t.Errorf("%s: no SQL statement logged", what)
+	}
 }
 
 // copyRows writes the rows of query (over the fixture's files) as a new

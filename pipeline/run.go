@@ -665,12 +665,14 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 		inc = planIncremental(st, specs, jobs[0].date, opts)
 		defer inc.release()
 		if inc.reason == "" {
+			progress.Stage("incremental pass")
 			pass, err = runIncrementalPass(ctx, st, specs, inc, progress)
 			var fb *fallbackError
 			if errors.As(err, &fb) {
 				inc.reason = fb.reason
 				err = st.reopen(ctx, opts)
 			}
+			progress.Restart()
 		}
 	}
 	if err == nil && (inc == nil || !inc.ranIncr) {
@@ -682,6 +684,7 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 	if err == nil && inc != nil {
 		inc.report(opts, jobs)
 		if inc.eligible && pass.allExact() {
+			progress.Stage("incremental state save")
 			if serr := inc.save(ctx, st, specs, jobs[0].date, opts.RunID, pass, progress); serr != nil {
 				inc.discard(opts.RunID)
 				opts.Logger.Warn("incremental state not saved; "+inc.keptState(), "err", serr.Error())

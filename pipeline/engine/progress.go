@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,11 @@ type SQLProgress struct {
 	HasRaw  bool               `json:"-" yaml:"-"`
 	step    int
 	Timings []Phase `json:"-" yaml:"-"`
+	// planned is the pass's statements (Keys while the planned pass runs);
+	// stage names a sequence of statements outside it (an incremental
+	// pass, the state's save), whose steps are counted without a total.
+	planned []string
+	stage   string
 }
 
 // statementKey names one statement of a template in logs and in the
@@ -69,6 +75,7 @@ func NewSQLProgress(log *slog.Logger, private bool, tmpls []Rendered, inputBytes
 			p.Keys = append(p.Keys, statementKey(r, i, n))
 		}
 	}
+	p.planned = p.Keys
 	if !private && prev != nil && prev.InputBytes > 0 {
 		scale := float64(inputBytes) / float64(prev.InputBytes)
 		p.prev = map[string]float64{}
@@ -128,6 +135,35 @@ func rawConnection(ctx context.Context, conn *sql.Conn) (raw mapping.Connection,
 	return raw, ok
 }
 
+// Stage starts a sequence of statements that is not the planned pass (an
+// incremental pass over the state, the state's save): its steps are
+// counted from 1 and logged with the stage's name, without a total or an
+// estimate, since its statements differ from the pass the total counts.
+func (p *SQLProgress) Stage(name string) {
+	if p == nil {
+		return
+	}
+	p.Keys, p.step, p.stage = nil, 0, name
+}
+
+// Restart starts the planned pass (again) from its first step: after an
+// incremental pass fell back, the full pass's steps are counted anew.
+func (p *SQLProgress) Restart() {
+	if p == nil {
+		return
+	}
+	p.Keys, p.step, p.stage = p.planned, 0, ""
+}
+
+// counted is the step's log attributes: "step n of m" in the planned
+// pass, "step n" with the stage's name outside it.
+func (p *SQLProgress) counted() []any {
+	if p.stage != "" {
+		return []any{"phase", "sql", "stage", p.stage, "step", p.step}
+	}
+	return []any{"phase", "sql", "step", p.step, "of", len(p.Keys)}
+}
+
 // Run runs one statement (fn) as the next step of the pass.
 func (p *SQLProgress) Run(key string, fn func() error) error {
 	if p == nil {
@@ -142,18 +178,18 @@ func (p *SQLProgress) Run(key string, fn func() error) error {
 		p.Timings = append(p.Timings, Phase{Name: key, Millis: float64(time.Since(t0).Microseconds()) / 1000})
 		return err
 	}
-	attrs := []any{"phase", "sql", "step", p.step, "of", len(p.Keys), "statement", key}
+	attrs := append(p.counted(), "statement", key)
 	if left, ok := p.estimate(); ok {
 		attrs = append(attrs, "estimate_s", left)
 	}
 	p.Log.Info("sql statement", attrs...)
-	stop := p.watch(key, t0)
+	stop := p.watch(key, t0, p.counted())
 	defer stop() // also if fn panics: the watcher must not outlive the connection
 	err := fn()
 	stop()
 	ms := float64(time.Since(t0).Microseconds()) / 1000
 	p.Timings = append(p.Timings, Phase{Name: key, Millis: ms})
-	p.Log.Info("sql statement done", "phase", "sql", "step", p.step, "of", len(p.Keys), "statement", key, "ms", ms)
+	p.Log.Info("sql statement done", append(p.counted(), "statement", key, "ms", ms)...)
 	return err
 }
 
@@ -161,7 +197,7 @@ func (p *SQLProgress) Run(key string, fn func() error) error {
 // the previous night's timings of the remaining statements, scaled by
 // tonight's input bytes. ok is false without a comparable previous night.
 func (p *SQLProgress) estimate() (seconds float64, ok bool) {
-	if p.private || p.prev == nil || p.step < 1 || p.step > len(p.Keys) {
+	if p.private || p.stage != "" || p.prev == nil || p.step < 1 || p.step > len(p.Keys) {
 		return 0, false
 	}
 	var ms float64
@@ -178,7 +214,7 @@ func (p *SQLProgress) estimate() (seconds float64, ok bool) {
 // watch logs DuckDB's percentage of the running statement every
 // ProgressEvery until the returned stop is called; stop returns only once
 // the watcher has stopped reading the connection.
-func (p *SQLProgress) watch(key string, t0 time.Time) (stop func()) {
+func (p *SQLProgress) watch(key string, t0 time.Time, counted []any) (stop func()) {
 	if p.private || !p.HasRaw {
 		return func() {}
 	}
@@ -203,8 +239,8 @@ func (p *SQLProgress) watch(key string, t0 time.Time) (stop func()) {
 				if !(pct > 0 && pct <= 100) || total == 0 || rows == 0 || rows > total {
 					continue
 				}
-				attrs := []any{"phase", "sql", "step", p.step, "of", len(p.Keys), "statement", key,
-					"percent", pct, "rows_processed", rows, "rows_total", total}
+				attrs := append(slices.Clip(counted), "statement", key,
+					"percent", pct, "rows_processed", rows, "rows_total", total)
 				if pct >= 1 { // below 1% an extrapolation says nothing
 					left := time.Since(t0).Seconds() * (100 - pct) / pct
 					attrs = append(attrs, "statement_left_s", math.Round(left*10)/10)
