@@ -572,6 +572,12 @@ type (
 		Metric string `parquet:"metric"`
 		Value  string `parquet:"value"`
 	}
+	eventNanoTS struct { // ts is TIMESTAMP_NS (the other files' is WITH TIME ZONE)
+		TS     int64   `parquet:"ts,timestamp(nanosecond:local)"`
+		UnitID string  `parquet:"unit_id"`
+		Metric string  `parquet:"metric"`
+		Value  float64 `parquet:"value"`
+	}
 	eventIntValue struct { // value is BIGINT
 		TS      int64  `parquet:"ts,timestamp(microsecond:utc)"`
 		UnitID  string `parquet:"unit_id"`
@@ -698,6 +704,20 @@ func TestBadInputErrors(t *testing.T) {
 			write:  writeRows([]eventTextValue{{ts, "u000", "buy", "12.5"}}),
 			column: "value",
 			msg:    "input events/part-1.parquet: column value: has type VARCHAR, want DOUBLE or FLOAT or DECIMAL or BIGINT or INTEGER or SMALLINT or TINYINT or UBIGINT or UINTEGER or USMALLINT or UTINYINT",
+		},
+		{
+			// DuckDB reads TIMESTAMP_NS after WITH TIME ZONE only the
+			// other way round: refused before any SQL, in any order.
+			name: "mixed timestamp types: TIMESTAMP_NS ts after WITH TIME ZONE", file: "events/part-1.parquet",
+			write:  writeRows([]eventNanoTS{{ts * 1000, "u000", "buy", 12.5}}),
+			column: "ts",
+			msg:    "input events/part-1.parquet: column ts: has type TIMESTAMP_NS, but events/part-0.parquet has TIMESTAMP WITH TIME ZONE: DuckDB cannot read these two as one column in every order of the files; write every events file's ts with one timestamp type",
+		},
+		{
+			name: "mixed timestamp types: TIMESTAMP_NS ts before WITH TIME ZONE", file: "events/a-part.parquet",
+			write:  writeRows([]eventNanoTS{{ts * 1000, "u000", "buy", 12.5}}),
+			column: "ts",
+			msg:    "input events/a-part.parquet: column ts: has type TIMESTAMP_NS, but events/part-0.parquet has TIMESTAMP WITH TIME ZONE: DuckDB cannot read these two as one column in every order of the files; write every events file's ts with one timestamp type",
 		},
 	}
 	for _, tc := range tests {

@@ -187,7 +187,7 @@ func planIncremental(st *groupState, specs []*expspec.Spec, date string, opts Op
 		inc.reason, inc.damaged = err.Error(), true
 		return inc
 	}
-	inc.reason = inc.compareInputs(st, p)
+	inc.reason = inc.compareInputs(st, p, date)
 	return inc
 }
 
@@ -389,8 +389,9 @@ func fileSHA256(path string) (string, error) {
 }
 
 // compareInputs finds tonight's new partitions and says why the night must
-// run in full ("" when it need not).
-func (inc *incremental) compareInputs(st *groupState, p map[string]any) string {
+// run in full ("" when it need not). An incremental pass reads at least one
+// new partition of each kind.
+func (inc *incremental) compareInputs(st *groupState, p map[string]any, date string) string {
 	tonight := map[string]intake.InputFile{}
 	for _, f := range append(slices.Clone(st.traces), st.events...) {
 		tonight[f.Role+"\x00"+f.Abs] = f
@@ -417,8 +418,15 @@ func (inc *incremental) compareInputs(st *groupState, p map[string]any) string {
 			inc.newE = append(inc.newE, f)
 		}
 	}
-	if len(inc.newT) == 0 || len(inc.newE) == 0 {
+	switch {
+	case len(inc.newT) == 0 && len(inc.newE) == 0 && inc.prev.Date == date:
+		return "the state already counts every input of " + date + " (the night was run before)"
+	case len(inc.newT) == 0 && len(inc.newE) == 0:
 		return "no new trace or event partition since the stored night"
+	case len(inc.newT) == 0:
+		return "no new trace partition since the stored night (an incremental night needs a new partition of each kind)"
+	case len(inc.newE) == 0:
+		return "no new event partition since the stored night (an incremental night needs a new partition of each kind)"
 	}
 	end := p["exp_end_us"].([]int64)
 	if !slices.Equal(end, inc.prev.EndUS) {

@@ -221,6 +221,14 @@ func TestIncrementalLogTexts(t *testing.T) {
 	}
 	b.runID = ""
 	b.night("2026-11-19", "incremental")
+	// The same night again: nothing is new, and the reason says why.
+	b.night("2026-11-19", "full: the state already counts every input of 2026-11-19 (the night was run before)")
+	// A night whose events partition has not arrived: the reason names
+	// the missing kind, not "no new trace or event partition".
+	if err := os.RemoveAll(filepath.Join(b.dir, "data", "events", "dt=2026-11-20")); err != nil {
+		t.Fatal(err)
+	}
+	b.night("2026-11-20", "full: no new event partition since the stored night")
 }
 
 // TestIncrementalCarriesRowsAfterTheWindowEnd: an event whose timestamp is

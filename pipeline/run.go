@@ -566,6 +566,14 @@ func inspectGroup(ctx context.Context, jobs []*job, opts Options) (*groupState, 
 		return nil, err
 	}
 	st.traces, st.events = inputs[:len(first.traces)], inputs[len(first.traces):]
+	if err := intake.CheckTimestampMix(st.traces, first.spec.Inputs.Columns.Traces); err != nil {
+		sess.Close()
+		return nil, err
+	}
+	if err := intake.CheckTimestampMix(st.events, first.spec.Inputs.Columns.Events); err != nil {
+		sess.Close()
+		return nil, err
+	}
 	for _, role := range []struct {
 		files   []intake.InputFile
 		mapping map[string]string

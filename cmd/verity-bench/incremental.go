@@ -200,6 +200,19 @@ func compareNight(a, b string) (diffs []string, compared int, err error) {
 		}
 		return nil
 	})
+	if err == nil {
+		// A file only the full run wrote is a difference too.
+		err = filepath.WalkDir(b, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(b, p)
+			if _, serr := os.Stat(filepath.Join(a, rel)); errors.Is(serr, fs.ErrNotExist) {
+				diffs = append(diffs, rel+" (missing in the incremental run)")
+			}
+			return nil
+		})
+	}
 	if err == nil && compared == 0 {
 		err = errors.New("no output files to compare")
 	}
