@@ -248,3 +248,34 @@ func TestIncrementalCarriesRowsAfterTheWindowEnd(t *testing.T) {
 	b.night("2026-11-17", "incremental")
 	b.night("2026-11-18", "incremental")
 }
+
+// TestIncrementalPassFailureRunsInFull: a state file that cannot be read
+// although state.json vouches for it (replaced by bytes that are not
+// Parquet, and the state resealed, as a disk or a hand could leave it) makes
+// the incremental pass fail inside DuckDB. The night must not exit with that
+// error (it named the state's file and exited 1, "transient"): it runs in
+// full, logs why as a warning, and equals the full run.
+func TestIncrementalPassFailureRunsInFull(t *testing.T) {
+	b := newIncrBench(t)
+	b.night("2026-11-16", "full: no state")
+	b.night("2026-11-17", "incremental")
+	sd := b.stateDir()
+	units, _ := filepath.Glob(filepath.Join(sd, "gen-*", "units.parquet"))
+	if len(units) == 0 {
+		t.Fatal("no units.parquet in the state")
+	}
+	for _, f := range units {
+		if err := os.WriteFile(f, []byte("not parquet at all"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pipeline.ResealIncrementalState(sd); err != nil {
+		t.Fatal(err)
+	}
+	log := b.night("2026-11-18", "full: the incremental pass failed: ")
+	if !strings.Contains(log, "level=WARN") || !strings.Contains(log, "units.parquet") {
+		t.Errorf("the log should warn and name the unreadable state file:\n%s", log)
+	}
+	b.night("2026-11-19", "incremental")
+}
+

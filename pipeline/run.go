@@ -679,6 +679,14 @@ func runGroup(ctx context.Context, jobs []*job, opts Options) {
 			if errors.As(err, &fb) {
 				inc.reason = fb.reason
 				err = st.reopen(ctx, opts)
+			} else if err != nil && ctx.Err() == nil {
+				// Any other failure of the pass over the state (an
+				// unreadable state file the checksums vouched for, an
+				// error DuckDB meets only with the carried rows) is the
+				// state's or the pass's, not tonight's verdict: the full
+				// night decides, with its own exit status.
+				inc.reason, inc.damaged = "the incremental pass failed: "+err.Error(), true
+				err = st.reopen(ctx, opts)
 			}
 			progress.Restart()
 		}
