@@ -278,4 +278,3 @@ func TestIncrementalPassFailureRunsInFull(t *testing.T) {
 	}
 	b.night("2026-11-19", "incremental")
 }
-
