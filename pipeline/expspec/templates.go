@@ -19,7 +19,7 @@ var templateFeatures = map[string]map[string][]string{
 // quality counts include the per-unit gate statistics: the only set a
 // private spec may pin (no unit's rows can remove or change another's).
 var UnitKeyedSet = map[string]string{
-	"traces": "v8", "assignment": "v5", "events": "v7", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4",
+	"traces": "v9", "assignment": "v6", "events": "v10", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4",
 }
 
 // unitKeyedVersions are the versions of each template that belong to the
@@ -151,9 +151,10 @@ func (s *Spec) singleJoinPins() (inSet, outSet []string) {
 	// The single-join layout is one design across all six templates: each
 	// reads the tables and keys the others write. traces@v4 (or v5) with
 	// assignment@v4 is a faster pair that replaces traces@v3/assignment@v3;
-	// events@v4 writes what events@v3 writes, unit_metrics@v5 what v4 does.
+	// events@v4 writes what events@v3 writes (and events@v11 what v4 does,
+	// grouping its per-unit rows once; issue 18), unit_metrics@v5 what v4 does.
 	singleJoin := [][]string{
-		{"traces", "v3", "v4", "v5", "v6", "v7", "v8", "v9"}, {"assignment", "v3", "v4", "v5", "v6"}, {"events", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10"},
+		{"traces", "v3", "v4", "v5", "v6", "v7", "v8", "v9"}, {"assignment", "v3", "v4", "v5", "v6"}, {"events", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11"},
 		{"unit_metrics", "v4", "v5"}, {"sufstats", "v3"}, {"quality", "v3", "v4"},
 	}
 	inSet, outSet = []string{}, []string{}
