@@ -44,11 +44,12 @@ var (
 	unitKeyedV1Pins = map[string]string{"traces": "v6", "assignment": "v5", "events": "v5", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
 	unitKeyedV2Pins = map[string]string{"traces": "v7", "assignment": "v5", "events": "v6", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
 	unitKeyedV3Pins = map[string]string{"traces": "v8", "assignment": "v5", "events": "v7", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
-	unitKeyedPins   = map[string]string{"traces": "v9", "assignment": "v6", "events": "v10", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
+	unitKeyedPins   = map[string]string{"traces": "v9", "assignment": "v6", "events": "v12", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
 	// Each rewrite of issue 18's part 5 with the previous versions of the
 	// others, so that a difference names the template that made it.
 	unitKeyedTracesV9Pins  = map[string]string{"traces": "v9", "assignment": "v6", "events": "v7", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
 	unitKeyedEventsV10Pins = map[string]string{"traces": "v8", "assignment": "v5", "events": "v10", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
+	unitKeyedEventsV12Pins = map[string]string{"traces": "v8", "assignment": "v5", "events": "v12", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
 	// The first release of the set, which traces@v4, assignment@v4,
 	// events@v4 and unit_metrics@v5 made faster.
 	singleJoinV3Pins = map[string]string{"traces": "v3", "assignment": "v3", "events": "v3", "unit_metrics": "v4", "sufstats": "v3", "quality": "v3"}
@@ -128,7 +129,7 @@ func checkSingleJoin(t *testing.T, specs ...*expspec.Spec) {
 func checkUnitKeyedRewrite(t *testing.T, specs ...*expspec.Spec) {
 	t.Helper()
 	a := runGroupWithPins(t, specs, unitKeyedV1Pins)
-	for _, pins := range []map[string]string{unitKeyedV2Pins, unitKeyedV3Pins, unitKeyedTracesV9Pins, unitKeyedEventsV10Pins, unitKeyedPins} {
+	for _, pins := range []map[string]string{unitKeyedV2Pins, unitKeyedV3Pins, unitKeyedTracesV9Pins, unitKeyedEventsV10Pins, unitKeyedEventsV12Pins, unitKeyedPins} {
 		b := runGroupWithPinsThreads(t, specs, pins, 3)
 		if len(a) != len(specs) || len(b) != len(specs) {
 			t.Fatalf("want %d experiments, got %d and %d", len(specs), len(a), len(b))

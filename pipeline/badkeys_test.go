@@ -106,7 +106,12 @@ privacy: {enabled: false}
 	}
 	// traces@v9, assignment@v6 and events@v10 group the (experiment, unit)
 	// pairs once (issue 18, part 5): the same counts, per-unit gates included.
-	if grouped := run("{traces: v9, assignment: v6, events: v10, unit_metrics: v5, sufstats: v3, quality: v4}"); !reflect.DeepEqual(grouped, q) {
-		t.Errorf("traces@v9/assignment@v6/events@v10 quality differs from traces@v6/events@v5:\n%+v\n%+v", grouped, q)
+	for _, pins := range []string{
+		"{traces: v9, assignment: v6, events: v10, unit_metrics: v5, sufstats: v3, quality: v4}",
+		"{traces: v9, assignment: v6, events: v12, unit_metrics: v5, sufstats: v3, quality: v4}",
+	} {
+		if grouped := run(pins); !reflect.DeepEqual(grouped, q) {
+			t.Errorf("%s: quality differs from traces@v6/events@v5:\n%+v\n%+v", pins, grouped, q)
+		}
 	}
 }

@@ -19,7 +19,7 @@ var templateFeatures = map[string]map[string][]string{
 // quality counts include the per-unit gate statistics: the only set a
 // private spec may pin (no unit's rows can remove or change another's).
 var UnitKeyedSet = map[string]string{
-	"traces": "v9", "assignment": "v6", "events": "v10", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4",
+	"traces": "v9", "assignment": "v6", "events": "v12", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4",
 }
 
 // unitKeyedVersions are the versions of each template that belong to the
@@ -31,10 +31,11 @@ var UnitKeyedSet = map[string]string{
 // with metric filters (filter.go; exact specs only), and traces@v9 with
 // assignment@v6 and events@v10, which aggregate the (experiment, unit)
 // pairs more cheaply for many experiments in one pass (issue 18; traces@v9
-// writes trace_units in a layout only assignment@v6 reads). A spec may mix
+// writes trace_units in a layout only assignment@v6 reads), and events@v12,
+// events@v7 with DuckDB's join order fixed to the text's. A spec may mix
 // them: they read and write the same tables and columns.
 var unitKeyedVersions = map[string][]string{
-	"traces": {"v6", "v7", "v8", "v9"}, "assignment": {"v5", "v6"}, "events": {"v5", "v6", "v7", "v8", "v9", "v10"},
+	"traces": {"v6", "v7", "v8", "v9"}, "assignment": {"v5", "v6"}, "events": {"v5", "v6", "v7", "v8", "v9", "v10", "v12"},
 	"unit_metrics": {"v5"}, "sufstats": {"v3"}, "quality": {"v4"},
 }
 
@@ -154,7 +155,7 @@ func (s *Spec) singleJoinPins() (inSet, outSet []string) {
 	// events@v4 writes what events@v3 writes (and events@v11 what v4 does,
 	// grouping its per-unit rows once; issue 18), unit_metrics@v5 what v4 does.
 	singleJoin := [][]string{
-		{"traces", "v3", "v4", "v5", "v6", "v7", "v8", "v9"}, {"assignment", "v3", "v4", "v5", "v6"}, {"events", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11"},
+		{"traces", "v3", "v4", "v5", "v6", "v7", "v8", "v9"}, {"assignment", "v3", "v4", "v5", "v6"}, {"events", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12"},
 		{"unit_metrics", "v4", "v5"}, {"sufstats", "v3"}, {"quality", "v3", "v4"},
 	}
 	inSet, outSet = []string{}, []string{}
