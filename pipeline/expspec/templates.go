@@ -153,9 +153,10 @@ func (s *Spec) singleJoinPins() (inSet, outSet []string) {
 	// reads the tables and keys the others write. traces@v4 (or v5) with
 	// assignment@v4 is a faster pair that replaces traces@v3/assignment@v3;
 	// events@v4 writes what events@v3 writes (and events@v11 what v4 does,
-	// grouping its per-unit rows once; issue 18), unit_metrics@v5 what v4 does.
+	// grouping its per-unit rows once, events@v13 with DuckDB's join order
+	// and build sides fixed; issue 18), unit_metrics@v5 what v4 does.
 	singleJoin := [][]string{
-		{"traces", "v3", "v4", "v5", "v6", "v7", "v8", "v9"}, {"assignment", "v3", "v4", "v5", "v6"}, {"events", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12"},
+		{"traces", "v3", "v4", "v5", "v6", "v7", "v8", "v9"}, {"assignment", "v3", "v4", "v5", "v6"}, {"events", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13"},
 		{"unit_metrics", "v4", "v5"}, {"sufstats", "v3"}, {"quality", "v3", "v4"},
 	}
 	inSet, outSet = []string{}, []string{}
