@@ -32,14 +32,27 @@ import (
 var (
 	perEventPins   = map[string]string{"traces": "v2", "assignment": "v2", "events": "v2", "unit_metrics": "v3", "sufstats": "v2", "quality": "v2"}
 	singleJoinPins = map[string]string{"traces": "v5", "assignment": "v4", "events": "v4", "unit_metrics": "v5", "sufstats": "v3", "quality": "v3"}
+	// events@v11 is events@v4 with event_units grouped once (issue 18,
+	// part 5): the same bytes as singleJoinPins.
+	singleJoinV11Pins = map[string]string{"traces": "v5", "assignment": "v4", "events": "v11", "unit_metrics": "v5", "sufstats": "v3", "quality": "v3"}
+	// events@v13 is events@v4 with DuckDB's join order and build sides
+	// fixed to the text's (issue 18, part 5): the same bytes again.
+	singleJoinV13Pins = map[string]string{"traces": "v5", "assignment": "v4", "events": "v13", "unit_metrics": "v5", "sufstats": "v3", "quality": "v3"}
 	// The unit-keyed set's first release and its faster rewrites (issue 18:
 	// traces@v7 and events@v6 test blank keys without running trim on every
 	// row; traces@v8 and events@v7 are those planned without DuckDB's
-	// build/probe side swap), which must give the same bytes, faults and
-	// blank keys included.
+	// build/probe side swap; traces@v9, assignment@v6 and events@v10 group
+	// the (experiment, unit) pairs once, for many experiments in one pass),
+	// which must give the same bytes, faults and blank keys included.
 	unitKeyedV1Pins = map[string]string{"traces": "v6", "assignment": "v5", "events": "v5", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
 	unitKeyedV2Pins = map[string]string{"traces": "v7", "assignment": "v5", "events": "v6", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
-	unitKeyedPins   = map[string]string{"traces": "v8", "assignment": "v5", "events": "v7", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
+	unitKeyedV3Pins = map[string]string{"traces": "v8", "assignment": "v5", "events": "v7", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
+	unitKeyedPins   = map[string]string{"traces": "v9", "assignment": "v6", "events": "v12", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
+	// Each rewrite of issue 18's part 5 with the previous versions of the
+	// others, so that a difference names the template that made it.
+	unitKeyedTracesV9Pins  = map[string]string{"traces": "v9", "assignment": "v6", "events": "v7", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
+	unitKeyedEventsV10Pins = map[string]string{"traces": "v8", "assignment": "v5", "events": "v10", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
+	unitKeyedEventsV12Pins = map[string]string{"traces": "v8", "assignment": "v5", "events": "v12", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4"}
 	// The first release of the set, which traces@v4, assignment@v4,
 	// events@v4 and unit_metrics@v5 made faster.
 	singleJoinV3Pins = map[string]string{"traces": "v3", "assignment": "v3", "events": "v3", "unit_metrics": "v4", "sufstats": "v3", "quality": "v3"}
@@ -96,7 +109,7 @@ func checkSingleJoin(t *testing.T, specs ...*expspec.Spec) {
 	runs := []struct {
 		pins    map[string]string
 		threads int
-	}{{singleJoinPins, 1}, {singleJoinPins, 4}, {singleJoinV3Pins, 2}}
+	}{{singleJoinPins, 1}, {singleJoinPins, 4}, {singleJoinV3Pins, 2}, {singleJoinV11Pins, 3}, {singleJoinV13Pins, 3}}
 	for _, r := range runs {
 		b := runGroupWithPinsThreads(t, specs, r.pins, r.threads)
 		for exp, files := range a {
@@ -119,7 +132,7 @@ func checkSingleJoin(t *testing.T, specs ...*expspec.Spec) {
 func checkUnitKeyedRewrite(t *testing.T, specs ...*expspec.Spec) {
 	t.Helper()
 	a := runGroupWithPins(t, specs, unitKeyedV1Pins)
-	for _, pins := range []map[string]string{unitKeyedV2Pins, unitKeyedPins} {
+	for _, pins := range []map[string]string{unitKeyedV2Pins, unitKeyedV3Pins, unitKeyedTracesV9Pins, unitKeyedEventsV10Pins, unitKeyedEventsV12Pins, unitKeyedPins} {
 		b := runGroupWithPinsThreads(t, specs, pins, 3)
 		if len(a) != len(specs) || len(b) != len(specs) {
 			t.Fatalf("want %d experiments, got %d and %d", len(specs), len(a), len(b))

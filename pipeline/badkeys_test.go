@@ -104,4 +104,14 @@ privacy: {enabled: false}
 	if noSwap := run("{traces: v8, assignment: v5, events: v7, unit_metrics: v5, sufstats: v3, quality: v4}"); !reflect.DeepEqual(noSwap, q) {
 		t.Errorf("traces@v8/events@v7 quality differs from traces@v6/events@v5:\n%+v\n%+v", noSwap, q)
 	}
+	// traces@v9, assignment@v6 and events@v10 group the (experiment, unit)
+	// pairs once (issue 18, part 5): the same counts, per-unit gates included.
+	for _, pins := range []string{
+		"{traces: v9, assignment: v6, events: v10, unit_metrics: v5, sufstats: v3, quality: v4}",
+		"{traces: v9, assignment: v6, events: v12, unit_metrics: v5, sufstats: v3, quality: v4}",
+	} {
+		if grouped := run(pins); !reflect.DeepEqual(grouped, q) {
+			t.Errorf("%s: quality differs from traces@v6/events@v5:\n%+v\n%+v", pins, grouped, q)
+		}
+	}
 }

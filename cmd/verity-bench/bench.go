@@ -83,7 +83,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	o.Engine.register(fs)
 	fs.StringVar(&o.Verity, "verity", "bin/verity", "the verity binary to measure")
 	fs.IntVar(&o.Experiments, "experiments", 20, "nightly comparison: a run of this many experiments vs one, at the smallest scale (0 skips it)")
-	fs.StringVar(&o.Templates, "templates", "single-join", "template set of the specs verity runs: unit-keyed, unit-keyed-sorted, unit-keyed-v2, unit-keyed-v1, single-join, per-event or v1")
+	fs.StringVar(&o.Templates, "templates", "single-join", "template set of the specs verity runs: unit-keyed, unit-keyed-sorted, unit-keyed-v10, unit-keyed-v3, unit-keyed-v2, unit-keyed-v1, single-join, single-join-v11, single-join-v13, per-event or v1")
 	fs.IntVar(&o.Shards, "shards", 4, "sharded comparison: one spec run as this many shards one after another plus the merge, vs one run, at the smallest scale (0 skips it)")
 	fs.IntVar(&o.Runs, "runs", 1, "runs of each measurement; the fastest is reported")
 	// The generator's own flags (seed, events, faults, ...) change the

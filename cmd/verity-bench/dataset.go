@@ -191,13 +191,19 @@ type benchSpec struct {
 // as the analysis window, so that events count until the window ends, as in
 // the reference query and the v1 templates.
 var templateSets = map[string]string{
-	"single-join":   "{traces: v5, assignment: v4, events: v4, unit_metrics: v5, sufstats: v3, quality: v3}",
-	"unit-keyed":    "{traces: v8, assignment: v5, events: v7, unit_metrics: v5, sufstats: v3, quality: v4}",
-	"unit-keyed-v2": "{traces: v7, assignment: v5, events: v6, unit_metrics: v5, sufstats: v3, quality: v4}",
-	sortedSet:       "{traces: v8, assignment: v5, events: v8, unit_metrics: v5, sufstats: v3, quality: v4}",
-	"unit-keyed-v1": "{traces: v6, assignment: v5, events: v5, unit_metrics: v5, sufstats: v3, quality: v4}",
-	"per-event":     "{traces: v2, assignment: v2, events: v2, unit_metrics: v3, sufstats: v2, quality: v2}",
-	"v1":            "{traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}",
+	"single-join": "{traces: v5, assignment: v4, events: v4, unit_metrics: v5, sufstats: v3, quality: v3}",
+	// The single-join set with events@v11 (event_units grouped once, issue
+	// 18 part 5); "single-join" stays events@v4, which incremental runs pin.
+	"single-join-v11": "{traces: v5, assignment: v4, events: v11, unit_metrics: v5, sufstats: v3, quality: v3}",
+	"single-join-v13": "{traces: v5, assignment: v4, events: v13, unit_metrics: v5, sufstats: v3, quality: v3}",
+	"unit-keyed":      "{traces: v9, assignment: v6, events: v12, unit_metrics: v5, sufstats: v3, quality: v4}",
+	"unit-keyed-v10":  "{traces: v9, assignment: v6, events: v10, unit_metrics: v5, sufstats: v3, quality: v4}",
+	"unit-keyed-v3":   "{traces: v8, assignment: v5, events: v7, unit_metrics: v5, sufstats: v3, quality: v4}",
+	"unit-keyed-v2":   "{traces: v7, assignment: v5, events: v6, unit_metrics: v5, sufstats: v3, quality: v4}",
+	sortedSet:         "{traces: v8, assignment: v5, events: v8, unit_metrics: v5, sufstats: v3, quality: v4}",
+	"unit-keyed-v1":   "{traces: v6, assignment: v5, events: v5, unit_metrics: v5, sufstats: v3, quality: v4}",
+	"per-event":       "{traces: v2, assignment: v2, events: v2, unit_metrics: v3, sufstats: v2, quality: v2}",
+	"v1":              "{traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}",
 }
 
 // setVersions returns the version each template has in a set.
@@ -217,7 +223,7 @@ func setVersions(set string) map[string]string {
 // bind on the generated data, as on healthy real data.
 func specsFor(cfg fixtures.Config, set string) ([]benchSpec, error) {
 	if _, ok := templateSets[set]; !ok {
-		return nil, fmt.Errorf("unknown template set %q; want unit-keyed, unit-keyed-sorted, unit-keyed-v2, unit-keyed-v1, single-join, per-event or v1", set)
+		return nil, fmt.Errorf("unknown template set %q; want unit-keyed, unit-keyed-sorted, unit-keyed-v10, unit-keyed-v3, unit-keyed-v2, unit-keyed-v1, single-join, single-join-v11, single-join-v13, per-event or v1", set)
 	}
 	var prop, sum, count string
 	for _, e := range cfg.Events {

@@ -45,7 +45,7 @@ func profileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	explain := fs.String("explain", "", "write DuckDB's JSON profile of each stage into this folder")
 	cpuprofile := fs.String("cpuprofile", "", "write a Go CPU profile of this process (cgo time shows as runtime.cgocall)")
 	top := fs.Int("top", 5, "operators listed per stage")
-	set := fs.String("templates", "v1", "template set to profile: unit-keyed, unit-keyed-sorted, unit-keyed-v2, unit-keyed-v1, single-join, per-event or v1")
+	set := fs.String("templates", "v1", "template set to profile: unit-keyed, unit-keyed-sorted, unit-keyed-v10, unit-keyed-v3, unit-keyed-v2, unit-keyed-v1, single-join, single-join-v11, single-join-v13, per-event or v1")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage, err
 	}

@@ -43,7 +43,51 @@ func TestNoSwapTemplates(t *testing.T) {
 			if set != "SET disabled_optimizers = 'build_side_probe_side';" || reset != "RESET disabled_optimizers;" {
 				t.Fatalf("first and last statements %q, %q; want the SET and the RESET", set, reset)
 			}
-			checkSetAndReset(ctx, t, stmts[0], stmts[len(stmts)-1])
+			checkSetAndReset(ctx, t, stmts[0], stmts[len(stmts)-1], "build_side_probe_side")
+		})
+	}
+}
+
+// TestJoinOrderTemplates checks events@v12 and v13 (issue 18, part 5):
+// events@v12 is events@v7 with its SET disabling the join order optimizer
+// as well (the same code in every other statement), events@v13 is
+// events@v4's statements between that SET and a RESET; the setting takes
+// effect and is gone after the RESET, as for TestNoSwapTemplates.
+func TestJoinOrderTemplates(t *testing.T) {
+	ctx := context.Background()
+	const set = "SET disabled_optimizers = 'build_side_probe_side,join_order';"
+	for _, c := range []struct {
+		version, previous string
+		wrapped           bool // previous has no SET/RESET of its own
+	}{
+		{"v12", "v7", false},
+		{"v13", "v4", true},
+	} {
+		t.Run("events@"+c.version, func(t *testing.T) {
+			tmpl, err := queries.Load(queries.FS(), "events", c.version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prev, err := queries.Load(queries.FS(), "events", c.previous)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stmts, before := Statements(tmpl.Text), Statements(prev.Text)
+			if c.wrapped {
+				before = append(append([]string{set}, before...), "RESET disabled_optimizers;")
+			}
+			if len(stmts) != len(before) {
+				t.Fatalf("%d statements, want %d", len(stmts), len(before))
+			}
+			for i := 1; i < len(stmts); i++ {
+				if codeOf(stmts[i]) != codeOf(before[i]) {
+					t.Errorf("statement %d differs from events@%s's", i+1, c.previous)
+				}
+			}
+			if codeOf(stmts[0]) != set || codeOf(stmts[len(stmts)-1]) != "RESET disabled_optimizers;" {
+				t.Fatalf("first and last statements %q, %q; want %q and the RESET", codeOf(stmts[0]), codeOf(stmts[len(stmts)-1]), set)
+			}
+			checkSetAndReset(ctx, t, stmts[0], stmts[len(stmts)-1], "join_order,build_side_probe_side") // as DuckDB lists them
 		})
 	}
 }
@@ -65,7 +109,7 @@ func codeOf(stmt string) string {
 // checkSetAndReset runs set and reset on a session's connection and checks
 // that a join whose text puts the large table on the build side is planned
 // differently in between, and as in a fresh session after the reset.
-func checkSetAndReset(ctx context.Context, t *testing.T, set, reset string) {
+func checkSetAndReset(ctx context.Context, t *testing.T, set, reset, want string) {
 	t.Helper()
 	s, err := OpenSession(ctx, Engine{Threads: 1}, queries.FS())
 	if err != nil {
@@ -100,7 +144,7 @@ func checkSetAndReset(ctx context.Context, t *testing.T, set, reset string) {
 		t.Fatalf("%q: %v", set, err)
 	}
 	setting1, plan1 := plan()
-	if setting1 != "build_side_probe_side" {
+	if setting1 != want {
 		t.Errorf("after the SET: disabled_optimizers %q", setting1)
 	}
 	if plan1 == plan0 {

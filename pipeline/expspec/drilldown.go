@@ -175,8 +175,8 @@ func (s *Spec) validateDrilldowns() error {
 	if um := s.Templates["unit_metrics"]; um != "v4" && um != "v5" {
 		return s.errf("templates.unit_metrics", "drilldown@v1 reads the per-unit values of unit_metrics@v4 or v5 (the single-join layout), not unit_metrics@%s", um)
 	}
-	if a := s.Templates["assignment"]; a != "v4" && a != "v5" {
-		return s.errf("templates.assignment", "drilldown@v1 reads the units and exposures of assignment@v4 or v5's table, not assignment@%s", a)
+	if a := s.Templates["assignment"]; a != "v4" && a != "v5" && a != "v6" {
+		return s.errf("templates.assignment", "drilldown@v1 reads the units and exposures of assignment@v4, v5 or v6's table, not assignment@%s", a)
 	}
 	return nil
 }

@@ -72,7 +72,7 @@ func (s *Spec) HasEventQuantiles() bool {
 // event_id) in event_pre and the candidates' classes in event_cand
 // (events@v4 keys duplicates by event_id alone, events@v8 by the checked
 // sort order; eventbins@v1 does neither).
-var EventBinsEventsVersions = []string{"v5", "v6", "v7", "v9"}
+var EventBinsEventsVersions = []string{"v5", "v6", "v7", "v9", "v10", "v12"}
 
 // validateQuantileOver checks a metric's over: quantile metrics only,
 // units or events, and no aggregate for events.

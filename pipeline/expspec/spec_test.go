@@ -76,6 +76,31 @@ func TestParseSpecSingleJoinSet(t *testing.T) {
 	}
 }
 
+// traces@v9 writes trace_units in a layout only assignment@v6 reads
+// (issue 18, part 5): the unit-keyed set validates with the pair and with
+// the previous pair, and a mix of the two is refused naming both.
+func TestUnitKeyedTracesAssignmentPair(t *testing.T) {
+	for _, tc := range []struct {
+		pins, wantErr string
+	}{
+		{"traces: v9, assignment: v6, events: v10", ""},
+		{"traces: v9, assignment: v6, events: v7", ""},
+		{"traces: v8, assignment: v5, events: v10", ""},
+		{"traces: v9, assignment: v5, events: v10", "traces@v9 and assignment@v5 do not fit together"},
+		{"traces: v8, assignment: v6, events: v10", "traces@v8 and assignment@v6 do not fit together"},
+	} {
+		text := strings.Replace(baseSpec, "templates: {traces: v1, assignment: v1, events: v1, unit_metrics: v1, sufstats: v1, quality: v1}",
+			"templates: {"+tc.pins+", unit_metrics: v5, sufstats: v3, quality: v4}", 1)
+		_, err := expspec.ParseSpec("specs/a.yaml", []byte(text))
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tc.pins, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: got %v, want an error containing %q", tc.pins, err, tc.wantErr)
+		}
+	}
+}
+
 // engine.Statements splits a template at lines whose code ends with ";",
 // not at a ";" inside a comment or in the middle of a line.
 func TestStatements(t *testing.T) {

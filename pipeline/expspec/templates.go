@@ -19,7 +19,7 @@ var templateFeatures = map[string]map[string][]string{
 // quality counts include the per-unit gate statistics: the only set a
 // private spec may pin (no unit's rows can remove or change another's).
 var UnitKeyedSet = map[string]string{
-	"traces": "v8", "assignment": "v5", "events": "v7", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4",
+	"traces": "v9", "assignment": "v6", "events": "v12", "unit_metrics": "v5", "sufstats": "v3", "quality": "v4",
 }
 
 // unitKeyedVersions are the versions of each template that belong to the
@@ -28,10 +28,14 @@ var UnitKeyedSet = map[string]string{
 // same text planned without DuckDB's build/probe side swap (traces@v8,
 // events@v7; issue 18), and events@v8, events@v7 for inputs whose declared
 // sort order (inputs.sorted_by) Verity has checked, and events@v9, events@v7
-// with metric filters (filter.go; exact specs only). A spec may mix them:
-// they read and write the same tables and columns.
+// with metric filters (filter.go; exact specs only), and traces@v9 with
+// assignment@v6 and events@v10, which aggregate the (experiment, unit)
+// pairs more cheaply for many experiments in one pass (issue 18; traces@v9
+// writes trace_units in a layout only assignment@v6 reads), and events@v12,
+// events@v7 with DuckDB's join order fixed to the text's. A spec may mix
+// them: they read and write the same tables and columns.
 var unitKeyedVersions = map[string][]string{
-	"traces": {"v6", "v7", "v8"}, "assignment": {"v5"}, "events": {"v5", "v6", "v7", "v8", "v9"},
+	"traces": {"v6", "v7", "v8", "v9"}, "assignment": {"v5", "v6"}, "events": {"v5", "v6", "v7", "v8", "v9", "v10", "v12"},
 	"unit_metrics": {"v5"}, "sufstats": {"v3"}, "quality": {"v4"},
 }
 
@@ -148,9 +152,11 @@ func (s *Spec) singleJoinPins() (inSet, outSet []string) {
 	// The single-join layout is one design across all six templates: each
 	// reads the tables and keys the others write. traces@v4 (or v5) with
 	// assignment@v4 is a faster pair that replaces traces@v3/assignment@v3;
-	// events@v4 writes what events@v3 writes, unit_metrics@v5 what v4 does.
+	// events@v4 writes what events@v3 writes (and events@v11 what v4 does,
+	// grouping its per-unit rows once, events@v13 with DuckDB's join order
+	// and build sides fixed; issue 18), unit_metrics@v5 what v4 does.
 	singleJoin := [][]string{
-		{"traces", "v3", "v4", "v5", "v6", "v7", "v8"}, {"assignment", "v3", "v4", "v5"}, {"events", "v3", "v4", "v5", "v6", "v7", "v8", "v9"},
+		{"traces", "v3", "v4", "v5", "v6", "v7", "v8", "v9"}, {"assignment", "v3", "v4", "v5", "v6"}, {"events", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13"},
 		{"unit_metrics", "v4", "v5"}, {"sufstats", "v3"}, {"quality", "v3", "v4"},
 	}
 	inSet, outSet = []string{}, []string{}
@@ -180,6 +186,10 @@ func (s *Spec) validateSingleJoinVersions() error {
 	}
 	if len(keyed) > 0 && len(unkeyed) > 0 {
 		return s.errf("templates", "%s are unit-keyed and do not fit %s; pin the unit-keyed set %s", strings.Join(keyed, ", "), strings.Join(unkeyed, ", "), unitKeyedPins())
+	}
+	// traces@v9 writes trace_units in a layout only assignment@v6 reads.
+	if (s.Templates["traces"] == "v9") != (s.Templates["assignment"] == "v6") {
+		return s.errf("templates", "traces@%s and assignment@%s do not fit together: traces@v9 goes with assignment@v6 (their own per-unit layout), traces@v6, v7 and v8 with assignment@v5", s.Templates["traces"], s.Templates["assignment"])
 	}
 	if (s.Templates["traces"] == "v3") != (s.Templates["assignment"] == "v3") {
 		return s.errf("templates", "traces@%s and assignment@%s do not fit together: traces@v4 and v5 go with assignment@v4, traces@v3 with assignment@v3", s.Templates["traces"], s.Templates["assignment"])

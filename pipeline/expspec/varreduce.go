@@ -141,8 +141,8 @@ func (s *Spec) validateCrossMoments() error {
 	if ss := s.Templates["sufstats"]; ss != "v3" {
 		return s.errf("templates.sufstats", "crossmoments@v1 pairs with sufstats@v3's cells (its rule for units without events), not sufstats@%s", ss)
 	}
-	if a := s.Templates["assignment"]; a != "v4" && a != "v5" {
-		return s.errf("templates.assignment", "crossmoments@v1 reads assignment@v4 or v5's table (one row per unit, uid), not assignment@%s", a)
+	if a := s.Templates["assignment"]; a != "v4" && a != "v5" && a != "v6" {
+		return s.errf("templates.assignment", "crossmoments@v1 reads assignment@v4, v5 or v6's table (one row per unit, uid), not assignment@%s", a)
 	}
 	return nil
 }
