@@ -360,7 +360,11 @@ func (h *progressHandler) Handle(_ context.Context, r slog.Record) error {
 	case r.Message == "sql pass": // a private pass: its statements, announced once
 		line += " " + vals["of"] + " statements"
 	case vals["step"] != "":
-		line += fmt.Sprintf(" %s/%s %s", vals["step"], vals["of"], strings.TrimPrefix(vals["statement"], "sql "))
+		if vals["stage"] != "" { // an incremental night's own statements: no total
+			line += fmt.Sprintf(" %s, step %s: %s", vals["stage"], vals["step"], strings.TrimPrefix(vals["statement"], "sql "))
+		} else {
+			line += fmt.Sprintf(" %s/%s %s", vals["step"], vals["of"], strings.TrimPrefix(vals["statement"], "sql "))
+		}
 		switch {
 		case vals["percent"] != "" && vals["statement_left_s"] != "":
 			line += fmt.Sprintf(" %s%% (about %s s left in it)", vals["percent"], vals["statement_left_s"])

@@ -164,6 +164,17 @@ func (p *SQLProgress) counted() []any {
 	return []any{"phase", "sql", "step", p.step, "of", len(p.Keys)}
 }
 
+// phaseName is the statement's name among the run's phases: a stage's
+// statements carry the stage's name, so that the next night's estimate,
+// which reads the planned pass's statements by name, never takes the time
+// of the same template run over the touched units only.
+func (p *SQLProgress) phaseName(key string) string {
+	if p.stage == "" {
+		return key
+	}
+	return "sql " + p.stage + ": " + strings.TrimPrefix(key, "sql ")
+}
+
 // Run runs one statement (fn) as the next step of the pass.
 func (p *SQLProgress) Run(key string, fn func() error) error {
 	if p == nil {
@@ -188,7 +199,7 @@ func (p *SQLProgress) Run(key string, fn func() error) error {
 	err := fn()
 	stop()
 	ms := float64(time.Since(t0).Microseconds()) / 1000
-	p.Timings = append(p.Timings, Phase{Name: key, Millis: ms})
+	p.Timings = append(p.Timings, Phase{Name: p.phaseName(key), Millis: ms})
 	p.Log.Info("sql statement done", append(p.counted(), "statement", key, "ms", ms)...)
 	return err
 }
