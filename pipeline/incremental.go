@@ -101,10 +101,11 @@ type incremental struct {
 	reason   string
 	eligible bool
 	// damaged is true when the full night is due to the state folder
-	// itself (unusable, locked, unreadable, missing or altered files):
-	// logged as a warning, since it repeats every night until someone
-	// looks, unlike the expected fallbacks (a first night, a changed
-	// input).
+	// itself (unusable, locked, unreadable, missing or altered files) or
+	// to a failure of the pass over it (any error other than a planned
+	// fallback, an out-of-memory included): logged as a warning, since it
+	// may repeat every night until someone looks, unlike the expected
+	// fallbacks (a first night, a changed input).
 	damaged bool
 	prev    *incrState
 	newT    []intake.InputFile

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
+	"slices"
 
 	"github.com/verity-analytics/verity/pipeline/expspec"
 	"github.com/verity-analytics/verity/queries"
@@ -67,19 +68,19 @@ func (s *Session) Facts(ctx context.Context, r Rendered) (map[string]int64, erro
 	return out, err
 }
 
-// FinishSQL runs the pinned templates from unit_metrics on (sufstats, the
-// optional ones, quality) over tables an incremental pass has built, and
-// fetches what RunSQL fetches.
+// FinishSQL runs the pinned templates from unit_metrics on (sufstats,
+// quality) over tables an incremental pass has built, and fetches what
+// RunSQL fetches. The pass covers the touched units only, so only sums over
+// units can be completed by delta: a pass with an optional template
+// (histograms, drill-downs, …) is refused here, whatever the caller checked.
 func (s *Session) FinishSQL(ctx context.Context, specs []*expspec.Spec, tmpls []Rendered, p map[string]any, progress *SQLProgress) (cells map[string][]Cell, quality map[string]Quality, perExp map[string]error, err error) {
 	s.progress = progress
 	defer func() { s.progress = nil }()
-	byName := map[string]Rendered{}
-	for _, t := range tmpls {
-		byName[t.Name] = t
-	}
-	want := map[string]bool{}
-	for _, sp := range specs {
-		want[sp.Experiment] = true
+	byName, want := passTemplates(specs, tmpls)
+	for name := range byName {
+		if !slices.Contains(expspec.TemplateNames, name) {
+			return nil, nil, nil, fmt.Errorf("incremental pass with template %s: only sufstats and quality are completed by delta", name)
+		}
 	}
 	if err := s.exec(ctx, byName["unit_metrics"], StageParams("unit_metrics", p)); err != nil {
 		return nil, nil, nil, err
@@ -90,20 +91,13 @@ func (s *Session) FinishSQL(ctx context.Context, specs []*expspec.Spec, tmpls []
 	return s.readResults(ctx, specs, byName, p, want)
 }
 
-// Results runs the pinned templates after unit_metrics again (sufstats,
-// quality) over the tables now named assignment and event_units, and
-// fetches what FinishSQL fetches: the incremental pass reads last night's
-// values of the touched units this way (incr_swap).
+// Results runs sufstats and quality again over the tables now named
+// assignment and event_units, and fetches their rows: the incremental pass
+// reads last night's values of the touched units this way (incr_swap).
 func (s *Session) Results(ctx context.Context, specs []*expspec.Spec, tmpls []Rendered, p map[string]any, progress *SQLProgress) (cells map[string][]Cell, quality map[string]Quality, perExp map[string]error, err error) {
 	s.progress = progress
 	defer func() { s.progress = nil }()
-	byName := map[string]Rendered{}
-	for _, t := range tmpls {
-		byName[t.Name] = t
-	}
-	want := map[string]bool{}
-	for _, sp := range specs {
-		want[sp.Experiment] = true
-	}
-	return s.readResults(ctx, specs, byName, p, want)
+	byName, want := passTemplates(specs, tmpls)
+	only := map[string]Rendered{"sufstats": byName["sufstats"], "quality": byName["quality"]}
+	return s.readResults(ctx, specs, only, p, want)
 }

@@ -429,20 +429,25 @@ func addWindows(p map[string]any, specs []*expspec.Spec) {
 func (s *Session) RunSQL(ctx context.Context, specs []*expspec.Spec, tmpls []Rendered, p map[string]any, progress *SQLProgress) (cells map[string][]Cell, quality map[string]Quality, perExp map[string]error, err error) {
 	s.progress = progress
 	defer func() { s.progress = nil }()
-	byName := map[string]Rendered{}
-	for _, t := range tmpls {
-		byName[t.Name] = t
-	}
-	want := map[string]bool{}
-	for _, sp := range specs {
-		want[sp.Experiment] = true
-	}
+	byName, want := passTemplates(specs, tmpls)
 	for _, name := range sqlPassOrder[:4] {
 		if err := s.exec(ctx, byName[name], StageParams(name, p)); err != nil {
 			return nil, nil, nil, err
 		}
 	}
 	return s.readResults(ctx, specs, byName, p, want)
+}
+
+// passTemplates indexes a pass's templates by name and its experiments.
+func passTemplates(specs []*expspec.Spec, tmpls []Rendered) (byName map[string]Rendered, want map[string]bool) {
+	byName, want = map[string]Rendered{}, map[string]bool{}
+	for _, t := range tmpls {
+		byName[t.Name] = t
+	}
+	for _, sp := range specs {
+		want[sp.Experiment] = true
+	}
+	return byName, want
 }
 
 // readResults runs the templates after unit_metrics (sufstats, the optional
