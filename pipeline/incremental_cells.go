@@ -101,7 +101,7 @@ func applyCellDelta(base storedCells, oldCells, newCells map[string][]engine.Cel
 	for _, m := range []map[string]error{oldErr, newErr} {
 		for e, err := range m {
 			if err != nil {
-				return nil, nil, &fallbackError{reason: fmt.Sprintf("a touched units' cell of %s fails the overflow proof (%v)", e, err)}
+				return nil, nil, &fallbackError{reason: fmt.Sprintf("a cell of %s over the touched units fails the overflow proof (%v)", e, err)}
 			}
 		}
 	}
@@ -116,6 +116,9 @@ func applyCellDelta(base storedCells, oldCells, newCells map[string][]engine.Cel
 		nc := unitCounts(q)
 		for i := range units {
 			units[i] += nc[i] - oc[i]
+			if units[i] < 0 {
+				return nil, nil, &fallbackError{reason: fmt.Sprintf("a unit count of %s is negative after the delta (%d)", e, units[i])}
+			}
 		}
 		q.UnitsExposed, q.UnitsMultiVariant, q.UnitsAssigned, q.UnitsUnclassified = units[0], units[1], units[2], units[3]
 		quality[e] = q

@@ -80,6 +80,20 @@ func (d *deltaNights) night(date, wantMode string) string {
 		t.Errorf("night %d (%s): mode %q, want %q…", d.n, date, ri.Mode, wantMode)
 	}
 	sameOutputs(t, "night "+strconv.Itoa(d.n), ri.Dir, rf.Dir)
+	if ri.Mode == "incremental" {
+		// Every statement of an incremental night ran in a stage: none may
+		// be recorded under a planned statement's name, or the next full
+		// night would estimate from a run over the touched units only.
+		var m publish.Manifest
+		if err := json.Unmarshal([]byte(mustRead(t, filepath.Join(ri.Dir, "manifest.json"))), &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, ph := range m.Volatile.Phases {
+			if strings.HasPrefix(ph.Name, "sql ") && !strings.HasPrefix(ph.Name, "sql incremental ") {
+				t.Errorf("night %d (%s): phase %q of an incremental night is named as a planned statement", d.n, date, ph.Name)
+			}
+		}
+	}
 	return rf.Dir
 }
 
@@ -196,7 +210,7 @@ func TestIncrementalDeltaNights(t *testing.T) {
 		" UNION ALL "+eventRow("'dn-1'", "2026-11-19 11:00:00+00", "purchase", "30", "dea-2")+
 		" UNION ALL "+eventRow("'dn-2'", "2026-11-19 12:00:00+00", "purchase", "12", "dea-3"))
 	after := night("2026-11-19", "incremental")
-	if b1, b2 := readFile(t, filepath.Join(before, "results.csv")), readFile(t, filepath.Join(after, "results.csv")); b1 == b2 {
+	if b1, b2 := mustRead(t, filepath.Join(before, "results.csv")), mustRead(t, filepath.Join(after, "results.csv")); b1 == b2 {
 		t.Fatal("night A changed no result: the late events were not counted, the case is not exercised")
 	}
 	// B: the carried unit is exposed; the stored unit gets a page view
@@ -237,15 +251,6 @@ func slicesMax(s []int) int {
 		m = max(m, v)
 	}
 	return m
-}
-
-func readFile(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // TestIncrementalMaxBoundFallsBack plants a huge value: a unit's unclamped
@@ -323,20 +328,7 @@ func cellUnits(t *testing.T, path, cohort, metric, col string) int64 {
 // experiments equals the full run's, night by night.
 func TestIncrementalOpenPairsTwoExperiments(t *testing.T) {
 	d := newDeltaNights(t, incrSpec)
-	onboarding := strings.NewReplacer(
-		"experiment: checkout-button", "experiment: onboarding-flow",
-		"  - {name: control, allocation: 0.5, control: true}\n  - {name: treatment, allocation: 0.5}",
-		"  - {name: control, allocation: 0.34, control: true}\n  - {name: short, allocation: 0.33}\n  - {name: guided, allocation: 0.33}",
-	).Replace(incrSpec)
-	p := filepath.Join(d.dir, "onboarding.yaml")
-	if err := os.WriteFile(p, []byte(onboarding), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	spec2, err := expspec.LoadSpec(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	specs := []*expspec.Spec{d.spec, spec2}
+	specs := []*expspec.Spec{d.spec, d.onboarding()}
 	// Units exposed in checkout-button before onboarding-flow, with page
 	// views in between: their pairs are open on the first nights.
 	open := duckCount(t, `WITH f AS (SELECT experiment_id, unit_id, min(ts) AS ts FROM read_parquet('`+d.tr+`/*/*.parquet')
@@ -348,28 +340,7 @@ func TestIncrementalOpenPairsTwoExperiments(t *testing.T) {
 	if open == 0 {
 		t.Fatal("no unit exposed in checkout-button a day before onboarding-flow: the case is not exercised")
 	}
-	for i, date := range []string{"2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19"} {
-		o := func(s string) string { return filepath.Join(d.dir, s+strconv.Itoa(i)) }
-		ri := pipeline.RunAll(context.Background(), specs, pipeline.Options{OutDir: o("incr"), Date: date, Engine: engine.Engine{Threads: 2},
-			Incremental: true, Host: ledgers.Host{StateDir: d.state}, Build: publish.CurrentBuild()})
-		rf := pipeline.RunAll(context.Background(), specs, pipeline.Options{OutDir: o("full"), Date: date, Engine: engine.Engine{Threads: 1}, Build: publish.CurrentBuild()})
-		for k := range specs {
-			var ge *analysis.GateError
-			for _, r := range []pipeline.Result{ri[k], rf[k]} {
-				if r.Err != nil && !errors.As(r.Err, &ge) || r.Outcome == nil {
-					t.Fatalf("%s %s: %v", date, r.Experiment, r.Err)
-				}
-			}
-			want := "incremental"
-			if i == 0 {
-				want = "full: no state"
-			}
-			if !strings.HasPrefix(ri[k].Outcome.Mode, want) {
-				t.Errorf("%s %s: mode %q, want %q…", date, ri[k].Experiment, ri[k].Outcome.Mode, want)
-			}
-			sameOutputs(t, date+" "+ri[k].Experiment, ri[k].Outcome.Dir, rf[k].Outcome.Dir)
-		}
-	}
+	d.passNights(specs, "2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19")
 	if n := duckCount(t, `SELECT count(*) FROM read_parquet('`+d.state+`/incremental/*/gen-*/unitev.parquet') WHERE carried_cnt > 0 AND carried_cnt = cnt`); n == 0 {
 		t.Error("no wholly carried (open) row in the state: the case is not exercised")
 	}
@@ -416,22 +387,41 @@ func TestIncrementalRepeatedKeys(t *testing.T) {
 func TestIncrementalTwoWindowEnds(t *testing.T) {
 	early := strings.Replace(incrSpec, "end: 2026-11-20T00:00:00Z", "end: 2026-11-18T00:00:00Z", 1)
 	d := newDeltaNights(t, early)
-	onboarding := strings.NewReplacer(
+	specs := []*expspec.Spec{d.spec, d.onboarding()}
+	d.passNights(specs, "2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19")
+}
+
+// onboarding is incrSpec for the onboarding-flow experiment (three
+// variants), a second spec for the same pass.
+func (d *deltaNights) onboarding() *expspec.Spec {
+	t := d.t
+	t.Helper()
+	text := strings.NewReplacer(
 		"experiment: checkout-button", "experiment: onboarding-flow",
 		"  - {name: control, allocation: 0.5, control: true}\n  - {name: treatment, allocation: 0.5}",
 		"  - {name: control, allocation: 0.34, control: true}\n  - {name: short, allocation: 0.33}\n  - {name: guided, allocation: 0.33}",
 	).Replace(incrSpec)
 	p := filepath.Join(d.dir, "onboarding.yaml")
-	if err := os.WriteFile(p, []byte(onboarding), 0o644); err != nil {
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	spec2, err := expspec.LoadSpec(p)
+	spec, err := expspec.LoadSpec(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs := []*expspec.Spec{d.spec, spec2}
-	for i, date := range []string{"2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19"} {
-		o := func(s string) string { return filepath.Join(d.dir, s+strconv.Itoa(i)) }
+	return spec
+}
+
+// passNights runs the specs as one pass on each date, incrementally and in
+// full: the first night must run in full (no state), every later one
+// incrementally (a night that fell back would compare a full run with a
+// full run and prove nothing), and every output of every spec must be the
+// full run's.
+func (d *deltaNights) passNights(specs []*expspec.Spec, dates ...string) {
+	t := d.t
+	t.Helper()
+	for i, date := range dates {
+		o := func(s string) string { return filepath.Join(d.dir, "pass-"+s+strconv.Itoa(i)) }
 		ri := pipeline.RunAll(context.Background(), specs, pipeline.Options{OutDir: o("incr"), Date: date, Engine: engine.Engine{Threads: 2},
 			Incremental: true, Host: ledgers.Host{StateDir: d.state}, Build: publish.CurrentBuild()})
 		rf := pipeline.RunAll(context.Background(), specs, pipeline.Options{OutDir: o("full"), Date: date, Engine: engine.Engine{Threads: 1}, Build: publish.CurrentBuild()})
@@ -442,7 +432,13 @@ func TestIncrementalTwoWindowEnds(t *testing.T) {
 					t.Fatalf("%s %s: %v", date, r.Experiment, r.Err)
 				}
 			}
-			t.Logf("%s %s: %s", date, ri[k].Experiment, ri[k].Outcome.Mode)
+			want := "incremental"
+			if i == 0 {
+				want = "full: no state"
+			}
+			if !strings.HasPrefix(ri[k].Outcome.Mode, want) {
+				t.Errorf("%s %s: mode %q, want %q…", date, ri[k].Experiment, ri[k].Outcome.Mode, want)
+			}
 			sameOutputs(t, date+" "+ri[k].Experiment, ri[k].Outcome.Dir, rf[k].Outcome.Dir)
 		}
 	}

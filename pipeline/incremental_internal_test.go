@@ -128,3 +128,30 @@ func TestDeltaCells(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyCellDeltaUnitCounts: quality's unit counts are the stored ones
+// minus last night's and plus tonight's of the touched units; a count that
+// would go negative (a state that does not add up) is a fallback, never a
+// published negative count.
+func TestApplyCellDeltaUnitCounts(t *testing.T) {
+	base := storedCells{cells: map[string][]engine.Cell{"e": nil}, units: map[string][4]int64{"e": {10, 1, 9, 2}}}
+	old := map[string]engine.Quality{"e": {UnitsExposed: 3, UnitsMultiVariant: 0, UnitsAssigned: 3, UnitsUnclassified: 1}}
+	tonight := map[string]engine.Quality{"e": {UnitsExposed: 5, UnitsMultiVariant: 1, UnitsAssigned: 4, UnitsUnclassified: 0, EventRows: 77}}
+	_, q, err := applyCellDelta(base, nil, nil, old, tonight, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := q["e"]
+	if got.UnitsExposed != 12 || got.UnitsMultiVariant != 2 || got.UnitsAssigned != 10 || got.UnitsUnclassified != 1 || got.EventRows != 77 {
+		t.Errorf("quality %+v: want units 12, 2, 10, 1 and tonight's event rows 77", got)
+	}
+	if base.units["e"] != [4]int64{10, 1, 9, 2} {
+		t.Errorf("the stored counts were changed in place: %v", base.units["e"])
+	}
+	old["e"] = engine.Quality{UnitsExposed: 3, UnitsUnclassified: 4}
+	_, _, err = applyCellDelta(base, nil, nil, old, tonight, nil, nil)
+	var fb *fallbackError
+	if !errors.As(err, &fb) || !strings.Contains(err.Error(), "negative after the delta") {
+		t.Errorf("a unit count below zero: %v, want a fallback", err)
+	}
+}

@@ -103,7 +103,8 @@ func duckCount(t *testing.T, q string) int64 {
 }
 
 // sameOutputs compares every file of two committed night folders: byte for
-// byte, and the manifest without its volatile part.
+// byte, and the manifest without its volatile part; a file only one of
+// them wrote is a difference.
 func sameOutputs(t *testing.T, night, a, b string) {
 	t.Helper()
 	files := 0
@@ -124,6 +125,16 @@ func sameOutputs(t *testing.T, night, a, b string) {
 		}
 		if !bytes.Equal(ga, gb) {
 			t.Errorf("%s: %s differs between the incremental and the full run", night, rel)
+		}
+		return nil
+	})
+	filepath.WalkDir(b, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(b, p)
+		if _, err := os.Stat(filepath.Join(a, rel)); err != nil {
+			t.Errorf("%s: %s only in the full run", night, rel)
 		}
 		return nil
 	})
