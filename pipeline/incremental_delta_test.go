@@ -35,18 +35,9 @@ type deltaNights struct {
 }
 
 func newDeltaNights(t *testing.T, specText string) *deltaNights {
-	d := &deltaNights{t: t, dir: t.TempDir()}
-	copyTree(t, filepath.Join("..", "fixtures", "data", "basic"), filepath.Join(d.dir, "data"))
+	d := &deltaNights{t: t}
+	d.dir, d.spec = incrFixture(t, true, specText)
 	d.tr, d.ev = filepath.Join(d.dir, "data", "traces"), filepath.Join(d.dir, "data", "events")
-	dropMultiVariant(t, d.tr)
-	p := filepath.Join(d.dir, "spec.yaml")
-	if err := os.WriteFile(p, []byte(specText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var err error
-	if d.spec, err = expspec.LoadSpec(p); err != nil {
-		t.Fatal(err)
-	}
 	d.state = filepath.Join(d.dir, "state")
 	return d
 }
@@ -401,15 +392,7 @@ func (d *deltaNights) onboarding() *expspec.Spec {
 		"  - {name: control, allocation: 0.5, control: true}\n  - {name: treatment, allocation: 0.5}",
 		"  - {name: control, allocation: 0.34, control: true}\n  - {name: short, allocation: 0.33}\n  - {name: guided, allocation: 0.33}",
 	).Replace(incrSpec)
-	p := filepath.Join(d.dir, "onboarding.yaml")
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	spec, err := expspec.LoadSpec(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return spec
+	return writeSpec(t, d.dir, "onboarding.yaml", text)
 }
 
 // passNights runs the specs as one pass on each date, incrementally and in

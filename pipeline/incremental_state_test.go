@@ -30,17 +30,7 @@ type incrBench struct {
 
 func newIncrBench(t *testing.T) *incrBench {
 	t.Helper()
-	dir := t.TempDir()
-	copyTree(t, filepath.Join("..", "fixtures", "data", "basic"), filepath.Join(dir, "data"))
-	dropMultiVariant(t, filepath.Join(dir, "data", "traces"))
-	specPath := filepath.Join(dir, "spec.yaml")
-	if err := os.WriteFile(specPath, []byte(incrSpec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	spec, err := expspec.LoadSpec(specPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, spec := incrFixture(t, true, incrSpec)
 	return &incrBench{t: t, dir: dir, state: filepath.Join(dir, "state"), outI: filepath.Join(dir, "incr"), outF: filepath.Join(dir, "full"), spec: spec}
 }
 

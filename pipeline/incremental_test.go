@@ -170,23 +170,12 @@ func TestIncrementalEqualsFull(t *testing.T) { incrementalNights(t, true) }
 func TestIncrementalFallsBackOnMultiVariant(t *testing.T) { incrementalNights(t, false) }
 
 func incrementalNights(t *testing.T, dropMulti bool) {
-	dir := t.TempDir()
-	copyTree(t, filepath.Join("..", "fixtures", "data", "basic"), filepath.Join(dir, "data"))
-	specPath := filepath.Join(dir, "spec.yaml")
-	if err := os.WriteFile(specPath, []byte(incrSpec), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	// The fixture plants units seen in two variants on different days; a
 	// stored unit seen in a second variant makes a night fall back
-	// (TestIncrementalFallsBackOnMultiVariant). Here their traces are
-	// dropped so that the nights after the first run incrementally.
-	if dropMulti {
-		dropMultiVariant(t, filepath.Join(dir, "data", "traces"))
-	}
-	spec, err := expspec.LoadSpec(specPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// (TestIncrementalFallsBackOnMultiVariant). With dropMulti their
+	// traces are dropped so that the nights after the first run
+	// incrementally.
+	dir, spec := incrFixture(t, dropMulti, incrSpec)
 	outI, outF, state := filepath.Join(dir, "incr"), filepath.Join(dir, "full"), filepath.Join(dir, "state")
 	night := func(date string, wantMode string) string {
 		t.Helper()
@@ -263,19 +252,8 @@ func incrementalNights(t *testing.T, dropMulti bool) {
 // no state (full, and a new state), and a state whose tables were removed
 // falls back instead of failing.
 func TestIncrementalRefusalsAndFingerprint(t *testing.T) {
-	dir := t.TempDir()
-	copyTree(t, filepath.Join("..", "fixtures", "data", "basic"), filepath.Join(dir, "data"))
-	write := func(name, text string) *expspec.Spec {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		s, err := expspec.LoadSpec(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	dir, _ := incrFixture(t, false, incrSpec)
+	write := func(name, text string) *expspec.Spec { return writeSpec(t, dir, name, text) }
 	state, out := filepath.Join(dir, "state"), filepath.Join(dir, "out")
 	opts := pipeline.Options{OutDir: out, Engine: engine.Engine{Threads: 2}, Incremental: true, Host: ledgers.Host{StateDir: state}, Build: publish.CurrentBuild()}
 	mode := func(s *expspec.Spec, date string) string {
@@ -324,17 +302,7 @@ func TestIncrementalRefusalsAndFingerprint(t *testing.T) {
 // recorded cause". (Damage without a reseal is caught when the state is
 // read: TestIncrementalDetectsDamagedState.)
 func TestIncrementalDamagedStateNamedByReplay(t *testing.T) {
-	dir := t.TempDir()
-	copyTree(t, filepath.Join("..", "fixtures", "data", "basic"), filepath.Join(dir, "data"))
-	dropMultiVariant(t, filepath.Join(dir, "data", "traces"))
-	specPath := filepath.Join(dir, "spec.yaml")
-	if err := os.WriteFile(specPath, []byte(incrSpec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	spec, err := expspec.LoadSpec(specPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, spec := incrFixture(t, true, incrSpec)
 	state := filepath.Join(dir, "state")
 	run := func(date string) *pipeline.Outcome {
 		t.Helper()
@@ -384,6 +352,34 @@ func TestIncrementalDamagedStateNamedByReplay(t *testing.T) {
 	if !strings.Contains(err.Error(), "ran incrementally") || strings.Contains(err.Error(), "no recorded cause") {
 		t.Errorf("replay: %v; want the incremental state named as the cause", err)
 	}
+}
+
+// incrFixture copies the committed basic fixture into a new folder
+// (with dropMulti, without the units seen in more than one variant, so that
+// nights after the first can run incrementally) and writes specText there
+// as spec.yaml, its inputs data/traces/ and data/events/.
+func incrFixture(t *testing.T, dropMulti bool, specText string) (dir string, spec *expspec.Spec) {
+	t.Helper()
+	dir = t.TempDir()
+	copyTree(t, filepath.Join("..", "fixtures", "data", "basic"), filepath.Join(dir, "data"))
+	if dropMulti {
+		dropMultiVariant(t, filepath.Join(dir, "data", "traces"))
+	}
+	return dir, writeSpec(t, dir, "spec.yaml", specText)
+}
+
+// writeSpec writes a spec's text as dir/name and loads it.
+func writeSpec(t *testing.T, dir, name, text string) *expspec.Spec {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := expspec.LoadSpec(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // dropMultiVariant removes from the trace partitions under traces the rows
